@@ -1,0 +1,1 @@
+"""Typed configuration: ego model, watchdog thresholds, robot descriptions, scenarios."""

@@ -1,0 +1,175 @@
+"""The ego model: the robot's operating limits, typed and validated at load.
+
+Hard limits (``hard``) are read once at start and are read-only at run time.
+Operating limits (``operating``) start at or below the hard limits and may only
+be tightened live (see :meth:`EgoModel.tightened`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hjepa_agent.config.loader import ConfigError, build, read_yaml, require
+
+
+@dataclass(frozen=True)
+class AxisLimits:
+    """Limits of one velocity axis. Units: m/s-based for linear, rad/s-based for angular."""
+
+    max_velocity: float
+    max_accel: float
+    max_decel: float
+    max_jerk: float
+
+    def __post_init__(self) -> None:
+        for name in ("max_velocity", "max_accel", "max_decel", "max_jerk"):
+            require(getattr(self, name) > 0.0, name, f"must be > 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Kinematics:
+    """Per-axis limits of the base: linear_x in m/s, m/s², m/s³; angular_z in rad/s, rad/s², rad/s³."""
+
+    linear_x: AxisLimits
+    angular_z: AxisLimits
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Circular footprint radius of the base, m."""
+
+    radius_m: float
+
+    def __post_init__(self) -> None:
+        require(0.01 <= self.radius_m <= 5.0, "radius_m", f"must be in [0.01, 5] m, got {self.radius_m}")
+
+
+@dataclass(frozen=True)
+class Power:
+    """Battery floor (%): below it the robot must stop."""
+
+    battery_floor_pct: float
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.battery_floor_pct < 100.0, "battery_floor_pct",
+                f"must be in [0, 100) %, got {self.battery_floor_pct}")
+
+
+@dataclass(frozen=True)
+class Thermal:
+    """Operating motor temperature range, degC."""
+
+    min_operating_temp_c: float
+    max_operating_temp_c: float
+
+    def __post_init__(self) -> None:
+        require(-60.0 <= self.min_operating_temp_c <= 150.0, "min_operating_temp_c",
+                f"must be in [-60, 150] degC, got {self.min_operating_temp_c}")
+        require(-60.0 <= self.max_operating_temp_c <= 150.0, "max_operating_temp_c",
+                f"must be in [-60, 150] degC, got {self.max_operating_temp_c}")
+        require(self.min_operating_temp_c < self.max_operating_temp_c, "max_operating_temp_c",
+                f"must be above min_operating_temp_c={self.min_operating_temp_c}, got {self.max_operating_temp_c}")
+
+
+@dataclass(frozen=True)
+class SensorLimits:
+    """Expected publication rate (Hz) and maximum age before a reading is stale (s)."""
+
+    rate_hz: float
+    max_age_s: float
+
+    def __post_init__(self) -> None:
+        require(0.1 <= self.rate_hz <= 1000.0, "rate_hz", f"must be in [0.1, 1000] Hz, got {self.rate_hz}")
+        require(0.0 < self.max_age_s <= 10.0, "max_age_s", f"must be in (0, 10] s, got {self.max_age_s}")
+        require(self.max_age_s >= 1.0 / self.rate_hz, "max_age_s",
+                f"{self.max_age_s} s is shorter than one period at rate_hz={self.rate_hz}")
+
+
+@dataclass(frozen=True)
+class Sensors:
+    """Freshness requirements of every input that feeds a safety decision."""
+
+    camera: SensorLimits
+    scan: SensorLimits
+    odom: SensorLimits
+    battery: SensorLimits
+    temperature: SensorLimits
+
+
+@dataclass(frozen=True)
+class HardLimits:
+    """Limits nobody may raise at run time."""
+
+    kinematics: Kinematics
+    footprint: Footprint
+    stopping_distance_m: float
+    power: Power
+    thermal: Thermal
+    sensors: Sensors
+
+    def __post_init__(self) -> None:
+        lin = self.kinematics.linear_x
+        needed = lin.max_velocity ** 2 / (2.0 * lin.max_decel)
+        require(self.stopping_distance_m >= needed - 1e-9, "stopping_distance_m",
+                f"{self.stopping_distance_m} m is shorter than v^2/(2*decel)={needed:.3f} m "
+                f"for max_velocity={lin.max_velocity} and max_decel={lin.max_decel}")
+
+
+@dataclass(frozen=True)
+class OperatingLimits:
+    """Limits in force now; each at or below its hard limit. May be tightened live."""
+
+    max_linear_mps: float
+    max_angular_rps: float
+    min_clearance_m: float = 0.05
+
+    def __post_init__(self) -> None:
+        require(self.max_linear_mps >= 0.0, "max_linear_mps", f"must be >= 0, got {self.max_linear_mps}")
+        require(self.max_angular_rps >= 0.0, "max_angular_rps", f"must be >= 0, got {self.max_angular_rps}")
+        require(self.min_clearance_m >= 0.0, "min_clearance_m", f"must be >= 0, got {self.min_clearance_m}")
+
+
+@dataclass(frozen=True)
+class EgoModel:
+    """The whole ego model: which robot, its hard limits and its operating limits."""
+
+    robot: str
+    hard: HardLimits
+    operating: OperatingLimits
+    source: str = field(default="<memory>", compare=False)
+
+    def __post_init__(self) -> None:
+        k = self.hard.kinematics
+        require(self.operating.max_linear_mps <= k.linear_x.max_velocity, "operating",
+                f"max_linear_mps={self.operating.max_linear_mps} exceeds hard "
+                f"linear_x.max_velocity={k.linear_x.max_velocity}")
+        require(self.operating.max_angular_rps <= k.angular_z.max_velocity, "operating",
+                f"max_angular_rps={self.operating.max_angular_rps} exceeds hard "
+                f"angular_z.max_velocity={k.angular_z.max_velocity}")
+
+    def tightened(self, *, max_linear_mps: float | None = None,
+                  max_angular_rps: float | None = None) -> "EgoModel":
+        """Return a copy with operating limits changed; raising any limit is refused.
+
+        Raises ValueError naming the limit when a value would loosen it or is negative.
+        """
+        op = self.operating
+        new_lin = op.max_linear_mps if max_linear_mps is None else float(max_linear_mps)
+        new_ang = op.max_angular_rps if max_angular_rps is None else float(max_angular_rps)
+        if new_lin > op.max_linear_mps + 1e-12:
+            raise ValueError(f"max_linear_mps: may only be tightened live ({new_lin} > {op.max_linear_mps})")
+        if new_ang > op.max_angular_rps + 1e-12:
+            raise ValueError(f"max_angular_rps: may only be tightened live ({new_ang} > {op.max_angular_rps})")
+        return dataclasses.replace(self, operating=dataclasses.replace(
+            op, max_linear_mps=new_lin, max_angular_rps=new_ang))
+
+
+def load_ego_model(path: str | Path) -> EgoModel:
+    """Load and validate an ego-model YAML. Raises ConfigError naming file, key and value."""
+    data = read_yaml(path)
+    ego = build(EgoModel, data, path)
+    return dataclasses.replace(ego, source=str(path))
+
+
+__all__ = ["AxisLimits", "ConfigError", "EgoModel", "HardLimits", "OperatingLimits", "load_ego_model"]

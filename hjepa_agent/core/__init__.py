@@ -1,0 +1,1 @@
+"""ROS-free core logic. Nothing here imports rclpy, *_msgs or torch (a test enforces it)."""

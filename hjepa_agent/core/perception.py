@@ -1,0 +1,152 @@
+"""Perception: camera image + range scan -> Percept (latent, scan sectors, quality).
+
+OpenCV does the preprocessing; the encoder is an ONNX model run through
+:class:`hjepa_agent.core.models.OnnxModel`. The same ``preprocess_image`` and
+``scan_to_bins`` are used to build training data, so training and runtime agree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, Percept
+
+IMAGE_SIZE = 64
+"""Encoder input is (1, 3, IMAGE_SIZE, IMAGE_SIZE) float32 RGB in [0, 1]."""
+SUPPORTED_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+
+
+class ImageError(ValueError):
+    """An image cannot be used (wrong encoding, size or content); nothing is produced."""
+
+
+def decode_image(data: bytes | np.ndarray, height: int, width: int, encoding: str, step: int) -> np.ndarray:
+    """Turn raw sensor_msgs/Image fields into an HxWx3 uint8 RGB array.
+
+    Raises ImageError on an unsupported encoding or a buffer whose size disagrees
+    with height, width and step.
+    """
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise ImageError(f"unsupported encoding {encoding!r} (supported: {', '.join(SUPPORTED_ENCODINGS)})")
+    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}[encoding]
+    if height <= 0 or width <= 0:
+        raise ImageError(f"empty image {width}x{height}")
+    if step < width * channels:
+        raise ImageError(f"step {step} < width*channels {width * channels}")
+    buf = np.frombuffer(bytes(data) if not isinstance(data, np.ndarray) else data.tobytes(), dtype=np.uint8)
+    if buf.size != step * height:
+        raise ImageError(f"buffer has {buf.size} bytes, expected step*height = {step * height}")
+    rows = buf.reshape(height, step)[:, : width * channels]
+    img = rows.reshape(height, width, channels)
+    if encoding == "rgb8":
+        return np.ascontiguousarray(img)
+    if encoding == "bgr8":
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if encoding == "rgba8":
+        return cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
+    if encoding == "bgra8":
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+
+
+def preprocess_image(rgb: np.ndarray, max_upscale: float = 2.0) -> np.ndarray:
+    """HxWx3 uint8 RGB -> (1, 3, IMAGE_SIZE, IMAGE_SIZE) float32 in [0, 1].
+
+    Images of another size are resized with INTER_AREA when the aspect ratio is
+    within 10 % of square and the upscale factor is at most ``max_upscale``;
+    otherwise ImageError (resizing would distort what the encoder was trained on).
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ImageError(f"expected HxWx3 uint8, got shape {rgb.shape} dtype {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    if (h, w) != (IMAGE_SIZE, IMAGE_SIZE):
+        aspect = w / h
+        if not 0.9 <= aspect <= 1.1:
+            raise ImageError(f"image {w}x{h} has aspect {aspect:.2f}; encoder needs ~square images")
+        if IMAGE_SIZE / min(h, w) > max_upscale:
+            raise ImageError(f"image {w}x{h} too small to upscale to {IMAGE_SIZE}x{IMAGE_SIZE}")
+        rgb = cv2.resize(rgb, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    x = rgb.astype(np.float32) * (1.0 / 255.0)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def scan_to_bins(ranges: np.ndarray, angle_min: float, angle_increment: float,
+                 range_min: float, range_max: float) -> np.ndarray:
+    """Minimum range per sector, shape (N_SCAN_BINS,), metres, clipped to SCAN_RANGE_MAX_M.
+
+    Sector k spans [-pi + k*2pi/N, -pi + (k+1)*2pi/N) in the sensor frame. Readings
+    outside [range_min, range_max] or non-finite count as 'no return' (SCAN_RANGE_MAX_M).
+    Sectors no beam falls into read SCAN_RANGE_MAX_M.
+    """
+    r = np.asarray(ranges, dtype=np.float32)
+    valid = np.isfinite(r) & (r >= range_min) & (r <= range_max)
+    r = np.where(valid, np.minimum(r, SCAN_RANGE_MAX_M), SCAN_RANGE_MAX_M)
+    angles = angle_min + angle_increment * np.arange(r.size, dtype=np.float64)
+    wrapped = (angles + math.pi) % (2.0 * math.pi)
+    idx = np.minimum((wrapped / (2.0 * math.pi) * N_SCAN_BINS).astype(np.int64), N_SCAN_BINS - 1)
+    bins = np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, dtype=np.float32)
+    np.minimum.at(bins, idx, r)
+    return bins
+
+
+def image_quality(rgb: np.ndarray, previous: np.ndarray | None) -> tuple[float, str]:
+    """Cheap image health score in [0, 1] and the reason when it is low.
+
+    Low when the image is nearly black or saturated, flat (no contrast), or
+    bit-identical to the previous frame (a frozen camera).
+    """
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    mean = float(gray.mean())
+    std = float(gray.std())
+    if mean < 8.0:
+        return 0.0, "blackout"
+    if mean > 250.0:
+        return 0.0, "saturated"
+    if std < 2.0:
+        return 0.1, "flat"
+    if previous is not None and previous.shape == rgb.shape and np.array_equal(previous, rgb):
+        return 0.2, "frozen"
+    return 1.0, ""
+
+
+class Encoder(Protocol):
+    """Anything that maps (1, 3, 64, 64) float32 to (1, N_LATENT) float32."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class Perception:
+    """Stateful perception: remembers the previous frame (frozen-camera check) and the latest scan sectors."""
+
+    encoder: Encoder
+    scan_bins: np.ndarray | None = None
+    scan_stamp_s: float = -math.inf
+    _previous: np.ndarray | None = None
+
+    def on_scan(self, stamp_s: float, ranges: np.ndarray, angle_min: float, angle_increment: float,
+                range_min: float, range_max: float) -> None:
+        """Store the sectors of a new scan."""
+        self.scan_bins = scan_to_bins(ranges, angle_min, angle_increment, range_min, range_max)
+        self.scan_stamp_s = stamp_s
+
+    def on_image(self, stamp_s: float, rgb: np.ndarray, scan_max_age_s: float) -> Percept:
+        """Encode one image into a Percept with the latest scan.
+
+        A scan older than ``scan_max_age_s`` (or none yet) gives sectors of zero
+        range, which downstream reads as 'blocked everywhere': missing range data
+        never looks like free space. Raises ImageError for unusable images.
+        """
+        x = preprocess_image(rgb)
+        z = np.asarray(self.encoder(x), dtype=np.float32).reshape(-1)
+        if z.shape != (N_LATENT,) or not np.all(np.isfinite(z)):
+            raise ImageError(f"encoder returned shape {z.shape} or non-finite values")
+        quality, _ = image_quality(rgb, self._previous)
+        self._previous = rgb
+        fresh = self.scan_bins is not None and (stamp_s - self.scan_stamp_s) <= scan_max_age_s
+        bins = self.scan_bins if fresh else np.zeros(N_SCAN_BINS, dtype=np.float32)
+        return Percept(stamp_s, z, bins.copy(), quality)

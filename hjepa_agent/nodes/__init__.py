@@ -1,0 +1,1 @@
+"""Thin rclpy nodes: parameters -> config, message -> core type, core call, publish."""

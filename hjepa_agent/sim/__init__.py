@@ -1,0 +1,1 @@
+"""ROS-free PyBullet simulation: world, robot from URDF + description, scenarios, sensors."""

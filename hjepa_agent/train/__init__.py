@@ -1,0 +1,1 @@
+"""Training in PyTorch (never imported by the runtime)."""
