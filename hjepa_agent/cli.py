@@ -1,0 +1,67 @@
+"""hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), train (fit and export models)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from hjepa_agent.config.loader import ConfigError
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from hjepa_agent.runner import RunConfig, run
+
+    cfg = RunConfig(scenarios=tuple(Path(s) for s in args.scenario), episodes=args.episodes, seed=args.seed,
+                    out=Path(args.out), gui=args.gui, params_file=args.params, ego_model=args.ego_model,
+                    robot=args.robot, record=not args.no_record)
+    summary = run(cfg, progress=not args.quiet)
+    brief = {k: summary[k] for k in ("episodes", "successes", "success_rate", "collisions", "limit_violations",
+                                     "mean_time_to_goal_s", "cmd_latency_ms", "mode_time_fraction", "safe_stops",
+                                     "lockstep_misses")}
+    print(json.dumps(brief, indent=2))
+    print(f"wrote {args.out}/summary.json, episodes.jsonl, trajectories.png" + ("" if args.no_record else ", run.mcap"))
+    return 0
+
+
+def _train(args: argparse.Namespace, rest: list[str]) -> int:
+    if args.what == "habitual":
+        from hjepa_agent.train.habitual import train_main
+        return int(train_main(rest) or 0)
+    raise SystemExit(f"unknown training target {args.what!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the hjepa-agent console script."""
+    parser = argparse.ArgumentParser(prog="hjepa-agent", description=__doc__)
+    sub = parser.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("sim", help="run the agent in PyBullet (all nodes in one process, real DDS)")
+    p.add_argument("--scenario", action="append", required=True,
+                   help="scenario YAML or a folder of them (repeatable)")
+    p.add_argument("--episodes", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/latest")
+    p.add_argument("--gui", action="store_true", help="open the PyBullet GUI")
+    p.add_argument("--params", type=Path, default=None, help="ros__parameters YAML (default config/agent.yaml)")
+    p.add_argument("--ego-model", type=Path, default=None, help="ego model YAML (default config/ego_model.yaml)")
+    p.add_argument("--robot", type=Path, default=None, help="robot description YAML (default config/robots/diffbot.yaml)")
+    p.add_argument("--no-record", action="store_true", help="skip the MCAP recording")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest")
+    t.add_argument("what", choices=["habitual"], help="habitual: encoder + habitual policy (BC + DAgger)")
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.verb == "sim":
+            if rest:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            return _sim(args)
+        return _train(args, rest)
+    except (ConfigError, FileNotFoundError) as exc:
+        logging.getLogger("hjepa_agent").error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""World-state estimator (foundation version): an honest filter, no learned model yet.
+
+* Base state [x, y, yaw, v, w] is an extended Kalman filter with a unicycle
+  process model, corrected by odometry (its covariance when given).
+* The camera latent is smoothed with an exponentially weighted mean; its
+  variance is the exponentially weighted variance of the innovations, so a
+  latent that jumps around (noise, a camera fault) reads as uncertain.
+* Scan sectors pass through with a fixed sensor variance; sectors with no
+  fresh scan (zero range) get a large variance.
+* ``ambiguity`` is a scalar read off that uncertainty: the latent's RMS
+  innovation relative to ``latent_nominal_std`` plus the image-quality deficit
+  plus the position standard deviation in metres. The learned world model
+  (ensemble disagreement) replaces this in its own issue.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept, WorldState
+
+
+def wrap_angle(a: float) -> float:
+    """Wrap an angle to [-pi, pi)."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Noise model. Units: process noise per second on [x, y, yaw, v, w]; variances in unit^2."""
+
+    process_noise: tuple[float, float, float, float, float] = (1e-4, 1e-4, 4e-4, 0.05, 0.2)
+    odom_variance: tuple[float, float, float, float, float] = (1e-4, 1e-4, 1e-3, 4e-4, 4e-3)
+    latent_alpha: float = 0.5
+    latent_nominal_std: float = 0.5
+    scan_variance_m2: float = 0.0004
+    missing_scan_variance_m2: float = 16.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.latent_alpha <= 1.0:
+            raise ValueError(f"latent_alpha: must be in (0, 1], got {self.latent_alpha}")
+        if self.latent_nominal_std <= 0.0:
+            raise ValueError(f"latent_nominal_std: must be > 0, got {self.latent_nominal_std}")
+
+
+@dataclass
+class Estimator:
+    """Fuses odometry, percepts and the goal into a WorldState with a variance."""
+
+    cfg: EstimatorConfig = field(default_factory=EstimatorConfig)
+    x: np.ndarray = field(default_factory=lambda: np.zeros(5))
+    P: np.ndarray = field(default_factory=lambda: np.diag([1.0, 1.0, 1.0, 1.0, 1.0]))
+    t_s: float | None = None
+    goal: np.ndarray | None = None
+    latent_mean: np.ndarray | None = None
+    latent_var: np.ndarray = field(default_factory=lambda: np.ones(N_LATENT, dtype=np.float64))
+    scan_bins: np.ndarray = field(default_factory=lambda: np.zeros(N_SCAN_BINS, dtype=np.float32))
+    quality: float = 0.0
+    odom_count: int = 0
+
+    def _predict(self, t_s: float) -> None:
+        if self.t_s is None:
+            self.t_s = t_s
+            return
+        dt = t_s - self.t_s
+        if dt <= 0.0:
+            return
+        x, y, yaw, v, w = self.x
+        self.x = np.array([x + v * math.cos(yaw) * dt, y + v * math.sin(yaw) * dt,
+                           wrap_angle(yaw + w * dt), v, w])
+        F = np.eye(5)
+        F[0, 2] = -v * math.sin(yaw) * dt
+        F[0, 3] = math.cos(yaw) * dt
+        F[1, 2] = v * math.cos(yaw) * dt
+        F[1, 3] = math.sin(yaw) * dt
+        F[2, 4] = dt
+        Q = np.diag(self.cfg.process_noise) * dt
+        self.P = F @ self.P @ F.T + Q
+        self.t_s = t_s
+
+    def on_odom(self, t_s: float, pose_xyyaw: np.ndarray, twist_vw: np.ndarray,
+                variance: np.ndarray | None = None) -> None:
+        """Correct with an odometry reading. pose (3,) m, m, rad; twist (2,) m/s, rad/s.
+
+        Raises ValueError on non-finite input (the caller counts and drops it).
+        """
+        z = np.concatenate([np.asarray(pose_xyyaw, float), np.asarray(twist_vw, float)])
+        if z.shape != (5,) or not np.all(np.isfinite(z)):
+            raise ValueError(f"odometry must be 5 finite values, got {z}")
+        self._predict(t_s)
+        R = np.diag(variance if variance is not None else self.cfg.odom_variance)
+        innov = z - self.x
+        innov[2] = wrap_angle(innov[2])
+        S = self.P + R
+        K = self.P @ np.linalg.inv(S)
+        self.x = self.x + K @ innov
+        self.x[2] = wrap_angle(self.x[2])
+        self.P = (np.eye(5) - K) @ self.P
+        self.P = 0.5 * (self.P + self.P.T)
+        self.odom_count += 1
+
+    def on_goal(self, goal_xy: np.ndarray) -> None:
+        """Set the goal (odom frame, metres); raises ValueError when not 2 finite values."""
+        g = np.asarray(goal_xy, dtype=float)
+        if g.shape != (2,) or not np.all(np.isfinite(g)):
+            raise ValueError(f"goal must be 2 finite values, got {g}")
+        self.goal = g
+
+    def on_percept(self, p: Percept) -> WorldState:
+        """Fold in a percept and return the world state at its stamp."""
+        self._predict(p.stamp_s)
+        z = p.latent.astype(np.float64)
+        a = self.cfg.latent_alpha
+        if self.latent_mean is None:
+            self.latent_mean = z.copy()
+            self.latent_var = np.full(N_LATENT, self.cfg.latent_nominal_std ** 2)
+        else:
+            innov = z - self.latent_mean
+            self.latent_mean = self.latent_mean + a * innov
+            self.latent_var = (1.0 - a) * (self.latent_var + a * innov * innov)
+        self.scan_bins = p.scan_bins.astype(np.float32)
+        self.quality = float(p.quality)
+        return self.world_state(p.stamp_s)
+
+    def world_state(self, stamp_s: float) -> WorldState:
+        """Current belief as a WorldState (mean, variance in WORLD_STATE_LABELS order, ambiguity)."""
+        latent = (self.latent_mean if self.latent_mean is not None else np.zeros(N_LATENT)).astype(np.float32)
+        scan_var = np.where(self.scan_bins > 0.0, self.cfg.scan_variance_m2, self.cfg.missing_scan_variance_m2)
+        goal = self.goal if self.goal is not None else np.zeros(2)
+        variance = np.concatenate([np.diag(self.P), [0.0, 0.0, 0.0], scan_var, self.latent_var]).astype(np.float32)
+        latent_rms = math.sqrt(float(np.mean(self.latent_var)))
+        pos_std = math.sqrt(max(float(self.P[0, 0] + self.P[1, 1]), 0.0))
+        ambiguity = latent_rms / self.cfg.latent_nominal_std + (1.0 - self.quality) + pos_std
+        return WorldState(stamp_s, self.x[:3].astype(np.float32), self.x[3:].astype(np.float32),
+                          np.asarray(goal, dtype=np.float32), self.goal is not None,
+                          self.scan_bins.copy(), latent, variance, float(ambiguity))

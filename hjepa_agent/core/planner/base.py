@@ -1,0 +1,150 @@
+"""The planner interface, its budget, the dynamics model and the plan cost.
+
+Every planner answers ``plan(world_state, goal, budget) -> Plan`` and counts
+its world-model calls the same way: one call = one predicted state for one
+candidate (a batch of N candidates over H steps costs N*H calls).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Plan, WorldState, sector_angles
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one plan() call may spend: world-model calls and a wall-clock deadline.
+
+    ``deadline_s`` is an absolute time on ``clock`` (seconds); None = no deadline.
+    """
+
+    max_world_model_calls: int
+    deadline_s: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    def expired(self) -> bool:
+        """True once the deadline has passed."""
+        return self.deadline_s is not None and self.clock() >= self.deadline_s
+
+
+class Planner(Protocol):
+    """One interface for every planner (CEM today; GFlowNet and MPPI later)."""
+
+    name: str
+
+    def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget) -> Plan:
+        """Return a plan from the world state towards ``goal`` (odom frame, m) within ``budget``."""
+        ...
+
+    def reset(self) -> None:
+        """Forget any warm start (new episode or goal)."""
+        ...
+
+
+def obstacle_points(ws: WorldState, points_per_sector: int = 5) -> np.ndarray:
+    """Obstacle points (K, 2) in the odom frame implied by the scan sectors.
+
+    Each sector with a return becomes an arc of ``points_per_sector`` points at
+    its minimum range spread over the sector's width: conservative, since the
+    minimum is assumed across the whole sector.
+    """
+    width = 2.0 * math.pi / N_SCAN_BINS
+    offsets = (np.arange(points_per_sector) + 0.5) / points_per_sector * width - width / 2.0
+    hit = ws.scan_bins < SCAN_RANGE_MAX_M - 1e-3
+    if not np.any(hit):
+        return np.zeros((0, 2), dtype=np.float32)
+    ang = (sector_angles()[hit][:, None] + offsets[None, :]).reshape(-1)
+    rng = np.repeat(ws.scan_bins[hit], points_per_sector)
+    x, y, yaw = (float(a) for a in ws.pose)
+    world_ang = ang + yaw
+    return np.stack([x + rng * np.cos(world_ang), y + rng * np.sin(world_ang)], axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class UnicycleModel:
+    """Known kinematics of a differential-drive base: the foundation's dynamics model."""
+
+    name: str = "unicycle"
+
+    def rollout(self, pose: np.ndarray, actions: np.ndarray, dt_s: float) -> np.ndarray:
+        """Predict states (N, H+1, 3) from pose (3,) under actions (N, H, 2) of (v, w)."""
+        n, h, _ = actions.shape
+        out = np.empty((n, h + 1, 3), dtype=np.float32)
+        out[:, 0] = pose
+        x = np.full(n, pose[0], dtype=np.float64)
+        y = np.full(n, pose[1], dtype=np.float64)
+        yaw = np.full(n, pose[2], dtype=np.float64)
+        for k in range(h):
+            v, w = actions[:, k, 0], actions[:, k, 1]
+            mid = yaw + 0.5 * w * dt_s
+            x = x + v * np.cos(mid) * dt_s
+            y = y + v * np.sin(mid) * dt_s
+            yaw = yaw + w * dt_s
+            out[:, k + 1, 0], out[:, k + 1, 1], out[:, k + 1, 2] = x, y, yaw
+        return out
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    """Cost of candidate plans (lower is better); the same for every planner.
+
+    Weights: goal distance at the end, progress along the way, clearance below
+    ``safe_clearance_m`` (quadratic), collision (clearance below zero), effort.
+    """
+
+    footprint_radius_m: float
+    safe_clearance_m: float = 0.25
+    w_goal: float = 1.0
+    w_progress: float = 0.2
+    w_clearance: float = 20.0
+    w_collision: float = 1000.0
+    w_effort: float = 0.01
+
+    def clearance(self, states: np.ndarray, obstacles: np.ndarray) -> np.ndarray:
+        """Minimum clearance (N,) in m between footprint and obstacles along each plan."""
+        if obstacles.shape[0] == 0:
+            return np.full(states.shape[0], SCAN_RANGE_MAX_M, dtype=np.float32)
+        d = states[:, 1:, None, :2] - obstacles[None, None, :, :]
+        dist = np.sqrt(np.min(np.sum(d * d, axis=-1), axis=-1))
+        return (np.min(dist, axis=1) - self.footprint_radius_m).astype(np.float32)
+
+    def __call__(self, states: np.ndarray, actions: np.ndarray, goal: np.ndarray,
+                 obstacles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cost (N,) and minimum clearance (N,) of plans with states (N, H+1, 3), actions (N, H, 2)."""
+        goal_d = np.linalg.norm(states[:, 1:, :2] - goal[None, None, :], axis=-1)
+        final = goal_d[:, -1]
+        progress = goal_d.mean(axis=1)
+        if obstacles.shape[0]:
+            d = states[:, 1:, None, :2] - obstacles[None, None, :, :]
+            per_step = np.sqrt(np.min(np.sum(d * d, axis=-1), axis=-1)) - self.footprint_radius_m
+        else:
+            per_step = np.full(goal_d.shape, SCAN_RANGE_MAX_M)
+        short = np.clip(self.safe_clearance_m - per_step, 0.0, None)
+        collide = (per_step < 0.0).any(axis=1)
+        effort = np.sum(actions[..., 1] ** 2, axis=1)
+        cost = (self.w_goal * final + self.w_progress * progress + self.w_clearance * np.sum(short ** 2, axis=1)
+                + self.w_collision * collide + self.w_effort * effort)
+        return cost.astype(np.float32), np.min(per_step, axis=1).astype(np.float32)
+
+
+def clearance_risk(clearance_m: float, safe_clearance_m: float) -> float:
+    """Probability-like risk in [0, 1] from a plan's minimum clearance (a proxy until
+    the GFlowNet's log-probability risk arrives): 1 at contact, 0.5 at half the safe
+    clearance, -> 0 well beyond it (logistic with scale safe/6)."""
+    scale = max(safe_clearance_m / 6.0, 1e-6)
+    return float(1.0 / (1.0 + math.exp((clearance_m - 0.5 * safe_clearance_m) / scale)))
+
+
+def make_plan(ws: WorldState, actions: np.ndarray, states: np.ndarray, cost: float, clearance_m: float,
+              safe_clearance_m: float, dt_s: float, planner: str, calls: int, beta: float = 1.0) -> Plan:
+    """Assemble a Plan for a planner without log-probabilities (log R = -beta * cost)."""
+    risk = clearance_risk(clearance_m, safe_clearance_m)
+    return Plan(stamp_s=ws.stamp_s, actions=actions.astype(np.float32), states=states.astype(np.float32),
+                log_probs=np.zeros(actions.shape[0], dtype=np.float32), log_reward=float(-beta * cost),
+                risk=risk, ambiguity=float(ws.ambiguity), dt_s=dt_s, planner=planner,
+                world_model_calls=calls, extras={"min_clearance_m": float(clearance_m), "cost": float(cost)})

@@ -1,0 +1,176 @@
+"""Message <-> core-type conversion. The agent's own tensors travel as sensor_msgs/JointState.
+
+Why JointState: it is a standard type with a header (so every receiver can tell
+the age of what feeds a safety decision) and labelled float64 arrays, which any
+ROS tool can plot. Layout, used for every agent tensor:
+
+* ``header.stamp``: the ORIGINATING camera stamp of the value;
+* ``name[i]``: the label of element i;
+* ``position[i]``: the value (the mean, for estimates);
+* ``velocity[i]``: the variance of element i, or empty when the value has none;
+* ``effort``: empty.
+
+Per topic:
+
+* ``agent/percept``: labels z_0..z_15, scan_0..scan_15, quality (core.types.Percept.vector).
+* ``agent/world_state``: labels core.types.WORLD_STATE_LABELS + ["ambiguity"];
+  velocity = variance (0 for ambiguity).
+* ``agent/plan``: labels risk, log_reward, ambiguity, dt_s, world_model_calls,
+  then for k in 0..H-1: a{k}_v, a{k}_w, lp{k}; then for k in 0..H: s{k}_x, s{k}_y, s{k}_yaw.
+* ``agent/habitual/cmd`` is a geometry_msgs/TwistStamped (header.stamp = origin camera stamp).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from nav_msgs.msg import Path
+from sensor_msgs.msg import JointState
+
+from hjepa_agent.core.types import (LATENT_LABELS, N_LATENT, N_SCAN_BINS, SCAN_LABELS, WORLD_STATE_LABELS, Percept,
+                                    Plan, Proposal, WorldState)
+
+PERCEPT_LABELS = LATENT_LABELS + SCAN_LABELS + ("quality",)
+PLAN_HEAD = ("risk", "log_reward", "ambiguity", "dt_s", "world_model_calls")
+
+
+class MessageError(ValueError):
+    """A message does not have the layout documented above (wrong size, labels or non-finite)."""
+
+
+def to_time(t_s: float) -> Time:
+    """Seconds -> builtin_interfaces/Time (nanosecond-exact for sim times < 100 days)."""
+    ns = int(round(t_s * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def from_time(t: Time) -> float:
+    """builtin_interfaces/Time -> seconds."""
+    return t.sec + t.nanosec * 1e-9
+
+
+def time_ns(t: Time) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds (exact, for matching stamps)."""
+    return t.sec * 1_000_000_000 + t.nanosec
+
+
+def _vector_msg(stamp_s: float, labels: tuple[str, ...] | list[str], values: np.ndarray,
+                variances: np.ndarray | None = None, frame_id: str = "") -> JointState:
+    msg = JointState()
+    msg.header.stamp = to_time(stamp_s)
+    msg.header.frame_id = frame_id
+    msg.name = list(labels)
+    msg.position = [float(v) for v in values]
+    msg.velocity = [] if variances is None else [float(v) for v in variances]
+    return msg
+
+
+def _check(msg: JointState, expected: tuple[str, ...], what: str) -> np.ndarray:
+    if tuple(msg.name) != expected:
+        raise MessageError(f"{what}: expected {len(expected)} labels {expected[:3]}..., got {len(msg.name)}")
+    values = np.asarray(msg.position, dtype=np.float64)
+    if values.shape != (len(expected),) or not np.all(np.isfinite(values)):
+        raise MessageError(f"{what}: position must be {len(expected)} finite values")
+    return values
+
+
+def percept_to_msg(p: Percept) -> JointState:
+    """Percept -> JointState (layout in the module docstring)."""
+    return _vector_msg(p.stamp_s, PERCEPT_LABELS, p.vector())
+
+
+def msg_to_percept(msg: JointState) -> Percept:
+    """JointState -> Percept; MessageError on a wrong layout or non-finite values."""
+    values = _check(msg, PERCEPT_LABELS, "percept")
+    return Percept.from_vector(from_time(msg.header.stamp), values)
+
+
+def world_state_to_msg(ws: WorldState, frame_id: str = "odom") -> JointState:
+    """WorldState -> JointState (mean in position, variance in velocity, ambiguity last)."""
+    values = np.concatenate([ws.vector(), [ws.ambiguity]])
+    variances = np.concatenate([ws.variance, [0.0]])
+    return _vector_msg(ws.stamp_s, WORLD_STATE_LABELS + ("ambiguity",), values, variances, frame_id)
+
+
+def msg_to_world_state(msg: JointState) -> WorldState:
+    """JointState -> WorldState; MessageError on a wrong layout or non-finite values."""
+    labels = WORLD_STATE_LABELS + ("ambiguity",)
+    values = _check(msg, labels, "world_state")
+    var = np.asarray(msg.velocity, dtype=np.float64)
+    if var.shape != (len(labels),) or not np.all(np.isfinite(var)):
+        raise MessageError("world_state: velocity (variance) must match position")
+    return WorldState.from_vector(from_time(msg.header.stamp), values[:-1], var[:-1], float(values[-1]))
+
+
+def plan_labels(horizon: int) -> tuple[str, ...]:
+    """Labels of a plan message with ``horizon`` actions."""
+    per_action = tuple(f"{k}" for k in range(horizon))
+    a = tuple(x for k in per_action for x in (f"a{k}_v", f"a{k}_w", f"lp{k}"))
+    s = tuple(x for k in range(horizon + 1) for x in (f"s{k}_x", f"s{k}_y", f"s{k}_yaw"))
+    return PLAN_HEAD + a + s
+
+
+def plan_to_msg(plan: Plan, frame_id: str = "odom") -> JointState:
+    """Plan -> JointState (layout in the module docstring); header.frame_id = frame of the states."""
+    h = plan.horizon
+    head = [plan.risk, plan.log_reward, plan.ambiguity, plan.dt_s, float(plan.world_model_calls)]
+    acts = np.concatenate([plan.actions, plan.log_probs[:, None]], axis=1).reshape(-1)
+    values = np.concatenate([head, acts, plan.states.reshape(-1)])
+    msg = _vector_msg(plan.stamp_s, plan_labels(h), values, None, frame_id)
+    return msg
+
+
+def msg_to_plan(msg: JointState, planner: str = "remote") -> Plan:
+    """JointState -> Plan; MessageError when the labels do not form a plan of some horizon."""
+    n = len(msg.name)
+    h = (n - len(PLAN_HEAD) - 3) // 6
+    if h < 1:
+        raise MessageError(f"plan: {n} labels cannot hold a plan")
+    values = _check(msg, plan_labels(h), "plan")
+    head = values[: len(PLAN_HEAD)]
+    acts = values[len(PLAN_HEAD): len(PLAN_HEAD) + 3 * h].reshape(h, 3)
+    states = values[len(PLAN_HEAD) + 3 * h:].reshape(h + 1, 3)
+    return Plan(stamp_s=from_time(msg.header.stamp), actions=acts[:, :2].astype(np.float32),
+                states=states.astype(np.float32), log_probs=acts[:, 2].astype(np.float32),
+                log_reward=float(head[1]), risk=float(head[0]), ambiguity=float(head[2]), dt_s=float(head[3]),
+                planner=planner, world_model_calls=int(head[4]))
+
+
+def plan_to_path(plan: Plan, frame_id: str = "odom") -> Path:
+    """The plan's predicted route as nav_msgs/Path, for viewers."""
+    path = Path()
+    path.header.stamp = to_time(plan.stamp_s)
+    path.header.frame_id = frame_id
+    for k, (x, y, yaw) in enumerate(plan.states):
+        ps = PoseStamped()
+        ps.header.stamp = to_time(plan.stamp_s + k * plan.dt_s)
+        ps.header.frame_id = frame_id
+        ps.pose.position.x, ps.pose.position.y = float(x), float(y)
+        ps.pose.orientation.z, ps.pose.orientation.w = math.sin(yaw / 2.0), math.cos(yaw / 2.0)
+        path.poses.append(ps)
+    return path
+
+
+def proposal_to_msg(p: Proposal, frame_id: str = "base_link") -> TwistStamped:
+    """Proposal -> TwistStamped carrying the origin camera stamp."""
+    msg = TwistStamped()
+    msg.header.stamp = to_time(p.stamp_s)
+    msg.header.frame_id = frame_id
+    msg.twist.linear.x = float(p.v)
+    msg.twist.angular.z = float(p.w)
+    return msg
+
+
+def msg_to_proposal(msg: TwistStamped, source: str) -> Proposal:
+    """TwistStamped -> Proposal (values are NOT validated here: the bridge rejects bad ones and counts them)."""
+    return Proposal(from_time(msg.header.stamp), float(msg.twist.linear.x), float(msg.twist.angular.z), source)
+
+
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    """Yaw (rad) of a geometry_msgs quaternion (x, y, z, w order)."""
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+assert len(PERCEPT_LABELS) == N_LATENT + N_SCAN_BINS + 1

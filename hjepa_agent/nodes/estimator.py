@@ -1,0 +1,89 @@
+"""estimator node: percept + odometry + goal -> world state (mean, variance, ambiguity).
+
+Subscribes: agent/percept (JointState), odom (nav_msgs/Odometry), goal_pose (geometry_msgs/PoseStamped).
+Publishes:  agent/world_state (JointState, layout in nodes/codec.py), /diagnostics.
+Parameters: odom_frame (read-only): goals in another frame are rejected.
+"""
+from __future__ import annotations
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from hjepa_agent.core.estimator import Estimator
+from hjepa_agent.nodes.codec import (MessageError, from_time, msg_to_percept, world_state_to_msg,
+                                     yaw_from_quaternion)
+from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, run_node
+
+
+class EstimatorNode(Node):
+    """Thin wrapper around core.estimator.Estimator."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("estimator", **kwargs)
+        self.odom_frame = declare(self, "odom_frame", "odom", "frame of odometry and goals", read_only=True)
+        self.core = Estimator()
+        self.rejected = {"odom": 0, "percept": 0, "goal": 0}
+        self.published = 0
+        self.last_ambiguity = float("nan")
+        self.pub = self.create_publisher(JointState, "agent/world_state", RELIABLE_QOS)
+        self.create_subscription(JointState, "agent/percept", self.on_percept, RELIABLE_QOS)
+        self.create_subscription(Odometry, "odom", self.on_odom, SENSOR_QOS)
+        self.create_subscription(PoseStamped, "goal_pose", self.on_goal, RELIABLE_QOS)
+        self.diag = Diagnostics(self)
+        self.create_timer(1.0, self.report)
+
+    def on_odom(self, msg: Odometry) -> None:
+        """Correct the filter; NaN or malformed odometry is rejected and counted."""
+        p, q, t = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
+        pose = np.array([p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w)])
+        twist = np.array([t.linear.x, t.angular.z])
+        cov_p, cov_t = msg.pose.covariance, msg.twist.covariance
+        var = np.array([cov_p[0], cov_p[7], cov_p[35], cov_t[0], cov_t[35]])
+        try:
+            self.core.on_odom(from_time(msg.header.stamp), pose, twist,
+                              var if np.all(var > 0) and np.all(np.isfinite(var)) else None)
+        except ValueError as exc:
+            self.rejected["odom"] += 1
+            self.get_logger().warn(f"odometry rejected: {exc}", throttle_duration_sec=5.0)
+
+    def on_goal(self, msg: PoseStamped) -> None:
+        """Accept a goal in the odom frame."""
+        if msg.header.frame_id not in ("", self.odom_frame):
+            self.rejected["goal"] += 1
+            self.get_logger().error(f"goal in frame {msg.header.frame_id!r} rejected: expected {self.odom_frame!r}")
+            return
+        try:
+            self.core.on_goal(np.array([msg.pose.position.x, msg.pose.position.y]))
+        except ValueError as exc:
+            self.rejected["goal"] += 1
+            self.get_logger().error(f"goal rejected: {exc}")
+
+    def on_percept(self, msg: JointState) -> None:
+        """Fold in the percept and publish the world state."""
+        try:
+            percept = msg_to_percept(msg)
+        except (MessageError, ValueError) as exc:
+            self.rejected["percept"] += 1
+            self.get_logger().warn(f"percept rejected: {exc}", throttle_duration_sec=5.0)
+            return
+        ws = self.core.on_percept(percept)
+        self.last_ambiguity = ws.ambiguity
+        self.published += 1
+        self.pub.publish(world_state_to_msg(ws, self.odom_frame))
+
+    def report(self) -> None:
+        """Publish /diagnostics."""
+        n_rej = sum(self.rejected.values())
+        level = "OK" if n_rej == 0 and self.core.odom_count else "WARN"
+        self.diag.publish(level, f"{self.published} states, ambiguity {self.last_ambiguity:.3f}",
+                          {"published": self.published, "has_goal": self.core.goal is not None,
+                           "odom_count": self.core.odom_count, "ambiguity": f"{self.last_ambiguity:.4f}",
+                           **{f"rejected_{k}": v for k, v in self.rejected.items()}})
+
+
+def main() -> None:
+    """Entry point: ros2 run hjepa_agent estimator."""
+    run_node(EstimatorNode)

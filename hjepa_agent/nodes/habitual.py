@@ -1,0 +1,58 @@
+"""habitual node: world state -> proposed velocity (Mode-1, one ONNX call per state).
+
+Subscribes: agent/world_state (JointState).
+Publishes:  agent/habitual/cmd (geometry_msgs/TwistStamped, header.stamp = origin camera stamp), /diagnostics.
+Parameters: models_dir, use_cuda, ego_model (all read-only).
+"""
+from __future__ import annotations
+
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from hjepa_agent.core.habitual import HabitualPolicy
+from hjepa_agent.core.models import load_habitual
+from hjepa_agent.nodes.codec import MessageError, msg_to_world_state, proposal_to_msg
+from hjepa_agent.nodes.common import RELIABLE_QOS, Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.paths import data_path
+
+
+class HabitualNode(Node):
+    """Thin wrapper around core.habitual.HabitualPolicy."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("habitual", **kwargs)
+        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models",
+                             read_only=True) or str(data_path("models"))
+        use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
+        ego = declare_ego_model(self)
+        k = ego.hard.kinematics
+        model, action_scale = load_habitual(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot)
+        self.core = HabitualPolicy(model, action_scale, (k.linear_x.max_velocity, k.angular_z.max_velocity))
+        self.count = 0
+        self.rejected = 0
+        self.pub = self.create_publisher(TwistStamped, "agent/habitual/cmd", RELIABLE_QOS)
+        self.create_subscription(JointState, "agent/world_state", self.on_world_state, RELIABLE_QOS)
+        self.diag = Diagnostics(self)
+        self.create_timer(1.0, self.report)
+
+    def on_world_state(self, msg: JointState) -> None:
+        """Propose an action for each world state."""
+        try:
+            ws = msg_to_world_state(msg)
+        except (MessageError, ValueError) as exc:
+            self.rejected += 1
+            self.get_logger().warn(f"world state rejected: {exc}", throttle_duration_sec=5.0)
+            return
+        self.count += 1
+        self.pub.publish(proposal_to_msg(self.core.act(ws)))
+
+    def report(self) -> None:
+        """Publish /diagnostics."""
+        self.diag.publish("OK" if self.rejected == 0 else "WARN", f"{self.count} proposals",
+                          {"proposals": self.count, "rejected": self.rejected})
+
+
+def main() -> None:
+    """Entry point: ros2 run hjepa_agent habitual."""
+    run_node(HabitualNode)

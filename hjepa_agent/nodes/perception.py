@@ -1,0 +1,68 @@
+"""perception node: camera image + scan -> percept (latent, scan sectors, quality).
+
+Subscribes: camera/image_raw (sensor_msgs/Image), scan (sensor_msgs/LaserScan).
+Publishes:  agent/percept (sensor_msgs/JointState, layout in nodes/codec.py), /diagnostics.
+Parameters: models_dir (read-only), use_cuda (read-only), scan_max_age_s [s].
+Bad images (encoding, size, buffer) are rejected with a counted reason; nothing is published for them.
+"""
+from __future__ import annotations
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState, LaserScan
+
+from hjepa_agent.core.models import load_encoder
+from hjepa_agent.core.perception import ImageError, Perception, decode_image
+from hjepa_agent.nodes.codec import from_time, percept_to_msg
+from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, run_node
+from hjepa_agent.paths import data_path
+
+
+class PerceptionNode(Node):
+    """Thin wrapper around core.perception.Perception."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("perception", **kwargs)
+        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models",
+                             read_only=True) or str(data_path("models"))
+        use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
+        self.scan_max_age_s = declare(self, "scan_max_age_s", 0.35, "max age of the scan fused with an image",
+                                      unit="s", lo=0.01, hi=5.0)
+        self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda))
+        self.rejected: dict[str, int] = {}
+        self.frames = 0
+        self.pub = self.create_publisher(JointState, "agent/percept", RELIABLE_QOS)
+        self.create_subscription(Image, "camera/image_raw", self.on_image, SENSOR_QOS)
+        self.create_subscription(LaserScan, "scan", self.on_scan, SENSOR_QOS)
+        self.diag = Diagnostics(self)
+        self.create_timer(1.0, self.report)
+
+    def on_scan(self, msg: LaserScan) -> None:
+        """Store the scan's sectors."""
+        self.core.on_scan(from_time(msg.header.stamp), np.asarray(msg.ranges, dtype=np.float32),
+                          msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
+
+    def on_image(self, msg: Image) -> None:
+        """Encode and publish; reject unusable images with a reason."""
+        try:
+            rgb = decode_image(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+            percept = self.core.on_image(from_time(msg.header.stamp), rgb, self.scan_max_age_s)
+        except ImageError as exc:
+            key = str(exc).split(" ")[0]
+            self.rejected[key] = self.rejected.get(key, 0) + 1
+            self.get_logger().warn(f"image rejected: {exc}", throttle_duration_sec=5.0)
+            return
+        self.frames += 1
+        self.pub.publish(percept_to_msg(percept))
+
+    def report(self) -> None:
+        """Publish /diagnostics."""
+        n_rej = sum(self.rejected.values())
+        level = "OK" if n_rej == 0 else "WARN"
+        self.diag.publish(level, f"{self.frames} frames, {n_rej} rejected",
+                          {"frames": self.frames, **{f"rejected_{k}": v for k, v in self.rejected.items()}})
+
+
+def main() -> None:
+    """Entry point: ros2 run hjepa_agent perception."""
+    run_node(PerceptionNode)

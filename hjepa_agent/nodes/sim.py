@@ -1,0 +1,236 @@
+"""sim node: the PyBullet world on ROS topics, standing in for the robot's drivers.
+
+Publishes: /clock, camera/image_raw (Image rgb8), scan (LaserScan), odom (Odometry),
+           joint_states (JointState), battery_state (BatteryState), motor_temperature
+           (Temperature), goal_pose (PoseStamped, the scenario's goal, 1 Hz), /diagnostics.
+Subscribes: cmd_vel (TwistStamped) — applied to the wheels at the next physics step.
+Parameters: robot, scenario (YAML paths, read-only), episode_seed, realtime_factor
+           (free-running mode only), gui (read-only).
+
+Two ways to run: ``hjepa-agent sim`` drives :meth:`SimNode.advance` in lockstep with the
+agent (faster than real time); sim.launch.py lets a steady-clock timer advance it at
+``realtime_factor`` x real time.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
+
+from hjepa_agent.nodes.codec import from_time, time_ns, to_time
+from hjepa_agent.nodes.common import RELIABLE_QOS, Diagnostics, declare
+from hjepa_agent.paths import data_path
+from hjepa_agent.sim.robot import RobotDescription, load_robot_description
+from hjepa_agent.sim.scenario import Scenario, load_scenario
+from hjepa_agent.sim.world import SimWorld
+
+TICK_S = 0.01
+"""Lockstep tick: /clock advances by this much per advance()."""
+CAMERA_EVERY, CAMERA_PHASE = 10, 2
+"""Camera and scan at 10 Hz, 20 ms after the bridge's 20 Hz ticks, as unsynchronised hardware would be."""
+ODOM_EVERY = 2
+"""Odometry and joint states at 50 Hz."""
+SLOW_EVERY = 50
+"""Battery, temperature and goal at 2 Hz."""
+
+
+@dataclass
+class CmdLog:
+    """What arrived on cmd_vel: the data the run summary is computed from."""
+
+    sim_t: list[float] = field(default_factory=list)
+    v: list[float] = field(default_factory=list)
+    w: list[float] = field(default_factory=list)
+    origin_ns: list[int] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+
+
+class SimNode(Node):
+    """Publishes the simulated robot's sensors and applies cmd_vel."""
+
+    def __init__(self, world: SimWorld | None = None, *, free_running: bool = False, **kwargs) -> None:
+        super().__init__("sim", **kwargs)
+        robot_path = declare(self, "robot", "", "robot description YAML", read_only=True)
+        scenario_path = declare(self, "scenario", "", "scenario YAML (free-running mode)", read_only=True)
+        seed = declare(self, "episode_seed", 0, "episode seed (free-running mode)", lo=0, hi=2**31 - 1)
+        self.realtime_factor = declare(self, "realtime_factor", 1.0, "sim speed vs wall clock (free-running)",
+                                       lo=0.1, hi=100.0)
+        gui = declare(self, "gui", False, "open the PyBullet GUI", read_only=True)
+        if world is None:
+            robot = load_robot_description(robot_path or data_path("config", "robots", "diffbot.yaml"))
+            world = SimWorld(robot, gui=gui)
+        self.world = world
+        self.robot: RobotDescription = world.robot
+        self.scenario: Scenario | None = None
+        self.tick = 0
+        self.t_offset_s = 0.0
+        self.cmd = (0.0, 0.0)
+        self.log = CmdLog()
+        self.camera_wall: dict[int, float] = {}
+        self.last_camera_ns = -1
+        self.last_cmd_origin_ns = -1
+        self.bad_cmds = 0
+        self._rng = np.random.default_rng(0)
+        self.pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
+        self.pub_image = self.create_publisher(Image, "camera/image_raw", RELIABLE_QOS)
+        self.pub_scan = self.create_publisher(LaserScan, "scan", RELIABLE_QOS)
+        self.pub_odom = self.create_publisher(Odometry, "odom", RELIABLE_QOS)
+        self.pub_joints = self.create_publisher(JointState, "joint_states", RELIABLE_QOS)
+        self.pub_battery = self.create_publisher(BatteryState, "battery_state", RELIABLE_QOS)
+        self.pub_temp = self.create_publisher(Temperature, "motor_temperature", RELIABLE_QOS)
+        self.pub_goal = self.create_publisher(PoseStamped, "goal_pose", RELIABLE_QOS)
+        self.create_subscription(TwistStamped, "cmd_vel", self.on_cmd, RELIABLE_QOS)
+        self.diag = Diagnostics(self, hardware_id="pybullet")
+        if free_running:
+            self.start_episode(load_scenario(scenario_path or data_path("config", "scenarios", "open.yaml")), seed)
+            self.create_timer(TICK_S / self.realtime_factor, self._free_tick,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    # -- episodes ---------------------------------------------------------------------------
+    def start_episode(self, scenario: Scenario, seed: int) -> None:
+        """Reset the world; sim time keeps increasing across episodes (never jumps back)."""
+        self.t_offset_s = self.sim_time_s + 1.0 if self.scenario is not None else 0.0
+        self.world.reset(scenario, seed)
+        self.scenario = scenario
+        self.cmd = (0.0, 0.0)
+        self.world.set_cmd(0.0, 0.0)
+        self._rng = np.random.default_rng(seed)
+        self.tick = 0
+
+    @property
+    def sim_time_s(self) -> float:
+        """Current sim time (s) as published on /clock."""
+        return self.t_offset_s + self.world.time_s
+
+    # -- cmd_vel ------------------------------------------------------------------------------
+    def on_cmd(self, msg: TwistStamped) -> None:
+        """Apply a command; a driver refuses non-finite values (stops) and counts them."""
+        v, w = msg.twist.linear.x, msg.twist.angular.z
+        if not (math.isfinite(v) and math.isfinite(w)):
+            self.bad_cmds += 1
+            v, w = 0.0, 0.0
+        self.cmd = (v, w)
+        self.world.set_cmd(v, w)
+        origin = time_ns(msg.header.stamp)
+        now_wall = time.perf_counter()
+        self.log.sim_t.append(self.sim_time_s)
+        self.log.v.append(v)
+        self.log.w.append(w)
+        self.log.origin_ns.append(origin)
+        sent = self.camera_wall.pop(origin, None)
+        if sent is not None:
+            self.log.latency_ms.append((now_wall - sent) * 1e3)
+        self.last_cmd_origin_ns = origin
+
+    # -- stepping -----------------------------------------------------------------------------
+    def _free_tick(self) -> None:
+        self.advance()
+
+    def advance(self) -> int | None:
+        """Step physics by one tick and publish what is due. Returns the camera stamp (ns) if a frame went out."""
+        self.world.step(TICK_S)
+        self.tick += 1
+        t = self.sim_time_s
+        stamp = to_time(t)
+        self.pub_clock.publish(ClockMsg(clock=stamp))
+        if self.tick % ODOM_EVERY == 0:
+            self._publish_odom(stamp)
+        if self.tick % SLOW_EVERY == 1:
+            self._publish_slow(stamp)
+        if self.tick % CAMERA_EVERY == CAMERA_PHASE:
+            self._publish_scan(stamp)
+            self._publish_image(stamp)
+            return time_ns(stamp)
+        return None
+
+    def _publish_image(self, stamp) -> None:
+        rgb = self.world.render_camera()
+        msg = Image()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.robot.camera.link
+        msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+        msg.encoding = "rgb8"
+        msg.step = msg.width * 3
+        msg.data = rgb.tobytes()
+        ns = time_ns(stamp)
+        self.camera_wall[ns] = time.perf_counter()
+        if len(self.camera_wall) > 100:
+            self.camera_wall.pop(next(iter(self.camera_wall)))
+        self.last_camera_ns = ns
+        self.pub_image.publish(msg)
+
+    def _publish_scan(self, stamp) -> None:
+        ranges = self.world.scan()
+        n = ranges.size
+        msg = LaserScan()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.robot.scan.link
+        msg.angle_min = -math.pi
+        msg.angle_increment = 2.0 * math.pi / n
+        msg.angle_max = msg.angle_min + msg.angle_increment * (n - 1)
+        msg.scan_time = CAMERA_EVERY * TICK_S
+        msg.range_min = float(self.robot.scan.range_min_m)
+        msg.range_max = float(self.robot.scan.range_max_m)
+        msg.ranges = [float(r) for r in ranges]
+        self.pub_scan.publish(msg)
+
+    def _publish_odom(self, stamp) -> None:
+        x, y, yaw = self.world.pose()
+        v, w = self.world.twist()
+        noise = self._rng.normal(0.0, [0.002, 0.002, 0.005, 0.005, 0.01])
+        msg = Odometry()
+        msg.header.stamp = stamp
+        msg.header.frame_id = "odom"
+        msg.child_frame_id = "base_link"
+        msg.pose.pose.position.x, msg.pose.pose.position.y = x + noise[0], y + noise[1]
+        yaw_n = yaw + noise[2]
+        msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = math.sin(yaw_n / 2), math.cos(yaw_n / 2)
+        msg.twist.twist.linear.x, msg.twist.twist.angular.z = v + noise[3], w + noise[4]
+        cov_p = [0.0] * 36
+        cov_p[0], cov_p[7], cov_p[14], cov_p[21], cov_p[28], cov_p[35] = 4e-6, 4e-6, 1e6, 1e6, 1e6, 2.5e-5
+        cov_t = [0.0] * 36
+        cov_t[0], cov_t[7], cov_t[14], cov_t[21], cov_t[28], cov_t[35] = 2.5e-5, 1e6, 1e6, 1e6, 1e6, 1e-4
+        msg.pose.covariance, msg.twist.covariance = cov_p, cov_t
+        self.pub_odom.publish(msg)
+        names, pos, vel, eff = self.world.joint_states()
+        js = JointState()
+        js.header.stamp = stamp
+        js.name, js.position, js.velocity, js.effort = list(names), list(pos), list(vel), list(eff)
+        self.pub_joints.publish(js)
+
+    def _publish_slow(self, stamp) -> None:
+        volt, pct, current = self.world.battery()
+        bat = BatteryState()
+        bat.header.stamp = stamp
+        bat.voltage, bat.percentage, bat.current = float(volt), float(pct), float(-current)
+        bat.present = True
+        self.pub_battery.publish(bat)
+        temp = Temperature()
+        temp.header.stamp = stamp
+        temp.header.frame_id = "motors"
+        temp.temperature = float(self.world.motor_temperature_c())
+        self.pub_temp.publish(temp)
+        if self.scenario is not None:
+            goal = PoseStamped()
+            goal.header.stamp = stamp
+            goal.header.frame_id = "odom"
+            goal.pose.position.x, goal.pose.position.y = self.scenario.goal.x_m, self.scenario.goal.y_m
+            goal.pose.orientation.w = 1.0
+            self.pub_goal.publish(goal)
+        self.diag.publish("OK" if self.bad_cmds == 0 else "WARN", f"t={from_time(stamp):.2f} s",
+                          {"battery_pct": f"{100 * pct:.1f}", "motor_temp_c": f"{self.world.motor_temperature_c():.1f}",
+                           "bad_cmds": self.bad_cmds})
+
+
+def main() -> None:
+    """Entry point for sim.launch.py: the simulator, free-running at realtime_factor."""
+    from hjepa_agent.nodes.common import run_node
+    run_node(lambda: SimNode(free_running=True))

@@ -1,0 +1,319 @@
+"""The embedded default: the simulator and every agent node in one process, over real DDS.
+
+`hjepa-agent sim` calls :func:`run`. Nodes come from the same node table as the launch
+files (hjepa_agent.node_table.NODES), with parameters from config/agent.yaml. Each
+episode gets freshly constructed agent nodes (no state carries over); the sim node
+lives for the whole run and its clock never goes back. The loop is lockstep: after
+each camera frame the simulator waits (wall-clock bounded) for the cmd_vel that
+carries that frame's stamp, so the run is faster than real time yet the agent never
+misses a frame because the computer was busy.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hjepa_agent.config.ego_model import EgoModel, load_ego_model
+from hjepa_agent.core.types import Mode
+from hjepa_agent.node_table import NODES, load_params
+from hjepa_agent.paths import data_path
+from hjepa_agent.sim.robot import load_robot_description
+from hjepa_agent.sim.scenario import Scenario, load_scenarios
+
+log = logging.getLogger("hjepa_agent.runner")
+
+CMD_WAIT_S = 0.3
+"""Wall-clock bound on waiting for the cmd_vel answering a camera frame."""
+STOPPED_GIVE_UP_S = 5.0
+"""An episode in SAFE_STOP with the robot standing still this long (sim s) ends as a safe stop."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What `hjepa-agent sim` was asked to do."""
+
+    scenarios: tuple[Path, ...]
+    episodes: int
+    seed: int
+    out: Path
+    gui: bool = False
+    params_file: Path | None = None
+    ego_model: Path | None = None
+    robot: Path | None = None
+    record: bool = True
+
+
+@dataclass
+class EpisodeResult:
+    """One episode's outcome and figures."""
+
+    episode: int
+    scenario: str
+    seed: int
+    success: bool = False
+    collision: bool = False
+    outcome: str = "timeout"
+    time_s: float = 0.0
+    time_to_goal_s: float | None = None
+    safe_stops: int = 0
+    limit_violations: int = 0
+    lockstep_misses: int = 0
+    min_clearance_m: float = math.inf
+    mode_ticks: dict[str, int] = field(default_factory=lambda: {m.name: 0 for m in Mode})
+    path: list[tuple[float, float]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def isolate_dds(domain_id: int | None = None) -> int:
+    """Give this process a private DDS domain, localhost-only discovery and a temp log dir."""
+    if domain_id is None:
+        domain_id = int(os.environ.get("ROS_DOMAIN_ID", "0")) or (100 + os.getpid() % 100)
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="hjepa_roslog_"))
+    os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    return domain_id
+
+
+def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: EgoModel) -> int:
+    """Bridge outputs outside the ego model's HARD limits: velocity, and accel/decel between
+    consecutive outputs (dt from the receiver's sim clock; any change at dt = 0 counts)."""
+    k = ego.hard.kinematics
+    eps = 1e-6
+    n = 0
+    for i in range(len(t)):
+        if abs(v[i]) > k.linear_x.max_velocity + eps or abs(w[i]) > k.angular_z.max_velocity + eps:
+            n += 1
+            continue
+        if i == 0:
+            continue
+        dt = t[i] - t[i - 1]
+        for axis, cur, prev in ((k.linear_x, v[i], v[i - 1]), (k.angular_z, w[i], w[i - 1])):
+            bound = axis.max_accel if abs(cur) > abs(prev) and cur * prev >= 0 else axis.max_decel
+            if abs(cur - prev) > bound * max(dt, 0.0) + 1e-4:
+                n += 1
+                break
+    return n
+
+
+def _percentile(xs: list[float], q: float) -> float | None:
+    return float(np.percentile(xs, q)) if xs else None
+
+
+def summarise(results: list[EpisodeResult], latency_ms: list[float]) -> dict[str, Any]:
+    """The run summary written to summary.json."""
+    n = len(results)
+    ticks = {m.name: sum(r.mode_ticks[m.name] for r in results) for m in Mode}
+    total = max(1, sum(ticks.values()))
+    reached = [r.time_to_goal_s for r in results if r.time_to_goal_s is not None]
+    return {
+        "episodes": n,
+        "successes": sum(r.success for r in results),
+        "success_rate": (sum(r.success for r in results) / n) if n else 0.0,
+        "collisions": sum(r.collision for r in results),
+        "limit_violations": sum(r.limit_violations for r in results),
+        "mean_time_to_goal_s": float(np.mean(reached)) if reached else None,
+        "cmd_latency_ms": {"p50": _percentile(latency_ms, 50), "p99": _percentile(latency_ms, 99),
+                           "max": max(latency_ms) if latency_ms else None, "samples": len(latency_ms)},
+        "mode_time_fraction": {k: v / total for k, v in ticks.items()},
+        "safe_stops": sum(r.safe_stops for r in results),
+        "lockstep_misses": sum(r.lockstep_misses for r in results),
+        "per_episode": [{"episode": r.episode, "scenario": r.scenario, "seed": r.seed, "success": r.success,
+                         "outcome": r.outcome, "collision": r.collision, "time_s": round(r.time_s, 3),
+                         "time_to_goal_s": r.time_to_goal_s, "safe_stops": r.safe_stops,
+                         "limit_violations": r.limit_violations, "lockstep_misses": r.lockstep_misses,
+                         "min_clearance_m": round(r.min_clearance_m, 3)} for r in results],
+    }
+
+
+def plot_trajectories(results: list[EpisodeResult], scenarios: dict[str, Scenario], path: Path) -> None:
+    """trajectories.png: one panel per scenario, obstacles and every episode's path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle, Rectangle
+
+    names = sorted(scenarios)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        sc = scenarios[name]
+        hx, hy = sc.arena.size_x_m / 2, sc.arena.size_y_m / 2
+        ax.add_patch(Rectangle((-hx, -hy), 2 * hx, 2 * hy, fill=False, lw=2))
+        for ob in sc.obstacles:
+            if ob.shape == "cylinder":
+                ax.add_patch(Circle((ob.x_m, ob.y_m), ob.radius_m, color="0.6"))
+            else:
+                r = Rectangle((ob.x_m - ob.size_x_m / 2, ob.y_m - ob.size_y_m / 2), ob.size_x_m, ob.size_y_m,
+                              angle=math.degrees(ob.yaw_rad), rotation_point="center", color="0.6")
+                ax.add_patch(r)
+        for r in results:
+            if r.scenario != name or not r.path:
+                continue
+            xy = np.asarray(r.path)
+            ax.plot(xy[:, 0], xy[:, 1], "-", color="tab:green" if r.success else "tab:red", lw=1)
+        ax.plot(sc.start.x_m, sc.start.y_m, "bo")
+        ax.plot(sc.goal.x_m, sc.goal.y_m, "r*", ms=12)
+        ok = sum(r.success for r in results if r.scenario == name)
+        tot = sum(1 for r in results if r.scenario == name)
+        ax.set_title(f"{name}: {ok}/{tot}")
+        ax.set_aspect("equal")
+        ax.set_xlim(-hx - 0.2, hx + 0.2)
+        ax.set_ylim(-hy - 0.2, hy + 0.2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+    """Run the episodes; write summary.json, episodes.jsonl, trajectories.png and run.mcap to cfg.out."""
+    isolate_dds()
+    import rclpy
+    from rclpy.experimental import EventsExecutor
+    from rclpy.parameter import Parameter
+    from tqdm import tqdm
+
+    from hjepa_agent.nodes.recorder import MetricsNode, Recorder
+    from hjepa_agent.nodes.sim import SimNode
+    from hjepa_agent.sim.world import SimWorld
+
+    scenario_list = [s for p in cfg.scenarios for s in load_scenarios(p)]
+    if not scenario_list:
+        raise FileNotFoundError(f"no scenarios found in {', '.join(map(str, cfg.scenarios))}")
+    ego_path = cfg.ego_model or data_path("config", "ego_model.yaml")
+    ego = load_ego_model(ego_path)
+    params = load_params(cfg.params_file or data_path("config", "agent.yaml"))
+    robot = load_robot_description(cfg.robot or data_path("config", "robots", "diffbot.yaml"))
+    cfg.out.mkdir(parents=True, exist_ok=True)
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    world = SimWorld(robot, gui=cfg.gui)
+    executor = EventsExecutor(context=ctx)
+    sim = SimNode(world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)])
+    metrics = MetricsNode(context=ctx, parameter_overrides=[Parameter("use_sim_time", value=True)])
+    recorder = Recorder(cfg.out / "run.mcap", context=ctx) if cfg.record else None
+    for n in (sim, metrics) + ((recorder.node,) if recorder else ()):
+        executor.add_node(n)
+    results: list[EpisodeResult] = []
+    episodes_file = (cfg.out / "episodes.jsonl").open("w")
+    bar = tqdm(range(cfg.episodes), desc="episodes", disable=not progress, unit="ep")
+    try:
+        for i in bar:
+            scenario = scenario_list[i % len(scenario_list)]
+            res = _run_episode(i, scenario, cfg.seed + i, sim, metrics, executor, ctx, params, ego, ego_path)
+            results.append(res)
+            episodes_file.write(json.dumps({k: v for k, v in res.__dict__.items() if k != "path"}) + "\n")
+            episodes_file.flush()
+            bar.set_postfix(ok=sum(r.success for r in results), last=res.outcome)
+    finally:
+        episodes_file.close()
+        if recorder is not None:
+            recorder.close()
+        executor.shutdown()
+        for n in (sim, metrics) + ((recorder.node,) if recorder else ()):
+            n.destroy_node()
+        world.close()
+        rclpy.shutdown(context=ctx)
+    summary = summarise(results, sim.log.latency_ms)
+    summary["ego_model"] = str(ego_path)
+    summary["scenarios"] = sorted({s.name for s in scenario_list})
+    (cfg.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot_trajectories(results, {s.name: s for s in scenario_list}, cfg.out / "trajectories.png")
+    return summary
+
+
+def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, ctx, params: dict,
+                 ego: EgoModel, ego_path: Path) -> EpisodeResult:
+    from rclpy.parameter import Parameter
+
+    res = EpisodeResult(episode=i, scenario=scenario.name, seed=seed)
+    sim.start_episode(scenario, seed)
+    metrics.reset()
+    nodes = []
+    for spec in NODES:
+        overrides = dict(params.get(spec.name, {}))
+        overrides["use_sim_time"] = True
+        if "ego_model" in overrides and not overrides["ego_model"]:
+            overrides["ego_model"] = str(ego_path)
+        node = spec.load_class()(context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        executor.add_node(node)
+        nodes.append(node)
+    log_start = len(sim.log.sim_t)
+    try:
+        _wait_for_discovery(sim, nodes, executor)
+        goal = (scenario.goal.x_m, scenario.goal.y_m)
+        t_start = sim.sim_time_s
+        stopped_since = None
+        prev_mode = Mode.HABITUAL
+        while True:
+            stamp_ns = sim.advance()
+            if stamp_ns is None:
+                executor.spin_once(timeout_sec=0.0)
+                executor.spin_once(timeout_sec=0.0)
+            else:
+                deadline = time.perf_counter() + CMD_WAIT_S
+                while sim.last_cmd_origin_ns != stamp_ns and time.perf_counter() < deadline:
+                    executor.spin_once(timeout_sec=0.002)
+                if sim.last_cmd_origin_ns != stamp_ns:
+                    res.lockstep_misses += 1
+            mode = metrics.mode
+            res.mode_ticks[mode.name] += 1
+            if mode == Mode.SAFE_STOP and prev_mode != Mode.SAFE_STOP:
+                res.safe_stops += 1
+            prev_mode = mode
+            elapsed = sim.sim_time_s - t_start
+            if stamp_ns is None:
+                continue
+            x, y, _ = sim.world.pose()
+            res.path.append((round(x, 3), round(y, 3)))
+            res.min_clearance_m = min(res.min_clearance_m, sim.world.min_obstacle_clearance())
+            if sim.world.in_collision():
+                res.collision, res.outcome = True, "collision"
+                break
+            if sim.world.goal_reached(goal, scenario.goal_tolerance_m):
+                res.success, res.outcome, res.time_to_goal_s = True, "goal", round(elapsed, 3)
+                break
+            if elapsed >= scenario.time_limit_s:
+                res.outcome = "timeout"
+                break
+            moving = abs(sim.world.twist()[0]) > 0.01
+            if mode == Mode.SAFE_STOP and not moving:
+                stopped_since = elapsed if stopped_since is None else stopped_since
+                if elapsed - stopped_since > STOPPED_GIVE_UP_S:
+                    res.outcome = "safe_stop"
+                    break
+            else:
+                stopped_since = None
+        res.time_s = sim.sim_time_s - t_start
+    finally:
+        for node in nodes:
+            executor.remove_node(node)
+            node.destroy_node()
+    res.events = metrics.events[-50:]
+    lg = sim.log
+    res.limit_violations = count_limit_violations(lg.sim_t[log_start:], lg.v[log_start:], lg.w[log_start:], ego)
+    return res
+
+
+def _wait_for_discovery(sim, nodes, executor, timeout_s: float = 10.0) -> None:
+    """Spin until every publisher of the sim and the agent has its subscribers matched."""
+    pubs = [sim.pub_image, sim.pub_scan, sim.pub_odom, sim.pub_goal]
+    for node in nodes:
+        pubs += [p for p in node.publishers if p.topic_name.startswith(("/agent", "/cmd_vel"))
+                 and not p.topic_name.endswith(("/path", "/events"))]
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        if all(p.get_subscription_count() > 0 for p in pubs):
+            return
+        executor.spin_once(timeout_sec=0.01)
+    missing = [p.topic_name for p in pubs if p.get_subscription_count() == 0]
+    raise RuntimeError(f"DDS discovery did not complete in {timeout_s} s; unmatched: {missing}")

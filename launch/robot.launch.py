@@ -1,0 +1,43 @@
+"""Launch the agent on a physical robot: one process per node from hjepa_agent.node_table.NODES.
+
+    ros2 launch hjepa_agent robot.launch.py namespace:=robot1 \
+        ego_model:=/path/ego_model.yaml params_file:=/path/agent.yaml \
+        camera_topic:=/front_camera/image_raw scan_topic:=/scan odom_topic:=/odom cmd_vel_topic:=/cmd_vel
+
+The robot's drivers provide camera/image_raw, scan, odom, battery_state, motor_temperature
+and consume cmd_vel (TwistStamped); remap them with the *_topic arguments.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from hjepa_agent.node_table import NODES
+from hjepa_agent.paths import data_path
+
+REMAPPABLE = ("camera/image_raw", "scan", "odom", "battery_state", "motor_temperature", "goal_pose", "cmd_vel")
+
+
+def _arg(topic: str) -> str:
+    return topic.split("/")[0] + "_topic" if "/" in topic else f"{topic}_topic"
+
+
+def generate_launch_description() -> LaunchDescription:
+    """One Node action per entry of the node table."""
+    args = [
+        DeclareLaunchArgument("namespace", default_value="", description="namespace for every node"),
+        DeclareLaunchArgument("use_sim_time", default_value="false"),
+        DeclareLaunchArgument("ego_model", default_value=str(data_path("config", "ego_model.yaml"))),
+        DeclareLaunchArgument("params_file", default_value=str(data_path("config", "agent.yaml"))),
+    ] + [DeclareLaunchArgument(_arg(t), default_value=t, description=f"remap of {t}") for t in REMAPPABLE]
+    remaps = [(t, LaunchConfiguration(_arg(t))) for t in REMAPPABLE]
+    nodes = [
+        Node(package="hjepa_agent", executable=spec.executable, name=spec.name,
+             namespace=LaunchConfiguration("namespace"), output="screen",
+             parameters=[LaunchConfiguration("params_file"),
+                         {"use_sim_time": LaunchConfiguration("use_sim_time"),
+                          "ego_model": LaunchConfiguration("ego_model")}],
+             remappings=list(spec.remaps) + remaps)
+        for spec in NODES
+    ]
+    return LaunchDescription(args + nodes)

@@ -1,0 +1,38 @@
+"""Launch the agent and the PyBullet simulator, one process per node, on sim time.
+
+    ros2 launch hjepa_agent sim.launch.py scenario:=$(ros2 pkg prefix hjepa_agent)/share/hjepa_agent/config/scenarios/clutter.yaml
+
+The agent's nodes come from hjepa_agent.node_table.NODES (as for the robot and for
+`hjepa-agent sim`); the simulator runs free at realtime_factor x real time.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from hjepa_agent.node_table import NODES, SIM_NODE
+from hjepa_agent.paths import data_path
+
+
+def generate_launch_description() -> LaunchDescription:
+    """The simulator node plus one Node action per entry of the node table, all with use_sim_time."""
+    args = [
+        DeclareLaunchArgument("namespace", default_value=""),
+        DeclareLaunchArgument("ego_model", default_value=str(data_path("config", "ego_model.yaml"))),
+        DeclareLaunchArgument("params_file", default_value=str(data_path("config", "agent.yaml"))),
+        DeclareLaunchArgument("robot", default_value=str(data_path("config", "robots", "diffbot.yaml"))),
+        DeclareLaunchArgument("scenario", default_value=str(data_path("config", "scenarios", "clutter.yaml"))),
+        DeclareLaunchArgument("gui", default_value="false"),
+    ]
+    common = {"use_sim_time": True, "ego_model": LaunchConfiguration("ego_model")}
+    sim = Node(package="hjepa_agent", executable=SIM_NODE.executable, name=SIM_NODE.name,
+               namespace=LaunchConfiguration("namespace"), output="screen",
+               parameters=[{"robot": LaunchConfiguration("robot"), "scenario": LaunchConfiguration("scenario"),
+                            "gui": LaunchConfiguration("gui")}])
+    nodes = [
+        Node(package="hjepa_agent", executable=spec.executable, name=spec.name,
+             namespace=LaunchConfiguration("namespace"), output="screen",
+             parameters=[LaunchConfiguration("params_file"), common], remappings=list(spec.remaps))
+        for spec in NODES
+    ]
+    return LaunchDescription(args + [sim] + nodes)

@@ -1,0 +1,35 @@
+"""ament_python package setup: console scripts per node, data under share/hjepa_agent."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "hjepa_agent"
+NODES = ["perception", "estimator", "habitual", "planner", "watchdog", "bridge", "sim"]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config/scenarios", glob("config/scenarios/*.yaml")),
+        (f"share/{PACKAGE}/config/robots", glob("config/robots/*.yaml")),
+        (f"share/{PACKAGE}/urdf", glob("urdf/*")),
+        (f"share/{PACKAGE}/models", glob("models/*")),
+    ],
+    install_requires=["setuptools", "numpy", "pyyaml", "opencv-python-headless<5", "pybullet", "tqdm",
+                      "matplotlib", "rosbags"],
+    zip_safe=True,
+    maintainer="hjepa_agent developers",
+    maintainer_email="dev@hjepa-agent.invalid",
+    description="H-JEPA embodied agent runtime as ROS 2 nodes running ONNX models",
+    license="Apache-2.0",
+    extras_require={"test": ["pytest", "hypothesis"]},
+    entry_points={
+        "console_scripts": [f"{n} = {PACKAGE}.nodes.{n}:main" for n in NODES]
+        + ["hjepa-agent = hjepa_agent.cli:main"],
+    },
+)

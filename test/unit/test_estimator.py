@@ -1,0 +1,57 @@
+"""Estimator: the filter tracks odometry, rejects NaN, and its variance/ambiguity respond to noise."""
+import math
+
+import numpy as np
+import pytest
+
+from hjepa_agent.core.estimator import Estimator
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, WORLD_STATE_LABELS, Percept, WorldState
+
+
+def _percept(t, z, quality=1.0):
+    return Percept(t, np.asarray(z, np.float32), np.full(N_SCAN_BINS, 2.0, np.float32), quality)
+
+
+def test_tracks_straight_motion_and_variance_grows_without_odom():
+    est = Estimator()
+    for k in range(50):
+        t = 0.02 * k
+        est.on_odom(t, np.array([0.5 * t, 0.0, 0.0]), np.array([0.5, 0.0]))
+    ws = est.on_percept(_percept(1.0, np.zeros(N_LATENT)))
+    assert ws.pose[0] == pytest.approx(0.5, abs=0.02)
+    assert ws.twist[0] == pytest.approx(0.5, abs=0.02)
+    var_now = ws.variance[0]
+    ws_later = est.on_percept(_percept(3.0, np.zeros(N_LATENT)))
+    assert ws_later.pose[0] == pytest.approx(1.5, abs=0.05)  # predicted forward
+    assert ws_later.variance[0] > var_now  # no odometry: less certain
+
+
+def test_nan_odometry_rejected():
+    est = Estimator()
+    with pytest.raises(ValueError):
+        est.on_odom(0.0, np.array([math.nan, 0.0, 0.0]), np.array([0.0, 0.0]))
+    assert est.odom_count == 0
+
+
+def test_noisy_latent_raises_ambiguity():
+    rng = np.random.default_rng(0)
+    calm, noisy = Estimator(), Estimator()
+    for k in range(30):
+        for e in (calm, noisy):
+            e.on_odom(0.1 * k, np.zeros(3), np.zeros(2))
+        a = calm.on_percept(_percept(0.1 * k, 0.01 * rng.standard_normal(N_LATENT)))
+        b = noisy.on_percept(_percept(0.1 * k, 3.0 * rng.standard_normal(N_LATENT)))
+    assert b.ambiguity > 3 * a.ambiguity
+    assert np.mean(b.variance[-N_LATENT:]) > 100 * np.mean(a.variance[-N_LATENT:])
+
+
+def test_world_state_vector_roundtrip():
+    est = Estimator()
+    est.on_goal(np.array([1.0, 2.0]))
+    ws = est.on_percept(_percept(0.5, np.arange(N_LATENT)))
+    v = ws.vector()
+    assert v.shape == (len(WORLD_STATE_LABELS),)
+    back = WorldState.from_vector(ws.stamp_s, v, ws.variance, ws.ambiguity)
+    assert back.has_goal and np.allclose(back.goal, [1.0, 2.0]) and np.allclose(back.latent, ws.latent)
+    with pytest.raises(ValueError):
+        WorldState.from_vector(0.0, v[:-1], ws.variance[:-1], 0.0)

@@ -1,0 +1,71 @@
+"""Perception preprocessing: image decoding errors, resizing rules, scan sectors, quality flags."""
+import math
+
+import numpy as np
+import pytest
+
+from hjepa_agent.core.perception import (IMAGE_SIZE, ImageError, Perception, decode_image, image_quality,
+                                         preprocess_image, scan_to_bins)
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M
+
+
+def test_decode_rgb_and_bgr_agree():
+    rgb = np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    a = decode_image(rgb.tobytes(), 8, 8, "rgb8", 24)
+    b = decode_image(rgb[:, :, ::-1].copy().tobytes(), 8, 8, "bgr8", 24)
+    assert np.array_equal(a, rgb) and np.array_equal(b, rgb)
+
+
+@pytest.mark.parametrize("args, words", [
+    ((b"\0" * 192, 8, 8, "32FC1", 32), "unsupported encoding"),
+    ((b"\0" * 100, 8, 8, "rgb8", 24), "buffer has 100 bytes"),
+    ((b"", 0, 8, "rgb8", 24), "empty image"),
+])
+def test_decode_rejects(args, words):
+    with pytest.raises(ImageError, match=words):
+        decode_image(*args)
+
+
+def test_preprocess_resizes_square_and_rejects_distorting():
+    out = preprocess_image(np.full((96, 96, 3), 255, np.uint8))
+    assert out.shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE) and out.dtype == np.float32
+    assert out.max() == pytest.approx(1.0)
+    with pytest.raises(ImageError, match="aspect"):
+        preprocess_image(np.zeros((64, 128, 3), np.uint8))
+    with pytest.raises(ImageError, match="too small"):
+        preprocess_image(np.zeros((16, 16, 3), np.uint8))
+
+
+def test_scan_bins_min_per_sector_and_no_return():
+    n = 64
+    ranges = np.full(n, np.inf, np.float32)
+    ranges[n // 2] = 1.0  # angle 0 (straight ahead)
+    ranges[0] = math.nan
+    bins = scan_to_bins(ranges, -math.pi, 2 * math.pi / n, 0.05, 4.0)
+    assert bins.shape == (N_SCAN_BINS,)
+    assert bins[N_SCAN_BINS // 2] == pytest.approx(1.0)
+    assert np.sum(bins < SCAN_RANGE_MAX_M) == 1
+
+
+def test_quality_flags_blackout_and_frozen():
+    img = np.random.default_rng(1).integers(30, 220, (64, 64, 3), dtype=np.uint8)
+    assert image_quality(img, None) == (1.0, "")
+    assert image_quality(img, img.copy())[1] == "frozen"
+    assert image_quality(np.zeros_like(img), None)[1] == "blackout"
+
+
+def test_missing_scan_reads_as_blocked():
+    p = Perception(encoder=lambda x: np.zeros((1, N_LATENT), np.float32))
+    img = np.random.default_rng(2).integers(30, 220, (64, 64, 3), dtype=np.uint8)
+    percept = p.on_image(1.0, img, scan_max_age_s=0.3)
+    assert np.all(percept.scan_bins == 0.0)
+    p.on_scan(1.0, np.full(64, 3.0, np.float32), -math.pi, 2 * math.pi / 64, 0.05, 4.0)
+    percept = p.on_image(1.1, img, scan_max_age_s=0.3)
+    assert np.allclose(percept.scan_bins, 3.0)
+    assert p.on_image(2.0, img, scan_max_age_s=0.3).scan_bins.max() == 0.0  # scan now stale
+
+
+def test_bad_encoder_output_rejected():
+    p = Perception(encoder=lambda x: np.full((1, N_LATENT), np.nan, np.float32))
+    with pytest.raises(ImageError, match="non-finite"):
+        p.on_image(0.0, np.zeros((64, 64, 3), np.uint8) + 100, 0.3)

@@ -1,0 +1,55 @@
+"""CEM planner: reaches towards the goal, avoids an obstacle ahead, honours its budget."""
+import math
+
+import numpy as np
+
+from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, PlanCost, obstacle_points
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState, sector_angles
+
+
+def _ws(scan=None, goal=(3.0, 0.0)):
+    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + N_LATENT
+    return WorldState(0.0, np.zeros(3, np.float32), np.zeros(2, np.float32), np.asarray(goal, np.float32), True,
+                      np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32) if scan is None else scan,
+                      np.zeros(N_LATENT, np.float32), np.zeros(n, np.float32), 0.1)
+
+
+def _planner(**kw):
+    return CEMPlanner(CEMConfig(**kw), PlanCost(footprint_radius_m=0.2))
+
+
+def test_free_space_heads_to_goal():
+    plan = _planner().plan(_ws(), np.array([3.0, 0.0]), Budget(10**6))
+    assert plan.actions.shape == (15, 2) and plan.states.shape == (16, 3)
+    assert plan.states[-1, 0] > 1.0 and abs(plan.states[-1, 1]) < 0.3
+    assert plan.risk < 0.1
+
+
+def test_avoids_obstacle_ahead():
+    scan = np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32)
+    ahead = int(np.argmin(np.abs(sector_angles())))
+    scan[ahead] = 0.8
+    ws = _ws(scan)
+    plan = _planner(iterations=6).plan(ws, np.array([3.0, 0.0]), Budget(10**6))
+    obs = obstacle_points(ws)
+    d = np.min(np.linalg.norm(plan.states[:, None, :2] - obs[None], axis=-1))
+    assert d > 0.2  # footprint never touches the obstacle points
+    assert plan.extras["min_clearance_m"] > 0.0
+
+
+def test_budget_is_honoured():
+    cfg = CEMConfig(samples=32, horizon=10, iterations=10)
+    plan = CEMPlanner(cfg, PlanCost(0.2)).plan(_ws(), np.array([3.0, 0.0]), Budget(32 * 10 * 3))
+    assert plan.world_model_calls == 32 * 10 * 3
+    tiny = CEMPlanner(cfg, PlanCost(0.2)).plan(_ws(), np.array([3.0, 0.0]), Budget(10))
+    assert tiny.world_model_calls == 0 and np.all(tiny.actions == 0.0)
+
+
+def test_obstacle_points_geometry():
+    scan = np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32)
+    k = int(np.argmin(np.abs(sector_angles() - math.pi / 2)))
+    scan[k] = 1.0
+    pts = obstacle_points(_ws(scan))
+    assert pts.shape == (5, 2)
+    assert np.allclose(np.linalg.norm(pts, axis=1), 1.0, atol=1e-5)
+    assert np.all(pts[:, 1] > 0.8)  # to the left
