@@ -250,7 +250,8 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
     log_start = len(sim.log.sim_t)
     try:
         _wait_for_discovery(sim, nodes, executor)
-        goal = (scenario.goal.x_m, scenario.goal.y_m)
+        layout = sim.world.layout
+        goal = (layout.goal.x_m, layout.goal.y_m)
         t_start = sim.sim_time_s
         stopped_since = None
         prev_mode = Mode.HABITUAL

@@ -99,7 +99,7 @@ class SimNode(Node):
         """Reset the world; sim time keeps increasing across episodes (never jumps back)."""
         self.t_offset_s = self.sim_time_s + 1.0 if self.scenario is not None else 0.0
         self.world.reset(scenario, seed)
-        self.scenario = scenario
+        self.scenario = self.world.layout  # this episode's layout, after the seeded jitter
         self.cmd = (0.0, 0.0)
         self.world.set_cmd(0.0, 0.0)
         self._rng = np.random.default_rng(seed)

@@ -1,0 +1,270 @@
+"""PyBullet world for one robot in one scenario: physics, sensors, battery and motor heat.
+
+Each :class:`SimWorld` owns its own PyBullet client (no global state), so several can
+coexist in one process. Frames: world x/y on the floor, z up; yaw counter-clockwise from
++x. Units: m, rad, s, m/s, rad/s, N m, W, Wh, V, A, degC. Time advances only in
+:meth:`SimWorld.step`; nothing here reads a wall clock.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pybullet as p
+from pybullet_utils import bullet_client
+
+from hjepa_agent.paths import data_path
+from hjepa_agent.sim.robot import RobotDescription
+from hjepa_agent.sim.scenario import (OBSTACLE_HEIGHT_M, WALL_THICKNESS_M, Goal, Scenario,
+                                      occupancy_grid)
+
+_LOG = logging.getLogger(__name__)
+
+_OBSTACLE_COLOURS = ((0.85, 0.15, 0.15, 1.0), (0.15, 0.7, 0.2, 1.0), (0.95, 0.6, 0.1, 1.0),
+                     (0.6, 0.2, 0.75, 1.0), (0.1, 0.65, 0.75, 1.0), (0.9, 0.85, 0.2, 1.0),
+                     (0.55, 0.35, 0.2, 1.0), (0.95, 0.45, 0.65, 1.0), (0.3, 0.3, 0.9, 1.0))
+_WALL_COLOUR = (0.8, 0.8, 0.78, 1.0)
+_FLOOR_COLOUR = (0.45, 0.45, 0.45, 1.0)
+_GRAVITY_MPS2 = 9.81
+
+
+class SimWorld:
+    """One robot (from a :class:`RobotDescription`) in a scenario; fixed physics step ``physics_dt_s``."""
+
+    def __init__(self, robot: RobotDescription, *, gui: bool = False, physics_dt_s: float = 0.005) -> None:
+        if not 1e-4 <= physics_dt_s <= 0.05:
+            raise ValueError(f"physics_dt_s: must be in [1e-4, 0.05] s, got {physics_dt_s}")
+        self.robot = robot
+        self.physics_dt_s = float(physics_dt_s)
+        self.drain_multiplier = 1.0
+        """Scales battery drain (fault tests set it > 1 to empty the battery quickly)."""
+        self.heating_multiplier = 1.0
+        """Scales motor heating (fault tests set it > 1 to overheat quickly)."""
+        self._bc = bullet_client.BulletClient(connection_mode=p.GUI if gui else p.DIRECT)
+        self._urdf = str(data_path(robot.urdf))
+        cam = robot.camera
+        self._proj = self._bc.computeProjectionMatrixFOV(cam.fov_deg, cam.width / cam.height, cam.near_m, cam.far_m)
+        self._body = -1
+        self._ground = -1
+        self._obstacle_bodies: list[int] = []
+        self._wheel_idx: list[int] = []
+        self._n_left = len(robot.left_wheel_joints)
+        self._cam_link = -1
+        self._laser_link = -1
+        self._layout: Scenario | None = None
+        self._steps = 0
+        self._energy_wh = robot.battery.capacity_wh
+        self._power_w = 0.0
+        self._temp_c = robot.thermal.ambient_c
+        self._closed = False
+
+    # ----------------------------------------------------------------- episode
+    def reset(self, scenario: Scenario, episode_seed: int) -> None:
+        """Rebuild the world for ``scenario`` jittered by ``episode_seed``; robot at the start pose.
+
+        Battery back to 100 %, motor temperature to ambient, time to 0 s.
+        """
+        bc = self._bc
+        layout = scenario.jittered(episode_seed)
+        bc.resetSimulation()
+        bc.setGravity(0.0, 0.0, -_GRAVITY_MPS2)
+        bc.setTimeStep(self.physics_dt_s)
+        hx, hy = scenario.arena.size_x_m / 2.0, scenario.arena.size_y_m / 2.0
+        self._ground = self._box((hx + 1.0, hy + 1.0, 0.05), (0.0, 0.0, -0.05), 0.0, _FLOOR_COLOUR)
+        t, h = WALL_THICKNESS_M, scenario.arena.wall_height_m
+        walls = [self._box((t / 2, hy + t, h / 2), (sx * (hx + t / 2), 0.0, h / 2), 0.0, _WALL_COLOUR)
+                 for sx in (-1.0, 1.0)]
+        walls += [self._box((hx + t, t / 2, h / 2), (0.0, sy * (hy + t / 2), h / 2), 0.0, _WALL_COLOUR)
+                  for sy in (-1.0, 1.0)]
+        obstacles = []
+        for i, ob in enumerate(layout.obstacles):
+            colour = _OBSTACLE_COLOURS[i % len(_OBSTACLE_COLOURS)]
+            pos = (ob.x_m, ob.y_m, OBSTACLE_HEIGHT_M / 2)
+            if ob.shape == "box":
+                obstacles.append(self._box((ob.size_x_m / 2, ob.size_y_m / 2, OBSTACLE_HEIGHT_M / 2),
+                                           pos, ob.yaw_rad, colour))
+            else:
+                col = bc.createCollisionShape(p.GEOM_CYLINDER, radius=ob.radius_m, height=OBSTACLE_HEIGHT_M)
+                vis = bc.createVisualShape(p.GEOM_CYLINDER, radius=ob.radius_m, length=OBSTACLE_HEIGHT_M,
+                                           rgbaColor=colour)
+                obstacles.append(bc.createMultiBody(0.0, col, vis, pos))
+        self._obstacle_bodies = walls + obstacles
+        self._load_robot(layout)
+        self._layout = layout
+        self._steps = 0
+        self._energy_wh = self.robot.battery.capacity_wh
+        self._power_w = self.robot.battery.idle_power_w
+        self._temp_c = self.robot.thermal.ambient_c
+        self.set_cmd(0.0, 0.0)
+
+    def _box(self, half_extents: tuple[float, float, float], pos: tuple[float, float, float],
+             yaw_rad: float, colour: tuple[float, float, float, float]) -> int:
+        bc = self._bc
+        col = bc.createCollisionShape(p.GEOM_BOX, halfExtents=half_extents)
+        vis = bc.createVisualShape(p.GEOM_BOX, halfExtents=half_extents, rgbaColor=colour)
+        return bc.createMultiBody(0.0, col, vis, pos, bc.getQuaternionFromEuler((0.0, 0.0, yaw_rad)))
+
+    def _load_robot(self, layout: Scenario) -> None:
+        bc = self._bc
+        orn = bc.getQuaternionFromEuler((0.0, 0.0, layout.start.yaw_rad))
+        body = bc.loadURDF(self._urdf, (layout.start.x_m, layout.start.y_m, 0.5), orn,
+                           flags=p.URDF_USE_INERTIA_FROM_FILE)
+        joints: dict[str, int] = {}
+        links: dict[str, int] = {bc.getBodyInfo(body)[0].decode(): -1}
+        for j in range(bc.getNumJoints(body)):
+            info = bc.getJointInfo(body, j)
+            joints[info[1].decode()] = j
+            links[info[12].decode()] = j
+        missing = [n for n in self.robot.wheel_joints if n not in joints]
+        if missing:
+            raise ValueError(f"{self._urdf}: wheel joints {missing} not found (has {sorted(joints)})")
+        for link in (self.robot.camera.link, self.robot.scan.link):
+            if link not in links:
+                raise ValueError(f"{self._urdf}: link {link!r} not found (has {sorted(links)})")
+        self._wheel_idx = [joints[n] for n in self.robot.wheel_joints]
+        self._cam_link = links[self.robot.camera.link]
+        self._laser_link = links[self.robot.scan.link]
+        # Drop the robot so its lowest point just touches the floor.
+        lowest = min(bc.getAABB(body, li)[0][2] for li in range(-1, bc.getNumJoints(body)))
+        bc.resetBasePositionAndOrientation(body, (layout.start.x_m, layout.start.y_m, 0.5 - lowest + 5e-4), orn)
+        self._body = body
+
+    # ----------------------------------------------------------------- actuation
+    def set_cmd(self, v_mps: float, w_rps: float) -> None:
+        """Command body velocity v (m/s, forward) and w (rad/s, counter-clockwise) via wheel speeds."""
+        r, half = self.robot.wheel_radius_m, self.robot.wheel_separation_m / 2.0
+        left, right = (v_mps - w_rps * half) / r, (v_mps + w_rps * half) / r
+        targets = [left] * self._n_left + [right] * (len(self._wheel_idx) - self._n_left)
+        self._bc.setJointMotorControlArray(self._body, self._wheel_idx, p.VELOCITY_CONTROL,
+                                           targetVelocities=targets,
+                                           forces=[self.robot.max_wheel_torque_nm] * len(self._wheel_idx))
+
+    def step(self, dt_s: float) -> None:
+        """Advance by round(dt_s / physics_dt_s) physics steps (at least one); integrate battery and heat."""
+        n = max(1, int(round(dt_s / self.physics_dt_s)))
+        bat, th = self.robot.battery, self.robot.thermal
+        dt = self.physics_dt_s
+        for _ in range(n):
+            self._bc.stepSimulation()
+            states = self._bc.getJointStates(self._body, self._wheel_idx)
+            torque = np.array([s[3] for s in states])
+            omega = np.array([s[1] for s in states])
+            mech_w = float(np.sum(np.abs(torque * omega))) / bat.motor_efficiency
+            self._power_w = bat.idle_power_w + mech_w
+            self._energy_wh = max(self._energy_wh - self.drain_multiplier * self._power_w * dt / 3600.0, 0.0)
+            heat_w = self.heating_multiplier * th.heating_coeff_w_per_nm2 * float(np.sum(torque ** 2))
+            self._temp_c += (heat_w - th.cooling_w_per_k * (self._temp_c - th.ambient_c)) * dt / th.heat_capacity_j_per_k
+        self._steps += n
+
+    @property
+    def time_s(self) -> float:
+        """Simulated time since reset, s (a whole number of physics steps)."""
+        return self._steps * self.physics_dt_s
+
+    # ----------------------------------------------------------------- state
+    @property
+    def layout(self) -> Scenario:
+        """The current episode's scenario after jitter (obstacles, start and goal as built)."""
+        if self._layout is None:
+            raise RuntimeError("SimWorld.reset() has not been called")
+        return self._layout
+
+    def pose(self) -> tuple[float, float, float]:
+        """Base pose in the world: x (m), y (m), yaw (rad)."""
+        pos, orn = self._bc.getBasePositionAndOrientation(self._body)
+        return float(pos[0]), float(pos[1]), float(self._bc.getEulerFromQuaternion(orn)[2])
+
+    def twist(self) -> tuple[float, float]:
+        """Body-frame forward speed v (m/s) and yaw rate w (rad/s)."""
+        lin, ang = self._bc.getBaseVelocity(self._body)
+        yaw = self.pose()[2]
+        return float(lin[0] * math.cos(yaw) + lin[1] * math.sin(yaw)), float(ang[2])
+
+    def joint_states(self) -> tuple[list[str], list[float], list[float], list[float]]:
+        """Wheel joints (left then right): names, positions (rad), velocities (rad/s), efforts (N m)."""
+        states = self._bc.getJointStates(self._body, self._wheel_idx)
+        return (self.robot.wheel_joints, [float(s[0]) for s in states], [float(s[1]) for s in states],
+                [float(s[3]) for s in states])
+
+    def battery(self) -> tuple[float, float, float]:
+        """Battery voltage (V, 0.85..1.05 x nominal with charge), charge fraction [0, 1], current (A)."""
+        frac = self._energy_wh / self.robot.battery.capacity_wh
+        volts = self.robot.battery.nominal_voltage_v * (0.85 + 0.2 * frac)
+        return volts, frac, self._power_w / volts
+
+    def motor_temperature_c(self) -> float:
+        """Lumped motor temperature, degC."""
+        return float(self._temp_c)
+
+    # ----------------------------------------------------------------- sensors
+    def render_camera(self) -> np.ndarray:
+        """RGB image (height, width, 3) uint8 from the camera link, looking along its x axis."""
+        bc, cam = self._bc, self.robot.camera
+        st = bc.getLinkState(self._body, self._cam_link, computeForwardKinematics=True)
+        eye, m = np.asarray(st[4]), bc.getMatrixFromQuaternion(st[5])
+        fwd, up = np.array([m[0], m[3], m[6]]), (m[2], m[5], m[8])
+        view = bc.computeViewMatrix(eye.tolist(), (eye + fwd).tolist(), up)
+        _, _, rgba, _, _ = bc.getCameraImage(cam.width, cam.height, view, self._proj, shadow=0,
+                                             renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK)
+        return np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[:, :, :3].copy()
+
+    def scan(self) -> np.ndarray:
+        """360 deg ranges (n_beams,) float32, m; beam i at -pi + i*2pi/n from the base heading; no hit = inf.
+
+        Rays start range_min_m from the laser link; hits on the robot itself count as no hit.
+        """
+        spec = self.robot.scan
+        origin = np.asarray(self._bc.getLinkState(self._body, self._laser_link,
+                                                  computeForwardKinematics=True)[4])
+        ang = self.pose()[2] + spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
+        dirs = np.stack([np.cos(ang), np.sin(ang), np.zeros_like(ang)], axis=1)
+        starts = origin + spec.range_min_m * dirs
+        ends = origin + spec.range_max_m * dirs
+        hits = self._bc.rayTestBatch(starts.tolist(), ends.tolist())
+        span = spec.range_max_m - spec.range_min_m
+        out = np.full(spec.n_beams, np.inf, dtype=np.float32)
+        for i, hit in enumerate(hits):
+            if hit[0] >= 0 and hit[0] != self._body:
+                out[i] = spec.range_min_m + hit[2] * span
+        return out
+
+    # ----------------------------------------------------------------- checks
+    def in_collision(self) -> bool:
+        """True if the robot touches anything but the floor (contact distance <= 0)."""
+        return any(c[2] != self._ground and c[8] <= 0.0
+                   for c in self._bc.getContactPoints(bodyA=self._body))
+
+    def goal_reached(self, goal: Goal | tuple[float, float], tol: float) -> bool:
+        """True if the base is within ``tol`` m of ``goal`` (a Goal or (x, y) in m)."""
+        gx, gy = (goal.x_m, goal.y_m) if isinstance(goal, Goal) else goal
+        x, y, _ = self.pose()
+        return math.hypot(gx - x, gy - y) <= tol
+
+    def min_obstacle_clearance(self, max_m: float = 5.0) -> float:
+        """Smallest distance (m) between the robot and any wall or obstacle; inf if none within max_m."""
+        best = math.inf
+        for body in self._obstacle_bodies:
+            for pt in self._bc.getClosestPoints(self._body, body, max_m):
+                best = min(best, float(pt[8]))
+        return best
+
+    def occupancy_grid(self, resolution_m: float = 0.05) -> tuple[np.ndarray, tuple[float, float]]:
+        """Privileged grid of walls and obstacles of the current layout; see scenario.occupancy_grid."""
+        return occupancy_grid(self.layout, resolution_m)
+
+    def close(self) -> None:
+        """Disconnect the PyBullet client; safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self._bc.disconnect()
+            _LOG.debug("SimWorld for %s closed", self.robot.name)
+
+    def __enter__(self) -> "SimWorld":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["SimWorld"]

@@ -1,0 +1,62 @@
+"""The node table is the single source for launch files and the embedded runner."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.node_table import NODES, SIM_NODE, load_params
+from hjepa_agent.paths import data_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _declared(spec) -> set[str]:
+    module = spec.cls.split(":")[0].replace(".", "/") + ".py"
+    src = (ROOT / module).read_text()
+    names = set(re.findall(r'declare\(self, "([a-z_]+)"', src))
+    if "declare_ego_model(self)" in src:
+        names.add("ego_model")
+    return names
+
+
+def test_table_lists_the_six_nodes_in_flow_order():
+    assert [n.name for n in NODES] == ["perception", "estimator", "habitual", "planner", "watchdog", "bridge"]
+
+
+@pytest.mark.parametrize("spec", NODES + (SIM_NODE,), ids=lambda s: s.name)
+def test_classes_import_and_have_console_scripts(spec):
+    cls = spec.load_class()
+    assert cls.__name__.endswith("Node")
+    setup = (ROOT / "setup.py").read_text()
+    assert f'"{spec.executable}"' in setup
+
+
+def test_params_file_matches_declared_parameters():
+    params = load_params(data_path("config", "agent.yaml"))
+    assert set(params) == {n.name for n in NODES} | {SIM_NODE.name}
+    for spec in NODES + (SIM_NODE,):
+        unknown = set(params[spec.name]) - _declared(spec)
+        assert not unknown, f"{spec.name}: agent.yaml sets undeclared parameters {unknown}"
+
+
+@pytest.mark.parametrize("launch", ["sim.launch.py", "robot.launch.py"])
+def test_launch_files_build_nodes_from_the_table(launch):
+    tree = ast.parse((ROOT / "launch" / launch).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "hjepa_agent.node_table"
+                for a in n.names}
+    assert "NODES" in imported
+    loops = [n for n in ast.walk(tree) if isinstance(n, ast.comprehension) and getattr(n.iter, "id", "") == "NODES"]
+    assert loops, f"{launch} does not iterate over NODES"
+    assert "generate_launch_description" in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+
+
+def test_params_file_errors_name_the_node(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("ghost:\n  ros__parameters: {a: 1}\n")
+    with pytest.raises(ConfigError, match="ghost: unknown node"):
+        load_params(p)
+    p.write_text("bridge:\n  params: {a: 1}\n")
+    with pytest.raises(ConfigError, match="ros__parameters"):
+        load_params(p)
