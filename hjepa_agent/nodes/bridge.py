@@ -73,8 +73,10 @@ class BridgeNode(Node):
                 ang = float(p.value)
         if lin is None and ang is None:
             return SetParametersResult(successful=True)
+        cur_lin, cur_ang = self.core.operating_limits
         try:
-            self.core.set_operating_limits(max_linear_mps=lin, max_angular_rps=ang)
+            self.core.set_operating_limits(cur_lin if lin is None else lin, cur_ang if ang is None else ang,
+                                           now_s(self))
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
@@ -98,7 +100,7 @@ class BridgeNode(Node):
             self.get_logger().warn(f"proposal from {p.source} rejected: {reason}", throttle_duration_sec=2.0)
         if reason is None and self.core.is_active_source(p.source, now):
             self._publish(now)
-        elif not self.core.is_driving(now):
+        elif self.core.is_stopping(now):
             self._publish(now, origin_override=p.stamp_s)
 
     def on_habitual(self, msg: TwistStamped) -> None:
@@ -110,7 +112,7 @@ class BridgeNode(Node):
         try:
             plan = msg_to_plan(msg)
         except MessageError as exc:
-            self.core.count_rejection(f"plan: {exc}")
+            self.core.count_rejection(now_s(self), "planner", f"malformed plan: {exc}")
             self.get_logger().warn(f"plan rejected: {exc}", throttle_duration_sec=2.0)
             return
         a = plan.actions[0]

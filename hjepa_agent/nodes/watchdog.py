@@ -117,9 +117,9 @@ class WatchdogNode(Node):
         """Publish /diagnostics from the core's status."""
         if self.last is None:
             return
-        st = dict(self.last.status)
-        level = st.pop("level", "OK")
-        self.diag.publish(level, f"mode {self.last.mode.name}", {**st, "rejected": self.rejected})
+        st = self.last.status
+        self.diag.publish(st["level"], f"mode {self.last.mode.name}: {st['message']}",
+                          {**st["values"], "rejected": self.rejected})
 
 
 def main() -> None:

@@ -1,0 +1,376 @@
+"""Foundation watchdog: owns the mode (HABITUAL / PLANNING / OPTIMISING / SAFE_STOP).
+
+Decides from input freshness, the ego model's limits (battery floor, temperature
+range, hard velocity), the world model's ambiguity and a clearance-based risk proxy,
+with hysteresis and dwell times; every transition is an :class:`Event` with reasons.
+
+Risk proxy (for now; the GFlowNet's log-probability risk against a learned typical
+risk replaces it later): roll a unicycle out over ``risk_horizon_s`` with the proposed
+(v, w), or the plan's actions, from the world state's pose, and take the minimum
+clearance to the obstacle points implied by the world state's scan sectors (one
+point per sector at its centre angle and range, base frame; sectors reading
+SCAN_RANGE_MAX_M are free), minus the footprint radius. Known limits: obstacles are
+static, a sector is one point (gaps between sector centres are not seen), the
+world state's own uncertainty is ignored here (it enters through ``ambiguity_stop``).
+
+Units: m, s, rad, %, degC. Times are seconds on the caller's clock (``now_s``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hjepa_agent.config.ego_model import EgoModel
+from hjepa_agent.config.loader import build, read_yaml, require
+from hjepa_agent.core.events import Event
+from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState, sector_angles
+
+SENSOR_INPUTS = ("camera", "scan", "odom", "battery", "temperature")
+"""Inputs whose maximum age comes from the ego model's sensors section."""
+INPUTS = SENSOR_INPUTS + ("world_state", "habitual", "planner")
+"""Every input name :meth:`Watchdog.on_input` accepts."""
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    """Watchdog thresholds; meaning, units and ranges are documented in config/watchdog.yaml."""
+
+    clearance_plan_m: float = 0.5
+    clearance_optimise_m: float = 0.25
+    risk_horizon_s: float = 1.5
+    hysteresis_m: float = 0.1
+    dwell_s: float = 1.0
+    ambiguity_stop: float = 1.0
+    battery_derate_pct: float = 30.0
+    temperature_derate_c: float = 60.0
+    derate_min_scale: float = 0.3
+    overspeed_tolerance: float = 0.1
+    world_state_max_age_s: float = 0.5
+    habitual_max_age_s: float = 0.5
+    planner_max_age_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        c = self
+        require(0.0 < c.clearance_plan_m <= SCAN_RANGE_MAX_M, "clearance_plan_m",
+                f"must be in (0, {SCAN_RANGE_MAX_M}] m, got {c.clearance_plan_m=}")
+        require(0.0 <= c.clearance_optimise_m <= c.clearance_plan_m, "clearance_optimise_m",
+                f"must be in [0, clearance_plan_m={c.clearance_plan_m}] m, got {c.clearance_optimise_m=}")
+        require(0.0 < c.risk_horizon_s <= 10.0, "risk_horizon_s", f"must be in (0, 10] s, got {c.risk_horizon_s=}")
+        require(0.0 <= c.hysteresis_m <= 1.0, "hysteresis_m", f"must be in [0, 1] m, got {c.hysteresis_m=}")
+        require(0.0 <= c.dwell_s <= 30.0, "dwell_s", f"must be in [0, 30] s, got {c.dwell_s=}")
+        require(0.0 < c.ambiguity_stop <= 1e6, "ambiguity_stop", f"must be in (0, 1e6], got {c.ambiguity_stop=}")
+        require(0.0 < c.battery_derate_pct <= 100.0, "battery_derate_pct",
+                f"must be in (0, 100] %, got {c.battery_derate_pct=}")
+        require(-60.0 <= c.temperature_derate_c <= 150.0, "temperature_derate_c",
+                f"must be in [-60, 150] degC, got {c.temperature_derate_c=}")
+        require(0.0 <= c.derate_min_scale <= 1.0, "derate_min_scale", f"must be in [0, 1], got {c.derate_min_scale=}")
+        require(0.0 <= c.overspeed_tolerance <= 1.0, "overspeed_tolerance",
+                f"must be in [0, 1], got {c.overspeed_tolerance=}")
+        for name in ("world_state_max_age_s", "habitual_max_age_s", "planner_max_age_s"):
+            val = getattr(c, name)
+            require(0.0 < val <= 10.0, name, f"must be in (0, 10] s, got {name}={val}")
+
+    def check_against(self, ego: EgoModel) -> None:
+        """Cross-check with the ego model; ValueError("key: reason") when inconsistent."""
+        floor = ego.hard.power.battery_floor_pct
+        require(self.battery_derate_pct > floor, "battery_derate_pct",
+                f"{self.battery_derate_pct} % must be above the ego battery floor {floor} %")
+        th = ego.hard.thermal
+        require(th.min_operating_temp_c <= self.temperature_derate_c < th.max_operating_temp_c,
+                "temperature_derate_c", f"{self.temperature_derate_c} degC must be in the ego operating range "
+                f"[{th.min_operating_temp_c}, {th.max_operating_temp_c}) degC")
+
+
+def load_watchdog_config(path: str | Path) -> WatchdogConfig:
+    """Load config/watchdog.yaml; ConfigError naming file, key and value on any problem."""
+    return build(WatchdogConfig, read_yaml(path), path)
+
+
+# ---- risk proxy: geometry --------------------------------------------------------
+def obstacle_points(scan_bins: np.ndarray) -> np.ndarray:
+    """Obstacle points (K, 2) in the base frame (m): one per sector reading < SCAN_RANGE_MAX_M."""
+    r = np.asarray(scan_bins, dtype=np.float64)
+    if r.shape != (N_SCAN_BINS,) or not np.all(np.isfinite(r)):
+        raise ValueError(f"scan_bins must be {N_SCAN_BINS} finite ranges, got shape {r.shape}")
+    th = sector_angles().astype(np.float64)
+    hit = r < SCAN_RANGE_MAX_M
+    return np.stack([r[hit] * np.cos(th[hit]), r[hit] * np.sin(th[hit])], axis=1)
+
+
+def rollout(actions: np.ndarray, dt_s: float, horizon_s: float) -> np.ndarray:
+    """Positions (N, 2) in m of a unicycle from the origin (heading +x) under ``actions``.
+
+    actions (H, 2): (v m/s, w rad/s), each held ``dt_s``; the last is held if the
+    horizon is longer. Exact arcs, sampled at most every 0.02 m / 0.05 rad / 0.05 s.
+    """
+    acts = np.asarray(actions, dtype=np.float64).reshape(-1, 2)
+    if acts.shape[0] == 0 or not np.all(np.isfinite(acts)) or not (dt_s > 0.0 and horizon_s >= 0.0):
+        raise ValueError(f"rollout needs finite actions, dt_s > 0, horizon_s >= 0; got {acts.shape}, {dt_s}, {horizon_s}")
+    x = y = th = 0.0
+    pts = [(0.0, 0.0)]
+    t = 0.0
+    while t < horizon_s - 1e-12:
+        v, w = acts[min(int(t / dt_s + 1e-9), acts.shape[0] - 1)]
+        seg_end = min(horizon_s, (math.floor(t / dt_s + 1e-9) + 1) * dt_s)
+        h = min(seg_end - t, 0.05, 0.02 / max(abs(v), 1e-9), 0.05 / max(abs(w), 1e-9))
+        if abs(w) < 1e-9:
+            x, y = x + v * h * math.cos(th), y + v * h * math.sin(th)
+        else:
+            x += v / w * (math.sin(th + w * h) - math.sin(th))
+            y -= v / w * (math.cos(th + w * h) - math.cos(th))
+        th += w * h
+        t += h
+        pts.append((x, y))
+    return np.asarray(pts)
+
+
+def rollout_clearance(scan_bins: np.ndarray, actions: np.ndarray, dt_s: float, horizon_s: float,
+                      footprint_radius_m: float) -> float:
+    """Minimum clearance (m) along :func:`rollout`; negative = predicted contact; inf if no obstacle."""
+    obs = obstacle_points(scan_bins)
+    if obs.shape[0] == 0:
+        return math.inf
+    pos = rollout(actions, dt_s, horizon_s)
+    d = np.sqrt(((pos[:, None, :] - obs[None, :, :]) ** 2).sum(axis=-1)).min()
+    return float(d) - footprint_radius_m
+
+
+def predicted_clearance(scan_bins: np.ndarray, v: float, w: float, horizon_s: float,
+                        footprint_radius_m: float) -> float:
+    """Clearance (m) of holding (v m/s, w rad/s) for ``horizon_s`` against the scan sectors."""
+    return rollout_clearance(scan_bins, np.array([[v, w]]), max(horizon_s, 1e-3), horizon_s, footprint_radius_m)
+
+
+# ---- the watchdog -----------------------------------------------------------------
+@dataclass(frozen=True)
+class WatchdogOutput:
+    """One decision: mode; speed_scale in [0, 1] (derating, for the operating limits);
+    events since the last tick; status for /diagnostics: {"level": "OK"|"WARN"|"ERROR",
+    "message": str, "values": {key: str}}."""
+
+    stamp_s: float
+    mode: Mode
+    speed_scale: float
+    events: tuple[Event, ...]
+    status: dict[str, Any]
+
+
+class Watchdog:
+    """Mode owner. Feed inputs as they arrive, call :meth:`tick` at a fixed rate.
+
+    Freshness: sensors report their header stamp through :meth:`on_input`
+    (age = now - min(stamp, receipt)); world_state, habitual and planner are timed by
+    receipt in their ``on_*`` methods. Starts in SAFE_STOP, unlatched, and enters
+    HABITUAL once every input is fresh and healthy; a SAFE_STOP entered after that is
+    latched until :meth:`clear_safe_stop` succeeds.
+    """
+
+    def __init__(self, cfg: WatchdogConfig, ego: EgoModel) -> None:
+        cfg.check_against(ego)
+        self.cfg, self.ego = cfg, ego
+        s = ego.hard.sensors
+        self._max_age = {name: getattr(s, name).max_age_s for name in SENSOR_INPUTS}
+        self._max_age.update(world_state=cfg.world_state_max_age_s, habitual=cfg.habitual_max_age_s,
+                             planner=cfg.planner_max_age_s)
+        self._seen: dict[str, float] = {}   # name -> time of the reading (min of stamp and receipt)
+        self._odom: tuple[float, float] | None = None
+        self._battery: float | None = None
+        self._temp: float | None = None
+        self._ws: WorldState | None = None
+        self._hab: Proposal | None = None
+        self._plan: Plan | None = None
+        self._mode = Mode.SAFE_STOP
+        self._since = -math.inf
+        self._latched = False
+        self._pending: list[Event] = []
+        self._last: dict[str, Any] = {}
+
+    # ---- inputs -------------------------------------------------------------------
+    def on_input(self, name: str, stamp_s: float, now_s: float) -> None:
+        """Mark input ``name`` (one of INPUTS) as received at ``now_s`` with stamp ``stamp_s``."""
+        if name not in INPUTS:
+            raise ValueError(f"unknown input {name!r} (known: {', '.join(INPUTS)})")
+        if not (math.isfinite(stamp_s) and math.isfinite(now_s)):
+            raise ValueError(f"{name}: stamp_s and now_s must be finite, got {stamp_s}, {now_s}")
+        self._seen[name] = min(stamp_s, now_s)
+
+    def on_odom(self, v: float, w: float, now_s: float) -> None:
+        """Measured velocity: v m/s, w rad/s (freshness via on_input("odom", ...))."""
+        self._odom = (float(v), float(w))
+
+    def on_battery(self, pct: float, now_s: float) -> None:
+        """Battery state of charge, % (freshness via on_input("battery", ...))."""
+        self._battery = float(pct)
+
+    def on_temperature(self, c: float, now_s: float) -> None:
+        """Motor temperature, degC (freshness via on_input("temperature", ...))."""
+        self._temp = float(c)
+
+    def on_world_state(self, ws: WorldState, now_s: float) -> None:
+        """Latest world state (pose, scan sectors, ambiguity); timed by receipt."""
+        obstacle_points(ws.scan_bins)  # validates shape and finiteness
+        self._ws = ws
+        self.on_input("world_state", now_s, now_s)
+
+    def on_habitual(self, p: Proposal, now_s: float) -> None:
+        """Latest habitual proposal (v m/s, w rad/s); timed by receipt. ValueError if non-finite
+        (it is then not stored, so a habitual node sending garbage goes silent)."""
+        if not (math.isfinite(p.v) and math.isfinite(p.w)):
+            raise ValueError(f"habitual proposal must be finite, got v={p.v}, w={p.w}")
+        self._hab = p
+        self.on_input("habitual", now_s, now_s)
+
+    def on_plan(self, plan: Plan, now_s: float) -> None:
+        """Latest plan (actions (H, 2) at plan.dt_s); timed by receipt. ValueError (not stored)
+        for non-finite actions, a wrong shape or dt_s <= 0."""
+        acts = np.asarray(plan.actions)
+        if acts.ndim != 2 or acts.shape[1] != 2 or not np.all(np.isfinite(acts)) or not plan.dt_s > 0.0:
+            raise ValueError(f"plan needs finite actions (H, 2) and dt_s > 0, got {acts.shape}, {plan.dt_s}")
+        self._plan = plan
+        self.on_input("planner", now_s, now_s)
+
+    # ---- evaluation ---------------------------------------------------------------
+    def _required(self, mode: Mode) -> tuple[str, ...]:
+        extra = {Mode.HABITUAL: ("habitual",), Mode.PLANNING: ("planner",), Mode.OPTIMISING: ("planner",)}
+        return SENSOR_INPUTS + ("world_state",) + extra.get(mode, ())
+
+    def _causes(self, now_s: float, mode: Mode, grace: bool = True) -> list[str]:
+        """Reasons for SAFE_STOP in ``mode``; with ``grace`` a deliberation source is
+        timed from entering the mode at the latest (it may start publishing then)."""
+        causes = []
+        since = self._since if grace else -math.inf
+        for name in self._required(mode):
+            seen = self._seen.get(name)
+            limit = self._max_age[name]
+            if name in ("habitual", "planner"):
+                age = now_s - max(seen if seen is not None else -math.inf, since)
+                if age > limit:
+                    causes.append(f"{name} silent {age:.2f} s > {limit:.2f} s")
+            elif seen is None:
+                causes.append(f"{name} never received")
+            elif now_s - seen > limit:
+                causes.append(f"{name} stale {now_s - seen:.2f} s > {limit:.2f} s")
+        hard = self.ego.hard
+        floor = hard.power.battery_floor_pct
+        if self._battery is not None and not self._battery >= floor:
+            causes.append(f"battery {self._battery:.1f} % below floor {floor:.1f} %")
+        th = hard.thermal
+        if self._temp is not None and not th.min_operating_temp_c <= self._temp <= th.max_operating_temp_c:
+            causes.append(f"temperature {self._temp:.1f} degC outside [{th.min_operating_temp_c:.1f}, "
+                          f"{th.max_operating_temp_c:.1f}] degC")
+        if self._odom is not None:
+            k = hard.kinematics
+            for name, val, lim in (("v", self._odom[0], k.linear_x.max_velocity),
+                                   ("w", self._odom[1], k.angular_z.max_velocity)):
+                if not abs(val) <= lim * (1.0 + self.cfg.overspeed_tolerance):
+                    causes.append(f"measured |{name}|={abs(val):.3f} above hard limit {lim:.3f}")
+        if self._ws is not None and not self._ws.ambiguity <= self.cfg.ambiguity_stop:
+            causes.append(f"ambiguity {self._ws.ambiguity:.3f} > {self.cfg.ambiguity_stop:.3f}")
+        return causes
+
+    def _clearances(self, now_s: float) -> tuple[float | None, float | None]:
+        """Predicted clearance (m) of the habitual proposal and of the latest fresh plan."""
+        if self._ws is None:
+            return None, None
+        radius, horizon = self.ego.hard.footprint.radius_m, self.cfg.risk_horizon_s
+        hab = None if self._hab is None else predicted_clearance(self._ws.scan_bins, self._hab.v, self._hab.w,
+                                                                 horizon, radius)
+        plan = None
+        fresh = now_s - self._seen.get("planner", -math.inf) <= self._max_age["planner"]
+        if self._plan is not None and self._plan.horizon > 0 and fresh:
+            plan = rollout_clearance(self._ws.scan_bins, self._plan.actions, self._plan.dt_s, horizon, radius)
+        return hab, plan
+
+    def _speed_scale(self) -> float:
+        if self._battery is None or self._temp is None:
+            return 0.0
+        lo = self.cfg.derate_min_scale
+        floor, b0 = self.ego.hard.power.battery_floor_pct, self.cfg.battery_derate_pct
+        bat = float(np.interp(self._battery, [floor, b0], [lo, 1.0])) if self._battery >= floor else 0.0
+        tmax, t0 = self.ego.hard.thermal.max_operating_temp_c, self.cfg.temperature_derate_c
+        tem = float(np.interp(self._temp, [t0, tmax], [1.0, lo])) if self._temp <= tmax else 0.0
+        return max(0.0, min(1.0, bat, tem))
+
+    def _go(self, mode: Mode, now_s: float, reasons: tuple[str, ...]) -> None:
+        self._pending.append(Event(now_s, "mode", (f"{self._mode.name}->{mode.name}", *reasons)))
+        self._mode, self._since = mode, now_s
+
+    def _deliberate(self, now_s: float, hab: float | None, plan: float | None) -> None:
+        c, mode = self.cfg, self._mode
+        dwelt = now_s - self._since >= c.dwell_s
+        horizon = f"over {c.risk_horizon_s:.1f} s"
+        if mode == Mode.HABITUAL and hab is not None and hab < c.clearance_plan_m:
+            self._go(Mode.PLANNING, now_s, (f"habitual clearance {hab:.2f} m < {c.clearance_plan_m:.2f} m {horizon}",))
+        elif mode == Mode.PLANNING and plan is not None and plan < c.clearance_optimise_m:
+            self._go(Mode.OPTIMISING, now_s,
+                     (f"plan clearance {plan:.2f} m < {c.clearance_optimise_m:.2f} m {horizon}",))
+        elif mode == Mode.PLANNING and dwelt and hab is not None and hab > c.clearance_plan_m + c.hysteresis_m:
+            self._go(Mode.HABITUAL, now_s, (f"habitual clearance {hab:.2f} m > {c.clearance_plan_m:.2f} "
+                                            f"+ {c.hysteresis_m:.2f} m for {now_s - self._since:.1f} s",))
+        elif (mode == Mode.OPTIMISING and dwelt and plan is not None
+              and plan > c.clearance_optimise_m + c.hysteresis_m):
+            self._go(Mode.PLANNING, now_s, (f"plan clearance {plan:.2f} m > {c.clearance_optimise_m:.2f} "
+                                            f"+ {c.hysteresis_m:.2f} m for {now_s - self._since:.1f} s",))
+
+    def tick(self, now_s: float) -> WatchdogOutput:
+        """Evaluate everything at ``now_s`` and return the mode, derating, events and status."""
+        if not math.isfinite(now_s):
+            raise ValueError(f"now_s must be finite, got {now_s}")
+        causes = self._causes(now_s, self._mode)
+        hab, plan = self._clearances(now_s)
+        if causes:
+            if self._mode != Mode.SAFE_STOP:
+                self._go(Mode.SAFE_STOP, now_s, tuple(causes))
+                self._latched = True
+        elif self._mode == Mode.SAFE_STOP:
+            if not self._latched and not self._causes(now_s, Mode.HABITUAL, grace=False):
+                self._go(Mode.HABITUAL, now_s, ("all inputs fresh and within limits",))
+        else:
+            self._deliberate(now_s, hab, plan)
+        scale = self._speed_scale()
+        events, self._pending = tuple(self._pending), []
+        return WatchdogOutput(now_s, self._mode, scale, events, self._status(now_s, causes, hab, plan, scale))
+
+    def _status(self, now_s: float, causes: list[str], hab: float | None, plan: float | None,
+                scale: float) -> dict[str, Any]:
+        if self._mode == Mode.SAFE_STOP:
+            level = "ERROR"
+            why = "; ".join(causes) or ("latched: call clear_safe_stop" if self._latched else "starting")
+            message = f"SAFE_STOP: {why}"
+        else:
+            level = "WARN" if self._mode != Mode.HABITUAL or scale < 1.0 else "OK"
+            message = self._mode.name + (f", speed derated to {scale:.2f}" if scale < 1.0 else "")
+        fmt = (lambda x: "n/a" if x is None else f"{x:.3f}")
+        values = {"mode": self._mode.name, "latched": str(self._latched), "speed_scale": f"{scale:.3f}",
+                  "habitual_clearance_m": fmt(hab), "plan_clearance_m": fmt(plan),
+                  "ambiguity": fmt(None if self._ws is None else self._ws.ambiguity),
+                  "battery_pct": fmt(self._battery), "temperature_c": fmt(self._temp),
+                  "causes": "; ".join(causes)}
+        for name in INPUTS:
+            seen = self._seen.get(name)
+            values[f"age_{name}_s"] = "never" if seen is None else f"{now_s - seen:.3f}"
+        return {"level": level, "message": message, "values": values}
+
+    def clear_safe_stop(self, now_s: float) -> tuple[bool, str]:
+        """Operator request to leave a latched SAFE_STOP; refused while any cause remains."""
+        if self._mode != Mode.SAFE_STOP:
+            return True, f"not in SAFE_STOP (mode {self._mode.name})"
+        causes = self._causes(now_s, Mode.HABITUAL, grace=False)
+        if causes:
+            return False, "; ".join(causes)
+        self._latched = False
+        self._go(Mode.HABITUAL, now_s, ("safe stop cleared",))
+        return True, "cleared"
+
+    @property
+    def mode(self) -> Mode:
+        """Current mode."""
+        return self._mode
+
+
+__all__ = ["INPUTS", "SENSOR_INPUTS", "Watchdog", "WatchdogConfig", "WatchdogOutput", "load_watchdog_config",
+           "obstacle_points", "predicted_clearance", "rollout", "rollout_clearance"]

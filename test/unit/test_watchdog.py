@@ -1,0 +1,283 @@
+"""Tests of the watchdog core (hjepa_agent.core.watchdog)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState
+from hjepa_agent.core.watchdog import (Watchdog, WatchdogConfig, load_watchdog_config, predicted_clearance,
+                                       rollout_clearance)
+
+ROOT = Path(__file__).resolve().parents[2]
+EGO = load_ego_model(ROOT / "config" / "ego_model.yaml")
+CFG = load_watchdog_config(ROOT / "config" / "watchdog.yaml")
+RADIUS = EGO.hard.footprint.radius_m
+AHEAD = (7, 8)  # the two sectors either side of straight ahead (centres at -/+ pi/16)
+
+
+def scan(obstacles: dict[int, float] | None = None) -> np.ndarray:
+    s = np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, dtype=np.float32)
+    for k, r in (obstacles or {}).items():
+        s[k] = r
+    return s
+
+
+def world(t: float, scan_bins: np.ndarray, ambiguity: float = 0.1) -> WorldState:
+    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + 16
+    mean = np.zeros(n, dtype=np.float32)
+    mean[8:8 + N_SCAN_BINS] = scan_bins
+    return WorldState.from_vector(t, mean, np.zeros(n, dtype=np.float32), ambiguity)
+
+
+class Feed:
+    """Drives a Watchdog with fresh, healthy inputs; tests change one thing at a time."""
+
+    def __init__(self, cfg: WatchdogConfig = CFG) -> None:
+        self.wd = Watchdog(cfg, EGO)
+        self.scan = scan()
+        self.hab = (0.0, 0.0)
+        self.plan_clear: float | None = None   # None: no plan published
+        self.battery, self.temp, self.odom, self.ambiguity = 80.0, 30.0, (0.0, 0.0), 0.1
+        self.skip: set[str] = set()
+
+    def at(self, t: float):
+        wd = self.wd
+        for name in ("camera", "scan", "odom", "battery", "temperature"):
+            if name not in self.skip:
+                wd.on_input(name, t, t)
+        wd.on_odom(*self.odom, t)
+        wd.on_battery(self.battery, t)
+        wd.on_temperature(self.temp, t)
+        if "world_state" not in self.skip:
+            wd.on_world_state(world(t, self.scan, self.ambiguity), t)
+        if "habitual" not in self.skip:
+            wd.on_habitual(Proposal(t, *self.hab, "habitual"), t)
+        if self.plan_clear is not None and "planner" not in self.skip:
+            wd.on_plan(plan_standing(t), t)
+        return wd.tick(t)
+
+    def run(self, t0: float, t1: float, dt: float = 0.1) -> list:
+        return [self.at(round(t0 + k * dt, 9)) for k in range(int(round((t1 - t0) / dt)) + 1)]
+
+
+def plan_standing(t: float) -> Plan:
+    """A plan that stays put: its clearance is the nearest obstacle minus the radius."""
+    return Plan(t, np.zeros((10, 2)), np.zeros((11, 3)), np.zeros(10), 0.0, 0.0, 0.0, 0.1, "test")
+
+
+def started(cfg: WatchdogConfig = CFG) -> Feed:
+    f = Feed(cfg)
+    out = f.at(0.0)
+    assert out.mode == Mode.HABITUAL, out.status
+    return f
+
+
+# ---- config -------------------------------------------------------------------------
+def test_shipped_yaml_loads_and_fits_ego() -> None:
+    assert CFG == WatchdogConfig()  # the documented defaults are the shipped values
+    CFG.check_against(EGO)
+
+
+@pytest.mark.parametrize("key, value", [("clearance_plan_m", -1.0), ("dwell_s", "long"),
+                                        ("clearance_optimise_m", 2.0), ("bogus_key", 1.0)])
+def test_yaml_errors_name_the_key(tmp_path: Path, key: str, value: object) -> None:
+    text = (ROOT / "config" / "watchdog.yaml").read_text() + f"\n{key}: {value}\n"
+    if key != "bogus_key":
+        text = "\n".join(line for line in text.splitlines() if not line.startswith(f"{key}:")) + f"\n{key}: {value}\n"
+    p = tmp_path / "watchdog.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_watchdog_config(p)
+    assert exc.value.key == key and str(p) in str(exc.value)
+
+
+def test_inconsistent_with_ego_is_refused() -> None:
+    with pytest.raises(ValueError, match="battery_derate_pct"):
+        Watchdog(dataclasses.replace(CFG, battery_derate_pct=5.0), EGO)
+    with pytest.raises(ValueError, match="temperature_derate_c"):
+        Watchdog(dataclasses.replace(CFG, temperature_derate_c=90.0), EGO)
+
+
+# ---- geometry -----------------------------------------------------------------------
+def test_predicted_clearance_obstacle_ahead() -> None:
+    s = scan({k: 1.0 for k in AHEAD})
+    # Sector centres at +/-pi/16: driving 1 m straight passes them at sin(pi/16) m.
+    c = predicted_clearance(s, 0.5, 0.0, 2.0, RADIUS)
+    assert c == pytest.approx(math.sin(math.pi / 16) - RADIUS, abs=1e-3)
+    assert c < 0.0
+    standing = predicted_clearance(s, 0.0, 0.0, 2.0, RADIUS)
+    assert standing == pytest.approx(1.0 - RADIUS, abs=1e-6)
+    turning = predicted_clearance(s, 0.5, 1.5, 2.0, RADIUS)
+    assert c < turning < standing
+    assert predicted_clearance(s, -0.5, 0.0, 2.0, RADIUS) == pytest.approx(standing, abs=1e-6)  # backing away
+    assert predicted_clearance(scan(), 0.5, 0.0, 2.0, RADIUS) == math.inf
+
+
+def test_predicted_clearance_single_sector_exact_geometry() -> None:
+    k = 12  # centre angle -pi + pi/8 * 12.5
+    ang = -math.pi + math.pi / 8 * 12.5
+    s = scan({k: 2.0})
+    px, py = 2.0 * math.cos(ang), 2.0 * math.sin(ang)
+    # Straight line of 0.8 m: closest point of the segment [0, 0.8] x {0} to (px, py).
+    cx = min(max(px, 0.0), 0.8)
+    expected = math.hypot(px - cx, py) - RADIUS
+    assert predicted_clearance(s, 0.4, 0.0, 2.0, RADIUS) == pytest.approx(expected, abs=1e-6)
+
+
+def test_rollout_clearance_follows_plan_actions() -> None:
+    s = scan({k: 1.0 for k in AHEAD})
+    straight = np.tile([0.5, 0.0], (20, 1))
+    swerve = np.concatenate([np.tile([0.0, 1.5], (5, 1)), np.tile([0.5, 0.0], (15, 1))])
+    assert rollout_clearance(s, swerve, 0.1, 2.0, RADIUS) > rollout_clearance(s, straight, 0.1, 2.0, RADIUS) + 0.3
+    with pytest.raises(ValueError):
+        predicted_clearance(np.zeros(3), 0.1, 0.0, 1.0, RADIUS)
+
+
+# ---- SAFE_STOP causes, latching, clearing --------------------------------------------
+def test_starts_in_safe_stop_until_inputs_fresh() -> None:
+    f = Feed()
+    f.skip = {"camera"}
+    out = f.at(0.0)
+    assert out.mode == Mode.SAFE_STOP and "camera never received" in out.status["message"]
+    assert out.status["level"] == "ERROR"
+    f.skip = set()
+    out = f.at(0.1)
+    assert out.mode == Mode.HABITUAL and out.events[0].reasons[0] == "SAFE_STOP->HABITUAL"
+
+
+@pytest.mark.parametrize("change, expect", [
+    (lambda f: f.skip.add("scan"), "scan stale"),
+    (lambda f: f.skip.add("odom"), "odom stale"),
+    (lambda f: f.skip.add("world_state"), "world_state stale"),
+    (lambda f: f.skip.add("habitual"), "habitual silent"),
+    (lambda f: setattr(f, "battery", 9.0), "battery 9.0 % below floor"),
+    (lambda f: setattr(f, "battery", math.nan), "battery nan %"),
+    (lambda f: setattr(f, "temp", 85.0), "temperature 85.0 degC outside"),
+    (lambda f: setattr(f, "temp", -20.0), "temperature -20.0 degC outside"),
+    (lambda f: setattr(f, "odom", (1.2, 0.0)), "measured |v|=1.200 above hard limit"),
+    (lambda f: setattr(f, "odom", (0.0, -3.0)), "measured |w|=3.000 above hard limit"),
+    (lambda f: setattr(f, "ambiguity", 2.0), "ambiguity 2.000 > 1.000"),
+])
+def test_each_safe_stop_cause_latches_and_clears(change, expect: str) -> None:
+    f = started()
+    f.run(0.1, 1.0)
+    change(f)
+    outs = f.run(1.1, 2.0)
+    stop = next(o for o in outs if o.mode == Mode.SAFE_STOP)
+    ev = [e for e in stop.events if e.kind == "mode"]
+    assert ev and ev[0].reasons[0] == "HABITUAL->SAFE_STOP"
+    assert any(expect in r for r in ev[0].reasons), ev[0].reasons
+    assert stop.status["level"] == "ERROR"
+    ok, reason = f.wd.clear_safe_stop(2.0)
+    assert not ok and expect in reason
+    # Cause gone: still latched until cleared.
+    g = Feed()
+    f.skip, f.battery, f.temp, f.odom, f.ambiguity = set(), g.battery, g.temp, g.odom, g.ambiguity
+    outs = f.run(2.1, 3.0)
+    assert all(o.mode == Mode.SAFE_STOP for o in outs)
+    assert "latched" in outs[-1].status["message"]
+    assert f.wd.clear_safe_stop(3.0) == (True, "cleared")
+    out = f.at(3.1)
+    assert out.mode == Mode.HABITUAL
+    assert any(e.reasons == ("SAFE_STOP->HABITUAL", "safe stop cleared") for e in out.events)
+
+
+def test_stale_input_reports_which_and_how_old() -> None:
+    f = started()
+    f.skip = {"camera"}
+    outs = f.run(0.1, 1.0)
+    stop = next(o for o in outs if o.mode == Mode.SAFE_STOP)
+    assert stop.stamp_s == pytest.approx(0.4)   # first tick past camera max_age_s = 0.35
+    assert any(r.startswith("camera stale 0.40 s > 0.35 s") for r in stop.events[0].reasons)
+
+
+def test_planner_silence_in_planning_stops() -> None:
+    f = started()
+    f.scan = scan({0: 0.5})  # an obstacle behind at 0.5 m: clearance 0.3 < 0.5 -> PLANNING
+    out = f.at(0.1)
+    assert out.mode == Mode.PLANNING
+    outs = f.run(0.2, 2.0)   # no plan ever arrives
+    stop = next(o for o in outs if o.mode == Mode.SAFE_STOP)
+    assert "planner silent" in stop.events[0].reasons[1]
+    assert 0.1 + CFG.planner_max_age_s - 1e-9 <= stop.stamp_s <= 0.1 + CFG.planner_max_age_s + 0.1 + 1e-9
+
+
+# ---- deliberation: hysteresis and dwell ---------------------------------------------
+def test_hysteresis_no_chattering_around_threshold() -> None:
+    f = started()
+    f.plan_clear = 1.0
+    modes = []
+    for k in range(1, 60):  # habitual clearance oscillates 0.49 / 0.51 around 0.5
+        f.scan = scan({0: RADIUS + (0.49 if k % 2 else 0.51)})
+        out = f.at(k * 0.1)
+        modes.append(out.mode)
+        assert [e.kind for e in out.events].count("mode") <= 1
+    assert modes.count(Mode.PLANNING) == len(modes)   # entered once, stayed
+    f.scan = scan({0: RADIUS + CFG.clearance_plan_m + CFG.hysteresis_m + 0.05})
+    out = f.at(6.0)
+    assert out.mode == Mode.HABITUAL and "habitual clearance" in out.events[0].reasons[1]
+
+
+def test_dwell_time_before_less_cautious_mode() -> None:
+    f = started()
+    f.plan_clear = 1.0
+    f.scan = scan({0: RADIUS + 0.3})
+    assert f.at(0.1).mode == Mode.PLANNING
+    f.scan = scan()  # all clear at once
+    outs = f.run(0.2, 2.0)
+    left = next(o for o in outs if o.mode == Mode.HABITUAL)
+    assert left.stamp_s == pytest.approx(0.1 + CFG.dwell_s)
+
+
+def test_optimising_when_plan_also_too_close_and_steps_back() -> None:
+    f = started()
+    f.plan_clear = 1.0
+    f.scan = scan({0: RADIUS + 0.2})   # standing plan's clearance 0.2 < 0.25
+    assert f.at(0.1).mode == Mode.PLANNING
+    out = f.at(0.2)
+    assert out.mode == Mode.OPTIMISING and out.events[0].reasons[0] == "PLANNING->OPTIMISING"
+    assert out.status["level"] == "WARN"
+    f.scan = scan({0: RADIUS + 0.4})   # plan clearance 0.4 > 0.25 + 0.1, habitual 0.4 < 0.5
+    outs = f.run(0.3, 3.0)
+    assert outs[-1].mode == Mode.PLANNING
+    back = next(o for o in outs if o.mode == Mode.PLANNING)
+    assert back.stamp_s == pytest.approx(0.2 + CFG.dwell_s)
+
+
+def test_danger_is_immediate_despite_dwell() -> None:
+    f = started()
+    f.scan = scan({k: 0.6 for k in AHEAD})
+    f.hab = (0.5, 0.0)   # would hit within the horizon
+    assert f.at(0.1).mode == Mode.PLANNING
+
+
+# ---- derating -----------------------------------------------------------------------
+@pytest.mark.parametrize("battery, temp, scale", [
+    (80.0, 30.0, 1.0), (30.0, 30.0, 1.0), (20.0, 30.0, 0.65), (10.0, 30.0, 0.3),
+    (80.0, 70.0, 0.65), (80.0, 80.0, 0.3), (20.0, 70.0, 0.65), (15.0, 75.0, 0.475),
+])
+def test_derating(battery: float, temp: float, scale: float) -> None:
+    f = started()
+    f.battery, f.temp = battery, temp
+    out = f.at(0.1)
+    assert out.speed_scale == pytest.approx(scale)
+    assert out.status["level"] == ("OK" if scale == 1.0 else "WARN")
+
+
+def test_unknown_input_name_and_bad_stamp() -> None:
+    wd = Watchdog(CFG, EGO)
+    with pytest.raises(ValueError, match="unknown input"):
+        wd.on_input("lidar", 0.0, 0.0)
+    with pytest.raises(ValueError, match="finite"):
+        wd.on_input("scan", math.nan, 0.0)
+    with pytest.raises(ValueError, match="finite"):
+        wd.on_habitual(Proposal(0.0, math.nan, 0.0, "habitual"), 0.0)
+    bad = dataclasses.replace(plan_standing(0.0), actions=np.full((3, 2), math.inf))
+    with pytest.raises(ValueError, match="plan"):
+        wd.on_plan(bad, 0.0)
