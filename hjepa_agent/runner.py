@@ -84,6 +84,19 @@ def isolate_dds(domain_id: int | None = None) -> int:
     return domain_id
 
 
+def spin_until_idle(executor, quiet_s: float = 0.002, quiet_spins: int = 2, max_s: float = 0.5) -> None:
+    """Spin until ``quiet_spins`` consecutive spins found nothing to do within ``quiet_s`` each.
+
+    Used in lockstep so that everything the last clock step triggered is handled
+    before the clock moves again (bounded by ``max_s`` of wall time)."""
+    quiet = 0
+    deadline = time.perf_counter() + max_s
+    while quiet < quiet_spins and time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        executor.spin_once(timeout_sec=quiet_s)
+        quiet = quiet + 1 if time.perf_counter() - t0 >= quiet_s else 0
+
+
 def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: EgoModel) -> int:
     """Bridge outputs outside the ego model's HARD limits: velocity, and accel/decel between
     consecutive outputs (dt from the receiver's sim clock; any change at dt = 0 counts)."""
@@ -258,8 +271,7 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
         while True:
             stamp_ns = sim.advance()
             if stamp_ns is None:
-                executor.spin_once(timeout_sec=0.0)
-                executor.spin_once(timeout_sec=0.0)
+                spin_until_idle(executor, quiet_s=0.0005)
             else:
                 deadline = time.perf_counter() + CMD_WAIT_S
                 while sim.last_cmd_origin_ns != stamp_ns and time.perf_counter() < deadline:

@@ -33,3 +33,43 @@ def diffbot_world() -> Iterator[Any]:
     world = SimWorld(load_robot_description(data_path("config", "robots", "diffbot.yaml")))
     yield world
     world.close()
+
+
+@pytest.fixture
+def ros_context() -> Iterator[Any]:
+    """A fresh rclpy Context on this run's private, localhost-only DDS domain; shut down afterwards."""
+    from hjepa_agent.runner import isolate_dds
+    isolate_dds()
+    import rclpy
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+class SimClock:
+    """Drives /clock from a test so nodes under use_sim_time see exactly the time the test says."""
+
+    def __init__(self, node: Any, executor: Any) -> None:
+        from rosgraph_msgs.msg import Clock
+        self._cls = Clock
+        self._pub = node.create_publisher(Clock, "/clock", 10)
+        self._executor = executor
+        self.t_s = 0.0
+
+    def advance(self, dt_s: float) -> None:
+        """Publish t + dt on /clock and let the executor process what follows before returning."""
+        from hjepa_agent.nodes.codec import to_time
+        from hjepa_agent.runner import spin_until_idle
+        self.t_s += dt_s
+        self._pub.publish(self._cls(clock=to_time(self.t_s)))
+        spin_until_idle(self._executor)
+
+
+def spin_until(executor: Any, cond: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    """Spin until cond() holds or the wall-clock timeout passes; returns cond()."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while not cond() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.01)
+    return cond()

@@ -97,7 +97,7 @@ class BridgeNode(Node):
         now = now_s(self)
         reason = self.core.on_proposal(p, now)
         if reason is not None:
-            self.get_logger().warn(f"proposal from {p.source} rejected: {reason}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"proposal from {p.source} rejected: {reason}", throttle_duration_sec=2.0)
         if reason is None and self.core.is_active_source(p.source, now):
             self._publish(now)
         elif self.core.is_stopping(now):
@@ -113,7 +113,7 @@ class BridgeNode(Node):
             plan = msg_to_plan(msg)
         except MessageError as exc:
             self.core.count_rejection(now_s(self), "planner", f"malformed plan: {exc}")
-            self.get_logger().warn(f"plan rejected: {exc}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"plan rejected: {exc}", throttle_duration_sec=2.0)
             return
         a = plan.actions[0]
         self._on_proposal(Proposal(plan.stamp_s, float(a[0]), float(a[1]), "planner"))

@@ -47,7 +47,7 @@ class EstimatorNode(Node):
                               var if np.all(var > 0) and np.all(np.isfinite(var)) else None)
         except ValueError as exc:
             self.rejected["odom"] += 1
-            self.get_logger().warn(f"odometry rejected: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"odometry rejected: {exc}", throttle_duration_sec=5.0)
 
     def on_goal(self, msg: PoseStamped) -> None:
         """Accept a goal in the odom frame."""
@@ -67,7 +67,7 @@ class EstimatorNode(Node):
             percept = msg_to_percept(msg)
         except (MessageError, ValueError) as exc:
             self.rejected["percept"] += 1
-            self.get_logger().warn(f"percept rejected: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"percept rejected: {exc}", throttle_duration_sec=5.0)
             return
         ws = self.core.on_percept(percept)
         self.last_ambiguity = ws.ambiguity

@@ -42,7 +42,7 @@ class HabitualNode(Node):
             ws = msg_to_world_state(msg)
         except (MessageError, ValueError) as exc:
             self.rejected += 1
-            self.get_logger().warn(f"world state rejected: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"world state rejected: {exc}", throttle_duration_sec=5.0)
             return
         self.count += 1
         self.pub.publish(proposal_to_msg(self.core.act(ws)))

@@ -50,7 +50,7 @@ class PerceptionNode(Node):
         except ImageError as exc:
             key = str(exc).split(" ")[0]
             self.rejected[key] = self.rejected.get(key, 0) + 1
-            self.get_logger().warn(f"image rejected: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"image rejected: {exc}", throttle_duration_sec=5.0)
             return
         self.frames += 1
         self.pub.publish(percept_to_msg(percept))

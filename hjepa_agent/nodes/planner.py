@@ -69,7 +69,7 @@ class PlannerNode(Node):
             ws = msg_to_world_state(msg)
         except (MessageError, ValueError) as exc:
             self.rejected += 1
-            self.get_logger().warn(f"world state rejected: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"world state rejected: {exc}", throttle_duration_sec=5.0)
             return
         if not ws.has_goal:
             return

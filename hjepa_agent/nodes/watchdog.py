@@ -76,7 +76,7 @@ class WatchdogNode(Node):
             ws = msg_to_world_state(msg)
         except (MessageError, ValueError) as exc:
             self.rejected += 1
-            self.get_logger().warn(f"world state rejected: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"world state rejected: {exc}", throttle_duration_sec=5.0)
             return
         self.core.on_input("world_state", ws.stamp_s, now_s(self))
         self.core.on_world_state(ws, now_s(self))
@@ -93,7 +93,7 @@ class WatchdogNode(Node):
             plan = msg_to_plan(msg)
         except MessageError as exc:
             self.rejected += 1
-            self.get_logger().warn(f"plan rejected: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"plan rejected: {exc}", throttle_duration_sec=5.0)
             return
         self.core.on_input("planner", plan.stamp_s, now_s(self))
         self.core.on_plan(plan, now_s(self))
