@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.core.models import ModelMismatchError
 
 
 def _sim(args: argparse.Namespace) -> int:
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"unrecognized arguments: {' '.join(rest)}")
             return _sim(args)
         return _train(args, rest)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, ModelMismatchError, FileNotFoundError) as exc:
         logging.getLogger("hjepa_agent").error("%s", exc)
         return 2
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -95,6 +95,23 @@ def spin_until_idle(executor, quiet_s: float = 0.002, quiet_spins: int = 2, max_
         t0 = time.perf_counter()
         executor.spin_once(timeout_sec=quiet_s)
         quiet = quiet + 1 if time.perf_counter() - t0 >= quiet_s else 0
+
+
+def lockstep_barrier(executor, nodes: list, t_ns: int, delivered: Callable[[], bool], max_s: float = 0.5) -> bool:
+    """Spin until every node's clock has reached ``t_ns``, none of their timers is overdue and
+    ``delivered()`` holds (every cmd_vel the bridge published has reached the simulator).
+
+    This makes the wire deterministic: what a clock step triggers is on the wire before
+    physics moves on. Returns False if ``max_s`` of wall time passed first."""
+    deadline = time.perf_counter() + max_s
+    while True:
+        ok = delivered() and all(n.get_clock().now().nanoseconds >= t_ns for n in nodes) and all(
+            (tm.time_until_next_call() or 1) > 0 for n in nodes for tm in n.timers if not tm.is_canceled())
+        if ok:
+            return True
+        if time.perf_counter() > deadline:
+            return False
+        executor.spin_once(timeout_sec=0.0005)
 
 
 def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: EgoModel) -> int:
@@ -257,7 +274,9 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
         overrides["use_sim_time"] = True
         if "ego_model" in overrides and not overrides["ego_model"]:
             overrides["ego_model"] = str(ego_path)
-        node = spec.load_class()(context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        # rosout off: nodes are rebuilt per episode under the same names; events are on agent/events.
+        node = spec.load_class()(context=ctx, enable_rosout=False,
+                                 parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
         executor.add_node(node)
         nodes.append(node)
     log_start = len(sim.log.sim_t)
@@ -267,17 +286,22 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
         goal = (layout.goal.x_m, layout.goal.y_m)
         t_start = sim.sim_time_s
         stopped_since = None
-        prev_mode = Mode.HABITUAL
+        prev_mode = Mode.SAFE_STOP  # the watchdog starts in an unlatched SAFE_STOP until inputs are fresh
+        bridge = next(n for n in nodes if n.get_name() == "bridge")
+
+        def delivered() -> bool:
+            return len(sim.log.sim_t) - log_start >= bridge.published
+
         while True:
             stamp_ns = sim.advance()
-            if stamp_ns is None:
-                spin_until_idle(executor, quiet_s=0.0005)
-            else:
+            t_ns = int(round(sim.sim_time_s * 1e9))
+            if stamp_ns is not None:
                 deadline = time.perf_counter() + CMD_WAIT_S
                 while sim.last_cmd_origin_ns != stamp_ns and time.perf_counter() < deadline:
-                    executor.spin_once(timeout_sec=0.002)
-                if sim.last_cmd_origin_ns != stamp_ns:
-                    res.lockstep_misses += 1
+                    executor.spin_once(timeout_sec=0.001)
+            in_step = lockstep_barrier(executor, nodes, t_ns, delivered)
+            if not in_step or (stamp_ns is not None and sim.last_cmd_origin_ns != stamp_ns):
+                res.lockstep_misses += 1
             mode = metrics.mode
             res.mode_ticks[mode.name] += 1
             if mode == Mode.SAFE_STOP and prev_mode != Mode.SAFE_STOP:

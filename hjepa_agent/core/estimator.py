@@ -8,8 +8,8 @@
 * Scan sectors pass through with a fixed sensor variance; sectors with no
   fresh scan (zero range) get a large variance.
 * ``ambiguity`` is a scalar read off that uncertainty: the latent's RMS
-  innovation relative to ``latent_nominal_std`` plus the image-quality deficit
-  plus the position standard deviation in metres. The learned world model
+  innovation relative to ``latent_nominal_std`` plus ``quality_weight`` times the
+  image-quality deficit plus the position standard deviation in metres. The learned world model
   (ensemble disagreement) replaces this in its own issue.
 """
 from __future__ import annotations
@@ -37,6 +37,7 @@ class EstimatorConfig:
     latent_nominal_std: float = 0.5
     scan_variance_m2: float = 0.0004
     missing_scan_variance_m2: float = 16.0
+    quality_weight: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.latent_alpha <= 1.0:
@@ -132,7 +133,7 @@ class Estimator:
         variance = np.concatenate([np.diag(self.P), [0.0, 0.0, 0.0], scan_var, self.latent_var]).astype(np.float32)
         latent_rms = math.sqrt(float(np.mean(self.latent_var)))
         pos_std = math.sqrt(max(float(self.P[0, 0] + self.P[1, 1]), 0.0))
-        ambiguity = latent_rms / self.cfg.latent_nominal_std + (1.0 - self.quality) + pos_std
+        ambiguity = latent_rms / self.cfg.latent_nominal_std + self.cfg.quality_weight * (1.0 - self.quality) + pos_std
         return WorldState(stamp_s, self.x[:3].astype(np.float32), self.x[3:].astype(np.float32),
                           np.asarray(goal, dtype=np.float32), self.goal is not None,
                           self.scan_bins.copy(), latent, variance, float(ambiguity))

@@ -63,6 +63,7 @@ class BridgeNode(Node):
         self.create_timer(1.0 / rate_hz, self.on_timer)
         self.create_timer(1.0, self.report)
         self.last: BridgeOutput | None = None
+        self.published = 0
 
     def _on_set(self, params) -> SetParametersResult:
         lin = ang = None
@@ -85,10 +86,13 @@ class BridgeNode(Node):
         out = self.core.step(now)
         msg = TwistStamped()
         stamp = out.origin_stamp_s if origin_override is None or out.state == "DRIVING" else origin_override
+        if stamp is None:  # nothing has driven yet: stamp with the bridge's own time
+            stamp = out.stamp_s
         msg.header.stamp = to_time(stamp)
         msg.header.frame_id = "base_link"
         msg.twist.linear.x, msg.twist.angular.z = float(out.v), float(out.w)
         self.pub.publish(msg)
+        self.published += 1
         for ev in out.events:
             self.events.publish(String(data=event_to_json(ev)))
         self.last = out

@@ -13,6 +13,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_
 
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.core.models import ModelMismatchError
 from hjepa_agent.paths import data_path
 
 SENSOR_QOS = qos_profile_sensor_data
@@ -77,7 +78,7 @@ def run_node(factory: Callable[[], Node]) -> None:
     try:
         node = factory()
         rclpy.spin(node)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, ModelMismatchError, FileNotFoundError, ValueError) as exc:
         logging.getLogger("hjepa_agent").error("refusing to start: %s", exc)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -26,9 +26,8 @@ class HabitualNode(Node):
                              read_only=True) or str(data_path("models"))
         use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
         ego = declare_ego_model(self)
-        k = ego.hard.kinematics
-        model, action_scale = load_habitual(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot)
-        self.core = HabitualPolicy(model, action_scale, (k.linear_x.max_velocity, k.angular_z.max_velocity))
+        model, action_scale, speed_norm = load_habitual(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot)
+        self.core = HabitualPolicy(model, action_scale, speed_norm)
         self.count = 0
         self.rejected = 0
         self.pub = self.create_publisher(TwistStamped, "agent/habitual/cmd", RELIABLE_QOS)

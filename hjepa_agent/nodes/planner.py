@@ -1,6 +1,7 @@
 """planner node: world state -> plan (Mode-2), run while the watchdog asks for deliberation.
 
-Subscribes: agent/world_state (JointState), agent/mode (std_msgs/String).
+Subscribes: agent/world_state (JointState), agent/mode (std_msgs/String), agent/habitual/cmd
+            (TwistStamped: the habitual proposal seeds the plan, which refines it).
 Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (nav_msgs/Path), /diagnostics.
 Parameters: planner ("cem"), horizon, dt_s [s], samples, iterations, optimise_factor (iterations
 multiplier in OPTIMISING), max_world_model_calls, deadline_ms [ms], always_plan (plan in every
@@ -8,8 +9,11 @@ mode, so the watchdog can compare), ego_model (read-only).
 """
 from __future__ import annotations
 
+import math
 import time
 
+import numpy as np
+from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Path
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -17,7 +21,7 @@ from std_msgs.msg import String
 
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, PlanCost
 from hjepa_agent.core.types import Mode
-from hjepa_agent.nodes.codec import MessageError, msg_to_world_state, plan_to_msg, plan_to_path
+from hjepa_agent.nodes.codec import MessageError, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
 from hjepa_agent.nodes.common import RELIABLE_QOS, Diagnostics, declare, declare_ego_model, run_node
 
 
@@ -38,7 +42,7 @@ class PlannerNode(Node):
         self.max_calls = declare(self, "max_world_model_calls", 20000, "world-model calls per plan", lo=1, hi=10**7)
         self.deadline_ms = declare(self, "deadline_ms", 60.0, "wall-clock deadline per plan", unit="ms", lo=1.0, hi=5000.0)
         self.always_plan = declare(self, "always_plan", False, "plan in every mode, not only when asked")
-        cost = PlanCost(footprint_radius_m=ego.hard.footprint.radius_m)
+        cost = PlanCost(footprint_radius_m=ego.hard.footprint.radius_m, w_goal=0.3)
         self.core = CEMPlanner(CEMConfig(horizon=horizon, dt_s=dt_s, samples=samples,
                                          elites=max(1, samples // 8), iterations=iterations * self.optimise_factor,
                                          max_linear_mps=ego.operating.max_linear_mps,
@@ -52,6 +56,8 @@ class PlannerNode(Node):
         self.path_pub = self.create_publisher(Path, "agent/plan/path", RELIABLE_QOS)
         self.create_subscription(JointState, "agent/world_state", self.on_world_state, RELIABLE_QOS)
         self.create_subscription(String, "agent/mode", self.on_mode, RELIABLE_QOS)
+        self.create_subscription(TwistStamped, "agent/habitual/cmd", self.on_habitual, RELIABLE_QOS)
+        self.seed: tuple[float, float, float] | None = None  # (stamp_s, v, w) of the latest habitual proposal
         self.diag = Diagnostics(self)
         self.create_timer(1.0, self.report)
 
@@ -59,6 +65,11 @@ class PlannerNode(Node):
         """Track the watchdog's mode."""
         if msg.data in Mode.__members__:
             self.mode = Mode[msg.data]
+
+    def on_habitual(self, msg: TwistStamped) -> None:
+        """Keep the habitual proposal as the seed of the next plan (if finite)."""
+        p = msg_to_proposal(msg, "habitual")
+        self.seed = (p.stamp_s, p.v, p.w) if math.isfinite(p.v) and math.isfinite(p.w) else None
 
     def on_world_state(self, msg: JointState) -> None:
         """Plan when deliberation is asked for (or always_plan)."""
@@ -77,7 +88,10 @@ class PlannerNode(Node):
         factor = self.optimise_factor if self.mode == Mode.OPTIMISING else 1
         calls = min(self.max_calls, c.samples * c.horizon * self.iterations * factor)
         t0 = time.monotonic()
-        plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + self.deadline_ms * 1e-3))
+        seed = None
+        if self.seed is not None and abs(self.seed[0] - ws.stamp_s) < 0.5:
+            seed = np.array(self.seed[1:], dtype=np.float32)
+        plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + self.deadline_ms * 1e-3), seed=seed)
         self.last_ms = (time.monotonic() - t0) * 1e3
         self.plans += 1
         self.pub.publish(plan_to_msg(plan))

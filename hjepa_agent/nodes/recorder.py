@@ -71,14 +71,14 @@ class MetricsNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("run_metrics", **kwargs)
-        self.mode = Mode.HABITUAL
+        self.mode = Mode.SAFE_STOP
         self.events: list[dict[str, Any]] = []
         self.create_subscription(String, "agent/mode", self._on_mode, RELIABLE_QOS)
         self.create_subscription(String, "agent/events", self._on_event, RELIABLE_QOS)
 
     def reset(self) -> None:
         """New episode."""
-        self.mode = Mode.HABITUAL
+        self.mode = Mode.SAFE_STOP
         self.events = []
 
     def _on_mode(self, msg: String) -> None:

@@ -153,6 +153,10 @@ class SimNode(Node):
 
     def _publish_image(self, stamp) -> None:
         rgb = self.world.render_camera()
+        # Sensor noise (sigma ~2 grey levels): a real camera never repeats a frame bit for bit,
+        # so perception's frozen-camera check means the same thing here as on a robot.
+        noise = self._rng.integers(-3, 4, size=rgb.shape, dtype=np.int16)
+        rgb = np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
         msg = Image()
         msg.header.stamp = stamp
         msg.header.frame_id = self.robot.camera.link

@@ -37,8 +37,12 @@ class Planner(Protocol):
 
     name: str
 
-    def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget) -> Plan:
-        """Return a plan from the world state towards ``goal`` (odom frame, m) within ``budget``."""
+    def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget, seed: np.ndarray | None = None) -> Plan:
+        """Return a plan from the world state towards ``goal`` (odom frame, m) within ``budget``.
+
+        ``seed`` (H, 2) or (2,): actions proposed by a higher level or by the habitual policy;
+        the planner starts from them and is drawn towards them (it refines, not replaces, them).
+        """
         ...
 
     def reset(self) -> None:
@@ -72,20 +76,17 @@ class UnicycleModel:
     name: str = "unicycle"
 
     def rollout(self, pose: np.ndarray, actions: np.ndarray, dt_s: float) -> np.ndarray:
-        """Predict states (N, H+1, 3) from pose (3,) under actions (N, H, 2) of (v, w)."""
+        """Predict states (N, H+1, 3) from pose (3,) under actions (N, H, 2) of (v, w) (midpoint rule)."""
         n, h, _ = actions.shape
+        v = actions[..., 0].astype(np.float64)
+        w = actions[..., 1].astype(np.float64)
+        yaw = float(pose[2]) + np.cumsum(w * dt_s, axis=1)
+        mid = yaw - 0.5 * w * dt_s
         out = np.empty((n, h + 1, 3), dtype=np.float32)
         out[:, 0] = pose
-        x = np.full(n, pose[0], dtype=np.float64)
-        y = np.full(n, pose[1], dtype=np.float64)
-        yaw = np.full(n, pose[2], dtype=np.float64)
-        for k in range(h):
-            v, w = actions[:, k, 0], actions[:, k, 1]
-            mid = yaw + 0.5 * w * dt_s
-            x = x + v * np.cos(mid) * dt_s
-            y = y + v * np.sin(mid) * dt_s
-            yaw = yaw + w * dt_s
-            out[:, k + 1, 0], out[:, k + 1, 1], out[:, k + 1, 2] = x, y, yaw
+        out[:, 1:, 0] = float(pose[0]) + np.cumsum(v * np.cos(mid) * dt_s, axis=1)
+        out[:, 1:, 1] = float(pose[1]) + np.cumsum(v * np.sin(mid) * dt_s, axis=1)
+        out[:, 1:, 2] = yaw
         return out
 
 
@@ -104,31 +105,40 @@ class PlanCost:
     w_clearance: float = 20.0
     w_collision: float = 1000.0
     w_effort: float = 0.01
+    w_seed: float = 1.0
+
+    def step_clearance(self, states: np.ndarray, obstacles: np.ndarray) -> np.ndarray:
+        """Clearance (N, H) in m between the footprint and the nearest obstacle point after each step."""
+        if obstacles.shape[0] == 0:
+            return np.full(states.shape[:2], SCAN_RANGE_MAX_M, dtype=np.float32)[:, 1:]
+        xy = states[:, 1:, :2].astype(np.float32)
+        d2 = (np.sum(xy * xy, axis=-1)[..., None] - 2.0 * xy @ obstacles.T
+              + np.sum(obstacles * obstacles, axis=-1)[None, None, :])
+        return np.sqrt(np.maximum(d2.min(axis=-1), 0.0)) - self.footprint_radius_m
 
     def clearance(self, states: np.ndarray, obstacles: np.ndarray) -> np.ndarray:
         """Minimum clearance (N,) in m between footprint and obstacles along each plan."""
-        if obstacles.shape[0] == 0:
-            return np.full(states.shape[0], SCAN_RANGE_MAX_M, dtype=np.float32)
-        d = states[:, 1:, None, :2] - obstacles[None, None, :, :]
-        dist = np.sqrt(np.min(np.sum(d * d, axis=-1), axis=-1))
-        return (np.min(dist, axis=1) - self.footprint_radius_m).astype(np.float32)
+        return self.step_clearance(states, obstacles).min(axis=1).astype(np.float32)
 
     def __call__(self, states: np.ndarray, actions: np.ndarray, goal: np.ndarray,
-                 obstacles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Cost (N,) and minimum clearance (N,) of plans with states (N, H+1, 3), actions (N, H, 2)."""
+                 obstacles: np.ndarray, seed: np.ndarray | None = None,
+                 action_scale: tuple[float, float] = (1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+        """Cost (N,) and minimum clearance (N,) of plans with states (N, H+1, 3), actions (N, H, 2).
+
+        With a ``seed`` (H, 2), the mean squared deviation from it (actions divided by
+        ``action_scale``) is added with weight ``w_seed``."""
         goal_d = np.linalg.norm(states[:, 1:, :2] - goal[None, None, :], axis=-1)
         final = goal_d[:, -1]
         progress = goal_d.mean(axis=1)
-        if obstacles.shape[0]:
-            d = states[:, 1:, None, :2] - obstacles[None, None, :, :]
-            per_step = np.sqrt(np.min(np.sum(d * d, axis=-1), axis=-1)) - self.footprint_radius_m
-        else:
-            per_step = np.full(goal_d.shape, SCAN_RANGE_MAX_M)
+        per_step = self.step_clearance(states, obstacles)
         short = np.clip(self.safe_clearance_m - per_step, 0.0, None)
         collide = (per_step < 0.0).any(axis=1)
         effort = np.sum(actions[..., 1] ** 2, axis=1)
         cost = (self.w_goal * final + self.w_progress * progress + self.w_clearance * np.sum(short ** 2, axis=1)
                 + self.w_collision * collide + self.w_effort * effort)
+        if seed is not None:
+            dev = (actions - seed[None]) / np.asarray(action_scale, dtype=np.float32)
+            cost = cost + self.w_seed * np.mean(np.sum(dev * dev, axis=-1), axis=1)
         return cost.astype(np.float32), np.min(per_step, axis=1).astype(np.float32)
 
 

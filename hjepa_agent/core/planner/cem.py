@@ -53,15 +53,22 @@ class CEMPlanner:
         """Drop the warm start."""
         self._mean = None
 
-    def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget) -> Plan:
-        """Plan towards ``goal`` (2,) odom-frame metres; see module docstring for the phases."""
+    def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget, seed: np.ndarray | None = None) -> Plan:
+        """Plan towards ``goal`` (2,) odom-frame metres; see module docstring for the phases.
+
+        ``seed`` (H, 2) or (2,) actions: the sampling mean starts there and the cost draws
+        plans towards it (the habitual policy's proposal, or a higher level's segment)."""
         c = self.cfg
         if self._rng is None:
             self._rng = np.random.default_rng(c.seed)
         lo = np.array([c.min_linear_mps, -c.max_angular_rps], dtype=np.float32)
         hi = np.array([c.max_linear_mps, c.max_angular_rps], dtype=np.float32)
-        # (1) warm start
-        if self._mean is None:
+        # (1) warm start: from the seed when given, else from the previous plan shifted by a step
+        if seed is not None:
+            seed = np.broadcast_to(np.asarray(seed, dtype=np.float32), (c.horizon, 2)).copy()
+        if seed is not None:
+            mean = np.clip(seed, lo, hi)
+        elif self._mean is None:
             mean = np.tile(np.array([0.5 * c.max_linear_mps, 0.0], dtype=np.float32), (c.horizon, 1))
         else:
             mean = np.concatenate([self._mean[1:], self._mean[-1:]], axis=0)
@@ -79,7 +86,7 @@ class CEMPlanner:
             actions[0] = np.clip(mean, lo, hi)
             states = self.model.rollout(ws.pose, actions, c.dt_s)
             calls += c.samples * c.horizon
-            cost, clearance = self.cost(states, actions, goal, obstacles)
+            cost, clearance = self.cost(states, actions, goal, obstacles, seed, (c.max_linear_mps, c.max_angular_rps))
             i = int(np.argmin(cost))
             if cost[i] < best[0]:
                 best = (float(cost[i]), actions[i].copy(), states[i].copy(), float(clearance[i]))
