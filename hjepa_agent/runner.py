@@ -261,13 +261,10 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     return summary
 
 
-def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, ctx, params: dict,
-                 ego: EgoModel, ego_path: Path) -> EpisodeResult:
+def build_agent_nodes(ctx, params: dict, ego_path: Path, executor) -> list:
+    """Construct the node table's nodes (sim time, fresh state) and add them to ``executor``."""
     from rclpy.parameter import Parameter
 
-    res = EpisodeResult(episode=i, scenario=scenario.name, seed=seed)
-    sim.start_episode(scenario, seed)
-    metrics.reset()
     nodes = []
     for spec in NODES:
         overrides = dict(params.get(spec.name, {}))
@@ -279,29 +276,68 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                                  parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
         executor.add_node(node)
         nodes.append(node)
+    return nodes
+
+
+class Lockstep:
+    """Advances the simulator one tick at a time and waits for the agent to answer (see module doc)."""
+
+    def __init__(self, sim, nodes: list, executor) -> None:
+        self.sim, self.nodes, self.executor = sim, list(nodes), executor
+        self.bridge = next(n for n in nodes if n.get_name() == "bridge")
+        self.log_start = len(sim.log.sim_t)
+        self.misses = 0
+        _wait_for_discovery(sim, self.nodes, executor)
+
+    def _delivered(self) -> bool:
+        return self.bridge not in self.nodes or len(self.sim.log.sim_t) - self.log_start >= self.bridge.published
+
+    def remove(self, name: str) -> None:
+        """Kill a node mid-run (fault injection): it stops being spun and is destroyed."""
+        node = next(n for n in self.nodes if n.get_name() == name)
+        self.nodes.remove(node)
+        self.executor.remove_node(node)
+        node.destroy_node()
+
+    def tick(self) -> int | None:
+        """One sim tick; returns the camera stamp (ns) if a frame went out this tick."""
+        sim, executor = self.sim, self.executor
+        stamp_ns = sim.advance()
+        t_ns = int(round(sim.sim_time_s * 1e9))
+        if stamp_ns is not None and self.bridge in self.nodes:
+            deadline = time.perf_counter() + CMD_WAIT_S
+            while sim.last_cmd_origin_ns != stamp_ns and time.perf_counter() < deadline:
+                executor.spin_once(timeout_sec=0.001)
+        in_step = lockstep_barrier(executor, self.nodes, t_ns, self._delivered)
+        if not in_step or (stamp_ns is not None and sim.last_cmd_origin_ns != stamp_ns):
+            self.misses += 1
+        return stamp_ns
+
+    def close(self) -> None:
+        """Destroy the agent nodes."""
+        for node in self.nodes:
+            self.executor.remove_node(node)
+            node.destroy_node()
+        self.nodes = []
+
+
+def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, ctx, params: dict,
+                 ego: EgoModel, ego_path: Path) -> EpisodeResult:
+    res = EpisodeResult(episode=i, scenario=scenario.name, seed=seed)
+    sim.start_episode(scenario, seed)
+    metrics.reset()
+    nodes = build_agent_nodes(ctx, params, ego_path, executor)
     log_start = len(sim.log.sim_t)
+    step = None
     try:
-        _wait_for_discovery(sim, nodes, executor)
+        step = Lockstep(sim, nodes, executor)
         layout = sim.world.layout
         goal = (layout.goal.x_m, layout.goal.y_m)
         t_start = sim.sim_time_s
         stopped_since = None
         prev_mode = Mode.SAFE_STOP  # the watchdog starts in an unlatched SAFE_STOP until inputs are fresh
-        bridge = next(n for n in nodes if n.get_name() == "bridge")
-
-        def delivered() -> bool:
-            return len(sim.log.sim_t) - log_start >= bridge.published
-
         while True:
-            stamp_ns = sim.advance()
-            t_ns = int(round(sim.sim_time_s * 1e9))
-            if stamp_ns is not None:
-                deadline = time.perf_counter() + CMD_WAIT_S
-                while sim.last_cmd_origin_ns != stamp_ns and time.perf_counter() < deadline:
-                    executor.spin_once(timeout_sec=0.001)
-            in_step = lockstep_barrier(executor, nodes, t_ns, delivered)
-            if not in_step or (stamp_ns is not None and sim.last_cmd_origin_ns != stamp_ns):
-                res.lockstep_misses += 1
+            stamp_ns = step.tick()
             mode = metrics.mode
             res.mode_ticks[mode.name] += 1
             if mode == Mode.SAFE_STOP and prev_mode != Mode.SAFE_STOP:
@@ -332,9 +368,13 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                 stopped_since = None
         res.time_s = sim.sim_time_s - t_start
     finally:
-        for node in nodes:
-            executor.remove_node(node)
-            node.destroy_node()
+        if step is not None:
+            res.lockstep_misses = step.misses
+            step.close()
+        else:
+            for node in nodes:
+                executor.remove_node(node)
+                node.destroy_node()
     res.events = metrics.events[-50:]
     lg = sim.log
     res.limit_violations = count_limit_violations(lg.sim_t[log_start:], lg.v[log_start:], lg.w[log_start:], ego)

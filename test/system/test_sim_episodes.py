@@ -1,0 +1,43 @@
+"""A short `hjepa-agent sim` run end to end: CLI, DDS, lockstep, outputs on disk."""
+import json
+import subprocess
+import sys
+
+from rosbags.rosbag2 import Reader
+
+from hjepa_agent.paths import data_path
+
+
+def test_cli_sim_runs_two_episodes_and_writes_its_outputs(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "hjepa_agent.cli", "sim", "--scenario", str(data_path("config", "scenarios", "open.yaml")),
+           "--episodes", "2", "--seed", "3", "--out", str(out), "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("episodes", "successes", "success_rate", "collisions", "limit_violations", "mean_time_to_goal_s",
+                "cmd_latency_ms", "mode_time_fraction", "safe_stops", "per_episode"):
+        assert key in summary
+    assert summary["episodes"] == 2 and len(summary["per_episode"]) == 2
+    assert summary["success_rate"] == 1.0, summary["per_episode"]
+    assert summary["collisions"] == 0 and summary["limit_violations"] == 0
+    assert summary["cmd_latency_ms"]["samples"] > 50 and summary["cmd_latency_ms"]["p99"] > 0
+    assert abs(sum(summary["mode_time_fraction"].values()) - 1.0) < 1e-9
+    assert len((out / "episodes.jsonl").read_text().splitlines()) == 2
+    assert (out / "trajectories.png").stat().st_size > 10_000
+    with Reader(out / "run.mcap") as bag:
+        topics = {c.topic: c.msgcount for c in bag.connections}
+    for topic in ("/cmd_vel", "/camera/image_raw", "/agent/world_state", "/agent/mode", "/odom"):
+        assert topics.get(topic, 0) > 10, topics
+
+
+def test_cli_refuses_a_mismatched_model_dir(tmp_path):
+    (tmp_path / "manifest.yaml").write_text("format: 1\nrobot: some_other_robot\n")
+    params = tmp_path / "agent.yaml"
+    text = data_path("config", "agent.yaml").read_text().replace('models_dir: ""', f'models_dir: "{tmp_path}"')
+    params.write_text(text)
+    cmd = [sys.executable, "-m", "hjepa_agent.cli", "sim", "--scenario", str(data_path("config", "scenarios", "open.yaml")),
+           "--episodes", "1", "--out", str(tmp_path / "run"), "--params", str(params), "--quiet", "--no-record"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "manifest.yaml" in proc.stderr and "retrain" in proc.stderr
