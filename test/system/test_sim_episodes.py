@@ -32,12 +32,17 @@ def test_cli_sim_runs_two_episodes_and_writes_its_outputs(tmp_path):
 
 
 def test_cli_refuses_a_mismatched_model_dir(tmp_path):
-    (tmp_path / "manifest.yaml").write_text("format: 1\nrobot: some_other_robot\n")
+    import shutil
+    models = tmp_path / "models"
+    shutil.copytree(data_path("models"), models)
+    manifest = models / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("robot: sample_diffbot", "robot: some_other_robot"))
     params = tmp_path / "agent.yaml"
-    text = data_path("config", "agent.yaml").read_text().replace('models_dir: ""', f'models_dir: "{tmp_path}"')
+    text = data_path("config", "agent.yaml").read_text().replace('models_dir: ""', f'models_dir: "{models}"')
     params.write_text(text)
     cmd = [sys.executable, "-m", "hjepa_agent.cli", "sim", "--scenario", str(data_path("config", "scenarios", "open.yaml")),
            "--episodes", "1", "--out", str(tmp_path / "run"), "--params", str(params), "--quiet", "--no-record"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "manifest.yaml" in proc.stderr and "retrain" in proc.stderr
+    assert "some_other_robot" in proc.stderr and "retrain" in proc.stderr
+    assert not (tmp_path / "run" / "summary.json").exists()
