@@ -1,0 +1,379 @@
+"""ONNX models of the agent: execution-provider choice, the manifest, checked sessions.
+
+``models/manifest.yaml`` (written by :mod:`hjepa_agent.train.manifest`)::
+
+    format: 1
+    robot: sample_diffbot                  # ego model's robot the models were trained for
+    observation: {image: [3, 64, 64], scan_bins: 16, latent: 16, habitual_features: 37,
+                  speed_norm: [0.8, 2.0]}  # (max_linear_mps, max_angular_rps) given to habitual_features
+    action: {names: [linear_x, angular_z], scale: [0.6, 1.8]}  # (v, w) = habitual output * scale
+    models:
+      encoder:  {file: encoder.onnx, sha256: ..., inputs: [{name: image, shape: [batch, 3, 64, 64],
+                 dtype: float32}], outputs: [...], trained: {data: ..., metrics: {...}, ...}}
+      habitual: {...}
+
+A dynamic dimension is written as -1 or as a name. Every check fails loudly at
+construction with :class:`ModelMismatchError` saying what differs and what to do;
+a malformed manifest raises :class:`~hjepa_agent.config.loader.ConfigError`.
+This module imports onnxruntime only (no onnx, no torch).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from hjepa_agent.config.loader import ConfigError, read_yaml
+from hjepa_agent.core.perception import IMAGE_SIZE
+from hjepa_agent.core.types import N_HABITUAL_FEATURES, N_LATENT, N_SCAN_BINS
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "manifest.yaml"
+MANIFEST_FORMAT = 1
+ACTION_NAMES = ("linear_x", "angular_z")
+EXPECTED_OBSERVATION = {"image": (3, IMAGE_SIZE, IMAGE_SIZE), "scan_bins": N_SCAN_BINS,
+                        "latent": N_LATENT, "habitual_features": N_HABITUAL_FEATURES}
+"""Observation space this runtime builds (from core/types.py and core/perception.py)."""
+EXPECTED_IO = {"encoder": ((3, IMAGE_SIZE, IMAGE_SIZE), (N_LATENT,)),
+               "habitual": ((N_HABITUAL_FEATURES,), (len(ACTION_NAMES),))}
+"""Per known model: (input shape, output shape) without the batch axis."""
+RETRAIN_HINT = "retrain with `hjepa-agent train habitual --out DIR` and point models_dir at DIR"
+_DTYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)",
+           "int32": "tensor(int32)", "uint8": "tensor(uint8)", "bool": "tensor(bool)"}
+# A minimal ONNX model (y = x + x, x: float32 [1, 4], opset 13), serialised once with
+# onnx.helper so the runtime can probe a provider without the onnx package.
+_PROBE_MODEL = (b'\x08\x07\x12\x05hjepa:A\n\x0e\n\x01x\n\x01x\x12\x01y"\x03Add\x12\x05probeZ\x13\n\x01x'
+                b'\x12\x0e\n\x0c\x08\x01\x12\x08\n\x02\x08\x01\n\x02\x08\x04b\x13\n\x01y\x12\x0e\n\x0c'
+                b'\x08\x01\x12\x08\n\x02\x08\x01\n\x02\x08\x04B\x04\n\x00\x10\r')
+
+
+class ModelMismatchError(RuntimeError):
+    """A model cannot be used by this runtime; the message says what differs and what to do."""
+
+
+# --------------------------------------------------------------------------- providers
+def _session_options() -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1  # small graphs, several nodes per process on 2-core machines
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+def _cuda_major() -> int | None:
+    try:
+        from onnxruntime.capi import build_and_package_info as info
+    except ImportError:
+        return None
+    version = getattr(info, "cuda_version", "") or ""
+    head = version.split(".")[0]
+    return int(head) if head.isdigit() else None
+
+
+@functools.lru_cache(maxsize=1)
+def probe_cuda() -> tuple[bool, str]:
+    """Whether ONNX Runtime can really run on CUDA here: (usable, reason when not).
+
+    onnxruntime-gpu lists CUDAExecutionProvider even with no GPU, so this checks
+    the driver and the CUDA libraries via ctypes first and then runs a tiny model.
+    Cached per process; logs one info line when CUDA is not usable.
+    """
+    ort.set_default_logger_severity(3)
+    ok, reason = False, ""
+    major = _cuda_major()
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        reason = "onnxruntime has no CUDAExecutionProvider"
+    elif ort.get_device() != "GPU":
+        reason = f"onnxruntime device is {ort.get_device()}"
+    else:
+        try:
+            ctypes.CDLL("libcuda.so.1")
+        except OSError:
+            reason = "no NVIDIA driver: libcuda.so.1 not loadable"
+    if not reason and hasattr(ort, "preload_dlls"):
+        # Loads cudart/cublas from nvidia-* wheels when present; it prints, so keep it quiet.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
+    if not reason:
+        suffix = f".so.{major}" if major else ".so"
+        for lib in ("libcudart", "libcublas", "libcublasLt"):
+            try:
+                ctypes.CDLL(lib + suffix)
+            except OSError:
+                reason = f"{lib}{suffix} not loadable"
+                break
+    if not reason:
+        try:
+            sess = ort.InferenceSession(_PROBE_MODEL, _session_options(),
+                                        providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+            if sess.get_providers()[0] != "CUDAExecutionProvider":
+                reason = "session fell back to CPU"
+            else:
+                y = sess.run(None, {"x": np.ones((1, 4), np.float32)})[0]
+                ok = bool(np.allclose(y, 2.0))
+                reason = "" if ok else "probe model gave wrong output on CUDA"
+        except (RuntimeError, ValueError, OSError) as exc:  # ort raises its own RuntimeError subclasses
+            reason = f"probe session failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    if not ok:
+        log.info("CUDA not usable (%s); running on CPU", reason)
+    return ok, reason
+
+
+def select_providers(prefer_cuda: bool = True) -> tuple[list[str], str]:
+    """ONNX Runtime providers to use and a one-line description of the choice.
+
+    Returns (["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda") only when
+    :func:`probe_cuda` proves CUDA works; otherwise (["CPUExecutionProvider"], reason).
+    """
+    if not prefer_cuda:
+        return ["CPUExecutionProvider"], "cpu (CUDA not requested)"
+    ok, reason = probe_cuda()
+    if ok:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"
+    return ["CPUExecutionProvider"], f"cpu ({reason})"
+
+
+# --------------------------------------------------------------------------- manifest
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output: name, shape (int, or -1 / a name for a dynamic axis), dtype name."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str
+
+    def fixed_tail(self) -> tuple[int | str, ...]:
+        """Shape without the leading batch axis."""
+        return self.shape[1:]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model of the manifest: file (relative to models_dir), its sha256, inputs, outputs, training record."""
+
+    name: str
+    file: str
+    sha256: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    trained: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Parsed ``manifest.yaml``; see the module docstring for the schema."""
+
+    path: Path
+    format: int
+    robot: str
+    observation: dict[str, Any]
+    action_names: tuple[str, ...]
+    action_scale: tuple[float, ...] | None
+    models: dict[str, ModelEntry]
+
+    def check_compatible(self, expected_robot: str | None = None) -> None:
+        """Raise ModelMismatchError if the robot or observation/action spaces differ from this runtime's."""
+        where = str(self.path)
+        if expected_robot is not None and self.robot != expected_robot:
+            raise ModelMismatchError(
+                f"{where}: models were trained for robot {self.robot!r}, this robot is {expected_robot!r}; "
+                f"point models_dir at models trained for {expected_robot!r} or {RETRAIN_HINT}")
+        for key, want in EXPECTED_OBSERVATION.items():
+            got = self.observation.get(key)
+            got_cmp = tuple(got) if isinstance(got, list) else got
+            if got_cmp != want:
+                raise ModelMismatchError(
+                    f"{where}: observation.{key} is {got!r} but this runtime builds {list(want) if isinstance(want, tuple) else want} "
+                    f"(hjepa_agent/core/types.py, core/perception.py); {RETRAIN_HINT}")
+        if self.action_names != ACTION_NAMES:
+            raise ModelMismatchError(f"{where}: action.names is {list(self.action_names)} but this runtime "
+                                     f"commands {list(ACTION_NAMES)}; {RETRAIN_HINT}")
+        for name, entry in self.models.items():
+            if name not in EXPECTED_IO:
+                continue
+            want_in, want_out = EXPECTED_IO[name]
+            for kind, specs, want in (("inputs", entry.inputs, want_in), ("outputs", entry.outputs, want_out)):
+                if len(specs) != 1 or tuple(specs[0].fixed_tail()) != want:
+                    shapes = [list(s.shape) for s in specs]
+                    raise ModelMismatchError(
+                        f"{where}: models.{name}.{kind} shapes are {shapes} but this runtime needs one tensor "
+                        f"of shape [batch, {', '.join(map(str, want))}]; {RETRAIN_HINT}")
+
+
+def _need(d: dict, key: str, typ: type | tuple[type, ...], path: Path, prefix: str) -> Any:
+    full = f"{prefix}.{key}" if prefix else key
+    if key not in d:
+        raise ConfigError(path, full, "missing required key")
+    val = d[key]
+    if not isinstance(val, typ) or isinstance(val, bool) and typ is not bool:
+        raise ConfigError(path, full, f"expected {getattr(typ, '__name__', typ)}, got {val!r}")
+    return val
+
+
+def _tensor(d: Any, path: Path, prefix: str) -> TensorSpec:
+    if not isinstance(d, dict):
+        raise ConfigError(path, prefix, f"expected a mapping, got {d!r}")
+    shape = _need(d, "shape", list, path, prefix)
+    for i, dim in enumerate(shape):
+        if isinstance(dim, bool) or not isinstance(dim, (int, str)) or (isinstance(dim, int) and dim < -1):
+            raise ConfigError(path, f"{prefix}.shape[{i}]", f"expected an int >= -1 or a name, got {dim!r}")
+    dtype = _need(d, "dtype", str, path, prefix)
+    if dtype not in _DTYPES:
+        raise ConfigError(path, f"{prefix}.dtype", f"unknown dtype {dtype!r} (known: {', '.join(_DTYPES)})")
+    return TensorSpec(_need(d, "name", str, path, prefix), tuple(shape), dtype)
+
+
+def load_manifest(models_dir: str | Path) -> Manifest:
+    """Read ``<models_dir>/manifest.yaml``. Raises ConfigError naming file, key and value."""
+    path = Path(models_dir) / MANIFEST_FILE
+    data = read_yaml(path)
+    fmt = _need(data, "format", int, path, "")
+    if fmt != MANIFEST_FORMAT:
+        raise ConfigError(path, "format", f"unsupported format {fmt} (this runtime reads {MANIFEST_FORMAT})")
+    obs = _need(data, "observation", dict, path, "")
+    action = _need(data, "action", dict, path, "")
+    names = _need(action, "names", list, path, "action")
+    scale = action.get("scale")
+    if scale is not None and (not isinstance(scale, list) or len(scale) != len(names)
+                              or not all(isinstance(s, (int, float)) and s > 0 for s in scale)):
+        raise ConfigError(path, "action.scale", f"expected {len(names)} positive numbers, got {scale!r}")
+    models: dict[str, ModelEntry] = {}
+    for name, m in _need(data, "models", dict, path, "").items():
+        pre = f"models.{name}"
+        if not isinstance(m, dict):
+            raise ConfigError(path, pre, f"expected a mapping, got {m!r}")
+        ins = _need(m, "inputs", list, path, pre)
+        outs = _need(m, "outputs", list, path, pre)
+        trained = m.get("trained") or {}
+        models[str(name)] = ModelEntry(
+            str(name), _need(m, "file", str, path, pre), _need(m, "sha256", str, path, pre),
+            tuple(_tensor(t, path, f"{pre}.inputs[{i}]") for i, t in enumerate(ins)),
+            tuple(_tensor(t, path, f"{pre}.outputs[{i}]") for i, t in enumerate(outs)),
+            trained if isinstance(trained, dict) else {})
+    return Manifest(path, fmt, str(_need(data, "robot", str, path, "")), dict(obs), tuple(names),
+                    tuple(float(s) for s in scale) if scale is not None else None, models)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- sessions
+def _dims_match(want: int | str, got: Any) -> bool:
+    want_dynamic = isinstance(want, str) or want == -1
+    got_dynamic = not isinstance(got, int) or got < 0
+    return want_dynamic == got_dynamic and (want_dynamic or want == got)
+
+
+class OnnxModel:
+    """A checked ONNX Runtime session for one model of the manifest.
+
+    Construction verifies: the manifest is compatible with this runtime (robot,
+    observation and action spaces), the file exists and its sha256 matches, and
+    the session's inputs/outputs (names, shapes, dtypes) match the manifest. Then
+    it runs one warm-up inference (the first call of a session is slow).
+    """
+
+    def __init__(self, models_dir: str | Path, name: str, manifest: Manifest | None = None,
+                 providers: list[str] | None = None, expected_robot: str | None = None) -> None:
+        self.models_dir = Path(models_dir)
+        self.manifest = manifest if manifest is not None else load_manifest(self.models_dir)
+        where = str(self.manifest.path)
+        if name not in self.manifest.models:
+            raise ModelMismatchError(f"{where}: no model {name!r} (has: {', '.join(self.manifest.models) or 'none'}); "
+                                     f"{RETRAIN_HINT}")
+        self.manifest.check_compatible(expected_robot)
+        self.name = name
+        self.entry = self.manifest.models[name]
+        self.path = self.models_dir / self.entry.file
+        if not self.path.is_file():
+            raise ModelMismatchError(f"{where}: models.{name}.file {self.entry.file!r} not found at {self.path}; "
+                                     f"{RETRAIN_HINT}")
+        digest = sha256_file(self.path)
+        if digest != self.entry.sha256:
+            raise ModelMismatchError(
+                f"{self.path}: sha256 {digest[:12]}... differs from models.{name}.sha256 "
+                f"{self.entry.sha256[:12]}... in {where}: the file was replaced or corrupted; restore it or {RETRAIN_HINT}")
+        if providers is None:
+            providers = select_providers()[0]
+        try:
+            self.session = ort.InferenceSession(str(self.path), _session_options(), providers=providers)
+        except (RuntimeError, ValueError) as exc:
+            raise ModelMismatchError(f"{self.path}: ONNX Runtime cannot load it ({exc}); {RETRAIN_HINT}") from exc
+        self.providers = self.session.get_providers()
+        if providers[0] == "CUDAExecutionProvider" and self.providers[0] != "CUDAExecutionProvider":
+            log.info("%s: CUDA session not available; running on CPU", self.path.name)
+        self._check_io("inputs", self.entry.inputs, self.session.get_inputs())
+        self._check_io("outputs", self.entry.outputs, self.session.get_outputs())
+        self.input_name = self.entry.inputs[0].name
+        self.input_tail = tuple(int(d) for d in self.entry.inputs[0].fixed_tail())
+        self(np.zeros((1, *self.input_tail), np.float32))  # warm-up
+
+    def _check_io(self, kind: str, specs: tuple[TensorSpec, ...], nodes: list) -> None:
+        key = f"models.{self.name}.{kind}"
+        got = [(n.name, list(n.shape), n.type) for n in nodes]
+        want = [(s.name, list(s.shape), _DTYPES[s.dtype]) for s in specs]
+        problem = ""
+        if len(got) != len(want):
+            problem = f"{len(got)} {kind} in the file, {len(want)} in the manifest"
+        else:
+            for (gn, gs, gt), (wn, ws, wt) in zip(got, want):
+                if gn != wn:
+                    problem = f"name {gn!r} in the file, {wn!r} in the manifest"
+                elif len(gs) != len(ws) or not all(_dims_match(w, g) for w, g in zip(ws, gs)):
+                    problem = f"{wn!r} has shape {gs} in the file, {ws} in the manifest"
+                elif gt != wt:
+                    problem = f"{wn!r} has type {gt} in the file, {wt} in the manifest"
+                if problem:
+                    break
+        if problem:
+            raise ModelMismatchError(f"{self.path}: {key} disagree: {problem}; the manifest does not describe "
+                                     f"this file: {RETRAIN_HINT}")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Run the model on a batch x of shape (N, *input shape) float32; returns the first output (N, ...).
+
+        Raises ValueError on a wrong trailing shape.
+        """
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != len(self.input_tail) + 1 or x.shape[1:] != self.input_tail:
+            raise ValueError(f"{self.name}: input has shape {x.shape}, expected (N, {', '.join(map(str, self.input_tail))})")
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+# --------------------------------------------------------------------------- node-facing loaders
+def load_encoder(models_dir: str | Path, prefer_cuda: bool = True,
+                 expected_robot: str | None = None) -> OnnxModel:
+    """The checked perception encoder: (N, 3, 64, 64) float32 -> (N, N_LATENT)."""
+    return OnnxModel(models_dir, "encoder", providers=select_providers(prefer_cuda)[0],
+                     expected_robot=expected_robot)
+
+
+def load_habitual(models_dir: str | Path, prefer_cuda: bool = True, expected_robot: str | None = None
+                  ) -> tuple[OnnxModel, tuple[float, float], tuple[float, float]]:
+    """The checked habitual policy, its action scale (m/s, rad/s) and the speed normalisation
+    (m/s, rad/s) its features were trained with, both read from the manifest."""
+    model = OnnxModel(models_dir, "habitual", providers=select_providers(prefer_cuda)[0],
+                      expected_robot=expected_robot)
+    m = model.manifest
+    if m.action_scale is None or len(m.action_scale) != 2:
+        raise ModelMismatchError(f"{m.path}: action.scale missing or not 2 values; {RETRAIN_HINT}")
+    norm = m.observation.get("speed_norm")
+    if not (isinstance(norm, (list, tuple)) and len(norm) == 2):
+        raise ModelMismatchError(f"{m.path}: observation.speed_norm missing or not 2 values; {RETRAIN_HINT}")
+    return model, (float(m.action_scale[0]), float(m.action_scale[1])), (float(norm[0]), float(norm[1]))
