@@ -2,8 +2,9 @@
 
 * Base state [x, y, yaw, v, w] is an extended Kalman filter with a unicycle
   process model, corrected by odometry (its covariance when given).
-* The camera latent is smoothed with an exponentially weighted mean; its
-  variance is the exponentially weighted variance of the innovations, so a
+* The camera latent is passed on as the newest encoder output (what the
+  habitual policy was trained on); its variance is the exponentially weighted
+  variance of the innovations against an exponentially weighted mean, so a
   latent that jumps around (noise, a camera fault) reads as uncertain.
 * Scan sectors pass through with a fixed sensor variance; sectors with no
   fresh scan (zero range) get a large variance.
@@ -58,6 +59,7 @@ class Estimator:
     latent_mean: np.ndarray | None = None
     latent_var: np.ndarray = field(default_factory=lambda: np.ones(N_LATENT, dtype=np.float64))
     scan_bins: np.ndarray = field(default_factory=lambda: np.zeros(N_SCAN_BINS, dtype=np.float32))
+    latent: np.ndarray = field(default_factory=lambda: np.zeros(N_LATENT, dtype=np.float32))
     quality: float = 0.0
     odom_count: int = 0
 
@@ -121,13 +123,14 @@ class Estimator:
             innov = z - self.latent_mean
             self.latent_mean = self.latent_mean + a * innov
             self.latent_var = (1.0 - a) * (self.latent_var + a * innov * innov)
+        self.latent = p.latent.astype(np.float32)
         self.scan_bins = p.scan_bins.astype(np.float32)
         self.quality = float(p.quality)
         return self.world_state(p.stamp_s)
 
     def world_state(self, stamp_s: float) -> WorldState:
         """Current belief as a WorldState (mean, variance in WORLD_STATE_LABELS order, ambiguity)."""
-        latent = (self.latent_mean if self.latent_mean is not None else np.zeros(N_LATENT)).astype(np.float32)
+        latent = self.latent.copy()
         scan_var = np.where(self.scan_bins > 0.0, self.cfg.scan_variance_m2, self.cfg.missing_scan_variance_m2)
         goal = self.goal if self.goal is not None else np.zeros(2)
         variance = np.concatenate([np.diag(self.P), [0.0, 0.0, 0.0], scan_var, self.latent_var]).astype(np.float32)

@@ -39,12 +39,12 @@ INPUTS = SENSOR_INPUTS + ("world_state", "habitual", "planner")
 class WatchdogConfig:
     """Watchdog thresholds; meaning, units and ranges are documented in config/watchdog.yaml."""
 
-    clearance_plan_m: float = 0.5
-    clearance_optimise_m: float = 0.25
-    risk_horizon_s: float = 1.5
+    clearance_plan_m: float = 0.15
+    clearance_optimise_m: float = 0.05
+    risk_horizon_s: float = 1.0
     hysteresis_m: float = 0.1
     dwell_s: float = 1.0
-    ambiguity_stop: float = 1.0
+    ambiguity_stop: float = 1.5
     battery_derate_pct: float = 30.0
     temperature_derate_c: float = 60.0
     derate_min_scale: float = 0.3

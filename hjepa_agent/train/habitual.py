@@ -45,7 +45,7 @@ SCAN_LOSS_WEIGHT = 0.5
 TRAIN_THREADS = 2
 NEAR_M = 0.45
 """A state whose closest scan sector is nearer than this (m) is 'near an obstacle'..."""
-NEAR_WEIGHT = 6.0
+NEAR_WEIGHT = 4.0
 """... and its behaviour-cloning error weighs this much more."""
 EVAL_SEED_BASE = 100_000
 """Seeds of DAgger round k are EVAL_SEED_BASE * k + i; round-0 expert seeds are 0..N-1."""

@@ -126,3 +126,14 @@ def test_operating_limit_tighten_only(harness):
     assert not too_high.successful
     ro = node.set_parameters([Parameter("source_timeout_s", value=1.0)])[0]
     assert not ro.successful  # read-only safety parameter
+
+
+def test_malformed_plan_is_counted_and_nothing_moves(harness):
+    from sensor_msgs.msg import JointState
+    pub = harness.node.create_publisher(JointState, "agent/plan", 10)
+    assert spin_until(harness.ex, lambda: pub.get_subscription_count() > 0)
+    for _ in range(20):
+        pub.publish(JointState(name=["risk", "a0_v"], position=[0.0, 0.5]))
+        harness.drive(0.05, mode="PLANNING", propose=False)
+    assert harness.out and all(o[1] == 0.0 for o in harness.out)
+    assert harness.bridge.core.counters["rejections"] >= 20

@@ -1,0 +1,66 @@
+"""Message layouts: round trips, and wrong-sized / non-finite / mislabelled messages are refused."""
+import math
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import JointState
+
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, WORLD_STATE_LABELS, Percept, Plan, WorldState
+from hjepa_agent.nodes.codec import (MessageError, from_time, msg_to_percept, msg_to_plan, msg_to_world_state,
+                                     percept_to_msg, plan_to_msg, plan_to_path, time_ns, to_time,
+                                     world_state_to_msg)
+
+
+def _ws():
+    n = len(WORLD_STATE_LABELS)
+    return WorldState(12.3, np.array([1, 2, 0.5], np.float32), np.array([0.3, -0.1], np.float32),
+                      np.array([3, 4], np.float32), True, np.linspace(0.5, 4, N_SCAN_BINS).astype(np.float32),
+                      np.arange(N_LATENT, dtype=np.float32), np.full(n, 0.01, np.float32), 0.42)
+
+
+def test_time_is_nanosecond_exact():
+    for t in (0.0, 0.02, 1234.567891234):
+        assert time_ns(to_time(t)) == int(round(t * 1e9))
+        assert from_time(to_time(t)) == pytest.approx(t, abs=1e-9)
+
+
+def test_world_state_round_trip_and_refusals():
+    ws = _ws()
+    msg = world_state_to_msg(ws)
+    back = msg_to_world_state(msg)
+    assert back.stamp_s == pytest.approx(ws.stamp_s) and back.ambiguity == pytest.approx(0.42)
+    assert np.allclose(back.vector(), ws.vector()) and np.allclose(back.variance, ws.variance)
+    short = world_state_to_msg(ws)
+    short.name, short.position, short.velocity = short.name[:-1], short.position[:-1], short.velocity[:-1]
+    with pytest.raises(MessageError):
+        msg_to_world_state(short)
+    bad = world_state_to_msg(ws)
+    bad.position[0] = math.nan
+    with pytest.raises(MessageError, match="finite"):
+        msg_to_world_state(bad)
+    novar = world_state_to_msg(ws)
+    novar.velocity = []
+    with pytest.raises(MessageError, match="variance"):
+        msg_to_world_state(novar)
+
+
+def test_percept_round_trip_and_wrong_labels():
+    p = Percept(1.5, np.ones(N_LATENT, np.float32), np.full(N_SCAN_BINS, 2.0, np.float32), 0.9)
+    back = msg_to_percept(percept_to_msg(p))
+    assert np.allclose(back.vector(), p.vector())
+    msg = percept_to_msg(p)
+    msg.name = list(reversed(msg.name))
+    with pytest.raises(MessageError):
+        msg_to_percept(msg)
+
+
+def test_plan_round_trip_and_garbage():
+    h = 5
+    plan = Plan(2.0, np.ones((h, 2), np.float32), np.zeros((h + 1, 3), np.float32), -np.ones(h, np.float32),
+                -3.0, 0.2, 0.1, 0.2, "cem", 320)
+    back = msg_to_plan(plan_to_msg(plan))
+    assert back.horizon == h and back.world_model_calls == 320 and back.risk == pytest.approx(0.2)
+    assert np.allclose(back.log_probs, -1.0)
+    assert len(plan_to_path(plan).poses) == h + 1
+    with pytest.raises(MessageError):
+        msg_to_plan(JointState(name=["risk"], position=[0.0]))
