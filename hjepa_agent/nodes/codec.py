@@ -172,5 +172,3 @@ def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
     """Yaw (rad) of a geometry_msgs quaternion (x, y, z, w order)."""
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
-
-assert len(PERCEPT_LABELS) == N_LATENT + N_SCAN_BINS + 1

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import yaml
 
-torch = pytest.importorskip("torch")
+import torch
 
-from hjepa_agent.config.loader import ConfigError  # noqa: E402
-from hjepa_agent.core import models as core_models  # noqa: E402
-from hjepa_agent.core.models import ModelMismatchError, OnnxModel, load_manifest, select_providers  # noqa: E402
-from hjepa_agent.train.export import export_onnx  # noqa: E402
+from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.core import models as core_models
+from hjepa_agent.core.models import ModelMismatchError, OnnxModel, load_manifest, select_providers
+from hjepa_agent.train.export import export_onnx
 from hjepa_agent.train.manifest import ModelRecord, write_manifest  # noqa: E402
 from hjepa_agent.train.nets import Encoder, HabitualPolicy  # noqa: E402
 

@@ -1,27 +1,21 @@
 """`hjepa-agent train habitual --quick`: runs end to end and writes loadable, well-described models."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("pybullet")
-
-from hjepa_agent.core.models import OnnxModel, load_manifest  # noqa: E402
-from hjepa_agent.core.types import N_HABITUAL_FEATURES, N_LATENT  # noqa: E402
-from hjepa_agent.train.habitual import train_main  # noqa: E402
+from hjepa_agent.core.models import OnnxModel, load_manifest
+from hjepa_agent.core.types import N_HABITUAL_FEATURES, N_LATENT
+from hjepa_agent.train.habitual import train_main
 
 CPU = ["CPUExecutionProvider"]
 
 
 def test_quick_training_writes_loadable_models(tmp_path: Path) -> None:
     out = tmp_path / "models"
-    t = time.perf_counter()
     assert train_main(["--quick", "--out", str(out)]) == 0
-    assert time.perf_counter() - t <= 60.0
 
     m = load_manifest(out)
     assert m.robot == "sample_diffbot"
