@@ -8,6 +8,7 @@ from typing import Any, Callable
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 
@@ -81,7 +82,7 @@ def run_node(factory: Callable[[], Node]) -> None:
     except (ConfigError, ModelMismatchError, FileNotFoundError, ValueError) as exc:
         logging.getLogger("hjepa_agent").error("refusing to start: %s", exc)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:
