@@ -66,6 +66,7 @@ class EpisodeResult:
     time_to_goal_s: float | None = None
     safe_stops: int = 0
     limit_violations: int = 0
+    limit_violations_by_kind: dict[str, int] = field(default_factory=dict)
     lockstep_misses: int = 0
     min_clearance_m: float = math.inf
     mode_ticks: dict[str, int] = field(default_factory=lambda: {m.name: 0 for m in Mode})
@@ -114,25 +115,40 @@ def lockstep_barrier(executor, nodes: list, t_ns: int, delivered: Callable[[], b
         executor.spin_once(timeout_sec=0.0005)
 
 
-def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: EgoModel) -> int:
-    """Bridge outputs outside the ego model's HARD limits: velocity, and accel/decel between
-    consecutive outputs (dt from the receiver's sim clock; any change at dt = 0 counts)."""
+def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: EgoModel) -> dict[str, int]:
+    """Bridge outputs outside the ego model's HARD limits, judged on the wire, by kind.
+
+    dt comes from the receiver's sim clock. Outputs repeated at the same instant must be
+    identical (any change at dt = 0 counts as an accel violation) and are then skipped.
+    accel: |dv| <= max_accel*dt while |v| grows, <= max_decel*dt otherwise.
+    jerk: |a_i - a_(i-1)| <= max_jerk*dt_i with a_i = dv_i/dt_i between distinct instants.
+    """
     k = ego.hard.kinematics
-    eps = 1e-6
-    n = 0
-    for i in range(len(t)):
-        if abs(v[i]) > k.linear_x.max_velocity + eps or abs(w[i]) > k.angular_z.max_velocity + eps:
-            n += 1
+    eps, dv_eps = 1e-6, 1e-4
+    out = {"velocity": 0, "accel": 0, "jerk": 0}
+    prev = None  # (t, v, w) of the last distinct instant
+    prev_acc: tuple[float, float] | None = None  # unknown before the second distinct instant
+    for ti, vi, wi in zip(t, v, w):
+        if abs(vi) > k.linear_x.max_velocity + eps or abs(wi) > k.angular_z.max_velocity + eps:
+            out["velocity"] += 1
+        if prev is None:
+            prev = (ti, vi, wi)
             continue
-        if i == 0:
+        dt = ti - prev[0]
+        acc = []
+        for axis, cur, old in ((k.linear_x, vi, prev[1]), (k.angular_z, wi, prev[2])):
+            bound = axis.max_accel if abs(cur) > abs(old) and cur * old >= 0 else axis.max_decel
+            if abs(cur - old) > bound * max(dt, 0.0) + dv_eps:
+                out["accel"] += 1
+            acc.append((cur - old) / dt if dt > 0 else 0.0)
+        if dt <= 0:
             continue
-        dt = t[i] - t[i - 1]
-        for axis, cur, prev in ((k.linear_x, v[i], v[i - 1]), (k.angular_z, w[i], w[i - 1])):
-            bound = axis.max_accel if abs(cur) > abs(prev) and cur * prev >= 0 else axis.max_decel
-            if abs(cur - prev) > bound * max(dt, 0.0) + 1e-4:
-                n += 1
-                break
-    return n
+        if prev_acc is not None:
+            for axis, a_new, a_old in ((k.linear_x, acc[0], prev_acc[0]), (k.angular_z, acc[1], prev_acc[1])):
+                if abs(a_new - a_old) > axis.max_jerk * dt + dv_eps / dt:
+                    out["jerk"] += 1
+        prev, prev_acc = (ti, vi, wi), (acc[0], acc[1])
+    return out
 
 
 def _percentile(xs: list[float], q: float) -> float | None:
@@ -151,6 +167,8 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float]) -> dict[str
         "success_rate": (sum(r.success for r in results) / n) if n else 0.0,
         "collisions": sum(r.collision for r in results),
         "limit_violations": sum(r.limit_violations for r in results),
+        "limit_violations_by_kind": {k: sum(r.limit_violations_by_kind.get(k, 0) for r in results)
+                                     for k in ("velocity", "accel", "jerk")},
         "mean_time_to_goal_s": float(np.mean(reached)) if reached else None,
         "cmd_latency_ms": {"p50": _percentile(latency_ms, 50), "p99": _percentile(latency_ms, 99),
                            "max": max(latency_ms) if latency_ms else None, "samples": len(latency_ms)},
@@ -377,7 +395,8 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                 node.destroy_node()
     res.events = metrics.events[-50:]
     lg = sim.log
-    res.limit_violations = count_limit_violations(lg.sim_t[log_start:], lg.v[log_start:], lg.w[log_start:], ego)
+    res.limit_violations_by_kind = count_limit_violations(lg.sim_t[log_start:], lg.v[log_start:], lg.w[log_start:], ego)
+    res.limit_violations = sum(res.limit_violations_by_kind.values())
     return res
 
 

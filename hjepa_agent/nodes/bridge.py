@@ -2,6 +2,7 @@
 limits, stops on stale/bad input, latches the e-stop.
 
 Subscribes: agent/habitual/cmd (TwistStamped), agent/plan (JointState), agent/mode (String),
+            agent/speed_scale (std_msgs/Float32: the watchdog's battery/temperature derating),
             agent/estop (std_msgs/Bool).
 Services:   agent/estop/reset (std_srvs/Trigger).
 Publishes:  cmd_vel (TwistStamped; header.stamp = the originating camera stamp), agent/events
@@ -19,7 +20,7 @@ from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from hjepa_agent.core.bridge import Bridge, BridgeConfig, BridgeOutput
@@ -58,29 +59,42 @@ class BridgeNode(Node):
         self.create_subscription(JointState, "agent/plan", self.on_plan, RELIABLE_QOS)
         self.create_subscription(String, "agent/mode", self.on_mode, RELIABLE_QOS)
         self.create_subscription(Bool, "agent/estop", self.on_estop, RELIABLE_QOS)
+        self.create_subscription(Float32, "agent/speed_scale", self.on_speed_scale, RELIABLE_QOS)
         self.create_service(Trigger, "agent/estop/reset", self.on_reset)
         self.diag = Diagnostics(self)
         self.create_timer(1.0 / rate_hz, self.on_timer)
         self.create_timer(1.0, self.report)
         self.last: BridgeOutput | None = None
         self.published = 0
+        self.param_limits = (op.max_linear_mps, op.max_angular_rps)  # set live by an operator (tighten only)
+        self.speed_scale = 1.0  # set by the watchdog (derating)
 
     def _on_set(self, params) -> SetParametersResult:
-        lin = ang = None
+        lin, ang = self.param_limits
         for p in params:
             if p.name == "max_linear_mps":
                 lin = float(p.value)
             elif p.name == "max_angular_rps":
                 ang = float(p.value)
-        if lin is None and ang is None:
-            return SetParametersResult(successful=True)
-        cur_lin, cur_ang = self.core.operating_limits
         try:
-            self.core.set_operating_limits(cur_lin if lin is None else lin, cur_ang if ang is None else ang,
-                                           now_s(self))
+            self._apply_limits((lin, ang), self.speed_scale)
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
+
+    def _apply_limits(self, param_limits: tuple[float, float], scale: float) -> None:
+        """Operating limits in force = operator's limits x watchdog's derating (ValueError if raised)."""
+        self.core.set_operating_limits(param_limits[0] * scale, param_limits[1] * scale, now_s(self))
+        self.param_limits, self.speed_scale = param_limits, scale
+
+    def on_speed_scale(self, msg: Float32) -> None:
+        """Apply the watchdog's derating when it changes by more than 1 %; bad values are refused."""
+        scale = float(msg.data)
+        if not 0.0 <= scale <= 1.0:
+            self.core.count_rejection(now_s(self), "watchdog", f"speed_scale {scale} outside [0, 1]")
+            return
+        if abs(scale - self.speed_scale) > 0.01:
+            self._apply_limits(self.param_limits, scale)
 
     def _publish(self, now: float, origin_override: float | None = None) -> None:
         out = self.core.step(now)

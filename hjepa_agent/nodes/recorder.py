@@ -15,7 +15,7 @@ from nav_msgs.msg import Odometry, Path as PathMsg
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Float32, String
 
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.common import RELIABLE_QOS
@@ -25,7 +25,7 @@ TOPICS: tuple[tuple[str, type], ...] = (
     ("/joint_states", JointState), ("/battery_state", BatteryState), ("/motor_temperature", Temperature),
     ("/goal_pose", PoseStamped), ("/agent/percept", JointState), ("/agent/world_state", JointState),
     ("/agent/habitual/cmd", TwistStamped), ("/agent/plan", JointState), ("/agent/plan/path", PathMsg),
-    ("/agent/mode", String), ("/agent/events", String), ("/agent/estop", Bool), ("/cmd_vel", TwistStamped),
+    ("/agent/mode", String), ("/agent/speed_scale", Float32), ("/agent/events", String), ("/agent/estop", Bool), ("/cmd_vel", TwistStamped),
     ("/diagnostics", DiagnosticArray),
 )
 """Everything a run is judged on: inputs, world states, plans, modes, events and commands."""

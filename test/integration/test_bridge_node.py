@@ -137,3 +137,19 @@ def test_malformed_plan_is_counted_and_nothing_moves(harness):
         harness.drive(0.05, mode="PLANNING", propose=False)
     assert harness.out and all(o[1] == 0.0 for o in harness.out)
     assert harness.bridge.core.counters["rejections"] >= 20
+
+
+def test_watchdog_derating_scales_the_operating_limit(harness):
+    from std_msgs.msg import Float32
+    pub = harness.node.create_publisher(Float32, "agent/speed_scale", 10)
+    assert spin_until(harness.ex, lambda: pub.get_subscription_count() > 0)
+    pub.publish(Float32(data=0.5))
+    harness.drive(3.0, v=0.6)
+    assert harness.out[-1][1] == pytest.approx(0.5 * EGO.operating.max_linear_mps, abs=1e-3)
+    pub.publish(Float32(data=float("nan")))  # refused, counted, limit unchanged
+    harness.drive(1.0, v=0.6)
+    assert harness.out[-1][1] == pytest.approx(0.5 * EGO.operating.max_linear_mps, abs=1e-3)
+    assert harness.bridge.core.counters["rejections"] >= 1
+    pub.publish(Float32(data=1.0))
+    harness.drive(3.0, v=0.6)
+    assert harness.out[-1][1] == pytest.approx(EGO.operating.max_linear_mps, abs=1e-3)
