@@ -318,10 +318,16 @@ class Lockstep:
         node.destroy_node()
 
     def tick(self) -> int | None:
-        """One sim tick; returns the camera stamp (ns) if a frame went out this tick."""
+        """One sim tick; returns the camera stamp (ns) if a frame went out this tick.
+
+        Order: physics and /clock; wait until every node's clock shows the new time (as a
+        real robot's wall clock always would); sensors; wait for the answers."""
         sim, executor = self.sim, self.executor
-        stamp_ns = sim.advance()
+        sim.step_clock()
         t_ns = int(round(sim.sim_time_s * 1e9))
+        if not lockstep_barrier(executor, self.nodes, t_ns, self._delivered):
+            self.misses += 1
+        stamp_ns = sim.publish_due()
         if stamp_ns is not None and self.bridge in self.nodes:
             deadline = time.perf_counter() + CMD_WAIT_S
             while sim.last_cmd_origin_ns != stamp_ns and time.perf_counter() < deadline:

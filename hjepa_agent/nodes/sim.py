@@ -136,11 +136,18 @@ class SimNode(Node):
 
     def advance(self) -> int | None:
         """Step physics by one tick and publish what is due. Returns the camera stamp (ns) if a frame went out."""
+        self.step_clock()
+        return self.publish_due()
+
+    def step_clock(self) -> None:
+        """Step physics by one tick and publish the new time on /clock."""
         self.world.step(TICK_S)
         self.tick += 1
-        t = self.sim_time_s
-        stamp = to_time(t)
-        self.pub_clock.publish(ClockMsg(clock=stamp))
+        self.pub_clock.publish(ClockMsg(clock=to_time(self.sim_time_s)))
+
+    def publish_due(self) -> int | None:
+        """Publish the sensors due at this tick. Returns the camera stamp (ns) if a frame went out."""
+        stamp = to_time(self.sim_time_s)
         if self.tick % ODOM_EVERY == 0:
             self._publish_odom(stamp)
         if self.tick % SLOW_EVERY == 1:
