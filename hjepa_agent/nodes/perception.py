@@ -2,7 +2,8 @@
 
 Subscribes: camera/image_raw (sensor_msgs/Image), scan (sensor_msgs/LaserScan).
 Publishes:  agent/percept (sensor_msgs/JointState, layout in nodes/codec.py), /diagnostics.
-Parameters: models_dir (read-only), use_cuda (read-only), scan_max_age_s [s].
+Parameters: models_dir, use_cuda, ego_model (read-only; the manifest's robot must match the ego model's),
+            scan_max_age_s [s].
 Bad images (encoding, size, buffer) are rejected with a counted reason; nothing is published for them.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sensor_msgs.msg import Image, JointState, LaserScan
 from hjepa_agent.core.models import load_encoder
 from hjepa_agent.core.perception import ImageError, Perception, decode_image
 from hjepa_agent.nodes.codec import from_time, percept_to_msg
-from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, run_node
+from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, run_node
 from hjepa_agent.paths import data_path
 
 
@@ -28,7 +29,8 @@ class PerceptionNode(Node):
         use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
         self.scan_max_age_s = declare(self, "scan_max_age_s", 0.35, "max age of the scan fused with an image",
                                       unit="s", lo=0.01, hi=5.0)
-        self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda))
+        ego = declare_ego_model(self)
+        self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot))
         self.rejected: dict[str, int] = {}
         self.frames = 0
         self.pub = self.create_publisher(JointState, "agent/percept", RELIABLE_QOS)
