@@ -1,4 +1,5 @@
-"""hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), train (fit and export models)."""
+"""hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), train (fit and export models),
+bench (measurements that are not tests)."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,29 @@ def _sim(args: argparse.Namespace) -> int:
                                      "lockstep_misses")}
     print(json.dumps(brief, indent=2))
     print(f"wrote {args.out}/summary.json, episodes.jsonl, trajectories.png" + ("" if args.no_record else ", run.mcap"))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import rclpy
+
+    from hjepa_agent.config.ego_model import load_ego_model
+    from hjepa_agent.node_table import load_params
+    from hjepa_agent.paths import data_path
+    from hjepa_agent.runner import feeder_loss, isolate_dds
+
+    isolate_dds()
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        result = feeder_loss(ctx, feeder=args.feeder)
+    finally:
+        rclpy.shutdown(context=ctx)
+    bridge = load_params(data_path("config", "agent.yaml"))["bridge"]
+    lin = load_ego_model(data_path("config", "ego_model.yaml")).hard.kinematics.linear_x
+    result["bound_decel_start_s"] = bridge["source_timeout_s"] + 1.0 / bridge["rate_hz"]
+    result["limit_decel_mps2"] = lin.max_decel
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -51,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest")
     t.add_argument("what", choices=["habitual"], help="habitual: encoder + habitual policy (BC + DAgger)")
+    b = sub.add_parser("bench", help="measurements that are not tests")
+    b.add_argument("what", choices=["feeder-loss"],
+                   help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire")
+    b.add_argument("--feeder", default="habitual", choices=["habitual"], help="node to kill (drives in HABITUAL)")
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -58,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             if rest:
                 parser.error(f"unrecognized arguments: {' '.join(rest)}")
             return _sim(args)
+        if args.verb == "bench":
+            return _bench(args)
         return _train(args, rest)
     except (ConfigError, ModelMismatchError, FileNotFoundError) as exc:
         logging.getLogger("hjepa_agent").error("%s", exc)

@@ -345,6 +345,81 @@ class Lockstep:
         self.nodes = []
 
 
+class EmbeddedStack:
+    """Simulator + every agent node in one EventsExecutor, stepped in lockstep: one episode, for
+    tests and fault benchmarks (``hjepa-agent bench feeder-loss``)."""
+
+    def __init__(self, ctx, scenario: Path, seed: int = 0, robot: Path | None = None,
+                 params_file: Path | None = None, ego_model: Path | None = None) -> None:
+        from rclpy.experimental import EventsExecutor
+        from rclpy.parameter import Parameter
+
+        from hjepa_agent.nodes.recorder import MetricsNode
+        from hjepa_agent.nodes.sim import SimNode
+        from hjepa_agent.sim.scenario import load_scenario
+        from hjepa_agent.sim.world import SimWorld
+
+        self.world = SimWorld(load_robot_description(robot or data_path("config", "robots", "diffbot.yaml")))
+        self.executor = EventsExecutor(context=ctx)
+        self.sim = SimNode(self.world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)])
+        self.metrics = MetricsNode(context=ctx, parameter_overrides=[Parameter("use_sim_time", value=True)])
+        for n in (self.sim, self.metrics):
+            self.executor.add_node(n)
+        self.sim.start_episode(load_scenario(scenario), seed)
+        params = load_params(params_file or data_path("config", "agent.yaml"))
+        self.nodes = build_agent_nodes(ctx, params, ego_model or data_path("config", "ego_model.yaml"), self.executor)
+        self.step = Lockstep(self.sim, self.nodes, self.executor)
+
+    def run(self, seconds: float) -> None:
+        """Advance sim time by ``seconds`` in lockstep."""
+        from hjepa_agent.nodes.sim import TICK_S
+        for _ in range(int(round(seconds / TICK_S))):
+            self.step.tick()
+
+    def node(self, name: str):
+        """The live agent node called ``name``."""
+        return next(n for n in self.step.nodes if n.get_name() == name)
+
+    def close(self) -> None:
+        """Destroy everything."""
+        self.step.close()
+        for n in (self.sim, self.metrics):
+            self.executor.remove_node(n)
+            n.destroy_node()
+        self.executor.shutdown()
+        self.world.close()
+
+
+def feeder_loss(ctx, feeder: str = "habitual", drive_s: float = 3.0, after_s: float = 3.0) -> dict[str, Any]:
+    """Kill the node feeding the bridge mid-run and measure cmd_vel on the wire.
+
+    Returns the delay from the last proposal's stamp to the first slowing output, the time
+    to zero, the peak deceleration, the longest gap between outputs and how long zero held."""
+    stack = EmbeddedStack(ctx, data_path("config", "scenarios", "open.yaml"))
+    try:
+        stack.run(drive_s)
+        last = max(stack.sim.log.origin_ns[stack.step.log_start:]) * 1e-9
+        stack.step.remove(feeder)
+        t_kill = stack.sim.sim_time_s
+        stack.run(after_s)
+        lg = stack.sim.log
+        out = [(t, v) for t, v in zip(lg.sim_t, lg.v) if t >= t_kill]
+        v0 = out[0][1]
+        start = next(t for t, v in out if v < v0 - 1e-3)
+        zero = next(t for t, v in out if abs(v) < 1e-9)
+        held = all(abs(v) < 1e-9 for t, v in out if t >= zero)
+        pairs = [(a, b) for a, b in zip(out, out[1:]) if b[0] > a[0]]
+        return {"feeder": feeder, "speed_before_mps": round(v0, 4),
+                "decel_start_after_last_proposal_s": round(start - last, 4),
+                "time_to_zero_s": round(zero - start, 4),
+                "peak_decel_mps2": round(max((a[1] - b[1]) / (b[0] - a[0]) for a, b in pairs), 4),
+                "max_output_gap_s": round(max(b[0] - a[0] for a, b in pairs), 4),
+                "held_zero_s": round(out[-1][0] - zero, 3) if held else 0.0,
+                "mode_after": stack.metrics.mode.name}
+    finally:
+        stack.close()
+
+
 def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, ctx, params: dict,
                  ego: EgoModel, ego_path: Path) -> EpisodeResult:
     res = EpisodeResult(episode=i, scenario=scenario.name, seed=seed)

@@ -75,55 +75,10 @@ def spin_until(executor: Any, cond: Callable[[], bool], timeout_s: float = 5.0) 
     return cond()
 
 
-class Stack:
-    """The simulator and every agent node in one executor, stepped in lockstep (as `hjepa-agent sim`)."""
-
-    def __init__(self, ctx: Any, scenario: str = "open.yaml", seed: int = 0) -> None:
-        from rclpy.experimental import EventsExecutor
-        from rclpy.parameter import Parameter
-
-        from hjepa_agent.node_table import load_params
-        from hjepa_agent.nodes.recorder import MetricsNode
-        from hjepa_agent.nodes.sim import SimNode
-        from hjepa_agent.runner import Lockstep, build_agent_nodes
-        from hjepa_agent.sim.robot import load_robot_description
-        from hjepa_agent.sim.scenario import load_scenario
-        from hjepa_agent.sim.world import SimWorld
-
-        self.world = SimWorld(load_robot_description(data_path("config", "robots", "diffbot.yaml")))
-        self.executor = EventsExecutor(context=ctx)
-        self.sim = SimNode(self.world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)])
-        self.metrics = MetricsNode(context=ctx, parameter_overrides=[Parameter("use_sim_time", value=True)])
-        for n in (self.sim, self.metrics):
-            self.executor.add_node(n)
-        self.sim.start_episode(load_scenario(data_path("config", "scenarios", scenario)), seed)
-        params = load_params(data_path("config", "agent.yaml"))
-        self.nodes = build_agent_nodes(ctx, params, data_path("config", "ego_model.yaml"), self.executor)
-        self.step = Lockstep(self.sim, self.nodes, self.executor)
-
-    def run(self, seconds: float) -> None:
-        """Advance sim time by ``seconds`` in lockstep."""
-        from hjepa_agent.nodes.sim import TICK_S
-        for _ in range(int(round(seconds / TICK_S))):
-            self.step.tick()
-
-    def node(self, name: str) -> Any:
-        """The live agent node called ``name``."""
-        return next(n for n in self.step.nodes if n.get_name() == name)
-
-    def close(self) -> None:
-        """Destroy everything."""
-        self.step.close()
-        for n in (self.sim, self.metrics):
-            self.executor.remove_node(n)
-            n.destroy_node()
-        self.executor.shutdown()
-        self.world.close()
-
-
 @pytest.fixture
-def stack(ros_context: Any) -> Iterator[Stack]:
-    """A running simulator + agent on the 'open' scenario."""
-    s = Stack(ros_context)
+def stack(ros_context: Any) -> Iterator[Any]:
+    """A running simulator + agent on the 'open' scenario (hjepa_agent.runner.EmbeddedStack)."""
+    from hjepa_agent.runner import EmbeddedStack
+    s = EmbeddedStack(ros_context, data_path("config", "scenarios", "open.yaml"))
     yield s
     s.close()

@@ -29,7 +29,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Path
 from sensor_msgs.msg import JointState
 
-from hjepa_agent.core.types import (LATENT_LABELS, N_LATENT, N_SCAN_BINS, SCAN_LABELS, WORLD_STATE_LABELS, Percept,
+from hjepa_agent.core.types import (LATENT_LABELS, SCAN_LABELS, WORLD_STATE_LABELS, Percept,
                                     Plan, Proposal, WorldState)
 
 PERCEPT_LABELS = LATENT_LABELS + SCAN_LABELS + ("quality",)

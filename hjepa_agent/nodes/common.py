@@ -66,6 +66,16 @@ class Diagnostics:
         self._pub.publish(arr)
 
 
+def decode_or_none(node: Node, decoder: Callable[[Any], Any], msg: Any, what: str) -> Any:
+    """Decode ``msg`` with ``decoder``; on a malformed message log a throttled warning and return None
+    (the caller counts the rejection; nothing downstream sees the message)."""
+    try:
+        return decoder(msg)
+    except ValueError as exc:  # codec.MessageError and core validation errors
+        node.get_logger().warning(f"{what} rejected: {exc}", throttle_duration_sec=5.0)
+        return None
+
+
 def now_s(node: Node) -> float:
     """The node's clock (sim time under use_sim_time) in seconds."""
     return node.get_clock().now().nanoseconds * 1e-9

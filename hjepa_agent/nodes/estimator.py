@@ -13,9 +13,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from hjepa_agent.core.estimator import Estimator
-from hjepa_agent.nodes.codec import (MessageError, from_time, msg_to_percept, world_state_to_msg,
+from hjepa_agent.nodes.codec import (from_time, msg_to_percept, world_state_to_msg,
                                      yaw_from_quaternion)
-from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, run_node
+from hjepa_agent.nodes.common import decode_or_none, RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, run_node
 
 
 class EstimatorNode(Node):
@@ -63,11 +63,9 @@ class EstimatorNode(Node):
 
     def on_percept(self, msg: JointState) -> None:
         """Fold in the percept and publish the world state."""
-        try:
-            percept = msg_to_percept(msg)
-        except (MessageError, ValueError) as exc:
+        percept = decode_or_none(self, msg_to_percept, msg, "percept")
+        if percept is None:
             self.rejected["percept"] += 1
-            self.get_logger().warning(f"percept rejected: {exc}", throttle_duration_sec=5.0)
             return
         ws = self.core.on_percept(percept)
         self.last_ambiguity = ws.ambiguity

@@ -12,8 +12,8 @@ from sensor_msgs.msg import JointState
 
 from hjepa_agent.core.habitual import HabitualPolicy
 from hjepa_agent.core.models import load_habitual
-from hjepa_agent.nodes.codec import MessageError, msg_to_world_state, proposal_to_msg
-from hjepa_agent.nodes.common import RELIABLE_QOS, Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.codec import msg_to_world_state, proposal_to_msg
+from hjepa_agent.nodes.common import decode_or_none, RELIABLE_QOS, Diagnostics, declare, declare_ego_model, run_node
 from hjepa_agent.paths import data_path
 
 
@@ -37,11 +37,9 @@ class HabitualNode(Node):
 
     def on_world_state(self, msg: JointState) -> None:
         """Propose an action for each world state."""
-        try:
-            ws = msg_to_world_state(msg)
-        except (MessageError, ValueError) as exc:
+        ws = decode_or_none(self, msg_to_world_state, msg, "world state")
+        if ws is None:
             self.rejected += 1
-            self.get_logger().warning(f"world state rejected: {exc}", throttle_duration_sec=5.0)
             return
         self.count += 1
         self.pub.publish(proposal_to_msg(self.core.act(ws)))

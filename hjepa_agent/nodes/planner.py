@@ -21,8 +21,8 @@ from std_msgs.msg import String
 
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, PlanCost
 from hjepa_agent.core.types import Mode
-from hjepa_agent.nodes.codec import MessageError, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
-from hjepa_agent.nodes.common import RELIABLE_QOS, Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.codec import msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
+from hjepa_agent.nodes.common import decode_or_none, RELIABLE_QOS, Diagnostics, declare, declare_ego_model, run_node
 
 
 class PlannerNode(Node):
@@ -76,11 +76,9 @@ class PlannerNode(Node):
         if not (self.always_plan or self.mode in (Mode.PLANNING, Mode.OPTIMISING)):
             self.core.reset()
             return
-        try:
-            ws = msg_to_world_state(msg)
-        except (MessageError, ValueError) as exc:
+        ws = decode_or_none(self, msg_to_world_state, msg, "world state")
+        if ws is None:
             self.rejected += 1
-            self.get_logger().warning(f"world state rejected: {exc}", throttle_duration_sec=5.0)
             return
         if not ws.has_goal:
             return

@@ -10,7 +10,6 @@ Parameters: ego_model, watchdog_config (YAML paths, read-only), tick_hz [Hz].
 """
 from __future__ import annotations
 
-import json
 
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
@@ -21,8 +20,8 @@ from std_srvs.srv import Trigger
 
 from hjepa_agent.core.watchdog import Watchdog, load_watchdog_config
 from hjepa_agent.nodes.bridge import event_to_json
-from hjepa_agent.nodes.codec import MessageError, from_time, msg_to_plan, msg_to_proposal, msg_to_world_state
-from hjepa_agent.nodes.common import (RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, now_s,
+from hjepa_agent.nodes.codec import from_time, msg_to_plan, msg_to_proposal, msg_to_world_state
+from hjepa_agent.nodes.common import (decode_or_none, RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, now_s,
                                       run_node)
 from hjepa_agent.paths import data_path
 
@@ -74,11 +73,9 @@ class WatchdogNode(Node):
 
     def on_world_state(self, msg: JointState) -> None:
         """Freshness, ambiguity and the state the risk is computed in."""
-        try:
-            ws = msg_to_world_state(msg)
-        except (MessageError, ValueError) as exc:
+        ws = decode_or_none(self, msg_to_world_state, msg, "world state")
+        if ws is None:
             self.rejected += 1
-            self.get_logger().warning(f"world state rejected: {exc}", throttle_duration_sec=5.0)
             return
         self.core.on_input("world_state", ws.stamp_s, now_s(self))
         self.core.on_world_state(ws, now_s(self))
@@ -91,11 +88,9 @@ class WatchdogNode(Node):
 
     def on_plan(self, msg: JointState) -> None:
         """The best plan, whose risk decides PLANNING vs OPTIMISING."""
-        try:
-            plan = msg_to_plan(msg)
-        except MessageError as exc:
+        plan = decode_or_none(self, msg_to_plan, msg, "plan")
+        if plan is None:
             self.rejected += 1
-            self.get_logger().warning(f"plan rejected: {exc}", throttle_duration_sec=5.0)
             return
         self.core.on_input("planner", plan.stamp_s, now_s(self))
         self.core.on_plan(plan, now_s(self))

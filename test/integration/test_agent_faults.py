@@ -4,7 +4,6 @@ Measures on the wire (cmd_vel as received by the simulator): the bridge keeps pu
 starts decelerating within source_timeout_s + one bridge period of the last proposal,
 never decelerates faster than the ego model allows, reaches zero and holds.
 """
-import pytest
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
@@ -20,32 +19,15 @@ PERIOD_S = 1.0 / BRIDGE["rate_hz"]
 TIMEOUT_S = BRIDGE["source_timeout_s"]
 
 
-def _since(log, t0):
-    return [(t, v) for t, v in zip(log.sim_t, log.v) if t >= t0]
-
-
-def test_killing_the_habitual_node_decelerates_within_limits_and_holds(stack):
-    stack.run(3.0)
-    assert stack.metrics.mode == Mode.HABITUAL
-    assert stack.sim.log.v[-1] > 0.2, "robot should be driving before the fault"
-    habitual = stack.node("habitual")
-    last_proposal_s = max(stack.sim.log.origin_ns) * 1e-9  # camera stamp of the last proposal the bridge used
-    stack.step.remove("habitual")
-    t_kill = stack.sim.sim_time_s
-    stack.run(3.0)
-    out = _since(stack.sim.log, t_kill)
-    times = [t for t, _ in out]
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert max(gaps) <= PERIOD_S + 0.01 + 1e-9, f"cmd_vel went silent for {max(gaps):.3f} s"
-    v0 = out[0][1]
-    decel_start = next(t for t, v in out if v < v0 - 1e-3)
-    assert decel_start <= last_proposal_s + TIMEOUT_S + PERIOD_S + 0.01
-    decels = [(a[1] - b[1]) / (b[0] - a[0]) for a, b in zip(out, out[1:]) if b[0] > a[0]]
-    assert max(decels) <= EGO.hard.kinematics.linear_x.max_decel + 1e-6
-    tail = [v for t, v in out if t > t_kill + 2.0]
-    assert tail and all(abs(v) < 1e-9 for v in tail), "must reach zero and hold"
-    assert stack.metrics.mode == Mode.SAFE_STOP  # the watchdog noticed the silent node too
-    assert habitual not in stack.step.nodes
+def test_killing_the_habitual_node_decelerates_within_limits_and_holds(ros_context):
+    from hjepa_agent.runner import feeder_loss
+    r = feeder_loss(ros_context, "habitual", drive_s=3.0, after_s=3.0)
+    assert r["speed_before_mps"] > 0.2, "robot should be driving before the fault"
+    assert r["max_output_gap_s"] <= PERIOD_S + 0.01 + 1e-9, "cmd_vel went silent"
+    assert r["decel_start_after_last_proposal_s"] <= TIMEOUT_S + PERIOD_S + 0.01  # one 10 ms sim tick of slack
+    assert r["peak_decel_mps2"] <= EGO.hard.kinematics.linear_x.max_decel + 1e-6
+    assert r["held_zero_s"] > 1.5, "must reach zero and hold"
+    assert r["mode_after"] == Mode.SAFE_STOP.name  # the watchdog noticed the silent node too
 
 
 def test_estop_latches_until_reset_on_the_full_stack(stack):

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from hjepa_agent.core.models import OnnxModel, load_manifest
 from hjepa_agent.core.types import N_HABITUAL_FEATURES, N_LATENT
