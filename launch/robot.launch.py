@@ -11,6 +11,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 from hjepa_agent.node_table import NODES
 from hjepa_agent.paths import data_path
@@ -35,7 +36,7 @@ def generate_launch_description() -> LaunchDescription:
         Node(package="hjepa_agent", executable=spec.executable, name=spec.name,
              namespace=LaunchConfiguration("namespace"), output="screen",
              parameters=[LaunchConfiguration("params_file"),
-                         {"use_sim_time": LaunchConfiguration("use_sim_time"),
+                         {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
                           "ego_model": LaunchConfiguration("ego_model")}],
              remappings=list(spec.remaps) + remaps)
         for spec in NODES

@@ -9,6 +9,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 from hjepa_agent.node_table import NODES, SIM_NODE
 from hjepa_agent.paths import data_path
@@ -28,7 +29,7 @@ def generate_launch_description() -> LaunchDescription:
     sim = Node(package="hjepa_agent", executable=SIM_NODE.executable, name=SIM_NODE.name,
                namespace=LaunchConfiguration("namespace"), output="screen",
                parameters=[{"robot": LaunchConfiguration("robot"), "scenario": LaunchConfiguration("scenario"),
-                            "gui": LaunchConfiguration("gui")}])
+                            "gui": ParameterValue(LaunchConfiguration("gui"), value_type=bool)}])
     nodes = [
         Node(package="hjepa_agent", executable=spec.executable, name=spec.name,
              namespace=LaunchConfiguration("namespace"), output="screen",
