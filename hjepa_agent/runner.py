@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.types import Mode
 from hjepa_agent.node_table import NODES, load_params
+from hjepa_agent.report import EpisodeResult, count_limit_violations, plot_trajectories, summarise
 from hjepa_agent.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import Scenario, load_scenarios
@@ -50,28 +49,6 @@ class RunConfig:
     ego_model: Path | None = None
     robot: Path | None = None
     record: bool = True
-
-
-@dataclass
-class EpisodeResult:
-    """One episode's outcome and figures."""
-
-    episode: int
-    scenario: str
-    seed: int
-    success: bool = False
-    collision: bool = False
-    outcome: str = "timeout"
-    time_s: float = 0.0
-    time_to_goal_s: float | None = None
-    safe_stops: int = 0
-    limit_violations: int = 0
-    limit_violations_by_kind: dict[str, int] = field(default_factory=dict)
-    lockstep_misses: int = 0
-    min_clearance_m: float = math.inf
-    mode_ticks: dict[str, int] = field(default_factory=lambda: {m.name: 0 for m in Mode})
-    path: list[tuple[float, float]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def isolate_dds(domain_id: int | None = None) -> int:
@@ -113,112 +90,6 @@ def lockstep_barrier(executor, nodes: list, t_ns: int, delivered: Callable[[], b
         if time.perf_counter() > deadline:
             return False
         executor.spin_once(timeout_sec=0.0005)
-
-
-def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: EgoModel) -> dict[str, int]:
-    """Bridge outputs outside the ego model's HARD limits, judged on the wire, by kind.
-
-    dt comes from the receiver's sim clock. Outputs repeated at the same instant must be
-    identical (any change at dt = 0 counts as an accel violation) and are then skipped.
-    accel: |dv| <= max_accel*dt while |v| grows, <= max_decel*dt otherwise.
-    jerk: |a_i - a_(i-1)| <= max_jerk*dt_i with a_i = dv_i/dt_i between distinct instants.
-    """
-    k = ego.hard.kinematics
-    eps, dv_eps = 1e-6, 1e-4
-    out = {"velocity": 0, "accel": 0, "jerk": 0}
-    prev = None  # (t, v, w) of the last distinct instant
-    prev_acc: tuple[float, float] | None = None  # unknown before the second distinct instant
-    for ti, vi, wi in zip(t, v, w):
-        if abs(vi) > k.linear_x.max_velocity + eps or abs(wi) > k.angular_z.max_velocity + eps:
-            out["velocity"] += 1
-        if prev is None:
-            prev = (ti, vi, wi)
-            continue
-        dt = ti - prev[0]
-        acc = []
-        for axis, cur, old in ((k.linear_x, vi, prev[1]), (k.angular_z, wi, prev[2])):
-            bound = axis.max_accel if abs(cur) > abs(old) and cur * old >= 0 else axis.max_decel
-            if abs(cur - old) > bound * max(dt, 0.0) + dv_eps:
-                out["accel"] += 1
-            acc.append((cur - old) / dt if dt > 0 else 0.0)
-        if dt <= 0:
-            continue
-        if prev_acc is not None:
-            for axis, a_new, a_old in ((k.linear_x, acc[0], prev_acc[0]), (k.angular_z, acc[1], prev_acc[1])):
-                if abs(a_new - a_old) > axis.max_jerk * dt + dv_eps / dt:
-                    out["jerk"] += 1
-        prev, prev_acc = (ti, vi, wi), (acc[0], acc[1])
-    return out
-
-
-def _percentile(xs: list[float], q: float) -> float | None:
-    return float(np.percentile(xs, q)) if xs else None
-
-
-def summarise(results: list[EpisodeResult], latency_ms: list[float]) -> dict[str, Any]:
-    """The run summary written to summary.json."""
-    n = len(results)
-    ticks = {m.name: sum(r.mode_ticks[m.name] for r in results) for m in Mode}
-    total = max(1, sum(ticks.values()))
-    reached = [r.time_to_goal_s for r in results if r.time_to_goal_s is not None]
-    return {
-        "episodes": n,
-        "successes": sum(r.success for r in results),
-        "success_rate": (sum(r.success for r in results) / n) if n else 0.0,
-        "collisions": sum(r.collision for r in results),
-        "limit_violations": sum(r.limit_violations for r in results),
-        "limit_violations_by_kind": {k: sum(r.limit_violations_by_kind.get(k, 0) for r in results)
-                                     for k in ("velocity", "accel", "jerk")},
-        "mean_time_to_goal_s": float(np.mean(reached)) if reached else None,
-        "cmd_latency_ms": {"p50": _percentile(latency_ms, 50), "p99": _percentile(latency_ms, 99),
-                           "max": max(latency_ms) if latency_ms else None, "samples": len(latency_ms)},
-        "mode_time_fraction": {k: v / total for k, v in ticks.items()},
-        "safe_stops": sum(r.safe_stops for r in results),
-        "lockstep_misses": sum(r.lockstep_misses for r in results),
-        "per_episode": [{"episode": r.episode, "scenario": r.scenario, "seed": r.seed, "success": r.success,
-                         "outcome": r.outcome, "collision": r.collision, "time_s": round(r.time_s, 3),
-                         "time_to_goal_s": r.time_to_goal_s, "safe_stops": r.safe_stops,
-                         "limit_violations": r.limit_violations, "lockstep_misses": r.lockstep_misses,
-                         "min_clearance_m": round(r.min_clearance_m, 3)} for r in results],
-    }
-
-
-def plot_trajectories(results: list[EpisodeResult], scenarios: dict[str, Scenario], path: Path) -> None:
-    """trajectories.png: one panel per scenario, obstacles and every episode's path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Circle, Rectangle
-
-    names = sorted(scenarios)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.4), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        sc = scenarios[name]
-        hx, hy = sc.arena.size_x_m / 2, sc.arena.size_y_m / 2
-        ax.add_patch(Rectangle((-hx, -hy), 2 * hx, 2 * hy, fill=False, lw=2))
-        for ob in sc.obstacles:
-            if ob.shape == "cylinder":
-                ax.add_patch(Circle((ob.x_m, ob.y_m), ob.radius_m, color="0.6"))
-            else:
-                r = Rectangle((ob.x_m - ob.size_x_m / 2, ob.y_m - ob.size_y_m / 2), ob.size_x_m, ob.size_y_m,
-                              angle=math.degrees(ob.yaw_rad), rotation_point="center", color="0.6")
-                ax.add_patch(r)
-        for r in results:
-            if r.scenario != name or not r.path:
-                continue
-            xy = np.asarray(r.path)
-            ax.plot(xy[:, 0], xy[:, 1], "-", color="tab:green" if r.success else "tab:red", lw=1)
-        ax.plot(sc.start.x_m, sc.start.y_m, "bo")
-        ax.plot(sc.goal.x_m, sc.goal.y_m, "r*", ms=12)
-        ok = sum(r.success for r in results if r.scenario == name)
-        tot = sum(1 for r in results if r.scenario == name)
-        ax.set_title(f"{name}: {ok}/{tot}")
-        ax.set_aspect("equal")
-        ax.set_xlim(-hx - 0.2, hx + 0.2)
-        ax.set_ylim(-hy - 0.2, hy + 0.2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:

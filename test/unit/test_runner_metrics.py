@@ -5,7 +5,7 @@ import pytest
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.limits import AxisState, limit_axis
 from hjepa_agent.paths import data_path
-from hjepa_agent.runner import EpisodeResult, count_limit_violations, summarise
+from hjepa_agent.report import EpisodeResult, count_limit_violations, summarise
 
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
 LIN, ANG = EGO.hard.kinematics.linear_x, EGO.hard.kinematics.angular_z
