@@ -15,17 +15,13 @@ import pybullet as p
 from pybullet_utils import bullet_client
 
 from hjepa_agent.paths import data_path
+from hjepa_agent.sim.appearance import Appearance
 from hjepa_agent.sim.robot import RobotDescription
 from hjepa_agent.sim.scenario import (OBSTACLE_HEIGHT_M, WALL_THICKNESS_M, Goal, Scenario,
                                       occupancy_grid)
 
 _LOG = logging.getLogger(__name__)
 
-_OBSTACLE_COLOURS = ((0.85, 0.15, 0.15, 1.0), (0.15, 0.7, 0.2, 1.0), (0.95, 0.6, 0.1, 1.0),
-                     (0.6, 0.2, 0.75, 1.0), (0.1, 0.65, 0.75, 1.0), (0.9, 0.85, 0.2, 1.0),
-                     (0.55, 0.35, 0.2, 1.0), (0.95, 0.45, 0.65, 1.0), (0.3, 0.3, 0.9, 1.0))
-_WALL_COLOUR = (0.8, 0.8, 0.78, 1.0)
-_FLOOR_COLOUR = (0.45, 0.45, 0.45, 1.0)
 _GRAVITY_MPS2 = 9.81
 
 
@@ -58,28 +54,36 @@ class SimWorld:
         self._power_w = 0.0
         self._temp_c = robot.thermal.ambient_c
         self._closed = False
+        self.appearance = Appearance.default()
+        self._textures: dict[tuple, str] = {}
+        self._texture_dir: str | None = None
 
     # ----------------------------------------------------------------- episode
-    def reset(self, scenario: Scenario, episode_seed: int) -> None:
+    def reset(self, scenario: Scenario, episode_seed: int, appearance: Appearance | None = None) -> None:
         """Rebuild the world for ``scenario`` jittered by ``episode_seed``; robot at the start pose.
 
-        Battery back to 100 %, motor temperature to ambient, time to 0 s.
+        ``appearance`` sets lighting, colours and floor texture (default: the fixed look
+        of Appearance.default()). Battery back to 100 %, motor temperature to ambient, time to 0 s.
         """
         bc = self._bc
+        look = appearance or Appearance.default()
+        self.appearance = look
         layout = scenario.jittered(episode_seed)
         bc.resetSimulation()
         bc.setGravity(0.0, 0.0, -_GRAVITY_MPS2)
         bc.setTimeStep(self.physics_dt_s)
         hx, hy = scenario.arena.size_x_m / 2.0, scenario.arena.size_y_m / 2.0
-        self._ground = self._box((hx + 1.0, hy + 1.0, 0.05), (0.0, 0.0, -0.05), 0.0, _FLOOR_COLOUR)
+        self._ground = self._box((hx + 1.0, hy + 1.0, 0.05), (0.0, 0.0, -0.05), 0.0, look.floor_color)
+        if look.floor_checker_m > 0.0:
+            self._texture_floor(look, 2.0 * (max(hx, hy) + 1.0))
         t, h = WALL_THICKNESS_M, scenario.arena.wall_height_m
-        walls = [self._box((t / 2, hy + t, h / 2), (sx * (hx + t / 2), 0.0, h / 2), 0.0, _WALL_COLOUR)
+        walls = [self._box((t / 2, hy + t, h / 2), (sx * (hx + t / 2), 0.0, h / 2), 0.0, look.wall_color)
                  for sx in (-1.0, 1.0)]
-        walls += [self._box((hx + t, t / 2, h / 2), (0.0, sy * (hy + t / 2), h / 2), 0.0, _WALL_COLOUR)
+        walls += [self._box((hx + t, t / 2, h / 2), (0.0, sy * (hy + t / 2), h / 2), 0.0, look.wall_color)
                   for sy in (-1.0, 1.0)]
         obstacles = []
         for i, ob in enumerate(layout.obstacles):
-            colour = _OBSTACLE_COLOURS[i % len(_OBSTACLE_COLOURS)]
+            colour = look.obstacle_colors[i % len(look.obstacle_colors)]
             pos = (ob.x_m, ob.y_m, OBSTACLE_HEIGHT_M / 2)
             if ob.shape == "box":
                 obstacles.append(self._box((ob.size_x_m / 2, ob.size_y_m / 2, OBSTACLE_HEIGHT_M / 2),
@@ -97,6 +101,25 @@ class SimWorld:
         self._power_w = self.robot.battery.idle_power_w
         self._temp_c = self.robot.thermal.ambient_c
         self.set_cmd(0.0, 0.0)
+
+    def _texture_floor(self, look: Appearance, floor_size_m: float) -> None:
+        """Put a checker texture (squares of look.floor_checker_m) on the floor box; textures are
+        written once per colour/size to a private temp dir, since PyBullet loads them from files."""
+        cells = max(2, min(64, int(round(floor_size_m / look.floor_checker_m))))
+        key = (look.floor_color, cells)
+        path = self._textures.get(key)
+        if path is None:
+            import tempfile
+
+            import cv2
+            if self._texture_dir is None:
+                self._texture_dir = tempfile.mkdtemp(prefix="hjepa_tex_")
+            img = look.floor_texture(size_px=4 * cells, cells=cells)
+            path = f"{self._texture_dir}/floor_{len(self._textures)}.png"
+            cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            self._textures[key] = path
+        tex = self._bc.loadTexture(path)
+        self._bc.changeVisualShape(self._ground, -1, textureUniqueId=tex, rgbaColor=(1.0, 1.0, 1.0, 1.0))
 
     def _box(self, half_extents: tuple[float, float, float], pos: tuple[float, float, float],
              yaw_rad: float, colour: tuple[float, float, float, float]) -> int:
@@ -205,8 +228,12 @@ class SimWorld:
         eye, m = np.asarray(st[4]), bc.getMatrixFromQuaternion(st[5])
         fwd, up = np.array([m[0], m[3], m[6]]), (m[2], m[5], m[8])
         view = bc.computeViewMatrix(eye.tolist(), (eye + fwd).tolist(), up)
+        look = self.appearance
+        light = {} if look.is_default else dict(
+            lightDirection=list(look.light_direction), lightColor=list(look.light_color),
+            lightAmbientCoeff=look.ambient, lightDiffuseCoeff=look.diffuse, lightSpecularCoeff=look.specular)
         _, _, rgba, _, _ = bc.getCameraImage(cam.width, cam.height, view, self._proj, shadow=0,
-                                             renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK)
+                                             renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK, **light)
         return np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[:, :, :3].copy()
 
     def scan(self) -> np.ndarray:
@@ -258,6 +285,9 @@ class SimWorld:
         if not self._closed:
             self._closed = True
             self._bc.disconnect()
+            if self._texture_dir is not None:
+                import shutil
+                shutil.rmtree(self._texture_dir, ignore_errors=True)
             _LOG.debug("SimWorld for %s closed", self.robot.name)
 
     def __enter__(self) -> "SimWorld":

@@ -172,3 +172,22 @@ def test_expert_reaches_goal_without_collision(diffbot_world: SimWorld, scenario
     assert result["success"] and not result["collision"], result
     assert result["time_s"] < scenario.time_limit_s
     assert result["min_clearance_m"] > 0.05
+
+
+def test_appearance_splits_change_the_image_not_the_geometry(diffbot_world: SimWorld) -> None:
+    import numpy as np
+    from hjepa_agent.sim.appearance import Appearance
+    from hjepa_agent.sim.scenario import load_scenario
+    from hjepa_agent.paths import data_path
+    sc = load_scenario(data_path("config", "scenarios", "clutter.yaml"))
+    rng = np.random.default_rng(0)
+    images, scans = [], []
+    for look in (None, Appearance.sample(rng, "nominal"), Appearance.sample(rng, "unseen")):
+        diffbot_world.reset(sc, 0, look)
+        diffbot_world.step(0.1)
+        images.append(diffbot_world.render_camera().astype(float))
+        scans.append(diffbot_world.scan())
+    assert np.abs(images[0] - images[1]).mean() > 5 and np.abs(images[1] - images[2]).mean() > 5
+    assert np.allclose(scans[0], scans[1]) and np.allclose(scans[1], scans[2])
+    with pytest.raises(ValueError, match="split"):
+        Appearance.sample(rng, "sunny")
