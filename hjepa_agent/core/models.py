@@ -44,9 +44,9 @@ ACTION_NAMES = ("linear_x", "angular_z")
 EXPECTED_OBSERVATION = {"image": (3, IMAGE_SIZE, IMAGE_SIZE), "scan_bins": N_SCAN_BINS,
                         "latent": N_LATENT, "habitual_features": N_HABITUAL_FEATURES}
 """Observation space this runtime builds (from core/types.py and core/perception.py)."""
-EXPECTED_IO = {"encoder": ((3, IMAGE_SIZE, IMAGE_SIZE), (N_LATENT,)),
-               "habitual": ((N_HABITUAL_FEATURES,), (len(ACTION_NAMES),))}
-"""Per known model: (input shape, output shape) without the batch axis."""
+EXPECTED_IO = {"encoder": (((3, IMAGE_SIZE, IMAGE_SIZE),), ((N_LATENT,),)),
+               "habitual": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),))}
+"""Per known model: (input shapes, output shapes), each without the batch axis, in manifest order."""
 RETRAIN_HINT = "retrain with `hjepa-agent train habitual --out DIR` and point models_dir at DIR"
 _DTYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)",
            "int32": "tensor(int32)", "uint8": "tensor(uint8)", "bool": "tensor(bool)"}
@@ -203,11 +203,11 @@ class Manifest:
                 continue
             want_in, want_out = EXPECTED_IO[name]
             for kind, specs, want in (("inputs", entry.inputs, want_in), ("outputs", entry.outputs, want_out)):
-                if len(specs) != 1 or tuple(specs[0].fixed_tail()) != want:
+                if tuple(tuple(spec.fixed_tail()) for spec in specs) != tuple(want):
                     shapes = [list(s.shape) for s in specs]
                     raise ModelMismatchError(
-                        f"{where}: models.{name}.{kind} shapes are {shapes} but this runtime needs one tensor "
-                        f"of shape [batch, {', '.join(map(str, want))}]; {RETRAIN_HINT}")
+                        f"{where}: models.{name}.{kind} shapes are {shapes} but this runtime needs "
+                        f"{[['batch', *w] for w in want]}; {RETRAIN_HINT}")
 
 
 def _need(d: dict, key: str, typ: type | tuple[type, ...], path: Path, prefix: str) -> Any:
@@ -320,9 +320,10 @@ class OnnxModel:
             log.info("%s: CUDA session not available; running on CPU", self.path.name)
         self._check_io("inputs", self.entry.inputs, self.session.get_inputs())
         self._check_io("outputs", self.entry.outputs, self.session.get_outputs())
-        self.input_name = self.entry.inputs[0].name
-        self.input_tail = tuple(int(d) for d in self.entry.inputs[0].fixed_tail())
-        self(np.zeros((1, *self.input_tail), np.float32))  # warm-up
+        self.input_names = tuple(spec.name for spec in self.entry.inputs)
+        self.input_tails = tuple(tuple(int(d) for d in spec.fixed_tail()) for spec in self.entry.inputs)
+        self.input_name, self.input_tail = self.input_names[0], self.input_tails[0]
+        self(*(np.zeros((1, *tail), np.float32) for tail in self.input_tails))  # warm-up
 
     def _check_io(self, kind: str, specs: tuple[TensorSpec, ...], nodes: list) -> None:
         key = f"models.{self.name}.{kind}"
@@ -345,15 +346,20 @@ class OnnxModel:
             raise ModelMismatchError(f"{self.path}: {key} disagree: {problem}; the manifest does not describe "
                                      f"this file: {RETRAIN_HINT}")
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Run the model on a batch x of shape (N, *input shape) float32; returns the first output (N, ...).
-
-        Raises ValueError on a wrong trailing shape.
-        """
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != len(self.input_tail) + 1 or x.shape[1:] != self.input_tail:
-            raise ValueError(f"{self.name}: input has shape {x.shape}, expected (N, {', '.join(map(str, self.input_tail))})")
-        return self.session.run(None, {self.input_name: x})[0]
+    def __call__(self, *xs: np.ndarray) -> np.ndarray:
+        """Run the model on batches, one per manifest input in order, each (N, *input shape)
+        float32; returns the first output (N, ...). Raises ValueError on a wrong count or shape."""
+        if len(xs) != len(self.input_names):
+            raise ValueError(f"{self.name}: {len(xs)} inputs given, expected {len(self.input_names)} "
+                             f"({', '.join(self.input_names)})")
+        feeds = {}
+        for name, tail, x in zip(self.input_names, self.input_tails, xs):
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            if x.ndim != len(tail) + 1 or x.shape[1:] != tail:
+                raise ValueError(f"{self.name}: input {name!r} has shape {x.shape}, "
+                                 f"expected (N, {', '.join(map(str, tail))})")
+            feeds[name] = x
+        return self.session.run(None, feeds)[0]
 
 
 # --------------------------------------------------------------------------- node-facing loaders
