@@ -207,7 +207,7 @@ class Manifest:
                     shapes = [list(s.shape) for s in specs]
                     raise ModelMismatchError(
                         f"{where}: models.{name}.{kind} shapes are {shapes} but this runtime needs "
-                        f"{[['batch', *w] for w in want]}; {RETRAIN_HINT}")
+                        f"{', '.join('[batch, ' + ', '.join(map(str, w)) + ']' for w in want)}; {RETRAIN_HINT}")
 
 
 def _need(d: dict, key: str, typ: type | tuple[type, ...], path: Path, prefix: str) -> Any:
