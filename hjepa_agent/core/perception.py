@@ -114,16 +114,21 @@ def image_quality(rgb: np.ndarray, previous: np.ndarray | None) -> tuple[float, 
 
 
 class Encoder(Protocol):
-    """Anything that maps (1, 3, 64, 64) float32 to (1, N_LATENT) float32."""
+    """Maps (1, 3, 64, 64) float32 [and, for the world encoder, (1, N_SCAN_BINS) scan / range max]
+    to (1, N_LATENT) float32."""
 
-    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+    def __call__(self, *x: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
 class Perception:
-    """Stateful perception: remembers the previous frame (frozen-camera check) and the latest scan sectors."""
+    """Stateful perception: remembers the previous frame (frozen-camera check) and the latest scan sectors.
+
+    ``encoder_reads_scan``: the encoder takes the scan sectors / SCAN_RANGE_MAX_M as a second
+    input (the JEPA world encoder), instead of the image alone (the behaviour-cloned encoder)."""
 
     encoder: Encoder
+    encoder_reads_scan: bool = False
     scan_bins: np.ndarray | None = None
     scan_stamp_s: float = -math.inf
     _previous: np.ndarray | None = None
@@ -142,11 +147,15 @@ class Perception:
         never looks like free space. Raises ImageError for unusable images.
         """
         x = preprocess_image(rgb)
-        z = np.asarray(self.encoder(x), dtype=np.float32).reshape(-1)
+        fresh = self.scan_bins is not None and (stamp_s - self.scan_stamp_s) <= scan_max_age_s
+        bins = self.scan_bins if fresh else np.zeros(N_SCAN_BINS, dtype=np.float32)
+        if self.encoder_reads_scan:
+            out = self.encoder(x, (bins / SCAN_RANGE_MAX_M)[None].astype(np.float32))
+        else:
+            out = self.encoder(x)
+        z = np.asarray(out, dtype=np.float32).reshape(-1)
         if z.shape != (N_LATENT,) or not np.all(np.isfinite(z)):
             raise ImageError(f"encoder returned shape {z.shape} or non-finite values")
         quality, _ = image_quality(rgb, self._previous)
         self._previous = rgb
-        fresh = self.scan_bins is not None and (stamp_s - self.scan_stamp_s) <= scan_max_age_s
-        bins = self.scan_bins if fresh else np.zeros(N_SCAN_BINS, dtype=np.float32)
         return Percept(stamp_s, z, bins.copy(), quality)

@@ -69,3 +69,17 @@ def test_bad_encoder_output_rejected():
     p = Perception(encoder=lambda x: np.full((1, N_LATENT), np.nan, np.float32))
     with pytest.raises(ImageError, match="non-finite"):
         p.on_image(0.0, np.zeros((64, 64, 3), np.uint8) + 100, 0.3)
+
+
+def test_world_encoder_reads_the_scan_sectors():
+    seen = {}
+
+    def world_encoder(x, scan):
+        seen["scan"] = scan.copy()
+        return np.zeros((1, N_LATENT), np.float32)
+
+    p = Perception(encoder=world_encoder, encoder_reads_scan=True)
+    img = np.random.default_rng(3).integers(30, 220, (64, 64, 3), dtype=np.uint8)
+    p.on_scan(1.0, np.full(64, 2.0, np.float32), -math.pi, 2 * math.pi / 64, 0.05, 4.0)
+    p.on_image(1.05, img, scan_max_age_s=0.3)
+    assert seen["scan"].shape == (1, N_SCAN_BINS) and np.allclose(seen["scan"], 2.0 / SCAN_RANGE_MAX_M)
