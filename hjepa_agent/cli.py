@@ -1,5 +1,5 @@
 """hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), train (fit and export models),
-bench (measurements that are not tests)."""
+eval (judge trained models on held-out data), bench (measurements that are not tests)."""
 from __future__ import annotations
 
 import argparse
@@ -53,8 +53,14 @@ def _bench(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, rest: list[str]) -> int:
     if args.what == "habitual":
         from hjepa_agent.train.habitual import train_main
-        return int(train_main(rest) or 0)
-    raise SystemExit(f"unknown training target {args.what!r}")
+    else:
+        from hjepa_agent.train.world_model import train_main
+    return int(train_main(rest) or 0)
+
+
+def _eval(args: argparse.Namespace, rest: list[str]) -> int:
+    from hjepa_agent.train.eval_world_model import eval_main
+    return int(eval_main(rest) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-record", action="store_true", help="skip the MCAP recording")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest")
-    t.add_argument("what", choices=["habitual"], help="habitual: encoder + habitual policy (BC + DAgger)")
+    t.add_argument("what", choices=["habitual", "world-model"],
+                   help="habitual: encoder + habitual policy (BC + DAgger); world-model: JEPA encoder + "
+                        "predictor ensemble (self-supervised); further options go to the trainer (--help)")
+    e = sub.add_parser("eval", help="evaluate trained models on held-out data")
+    e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
     b = sub.add_parser("bench", help="measurements that are not tests")
     b.add_argument("what", choices=["feeder-loss"],
                    help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire")
@@ -88,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sim(args)
         if args.verb == "bench":
             return _bench(args)
+        if args.verb == "eval":
+            return _eval(args, rest)
         return _train(args, rest)
     except (ConfigError, ModelMismatchError, FileNotFoundError) as exc:
         logging.getLogger("hjepa_agent").error("%s", exc)

@@ -45,7 +45,9 @@ EXPECTED_OBSERVATION = {"image": (3, IMAGE_SIZE, IMAGE_SIZE), "scan_bins": N_SCA
                         "latent": N_LATENT, "habitual_features": N_HABITUAL_FEATURES}
 """Observation space this runtime builds (from core/types.py and core/perception.py)."""
 EXPECTED_IO = {"encoder": (((3, IMAGE_SIZE, IMAGE_SIZE),), ((N_LATENT,),)),
-               "habitual": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),))}
+               "habitual": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),)),
+               "world_encoder": (((3, IMAGE_SIZE, IMAGE_SIZE), (N_SCAN_BINS,)), ((N_LATENT,),)),
+               "world_predictor": (((N_LATENT,), (len(ACTION_NAMES),)), ((5, N_LATENT),))}
 """Per known model: (input shapes, output shapes), each without the batch axis, in manifest order."""
 RETRAIN_HINT = "retrain with `hjepa-agent train habitual --out DIR` and point models_dir at DIR"
 _DTYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)",

@@ -66,11 +66,14 @@ def _plain(x: Any) -> Any:
 
 
 def write_manifest(out_dir: str | Path, robot: str, records: list[ModelRecord],
-                   speed_norm: tuple[float, float], action_scale: tuple[float, float]) -> Path:
+                   speed_norm: tuple[float, float], action_scale: tuple[float, float],
+                   merge: bool = False) -> Path:
     """Write ``<out_dir>/manifest.yaml`` describing ``records``; returns its path.
 
     speed_norm: (max_linear_mps, max_angular_rps) passed to habitual_features;
     action_scale: multiply the habitual output by it to get (v m/s, w rad/s).
+    merge: keep the entries of an existing manifest (unchanged) and add or replace only
+    ``records``; raises ValueError if its robot, observation or action differ from these.
     """
     out_dir = Path(out_dir)
     stamp = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
@@ -95,6 +98,12 @@ def write_manifest(out_dir: str | Path, robot: str, records: list[ModelRecord],
                       "note": "habitual output is normalised to [-1, 1]; (v, w) = output * scale"},
            "models": models}
     path = out_dir / MANIFEST_FILE
+    if merge and path.is_file():
+        old = yaml.safe_load(path.read_text()) or {}
+        for key in ("format", "robot", "observation", "action"):
+            if old.get(key) != doc[key]:
+                raise ValueError(f"{path}: cannot merge: {key} is {old.get(key)!r} there, {doc[key]!r} here")
+        doc["models"] = {**(old.get("models") or {}), **models}
     path.write_text("# Written by hjepa_agent.train.manifest; do not edit by hand (sha256 is checked).\n"
                     + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=110))
     log.info("wrote %s (%s)", path, ", ".join(models))

@@ -1,0 +1,369 @@
+"""JEPA world model: encoder (image + scan -> z), EMA target encoder, action-conditioned ensemble.
+
+``hjepa-agent train world-model [--quick] [--out DIR]`` (``python -m hjepa_agent.train.world_model``)
+collects roll-outs (:mod:`hjepa_agent.train.world_data`), trains, calibrates on a separate split,
+exports ``world_encoder.onnx`` and ``world_predictor.onnx`` and merges their entries into
+``<out>/manifest.yaml`` (existing entries are kept byte-identical), and writes
+``<out>/world_model_calibration.yaml`` (the numbers the runtime needs; also copied into the
+predictor entry's ``trained.calibration``).
+
+Objective, per sampled window (z_t .. z_{t+K}, actions a_t .. a_{t+K-1}), K = ``--horizon``:
+
+* context latent ``z_t = enc(image_t, scan_t)`` (N, 16); target latents
+  ``zbar_{t+k} = enc_ema(image_{t+k}, scan_{t+k})`` with no gradient;
+* each head m rolls out ``zhat_{k+1} = zhat_k + f_m(zhat_k, a_{t+k})`` from ``zhat_0 = z_t``;
+  loss ``mean_k |zhat_k - zbar_{t+k}|^2`` weighted per sample by the head's Poisson(1) bootstrap
+  weight (each head sees its own resampled minibatch), heads initialised with different seeds;
+* anti-collapse (VICReg variance + covariance on the context latents z_t of the batch): the
+  prediction loss alone is minimised by a constant encoder (z = c predicts z = c perfectly); the
+  EMA target slows but does not rule that out. The variance hinge ``mean_d relu(1 - std_d)`` keeps
+  every latent dimension spread across the batch (std >= 1), and the covariance term
+  ``sum_{i!=j} C_ij^2 / D`` decorrelates dimensions so the 16 numbers carry 16 different things
+  instead of one copied direction. No pixel reconstruction: the latent only has to be predictable
+  and informative, not to explain every pixel.
+
+Calibration (on the ``calib`` split, with the exported-equivalent torch modules): for the one-step
+prediction, per latent dimension d, ``sigma_d = sqrt(var_m(zhat^m_d) * s_pred_d + r_d)`` where
+var_m is the variance across the M heads' predictions and (s_pred_d, r_d) >= 0 maximise the
+Gaussian likelihood of the residual ``z_{t+1,d} - mean_m zhat^m_d``. Stored with the latent mean
+and precision (for a Mahalanobis density score) and the nominal statistics of the ambiguity scores.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
+from hjepa_agent.paths import data_path
+from hjepa_agent.train import world_data
+from hjepa_agent.train.collect import Limits
+from hjepa_agent.train.export import PARITY_TOL, ExportError, _session
+from hjepa_agent.train.manifest import ModelRecord, write_manifest
+
+log = logging.getLogger(__name__)
+
+N_HEADS = 5
+"""Ensemble size M."""
+CALIBRATION_FILE = "world_model_calibration.yaml"
+
+
+class WorldEncoder(nn.Module):
+    """image (N, 3, 64, 64) float32 in [0, 1], scan (N, 16) float32 in [0, 1] -> latent (N, 16)."""
+
+    def __init__(self, latent: int = N_LATENT) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(3, 16, 4, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(32, 32, 4, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(32, 32, 4, stride=2, padding=1), nn.ReLU())
+        self.scan = nn.Sequential(nn.Linear(N_SCAN_BINS, 64), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(32 * 4 * 4 + 64, 128), nn.ReLU(), nn.Linear(128, latent))
+
+    def forward(self, image: torch.Tensor, scan: torch.Tensor) -> torch.Tensor:
+        h = self.conv(image).flatten(1)
+        return self.head(torch.cat([h, self.scan(scan)], dim=1))
+
+
+class Ensemble(nn.Module):
+    """M residual heads: (latent (N, 16), action (N, 2)) -> next_latent (N, M, 16), z + f_m(z, a)."""
+
+    def __init__(self, n_heads: int = N_HEADS, latent: int = N_LATENT, hidden: int = 128, seed: int = 0) -> None:
+        super().__init__()
+        heads = []
+        for m in range(n_heads):
+            torch.manual_seed(seed * 1000 + m)  # different init per head
+            heads.append(nn.Sequential(nn.Linear(latent + 2, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                                       nn.SiLU(), nn.Linear(hidden, latent)))
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, latent: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([latent, action], dim=1)
+        return torch.stack([latent + h(x) for h in self.heads], dim=1)
+
+    def step_each(self, zs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Per-head step: zs (N, M, 16) (head m's own state), action (N, 2) -> (N, M, 16)."""
+        return torch.stack([zs[:, m] + h(torch.cat([zs[:, m], action], dim=1))
+                            for m, h in enumerate(self.heads)], dim=1)
+
+
+def vicreg_terms(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(variance hinge mean_d relu(1 - std_d), covariance sum_{i!=j} C_ij^2 / D) of z (N, D)."""
+    z = z - z.mean(0)
+    std = torch.sqrt(z.var(0) + 1e-4)
+    cov = (z.T @ z) / (z.shape[0] - 1)
+    off = cov - torch.diag(torch.diag(cov))
+    return torch.relu(1.0 - std).mean(), (off ** 2).sum() / z.shape[1]
+
+
+def _tensors(data: dict[str, np.ndarray], idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    img = torch.from_numpy(data["image"][idx]).float().div_(255.0)
+    return img, torch.from_numpy(data["scan"][idx])
+
+
+@torch.no_grad()
+def encode_all(enc: nn.Module, data: dict[str, np.ndarray], batch: int = 1024) -> np.ndarray:
+    """Latents (N, 16) float32 of every frame of ``data``."""
+    enc.eval()
+    out = [enc(*_tensors(data, np.arange(i, min(i + batch, len(data["scan"])))))
+           for i in range(0, len(data["scan"]), batch)]
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def train_model(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch: int, lr: float, seed: int,
+                ema: float = 0.99, time_budget_s: float | None = None) -> tuple[WorldEncoder, Ensemble, dict]:
+    """Train encoder + ensemble on ``data`` (world_data arrays); returns (encoder, ensemble, history)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    enc, ens = WorldEncoder(), Ensemble(seed=seed)
+    target = copy.deepcopy(enc).requires_grad_(False)
+    opt = torch.optim.AdamW(list(enc.parameters()) + list(ens.parameters()), lr=lr, weight_decay=1e-4)
+    starts = world_data.windows(data, horizon)
+    if len(starts) < batch:
+        raise ValueError(f"only {len(starts)} windows of {horizon + 1} frames; collect more data")
+    hist: dict[str, list] = {"step": [], "pred": [], "var": [], "cov": []}
+    t0 = time.perf_counter()
+    from tqdm import tqdm
+    bar = tqdm(range(steps), desc="world model", unit="step", leave=False)
+    for step in bar:
+        frac = step / max(steps - 1, 1)
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * frac)))
+        enc.train()
+        t = rng.choice(starts, size=batch, replace=False)
+        idx = t[:, None] + np.arange(horizon + 1)[None]                  # (B, K+1)
+        img, scan = _tensors(data, idx.reshape(-1))
+        img = img.view(batch, horizon + 1, 3, 64, 64)
+        scan = scan.view(batch, horizon + 1, -1)
+        act = torch.from_numpy(data["action"][idx[:, :horizon]])        # (B, K, 2)
+        z0 = enc(img[:, 0], scan[:, 0])
+        with torch.no_grad():
+            zbar = target(img[:, 1:].reshape(-1, 3, 64, 64), scan[:, 1:].reshape(batch * horizon, -1))
+            zbar = zbar.view(batch, horizon, -1)
+        w = torch.from_numpy(rng.poisson(1.0, size=(batch, N_HEADS)).astype(np.float32))  # bootstrap
+        zs = z0[:, None].expand(-1, N_HEADS, -1)
+        pred = 0.0
+        for k in range(horizon):
+            zs = ens.step_each(zs, act[:, k])
+            err = ((zs - zbar[:, k, None]) ** 2).mean(-1)                 # (B, M)
+            pred = pred + (err * w).sum() / w.sum().clamp_min(1.0) / horizon
+        var, cov = vicreg_terms(z0)
+        loss = 25.0 * pred + 25.0 * var + 1.0 * cov
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(list(enc.parameters()) + list(ens.parameters()), 5.0)
+        opt.step()
+        tau = 1.0 - (1.0 - ema) * 0.5 * (1 + np.cos(np.pi * frac))       # ema -> 1 (BYOL schedule)
+        with torch.no_grad():
+            for p_t, p in zip(target.parameters(), enc.parameters()):
+                p_t.mul_(tau).add_(p.detach(), alpha=1.0 - tau)
+        if step % 50 == 0 or step == steps - 1:
+            hist["step"].append(step)
+            hist["pred"].append(round(float(pred.detach()), 5))
+            hist["var"].append(round(float(var), 5))
+            hist["cov"].append(round(float(cov), 5))
+            bar.set_postfix(pred=f"{float(pred.detach()):.4f}", var=f"{float(var):.3f}", cov=f"{float(cov):.3f}")
+        if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
+            log.warning("time budget %.0f s reached after %d of %d steps", time_budget_s, step + 1, steps)
+            break
+    hist["steps_done"] = step + 1
+    hist["train_s"] = round(time.perf_counter() - t0, 1)
+    return enc.eval(), ens.eval(), hist
+
+
+def finetune_predictor(ens: Ensemble, z: np.ndarray, data: dict[str, np.ndarray], *, steps: int, horizon: int,
+                       batch: int, lr: float, seed: int) -> dict[str, Any]:
+    """Phase 2: encoder frozen, heads trained on its own latents z (N, 16) of ``data``.
+
+    The runtime feeds the predictor and judges its output with ONE encoder (the exported context
+    encoder), not the EMA target; this phase removes the context/target mismatch. Same rollout
+    loss (up to ``horizon`` steps) and per-head Poisson bootstrap weights as phase 1.
+    """
+    rng = np.random.default_rng(seed + 1)
+    zt = torch.from_numpy(z)
+    act_all = torch.from_numpy(data["action"])
+    starts = world_data.windows(data, horizon)
+    opt = torch.optim.AdamW(ens.parameters(), lr=lr, weight_decay=1e-4)
+    ens.train()
+    t0 = time.perf_counter()
+    loss_v = float("nan")
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps - 1, 1))))
+        t = torch.from_numpy(rng.choice(starts, size=min(batch, len(starts)), replace=False))
+        w = torch.from_numpy(rng.poisson(1.0, size=(len(t), N_HEADS)).astype(np.float32))
+        zs = zt[t][:, None].expand(-1, N_HEADS, -1)
+        loss = 0.0
+        for k in range(horizon):
+            zs = ens.step_each(zs, act_all[t + k])
+            err = ((zs - zt[t + k + 1][:, None]) ** 2).mean(-1)
+            loss = loss + (err * w).sum() / w.sum().clamp_min(1.0) / horizon
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_v = float(loss.detach())
+    ens.eval()
+    return {"finetune_steps": steps, "finetune_loss": round(loss_v, 6), "finetune_s": round(time.perf_counter() - t0, 1)}
+
+
+def fit_calibration(z: np.ndarray, preds: np.ndarray, z_next: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension (s_pred, r), each (16,) > 0, for sigma^2 = var_m(preds) * s_pred + r. preds (N, M, 16).
+
+    Stage 1 maximises the Gaussian likelihood of the residual z_next - mean_m preds. Latent
+    residuals are heavier-tailed than Gaussian, so the likelihood fit over-covers at 1 sigma; stage 2
+    then matches the coverage directly: per dimension, the (smoothed) fractions of residuals within
+    1 and 2 sigma are pulled to 68.3 % and 95.4 % (two equations, two unknowns), with a small
+    likelihood term as a tie-breaker.
+    """
+    mu, var = preds.mean(1), preds.var(1)
+    res2 = torch.from_numpy((z_next - mu) ** 2).double()
+    v = torch.from_numpy(var).double()
+    log_s = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
+    log_r = torch.full((z.shape[1],), float(np.log(max(float(res2.mean()), 1e-6))), dtype=torch.float64,
+                       requires_grad=True)
+    opt = torch.optim.Adam([log_s, log_r], lr=0.05)
+    for it in range(1200):
+        s2 = v * log_s.exp() + log_r.exp()
+        nll = (torch.log(s2) + res2 / s2).mean()
+        loss = nll
+        if it >= 600:  # stage 2: coverage
+            e = torch.sqrt(res2 / s2)
+            c1 = torch.sigmoid((1.0 - e) / 0.03).mean(0)
+            c2 = torch.sigmoid((2.0 - e) / 0.03).mean(0)
+            loss = 1e-3 * nll + ((c1 - 0.683) ** 2 + (c2 - 0.954) ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return log_s.exp().detach().numpy().astype(np.float32), log_r.exp().detach().numpy().astype(np.float32)
+
+
+def _export(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, inputs: list[str], output: str,
+            sample: tuple[np.ndarray, ...]) -> float:
+    """Export a multi-input module with a dynamic batch axis; parity vs torch on ``sample``."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    prog = torch.onnx.export(module, example, dynamo=True, external_data=False, input_names=inputs,
+                             output_names=[output], dynamic_shapes=tuple({0: batch} for _ in example), verbose=False)
+    if prog is None:
+        raise ExportError(f"torch.onnx.export returned no program for {path}")
+    prog.save(str(path), external_data=False)
+    sess = _session(path)
+    with torch.no_grad():
+        ref = module(*(torch.from_numpy(s) for s in sample)).numpy()
+    got = sess.run(None, dict(zip(inputs, sample)))[0]
+    one = sess.run(None, {n: s[:1] for n, s in zip(inputs, sample)})[0]
+    err = float(max(np.abs(got - ref).max(), np.abs(one - ref[:1]).max()))
+    if not err <= PARITY_TOL:
+        raise ExportError(f"{path}: ONNX vs torch max abs error {err:.3g} > {PARITY_TOL:.1g}")
+    log.info("exported %s (%d bytes), parity %.2e", path, path.stat().st_size, err)
+    return err
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Options of ``hjepa-agent train world-model``."""
+    ap = argparse.ArgumentParser(prog="hjepa-agent train world-model", description=__doc__.split("\n")[0])
+    ap.add_argument("--episodes", type=int, default=40, help="train episodes per scenario")
+    ap.add_argument("--calib-episodes", type=int, default=8, help="calibration episodes per scenario")
+    ap.add_argument("--steps", type=int, default=3000, help="optimiser steps")
+    ap.add_argument("--time-budget-s", type=float, default=600.0, help="stop training after this long")
+    ap.add_argument("--finetune-steps", type=int, default=4000, help="phase-2 predictor steps (encoder frozen)")
+    ap.add_argument("--horizon", type=int, default=5, help="rollout steps in the loss")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-episode-s", type=float, default=world_data.MAX_EPISODE_S)
+    ap.add_argument("--out", type=Path, default=None, help="models dir (default: the package's models/)")
+    ap.add_argument("--quick", action="store_true", help="tiny data and few steps (tests, < 60 s)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.episodes, args.calib_episodes, args.steps, args.max_episode_s, args.batch = 2, 1, 120, 8.0, 64
+        args.finetune_steps = 400
+    return args
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Collect, train, calibrate, export, write manifest entries; returns the metrics."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(2)
+    out = Path(args.out or data_path("models"))
+    out.mkdir(parents=True, exist_ok=True)
+    ego = load_ego_model(data_path("config", "ego_model.yaml"))
+    limits = Limits.from_ego(ego)
+    train_d = world_data.collect("train", args.episodes, ego=ego, max_time_s=args.max_episode_s)
+    calib_d = world_data.collect("calib", args.calib_episodes, ego=ego, max_time_s=args.max_episode_s)
+    data_s = time.perf_counter() - t0
+    enc, ens, hist = train_model(train_d, steps=args.steps, horizon=args.horizon, batch=args.batch, lr=args.lr,
+                                 seed=args.seed, time_budget_s=args.time_budget_s)
+    z_tr = encode_all(enc, train_d)
+    hist.update(finetune_predictor(ens, z_tr, train_d, steps=args.finetune_steps, horizon=args.horizon,
+                                   batch=256, lr=1e-3, seed=args.seed))
+    # Calibration on held-out calib episodes, one step ahead, with the modules that get exported.
+    z_c = encode_all(enc, calib_d)
+    t1 = world_data.windows(calib_d, 1)
+    with torch.no_grad():
+        preds = ens(torch.from_numpy(z_c[t1]), torch.from_numpy(calib_d["action"][t1])).numpy()
+    s_pred, r = fit_calibration(z_c[t1], preds, z_c[t1 + 1])
+    mean = z_tr.mean(0)
+    prec = np.linalg.inv(np.cov(z_tr.T) + 1e-4 * np.eye(N_LATENT))
+    calib = {"formula": "sigma_d = sqrt(var_m(next_latent[:, m, d]) * s_pred_d + r_d), one step ahead",
+             "s_pred": s_pred.round(6).tolist(), "r": r.round(8).tolist(),
+             "latent_mean": mean.round(6).tolist(), "latent_precision": prec.round(6).tolist(),
+             "note": "Mahalanobis score = (z - latent_mean)^T latent_precision (z - latent_mean); "
+                     "latent statistics from the train split"}
+    # Exports.
+    n = 64
+    g = np.random.default_rng(1)
+    parity = {"world_encoder": _export(enc, (torch.rand(2, 3, 64, 64), torch.rand(2, N_SCAN_BINS)),
+                                       out / "world_encoder.onnx", ["image", "scan"], "latent",
+                                       (g.random((n, 3, 64, 64), dtype=np.float32),
+                                        g.random((n, N_SCAN_BINS), dtype=np.float32))),
+              "world_predictor": _export(ens, (torch.randn(2, N_LATENT), torch.rand(2, 2)),
+                                         out / "world_predictor.onnx", ["latent", "action"], "next_latent",
+                                         (z_c[:n].copy(), calib_d["action"][:n].copy()))}
+    # Training-fit figures on the calib split (the held-out eval is eval_world_model.py).
+    mu = preds.mean(1)
+    mse1 = float(((mu - z_c[t1 + 1]) ** 2).mean())
+    copy1 = float(((z_c[t1] - z_c[t1 + 1]) ** 2).mean())
+    metrics = {"train_time_s": hist.pop("train_s"), "data_time_s": round(data_s, 1), "history": hist,
+               "calib_one_step_mse": round(mse1, 6), "calib_copy_baseline_mse": round(copy1, 6),
+               "latent_std_train": z_tr.std(0).round(4).tolist(), "onnx_parity_max_abs_err": parity}
+    desc = world_data.describe({"train": args.episodes, "calib": args.calib_episodes}, args.max_episode_s)
+    desc.update({"frames": {"train": int(len(train_d["tick"])), "calib": int(len(calib_d["tick"]))},
+                 "quick": bool(args.quick)})
+    common = {"data": desc, "heads": N_HEADS, "horizon": args.horizon, "steps": hist["steps_done"],
+              "batch": args.batch, "lr": args.lr, "loss": "25*pred + 25*vicreg_var + 1*vicreg_cov, EMA 0.99->1; then heads fine-tuned on the frozen encoder"}
+    (out / CALIBRATION_FILE).write_text("# Written by hjepa_agent.train.world_model: predictive sigma and latent "
+                                        "density of world_predictor.onnx / world_encoder.onnx.\n"
+                                        + yaml.safe_dump(calib, sort_keys=False, width=110))
+    records = [ModelRecord("world_encoder", "world_encoder.onnx",
+                           {**common, "metrics": {"onnx_parity_max_abs_err": parity["world_encoder"]}}),
+               ModelRecord("world_predictor", "world_predictor.onnx",
+                           {**common, "metrics": metrics, "calibration": {**calib, "file": CALIBRATION_FILE}})]
+    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True)
+    metrics["total_time_s"] = round(time.perf_counter() - t0, 1)
+    log.info("world model: %d steps in %.0f s; calib 1-step mse %.4f (copy %.4f); total %.0f s",
+             hist["steps_done"], metrics["train_time_s"], mse1, copy1, metrics["total_time_s"])
+    return metrics
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``hjepa-agent train world-model``; returns the exit code."""
+    args = parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx", "torch.onnx._internal.exporter._registration"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(train_main())
