@@ -159,3 +159,24 @@ class Perception:
         quality, _ = image_quality(rgb, self._previous)
         self._previous = rgb
         return Percept(stamp_s, z, bins.copy(), quality)
+
+
+_NOISE_KERNEL_NORM = math.sqrt(math.pi / 2.0) / 6.0
+
+
+def image_noise_sigma(images: np.ndarray) -> np.ndarray:
+    """Per-image sensor-noise estimate (grey levels), Immerkaer's fast method.
+
+    ``images``: (..., 3, H, W) or (..., H, W, 3) uint8 (channel axis detected by size 3), or
+    (..., H, W) grey. The grey image is filtered with the 3x3 kernel [[1,-2,1],[-2,4,-2],[1,-2,1]],
+    which cancels smooth image structure, and sigma = sqrt(pi/2) / (6 (W-2)(H-2)) * sum |response|.
+    Returns an array of the leading shape (a float for a single image)."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim >= 3 and x.shape[-3] == 3 and x.shape[-1] != 3:
+        x = x.mean(axis=-3)
+    elif x.ndim >= 3 and x.shape[-1] == 3:
+        x = x.mean(axis=-1)
+    c = x[..., 1:-1, 1:-1]
+    resp = (4.0 * c - 2.0 * (x[..., :-2, 1:-1] + x[..., 2:, 1:-1] + x[..., 1:-1, :-2] + x[..., 1:-1, 2:])
+            + x[..., :-2, :-2] + x[..., :-2, 2:] + x[..., 2:, :-2] + x[..., 2:, 2:])
+    return _NOISE_KERNEL_NORM * np.abs(resp).mean(axis=(-2, -1))

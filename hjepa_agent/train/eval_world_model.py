@@ -46,6 +46,7 @@ import numpy as np
 import yaml
 
 from hjepa_agent.core.models import OnnxModel, load_manifest
+from hjepa_agent.core.perception import image_noise_sigma
 from hjepa_agent.paths import data_path
 from hjepa_agent.train import world_data
 from hjepa_agent.train.world_model import CALIBRATION_FILE
@@ -56,11 +57,14 @@ CPU = ["CPUExecutionProvider"]
 CORRUPT_FROM = 10
 """Tick from which a corrupted camera stream differs from the true one."""
 HORIZONS = (1, 5, 10)
-SCORES = ("disagreement", "density", "surprise", "stillness")
+SCORES = ("disagreement", "density", "surprise", "stillness", "sensor_noise")
 COMBINED = SCORES
 """Scores entering the combined ``ambiguity``. Chosen on a selection set disjoint from the eval's
 seeds (calib split 50_000+ and unseen seeds 70_010+): adding one-step surprise lifted noise AUROC
-0.45 -> 0.64 at <= 0.015 cost elsewhere; mean-of-z-scores and log-sum-exp were no better than max."""
+0.45 -> 0.64 at <= 0.015 cost elsewhere; mean-of-z-scores and log-sum-exp were no better than max.
+``sensor_noise`` (log of the image's Immerkaer noise sigma, core.perception.image_noise_sigma) is
+the sensor-noise part of the uncertainty: the latent hardly moves under heavy pixel noise, so no
+latent score can see it; each score's AUROC is reported separately as well."""
 STILL_EPS = 1e-2
 """Added to both squared changes (latent units^2) so a robot at rest scores ~0, not noise / noise."""
 STILL_K = 10
@@ -100,9 +104,11 @@ class WorldModel:
         return np.einsum("ni,ij,nj->n", d, self.prec, d)
 
 
-def frame_scores(wm: WorldModel, z: np.ndarray, action: np.ndarray, episode: np.ndarray) -> dict[str, np.ndarray]:
+def frame_scores(wm: WorldModel, z: np.ndarray, action: np.ndarray, episode: np.ndarray,
+                 images: np.ndarray) -> dict[str, np.ndarray]:
     """Per-frame log scores (N,) each for latents z (N, 16) of consecutive ticks, actions (N, 2),
-    episode ids (N,); surprise / stillness are NaN without 1 / STILL_K earlier ticks in the episode."""
+    episode ids (N,) and the images (N, 3, 64, 64) uint8 they came from; surprise / stillness are
+    NaN without 1 / STILL_K earlier ticks in the episode."""
     has_prev = np.r_[False, episode[1:] == episode[:-1]]
     preds = wm.heads(z, action)
     out = {"disagreement": np.log(preds.var(1).mean(1) + 1e-9), "density": np.log(wm.mahalanobis(z) + 1e-9)}
@@ -121,6 +127,7 @@ def frame_scores(wm: WorldModel, z: np.ndarray, action: np.ndarray, episode: np.
     observed = ((z[starts + STILL_K] - z[starts]) ** 2).sum(1)
     still[starts + STILL_K] = np.log((expected + STILL_EPS) / (observed + STILL_EPS))
     out["stillness"] = still
+    out["sensor_noise"] = np.log(image_noise_sigma(images) + 1e-3).astype(np.float32)
     return out
 
 
@@ -226,9 +233,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     res["calibration"] = {"within_1sigma": float((err <= 1).mean()), "within_2sigma": float((err <= 2).mean()),
                           "targets": [0.683, 0.954], "per_dim_1sigma": (err <= 1).mean(0).round(3).tolist()}
     # d. ambiguity
-    ref_s = frame_scores(wm, z_tr, train["action"], train["episode"])
+    ref_s = frame_scores(wm, z_tr, train["action"], train["episode"], train["image"])
     ref = {k: (float(np.nanmean(v)), float(np.nanstd(v)) + 1e-6) for k, v in ref_s.items()}
-    nom = frame_scores(wm, z_te, test["action"], test["episode"])
+    nom = frame_scores(wm, z_te, test["action"], test["episode"], test["image"])
     nom["ambiguity"] = combine(nom, ref)
     rng = np.random.default_rng(123)
     amb: dict[str, Any] = {}
@@ -239,12 +246,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         if kind == "frozen":
             moving = np.abs(test["action"]).max(1) > 0.1
             mask &= np.r_[False, moving[:-1]] & (test["tick"] > CORRUPT_FROM)
-        cases[kind] = (wm.encode(img, test["scan"]), test, mask)
+        cases[kind] = (wm.encode(img, test["scan"]), test, mask, img)
         shifts[kind] = float(((cases[kind][0] - z_te) ** 2).sum(1)[mask].mean())
     z_un = wm.encode(unseen["image"], unseen["scan"])
-    cases["unseen"] = (z_un, unseen, np.ones(len(z_un), bool))
-    for kind, (z, d, mask) in cases.items():
-        s = frame_scores(wm, z, d["action"], d["episode"])
+    cases["unseen"] = (z_un, unseen, np.ones(len(z_un), bool), unseen["image"])
+    for kind, (z, d, mask, img) in cases.items():
+        s = frame_scores(wm, z, d["action"], d["episode"], img)
         s["ambiguity"] = combine(s, ref)
         amb[kind] = {"frames": int(mask.sum()),
                      **{f"auroc_{k}": auroc(s[k][mask], nom[k]) for k in (*SCORES, "ambiguity")}}
@@ -265,11 +272,11 @@ def table(res: dict[str, Any]) -> str:
              "b. probe R^2         " + "  ".join(f"{k} {v:.3f}" for k, v in res["probe_r2"].items()),
              f"c. calibration       within 1 sigma {c['within_1sigma']:.3f} (target 0.683)  "
              f"within 2 sigma {c['within_2sigma']:.3f} (target 0.954)",
-             "d. AUROC             kind      frames  disagree  density  surprise  stillness  ambiguity"]
+             "d. AUROC             kind      frames  disagree  density  surprise  stillness  sensor_noise  ambiguity"]
     for kind, a in res["ambiguity"].items():
         lines.append(f"                      {kind:9s} {a['frames']:6d}  {a['auroc_disagreement']:8.3f}  "
                      f"{a['auroc_density']:7.3f}  {a['auroc_surprise']:8.3f}  {a['auroc_stillness']:9.3f}  "
-                     f"{a['auroc_ambiguity']:9.3f}")
+                     f"{a['auroc_sensor_noise']:12.3f}  {a['auroc_ambiguity']:9.3f}")
     return "\n".join(lines)
 
 

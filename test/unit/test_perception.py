@@ -83,3 +83,16 @@ def test_world_encoder_reads_the_scan_sectors():
     p.on_scan(1.0, np.full(64, 2.0, np.float32), -math.pi, 2 * math.pi / 64, 0.05, 4.0)
     p.on_image(1.05, img, scan_max_age_s=0.3)
     assert seen["scan"].shape == (1, N_SCAN_BINS) and np.allclose(seen["scan"], 2.0 / SCAN_RANGE_MAX_M)
+
+
+def test_image_noise_sigma_recovers_added_noise():
+    from hjepa_agent.core.perception import image_noise_sigma
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:64, 0:64]
+    smooth = np.stack([(2 * xx + yy) % 256] * 3, axis=-1).astype(np.float32)  # a ramp: no noise
+    assert image_noise_sigma(smooth.astype(np.uint8)) < 1.0
+    for sigma in (5.0, 20.0):
+        noisy = np.clip(smooth + rng.normal(0, sigma, (64, 64, 1)), 0, 255).astype(np.uint8)
+        assert image_noise_sigma(noisy) == pytest.approx(sigma, rel=0.25)
+    batch = np.stack([smooth.transpose(2, 0, 1)] * 4).astype(np.uint8)  # (N, 3, H, W)
+    assert image_noise_sigma(batch).shape == (4,)
