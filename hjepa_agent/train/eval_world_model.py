@@ -17,7 +17,7 @@ c. calibration: fraction of (frame, dim) with |z_{t+1} - mean| <= 1 sigma and <=
    ``world_model_calibration.yaml`` (sigma_d = sqrt(var_m * s_pred_d + r_d));
 d. ambiguity AUROC (OOD frames vs all nominal test frames) for camera blackout, frozen camera
    (only frames where the robot moves), Gaussian noise (sigma 60 grey levels) and unseen appearance.
-   Corruptions start at tick :data:`CORRUPT_FROM` and persist (the scan stays live). Three
+   Corruptions start at tick :data:`CORRUPT_FROM` and persist (the scan stays live). Five
    per-frame scores, each as a log:
    ``disagreement`` = log mean_d var_m(next_latent) (epistemic: heads disagree off the training data),
    ``density`` = log Mahalanobis distance of z under the train latents (a blackout or noise latent
@@ -28,7 +28,9 @@ d. ambiguity AUROC (OOD frames vs all nominal test frames) for camera blackout, 
    open-loop ensemble-mean rollout from z_{t-K} with the true actions: how much less the latent moved
    than the predictor expected (one-step surprise is too weak for this: at 10 Hz the expected change
    is small next to sigma, so the evidence is accumulated over 1 s).
-   ``ambiguity`` = max over the four scores, each standardised by its mean/std on nominal TRAIN
+   ``sensor_noise`` = log of the image's noise sigma (core.perception.image_noise_sigma): the sensor
+   part of the uncertainty, which the latent does not show.
+   ``ambiguity`` = max over the five scores, each standardised by its mean/std on nominal TRAIN
    frames: any one alarm suffices, and standardising makes them commensurable (see COMBINED).
    ``latent_shift`` per corruption: mean |z_corrupted - z_clean|^2 over the corrupted frames, next to
    the nominal one-step |z_{t+1} - z_t|^2, says whether the encoder saw the corruption at all.
