@@ -73,3 +73,12 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: str | Path
         raise ExportError(f"{path}: ONNX vs torch max abs error {err:.3g} > {tol:.1g}")
     log.info("exported %s (%d bytes), parity max abs err %.2e", path, path.stat().st_size, err)
     return err
+
+
+def setup_training_logging() -> None:
+    """INFO logging with timestamps for a training run (unless the caller configured logging),
+    with the ONNX exporter's own chatter turned down to errors."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx", "torch.onnx._internal.exporter._registration"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)

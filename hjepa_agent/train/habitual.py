@@ -35,7 +35,7 @@ from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenarios
 from hjepa_agent.sim.world import SimWorld
 from hjepa_agent.train.collect import Limits, PolicyFn, Samples, run_many, success_table
-from hjepa_agent.train.export import export_onnx
+from hjepa_agent.train.export import setup_training_logging, export_onnx
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
 from hjepa_agent.train.nets import N_HEAD_FEATURES, AgentNet
 
@@ -276,10 +276,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 def train_main(argv: list[str] | None = None) -> int:
     """Entry point of ``hjepa-agent train habitual``; returns the process exit code."""
     args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("onnxscript", "onnx_ir", "torch.onnx", "torch.onnx._internal.exporter._registration"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    setup_training_logging()
     train(args)
     return 0
 

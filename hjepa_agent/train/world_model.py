@@ -47,7 +47,7 @@ from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
 from hjepa_agent.paths import data_path
 from hjepa_agent.train import world_data
 from hjepa_agent.train.collect import Limits
-from hjepa_agent.train.export import PARITY_TOL, ExportError, _session
+from hjepa_agent.train.export import setup_training_logging, PARITY_TOL, ExportError, _session
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
 
 log = logging.getLogger(__name__)
@@ -357,10 +357,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 def train_main(argv: list[str] | None = None) -> int:
     """Entry point of ``hjepa-agent train world-model``; returns the exit code."""
     args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("onnxscript", "onnx_ir", "torch.onnx", "torch.onnx._internal.exporter._registration"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    setup_training_logging()
     train(args)
     return 0
 
