@@ -79,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--robot", type=Path, default=None, help="robot description YAML (default config/robots/diffbot.yaml)")
     p.add_argument("--no-record", action="store_true", help="skip the MCAP recording")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest")
+    # train/eval: --help goes through to the trainer's or evaluator's own options
+    t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest", add_help=False)
     t.add_argument("what", choices=["habitual", "world-model"],
                    help="habitual: encoder + habitual policy (BC + DAgger); world-model: JEPA encoder + "
                         "predictor ensemble (self-supervised); further options go to the trainer (--help)")
-    e = sub.add_parser("eval", help="evaluate trained models on held-out data")
+    e = sub.add_parser("eval", help="evaluate trained models on held-out data", add_help=False)
     e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
     b = sub.add_parser("bench", help="measurements that are not tests")
     b.add_argument("what", choices=["feeder-loss"],
