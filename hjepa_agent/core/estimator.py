@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept, WorldState
+from hjepa_agent.core.world_model import LatentFilter
 
 
 def wrap_angle(a: float) -> float:
@@ -62,6 +63,10 @@ class Estimator:
     latent: np.ndarray = field(default_factory=lambda: np.zeros(N_LATENT, dtype=np.float32))
     quality: float = 0.0
     odom_count: int = 0
+    latent_filter: LatentFilter | None = None
+    action: np.ndarray | None = None
+    """Last commanded action (2,), normalised by the hard velocity limits; the filter's a_{t-1}."""
+    latent_ambiguity: float = 1.0
 
     def _predict(self, t_s: float) -> None:
         if self.t_s is None:
@@ -111,9 +116,27 @@ class Estimator:
             raise ValueError(f"goal must be 2 finite values, got {g}")
         self.goal = g
 
+    def on_action(self, action_norm: np.ndarray) -> None:
+        """Record the command sent to the robot (v/v_max, w/w_max); ValueError if not 2 finite values."""
+        a = np.asarray(action_norm, dtype=np.float32).reshape(-1)
+        if a.shape != (2,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be 2 finite values, got {a}")
+        self.action = a
+
     def on_percept(self, p: Percept) -> WorldState:
         """Fold in a percept and return the world state at its stamp."""
         self._predict(p.stamp_s)
+        if self.latent_filter is not None:
+            first = self.latent_filter.mean is None
+            mean, var = self.latent_filter.step(p.latent, None if first else
+                                                (self.action if self.action is not None else np.zeros(2)))
+            r = np.asarray(self.latent_filter.cal.r)
+            self.latent_ambiguity = (math.sqrt(float(np.mean(self.latent_filter.disagreement / r)))
+                                     + math.sqrt(self.latent_filter.nis))
+            self.latent, self.latent_var = mean.astype(np.float32), var
+            self.scan_bins = p.scan_bins.astype(np.float32)
+            self.quality = float(p.quality)
+            return self.world_state(p.stamp_s)
         z = p.latent.astype(np.float64)
         a = self.cfg.latent_alpha
         if self.latent_mean is None:
@@ -134,9 +157,12 @@ class Estimator:
         scan_var = np.where(self.scan_bins > 0.0, self.cfg.scan_variance_m2, self.cfg.missing_scan_variance_m2)
         goal = self.goal if self.goal is not None else np.zeros(2)
         variance = np.concatenate([np.diag(self.P), [0.0, 0.0, 0.0], scan_var, self.latent_var]).astype(np.float32)
-        latent_rms = math.sqrt(float(np.mean(self.latent_var)))
+        if self.latent_filter is not None:
+            latent_term = self.latent_ambiguity
+        else:
+            latent_term = math.sqrt(float(np.mean(self.latent_var))) / self.cfg.latent_nominal_std
         pos_std = math.sqrt(max(float(self.P[0, 0] + self.P[1, 1]), 0.0))
-        ambiguity = latent_rms / self.cfg.latent_nominal_std + self.cfg.quality_weight * (1.0 - self.quality) + pos_std
+        ambiguity = latent_term + self.cfg.quality_weight * (1.0 - self.quality) + pos_std
         return WorldState(stamp_s, self.x[:3].astype(np.float32), self.x[3:].astype(np.float32),
                           np.asarray(goal, dtype=np.float32), self.goal is not None,
                           self.scan_bins.copy(), latent, variance, float(ambiguity))

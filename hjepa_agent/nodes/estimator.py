@@ -1,21 +1,28 @@
 """estimator node: percept + odometry + goal -> world state (mean, variance, ambiguity).
 
-Subscribes: agent/percept (JointState), odom (nav_msgs/Odometry), goal_pose (geometry_msgs/PoseStamped).
+Subscribes: agent/percept (JointState), odom (nav_msgs/Odometry), goal_pose (geometry_msgs/PoseStamped),
+            cmd_vel (TwistStamped: the action actually sent, for the learned model's prior).
 Publishes:  agent/world_state (JointState, layout in nodes/codec.py), /diagnostics.
-Parameters: odom_frame (read-only): goals in another frame are rejected.
+Parameters: odom_frame (read-only): goals in another frame are rejected; world_model (read-only, default
+            false): fuse the latent with the JEPA predictor ensemble (needs perception's encoder_model
+            = world_encoder); models_dir, use_cuda, ego_model (read-only).
 """
 from __future__ import annotations
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from hjepa_agent.core.estimator import Estimator
+from hjepa_agent.core.models import load_world_predictor
+from hjepa_agent.core.world_model import LatentCalibration, LatentFilter
 from hjepa_agent.nodes.codec import (from_time, msg_to_percept, world_state_to_msg,
                                      yaw_from_quaternion)
-from hjepa_agent.nodes.common import decode_or_none, RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, run_node
+from hjepa_agent.nodes.common import (RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model,
+                                      decode_or_none, run_node)
+from hjepa_agent.paths import data_path
 
 
 class EstimatorNode(Node):
@@ -25,6 +32,17 @@ class EstimatorNode(Node):
         super().__init__("estimator", **kwargs)
         self.odom_frame = declare(self, "odom_frame", "odom", "frame of odometry and goals", read_only=True)
         self.core = Estimator()
+        if declare(self, "world_model", False, "fuse the latent with the learned predictor ensemble", read_only=True):
+            models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models",
+                                 read_only=True) or str(data_path("models"))
+            use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
+            ego = declare_ego_model(self)
+            predictor, cal, self.action_norm = load_world_predictor(models_dir, use_cuda, ego.robot)
+            # The calibrated one-step residual variance r splits evenly into process noise (model
+            # error per step) and measurement noise (encoder noise): an assumption, see core/world_model.py.
+            self.core.latent_filter = LatentFilter(predictor, LatentCalibration(cal["s_pred"], cal["r"] / 2,
+                                                                                cal["r"] / 2))
+            self.create_subscription(TwistStamped, "cmd_vel", self.on_cmd, RELIABLE_QOS)
         self.rejected = {"odom": 0, "percept": 0, "goal": 0}
         self.published = 0
         self.last_ambiguity = float("nan")
@@ -48,6 +66,14 @@ class EstimatorNode(Node):
         except ValueError as exc:
             self.rejected["odom"] += 1
             self.get_logger().warning(f"odometry rejected: {exc}", throttle_duration_sec=5.0)
+
+    def on_cmd(self, msg: TwistStamped) -> None:
+        """The command the bridge sent: the action between this percept and the next."""
+        try:
+            self.core.on_action(np.array([msg.twist.linear.x / self.action_norm[0],
+                                          msg.twist.angular.z / self.action_norm[1]]))
+        except ValueError as exc:
+            self.get_logger().warning(f"cmd_vel ignored: {exc}", throttle_duration_sec=5.0)
 
     def on_goal(self, msg: PoseStamped) -> None:
         """Accept a goal in the odom frame."""

@@ -3,7 +3,8 @@
 Subscribes: camera/image_raw (sensor_msgs/Image), scan (sensor_msgs/LaserScan).
 Publishes:  agent/percept (sensor_msgs/JointState, layout in nodes/codec.py), /diagnostics.
 Parameters: models_dir, use_cuda, ego_model (read-only; the manifest's robot must match the ego model's),
-            scan_max_age_s [s].
+            encoder_model (read-only: "encoder", the behaviour-cloned one the habitual policy was trained
+            with, or "world_encoder", the JEPA encoder that also reads the scan), scan_max_age_s [s].
 Bad images (encoding, size, buffer) are rejected with a counted reason; nothing is published for them.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState, LaserScan
 
-from hjepa_agent.core.models import load_encoder
+from hjepa_agent.core.models import load_encoder, load_world_encoder
 from hjepa_agent.core.perception import ImageError, Perception, decode_image
 from hjepa_agent.nodes.codec import from_time, percept_to_msg
 from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, run_node
@@ -30,7 +31,14 @@ class PerceptionNode(Node):
         self.scan_max_age_s = declare(self, "scan_max_age_s", 0.35, "max age of the scan fused with an image",
                                       unit="s", lo=0.01, hi=5.0)
         ego = declare_ego_model(self)
-        self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot))
+        which = declare(self, "encoder_model", "encoder", "encoder: 'encoder' or 'world_encoder'", read_only=True)
+        if which == "encoder":
+            self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot))
+        elif which == "world_encoder":
+            self.core = Perception(load_world_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot),
+                                   encoder_reads_scan=True)
+        else:
+            raise ValueError(f"encoder_model: must be 'encoder' or 'world_encoder', got {which!r}")
         self.rejected: dict[str, int] = {}
         self.frames = 0
         self.pub = self.create_publisher(JointState, "agent/percept", RELIABLE_QOS)

@@ -43,6 +43,7 @@ import yaml
 from torch import nn
 
 from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.core.models import WORLD_CALIBRATION_FILE
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
 from hjepa_agent.paths import data_path
 from hjepa_agent.train import world_data
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 N_HEADS = 5
 """Ensemble size M."""
-CALIBRATION_FILE = "world_model_calibration.yaml"
+CALIBRATION_FILE = WORLD_CALIBRATION_FILE  # one name, shared with the runtime loader
 
 
 class WorldEncoder(nn.Module):

@@ -55,3 +55,29 @@ def test_world_state_vector_roundtrip():
     assert back.has_goal and np.allclose(back.goal, [1.0, 2.0]) and np.allclose(back.latent, ws.latent)
     with pytest.raises(ValueError):
         WorldState.from_vector(0.0, v[:-1], ws.variance[:-1], 0.0)
+
+
+def test_learned_latent_filter_path_uses_the_commanded_action_and_reports_disagreement():
+    from hjepa_agent.core.world_model import LatentCalibration, LatentFilter
+
+    calls = []
+
+    def predictor(z, a):  # heads: z + a[0], spread +-0.5 when the action is large
+        calls.append(a.copy())
+        spread = 0.5 * abs(float(a[0, 0]))
+        return (z[:, None, :] + a[:, :1, None] + np.linspace(-spread, spread, 5)[None, :, None]).astype(np.float32)
+
+    cal = LatentCalibration(np.ones(N_LATENT), np.full(N_LATENT, 1e-3), np.full(N_LATENT, 1e-2))
+    est = Estimator(latent_filter=LatentFilter(predictor, cal))
+    ws0 = est.on_percept(_percept(0.1, np.zeros(N_LATENT)))
+    assert not calls and np.allclose(ws0.variance[-N_LATENT:], 1e-2)  # first frame: measurement only
+    est.on_action(np.array([1.0, 0.0]))
+    ws1 = est.on_percept(_percept(0.2, np.ones(N_LATENT)))
+    assert np.allclose(calls[-1], [[1.0, 0.0]])
+    assert np.allclose(ws1.latent, 1.0, atol=0.05)  # prediction and measurement agree
+    calm = est.latent_ambiguity
+    est.on_action(np.array([0.0, 0.0]))
+    est.on_percept(_percept(0.3, np.full(N_LATENT, 5.0)))  # a jump the model did not predict
+    assert est.latent_ambiguity > calm + 1.0
+    with pytest.raises(ValueError):
+        est.on_action(np.array([np.nan, 0.0]))
