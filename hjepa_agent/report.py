@@ -107,7 +107,8 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float]) -> dict[str
 
 
 def plot_trajectories(results: list[EpisodeResult], scenarios: dict[str, Scenario], path: Path) -> None:
-    """trajectories.png: one panel per scenario, obstacles and every episode's path."""
+    """trajectories.png: one panel per scenario: the nominal obstacles (each episode jitters them by
+    up to the scenario's jitter.obstacle_m), start, goal and every episode's path (green = reached)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -135,7 +136,8 @@ def plot_trajectories(results: list[EpisodeResult], scenarios: dict[str, Scenari
         ax.plot(sc.goal.x_m, sc.goal.y_m, "r*", ms=12)
         ok = sum(r.success for r in results if r.scenario == name)
         tot = sum(1 for r in results if r.scenario == name)
-        ax.set_title(f"{name}: {ok}/{tot}")
+        ax.set_title(f"{name}: {ok}/{tot}\n(nominal layout; obstacles jitter up to {sc.jitter.obstacle_m:g} m)",
+                     fontsize=9)
         ax.set_aspect("equal")
         ax.set_xlim(-hx - 0.2, hx + 0.2)
         ax.set_ylim(-hy - 0.2, hy + 0.2)
