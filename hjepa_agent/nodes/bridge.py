@@ -66,6 +66,7 @@ class BridgeNode(Node):
         self.create_timer(1.0, self.report)
         self.last: BridgeOutput | None = None
         self.published = 0
+        self.last_rejection = ""
         self.param_limits = (op.max_linear_mps, op.max_angular_rps)  # set live by an operator (tighten only)
         self.speed_scale = 1.0  # set by the watchdog (derating)
 
@@ -115,6 +116,7 @@ class BridgeNode(Node):
         now = now_s(self)
         reason = self.core.on_proposal(p, now)
         if reason is not None:
+            self.last_rejection = f"{p.source}: {reason}"
             self.get_logger().warning(f"proposal from {p.source} rejected: {reason}", throttle_duration_sec=2.0)
         if reason is None and self.core.is_active_source(p.source, now):
             self._publish(now)
@@ -131,6 +133,7 @@ class BridgeNode(Node):
             plan = msg_to_plan(msg)
         except MessageError as exc:
             self.core.count_rejection(now_s(self), "planner", f"malformed plan: {exc}")
+            self.last_rejection = f"planner: malformed plan: {exc}"
             self.get_logger().warning(f"plan rejected: {exc}", throttle_duration_sec=2.0)
             return
         a = plan.actions[0]
@@ -167,7 +170,9 @@ class BridgeNode(Node):
         level = {"DRIVING": "OK", "STOPPED": "WARN", "STOPPING": "WARN", "ESTOP": "ERROR"}.get(state, "WARN")
         self.diag.publish(level, f"{state}: {out.reason if out else ''}",
                           {"state": state, **{k: v for k, v in self.core.counters.items()},
-                           "clamps_now": ",".join(out.clamps) if out else ""})
+                           "clamps_now": ",".join(out.clamps) if out else "", "last_rejection": self.last_rejection,
+                           "max_linear_mps": f"{self.core.operating_limits[0]:.3f}",
+                           "max_angular_rps": f"{self.core.operating_limits[1]:.3f}"})
 
 
 def main() -> None:

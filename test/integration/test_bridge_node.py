@@ -128,8 +128,11 @@ def test_operating_limit_tighten_only(harness):
     assert not ro.successful  # read-only safety parameter
 
 
-def test_malformed_plan_is_counted_and_nothing_moves(harness):
+def test_malformed_plan_is_counted_reported_and_nothing_moves(harness):
+    from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import JointState
+    diags = []
+    harness.node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     pub = harness.node.create_publisher(JointState, "agent/plan", 10)
     assert spin_until(harness.ex, lambda: pub.get_subscription_count() > 0)
     for _ in range(20):
@@ -137,6 +140,10 @@ def test_malformed_plan_is_counted_and_nothing_moves(harness):
         harness.drive(0.05, mode="PLANNING", propose=False)
     assert harness.out and all(o[1] == 0.0 for o in harness.out)
     assert harness.bridge.core.counters["rejections"] >= 20
+    harness.drive(1.1, mode="PLANNING", propose=False)  # let the 1 Hz diagnostics go out
+    mine = [{kv.key: kv.value for kv in st.values} for d in diags for st in d.status
+            if st.name == "hjepa_agent/bridge"]
+    assert mine and "malformed plan" in mine[-1]["last_rejection"] and int(mine[-1]["rejections"]) >= 20
 
 
 def test_watchdog_derating_scales_the_operating_limit(harness):
