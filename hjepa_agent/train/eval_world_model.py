@@ -45,100 +45,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from hjepa_agent.core.models import OnnxModel, load_manifest
-from hjepa_agent.core.perception import image_noise_sigma
+from hjepa_agent.core.world_model import SCORES, WorldModel, combine, frame_scores
 from hjepa_agent.paths import data_path
 from hjepa_agent.train import world_data
-from hjepa_agent.train.world_model import CALIBRATION_FILE
 
 log = logging.getLogger(__name__)
 
-CPU = ["CPUExecutionProvider"]
 CORRUPT_FROM = 10
 """Tick from which a corrupted camera stream differs from the true one."""
 HORIZONS = (1, 5, 10)
-SCORES = ("disagreement", "density", "surprise", "stillness", "sensor_noise")
-COMBINED = SCORES
-"""Scores entering the combined ``ambiguity``. Chosen on a selection set disjoint from the eval's
-seeds (calib split 50_000+ and unseen seeds 70_010+): adding one-step surprise lifted noise AUROC
-0.45 -> 0.64 at <= 0.015 cost elsewhere; mean-of-z-scores and log-sum-exp were no better than max.
-``sensor_noise`` (log of the image's Immerkaer noise sigma, core.perception.image_noise_sigma) is
-the sensor-noise part of the uncertainty: the latent hardly moves under heavy pixel noise, so no
-latent score can see it; each score's AUROC is reported separately as well."""
-STILL_EPS = 1e-2
-"""Added to both squared changes (latent units^2) so a robot at rest scores ~0, not noise / noise."""
-STILL_K = 10
-"""Window (ticks) of the stillness score: expected vs observed latent change over 1 s."""
-
-
-class WorldModel:
-    """ONNX world model + calibration: encode, predict, sigma, scores (numpy in and out)."""
-
-    def __init__(self, models_dir: Path) -> None:
-        manifest = load_manifest(models_dir)
-        self.enc = OnnxModel(models_dir, "world_encoder", manifest, CPU)
-        self.pred = OnnxModel(models_dir, "world_predictor", manifest, CPU)
-        cal = yaml.safe_load((models_dir / CALIBRATION_FILE).read_text())
-        self.s_pred = np.asarray(cal["s_pred"], np.float32)
-        self.r = np.asarray(cal["r"], np.float32)
-        self.mean = np.asarray(cal["latent_mean"], np.float32)
-        self.prec = np.asarray(cal["latent_precision"], np.float32)
-
-    def encode(self, image_u8: np.ndarray, scan: np.ndarray, batch: int = 512) -> np.ndarray:
-        """image (N, 3, 64, 64) uint8, scan (N, 16) in [0, 1] -> latents (N, 16)."""
-        out = [self.enc(image_u8[i:i + batch].astype(np.float32) / 255.0, scan[i:i + batch])
-               for i in range(0, len(scan), batch)]
-        return np.concatenate(out)
-
-    def heads(self, z: np.ndarray, action: np.ndarray) -> np.ndarray:
-        """(N, 16), (N, 2) -> every head's next latent (N, M, 16)."""
-        return self.pred(z, action)
-
-    def sigma(self, preds: np.ndarray) -> np.ndarray:
-        """Calibrated predictive sigma (N, 16) from the heads' predictions (N, M, 16)."""
-        return np.sqrt(preds.var(1) * self.s_pred + self.r)
-
-    def mahalanobis(self, z: np.ndarray) -> np.ndarray:
-        """(z - mean)^T P (z - mean), shape (N,)."""
-        d = z - self.mean
-        return np.einsum("ni,ij,nj->n", d, self.prec, d)
-
-
-def frame_scores(wm: WorldModel, z: np.ndarray, action: np.ndarray, episode: np.ndarray,
-                 images: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-frame log scores (N,) each for latents z (N, 16) of consecutive ticks, actions (N, 2),
-    episode ids (N,) and the images (N, 3, 64, 64) uint8 they came from; surprise / stillness are
-    NaN without 1 / STILL_K earlier ticks in the episode."""
-    has_prev = np.r_[False, episode[1:] == episode[:-1]]
-    preds = wm.heads(z, action)
-    out = {"disagreement": np.log(preds.var(1).mean(1) + 1e-9), "density": np.log(wm.mahalanobis(z) + 1e-9)}
-    surprise = np.full(len(z), np.nan, np.float32)
-    idx = np.nonzero(has_prev)[0]
-    mu, sig = preds[idx - 1].mean(1), wm.sigma(preds[idx - 1])
-    surprise[idx] = np.log((((z[idx] - mu) / sig) ** 2).mean(1) + 1e-9)
-    out["surprise"] = surprise
-    # stillness: log(expected change / observed change) over STILL_K ticks, open loop with the true actions
-    still = np.full(len(z), np.nan, np.float32)
-    starts = world_data.windows({"episode": episode}, STILL_K)
-    cur = z[starts]
-    for j in range(STILL_K):
-        cur = wm.heads(cur, action[starts + j]).mean(1)
-    expected = ((cur - z[starts]) ** 2).sum(1)
-    observed = ((z[starts + STILL_K] - z[starts]) ** 2).sum(1)
-    still[starts + STILL_K] = np.log((expected + STILL_EPS) / (observed + STILL_EPS))
-    out["stillness"] = still
-    out["sensor_noise"] = np.log(image_noise_sigma(images) + 1e-3).astype(np.float32)
-    return out
-
-
-def combine(scores: dict[str, np.ndarray], ref: dict[str, tuple[float, float]]) -> np.ndarray:
-    """Max over COMBINED scores of (score - mean) / std with ref stats; NaN scores are skipped."""
-    z = np.stack([(scores[k] - ref[k][0]) / ref[k][1] for k in COMBINED])
-    return np.nanmax(z, axis=0)
-
-
 def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     """Area under the ROC curve (P(score_pos > score_neg), ties half), via ranks."""
     pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]

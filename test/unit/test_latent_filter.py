@@ -70,3 +70,11 @@ def test_posterior_variance_never_exceeds_prior_or_measurement(z, r):
     f.step(np.zeros(D), None)
     _, var = f.step(np.asarray(z), np.array([0.1, 0.0]))
     assert np.all(var <= r + 1e-12) and np.all(var > 0)
+
+
+def test_episode_windows_stay_inside_one_episode():
+    from hjepa_agent.core.world_model import episode_windows
+    ep = np.array([0, 0, 0, 1, 1, 1, 1, 2])
+    assert episode_windows(ep, 1).tolist() == [0, 1, 3, 4, 5]
+    assert episode_windows(ep, 3).tolist() == [3]
+    assert episode_windows(ep, 8).tolist() == []
