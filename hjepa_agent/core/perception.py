@@ -180,3 +180,37 @@ def image_noise_sigma(images: np.ndarray) -> np.ndarray:
     resp = (4.0 * c - 2.0 * (x[..., :-2, 1:-1] + x[..., 2:, 1:-1] + x[..., 1:-1, :-2] + x[..., 1:-1, 2:])
             + x[..., :-2, :-2] + x[..., :-2, 2:] + x[..., 2:, :-2] + x[..., 2:, 2:])
     return _NOISE_KERNEL_NORM * np.abs(resp).mean(axis=(-2, -1))
+
+
+APPEARANCE_FEATURES = ("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "chroma_r", "chroma_g",
+                       "saturation", "bright_p10", "bright_p50", "bright_p90", "edge", "floor_bright")
+"""Names of :func:`appearance_features`' columns."""
+
+
+def appearance_features(images: np.ndarray) -> np.ndarray:
+    """Global look of images (N, 3, H, W) uint8 (channels first, RGB) -> (N, 14) float32.
+
+    Lighting and colour statistics the world latent is trained to ignore (see the world model's
+    look augmentation) but which say whether the camera sees a world like the training one:
+    per-channel mean and std, mean chromaticity r/(r+g+b), g/(r+g+b), mean saturation
+    (max - min channel), brightness percentiles 10/50/90, mean absolute horizontal gradient
+    (texture scale) and the mean brightness of the bottom quarter (the floor). All in [0, 1].
+    A single image (3, H, W) gives shape (14,)."""
+    x = np.asarray(images, dtype=np.float32) / 255.0
+    single = x.ndim == 3
+    if single:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"appearance_features: expected (N, 3, H, W) images, got shape {x.shape}")
+    n = x.shape[0]
+    flat = x.reshape(n, 3, -1)
+    grey = flat.mean(1)
+    total = flat.sum(1) + 1e-3
+    chroma = (flat[:, :2] / total[:, None]).mean(2)
+    sat = (flat.max(1) - flat.min(1)).mean(1)
+    pct = np.percentile(grey, (10, 50, 90), axis=1).T
+    edge = np.abs(np.diff(x.mean(1), axis=2)).mean(axis=(1, 2))
+    floor = x[:, :, -x.shape[2] // 4:].mean(axis=(1, 2, 3))
+    out = np.concatenate([flat.mean(2), flat.std(2), chroma, sat[:, None], pct, edge[:, None], floor[:, None]],
+                         axis=1).astype(np.float32)
+    return out[0] if single else out

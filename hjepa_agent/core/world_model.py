@@ -25,7 +25,7 @@ import numpy as np
 
 from hjepa_agent.config.loader import read_yaml
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, OnnxModel, load_manifest
-from hjepa_agent.core.perception import image_noise_sigma
+from hjepa_agent.core.perception import appearance_features, image_noise_sigma
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(latent (N, D), action (N, 2) normalised) -> next latent of every head (N, M, D)."""
@@ -112,14 +112,17 @@ def episode_windows(episode: np.ndarray, horizon: int) -> np.ndarray:
     return np.nonzero(episode[:n - horizon] == episode[horizon:])[0].astype(np.int64)
 
 
-SCORES = ("disagreement", "density", "surprise", "stillness", "sensor_noise")
+SCORES = ("disagreement", "density", "surprise", "stillness", "sensor_noise", "appearance")
 COMBINED = SCORES
 """Scores entering the combined ``ambiguity``. Chosen on a selection set disjoint from the eval's
 seeds (calib split 50_000+ and unseen seeds 70_010+): adding one-step surprise lifted noise AUROC
 0.45 -> 0.64 at <= 0.015 cost elsewhere; mean-of-z-scores and log-sum-exp were no better than max.
 ``sensor_noise`` (log of the image's Immerkaer noise sigma, core.perception.image_noise_sigma) is
 the sensor-noise part of the uncertainty: the latent hardly moves under heavy pixel noise, so no
-latent score can see it; each score's AUROC is reported separately as well."""
+latent score can see it. ``appearance`` (log Mahalanobis distance of core.perception.appearance_features
+under the training images' statistics) flags a world that looks unlike the training one: the latent is
+trained to ignore lighting and colours (look augmentation), so the latent scores cannot. Each score's
+AUROC is reported separately as well."""
 STILL_EPS = 1e-2
 """Added to both squared changes (latent units^2) so a robot at rest scores ~0, not noise / noise."""
 STILL_K = 10
@@ -140,6 +143,11 @@ class WorldModel:
         self.r = np.asarray(cal["r"], np.float32)
         self.mean = np.asarray(cal["latent_mean"], np.float32)
         self.prec = np.asarray(cal["latent_precision"], np.float32)
+        self.app_mean = np.asarray(cal.get("appearance_mean", []), np.float32)
+        self.app_prec = np.asarray(cal.get("appearance_precision", []), np.float32)
+        ref = cal.get("score_ref") or {}
+        self.ref: dict[str, tuple[float, float]] = {k: (float(v[0]), float(v[1])) for k, v in ref.items()}
+        """Nominal (mean, std) of each score, from the calibration split at training time."""
 
     def encode(self, image_u8: np.ndarray, scan: np.ndarray, batch: int = 512) -> np.ndarray:
         """image (N, 3, 64, 64) uint8, scan (N, 16) in [0, 1] -> latents (N, 16)."""
@@ -159,6 +167,21 @@ class WorldModel:
         """(z - mean)^T P (z - mean), shape (N,)."""
         d = z - self.mean
         return np.einsum("ni,ij,nj->n", d, self.prec, d)
+
+    def appearance(self, images: np.ndarray) -> np.ndarray:
+        """Log Mahalanobis distance of the images' look (N, 3, H, W) uint8 -> (N,); NaN without statistics."""
+        return appearance_score(images, self.app_mean, self.app_prec)
+
+
+def appearance_score(images: np.ndarray, mean: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """log((f - mean)^T prec (f - mean)) of appearance_features(images) (N,) (a float for one image);
+    NaN when mean/prec are empty (models trained before the score existed)."""
+    f = appearance_features(images)
+    if len(mean) == 0:
+        return np.full(f.shape[:-1], np.nan, np.float32) if f.ndim == 2 else float("nan")
+    d = f - mean
+    m = np.einsum("...i,ij,...j->...", d, prec, d)
+    return np.log(m + 1e-9).astype(np.float32) if f.ndim == 2 else float(np.log(m + 1e-9))
 
 
 def frame_scores(wm: WorldModel, z: np.ndarray, action: np.ndarray, episode: np.ndarray,
@@ -185,6 +208,7 @@ def frame_scores(wm: WorldModel, z: np.ndarray, action: np.ndarray, episode: np.
     still[starts + STILL_K] = np.log((expected + STILL_EPS) / (observed + STILL_EPS))
     out["stillness"] = still
     out["sensor_noise"] = np.log(image_noise_sigma(images) + 1e-3).astype(np.float32)
+    out["appearance"] = wm.appearance(images)
     return out
 
 

@@ -44,6 +44,8 @@ from torch import nn
 
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE
+from hjepa_agent.core.perception import APPEARANCE_FEATURES, appearance_features
+from hjepa_agent.core.world_model import WorldModel, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
 from hjepa_agent.paths import data_path
 from hjepa_agent.train import world_data
@@ -58,6 +60,42 @@ N_HEADS = 5
 CALIBRATION_FILE = WORLD_CALIBRATION_FILE  # one name, shared with the runtime loader
 
 
+class ScanBranch(nn.Module):
+    """Range sectors (N, 16) in [0, 1] -> (N, 64 + 6) features.
+
+    The sectors are a ring, so the branch is a circular 1-D convolution over them (the same
+    detector at every bearing) on [range, exp(-range/0.3 m), exp(-range/1 m)] per sector, plus
+    fixed soft-min pooling at two temperatures: softmin-weighted range and the softmin-weighted
+    unit vector of the sector centres. Nearest-surface range and bearing are min/argmin of the ring,
+    which a small MLP learns poorly; the pooling makes them one linear map away for the head.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from hjepa_agent.core.types import SCAN_RANGE_MAX_M, sector_angles
+        ang = torch.from_numpy(sector_angles())
+        self.register_buffer("dirs", torch.stack([torch.cos(ang), torch.sin(ang)], dim=1))  # (16, 2)
+        self.scale = float(SCAN_RANGE_MAX_M)
+        self.conv1 = nn.Conv1d(3, 16, 3)
+        self.conv2 = nn.Conv1d(16, 16, 3)
+        self.out = nn.Sequential(nn.Linear(16 * N_SCAN_BINS, 64), nn.ReLU())
+
+    @staticmethod
+    def _ring(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[..., -1:], x, x[..., :1]], dim=-1)  # circular pad by one sector
+
+    def forward(self, scan: torch.Tensor) -> torch.Tensor:
+        r = scan * self.scale                                                   # metres
+        x = torch.stack([scan, torch.exp(-r / 0.3), torch.exp(-r / 1.0)], dim=1)  # (N, 3, 16)
+        h = torch.relu(self.conv1(self._ring(x)))
+        h = torch.relu(self.conv2(self._ring(h)))
+        pooled = []
+        for tau in (0.05, 0.2):                                                 # metres
+            w = torch.softmax(-r / tau, dim=1)                                  # (N, 16)
+            pooled += [(w * scan).sum(1, keepdim=True), w @ self.dirs]
+        return torch.cat([self.out(h.flatten(1))] + pooled, dim=1)
+
+
 class WorldEncoder(nn.Module):
     """image (N, 3, 64, 64) float32 in [0, 1], scan (N, 16) float32 in [0, 1] -> latent (N, 16)."""
 
@@ -67,8 +105,8 @@ class WorldEncoder(nn.Module):
                                   nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),
                                   nn.Conv2d(32, 32, 4, stride=2, padding=1), nn.ReLU(),
                                   nn.Conv2d(32, 32, 4, stride=2, padding=1), nn.ReLU())
-        self.scan = nn.Sequential(nn.Linear(N_SCAN_BINS, 64), nn.ReLU())
-        self.head = nn.Sequential(nn.Linear(32 * 4 * 4 + 64, 128), nn.ReLU(), nn.Linear(128, latent))
+        self.scan = ScanBranch()
+        self.head = nn.Sequential(nn.Linear(32 * 4 * 4 + 64 + 6, 128), nn.ReLU(), nn.Linear(128, latent))
 
     def forward(self, image: torch.Tensor, scan: torch.Tensor) -> torch.Tensor:
         h = self.conv(image).flatten(1)
@@ -106,6 +144,41 @@ def vicreg_terms(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.relu(1.0 - std).mean(), (off ** 2).sum() / z.shape[1]
 
 
+def augment_looks(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random per-sample change of look, (N, 3, H, W) in [0, 1] -> same shape.
+
+    Channel permutation (p = 0.5: moves hues around the whole colour wheel), per-channel gain
+    U(0.6, 1.4), brightness U(0.6, 1.4), gamma U(0.7, 1.4) and a grey blend (p = 0.2). Context
+    and target views get independent draws, so the appearance of a frame is not predictable from
+    the context latent: the latent spends its variance on geometry, which is, instead of on
+    lighting and colours, which are not (the unseen-look detector is ``appearance``, a separate
+    image-statistics score in core.world_model).
+    """
+    n = img.shape[0]
+    perms = torch.tensor([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
+    pick = torch.where(torch.rand(n, generator=gen) < 0.5, torch.randint(1, 6, (n,), generator=gen), 0)
+    out = img[torch.arange(n)[:, None], perms[pick]]
+    gain = 0.6 + 0.8 * torch.rand(n, 3, 1, 1, generator=gen)
+    bright = 0.6 + 0.8 * torch.rand(n, 1, 1, 1, generator=gen)
+    gamma = 0.7 + 0.7 * torch.rand(n, 1, 1, 1, generator=gen)
+    out = (out * gain * bright).clamp(0.0, 1.0).clamp_min(1e-4) ** gamma
+    grey = (torch.rand(n, 1, 1, 1, generator=gen) < 0.2).float()
+    return grey * out.mean(1, keepdim=True).expand_as(out) + (1 - grey) * out
+
+
+def range_summary(scan: torch.Tensor) -> torch.Tensor:
+    """What the range sensor says about the nearest surface, from the robot's own scan (N, 16) in
+    [0, 1]: (N, 3) = [nearest range / 0.5 m, cos, sin of its sector's centre angle].
+
+    The auxiliary target of the encoder (see ``train_model``): label-free (no simulator state), so
+    the same objective could be trained on a real robot's logs.
+    """
+    from hjepa_agent.core.types import SCAN_RANGE_MAX_M, sector_angles
+    ang = torch.from_numpy(sector_angles())
+    rmin, k = scan.min(1)
+    return torch.stack([rmin * SCAN_RANGE_MAX_M / 0.5, torch.cos(ang[k]), torch.sin(ang[k])], dim=1)
+
+
 def _tensors(data: dict[str, np.ndarray], idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     img = torch.from_numpy(data["image"][idx]).float().div_(255.0)
     return img, torch.from_numpy(data["scan"][idx])
@@ -121,17 +194,21 @@ def encode_all(enc: nn.Module, data: dict[str, np.ndarray], batch: int = 1024) -
 
 
 def train_model(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch: int, lr: float, seed: int,
-                ema: float = 0.99, time_budget_s: float | None = None) -> tuple[WorldEncoder, Ensemble, dict]:
+                ema: float = 0.99, time_budget_s: float | None = None, aux_weight: float = 5.0,
+                augment: bool = True) -> tuple[WorldEncoder, Ensemble, dict]:
     """Train encoder + ensemble on ``data`` (world_data arrays); returns (encoder, ensemble, history)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     enc, ens = WorldEncoder(), Ensemble(seed=seed)
+    aux = nn.Linear(N_LATENT, 3)   # linear read-out of range_summary; trained, not exported
     target = copy.deepcopy(enc).requires_grad_(False)
-    opt = torch.optim.AdamW(list(enc.parameters()) + list(ens.parameters()), lr=lr, weight_decay=1e-4)
+    params = list(enc.parameters()) + list(ens.parameters()) + list(aux.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     starts = world_data.windows(data, horizon)
     if len(starts) < batch:
         raise ValueError(f"only {len(starts)} windows of {horizon + 1} frames; collect more data")
-    hist: dict[str, list] = {"step": [], "pred": [], "var": [], "cov": []}
+    hist: dict[str, list] = {"step": [], "pred": [], "var": [], "cov": [], "aux": []}
     t0 = time.perf_counter()
     from tqdm import tqdm
     bar = tqdm(range(steps), desc="world model", unit="step", leave=False)
@@ -146,9 +223,13 @@ def train_model(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch:
         img = img.view(batch, horizon + 1, 3, 64, 64)
         scan = scan.view(batch, horizon + 1, -1)
         act = torch.from_numpy(data["action"][idx[:, :horizon]])        # (B, K, 2)
-        z0 = enc(img[:, 0], scan[:, 0])
+        ctx_img, tgt_img = img[:, 0], img[:, 1:].reshape(-1, 3, 64, 64)
+        if augment:
+            ctx_img = augment_looks(ctx_img, gen)
+            tgt_img = augment_looks(tgt_img, gen)
+        z0 = enc(ctx_img, scan[:, 0])
         with torch.no_grad():
-            zbar = target(img[:, 1:].reshape(-1, 3, 64, 64), scan[:, 1:].reshape(batch * horizon, -1))
+            zbar = target(tgt_img, scan[:, 1:].reshape(batch * horizon, -1))
             zbar = zbar.view(batch, horizon, -1)
         w = torch.from_numpy(rng.poisson(1.0, size=(batch, N_HEADS)).astype(np.float32))  # bootstrap
         zs = z0[:, None].expand(-1, N_HEADS, -1)
@@ -158,10 +239,11 @@ def train_model(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch:
             err = ((zs - zbar[:, k, None]) ** 2).mean(-1)                 # (B, M)
             pred = pred + (err * w).sum() / w.sum().clamp_min(1.0) / horizon
         var, cov = vicreg_terms(z0)
-        loss = 25.0 * pred + 25.0 * var + 1.0 * cov
+        aux_loss = ((aux(z0) - range_summary(scan[:, 0])) ** 2).mean()
+        loss = 25.0 * pred + 25.0 * var + 1.0 * cov + aux_weight * aux_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(list(enc.parameters()) + list(ens.parameters()), 5.0)
+        nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         tau = 1.0 - (1.0 - ema) * 0.5 * (1 + np.cos(np.pi * frac))       # ema -> 1 (BYOL schedule)
         with torch.no_grad():
@@ -172,7 +254,9 @@ def train_model(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch:
             hist["pred"].append(round(float(pred.detach()), 5))
             hist["var"].append(round(float(var), 5))
             hist["cov"].append(round(float(cov), 5))
-            bar.set_postfix(pred=f"{float(pred.detach()):.4f}", var=f"{float(var):.3f}", cov=f"{float(cov):.3f}")
+            hist["aux"].append(round(float(aux_loss), 5))
+            bar.set_postfix(pred=f"{float(pred.detach()):.4f}", var=f"{float(var):.3f}", cov=f"{float(cov):.3f}",
+                            aux=f"{float(aux_loss):.3f}")
         if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
             log.warning("time budget %.0f s reached after %d of %d steps", time_budget_s, step + 1, steps)
             break
@@ -314,11 +398,16 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     s_pred, r = fit_calibration(z_c[t1], preds, z_c[t1 + 1])
     mean = z_tr.mean(0)
     prec = np.linalg.inv(np.cov(z_tr.T) + 1e-4 * np.eye(N_LATENT))
+    look = appearance_features(train_d["image"])
+    look_mean, look_prec = look.mean(0), np.linalg.inv(np.cov(look.T) + 1e-6 * np.eye(look.shape[1]))
     calib = {"formula": "sigma_d = sqrt(var_m(next_latent[:, m, d]) * s_pred_d + r_d), one step ahead",
              "s_pred": s_pred.round(6).tolist(), "r": r.round(8).tolist(),
              "latent_mean": mean.round(6).tolist(), "latent_precision": prec.round(6).tolist(),
-             "note": "Mahalanobis score = (z - latent_mean)^T latent_precision (z - latent_mean); "
-                     "latent statistics from the train split"}
+             "appearance_features": list(APPEARANCE_FEATURES),
+             "appearance_mean": look_mean.round(6).tolist(), "appearance_precision": look_prec.round(4).tolist(),
+             "note": "Mahalanobis score = (z - latent_mean)^T latent_precision (z - latent_mean); latent and "
+                     "appearance statistics from the train split; score_ref = nominal (mean, std) of each "
+                     "ambiguity score (core.world_model.frame_scores) on the calib split"}
     # Exports.
     n = 64
     g = np.random.default_rng(1)
@@ -340,15 +429,27 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     desc.update({"frames": {"train": int(len(train_d["tick"])), "calib": int(len(calib_d["tick"]))},
                  "quick": bool(args.quick)})
     common = {"data": desc, "heads": N_HEADS, "horizon": args.horizon, "steps": hist["steps_done"],
-              "batch": args.batch, "lr": args.lr, "loss": "25*pred + 25*vicreg_var + 1*vicreg_cov, EMA 0.99->1; then heads fine-tuned on the frozen encoder"}
-    (out / CALIBRATION_FILE).write_text("# Written by hjepa_agent.train.world_model: predictive sigma and latent "
-                                        "density of world_predictor.onnx / world_encoder.onnx.\n"
-                                        + yaml.safe_dump(calib, sort_keys=False, width=110))
-    records = [ModelRecord("world_encoder", "world_encoder.onnx",
-                           {**common, "metrics": {"onnx_parity_max_abs_err": parity["world_encoder"]}}),
-               ModelRecord("world_predictor", "world_predictor.onnx",
-                           {**common, "metrics": metrics, "calibration": {**calib, "file": CALIBRATION_FILE}})]
-    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True)
+              "batch": args.batch, "lr": args.lr, "loss": "25*pred + 25*vicreg_var + 1*vicreg_cov + 5*aux(linear range_summary of own scan), look "
+                      "augmentation on context and target views, EMA 0.99->1; then heads fine-tuned on the frozen encoder"}
+    def write_all() -> None:
+        (out / CALIBRATION_FILE).write_text("# Written by hjepa_agent.train.world_model: predictive sigma, latent "
+                                            "and appearance density and nominal score statistics of "
+                                            "world_predictor.onnx / world_encoder.onnx.\n"
+                                            + yaml.safe_dump(calib, sort_keys=False, width=110))
+        records = [ModelRecord("world_encoder", "world_encoder.onnx",
+                               {**common, "metrics": {"onnx_parity_max_abs_err": parity["world_encoder"]}}),
+                   ModelRecord("world_predictor", "world_predictor.onnx",
+                               {**common, "metrics": metrics, "calibration": {**calib, "file": CALIBRATION_FILE}})]
+        write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True)
+
+    write_all()
+    # Nominal score statistics through the exported models (what the runtime computes), calib split.
+    wm = WorldModel(out)
+    scores = frame_scores(wm, wm.encode(calib_d["image"], calib_d["scan"]), calib_d["action"], calib_d["episode"],
+                          calib_d["image"])
+    calib["score_ref"] = {k: [round(float(np.nanmean(v)), 6), round(float(np.nanstd(v)) + 1e-6, 6)]
+                          for k, v in scores.items()}
+    write_all()
     metrics["total_time_s"] = round(time.perf_counter() - t0, 1)
     log.info("world model: %d steps in %.0f s; calib 1-step mse %.4f (copy %.4f); total %.0f s",
              hist["steps_done"], metrics["train_time_s"], mse1, copy1, metrics["total_time_s"])
