@@ -42,8 +42,23 @@ SIM_NODE = NodeSpec("sim", "sim", "hjepa_agent.nodes.sim:SimNode")
 """The PyBullet simulator node (sim.launch.py and `hjepa-agent sim` only)."""
 
 
+LATENT_PARAMS = (("perception", "encoder_model"), ("habitual", "latent_source"))
+"""Parameters naming the encoder of the latent: perception computes it, the habitual policy reads it;
+a params file must set them equal (both default to "encoder")."""
+
+
+def check_latent_params(path: str | Path, params: dict[str, dict[str, Any]]) -> None:
+    """ConfigError if perception.encoder_model and habitual.latent_source differ (a missing one is "encoder")."""
+    values = {f"{node}.{key}": params.get(node, {}).get(key, "encoder") for node, key in LATENT_PARAMS}
+    if len(set(values.values())) > 1:
+        a, b = values.items()
+        raise ConfigError(path, b[0], f"is {b[1]!r} but {a[0]} is {a[1]!r}: set both to the encoder the habitual "
+                                      f"policy was trained on ('encoder' or 'world_encoder')")
+
+
 def load_params(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a ros__parameters YAML: {node_name: {param: value}}. ConfigError names unknown nodes."""
+    """Read a ros__parameters YAML: {node_name: {param: value}}. ConfigError names unknown nodes,
+    and perception.encoder_model differing from habitual.latent_source."""
     data = read_yaml(path)
     known = {n.name for n in NODES} | {SIM_NODE.name}
     out: dict[str, dict[str, Any]] = {}
@@ -53,4 +68,5 @@ def load_params(path: str | Path) -> dict[str, dict[str, Any]]:
         if not isinstance(body, dict) or set(body) != {"ros__parameters"} or not isinstance(body["ros__parameters"], dict):
             raise ConfigError(path, node, "expected exactly one key 'ros__parameters' holding a mapping")
         out[node] = dict(body["ros__parameters"])
+    check_latent_params(path, out)
     return out

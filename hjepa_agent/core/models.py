@@ -372,13 +372,46 @@ def load_encoder(models_dir: str | Path, prefer_cuda: bool = True,
                      expected_robot=expected_robot)
 
 
-def load_habitual(models_dir: str | Path, prefer_cuda: bool = True, expected_robot: str | None = None
-                  ) -> tuple[OnnxModel, tuple[float, float], tuple[float, float]]:
+LATENT_SOURCES = ("encoder", "world_encoder")
+"""Encoders the habitual policy's latent can come from (perception's encoder_model)."""
+
+
+def habitual_latent_source(entry: ModelEntry) -> tuple[str, str | None]:
+    """(latent source, sha256 of that encoder or None) recorded in a habitual entry's
+    ``trained.data``; a policy with no record was trained on "encoder" (the old default)."""
+    data = entry.trained.get("data") if isinstance(entry.trained.get("data"), dict) else {}
+    sha = data.get("latent_encoder_sha256")
+    return str(data.get("latent_source", "encoder")), (str(sha) if sha else None)
+
+
+def load_habitual(models_dir: str | Path, prefer_cuda: bool = True, expected_robot: str | None = None,
+                  latent_source: str = "encoder") -> tuple[OnnxModel, tuple[float, float], tuple[float, float]]:
     """The checked habitual policy, its action scale (m/s, rad/s) and the speed normalisation
-    (m/s, rad/s) its features were trained with, both read from the manifest."""
+    (m/s, rad/s) its features were trained with, both read from the manifest.
+
+    ``latent_source``: the encoder perception computes the latent with ("encoder" or
+    "world_encoder"); ModelMismatchError if the policy was trained on another one, or on
+    another version of it (the manifest's sha256 of that encoder differs from the recorded one).
+    """
+    if latent_source not in LATENT_SOURCES:
+        raise ValueError(f"latent_source must be one of {', '.join(LATENT_SOURCES)}, got {latent_source!r}")
     model = OnnxModel(models_dir, "habitual", providers=select_providers(prefer_cuda)[0],
                       expected_robot=expected_robot)
     m = model.manifest
+    trained_on, trained_sha = habitual_latent_source(model.entry)
+    flag = "world" if latent_source == "world_encoder" else "encoder"
+    retrain = (f"retrain it with `hjepa-agent train habitual --latent {flag} --out DIR` and point models_dir at DIR")
+    if trained_on != latent_source:
+        raise ModelMismatchError(
+            f"{m.path}: the habitual policy was trained on the {trained_on!r} latent "
+            f"(models.habitual.trained.data.latent_source) but latent_source is {latent_source!r}; set the "
+            f"habitual node's latent_source and perception's encoder_model both to {trained_on!r} "
+            f"(config/agent.yaml), or {retrain}")
+    current = m.models.get(latent_source)
+    if trained_sha is not None and current is not None and current.sha256 != trained_sha:
+        raise ModelMismatchError(
+            f"{m.path}: the habitual policy was trained on {latent_source} sha256 {trained_sha[:12]}... but "
+            f"models.{latent_source}.sha256 is {current.sha256[:12]}...: that encoder changed since; {retrain}")
     if m.action_scale is None or len(m.action_scale) != 2:
         raise ModelMismatchError(f"{m.path}: action.scale missing or not 2 values; {RETRAIN_HINT}")
     norm = m.observation.get("speed_norm")

@@ -2,7 +2,10 @@
 
 Subscribes: agent/world_state (JointState).
 Publishes:  agent/habitual/cmd (geometry_msgs/TwistStamped, header.stamp = origin camera stamp), /diagnostics.
-Parameters: models_dir, use_cuda, ego_model (all read-only).
+Parameters: models_dir, use_cuda, ego_model, latent_source (all read-only). latent_source: the
+            encoder whose latent the policy reads ("encoder" or "world_encoder"); it must equal
+            perception's encoder_model and the latent the policy was trained on (the manifest's
+            models.habitual.trained.data.latent_source), else the node refuses to start.
 """
 from __future__ import annotations
 
@@ -25,8 +28,12 @@ class HabitualNode(Node):
         models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models",
                              read_only=True) or str(data_path("models"))
         use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
+        latent_source = declare(self, "latent_source", "encoder",
+                                "latent the policy reads: 'encoder' or 'world_encoder' (= perception's encoder_model)",
+                                read_only=True)
         ego = declare_ego_model(self)
-        model, action_scale, speed_norm = load_habitual(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot)
+        model, action_scale, speed_norm = load_habitual(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot,
+                                                        latent_source=latent_source)
         self.core = HabitualPolicy(model, action_scale, speed_norm)
         self.count = 0
         self.rejected = 0

@@ -1,20 +1,38 @@
-"""Train the perception encoder and the habitual policy: behaviour cloning + DAgger, ONNX export.
+"""Train the habitual (Mode-1) policy by behaviour cloning + DAgger and export it to ONNX.
 
-``hjepa-agent train habitual [--episodes N] [--dagger-rounds K] [--out DIR] [--quick]``
-(also ``python -m hjepa_agent.train.habitual``):
+``hjepa-agent train habitual [--latent encoder|world] [--world-models DIR] [--episodes N]
+[--dagger-rounds K] [--out DIR] [--quick]`` (also ``python -m hjepa_agent.train.habitual``).
+
+The policy's input is :func:`hjepa_agent.core.types.habitual_features`: concat(head (21:
+goal, speeds, scan sectors / range max), latent (16)). ``--latent`` picks where the latent
+comes from; it must match what perception computes at run time (its ``encoder_model``):
+
+* ``encoder`` (default): a small image encoder (encoder.onnx) is trained jointly with
+  the policy, end to end, with an auxiliary scan head:
+  loss = wBC + SCAN_LOSS_WEIGHT * MSE(scan_head(latent), scan sectors / range max).
+  encoder.onnx and habitual.onnx are exported and manifest.yaml is rewritten.
+* ``world``: the latent is the learned JEPA world encoder's (world_encoder.onnx of
+  ``--world-models``, default: ``--out``), FROZEN and run through ONNX Runtime exactly as
+  perception runs it with encoder_model=world_encoder: inputs the image and the scan
+  sectors / SCAN_RANGE_MAX_M (equal to the head's scan features). Each sample is encoded
+  once (batched; cached) and only the policy is trained, loss = wBC. Only habitual.onnx
+  is exported; manifest.yaml is merged: every other entry is kept as it is.
+
+Either way the habitual entry of the manifest records ``data.latent_source`` (``encoder``
+or ``world_encoder``) and the sha256 of that encoder (``data.latent_encoder_sha256``);
+:func:`hjepa_agent.core.models.load_habitual` refuses a policy whose latent source differs
+from the habitual node's ``latent_source`` parameter.
 
 1. Round 0: the scripted expert drives N episodes per scenario; every tick is recorded.
-2. Encoder, policy and the auxiliary scan head are trained jointly end to end:
-   loss = wMSE(policy(concat(head, encoder(image))), expert action / action_scale)
-          + SCAN_LOSS_WEIGHT * MSE(scan_head(latent), scan sectors / range max),
-   the BC error of states near an obstacle weighted NEAR_WEIGHT times.
+2. Training: wBC = MSE(policy(features), expert action / action_scale), the error of
+   states near an obstacle weighted NEAR_WEIGHT times (plus the scan loss, see above).
 3. DAgger, rounds 1..K: the policy of round k-1 drives fresh seeds, mixed with the
    expert (beta = 0.5^k), then alone (beta = 0; its success rate is reported per
    round); every visited state is labelled by the expert; the data are aggregated
    and training goes on (learning rate decays 0.6x per round, floor 0.2x).
 4. The final policy is evaluated through the exported ONNX models on fresh seeds,
-   exactly as the runtime computes its features; encoder.onnx, habitual.onnx and
-   manifest.yaml are written to --out.
+   exactly as the runtime computes its features; the models and manifest.yaml are
+   written to --out.
 """
 from __future__ import annotations
 
@@ -28,8 +46,8 @@ import numpy as np
 import torch
 
 from hjepa_agent.config.ego_model import load_ego_model
-from hjepa_agent.core.models import OnnxModel, load_manifest
-from hjepa_agent.core.types import N_LATENT, SCAN_RANGE_MAX_M
+from hjepa_agent.core.models import OnnxModel, load_manifest, sha256_file
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M
 from hjepa_agent.paths import data_path, share_dir
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenarios
@@ -37,7 +55,7 @@ from hjepa_agent.sim.world import SimWorld
 from hjepa_agent.train.collect import Limits, PolicyFn, Samples, run_many, success_table
 from hjepa_agent.train.export import setup_training_logging, export_onnx
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
-from hjepa_agent.train.nets import N_HEAD_FEATURES, AgentNet
+from hjepa_agent.train.nets import N_HEAD_FEATURES, AgentNet, HabitualPolicy
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +69,13 @@ EVAL_SEED_BASE = 100_000
 """Seeds of DAgger round k are EVAL_SEED_BASE * k + i; round-0 expert seeds are 0..N-1."""
 FINAL_SEED_BASE = 900_000
 """Seeds of the final ONNX evaluation, never trained on."""
+HEAD_SCAN = slice(N_HEAD_FEATURES - N_SCAN_BINS, N_HEAD_FEATURES)
+"""The scan sectors / SCAN_RANGE_MAX_M inside the head features (habitual_features): the very
+array perception gives the world encoder as its ``scan`` input (scan_to_bins already clips
+to SCAN_RANGE_MAX_M, so clip(bins, 0, max) / max == bins / max)."""
+LATENT_SOURCES = {"encoder": "encoder", "world": "world_encoder"}
+"""--latent value -> the model (manifest entry, perception's encoder_model) giving the latent."""
+ENCODE_BATCH = 256
 
 
 def _batches(n: int, batch: int, rng: np.random.Generator, shuffle: bool) -> list[np.ndarray]:
@@ -58,22 +83,39 @@ def _batches(n: int, batch: int, rng: np.random.Generator, shuffle: bool) -> lis
     return [idx[i:i + batch] for i in range(0, n, batch)]
 
 
+def _weighted_bc(action: torch.Tensor, target: torch.Tensor, scan_t: torch.Tensor) -> torch.Tensor:
+    # States close to an obstacle weigh more: that is where a wrong action ends the episode.
+    near = (scan_t.min(dim=1).values * SCAN_RANGE_MAX_M < NEAR_M).float()
+    weight = 1.0 + (NEAR_WEIGHT - 1.0) * near
+    err = (action - target).pow(2).mean(dim=1)
+    return (weight * err).sum() / weight.sum()
+
+
 def _loss(net: AgentNet, arr: dict[str, np.ndarray], sel: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     image = torch.from_numpy(arr["images"][sel]).float().mul_(1.0 / 255.0)
     action, scan = net(torch.from_numpy(arr["head"][sel]), image)
     scan_t = torch.from_numpy(arr["scan"][sel])
-    # States close to an obstacle weigh more: that is where a wrong action ends the episode.
-    near = (scan_t.min(dim=1).values * SCAN_RANGE_MAX_M < NEAR_M).float()
-    weight = 1.0 + (NEAR_WEIGHT - 1.0) * near
-    err = (action - torch.from_numpy(arr["action"][sel])).pow(2).mean(dim=1)
-    bc = (weight * err).sum() / weight.sum()
+    bc = _weighted_bc(action, torch.from_numpy(arr["action"][sel]), scan_t)
     aux = torch.nn.functional.mse_loss(scan, scan_t)
     return bc, aux
 
 
-def train_epochs(net: AgentNet, opt: torch.optim.Optimizer, data: Samples, epochs: int, seed: int,
-                 batch: int = 128, val_frac: float = 0.1) -> dict[str, float]:
-    """Train jointly for ``epochs`` on ``data`` (split by episode into train/val).
+def _policy_loss(net: HabitualPolicy, arr: dict[str, np.ndarray], sel: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Policy alone on concat(head, cached latent); no auxiliary loss (returned as 0)."""
+    features = torch.from_numpy(np.concatenate([arr["head"][sel], arr["latent"][sel]], axis=1))
+    action = net(features)
+    bc = _weighted_bc(action, torch.from_numpy(arr["action"][sel]), torch.from_numpy(arr["scan"][sel]))
+    return bc, torch.zeros(())
+
+
+def train_epochs(net: AgentNet | HabitualPolicy, opt: torch.optim.Optimizer, data: Samples, epochs: int,
+                 seed: int, batch: int = 128, val_frac: float = 0.1,
+                 latent: np.ndarray | None = None) -> dict[str, float]:
+    """Train for ``epochs`` on ``data`` (split by episode into train/val).
+
+    latent None: ``net`` is an AgentNet, trained jointly (BC + scan loss). Otherwise
+    ``latent`` (len(data), N_LATENT) holds each sample's frozen latent and ``net`` is a
+    HabitualPolicy trained on concat(head, latent) (BC only; no scan keys are returned).
 
     Returns {"train_bc", "train_scan", "val_bc", "val_scan", "val_loss", "samples"} (losses: MSE
     of normalised quantities, last epoch)."""
@@ -81,6 +123,11 @@ def train_epochs(net: AgentNet, opt: torch.optim.Optimizer, data: Samples, epoch
 
     torch.set_num_threads(TRAIN_THREADS)
     arr = data.arrays()
+    loss_fn = _loss
+    if latent is not None:
+        if latent.shape != (len(data), N_LATENT):
+            raise ValueError(f"latent has shape {latent.shape}, expected ({len(data)}, {N_LATENT})")
+        arr["latent"], loss_fn = latent.astype(np.float32, copy=False), _policy_loss
     rng = np.random.default_rng(seed)
     episodes = np.unique(arr["episode"])
     n_val = max(1, int(round(val_frac * len(episodes)))) if len(episodes) > 1 else 0
@@ -92,7 +139,7 @@ def train_epochs(net: AgentNet, opt: torch.optim.Optimizer, data: Samples, epoch
         net.train()
         sums = np.zeros(2)
         for b in _batches(len(train_idx), batch, rng, shuffle=True):
-            bc, aux = _loss(net, arr, train_idx[b])
+            bc, aux = loss_fn(net, arr, train_idx[b])
             opt.zero_grad()
             (bc + SCAN_LOSS_WEIGHT * aux).backward()
             opt.step()
@@ -102,11 +149,15 @@ def train_epochs(net: AgentNet, opt: torch.optim.Optimizer, data: Samples, epoch
     sums = np.zeros(2)
     with torch.no_grad():
         for b in _batches(len(val_idx), 512, rng, shuffle=False):
-            bc, aux = _loss(net, arr, val_idx[b])
+            bc, aux = loss_fn(net, arr, val_idx[b])
             sums += [bc.item() * len(b), aux.item() * len(b)]
     n = max(len(val_idx), 1)
     out["val_bc"], out["val_scan"] = float(sums[0] / n), float(sums[1] / n)
     out["val_loss"] = out["val_bc"] + SCAN_LOSS_WEIGHT * out["val_scan"]
+    if latent is not None:
+        for key in ("train_scan", "val_scan"):
+            del out[key]
+        out["val_loss"] = out["val_bc"]
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in out.items()}
 
 
@@ -132,12 +183,59 @@ def onnx_policy(encoder: OnnxModel, habitual: OnnxModel) -> PolicyFn:
     return act
 
 
-def _time_per_call_us(model: OnnxModel, shape: tuple[int, ...], n: int = 500) -> float:
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+def world_latent(world_encoder: OnnxModel, head: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The latent perception computes with encoder_model=world_encoder: (N, N_LATENT) from
+    image (N, 3, 64, 64) float32 in [0, 1] and head (N, 21) (its scan part is the ``scan`` input)."""
+    return world_encoder(image, np.ascontiguousarray(head[:, HEAD_SCAN]))
+
+
+class LatentCache:
+    """Frozen world-encoder latents of a growing Samples set: each sample is encoded once, batched."""
+
+    def __init__(self, world_encoder: OnnxModel, batch: int = ENCODE_BATCH) -> None:
+        self.world_encoder = world_encoder
+        self.batch = batch
+        self.parts: list[np.ndarray] = []
+        self.n = 0
+
+    def latents(self, data: Samples) -> np.ndarray:
+        """(len(data), N_LATENT) float32; encodes only the samples added since the last call."""
+        for i in range(self.n, len(data), self.batch):
+            j = min(i + self.batch, len(data))
+            image = np.stack(data.images[i:j]).astype(np.float32) * (1.0 / 255.0)  # as preprocess_image
+            self.parts.append(world_latent(self.world_encoder, np.stack(data.head[i:j]), image))
+            self.n = j
+        if len(self.parts) > 1:
+            self.parts = [np.concatenate(self.parts)]
+        return self.parts[0] if self.parts else np.zeros((0, N_LATENT), np.float32)
+
+
+def world_torch_policy(policy: HabitualPolicy, world_encoder: OnnxModel) -> PolicyFn:
+    """Rollout policy in --latent world: latent by the ONNX world encoder, action by the torch policy."""
+    def act(head: np.ndarray, image: np.ndarray) -> np.ndarray:
+        z = world_latent(world_encoder, head[None], image)[0]
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            a = policy(torch.from_numpy(np.concatenate([head, z])[None]))
+        return a[0].numpy()
+    return act
+
+
+def onnx_world_policy(world_encoder: OnnxModel, habitual: OnnxModel) -> PolicyFn:
+    """The runtime's path with encoder_model=world_encoder: features = concat(head, world latent)."""
+    def act(head: np.ndarray, image: np.ndarray) -> np.ndarray:
+        z = world_latent(world_encoder, head[None], image)[0]
+        return habitual(np.concatenate([head, z])[None])[0]
+    return act
+
+
+def _time_per_call_us(model: OnnxModel, shape: tuple[int, ...] | list[tuple[int, ...]], n: int = 500) -> float:
+    rng = np.random.default_rng(0)
+    xs = [rng.random(sh, dtype=np.float32) for sh in (shape if isinstance(shape, list) else [shape])]
     times = []
     for _ in range(n):
         t = time.perf_counter()
-        model(x)
+        model(*xs)
         times.append(time.perf_counter() - t)
     return round(float(np.median(times)) * 1e6, 1)
 
@@ -166,6 +264,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ego", type=Path, default=None, help="ego model YAML")
     ap.add_argument("--scenarios", type=Path, default=None, help="scenario YAML or directory")
     ap.add_argument("--max-episode-s", type=float, default=None, help="cut episodes short (default: scenario limit)")
+    ap.add_argument("--latent", choices=sorted(LATENT_SOURCES), default="encoder",
+                    help="encoder: train an image encoder jointly (encoder.onnx); world: use the frozen JEPA "
+                         "world_encoder.onnx of --world-models and train the policy only")
+    ap.add_argument("--world-models", type=Path, default=None,
+                    help="--latent world: models dir holding world_encoder.onnx and its manifest (default: --out)")
     ap.add_argument("--quick", action="store_true", help="tiny data, 1 epoch, 1 round, 5 s episodes (tests)")
     args = ap.parse_args(argv)
     if args.quick:
@@ -176,13 +279,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.dagger_rounds < 0:
         ap.error(f"--dagger-rounds must be >= 0, got {args.dagger_rounds}")
+    if args.world_models is not None and args.latent != "world":
+        ap.error("--world-models needs --latent world")
     return args
+
+
+def _load_world_encoder(args: argparse.Namespace, out: Path, robot: str) -> tuple[OnnxModel, Path]:
+    """--latent world: the checked world encoder (CPU) of --world-models (default --out) and its dir."""
+    world_dir = Path(args.world_models or out)
+    enc = OnnxModel(world_dir, "world_encoder", load_manifest(world_dir), ["CPUExecutionProvider"],
+                    expected_robot=robot)
+    if world_dir.resolve() != out.resolve():
+        out_entry = load_manifest(out).models.get("world_encoder") if (out / "manifest.yaml").is_file() else None
+        if out_entry is None or out_entry.sha256 != enc.entry.sha256:
+            log.warning("%s has no world_encoder identical to %s's: the runtime will need that world encoder "
+                        "next to this habitual.onnx (copy it with its manifest entry)", out, world_dir)
+    return enc, world_dir
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run collection, training, DAgger, export and the final evaluation; returns the metrics."""
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
+    world_mode = getattr(args, "latent", "encoder") == "world"
     robot_path = args.robot or data_path("config", "robots", "diffbot.yaml")
     ego_path = args.ego or data_path("config", "ego_model.yaml")
     scen_path = args.scenarios or data_path("config", "scenarios")
@@ -190,9 +309,20 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     robot, ego, scenarios = load_robot_description(robot_path), load_ego_model(ego_path), load_scenarios(scen_path)
     limits = Limits.from_ego(ego)
-    net = AgentNet()
+    if world_mode:
+        world_enc, world_dir = _load_world_encoder(args, out, ego.robot)
+        cache = LatentCache(world_enc)
+        net: AgentNet | HabitualPolicy = HabitualPolicy()
+        log.info("latent: frozen world encoder %s (sha256 %s...)", world_enc.path, world_enc.entry.sha256[:12])
+    else:
+        net = AgentNet()
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+
+    def rollout_policy() -> PolicyFn:
+        return world_torch_policy(net, world_enc) if world_mode else torch_policy(net)
+
     rounds: list[dict[str, Any]] = []
+    encode_s = 0.0
     with SimWorld(robot) as world:
         seeds = list(range(args.episodes))
         results, data = run_many(world, ego, scenarios, seeds, limits, desc="expert",
@@ -204,8 +334,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         for k in range(args.dagger_rounds + 1):
             for group in opt.param_groups:
                 group["lr"] = args.lr * max(0.2, 0.6 ** k)
+            latent = None
+            if world_mode:
+                t = time.perf_counter()
+                latent = cache.latents(data)
+                encode_s += time.perf_counter() - t
             t = time.perf_counter()
-            fit = train_epochs(net, opt, data, args.epochs, seed=args.seed + k)
+            fit = train_epochs(net, opt, data, args.epochs, seed=args.seed + k, latent=latent)
             record: dict[str, Any] = {"round": k, "train_s": round(time.perf_counter() - t, 1),
                                       "lr": round(opt.param_groups[0]["lr"], 6), **fit}
             if k < args.dagger_rounds:
@@ -215,28 +350,37 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 beta = 0.5 ** (k + 1)
                 base = EVAL_SEED_BASE * (k + 1)
                 mixed_res, mixed = run_many(world, ego, scenarios, [base + i for i in range(args.dagger_episodes)], limits,
-                                    torch_policy(net), beta=beta, desc=f"dagger {k + 1} (beta {beta:.2f})",
+                                    rollout_policy(), beta=beta, desc=f"dagger {k + 1} (beta {beta:.2f})",
                                     max_time_s=args.max_episode_s)
                 res, alone = run_many(world, ego, scenarios,
                                       [base + 500 + i for i in range(args.dagger_episodes)], limits,
-                                      torch_policy(net), beta=0.0, desc=f"policy {k}",
+                                      rollout_policy(), beta=0.0, desc=f"policy {k}",
                                       max_time_s=args.max_episode_s)
                 for batch, n_batch in ((mixed, len(mixed_res)), (alone, len(res))):
                     data.extend(batch, episode_offset=n_eps)
                     n_eps += n_batch
                 record["beta_next"] = beta
                 record["policy_success"] = success_table(res)
-                log.info("round %d: val_bc %.4f val_scan %.4f; policy success %.2f (collisions %d) on %d episodes",
-                         k, fit["val_bc"], fit["val_scan"], record["policy_success"]["all"]["success_rate"],
+                log.info("round %d: val_bc %.4f val_scan %s; policy success %.2f (collisions %d) on %d episodes",
+                         k, fit["val_bc"], f"{fit['val_scan']:.4f}" if "val_scan" in fit else "-",
+                         record["policy_success"]["all"]["success_rate"],
                          record["policy_success"]["all"]["collisions"], len(res))
             rounds.append(record)
     train_s = time.perf_counter() - t0
 
     net.eval()
-    parity = {"encoder": export_onnx(net.encoder, torch.rand(1, 3, 64, 64), out / "encoder.onnx",
-                                     ["image"], ["latent"]),
-              "habitual": export_onnx(net.policy, torch.rand(1, N_HEAD_FEATURES + N_LATENT), out / "habitual.onnx",
-                                      ["features"], ["action"], low=-1.0, high=1.0)}
+    if world_mode:
+        parity = {"habitual": export_onnx(net, torch.rand(1, N_HEAD_FEATURES + N_LATENT), out / "habitual.onnx",
+                                          ["features"], ["action"], low=-1.0, high=1.0)}
+        latent_desc = {"latent_source": LATENT_SOURCES["world"], "latent_encoder_sha256": world_enc.entry.sha256,
+                       "world_models": _rel(world_dir)}
+    else:
+        parity = {"encoder": export_onnx(net.encoder, torch.rand(1, 3, 64, 64), out / "encoder.onnx",
+                                         ["image"], ["latent"]),
+                  "habitual": export_onnx(net.policy, torch.rand(1, N_HEAD_FEATURES + N_LATENT), out / "habitual.onnx",
+                                          ["features"], ["action"], low=-1.0, high=1.0)}
+        latent_desc = {"latent_source": LATENT_SOURCES["encoder"],
+                       "latent_encoder_sha256": sha256_file(out / "encoder.onnx")}
     data_desc = {"scenarios": [s.name for s in scenarios], "robot_description": _rel(robot_path),
                  "ego_model": _rel(ego_path), "expert_episodes_per_scenario": args.episodes,
                  "expert_seeds": f"0..{args.episodes - 1}", "dagger_rounds": args.dagger_rounds,
@@ -244,32 +388,48 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                  "dagger_seeds": f"{EVAL_SEED_BASE}*round + 0..{args.dagger_episodes - 1} (beta-mix, "
                                  f"beta = 0.5^round), + 500.. (policy alone)",
                  "samples": len(data), "control_hz": 10, "quick": bool(args.quick)}
+    hab_data = {**data_desc, **latent_desc}
     metrics: dict[str, Any] = {"train_time_s": round(train_s, 1), "expert_success": expert_table,
                                "rounds": rounds, "onnx_parity_max_abs_err": parity, "epochs_per_round": args.epochs}
-    enc_metrics = {"trained_jointly_with": "habitual (its metrics hold the full record)",
-                   "val_scan_mse": rounds[-1]["val_scan"], "onnx_parity_max_abs_err": parity["encoder"]}
-    records = [ModelRecord("encoder", "encoder.onnx", {"data": data_desc, "metrics": enc_metrics}),
-               ModelRecord("habitual", "habitual.onnx", {"data": data_desc, "metrics": metrics})]
-    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale)
+    if world_mode:
+        metrics["world_encode_s"] = round(encode_s, 1)
+        records = [ModelRecord("habitual", "habitual.onnx", {"data": hab_data, "metrics": metrics})]
+        enc_metrics: dict[str, Any] = {}
+    else:
+        enc_metrics = {"trained_jointly_with": "habitual (its metrics hold the full record)",
+                       "val_scan_mse": rounds[-1]["val_scan"], "onnx_parity_max_abs_err": parity["encoder"]}
+        records = [ModelRecord("encoder", "encoder.onnx", {"data": data_desc, "metrics": enc_metrics}),
+                   ModelRecord("habitual", "habitual.onnx", {"data": hab_data, "metrics": metrics})]
+    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=world_mode)
 
     # Final evaluation through the exported models, as the runtime runs them.
     manifest = load_manifest(out)
-    enc = OnnxModel(out, "encoder", manifest, ["CPUExecutionProvider"], expected_robot=ego.robot)
     hab = OnnxModel(out, "habitual", manifest, ["CPUExecutionProvider"], expected_robot=ego.robot)
+    if world_mode:
+        final_policy = onnx_world_policy(world_enc, hab)
+    else:
+        enc = OnnxModel(out, "encoder", manifest, ["CPUExecutionProvider"], expected_robot=ego.robot)
+        final_policy = onnx_policy(enc, hab)
     with SimWorld(robot) as world:
         seeds = [FINAL_SEED_BASE + i for i in range(args.final_episodes)]
-        res, _ = run_many(world, ego, scenarios, seeds, limits, onnx_policy(enc, hab), beta=0.0,
+        res, _ = run_many(world, ego, scenarios, seeds, limits, final_policy, beta=0.0,
                           desc="final (onnx)", record=False, max_time_s=args.max_episode_s)
     metrics["final_onnx_success"] = success_table(res)
     metrics["final_seeds"] = f"{FINAL_SEED_BASE} + 0..{args.final_episodes - 1}"
-    metrics["onnx_us_per_call"] = {"encoder": _time_per_call_us(enc, (1, 3, 64, 64)),
-                                   "habitual": _time_per_call_us(hab, (1, N_HEAD_FEATURES + N_LATENT))}
-    enc_metrics["onnx_us_per_call"] = metrics["onnx_us_per_call"]["encoder"]
+    if world_mode:
+        metrics["onnx_us_per_call"] = {
+            "world_encoder": _time_per_call_us(world_enc, [(1, 3, 64, 64), (1, N_SCAN_BINS)]),
+            "habitual": _time_per_call_us(hab, (1, N_HEAD_FEATURES + N_LATENT))}
+    else:
+        metrics["onnx_us_per_call"] = {"encoder": _time_per_call_us(enc, (1, 3, 64, 64)),
+                                       "habitual": _time_per_call_us(hab, (1, N_HEAD_FEATURES + N_LATENT))}
+        enc_metrics["onnx_us_per_call"] = metrics["onnx_us_per_call"]["encoder"]
     metrics["total_time_s"] = round(time.perf_counter() - t0, 1)
-    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale)  # sha256 unchanged
-    log.info("final ONNX policy: success %.2f, collisions %d over %d episodes; total %.0f s",
-             metrics["final_onnx_success"]["all"]["success_rate"], metrics["final_onnx_success"]["all"]["collisions"],
-             len(res), metrics["total_time_s"])
+    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale,
+                   merge=world_mode)  # sha256 unchanged
+    log.info("final ONNX policy (latent: %s): success %.2f, collisions %d over %d episodes; total %.0f s",
+             hab_data["latent_source"], metrics["final_onnx_success"]["all"]["success_rate"],
+             metrics["final_onnx_success"]["all"]["collisions"], len(res), metrics["total_time_s"])
     return metrics
 
 

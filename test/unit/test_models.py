@@ -141,3 +141,43 @@ def test_provider_selection_logs_one_line_and_never_lies(caplog: pytest.LogCaptu
     assert len(lines) == 1 and lines[0].getMessage().startswith("CUDA not usable (")
     assert lines[0].getMessage().endswith("running on CPU") and why.startswith("cpu (")
     assert select_providers(prefer_cuda=False)[0] == CPU
+
+
+def test_load_habitual_latent_source(models_dir: Path) -> None:
+    """No record means the policy reads 'encoder' (the old default); a differing record is refused."""
+    from hjepa_agent.core.models import load_habitual
+    model, scale, norm = load_habitual(models_dir, prefer_cuda=False, latent_source="encoder")
+    assert scale == (0.6, 1.8) and norm == (0.8, 2.0)
+    with pytest.raises(ModelMismatchError,
+                       match=r"trained on the 'encoder' latent.*latent_source is 'world_encoder'.*"
+                             r"encoder_model both to 'encoder'.*train habitual --latent world"):
+        load_habitual(models_dir, prefer_cuda=False, latent_source="world_encoder")
+    with pytest.raises(ValueError, match="latent_source must be one of"):
+        load_habitual(models_dir, prefer_cuda=False, latent_source="world")
+
+    def record(doc: dict) -> None:
+        doc["models"]["habitual"]["trained"] = {"data": {"latent_source": "world_encoder",
+                                                         "latent_encoder_sha256": "ab" * 32}}
+    edit_manifest(models_dir, record)
+    with pytest.raises(ModelMismatchError, match=r"trained on the 'world_encoder' latent.*"
+                                                 r"latent_source is 'encoder'.*train habitual --latent encoder"):
+        load_habitual(models_dir, prefer_cuda=False)
+    # No world_encoder in this manifest: the recorded sha256 cannot be compared; the source matches.
+    assert load_habitual(models_dir, prefer_cuda=False, latent_source="world_encoder")[0].name == "habitual"
+
+
+def test_load_habitual_refuses_a_changed_encoder(models_dir: Path) -> None:
+    from hjepa_agent.core.models import load_habitual
+
+    def record(doc: dict) -> None:
+        doc["models"]["habitual"]["trained"] = {"data": {"latent_source": "encoder",
+                                                         "latent_encoder_sha256": "ab" * 32}}
+    edit_manifest(models_dir, record)
+    with pytest.raises(ModelMismatchError, match=r"trained on encoder sha256 abababababab.*changed since.*"
+                                                 r"--latent encoder"):
+        load_habitual(models_dir, prefer_cuda=False)
+
+    def good(doc: dict) -> None:
+        doc["models"]["habitual"]["trained"]["data"]["latent_encoder_sha256"] = doc["models"]["encoder"]["sha256"]
+    edit_manifest(models_dir, good)
+    assert load_habitual(models_dir, prefer_cuda=False)[0].name == "habitual"

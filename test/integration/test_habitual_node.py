@@ -1,0 +1,22 @@
+"""The habitual node refuses at start a policy trained on another latent than its latent_source."""
+import pytest
+from rcl_interfaces.msg import ParameterType
+from rclpy.parameter import Parameter
+
+from hjepa_agent.core.models import ModelMismatchError
+from hjepa_agent.nodes.habitual import HabitualNode
+
+
+def test_latent_source_is_read_only_and_checked_at_start(ros_context):
+    node = HabitualNode(context=ros_context)
+    try:
+        assert node.get_parameter("latent_source").value == "encoder"
+        desc = node.describe_parameter("latent_source")
+        assert desc.read_only and desc.type == ParameterType.PARAMETER_STRING and "world_encoder" in desc.description
+        assert not node.set_parameters([Parameter("latent_source", value="world_encoder")])[0].successful
+    finally:
+        node.destroy_node()
+    # The shipped policy was trained on the behaviour-cloned encoder's latent.
+    with pytest.raises(ModelMismatchError, match=r"latent_source is 'world_encoder'.*--latent world"):
+        HabitualNode(context=ros_context,
+                     parameter_overrides=[Parameter("latent_source", value="world_encoder")])
