@@ -1,4 +1,5 @@
-"""World-state estimator (foundation version): an honest filter, no learned model yet.
+"""World-state estimator: an EKF for the base, and either the foundation latent filter or the
+learned world model (JEPA encoder + predictor ensemble) for the latent.
 
 * Base state [x, y, yaw, v, w] is an extended Kalman filter with a unicycle
   process model, corrected by odometry (its covariance when given).
@@ -10,18 +11,26 @@
   fresh scan (zero range) get a large variance.
 * ``ambiguity`` is a scalar read off that uncertainty: the latent's RMS
   innovation relative to ``latent_nominal_std`` plus ``quality_weight`` times the
-  image-quality deficit plus the position standard deviation in metres. The learned world model
-  (ensemble disagreement) replaces this in its own issue.
+  image-quality deficit plus the position standard deviation in metres.
+* Learned mode (``latent_filter`` and ``scorer`` set, the estimator node's ``world_model: true``):
+  the latent is the posterior mean of core.world_model.LatentFilter (predictor-ensemble prior from
+  the last command, encoder measurement) and its variance the filter's, which carries both the
+  calibrated sensor noise and the ensemble disagreement. The latent term of ``ambiguity`` is then
+  ``ambiguity_fn(scores)`` of core.world_model.OnlineScores (ensemble disagreement, latent density,
+  surprise, image stillness, image noise, appearance, each standardised by its nominal statistics, max,
+  scaled so 1.0 is the 99.9th percentile of nominal frames) — the same numbers
+  `hjepa-agent eval world-model` reports AUROCs for.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept, WorldState
-from hjepa_agent.core.world_model import LatentFilter
+from hjepa_agent.core.world_model import LatentFilter, OnlineScores
 
 
 def wrap_angle(a: float) -> float:
@@ -67,6 +76,11 @@ class Estimator:
     action: np.ndarray | None = None
     """Last commanded action (2,), normalised by the hard velocity limits; the filter's a_{t-1}."""
     latent_ambiguity: float = 1.0
+    scorer: OnlineScores | None = None
+    """Learned mode: per-frame ambiguity scores (see the module docstring)."""
+    ambiguity_fn: Callable[[dict[str, float]], float] | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    """The latest frame's scores (learned mode), for diagnostics."""
 
     def _predict(self, t_s: float) -> None:
         if self.t_s is None:
@@ -128,11 +142,18 @@ class Estimator:
         self._predict(p.stamp_s)
         if self.latent_filter is not None:
             first = self.latent_filter.mean is None
-            mean, var = self.latent_filter.step(p.latent, None if first else
-                                                (self.action if self.action is not None else np.zeros(2)))
-            r = np.asarray(self.latent_filter.cal.r)
-            self.latent_ambiguity = (math.sqrt(float(np.mean(self.latent_filter.disagreement / r)))
-                                     + math.sqrt(self.latent_filter.nis))
+            a_prev = None if first else (self.action if self.action is not None else np.zeros(2, np.float32))
+            mean, var = self.latent_filter.step(p.latent, a_prev)
+            if self.scorer is not None and self.ambiguity_fn is not None:
+                self.scores = self.scorer.step(p.latent, a_prev, p.noise_log, p.appearance_log, p.image_change)
+                learned = self.ambiguity_fn(self.scores)
+                if not math.isfinite(learned):
+                    raise ValueError(f"world-model ambiguity is not finite: scores {self.scores}")
+                self.latent_ambiguity = learned
+            else:
+                r = np.asarray(self.latent_filter.cal.r)
+                self.latent_ambiguity = (math.sqrt(float(np.mean(self.latent_filter.disagreement / r)))
+                                         + math.sqrt(self.latent_filter.nis))
             self.latent, self.latent_var = mean.astype(np.float32), var
             self.scan_bins = p.scan_bins.astype(np.float32)
             self.quality = float(p.quality)

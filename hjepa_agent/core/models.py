@@ -431,22 +431,9 @@ def load_world_encoder(models_dir: str | Path, prefer_cuda: bool = True,
                      expected_robot=expected_robot)
 
 
-def load_world_predictor(models_dir: str | Path, prefer_cuda: bool = True, expected_robot: str | None = None
-                         ) -> tuple[OnnxModel, dict[str, np.ndarray], tuple[float, float]]:
-    """The checked predictor ensemble (latent (N, 16), action (N, 2) -> (N, M, 16)), its calibration
-    {"s_pred": (16,), "r": (16,)} from WORLD_CALIBRATION_FILE, and the action normalisation (m/s, rad/s)."""
-    model = OnnxModel(models_dir, "world_predictor", providers=select_providers(prefer_cuda)[0],
-                      expected_robot=expected_robot)
-    path = Path(models_dir) / WORLD_CALIBRATION_FILE
-    data = read_yaml(path)
-    cal = {}
-    for key in ("s_pred", "r"):
-        v = np.asarray(data.get(key, []), dtype=np.float64)
-        if v.shape != (N_LATENT,) or not np.all(np.isfinite(v)) or np.any(v < 0):
-            raise ModelMismatchError(f"{path}: {key} must be {N_LATENT} finite values >= 0; "
-                                     "retrain with `hjepa-agent train world-model`")
-        cal[key] = v
-    norm = model.manifest.observation.get("speed_norm")
+def world_action_norm(predictor: OnnxModel) -> tuple[float, float]:
+    """(m/s, rad/s) the predictor's actions are divided by (the manifest's observation.speed_norm)."""
+    norm = predictor.manifest.observation.get("speed_norm")
     if not (isinstance(norm, (list, tuple)) and len(norm) == 2):
-        raise ModelMismatchError(f"{model.manifest.path}: observation.speed_norm missing; {RETRAIN_HINT}")
-    return model, cal, (float(norm[0]), float(norm[1]))
+        raise ModelMismatchError(f"{predictor.manifest.path}: observation.speed_norm missing; {RETRAIN_HINT}")
+    return (float(norm[0]), float(norm[1]))

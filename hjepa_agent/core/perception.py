@@ -7,7 +7,7 @@ OpenCV does the preprocessing; the encoder is an ONNX model run through
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import cv2
@@ -113,6 +113,17 @@ def image_quality(rgb: np.ndarray, previous: np.ndarray | None) -> tuple[float, 
     return 1.0, ""
 
 
+IMAGE_STILL_K = 10
+"""Frames between the two images of :func:`image_change` (1 s at the 10 Hz camera)."""
+
+
+def image_change(now: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Mean absolute difference (grey levels) between images (..., 3, H, W) uint8 taken IMAGE_STILL_K
+    frames apart; shape (...) (a float for single images). A frozen camera gives exactly 0."""
+    d = np.abs(np.asarray(now, np.float32) - np.asarray(before, np.float32)).mean(axis=(-3, -2, -1))
+    return d if np.ndim(d) else float(d)
+
+
 class Encoder(Protocol):
     """Maps (1, 3, 64, 64) float32 [and, for the world encoder, (1, N_SCAN_BINS) scan / range max]
     to (1, N_LATENT) float32."""
@@ -129,9 +140,14 @@ class Perception:
 
     encoder: Encoder
     encoder_reads_scan: bool = False
+    appearance_stats: tuple[np.ndarray, np.ndarray] | None = None
+    """(mean (14,), precision (14, 14)) of appearance_features on the world model's training images:
+    with them each percept carries appearance_log; without, 0.0."""
     scan_bins: np.ndarray | None = None
     scan_stamp_s: float = -math.inf
     _previous: np.ndarray | None = None
+    _history: list[np.ndarray] = field(default_factory=list)
+    """The last IMAGE_STILL_K preprocessed uint8 images, oldest first."""
 
     def on_scan(self, stamp_s: float, ranges: np.ndarray, angle_min: float, angle_increment: float,
                 range_min: float, range_max: float) -> None:
@@ -158,7 +174,15 @@ class Perception:
             raise ImageError(f"encoder returned shape {z.shape} or non-finite values")
         quality, _ = image_quality(rgb, self._previous)
         self._previous = rgb
-        return Percept(stamp_s, z, bins.copy(), quality)
+        image_u8 = (x[0] * 255.0 + 0.5).astype(np.uint8)  # exact: the training data's images
+        noise_log = math.log(float(image_noise_sigma(image_u8)) + 1e-3)
+        look = 0.0
+        if self.appearance_stats is not None:
+            d = appearance_features(image_u8) - self.appearance_stats[0]
+            look = math.log(float(d @ self.appearance_stats[1] @ d) + 1e-9)
+        change = image_change(image_u8, self._history[0]) if len(self._history) == IMAGE_STILL_K else -1.0
+        self._history = self._history[-(IMAGE_STILL_K - 1):] + [image_u8]
+        return Percept(stamp_s, z, bins.copy(), quality, noise_log, look, change)
 
 
 _NOISE_KERNEL_NORM = math.sqrt(math.pi / 2.0) / 6.0
@@ -182,8 +206,9 @@ def image_noise_sigma(images: np.ndarray) -> np.ndarray:
     return _NOISE_KERNEL_NORM * np.abs(resp).mean(axis=(-2, -1))
 
 
-APPEARANCE_FEATURES = ("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "chroma_r", "chroma_g",
-                       "saturation", "bright_p10", "bright_p50", "bright_p90", "edge", "floor_bright")
+APPEARANCE_FEATURES = (("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "chroma_r", "chroma_g",
+                        "saturation", "bright_p10", "bright_p50", "bright_p90", "edge", "floor_bright")
+                       + tuple(f"hue_{k}" for k in range(8)) + tuple(f"value_{k}" for k in range(4)))
 """Names of :func:`appearance_features`' columns."""
 
 
@@ -194,8 +219,9 @@ def appearance_features(images: np.ndarray) -> np.ndarray:
     look augmentation) but which say whether the camera sees a world like the training one:
     per-channel mean and std, mean chromaticity r/(r+g+b), g/(r+g+b), mean saturation
     (max - min channel), brightness percentiles 10/50/90, mean absolute horizontal gradient
-    (texture scale) and the mean brightness of the bottom quarter (the floor). All in [0, 1].
-    A single image (3, H, W) gives shape (14,)."""
+    (texture scale), the mean brightness of the bottom quarter (the floor), a saturation-weighted
+    histogram of hue (8 bins) and a histogram of HSV value (4 bins). All in [0, 1].
+    A single image (3, H, W) gives shape (26,)."""
     x = np.asarray(images, dtype=np.float32) / 255.0
     single = x.ndim == 3
     if single:
@@ -211,6 +237,13 @@ def appearance_features(images: np.ndarray) -> np.ndarray:
     pct = np.percentile(grey, (10, 50, 90), axis=1).T
     edge = np.abs(np.diff(x.mean(1), axis=2)).mean(axis=(1, 2))
     floor = x[:, :, -x.shape[2] // 4:].mean(axis=(1, 2, 3))
-    out = np.concatenate([flat.mean(2), flat.std(2), chroma, sat[:, None], pct, edge[:, None], floor[:, None]],
-                         axis=1).astype(np.float32)
+    hists = np.empty((n, 12), np.float32)
+    u8 = np.asarray(images, dtype=np.uint8).reshape(n, 3, x.shape[2], x.shape[3])
+    for i in range(n):
+        hsv = cv2.cvtColor(np.ascontiguousarray(u8[i].transpose(1, 2, 0)), cv2.COLOR_RGB2HSV).reshape(-1, 3)
+        h, sv, v = hsv[:, 0].astype(np.int64) * 8 // 180, hsv[:, 1] / 255.0, hsv[:, 2].astype(np.int64) * 4 // 256
+        hists[i, :8] = np.bincount(h % 8, weights=sv, minlength=8) / len(h)
+        hists[i, 8:] = np.bincount(v, minlength=4) / len(v)
+    out = np.concatenate([flat.mean(2), flat.std(2), chroma, sat[:, None], pct, edge[:, None], floor[:, None],
+                          hists], axis=1).astype(np.float32)
     return out[0] if single else out

@@ -53,27 +53,40 @@ class Percept:
     """What perception hands the estimator for one camera frame.
 
     latent: (N_LATENT,) encoder output; scan_bins: (N_SCAN_BINS,) metres, the
-    minimum range per sector of the latest scan; quality in [0, 1] (1 = clean image).
+    minimum range per sector of the latest scan; quality in [0, 1] (1 = clean image);
+    noise_log: log of the image's sensor-noise sigma (grey levels, core.perception.image_noise_sigma);
+    appearance_log: log Mahalanobis distance of the image's look under the world model's training
+    images (core.world_model.appearance_score), 0.0 when perception has no such statistics;
+    image_change: mean absolute grey-level change since the image IMAGE_STILL_K frames earlier
+    (core.perception.image_change), -1.0 until perception has seen that many frames.
     """
 
     stamp_s: float
     latent: np.ndarray
     scan_bins: np.ndarray
     quality: float
+    noise_log: float = 0.0
+    appearance_log: float = 0.0
+    image_change: float = -1.0
+
+    SIZE = N_LATENT + N_SCAN_BINS + 4
 
     def vector(self) -> np.ndarray:
-        """[latent (16), scan_bins (16), quality] as float32, shape (33,)."""
-        return np.concatenate([self.latent, self.scan_bins, [self.quality]]).astype(np.float32)
+        """[latent (16), scan_bins (16), quality, noise_log, appearance_log, image_change], float32 (36,)."""
+        return np.concatenate([self.latent, self.scan_bins, [self.quality, self.noise_log, self.appearance_log,
+                                                             self.image_change]]).astype(np.float32)
 
     @staticmethod
     def from_vector(stamp_s: float, v: np.ndarray) -> "Percept":
         """Inverse of :meth:`vector`; raises ValueError on a wrong size or non-finite values."""
         v = np.asarray(v, dtype=np.float32)
-        if v.shape != (N_LATENT + N_SCAN_BINS + 1,):
-            raise ValueError(f"percept vector has shape {v.shape}, expected ({N_LATENT + N_SCAN_BINS + 1},)")
+        if v.shape != (Percept.SIZE,):
+            raise ValueError(f"percept vector has shape {v.shape}, expected ({Percept.SIZE},)")
         if not np.all(np.isfinite(v)):
             raise ValueError("percept vector has non-finite values")
-        return Percept(stamp_s, v[:N_LATENT].copy(), v[N_LATENT:N_LATENT + N_SCAN_BINS].copy(), float(v[-1]))
+        n = N_LATENT + N_SCAN_BINS
+        return Percept(stamp_s, v[:N_LATENT].copy(), v[N_LATENT:n].copy(), float(v[n]), float(v[n + 1]),
+                       float(v[n + 2]), float(v[n + 3]))
 
 
 @dataclass(frozen=True)

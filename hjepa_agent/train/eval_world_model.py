@@ -12,26 +12,32 @@ a. open-loop latent prediction MSE (mean over dims) at 1, 5, 10 steps: roll the 
    forward with the true actions from z_t = encoder(frame t); target = encoder(frame t+k);
    baseline "latent stays the same" (z_t);
 b. ridge probes (alpha 1, with bias) fit on train latents, R^2 on test latents for nearest-obstacle
-   distance, bearing cos/sin (to its closest surface point), heading cos/sin;
+   distance, bearing cos/sin (to its closest surface point), heading cos/sin; and the same from the
+   world state as published (latent + cos/sin of the odometry yaw: in the sim the odometry reports
+   the true pose, so heading is read from odometry, not from the egocentric camera and scan);
 c. calibration: fraction of (frame, dim) with |z_{t+1} - mean| <= 1 sigma and <= 2 sigma, sigma from
    ``world_model_calibration.yaml`` (sigma_d = sqrt(var_m * s_pred_d + r_d));
 d. ambiguity AUROC (OOD frames vs all nominal test frames) for camera blackout, frozen camera
    (only frames where the robot moves), Gaussian noise (sigma 60 grey levels) and unseen appearance.
-   Corruptions start at tick :data:`CORRUPT_FROM` and persist (the scan stays live). Five
-   per-frame scores, each as a log:
-   ``disagreement`` = log mean_d var_m(next_latent) (epistemic: heads disagree off the training data),
+   Corruptions start at tick :data:`CORRUPT_FROM` and persist (the scan stays live). Six
+   per-frame scores (core.world_model.frame_scores, the runtime's OnlineScores computes the same), each a log:
+   ``disagreement`` = log mean_d var_m(next_latent) for the action in force (epistemic: heads disagree
+   off the training data),
    ``density`` = log Mahalanobis distance of z under the train latents (a blackout or noise latent
    may land where heads happen to agree, but rarely where training latents lie),
    ``surprise`` = log mean_d ((z_t - mean_{t|t-1}) / sigma_{t|t-1})^2 (a frozen image while the robot
    moves is a latent that did not change when the predictor expected it to).
-   ``stillness`` = log((|zhat_{t} - z_{t-K}|^2 + eps) / (|z_t - z_{t-K}|^2 + eps)), K = 10 ticks, zhat the
-   open-loop ensemble-mean rollout from z_{t-K} with the true actions: how much less the latent moved
-   than the predictor expected (one-step surprise is too weak for this: at 10 Hz the expected change
-   is small next to sigma, so the evidence is accumulated over 1 s).
+   ``image_stillness`` = log((command motion + eps) / (image change + eps)) over 1 s (10 frames):
+   a camera whose picture does not change while the robot is driven.
    ``sensor_noise`` = log of the image's noise sigma (core.perception.image_noise_sigma): the sensor
    part of the uncertainty, which the latent does not show.
-   ``ambiguity`` = max over the five scores, each standardised by its mean/std on nominal TRAIN
-   frames: any one alarm suffices, and standardising makes them commensurable (see COMBINED).
+   ``appearance`` = log Mahalanobis distance of the image's look statistics under the training images'
+   (the latent is trained to ignore looks, so this is what sees unseen lighting and colours).
+   ``ambiguity`` = max over the six scores, each standardised by its nominal mean/std stored with
+   the models (``score_ref``, calib split; the train split for older models): any one alarm
+   suffices, and standardising makes them commensurable (see COMBINED).
+e. the world-state ambiguity (combined / ``ambiguity_scale``) on nominal test frames: median, p99 and
+   the fraction above 1.0 and above 1.5 (the watchdog's default ``ambiguity_stop``).
    ``latent_shift`` per corruption: mean |z_corrupted - z_clean|^2 over the corrupted frames, next to
    the nominal one-step |z_{t+1} - z_t|^2, says whether the encoder saw the corruption at all.
 """
@@ -141,9 +147,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     res["latent_var_test"] = float(z_te.var(0).mean())
     # b. probes
     targets = lambda d: np.c_[d["obst_dist"], d["obst_bearing"], d["heading"]]  # noqa: E731
+    names = ("obst_dist", "bearing_cos", "bearing_sin", "heading_cos", "heading_sin")
     r2 = ridge_r2(z_tr, targets(train), z_te, targets(test))
-    res["probe_r2"] = dict(zip(("obst_dist", "bearing_cos", "bearing_sin", "heading_cos", "heading_sin"),
-                               (float(v) for v in r2)))
+    res["probe_r2"] = dict(zip(names, (float(v) for v in r2)))
+    # The world state the estimator publishes: the latent next to the odometry pose (here the sim's
+    # pose, which is what the sim's odometry reports; on a robot, heading in the odom frame).
+    ws = lambda z, d: np.c_[z, np.cos(d["pose"][:, 2]), np.sin(d["pose"][:, 2])]  # noqa: E731
+    r2w = ridge_r2(ws(z_tr, train), targets(train), ws(z_te, test), targets(test))
+    res["probe_r2_world_state"] = dict(zip(names, (float(v) for v in r2w)))
     # c. calibration (one step, nominal test)
     t1 = world_data.windows(test, 1)
     preds = wm.heads(z_te[t1], test["action"][t1])
@@ -151,10 +162,18 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     res["calibration"] = {"within_1sigma": float((err <= 1).mean()), "within_2sigma": float((err <= 2).mean()),
                           "targets": [0.683, 0.954], "per_dim_1sigma": (err <= 1).mean(0).round(3).tolist()}
     # d. ambiguity
-    ref_s = frame_scores(wm, z_tr, train["action"], train["episode"], train["image"])
-    ref = {k: (float(np.nanmean(v)), float(np.nanstd(v)) + 1e-6) for k, v in ref_s.items()}
+    if wm.ref:  # the runtime's nominal statistics, stored with the models (calib split)
+        ref = wm.ref
+    else:       # models from before they were stored: nominal train frames
+        ref_s = frame_scores(wm, z_tr, train["action"], train["episode"], train["image"])
+        ref = {k: (float(np.nanmean(v)), float(np.nanstd(v)) + 1e-6) for k, v in ref_s.items()}
     nom = frame_scores(wm, z_te, test["action"], test["episode"], test["image"])
     nom["ambiguity"] = combine(nom, ref)
+    if np.isfinite(wm.ambiguity_scale):
+        amb_ws = np.maximum(nom["ambiguity"], 0.0) / wm.ambiguity_scale
+        res["nominal_ambiguity"] = {"p50": float(np.nanquantile(amb_ws, 0.5)), "p99": float(np.nanquantile(amb_ws, 0.99)),
+                                    "above_1": float(np.nanmean(amb_ws > 1.0)), "above_1.5": float(np.nanmean(amb_ws > 1.5)),
+                                    "note": "world-state ambiguity (combined / ambiguity_scale) on nominal test frames"}
     rng = np.random.default_rng(123)
     amb: dict[str, Any] = {}
     cases = {}
@@ -187,14 +206,20 @@ def table(res: dict[str, Any]) -> str:
              f"latent var {res['latent_var_test']:.3f})",
              "a. latent MSE        " + "  ".join(f"{k}-step {p[f'model_{k}']:.4f} (copy {p[f'copy_{k}']:.4f})"
                                                 for k in HORIZONS),
-             "b. probe R^2         " + "  ".join(f"{k} {v:.3f}" for k, v in res["probe_r2"].items()),
+             "b. probe R^2 latent  " + "  ".join(f"{k} {v:.3f}" for k, v in res["probe_r2"].items()),
+             "   + odom heading    " + "  ".join(f"{k} {v:.3f}" for k, v in res["probe_r2_world_state"].items()),
              f"c. calibration       within 1 sigma {c['within_1sigma']:.3f} (target 0.683)  "
              f"within 2 sigma {c['within_2sigma']:.3f} (target 0.954)",
-             "d. AUROC             kind      frames  disagree  density  surprise  stillness  sensor_noise  ambiguity"]
+             "d. AUROC             kind      frames  disagree  density  surprise  img_still  sensor_noise  "
+             "appearance  ambiguity"]
     for kind, a in res["ambiguity"].items():
         lines.append(f"                      {kind:9s} {a['frames']:6d}  {a['auroc_disagreement']:8.3f}  "
-                     f"{a['auroc_density']:7.3f}  {a['auroc_surprise']:8.3f}  {a['auroc_stillness']:9.3f}  "
-                     f"{a['auroc_sensor_noise']:12.3f}  {a['auroc_ambiguity']:9.3f}")
+                     f"{a['auroc_density']:7.3f}  {a['auroc_surprise']:8.3f}  {a['auroc_image_stillness']:9.3f}  "
+                     f"{a['auroc_sensor_noise']:12.3f}  {a['auroc_appearance']:10.3f}  {a['auroc_ambiguity']:9.3f}")
+    if "nominal_ambiguity" in res:
+        n = res["nominal_ambiguity"]
+        lines.append(f"e. nominal ambiguity p50 {n['p50']:.3f}  p99 {n['p99']:.3f}  frames > 1.0: {100 * n['above_1']:.2f} %  "
+                     f"> 1.5: {100 * n['above_1.5']:.2f} %")
     return "\n".join(lines)
 
 

@@ -45,7 +45,7 @@ from torch import nn
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE
 from hjepa_agent.core.perception import APPEARANCE_FEATURES, appearance_features
-from hjepa_agent.core.world_model import WorldModel, frame_scores
+from hjepa_agent.core.world_model import AMBIGUITY_QUANTILE, WorldModel, combine, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
 from hjepa_agent.paths import data_path
 from hjepa_agent.train import world_data
@@ -252,9 +252,9 @@ def train_model(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch:
         if step % 50 == 0 or step == steps - 1:
             hist["step"].append(step)
             hist["pred"].append(round(float(pred.detach()), 5))
-            hist["var"].append(round(float(var), 5))
-            hist["cov"].append(round(float(cov), 5))
-            hist["aux"].append(round(float(aux_loss), 5))
+            hist["var"].append(round(float(var.detach()), 5))
+            hist["cov"].append(round(float(cov.detach()), 5))
+            hist["aux"].append(round(float(aux_loss.detach()), 5))
             bar.set_postfix(pred=f"{float(pred.detach()):.4f}", var=f"{float(var):.3f}", cov=f"{float(cov):.3f}",
                             aux=f"{float(aux_loss):.3f}")
         if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
@@ -321,7 +321,7 @@ def fit_calibration(z: np.ndarray, preds: np.ndarray, z_next: np.ndarray) -> tup
         nll = (torch.log(s2) + res2 / s2).mean()
         loss = nll
         if it >= 600:  # stage 2: coverage
-            e = torch.sqrt(res2 / s2)
+            e = torch.sqrt(res2 / s2 + 1e-12)  # a zero residual would give an infinite gradient (NaN)
             c1 = torch.sigmoid((1.0 - e) / 0.03).mean(0)
             c2 = torch.sigmoid((2.0 - e) / 0.03).mean(0)
             loss = 1e-3 * nll + ((c1 - 0.683) ** 2 + (c2 - 0.954) ** 2).sum()
@@ -366,12 +366,103 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-episode-s", type=float, default=world_data.MAX_EPISODE_S)
     ap.add_argument("--out", type=Path, default=None, help="models dir (default: the package's models/)")
+    ap.add_argument("--data-cache", type=Path, default=None,
+                    help="directory to reuse collected roll-outs from (written there when absent; not shipped)")
+    ap.add_argument("--recalibrate", action="store_true",
+                    help="keep the ONNX models in --out, redo only their calibration and score statistics")
     ap.add_argument("--quick", action="store_true", help="tiny data and few steps (tests, < 60 s)")
     args = ap.parse_args(argv)
     if args.quick:
         args.episodes, args.calib_episodes, args.steps, args.max_episode_s, args.batch = 2, 1, 120, 8.0, 64
         args.finetune_steps = 400
     return args
+
+
+def calibrate(z_tr: np.ndarray, z_c: np.ndarray, preds: np.ndarray, t1: np.ndarray,
+              train_images: np.ndarray) -> dict[str, Any]:
+    """The calibration file's numbers (without score statistics): predictive sigma fitted on the calib
+    split's one-step predictions ``preds`` (len(t1), M, 16) of latents z_c[t1] -> z_c[t1 + 1], and the
+    latent and appearance densities of the train split (latents z_tr, uint8 images)."""
+    s_pred, r = fit_calibration(z_c[t1], preds, z_c[t1 + 1])
+    if not (np.all(np.isfinite(s_pred)) and np.all(np.isfinite(r))):
+        raise RuntimeError(f"calibration is not finite: s_pred {s_pred}, r {r}")
+    mean = z_tr.mean(0)
+    prec = np.linalg.inv(np.cov(z_tr.T) + 1e-4 * np.eye(N_LATENT))
+    look = appearance_features(train_images)
+    look_mean, look_prec = look.mean(0), np.linalg.inv(np.cov(look.T) + 1e-6 * np.eye(look.shape[1]))
+    return {"formula": "sigma_d = sqrt(var_m(next_latent[:, m, d]) * s_pred_d + r_d), one step ahead",
+            "s_pred": s_pred.round(6).tolist(), "r": r.round(8).tolist(),
+            "latent_mean": mean.round(6).tolist(), "latent_precision": prec.round(6).tolist(),
+            "appearance_features": list(APPEARANCE_FEATURES),
+            "appearance_mean": look_mean.round(6).tolist(), "appearance_precision": look_prec.round(4).tolist(),
+            "note": "Mahalanobis score = (z - latent_mean)^T latent_precision (z - latent_mean); latent and "
+                    "appearance statistics from the train split; score_ref = nominal (mean, std) of each "
+                    "ambiguity score (core.world_model.frame_scores) on the calib split"}
+
+
+def score_statistics(models_dir: Path, calib_d: dict[str, np.ndarray]) -> dict[str, Any]:
+    """score_ref (nominal mean, std of each score) and ambiguity_scale (the combined score's
+    AMBIGUITY_QUANTILE) on the calib split, through the exported models in ``models_dir``."""
+    wm = WorldModel(models_dir)
+    scores = frame_scores(wm, wm.encode(calib_d["image"], calib_d["scan"]), calib_d["action"], calib_d["episode"],
+                          calib_d["image"])
+    ref = {k: [round(float(np.nanmean(v)), 6), round(float(np.nanstd(v)) + 1e-6, 6)] for k, v in scores.items()}
+    scale = float(np.nanquantile(combine(scores, {k: tuple(v) for k, v in ref.items()}), AMBIGUITY_QUANTILE))
+    return {"score_ref": ref, "ambiguity_quantile": AMBIGUITY_QUANTILE, "ambiguity_scale": round(scale, 6)}
+
+
+def write_calibration(out: Path, calib: dict[str, Any]) -> None:
+    """Write CALIBRATION_FILE in ``out``."""
+    (out / CALIBRATION_FILE).write_text("# Written by hjepa_agent.train.world_model: predictive sigma, latent "
+                                        "and appearance density and nominal score statistics of "
+                                        "world_predictor.onnx / world_encoder.onnx.\n"
+                                        + yaml.safe_dump(calib, sort_keys=False, width=110))
+
+
+def recalibrate(args: argparse.Namespace) -> dict[str, Any]:
+    """``--recalibrate``: keep the exported ONNX models in --out and redo only the calibration (sigma,
+    densities, score statistics) through ONNX Runtime on the train/calib splits, e.g. after a change
+    of the scoring or a calibration bug; the predictor's manifest entry records it."""
+    from hjepa_agent.core.models import OnnxModel, load_manifest
+    out = Path(args.out or data_path("models"))
+    manifest = load_manifest(out)
+    cpu = ["CPUExecutionProvider"]
+    enc = OnnxModel(out, "world_encoder", manifest, cpu)
+    pred = OnnxModel(out, "world_predictor", manifest, cpu)
+    ego = load_ego_model(data_path("config", "ego_model.yaml"))
+    train_d, calib_d = _data(args, ego, "train", args.episodes), _data(args, ego, "calib", args.calib_episodes)
+
+    def encode(d: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([enc(d["image"][i:i + 512].astype(np.float32) / 255.0, d["scan"][i:i + 512])
+                               for i in range(0, len(d["scan"]), 512)])
+
+    z_tr, z_c = encode(train_d), encode(calib_d)
+    t1 = world_data.windows(calib_d, 1)
+    calib = calibrate(z_tr, z_c, pred(z_c[t1], calib_d["action"][t1]), t1, train_d["image"])
+    write_calibration(out, calib)
+    calib.update(score_statistics(out, calib_d))
+    write_calibration(out, calib)
+    entry = manifest.models["world_predictor"]
+    trained = {**entry.trained, "calibration": {**calib, "file": CALIBRATION_FILE},
+               "recalibrated": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                "how": "hjepa-agent train world-model --recalibrate (ONNX Runtime latents)"}}
+    write_manifest(out, manifest.robot, [ModelRecord("world_predictor", "world_predictor.onnx", trained)],
+                   tuple(manifest.observation["speed_norm"]), tuple(manifest.action_scale), merge=True)
+    log.info("recalibrated %s: ambiguity_scale %.3f", out, calib["ambiguity_scale"])
+    return calib
+
+
+def _data(args: argparse.Namespace, ego: Any, split: str, n: int) -> dict[str, np.ndarray]:
+    """Roll-outs of ``split`` (n episodes per scenario), reused from / written to --data-cache."""
+    path = None if args.data_cache is None else args.data_cache / f"{split}_{n}x_{args.max_episode_s:g}s.npz"
+    if path is not None and path.exists():
+        log.info("%s: reusing %s", split, path)
+        return dict(np.load(path))
+    d = world_data.collect(split, n, ego=ego, max_time_s=args.max_episode_s)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        world_data.save(d, path)
+    return d
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
@@ -382,8 +473,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     ego = load_ego_model(data_path("config", "ego_model.yaml"))
     limits = Limits.from_ego(ego)
-    train_d = world_data.collect("train", args.episodes, ego=ego, max_time_s=args.max_episode_s)
-    calib_d = world_data.collect("calib", args.calib_episodes, ego=ego, max_time_s=args.max_episode_s)
+    train_d, calib_d = _data(args, ego, "train", args.episodes), _data(args, ego, "calib", args.calib_episodes)
     data_s = time.perf_counter() - t0
     enc, ens, hist = train_model(train_d, steps=args.steps, horizon=args.horizon, batch=args.batch, lr=args.lr,
                                  seed=args.seed, time_budget_s=args.time_budget_s)
@@ -395,19 +485,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     t1 = world_data.windows(calib_d, 1)
     with torch.no_grad():
         preds = ens(torch.from_numpy(z_c[t1]), torch.from_numpy(calib_d["action"][t1])).numpy()
-    s_pred, r = fit_calibration(z_c[t1], preds, z_c[t1 + 1])
-    mean = z_tr.mean(0)
-    prec = np.linalg.inv(np.cov(z_tr.T) + 1e-4 * np.eye(N_LATENT))
-    look = appearance_features(train_d["image"])
-    look_mean, look_prec = look.mean(0), np.linalg.inv(np.cov(look.T) + 1e-6 * np.eye(look.shape[1]))
-    calib = {"formula": "sigma_d = sqrt(var_m(next_latent[:, m, d]) * s_pred_d + r_d), one step ahead",
-             "s_pred": s_pred.round(6).tolist(), "r": r.round(8).tolist(),
-             "latent_mean": mean.round(6).tolist(), "latent_precision": prec.round(6).tolist(),
-             "appearance_features": list(APPEARANCE_FEATURES),
-             "appearance_mean": look_mean.round(6).tolist(), "appearance_precision": look_prec.round(4).tolist(),
-             "note": "Mahalanobis score = (z - latent_mean)^T latent_precision (z - latent_mean); latent and "
-                     "appearance statistics from the train split; score_ref = nominal (mean, std) of each "
-                     "ambiguity score (core.world_model.frame_scores) on the calib split"}
+    calib = calibrate(z_tr, z_c, preds, t1, train_d["image"])
     # Exports.
     n = 64
     g = np.random.default_rng(1)
@@ -432,10 +510,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
               "batch": args.batch, "lr": args.lr, "loss": "25*pred + 25*vicreg_var + 1*vicreg_cov + 5*aux(linear range_summary of own scan), look "
                       "augmentation on context and target views, EMA 0.99->1; then heads fine-tuned on the frozen encoder"}
     def write_all() -> None:
-        (out / CALIBRATION_FILE).write_text("# Written by hjepa_agent.train.world_model: predictive sigma, latent "
-                                            "and appearance density and nominal score statistics of "
-                                            "world_predictor.onnx / world_encoder.onnx.\n"
-                                            + yaml.safe_dump(calib, sort_keys=False, width=110))
+        write_calibration(out, calib)
         records = [ModelRecord("world_encoder", "world_encoder.onnx",
                                {**common, "metrics": {"onnx_parity_max_abs_err": parity["world_encoder"]}}),
                    ModelRecord("world_predictor", "world_predictor.onnx",
@@ -443,12 +518,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True)
 
     write_all()
-    # Nominal score statistics through the exported models (what the runtime computes), calib split.
-    wm = WorldModel(out)
-    scores = frame_scores(wm, wm.encode(calib_d["image"], calib_d["scan"]), calib_d["action"], calib_d["episode"],
-                          calib_d["image"])
-    calib["score_ref"] = {k: [round(float(np.nanmean(v)), 6), round(float(np.nanstd(v)) + 1e-6, 6)]
-                          for k, v in scores.items()}
+    calib.update(score_statistics(out, calib_d))  # through the exported models, as the runtime computes them
     write_all()
     metrics["total_time_s"] = round(time.perf_counter() - t0, 1)
     log.info("world model: %d steps in %.0f s; calib 1-step mse %.4f (copy %.4f); total %.0f s",
@@ -460,7 +530,7 @@ def train_main(argv: list[str] | None = None) -> int:
     """Entry point of ``hjepa-agent train world-model``; returns the exit code."""
     args = parse_args(argv)
     setup_training_logging()
-    train(args)
+    recalibrate(args) if args.recalibrate else train(args)
     return 0
 
 

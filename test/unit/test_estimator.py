@@ -81,3 +81,28 @@ def test_learned_latent_filter_path_uses_the_commanded_action_and_reports_disagr
     assert est.latent_ambiguity > calm + 1.0
     with pytest.raises(ValueError):
         est.on_action(np.array([np.nan, 0.0]))
+
+
+def test_learned_mode_reads_its_ambiguity_off_the_world_model_scores_and_refuses_a_non_finite_one():
+    from hjepa_agent.core.world_model import SCORES, LatentCalibration, LatentFilter, OnlineScores, combine
+
+    def predictor(z, a):  # heads: z + a[0], fixed spread
+        return (z[:, None, :] + a[:, :1, None] + np.linspace(-0.1, 0.1, 5)[None, :, None]).astype(np.float32)
+
+    cal = LatentCalibration(np.ones(N_LATENT), np.full(N_LATENT, 1e-3), np.full(N_LATENT, 1e-2))
+    scorer = OnlineScores(predictor, lambda p: np.sqrt(p.var(1) + 1e-2), lambda z: (z ** 2).sum(1), True)
+    ref = {k: (0.0, 1.0) for k in SCORES}
+    est = Estimator(latent_filter=LatentFilter(predictor, cal), scorer=scorer,
+                    ambiguity_fn=lambda s: max(float(combine(s, ref)), 0.0) / 4.0)
+    p = Percept(0.1, np.zeros(N_LATENT, np.float32), np.full(N_SCAN_BINS, 2.0, np.float32), 1.0, 0.5, 1.0)
+    ws = est.on_percept(p)
+    # first frame: disagreement, density, noise and appearance are defined; the max is the appearance 1.0
+    assert set(est.scores) == set(SCORES) and math.isnan(est.scores["surprise"])
+    assert est.latent_ambiguity == pytest.approx(max(est.scores["appearance"], est.scores["sensor_noise"]) / 4.0)
+    assert ws.ambiguity >= est.latent_ambiguity
+    est.on_action(np.array([0.5, 0.0]))
+    looks_odd = Percept(0.2, np.full(N_LATENT, 0.5, np.float32), p.scan_bins, 1.0, 0.5, 20.0)
+    assert est.on_percept(looks_odd).ambiguity >= 20.0 / 4.0  # an unfamiliar look alone raises it
+    est.ambiguity_fn = lambda s: float("nan")
+    with pytest.raises(ValueError, match="not finite"):
+        est.on_percept(Percept(0.3, np.zeros(N_LATENT, np.float32), p.scan_bins, 1.0))

@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+import pytest
+
 from hjepa_agent.core.models import OnnxModel, load_manifest
+from hjepa_agent.core.perception import APPEARANCE_FEATURES, Perception, image_noise_sigma
+from hjepa_agent.core.perception import IMAGE_STILL_K, image_change
+from hjepa_agent.core.world_model import SCORES, WorldModel, appearance_score, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
 from hjepa_agent.train.eval_world_model import eval_main
 from hjepa_agent.train.world_data import nearest_surface
@@ -25,9 +30,15 @@ def _finite(x: object) -> bool:
     return not isinstance(x, float) or math.isfinite(x)
 
 
-def test_quick_world_model_trains_exports_and_evaluates(tmp_path: Path) -> None:
-    out = tmp_path / "models"
+@pytest.fixture(scope="module")
+def quick_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wm") / "models"
     assert train_main(["--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_quick_world_model_trains_exports_and_evaluates(quick_models: Path, tmp_path: Path) -> None:
+    out = quick_models
 
     m = load_manifest(out)
     assert {"world_encoder", "world_predictor"} <= set(m.models)
@@ -37,6 +48,8 @@ def test_quick_world_model_trains_exports_and_evaluates(tmp_path: Path) -> None:
     assert len(trained["calibration"]["s_pred"]) == N_LATENT and trained["data"]["quick"] is True
     cal = yaml.safe_load((out / CALIBRATION_FILE).read_text())
     assert all(v > 0 for v in cal["s_pred"] + cal["r"])
+    assert set(cal["score_ref"]) == set(SCORES) and all(sd > 0 for _, sd in cal["score_ref"].values())
+    assert cal["ambiguity_scale"] > 0 and len(cal["appearance_mean"]) == len(APPEARANCE_FEATURES)
 
     enc = OnnxModel(out, "world_encoder", m, CPU, expected_robot="sample_diffbot")
     pred = OnnxModel(out, "world_predictor", m, CPU, expected_robot="sample_diffbot")
@@ -74,3 +87,45 @@ def test_nearest_surface_matches_obstacle_distance() -> None:
         hx, hy = layout.arena.size_x_m / 2, layout.arena.size_y_m / 2
         best = min([hx - abs(x), hy - abs(y)] + [ob.distance_to(x, y) for ob in layout.obstacles])
         assert math.isclose(d, best, abs_tol=1e-6)
+
+
+def test_online_scores_equal_the_batch_scores_the_eval_reports(quick_models: Path) -> None:
+    """The estimator's per-frame scorer and the evaluation's batch scorer are the same function."""
+    from hjepa_agent.paths import data_path
+    from hjepa_agent.sim.scenario import load_scenario
+    from hjepa_agent.train import world_data
+
+    wm = WorldModel(quick_models)
+    sc = [load_scenario(data_path("config", "scenarios", "clutter.yaml"))]
+    d = world_data.collect("test", 2, scenarios=sc, max_time_s=2.5)   # two episodes of 25 frames
+    z = wm.encode(d["image"], d["scan"])
+    batch = frame_scores(wm, z, d["action"], d["episode"], d["image"])
+    online = wm.online()
+    rows = []
+    for t in range(len(z)):
+        new_episode = t == 0 or d["episode"][t] != d["episode"][t - 1]
+        noise = float(np.log(image_noise_sigma(d["image"][t]) + 1e-3))
+        k = t - IMAGE_STILL_K
+        change = image_change(d["image"][t], d["image"][k]) if k >= 0 and d["episode"][k] == d["episode"][t] else -1.0
+        rows.append(online.step(z[t], None if new_episode else d["action"][t - 1], noise,
+                                float(appearance_score(d["image"][t], wm.app_mean, wm.app_prec)), change))
+    for k in SCORES:
+        got = np.array([r[k] for r in rows])
+        assert np.array_equal(np.isnan(got), np.isnan(batch[k])), k
+        assert np.allclose(got[~np.isnan(got)], batch[k][~np.isnan(got)], rtol=1e-4, atol=1e-4), k
+    lengths = np.bincount(d["episode"])
+    assert np.isfinite([r["image_stillness"] for r in rows]).sum() == sum(max(n - IMAGE_STILL_K, 0) for n in lengths) > 0
+    amb = [wm.ambiguity(r) for r in rows]
+    assert all(np.isfinite(a) and a >= 0.0 for a in amb)
+
+
+def test_perception_sends_the_image_scores_the_model_was_calibrated_with(quick_models: Path) -> None:
+    wm = WorldModel(quick_models)
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    p = Perception(wm.enc, encoder_reads_scan=True, appearance_stats=(wm.app_mean, wm.app_prec))
+    percept = p.on_image(0.0, rgb, scan_max_age_s=0.3)
+    chw = np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    assert percept.noise_log == pytest.approx(float(np.log(image_noise_sigma(chw) + 1e-3)), abs=1e-5)
+    assert percept.appearance_log == pytest.approx(float(appearance_score(chw, wm.app_mean, wm.app_prec)), abs=1e-4)
+    assert percept.appearance_log > max(wm.ref["appearance"][0] + 3 * wm.ref["appearance"][1], 0.0)  # noise image: far off
