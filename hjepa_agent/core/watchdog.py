@@ -13,6 +13,10 @@ SCAN_RANGE_MAX_M are free), minus the footprint radius. Known limits: obstacles 
 static, a sector is one point (gaps between sector centres are not seen), the
 world state's own uncertainty is ignored here (it enters through ``ambiguity_stop``).
 
+Stall: HABITUAL -> PLANNING also when the goal distance (world state pose to goal) has shrunk
+by less than ``stall_progress_m`` over ``stall_window_s`` outside ``stall_goal_radius_m`` (the
+habitual policy dithering between two routes); that PLANNING is held for ``stall_window_s``.
+
 Units: m, s, rad, %, degC. Times are seconds on the caller's clock (``now_s``).
 """
 from __future__ import annotations
@@ -49,6 +53,9 @@ class WatchdogConfig:
     temperature_derate_c: float = 60.0
     derate_min_scale: float = 0.3
     overspeed_tolerance: float = 0.1
+    stall_window_s: float = 4.0
+    stall_progress_m: float = 0.1
+    stall_goal_radius_m: float = 0.5
     world_state_max_age_s: float = 0.5
     habitual_max_age_s: float = 0.5
     planner_max_age_s: float = 1.0
@@ -70,6 +77,11 @@ class WatchdogConfig:
         require(0.0 <= c.derate_min_scale <= 1.0, "derate_min_scale", f"must be in [0, 1], got {c.derate_min_scale=}")
         require(0.0 <= c.overspeed_tolerance <= 1.0, "overspeed_tolerance",
                 f"must be in [0, 1], got {c.overspeed_tolerance=}")
+        require(c.stall_window_s == 0.0 or 0.5 <= c.stall_window_s <= 60.0, "stall_window_s",
+                f"must be 0 (off) or in [0.5, 60] s, got {c.stall_window_s=}")
+        require(0.0 <= c.stall_progress_m <= 5.0, "stall_progress_m", f"must be in [0, 5] m, got {c.stall_progress_m=}")
+        require(0.0 <= c.stall_goal_radius_m <= 10.0, "stall_goal_radius_m",
+                f"must be in [0, 10] m, got {c.stall_goal_radius_m=}")
         for name in ("world_state_max_age_s", "habitual_max_age_s", "planner_max_age_s"):
             val = getattr(c, name)
             require(0.0 < val <= 10.0, name, f"must be in (0, 10] s, got {name}={val}")
@@ -188,6 +200,8 @@ class Watchdog:
         self._latched = False
         self._pending: list[Event] = []
         self._last: dict[str, Any] = {}
+        self._progress: list[tuple[float, float]] = []   # (time, goal distance) since entering the mode
+        self._hold_until = -math.inf                      # a stall's PLANNING is held at least until then
 
     # ---- inputs -------------------------------------------------------------------
     def on_input(self, name: str, stamp_s: float, now_s: float) -> None:
@@ -215,6 +229,13 @@ class Watchdog:
         obstacle_points(ws.scan_bins)  # validates shape and finiteness
         self._ws = ws
         self.on_input("world_state", now_s, now_s)
+        if ws.has_goal:
+            d = float(np.hypot(*(np.asarray(ws.goal[:2], np.float64) - np.asarray(ws.pose[:2], np.float64))))
+            if math.isfinite(d):
+                self._progress.append((now_s, d))
+                window = self.cfg.stall_window_s
+                while len(self._progress) > 2 and self._progress[1][0] <= now_s - window:
+                    self._progress.pop(0)  # keep one sample at least ``window`` old
 
     def on_habitual(self, p: Proposal, now_s: float) -> None:
         """Latest habitual proposal (v m/s, w rad/s); timed by receipt. ValueError if non-finite
@@ -298,17 +319,38 @@ class Watchdog:
     def _go(self, mode: Mode, now_s: float, reasons: tuple[str, ...]) -> None:
         self._pending.append(Event(now_s, "mode", (f"{self._mode.name}->{mode.name}", *reasons)))
         self._mode, self._since = mode, now_s
+        self._progress = self._progress[-1:]
+
+    def _stalled(self, now_s: float) -> str | None:
+        """Why the habitual policy is not getting anywhere, or None: over the last stall_window_s
+        (all of it in this mode) the goal distance shrank by less than stall_progress_m while the
+        goal is further than stall_goal_radius_m. Mode 1 stuck is a reason for Mode 2."""
+        c = self.cfg
+        if c.stall_window_s <= 0.0 or len(self._progress) < 2:
+            return None
+        (t0, d0), (t1, d1) = self._progress[0], self._progress[-1]
+        if t0 > now_s - c.stall_window_s or t0 < self._since or d1 <= c.stall_goal_radius_m:
+            return None
+        if d0 - d1 < c.stall_progress_m:
+            return (f"no progress: goal distance {d1:.2f} m, {d0 - d1:+.2f} m closer in {t1 - t0:.1f} s "
+                    f"< {c.stall_progress_m:.2f} m")
+        return None
 
     def _deliberate(self, now_s: float, hab: float | None, plan: float | None) -> None:
         c, mode = self.cfg, self._mode
         dwelt = now_s - self._since >= c.dwell_s
         horizon = f"over {c.risk_horizon_s:.1f} s"
+        stall = self._stalled(now_s) if mode == Mode.HABITUAL else None
         if mode == Mode.HABITUAL and hab is not None and hab < c.clearance_plan_m:
             self._go(Mode.PLANNING, now_s, (f"habitual clearance {hab:.2f} m < {c.clearance_plan_m:.2f} m {horizon}",))
+        elif stall is not None:
+            self._go(Mode.PLANNING, now_s, (stall,))
+            self._hold_until = now_s + c.stall_window_s
         elif mode == Mode.PLANNING and plan is not None and plan < c.clearance_optimise_m:
             self._go(Mode.OPTIMISING, now_s,
                      (f"plan clearance {plan:.2f} m < {c.clearance_optimise_m:.2f} m {horizon}",))
-        elif mode == Mode.PLANNING and dwelt and hab is not None and hab > c.clearance_plan_m + c.hysteresis_m:
+        elif (mode == Mode.PLANNING and dwelt and now_s >= self._hold_until and hab is not None
+              and hab > c.clearance_plan_m + c.hysteresis_m):
             self._go(Mode.HABITUAL, now_s, (f"habitual clearance {hab:.2f} m > {c.clearance_plan_m:.2f} "
                                             f"+ {c.hysteresis_m:.2f} m for {now_s - self._since:.1f} s",))
         elif (mode == Mode.OPTIMISING and dwelt and plan is not None

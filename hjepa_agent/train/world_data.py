@@ -23,7 +23,8 @@ noise (sigma 0.12 m/s, 0.5 rad/s, per-episode gain in [0.5, 1.5]) and, with prob
 Seeds (episode seed = scenario jitter seed; appearance drawn from an rng seeded with it):
 train ``0..n-1``, calibration ``50_000 + i``, test ``60_000 + i``, unseen-appearance test
 ``70_000 + i``: disjoint by construction. Appearance: ``Appearance.sample(rng, "nominal")``
-per episode, except the ``unseen`` split (``"unseen"``).
+per episode, except the ``unseen`` split (``"unseen"``) and every DEFAULT_LOOK_EVERY-th episode of
+the other splits, which uses the sim's default look (see :func:`appearance_for`).
 """
 from __future__ import annotations
 
@@ -77,11 +78,26 @@ def nearest_surface(layout: Scenario, x: float, y: float) -> tuple[float, float,
     return min(cands, key=lambda t: t[0])
 
 
+DEFAULT_LOOK_EVERY = 5
+"""In the nominal splits, episodes whose seed % DEFAULT_LOOK_EVERY == DEFAULT_LOOK_EVERY - 1 use the
+sim's default look (the one `hjepa-agent sim` and the habitual policy's training run in): it is part
+of what the robot normally sees, so it belongs in the nominal statistics."""
+
+
+def appearance_for(split: str, seed: int) -> Appearance:
+    """The look of episode ``seed`` of ``split`` (module docstring)."""
+    if split == "unseen":
+        return Appearance.sample(np.random.default_rng(seed), "unseen")
+    if seed % DEFAULT_LOOK_EVERY == DEFAULT_LOOK_EVERY - 1:
+        return Appearance.default()
+    return Appearance.sample(np.random.default_rng(seed), "nominal")
+
+
 def _episode(world: SimWorld, ego: EgoModel, limits: Limits, scenario: Scenario, seed: int, split: str,
              max_time_s: float, explore: bool = True) -> dict[str, np.ndarray]:
     """One episode's per-tick arrays (see the module docstring), without episode ids."""
     rng = np.random.default_rng([seed, 7])
-    look = Appearance.sample(np.random.default_rng(seed), "unseen" if split == "unseen" else "nominal")
+    look = appearance_for(split, seed)
     world.reset(scenario, seed, look)
     layout = world.layout
     goal = (layout.goal.x_m, layout.goal.y_m)
@@ -166,7 +182,8 @@ def windows(data: dict[str, np.ndarray], horizon: int) -> np.ndarray:
 def describe(splits: dict[str, Any], max_time_s: float) -> dict[str, Any]:
     """Manifest-ready description of the data: splits -> episodes per scenario and seeds."""
     return {"control_hz": round(1.0 / CONTROL_DT_S), "max_episode_s": max_time_s,
-            "appearance": "Appearance.sample(rng(seed), 'nominal') per episode",
+            "appearance": f"Appearance.sample(rng(seed), 'nominal') per episode; seed % {DEFAULT_LOOK_EVERY} == "
+                          f"{DEFAULT_LOOK_EVERY - 1}: the sim's default look",
             "actions": "expert + AR(1) noise (0.12 m/s, 0.5 rad/s, gain U[0.5,1.5]/episode) + random commands "
                        "(p=0.04/tick, held 0.5-1.5 s); executed (v, w) / hard limits",
             "probe_bearing": "to the closest surface point of the nearest obstacle or wall",

@@ -31,9 +31,13 @@ def scan(obstacles: dict[int, float] | None = None) -> np.ndarray:
     return s
 
 
-def world(t: float, scan_bins: np.ndarray, ambiguity: float = 0.1) -> WorldState:
+def world(t: float, scan_bins: np.ndarray, ambiguity: float = 0.1, xy: tuple[float, float] = (0.0, 0.0),
+          goal: tuple[float, float] | None = None) -> WorldState:
     n = 3 + 2 + 2 + 1 + N_SCAN_BINS + 16
     mean = np.zeros(n, dtype=np.float32)
+    mean[0:2] = xy
+    if goal is not None:
+        mean[5:8] = (goal[0], goal[1], 1.0)
     mean[8:8 + N_SCAN_BINS] = scan_bins
     return WorldState.from_vector(t, mean, np.zeros(n, dtype=np.float32), ambiguity)
 
@@ -47,6 +51,8 @@ class Feed:
         self.hab = (0.0, 0.0)
         self.plan_clear: float | None = None   # None: no plan published
         self.battery, self.temp, self.odom, self.ambiguity = 80.0, 30.0, (0.0, 0.0), 0.1
+        self.xy: tuple[float, float] = (0.0, 0.0)
+        self.goal: tuple[float, float] | None = None
         self.skip: set[str] = set()
 
     def at(self, t: float):
@@ -58,7 +64,7 @@ class Feed:
         wd.on_battery(self.battery, t)
         wd.on_temperature(self.temp, t)
         if "world_state" not in self.skip:
-            wd.on_world_state(world(t, self.scan, self.ambiguity), t)
+            wd.on_world_state(world(t, self.scan, self.ambiguity, self.xy, self.goal), t)
         if "habitual" not in self.skip:
             wd.on_habitual(Proposal(t, *self.hab, "habitual"), t)
         if self.plan_clear is not None and "planner" not in self.skip:
@@ -284,3 +290,46 @@ def test_unknown_input_name_and_bad_stamp() -> None:
     bad = dataclasses.replace(plan_standing(0.0), actions=np.full((3, 2), math.inf))
     with pytest.raises(ValueError, match="plan"):
         wd.on_plan(bad, 0.0)
+
+
+def _modes(outs) -> list[str]:
+    return [e.reasons for o in outs for e in o.events if e.kind == "mode"]
+
+
+def test_a_stalled_habitual_policy_hands_over_to_the_planner_and_the_planner_is_held():
+    f = Feed(dataclasses.replace(CFG, stall_window_s=4.0, stall_progress_m=0.1, stall_goal_radius_m=0.5))
+    f.goal, f.hab, f.plan_clear = (3.0, 0.0), (0.3, 0.0), 10.0
+    outs = f.run(0.0, 3.9)                        # start-up to HABITUAL, then 3.9 s without progress
+    assert outs[-1].mode == Mode.HABITUAL
+    outs = f.run(4.0, 5.0)
+    stall = [r for r in _modes(outs) if r[0] == "HABITUAL->PLANNING"]
+    assert stall and stall[0][1].startswith("no progress: goal distance 3.00 m, +0.00 m closer in 4.")
+    t_stall = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode")
+    # clear ahead, so only the hold keeps PLANNING; it lasts stall_window_s, then back to HABITUAL
+    outs = f.run(5.1, t_stall + 3.9)
+    assert all(o.mode == Mode.PLANNING for o in outs)
+    outs = f.run(round(t_stall + 4.0, 1), t_stall + 4.5)
+    assert outs[-1].mode == Mode.HABITUAL
+
+
+def test_progress_or_a_near_goal_is_not_a_stall():
+    f = Feed(dataclasses.replace(CFG, stall_window_s=4.0, stall_progress_m=0.1, stall_goal_radius_m=0.5))
+    f.goal, f.hab = (3.0, 0.0), (0.3, 0.0)
+    outs = []
+    for k in range(150):                           # 15 s creeping towards the goal at 0.05 m/s
+        f.xy = (0.005 * k, 0.0)
+        outs.append(f.at(round(0.1 * k, 9)))
+    assert outs[-1].mode == Mode.HABITUAL and not any(r[0] == "HABITUAL->PLANNING" for r in _modes(outs))
+    g = Feed(dataclasses.replace(CFG, stall_window_s=4.0, stall_goal_radius_m=0.5))
+    g.goal, g.xy = (0.3, 0.0), (0.0, 0.0)          # parked 0.3 m from the goal
+    assert all(o.mode != Mode.PLANNING for o in g.run(0.0, 10.0))
+    off = Feed(dataclasses.replace(CFG, stall_window_s=0.0))
+    off.goal = (3.0, 0.0)
+    assert all(o.mode != Mode.PLANNING for o in off.run(0.0, 10.0))
+
+
+def test_stall_settings_are_range_checked():
+    for kw in ({"stall_window_s": 0.2}, {"stall_window_s": 61.0}, {"stall_progress_m": -0.1},
+               {"stall_goal_radius_m": 11.0}):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            dataclasses.replace(CFG, **kw)
