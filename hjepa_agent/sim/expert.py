@@ -43,7 +43,8 @@ class ScriptedExpert:
     """
 
     def __init__(self, world_or_scenario: Scenario | _HasLayout, ego: EgoModel, *,
-                 resolution_m: float = 0.05, lookahead_m: float = 0.5, control_dt_s: float = 0.1) -> None:
+                 resolution_m: float = 0.05, lookahead_m: float = 0.5, control_dt_s: float = 0.1,
+                 side_bias: float = 0.0) -> None:
         self.scenario: Scenario = (world_or_scenario if isinstance(world_or_scenario, Scenario)
                                    else world_or_scenario.layout)
         self.ego = ego
@@ -54,6 +55,19 @@ class ScriptedExpert:
         free = (~grid).astype(np.uint8)
         # clearance[iy, ix]: distance (m) from the cell centre to the nearest occupied cell.
         self.clearance = cv2.distanceTransform(free, cv2.DIST_L2, 5).astype(np.float64) * self.res
+        # Route tie-break: cells right of the line from the scenario's start to its goal cost
+        # (1 + side_bias) per metre, so of two routes of similar length the expert always takes the
+        # left one. Behaviour cloning averages a demonstrator that flips between two routes on
+        # near-identical observations into a command that takes neither; a consistent choice does not.
+        self.side_cost = np.ones_like(self.clearance)
+        if side_bias > 0.0:
+            sx, sy = self.scenario.start.x_m, self.scenario.start.y_m
+            gx, gy = self.scenario.goal.x_m, self.scenario.goal.y_m
+            ny, nx = self.clearance.shape
+            xs = self.origin[0] + (np.arange(nx) + 0.5) * self.res
+            ys = self.origin[1] + (np.arange(ny) + 0.5) * self.res
+            cross = (gx - sx) * (ys[:, None] - sy) - (gy - sy) * (xs[None, :] - sx)
+            self.side_cost[cross < 0.0] = 1.0 + side_bias
         self.radius_m = ego.hard.footprint.radius_m
         self.path: np.ndarray | None = None
         """Current path, (N, 2) m, from the last plan to the goal; None before the first act()."""
@@ -95,7 +109,7 @@ class ScriptedExpert:
                     continue
                 # Prefer cells far from obstacles: cost grows as clearance shrinks below 0.6 m.
                 penalty = 1.0 + 2.0 * max(0.0, 0.6 - self.clearance[nb]) / 0.6
-                cost = g[cur] + step * penalty
+                cost = g[cur] + step * penalty * self.side_cost[nb]
                 if cost < g.get(nb, math.inf):
                     g[nb] = cost
                     parent[nb] = cur

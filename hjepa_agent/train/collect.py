@@ -101,6 +101,10 @@ class EpisodeResult:
     ticks: int
 
 
+EXPERT_SIDE_BIAS = 0.15
+"""The habitual policy's demonstrator prefers the left of two similar routes (ScriptedExpert.side_bias)."""
+
+
 def rate_limit(prev: tuple[float, float], cmd: tuple[float, float], scale: tuple[float, float],
                dt_s: float = CONTROL_DT_S) -> tuple[float, float]:
     """Clip (v, w) to +-scale, then limit its change from ``prev`` to ACCEL_LIMIT * dt_s."""
@@ -147,7 +151,7 @@ def run_episode(world: SimWorld, ego: EgoModel, scenario: Scenario, seed: int, l
     world.reset(scenario, seed)
     layout = world.layout
     goal = (layout.goal.x_m, layout.goal.y_m)
-    expert = ScriptedExpert(world, ego)
+    expert = ScriptedExpert(world, ego, side_bias=EXPERT_SIDE_BIAS)
     samples = Samples()
     prev = (0.0, 0.0)
     ticks, collision, success = 0, False, False

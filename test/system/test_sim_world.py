@@ -191,3 +191,18 @@ def test_appearance_splits_change_the_image_not_the_geometry(diffbot_world: SimW
     assert np.allclose(scans[0], scans[1]) and np.allclose(scans[1], scans[2])
     with pytest.raises(ValueError, match="split"):
         Appearance.sample(rng, "sunny")
+
+
+def test_expert_side_bias_makes_the_route_choice_consistent() -> None:
+    """Without the bias the expert's route round the two_routes block flips with the jitter; with it,
+    it is the left (upper) one every time, so behaviour cloning sees one mode, not two to average."""
+    from hjepa_agent.sim.scenario import load_scenario
+    base = load_scenario(data_path("config", "scenarios", "two_routes.yaml"))
+    sides = {0.0: set(), 0.15: set()}
+    for seed in range(6):
+        s = base.jittered(seed)
+        for bias in sides:
+            path = ScriptedExpert(s, EGO, side_bias=bias).plan(s.start.x_m, s.start.y_m)
+            sides[bias].add(bool(path[len(path) // 2][1] > 0.0))
+    assert sides[0.0] == {True, False}
+    assert sides[0.15] == {True}
