@@ -374,7 +374,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.quick:
         args.episodes, args.calib_episodes, args.steps, args.max_episode_s, args.batch = 2, 1, 120, 8.0, 64
-        args.finetune_steps = 400
+        args.finetune_steps = 1500
     return args
 
 
