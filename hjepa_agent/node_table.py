@@ -44,12 +44,12 @@ SIM_NODE = NodeSpec("sim", "sim", "hjepa_agent.nodes.sim:SimNode")
 
 LATENT_PARAMS = (("perception", "encoder_model"), ("habitual", "latent_source"))
 """Parameters naming the encoder of the latent: perception computes it, the habitual policy reads it;
-a params file must set them equal (both default to "world_encoder", the nodes' defaults)."""
+a params file must set them equal (both default to "encoder", the nodes' defaults)."""
 
 
 def check_latent_params(path: str | Path, params: dict[str, dict[str, Any]]) -> None:
-    """ConfigError if perception.encoder_model and habitual.latent_source differ (a missing one is the nodes' default, "world_encoder")."""
-    values = {f"{node}.{key}": params.get(node, {}).get(key, "world_encoder") for node, key in LATENT_PARAMS}
+    """ConfigError if perception.encoder_model and habitual.latent_source differ (a missing one is the nodes' default, "encoder")."""
+    values = {f"{node}.{key}": params.get(node, {}).get(key, "encoder") for node, key in LATENT_PARAMS}
     if len(set(values.values())) > 1:
         a, b = values.items()
         raise ConfigError(path, b[0], f"is {b[1]!r} but {a[0]} is {a[1]!r}: set both to the encoder the habitual "

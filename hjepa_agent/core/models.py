@@ -46,6 +46,7 @@ EXPECTED_OBSERVATION = {"image": (3, IMAGE_SIZE, IMAGE_SIZE), "scan_bins": N_SCA
 """Observation space this runtime builds (from core/types.py and core/perception.py)."""
 EXPECTED_IO = {"encoder": (((3, IMAGE_SIZE, IMAGE_SIZE),), ((N_LATENT,),)),
                "habitual": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),)),
+               "habitual_world": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),)),
                "world_encoder": (((3, IMAGE_SIZE, IMAGE_SIZE), (N_SCAN_BINS,)), ((N_LATENT,),)),
                "world_predictor": (((N_LATENT,), (len(ACTION_NAMES),)), ((5, N_LATENT),))}
 """Per known model: (input shapes, output shapes), each without the batch axis, in manifest order."""
@@ -374,6 +375,8 @@ def load_encoder(models_dir: str | Path, prefer_cuda: bool = True,
 
 LATENT_SOURCES = ("encoder", "world_encoder")
 """Encoders the habitual policy's latent can come from (perception's encoder_model)."""
+HABITUAL_MODELS = {"encoder": "habitual", "world_encoder": "habitual_world"}
+"""Manifest entry of the habitual policy trained on each latent source (both can ship side by side)."""
 
 
 def habitual_latent_source(entry: ModelEntry) -> tuple[str, str | None]:
@@ -395,11 +398,16 @@ def load_habitual(models_dir: str | Path, prefer_cuda: bool = True, expected_rob
     """
     if latent_source not in LATENT_SOURCES:
         raise ValueError(f"latent_source must be one of {', '.join(LATENT_SOURCES)}, got {latent_source!r}")
-    model = OnnxModel(models_dir, "habitual", providers=select_providers(prefer_cuda)[0],
-                      expected_robot=expected_robot)
+    name = HABITUAL_MODELS[latent_source]
+    flag = "world" if latent_source == "world_encoder" else "encoder"
+    if name not in load_manifest(models_dir).models:
+        raise ModelMismatchError(
+            f"{Path(models_dir) / 'manifest.yaml'}: no habitual policy trained on the {latent_source!r} latent "
+            f"(entry {name!r}); train one with `hjepa-agent train habitual --latent {flag} --out DIR` and point "
+            f"models_dir at DIR, or set latent_source and perception's encoder_model to a latent that has one")
+    model = OnnxModel(models_dir, name, providers=select_providers(prefer_cuda)[0], expected_robot=expected_robot)
     m = model.manifest
     trained_on, trained_sha = habitual_latent_source(model.entry)
-    flag = "world" if latent_source == "world_encoder" else "encoder"
     retrain = (f"retrain it with `hjepa-agent train habitual --latent {flag} --out DIR` and point models_dir at DIR")
     if trained_on != latent_source:
         raise ModelMismatchError(

@@ -4,7 +4,7 @@ Subscribes: agent/percept (JointState), odom (nav_msgs/Odometry), goal_pose (geo
             cmd_vel (TwistStamped: the action actually sent, for the learned model's prior).
 Publishes:  agent/world_state (JointState, layout in nodes/codec.py), /diagnostics.
 Parameters: odom_frame (read-only): goals in another frame are rejected; world_model (read-only, default
-            true): fuse the latent with the JEPA predictor ensemble (needs perception's encoder_model
+            false): fuse the latent with the JEPA predictor ensemble (needs perception's encoder_model
             = world_encoder) and read the ambiguity off the world model's calibrated scores (their
             values are in /diagnostics as score_*); false = the foundation filter and heuristic ambiguity;
             models_dir, use_cuda, ego_model (read-only).
@@ -36,7 +36,7 @@ class EstimatorNode(Node):
         super().__init__("estimator", **kwargs)
         self.odom_frame = declare(self, "odom_frame", "odom", "frame of odometry and goals", read_only=True)
         self.core = Estimator()
-        if declare(self, "world_model", True, "fuse the latent with the learned predictor ensemble", read_only=True):
+        if declare(self, "world_model", False, "fuse the latent with the learned predictor ensemble", read_only=True):
             models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models",
                                  read_only=True) or str(data_path("models"))
             use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)

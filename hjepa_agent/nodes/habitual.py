@@ -28,7 +28,7 @@ class HabitualNode(Node):
         models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models",
                              read_only=True) or str(data_path("models"))
         use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
-        latent_source = declare(self, "latent_source", "world_encoder",
+        latent_source = declare(self, "latent_source", "encoder",
                                 "latent the policy reads: 'encoder' or 'world_encoder' (= perception's encoder_model)",
                                 read_only=True)
         ego = declare_ego_model(self)

@@ -3,9 +3,9 @@
 Subscribes: camera/image_raw (sensor_msgs/Image), scan (sensor_msgs/LaserScan).
 Publishes:  agent/percept (sensor_msgs/JointState, layout in nodes/codec.py), /diagnostics.
 Parameters: models_dir, use_cuda, ego_model (read-only; the manifest's robot must match the ego model's),
-            encoder_model (read-only: "world_encoder", the JEPA encoder over camera + scan (default), or
-            "encoder", the foundation behaviour-cloned one; the habitual policy must have been trained on
-            the same one), scan_max_age_s [s]. With the world encoder each percept also carries the
+            encoder_model (read-only: "encoder", the foundation behaviour-cloned one (default), or
+            "world_encoder", the JEPA encoder over camera + scan; the habitual node's latent_source must
+            name the same one), scan_max_age_s [s]. With the world encoder each percept also carries the
             image's noise estimate, look score and 1-s change (the world model's image scores).
 Bad images (encoding, size, buffer) are rejected with a counted reason; nothing is published for them.
 """
@@ -34,7 +34,7 @@ class PerceptionNode(Node):
         self.scan_max_age_s = declare(self, "scan_max_age_s", 0.35, "max age of the scan fused with an image",
                                       unit="s", lo=0.01, hi=5.0)
         ego = declare_ego_model(self)
-        which = declare(self, "encoder_model", "world_encoder", "encoder: 'encoder' or 'world_encoder'", read_only=True)
+        which = declare(self, "encoder_model", "encoder", "encoder: 'encoder' or 'world_encoder'", read_only=True)
         if which == "encoder":
             self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot))
         elif which == "world_encoder":

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from hjepa_agent.config.ego_model import load_ego_model
-from hjepa_agent.core.models import OnnxModel, load_manifest, sha256_file
+from hjepa_agent.core.models import HABITUAL_MODELS, OnnxModel, load_manifest, sha256_file
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M
 from hjepa_agent.paths import data_path, share_dir
 from hjepa_agent.sim.robot import load_robot_description
@@ -369,8 +369,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     train_s = time.perf_counter() - t0
 
     net.eval()
+    name = HABITUAL_MODELS[LATENT_SOURCES["world" if world_mode else "encoder"]]
     if world_mode:
-        parity = {"habitual": export_onnx(net, torch.rand(1, N_HEAD_FEATURES + N_LATENT), out / "habitual.onnx",
+        parity = {"habitual": export_onnx(net, torch.rand(1, N_HEAD_FEATURES + N_LATENT), out / f"{name}.onnx",
                                           ["features"], ["action"], low=-1.0, high=1.0)}
         latent_desc = {"latent_source": LATENT_SOURCES["world"], "latent_encoder_sha256": world_enc.entry.sha256,
                        "world_models": _rel(world_dir)}
@@ -393,18 +394,18 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                "rounds": rounds, "onnx_parity_max_abs_err": parity, "epochs_per_round": args.epochs}
     if world_mode:
         metrics["world_encode_s"] = round(encode_s, 1)
-        records = [ModelRecord("habitual", "habitual.onnx", {"data": hab_data, "metrics": metrics})]
+        records = [ModelRecord(name, f"{name}.onnx", {"data": hab_data, "metrics": metrics})]
         enc_metrics: dict[str, Any] = {}
     else:
         enc_metrics = {"trained_jointly_with": "habitual (its metrics hold the full record)",
                        "val_scan_mse": rounds[-1]["val_scan"], "onnx_parity_max_abs_err": parity["encoder"]}
         records = [ModelRecord("encoder", "encoder.onnx", {"data": data_desc, "metrics": enc_metrics}),
                    ModelRecord("habitual", "habitual.onnx", {"data": hab_data, "metrics": metrics})]
-    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=world_mode)
+    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True)
 
     # Final evaluation through the exported models, as the runtime runs them.
     manifest = load_manifest(out)
-    hab = OnnxModel(out, "habitual", manifest, ["CPUExecutionProvider"], expected_robot=ego.robot)
+    hab = OnnxModel(out, name, manifest, ["CPUExecutionProvider"], expected_robot=ego.robot)
     if world_mode:
         final_policy = onnx_world_policy(world_enc, hab)
     else:
@@ -425,8 +426,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                        "habitual": _time_per_call_us(hab, (1, N_HEAD_FEATURES + N_LATENT))}
         enc_metrics["onnx_us_per_call"] = metrics["onnx_us_per_call"]["encoder"]
     metrics["total_time_s"] = round(time.perf_counter() - t0, 1)
-    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale,
-                   merge=world_mode)  # sha256 unchanged
+    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True)  # sha256 unchanged
     log.info("final ONNX policy (latent: %s): success %.2f, collisions %d over %d episodes; total %.0f s",
              hab_data["latent_source"], metrics["final_onnx_success"]["all"]["success_rate"],
              metrics["final_onnx_success"]["all"]["collisions"], len(res), metrics["total_time_s"])

@@ -10,13 +10,16 @@ from hjepa_agent.nodes.habitual import HabitualNode
 def test_latent_source_is_read_only_and_checked_at_start(ros_context):
     node = HabitualNode(context=ros_context)
     try:
-        assert node.get_parameter("latent_source").value == "world_encoder"
+        assert node.get_parameter("latent_source").value == "encoder"
         desc = node.describe_parameter("latent_source")
         assert desc.read_only and desc.type == ParameterType.PARAMETER_STRING and "world_encoder" in desc.description
-        assert not node.set_parameters([Parameter("latent_source", value="encoder")])[0].successful
+        assert not node.set_parameters([Parameter("latent_source", value="world_encoder")])[0].successful
     finally:
         node.destroy_node()
-    # The shipped policy was trained on the JEPA world encoder's latent.
-    with pytest.raises(ModelMismatchError, match=r"latent_source is 'encoder'.*--latent encoder"):
-        HabitualNode(context=ros_context,
-                     parameter_overrides=[Parameter("latent_source", value="encoder")])
+    # Both shipped policies load with their own latent source; each records what it was trained on.
+    for source, entry in (("encoder", "habitual"), ("world_encoder", "habitual_world")):
+        node = HabitualNode(context=ros_context, parameter_overrides=[Parameter("latent_source", value=source)])
+        try:
+            assert node.core.model.name == entry
+        finally:
+            node.destroy_node()

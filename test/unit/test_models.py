@@ -148,9 +148,8 @@ def test_load_habitual_latent_source(models_dir: Path) -> None:
     from hjepa_agent.core.models import load_habitual
     model, scale, norm = load_habitual(models_dir, prefer_cuda=False, latent_source="encoder")
     assert scale == (0.6, 1.8) and norm == (0.8, 2.0)
-    with pytest.raises(ModelMismatchError,
-                       match=r"trained on the 'encoder' latent.*latent_source is 'world_encoder'.*"
-                             r"encoder_model both to 'encoder'.*train habitual --latent world"):
+    with pytest.raises(ModelMismatchError, match=r"no habitual policy trained on the 'world_encoder' latent "
+                                                 r"\(entry 'habitual_world'\).*train habitual --latent world"):
         load_habitual(models_dir, prefer_cuda=False, latent_source="world_encoder")
     with pytest.raises(ValueError, match="latent_source must be one of"):
         load_habitual(models_dir, prefer_cuda=False, latent_source="world")
@@ -158,12 +157,13 @@ def test_load_habitual_latent_source(models_dir: Path) -> None:
     def record(doc: dict) -> None:
         doc["models"]["habitual"]["trained"] = {"data": {"latent_source": "world_encoder",
                                                          "latent_encoder_sha256": "ab" * 32}}
+        doc["models"]["habitual_world"] = dict(doc["models"]["habitual"])  # same file, as the world entry
     edit_manifest(models_dir, record)
     with pytest.raises(ModelMismatchError, match=r"trained on the 'world_encoder' latent.*"
                                                  r"latent_source is 'encoder'.*train habitual --latent encoder"):
         load_habitual(models_dir, prefer_cuda=False)
     # No world_encoder in this manifest: the recorded sha256 cannot be compared; the source matches.
-    assert load_habitual(models_dir, prefer_cuda=False, latent_source="world_encoder")[0].name == "habitual"
+    assert load_habitual(models_dir, prefer_cuda=False, latent_source="world_encoder")[0].name == "habitual_world"
 
 
 def test_load_habitual_refuses_a_changed_encoder(models_dir: Path) -> None:

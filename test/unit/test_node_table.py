@@ -65,14 +65,17 @@ def test_params_file_errors_name_the_node(tmp_path):
 def test_latent_params_must_agree(tmp_path):
     """perception.encoder_model (computes the latent) and habitual.latent_source (reads it) cannot differ."""
     params = load_params(data_path("config", "agent.yaml"))
-    assert params["perception"]["encoder_model"] == params["habitual"]["latent_source"] == "world_encoder"
+    assert params["perception"]["encoder_model"] == params["habitual"]["latent_source"] == "encoder"
+    learned = load_params(data_path("config", "agent_learned.yaml"))
+    assert learned["perception"]["encoder_model"] == learned["habitual"]["latent_source"] == "world_encoder"
+    assert learned["estimator"]["world_model"] is True
     p = tmp_path / "p.yaml"
     p.write_text("perception:\n  ros__parameters: {encoder_model: world_encoder}\n"
                  "habitual:\n  ros__parameters: {latent_source: encoder}\n")
     with pytest.raises(ConfigError, match=r"habitual.latent_source: is 'encoder' but perception.encoder_model "
                                           r"is 'world_encoder'"):
         load_params(p)
-    p.write_text("perception:\n  ros__parameters: {encoder_model: encoder}\n")  # habitual default: world_encoder
+    p.write_text("perception:\n  ros__parameters: {encoder_model: world_encoder}\n")  # habitual default: encoder
     with pytest.raises(ConfigError, match="habitual.latent_source"):
         load_params(p)
     p.write_text("perception:\n  ros__parameters: {encoder_model: world_encoder}\n"

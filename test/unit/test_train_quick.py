@@ -46,7 +46,8 @@ def test_quick_training_writes_loadable_models(tmp_path: Path) -> None:
     assert data["latent_source"] == "encoder"
     assert data["latent_encoder_sha256"] == sha256_file(out / "encoder.onnx")
     assert load_habitual(out, prefer_cuda=False, expected_robot="sample_diffbot")[1] == (0.6, 1.8)
-    with pytest.raises(ModelMismatchError, match=r"trained on the 'encoder' latent.*--latent world"):
+    with pytest.raises(ModelMismatchError, match=r"no habitual policy trained on the 'world_encoder' latent.*"
+                                                 r"--latent world"):
         load_habitual(out, prefer_cuda=False, latent_source="world_encoder")
 
 
@@ -87,7 +88,7 @@ def test_world_latent_is_what_perception_computes() -> None:
 
 
 def test_quick_world_latent_training(tmp_path: Path) -> None:
-    """--latent world trains only habitual.onnx on the frozen world encoder, merges the manifest."""
+    """--latent world trains only habitual_world.onnx on the frozen world encoder, merges the manifest."""
     from hjepa_agent.core.models import load_habitual
     from hjepa_agent.paths import data_path
 
@@ -95,23 +96,24 @@ def test_quick_world_latent_training(tmp_path: Path) -> None:
     shutil.copytree(data_path("models"), out)
     before_doc = yaml.safe_load((out / "manifest.yaml").read_text())
     before_text = (out / "manifest.yaml").read_text()
-    before_bytes = {p.name: p.read_bytes() for p in out.iterdir() if p.name not in ("manifest.yaml", "habitual.onnx")}
-    old_habitual = (out / "habitual.onnx").read_bytes()
+    before_bytes = {p.name: p.read_bytes() for p in out.iterdir()
+                    if p.name not in ("manifest.yaml", "habitual_world.onnx")}
+    old_habitual = (out / "habitual_world.onnx").read_bytes()
 
     assert train_main(["--quick", "--latent", "world", "--out", str(out)]) == 0
 
     assert {p.name: p.read_bytes() for p in out.iterdir()
-            if p.name not in ("manifest.yaml", "habitual.onnx")} == before_bytes
-    assert (out / "habitual.onnx").read_bytes() != old_habitual
+            if p.name not in ("manifest.yaml", "habitual_world.onnx")} == before_bytes
+    assert (out / "habitual_world.onnx").read_bytes() != old_habitual
     after_doc = yaml.safe_load((out / "manifest.yaml").read_text())
     after_text = (out / "manifest.yaml").read_text()
-    for name in ("encoder", "world_encoder", "world_predictor"):
+    for name in ("encoder", "habitual", "world_encoder", "world_predictor"):
         assert after_doc["models"][name] == before_doc["models"][name]
         assert _entry_text(after_text, name) == _entry_text(before_text, name)
     assert list(after_doc["models"]) == list(before_doc["models"])
 
     m = load_manifest(out)
-    hab = m.models["habitual"].trained
+    hab = m.models["habitual_world"].trained
     assert hab["data"]["latent_source"] == "world_encoder"
     assert hab["data"]["latent_encoder_sha256"] == m.models["world_encoder"].sha256
     assert hab["data"]["quick"] is True
@@ -126,9 +128,8 @@ def test_quick_world_latent_training(tmp_path: Path) -> None:
                                 latent_source="world_encoder")
     a = model(np.zeros((2, N_HABITUAL_FEATURES), np.float32))
     assert a.shape == (2, 2) and np.all(np.abs(a) <= 1.0)
-    with pytest.raises(ModelMismatchError, match=r"trained on the 'world_encoder' latent.*"
-                                                 r"encoder_model both to 'world_encoder'"):
-        load_habitual(out, prefer_cuda=False, latent_source="encoder")
+    # the foundation policy (entry "habitual") is untouched and still loads for the "encoder" latent
+    assert load_habitual(out, prefer_cuda=False, latent_source="encoder")[0].name == "habitual"
 
 
 def _entry_text(manifest_text: str, name: str) -> list[str]:
