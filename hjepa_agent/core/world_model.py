@@ -149,6 +149,13 @@ def stillness_score(motion: np.ndarray | float, change: np.ndarray | float) -> n
     return np.log((motion + STILL_MOTION_EPS) / (np.asarray(change) + STILL_CHANGE_EPS))
 
 
+def encode_frames(enc: Callable[..., np.ndarray], image_u8: np.ndarray, scan: np.ndarray,
+                  batch: int = 512) -> np.ndarray:
+    """Latents (N, 16) of frames through a world encoder: image (N, 3, 64, 64) uint8, scan (N, 16) in [0, 1]."""
+    return np.concatenate([enc(image_u8[i:i + batch].astype(np.float32) / 255.0, scan[i:i + batch])
+                           for i in range(0, len(scan), batch)])
+
+
 AMBIGUITY_QUANTILE = 0.999
 """Quantile of the combined score on nominal calibration frames that maps to ambiguity 1.0."""
 
@@ -202,9 +209,7 @@ class WorldModel:
 
     def encode(self, image_u8: np.ndarray, scan: np.ndarray, batch: int = 512) -> np.ndarray:
         """image (N, 3, 64, 64) uint8, scan (N, 16) in [0, 1] -> latents (N, 16)."""
-        out = [self.enc(image_u8[i:i + batch].astype(np.float32) / 255.0, scan[i:i + batch])
-               for i in range(0, len(scan), batch)]
-        return np.concatenate(out)
+        return encode_frames(self.enc, image_u8, scan, batch)
 
     def heads(self, z: np.ndarray, action: np.ndarray) -> np.ndarray:
         """(N, 16), (N, 2) -> every head's next latent (N, M, 16)."""

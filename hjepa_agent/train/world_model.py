@@ -45,7 +45,7 @@ from torch import nn
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE
 from hjepa_agent.core.perception import APPEARANCE_FEATURES, appearance_features
-from hjepa_agent.core.world_model import AMBIGUITY_QUANTILE, WorldModel, combine, frame_scores
+from hjepa_agent.core.world_model import AMBIGUITY_QUANTILE, WorldModel, combine, encode_frames, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
 from hjepa_agent.paths import data_path
 from hjepa_agent.train import world_data
@@ -432,11 +432,7 @@ def recalibrate(args: argparse.Namespace) -> dict[str, Any]:
     ego = load_ego_model(data_path("config", "ego_model.yaml"))
     train_d, calib_d = _data(args, ego, "train", args.episodes), _data(args, ego, "calib", args.calib_episodes)
 
-    def encode(d: dict[str, np.ndarray]) -> np.ndarray:
-        return np.concatenate([enc(d["image"][i:i + 512].astype(np.float32) / 255.0, d["scan"][i:i + 512])
-                               for i in range(0, len(d["scan"]), 512)])
-
-    z_tr, z_c = encode(train_d), encode(calib_d)
+    z_tr, z_c = (encode_frames(enc, d["image"], d["scan"]) for d in (train_d, calib_d))
     t1 = world_data.windows(calib_d, 1)
     calib = calibrate(z_tr, z_c, pred(z_c[t1], calib_d["action"][t1]), t1, train_d["image"])
     write_calibration(out, calib)
