@@ -141,7 +141,7 @@ class Perception:
     encoder: Encoder
     encoder_reads_scan: bool = False
     appearance_stats: tuple[np.ndarray, np.ndarray] | None = None
-    """(mean (14,), precision (14, 14)) of appearance_features on the world model's training images:
+    """(mean (26,), precision (26, 26)) of appearance_features on the world model's training images:
     with them each percept carries appearance_log; without, 0.0."""
     scan_bins: np.ndarray | None = None
     scan_stamp_s: float = -math.inf
@@ -176,10 +176,7 @@ class Perception:
         self._previous = rgb
         image_u8 = (x[0] * 255.0 + 0.5).astype(np.uint8)  # exact: the training data's images
         noise_log = math.log(float(image_noise_sigma(image_u8)) + 1e-3)
-        look = 0.0
-        if self.appearance_stats is not None:
-            d = appearance_features(image_u8) - self.appearance_stats[0]
-            look = math.log(float(d @ self.appearance_stats[1] @ d) + 1e-9)
+        look = 0.0 if self.appearance_stats is None else float(appearance_score(image_u8, *self.appearance_stats))
         change = image_change(image_u8, self._history[0]) if len(self._history) == IMAGE_STILL_K else -1.0
         self._history = self._history[-(IMAGE_STILL_K - 1):] + [image_u8]
         return Percept(stamp_s, z, bins.copy(), quality, noise_log, look, change)
@@ -247,3 +244,14 @@ def appearance_features(images: np.ndarray) -> np.ndarray:
     out = np.concatenate([flat.mean(2), flat.std(2), chroma, sat[:, None], pct, edge[:, None], floor[:, None],
                           hists], axis=1).astype(np.float32)
     return out[0] if single else out
+
+
+def appearance_score(images: np.ndarray, mean: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """log((f - mean)^T prec (f - mean)) of appearance_features(images) (N,) (a float for one image);
+    NaN when mean/prec are empty (models trained before the score existed)."""
+    f = appearance_features(images)
+    if len(mean) == 0:
+        return np.full(f.shape[:-1], np.nan, np.float32) if f.ndim == 2 else float("nan")
+    d = f - mean
+    m = np.einsum("...i,ij,...j->...", d, prec, d)
+    return np.log(m + 1e-9).astype(np.float32) if f.ndim == 2 else float(np.log(m + 1e-9))

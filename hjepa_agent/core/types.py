@@ -56,7 +56,7 @@ class Percept:
     minimum range per sector of the latest scan; quality in [0, 1] (1 = clean image);
     noise_log: log of the image's sensor-noise sigma (grey levels, core.perception.image_noise_sigma);
     appearance_log: log Mahalanobis distance of the image's look under the world model's training
-    images (core.world_model.appearance_score), 0.0 when perception has no such statistics;
+    images (core.perception.appearance_score), 0.0 when perception has no such statistics;
     image_change: mean absolute grey-level change since the image IMAGE_STILL_K frames earlier
     (core.perception.image_change), -1.0 until perception has seen that many frames.
     """

@@ -25,7 +25,7 @@ import numpy as np
 
 from hjepa_agent.config.loader import read_yaml
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError, OnnxModel, load_manifest
-from hjepa_agent.core.perception import (APPEARANCE_FEATURES, IMAGE_STILL_K, appearance_features, image_change,
+from hjepa_agent.core.perception import (APPEARANCE_FEATURES, IMAGE_STILL_K, appearance_score, image_change,
                                         image_noise_sigma)
 from hjepa_agent.core.types import N_LATENT
 
@@ -242,17 +242,6 @@ def load_appearance_stats(models_dir: str | Path) -> tuple[np.ndarray, np.ndarra
                 _vector(cal["appearance_precision"], (n, n), "appearance_precision"))
     except (KeyError, ValueError) as exc:
         raise ModelMismatchError(f"{path}: {exc}; retrain with `hjepa-agent train world-model`") from exc
-
-
-def appearance_score(images: np.ndarray, mean: np.ndarray, prec: np.ndarray) -> np.ndarray:
-    """log((f - mean)^T prec (f - mean)) of appearance_features(images) (N,) (a float for one image);
-    NaN when mean/prec are empty (models trained before the score existed)."""
-    f = appearance_features(images)
-    if len(mean) == 0:
-        return np.full(f.shape[:-1], np.nan, np.float32) if f.ndim == 2 else float("nan")
-    d = f - mean
-    m = np.einsum("...i,ij,...j->...", d, prec, d)
-    return np.log(m + 1e-9).astype(np.float32) if f.ndim == 2 else float(np.log(m + 1e-9))
 
 
 def frame_scores(wm: WorldModel, z: np.ndarray, action: np.ndarray, episode: np.ndarray,

@@ -11,9 +11,9 @@ import yaml
 import pytest
 
 from hjepa_agent.core.models import OnnxModel, load_manifest
-from hjepa_agent.core.perception import APPEARANCE_FEATURES, Perception, image_noise_sigma
+from hjepa_agent.core.perception import APPEARANCE_FEATURES, Perception, appearance_score, image_noise_sigma
 from hjepa_agent.core.perception import IMAGE_STILL_K, image_change
-from hjepa_agent.core.world_model import SCORES, WorldModel, appearance_score, frame_scores
+from hjepa_agent.core.world_model import SCORES, WorldModel, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
 from hjepa_agent.train.eval_world_model import eval_main
 from hjepa_agent.train.world_data import nearest_surface
