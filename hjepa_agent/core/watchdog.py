@@ -15,7 +15,11 @@ world state's own uncertainty is ignored here (it enters through ``ambiguity_sto
 
 Stall: HABITUAL -> PLANNING also when the goal distance (world state pose to goal) has shrunk
 by less than ``stall_progress_m`` over ``stall_window_s`` outside ``stall_goal_radius_m`` (the
-habitual policy dithering between two routes); that PLANNING is held for ``stall_window_s``.
+habitual policy dithering between two routes); that PLANNING is held for ``stall_window_s``
+and flagged ``habitual_stalled``, so the planner plans without the habitual proposal. The same
+lack of progress inside PLANNING or OPTIMISING (the plan refining the habitual proposal and
+going nowhere) raises the flag too, with a "stall" event, and holds the mode again. The flag
+drops when the mode goes back to HABITUAL or to SAFE_STOP.
 
 Units: m, s, rad, %, degC. Times are seconds on the caller's clock (``now_s``).
 """
@@ -162,13 +166,16 @@ def predicted_clearance(scan_bins: np.ndarray, v: float, w: float, horizon_s: fl
 class WatchdogOutput:
     """One decision: mode; speed_scale in [0, 1] (derating, for the operating limits);
     events since the last tick; status for /diagnostics: {"level": "OK"|"WARN"|"ERROR",
-    "message": str, "values": {key: str}}."""
+    "message": str, "values": {key: str}}; habitual_stalled: True while deliberation was
+    entered because the habitual policy stalled (the planner must then not refine the
+    habitual proposal: it is the thing that failed)."""
 
     stamp_s: float
     mode: Mode
     speed_scale: float
     events: tuple[Event, ...]
     status: dict[str, Any]
+    habitual_stalled: bool = False
 
 
 class Watchdog:
@@ -202,6 +209,7 @@ class Watchdog:
         self._last: dict[str, Any] = {}
         self._progress: list[tuple[float, float]] = []   # (time, goal distance) since entering the mode
         self._hold_until = -math.inf                      # a stall's PLANNING is held at least until then
+        self._stalled_habitual = False                    # deliberating because Mode 1 stalled
 
     # ---- inputs -------------------------------------------------------------------
     def on_input(self, name: str, stamp_s: float, now_s: float) -> None:
@@ -318,6 +326,8 @@ class Watchdog:
 
     def _go(self, mode: Mode, now_s: float, reasons: tuple[str, ...]) -> None:
         self._pending.append(Event(now_s, "mode", (f"{self._mode.name}->{mode.name}", *reasons)))
+        if mode in (Mode.HABITUAL, Mode.SAFE_STOP):
+            self._stalled_habitual = False
         self._mode, self._since = mode, now_s
         self._progress = self._progress[-1:]
 
@@ -340,12 +350,21 @@ class Watchdog:
         c, mode = self.cfg, self._mode
         dwelt = now_s - self._since >= c.dwell_s
         horizon = f"over {c.risk_horizon_s:.1f} s"
-        stall = self._stalled(now_s) if mode == Mode.HABITUAL else None
+        stall = self._stalled(now_s) if mode == Mode.HABITUAL or not self._stalled_habitual else None
+        if stall is not None and mode in (Mode.PLANNING, Mode.OPTIMISING):
+            # deliberating while refining the habitual proposal, and still not getting anywhere:
+            # the proposal is the anchor that holds the plan in place, so plan without it
+            self._pending.append(Event(now_s, "stall", (f"{mode.name}: planning without the habitual proposal",
+                                                        stall)))
+            self._stalled_habitual = True
+            self._hold_until = now_s + c.stall_window_s
+            stall = None
         if mode == Mode.HABITUAL and hab is not None and hab < c.clearance_plan_m:
             self._go(Mode.PLANNING, now_s, (f"habitual clearance {hab:.2f} m < {c.clearance_plan_m:.2f} m {horizon}",))
         elif stall is not None:
             self._go(Mode.PLANNING, now_s, (stall,))
             self._hold_until = now_s + c.stall_window_s
+            self._stalled_habitual = True
         elif mode == Mode.PLANNING and plan is not None and plan < c.clearance_optimise_m:
             self._go(Mode.OPTIMISING, now_s,
                      (f"plan clearance {plan:.2f} m < {c.clearance_optimise_m:.2f} m {horizon}",))
@@ -375,7 +394,8 @@ class Watchdog:
             self._deliberate(now_s, hab, plan)
         scale = self._speed_scale()
         events, self._pending = tuple(self._pending), []
-        return WatchdogOutput(now_s, self._mode, scale, events, self._status(now_s, causes, hab, plan, scale))
+        return WatchdogOutput(now_s, self._mode, scale, events, self._status(now_s, causes, hab, plan, scale),
+                              habitual_stalled=self._stalled_habitual)
 
     def _status(self, now_s: float, causes: list[str], hab: float | None, plan: float | None,
                 scale: float) -> dict[str, Any]:

@@ -1,11 +1,17 @@
 """planner node: world state -> plan (Mode-2), run while the watchdog asks for deliberation.
 
 Subscribes: agent/world_state (JointState), agent/mode (std_msgs/String), agent/habitual/cmd
-            (TwistStamped: the habitual proposal seeds the plan, which refines it).
+            (TwistStamped: the habitual proposal seeds the plan, which refines it), and
+            agent/habitual_stalled (std_msgs/Bool: while true the habitual proposal is ignored
+            and the warm start dropped once, since Mode 2 was asked for because Mode 1 stalled),
+            scan (sensor_msgs/LaserScan: folded into the navfield at the world state's pose, and
+            its returns are the obstacles the plan keeps clear of; without a scan within 0.25 s
+            of the world state, the world state's scan sectors are).
 Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (nav_msgs/Path), /diagnostics.
 Parameters: planner ("cem"), horizon, dt_s [s], samples, iterations, optimise_factor (iterations
 multiplier in OPTIMISING), max_world_model_calls, deadline_ms [ms], always_plan (plan in every
-mode, so the watchdog can compare), ego_model (read-only).
+mode, so the watchdog can compare), navfield, navfield_resolution_m [m], navfield_size_m [m]
+(the goal cost goes round the obstacles seen so far; read-only), ego_model (read-only).
 """
 from __future__ import annotations
 
@@ -16,13 +22,18 @@ import numpy as np
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Path
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
-from std_msgs.msg import String
+from sensor_msgs.msg import JointState, LaserScan
+from std_msgs.msg import Bool, String
 
-from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, PlanCost
+from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, PlanCost, beam_points
+from hjepa_agent.core.planner.navfield import NavField
 from hjepa_agent.core.types import Mode
-from hjepa_agent.nodes.codec import msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
-from hjepa_agent.nodes.common import decode_or_none, RELIABLE_QOS, Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.codec import from_time, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
+from hjepa_agent.nodes.common import (decode_or_none, RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare,
+                                      declare_ego_model, run_node)
+
+SCAN_POSE_SKEW_S = 0.25
+"""A scan is folded into the navfield at a world state's pose only if their stamps are this close."""
 
 
 class PlannerNode(Node):
@@ -42,11 +53,21 @@ class PlannerNode(Node):
         self.max_calls = declare(self, "max_world_model_calls", 20000, "world-model calls per plan", lo=1, hi=10**7)
         self.deadline_ms = declare(self, "deadline_ms", 60.0, "wall-clock deadline per plan", unit="ms", lo=1.0, hi=5000.0)
         self.always_plan = declare(self, "always_plan", False, "plan in every mode, not only when asked")
+        navfield = declare(self, "navfield", True, "goal cost = distance round the obstacles seen so far "
+                           "(core/planner/navfield.py); false = straight-line distance", read_only=True)
+        nav_res = declare(self, "navfield_resolution_m", 0.2, "navfield cell size", unit="m", lo=0.05, hi=1.0,
+                          read_only=True)
+        nav_size = declare(self, "navfield_size_m", 16.0, "navfield side, centred on the first pose", unit="m",
+                           lo=4.0, hi=100.0, read_only=True)
         cost = PlanCost(footprint_radius_m=ego.hard.footprint.radius_m, w_goal=0.3)
         self.core = CEMPlanner(CEMConfig(horizon=horizon, dt_s=dt_s, samples=samples,
                                          elites=max(1, samples // 8), iterations=iterations * self.optimise_factor,
                                          max_linear_mps=ego.operating.max_linear_mps,
-                                         max_angular_rps=ego.operating.max_angular_rps), cost)
+                                         max_angular_rps=ego.operating.max_angular_rps), cost,
+                               navfield=NavField(resolution_m=nav_res, size_m=nav_size,
+                                                 inflate_m=ego.hard.footprint.radius_m,
+                                                 safe_clearance_m=cost.safe_clearance_m)
+                               if navfield else None)
         self.iterations = iterations
         self.mode = Mode.HABITUAL
         self.plans = 0
@@ -56,6 +77,13 @@ class PlannerNode(Node):
         self.path_pub = self.create_publisher(Path, "agent/plan/path", RELIABLE_QOS)
         self.create_subscription(JointState, "agent/world_state", self.on_world_state, RELIABLE_QOS)
         self.create_subscription(String, "agent/mode", self.on_mode, RELIABLE_QOS)
+        self.create_subscription(Bool, "agent/habitual_stalled", self.on_stalled, RELIABLE_QOS)
+        self.habitual_stalled = False
+        self.unseeded = 0
+        self.scan: tuple[float, np.ndarray, np.ndarray, float, float] | None = None  # latest, not yet folded
+        self.scans_folded = 0
+        self.beams: tuple[float, np.ndarray] | None = None  # (world-state stamp, odom-frame returns)
+        self.create_subscription(LaserScan, "scan", self.on_scan, SENSOR_QOS)
         self.create_subscription(TwistStamped, "agent/habitual/cmd", self.on_habitual, RELIABLE_QOS)
         self.seed: tuple[float, float, float] | None = None  # (stamp_s, v, w) of the latest habitual proposal
         self.diag = Diagnostics(self)
@@ -66,19 +94,39 @@ class PlannerNode(Node):
         if msg.data in Mode.__members__:
             self.mode = Mode[msg.data]
 
+    def on_stalled(self, msg: Bool) -> None:
+        """Track whether the watchdog handed over because the habitual policy stalled; on the
+        rising edge drop the warm start (it was drawn towards the stalled proposal)."""
+        stalled = bool(msg.data)
+        if stalled and not self.habitual_stalled:
+            self.core.reset()
+        self.habitual_stalled = stalled
+
     def on_habitual(self, msg: TwistStamped) -> None:
         """Keep the habitual proposal as the seed of the next plan (if finite)."""
         p = msg_to_proposal(msg, "habitual")
         self.seed = (p.stamp_s, p.v, p.w) if math.isfinite(p.v) and math.isfinite(p.w) else None
 
+    def on_scan(self, msg: LaserScan) -> None:
+        """Keep the latest scan until a world state gives the pose to fold it in at."""
+        n = len(msg.ranges)
+        self.scan = (from_time(msg.header.stamp), msg.angle_min + msg.angle_increment * np.arange(n),
+                     np.asarray(msg.ranges, dtype=np.float64), float(msg.range_min), float(msg.range_max))
+
     def on_world_state(self, msg: JointState) -> None:
-        """Plan when deliberation is asked for (or always_plan)."""
-        if not (self.always_plan or self.mode in (Mode.PLANNING, Mode.OPTIMISING)):
-            self.core.reset()
-            return
+        """Fold the latest scan into the planner's map at this pose; plan when deliberation is
+        asked for (or always_plan)."""
         ws = decode_or_none(self, msg_to_world_state, msg, "world state")
         if ws is None:
             self.rejected += 1
+            return
+        if self.scan is not None and abs(self.scan[0] - ws.stamp_s) <= SCAN_POSE_SKEW_S:
+            self.core.observe(ws.pose, *self.scan[1:])
+            self.scans_folded += 1
+            self.beams = (ws.stamp_s, beam_points(ws.pose, *self.scan[1:]))
+            self.scan = None
+        if not (self.always_plan or self.mode in (Mode.PLANNING, Mode.OPTIMISING)):
+            self.core.reset()
             return
         if not ws.has_goal:
             return
@@ -87,9 +135,13 @@ class PlannerNode(Node):
         calls = min(self.max_calls, c.samples * c.horizon * self.iterations * factor)
         t0 = time.monotonic()
         seed = None
-        if self.seed is not None and abs(self.seed[0] - ws.stamp_s) < 0.5:
+        if self.habitual_stalled:
+            self.unseeded += 1
+        elif self.seed is not None and abs(self.seed[0] - ws.stamp_s) < 0.5:
             seed = np.array(self.seed[1:], dtype=np.float32)
-        plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + self.deadline_ms * 1e-3), seed=seed)
+        # clearance from the raw beams of a scan taken with this world state, else from its sectors
+        beams = self.beams[1] if self.beams is not None and self.beams[0] == ws.stamp_s else None
+        plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + self.deadline_ms * 1e-3), seed=seed, obstacles=beams)
         self.last_ms = (time.monotonic() - t0) * 1e3
         self.plans += 1
         self.pub.publish(plan_to_msg(plan))
@@ -99,7 +151,10 @@ class PlannerNode(Node):
         """Publish /diagnostics."""
         self.diag.publish("OK", f"{self.plans} plans, last {self.last_ms:.1f} ms",
                           {"plans": self.plans, "last_ms": f"{self.last_ms:.2f}", "mode": self.mode.name,
-                           "rejected": self.rejected})
+                           "rejected": self.rejected, "unseeded_plans": self.unseeded,
+                           "navfield_recomputes": getattr(self.core.navfield, "recomputes", 0),
+                           "scans_folded": self.scans_folded,
+                           "habitual_stalled": self.habitual_stalled})
 
 
 def main() -> None:

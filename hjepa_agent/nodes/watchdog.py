@@ -4,6 +4,8 @@ Subscribes: camera/image_raw, scan (freshness), odom, battery_state, motor_tempe
             agent/world_state, agent/habitual/cmd, agent/plan.
 Publishes:  agent/mode (std_msgs/String: HABITUAL|PLANNING|OPTIMISING|SAFE_STOP, at tick_hz),
             agent/speed_scale (std_msgs/Float32 in [0, 1]: battery/temperature derating, at tick_hz),
+            agent/habitual_stalled (std_msgs/Bool, at tick_hz: deliberating because the habitual
+            policy made no progress, so the planner must not refine its proposal),
             agent/events (String, JSON per transition with reasons), /diagnostics.
 Services:   agent/clear_safe_stop (std_srvs/Trigger): unlatches SAFE_STOP once its causes are gone.
 Parameters: ego_model, watchdog_config (YAML paths, read-only), tick_hz [Hz].
@@ -15,7 +17,7 @@ from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
-from std_msgs.msg import Float32, String
+from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from hjepa_agent.core.watchdog import Watchdog, load_watchdog_config
@@ -38,6 +40,7 @@ class WatchdogNode(Node):
         self.mode_pub = self.create_publisher(String, "agent/mode", RELIABLE_QOS)
         self.events = self.create_publisher(String, "agent/events", RELIABLE_QOS)
         self.scale_pub = self.create_publisher(Float32, "agent/speed_scale", RELIABLE_QOS)
+        self.stalled_pub = self.create_publisher(Bool, "agent/habitual_stalled", RELIABLE_QOS)
         self.rejected = 0
         self.create_subscription(Image, "camera/image_raw", lambda m: self._fresh("camera", m), SENSOR_QOS)
         self.create_subscription(LaserScan, "scan", lambda m: self._fresh("scan", m), SENSOR_QOS)
@@ -106,6 +109,7 @@ class WatchdogNode(Node):
         out = self.core.tick(now_s(self))
         self.mode_pub.publish(String(data=out.mode.name))
         self.scale_pub.publish(Float32(data=float(out.speed_scale)))
+        self.stalled_pub.publish(Bool(data=bool(out.habitual_stalled)))
         for ev in out.events:
             self.events.publish(String(data=event_to_json(ev)))
             self.get_logger().info(f"{ev.kind}: {'; '.join(ev.reasons)}")

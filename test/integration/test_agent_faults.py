@@ -48,3 +48,28 @@ def test_estop_latches_until_reset_on_the_full_stack(stack):
     assert fut.result().success, fut.result().message
     stack.run(2.0)
     assert stack.sim.log.v[-1] > 0.1
+
+
+def test_the_planner_maps_what_the_scan_sees(stack):
+    """The planner node folds each scan into its navfield at the world state's pose; after 3 s
+    of driving the cells it counts as hit lie on the simulator's real walls and obstacles
+    (the privileged occupancy grid, which the agent never sees), and it has seen a good part
+    of them."""
+    import math
+
+    import numpy as np
+
+    stack.run(3.0)
+    planner = stack.node("planner")
+    nav = planner.core.navfield
+    assert planner.scans_folded >= 20
+    occ = nav.occupied()
+    ys, xs = np.nonzero(occ)
+    centres = np.stack([nav.origin[0] + (xs + 0.5) * nav.resolution_m,
+                        nav.origin[1] + (ys + 0.5) * nav.resolution_m], axis=1)
+    truth, (ox, oy) = stack.world.occupancy_grid(0.05)
+    ty, tx = np.nonzero(truth)
+    real = np.stack([ox + (tx + 0.5) * 0.05, oy + (ty + 0.5) * 0.05], axis=1)
+    near = [np.min(np.hypot(*(real - c).T)) <= nav.resolution_m * math.sqrt(2) for c in centres]
+    assert len(centres) >= 40
+    assert np.mean(near) >= 0.95

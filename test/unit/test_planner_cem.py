@@ -2,6 +2,8 @@
 import math
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, PlanCost, obstacle_points
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState, sector_angles
@@ -53,3 +55,32 @@ def test_obstacle_points_geometry():
     assert pts.shape == (5, 2)
     assert np.allclose(np.linalg.norm(pts, axis=1), 1.0, atol=1e-5)
     assert np.all(pts[:, 1] > 0.8)  # to the left
+
+
+@settings(max_examples=60, deadline=None)
+@given(ranges=st.lists(st.floats(0.2, SCAN_RANGE_MAX_M), min_size=N_SCAN_BINS, max_size=N_SCAN_BINS),
+       goal=st.tuples(st.floats(-10.0, 10.0), st.floats(-10.0, 10.0)),
+       seed_v=st.floats(0.0, 0.6), seed_w=st.floats(-1.8, 1.8), iterations=st.integers(1, 4))
+def test_never_returns_a_touching_plan_when_standing_clear(ranges, goal, seed_v, seed_w, iterations):
+    """Standing still and turning on the spot are always candidates, so a robot whose footprint
+    is clear of every scan point never gets a plan predicted to touch one, whatever the seed
+    pulls towards (a corner with the goal behind the wall used to end in contact)."""
+    scan = np.asarray(ranges, np.float32)
+    ws = _ws(scan, goal)
+    plan = _planner(iterations=iterations).plan(ws, np.asarray(goal, np.float32), Budget(10**6),
+                                                seed=np.array([seed_v, seed_w], np.float32))
+    assert plan.extras["min_clearance_m"] >= 0.0
+    assert plan.extras["cost"] < PlanCost(0.2).w_collision
+
+
+def test_backs_out_of_the_margin_rather_than_deeper():
+    """Already inside the footprint margin (a wall 0.15 m ahead), every plan counts as touching;
+    the quadratic shortfall of clearance still ranks them, so the plan does not drive deeper
+    towards the goal behind the wall."""
+    scan = np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32)
+    scan[int(np.argmin(np.abs(sector_angles())))] = 0.15
+    ws = _ws(scan, goal=(3.0, 0.0))  # goal straight through the wall
+    obs = obstacle_points(ws)
+    plan = _planner(iterations=4).plan(ws, np.array([3.0, 0.0], np.float32), Budget(10**6))
+    d = np.linalg.norm(plan.states[:, None, :2] - obs[None], axis=-1).min(axis=1)
+    assert d[-1] >= d[0] - 1e-6

@@ -301,7 +301,9 @@ def test_a_stalled_habitual_policy_hands_over_to_the_planner_and_the_planner_is_
     f.goal, f.hab, f.plan_clear = (3.0, 0.0), (0.3, 0.0), 10.0
     outs = f.run(0.0, 3.9)                        # start-up to HABITUAL, then 3.9 s without progress
     assert outs[-1].mode == Mode.HABITUAL
+    assert not any(o.habitual_stalled for o in outs)
     outs = f.run(4.0, 5.0)
+    assert outs[-1].habitual_stalled               # the planner must not refine the stalled proposal
     stall = [r for r in _modes(outs) if r[0] == "HABITUAL->PLANNING"]
     assert stall and stall[0][1].startswith("no progress: goal distance 3.00 m, +0.00 m closer in 4.")
     t_stall = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode")
@@ -309,7 +311,24 @@ def test_a_stalled_habitual_policy_hands_over_to_the_planner_and_the_planner_is_
     outs = f.run(5.1, t_stall + 3.9)
     assert all(o.mode == Mode.PLANNING for o in outs)
     outs = f.run(round(t_stall + 4.0, 1), t_stall + 4.5)
-    assert outs[-1].mode == Mode.HABITUAL
+    assert outs[-1].mode == Mode.HABITUAL and not outs[-1].habitual_stalled
+
+
+def test_no_progress_while_planning_from_the_habitual_proposal_drops_the_proposal():
+    """PLANNING entered for clearance refines the habitual proposal; if that goes nowhere for
+    stall_window_s, a "stall" event flags habitual_stalled (the mode stays PLANNING, held)."""
+    f = Feed(dataclasses.replace(CFG, stall_window_s=4.0, stall_progress_m=0.1, stall_goal_radius_m=0.5))
+    f.goal, f.plan_clear = (3.0, 0.0), 10.0
+    f.run(0.0, 1.0)
+    f.scan = scan({k: 0.6 for k in AHEAD})
+    f.hab = (0.5, 0.0)                             # would hit: PLANNING at once
+    outs = f.run(1.1, 4.9)
+    assert outs[-1].mode == Mode.PLANNING and not any(o.habitual_stalled for o in outs)
+    outs = f.run(5.0, 6.0)
+    stalls = [e for o in outs for e in o.events if e.kind == "stall"]
+    assert len(stalls) == 1 and stalls[0].reasons[0].startswith("PLANNING: planning without the habitual")
+    assert stalls[0].reasons[1].startswith("no progress")
+    assert all(o.mode == Mode.PLANNING for o in outs) and outs[-1].habitual_stalled
 
 
 def test_progress_or_a_near_goal_is_not_a_stall():

@@ -37,16 +37,26 @@ class Planner(Protocol):
 
     name: str
 
-    def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget, seed: np.ndarray | None = None) -> Plan:
+    def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget, seed: np.ndarray | None = None,
+             obstacles: np.ndarray | None = None) -> Plan:
         """Return a plan from the world state towards ``goal`` (odom frame, m) within ``budget``.
 
         ``seed`` (H, 2) or (2,): actions proposed by a higher level or by the habitual policy;
         the planner starts from them and is drawn towards them (it refines, not replaces, them).
+        ``obstacles`` (K, 2): odom-frame points to keep clear of, e.g. the returns of a raw scan
+        taken at ``ws.pose`` (see :func:`beam_points`); default: the world state's scan sectors
+        (:func:`obstacle_points`, conservative arcs).
         """
         ...
 
     def reset(self) -> None:
         """Forget any warm start (new episode or goal)."""
+        ...
+
+    def observe(self, pose: np.ndarray, angles: np.ndarray, ranges: np.ndarray,
+                range_min: float, range_max: float) -> None:
+        """Take in a range scan (beams at ``angles`` in the robot frame, taken at ``pose`` in the
+        odom frame) whether or not a plan is asked for: a planner may keep a map between plans."""
         ...
 
 
@@ -67,6 +77,20 @@ def obstacle_points(ws: WorldState, points_per_sector: int = 5) -> np.ndarray:
     x, y, yaw = (float(a) for a in ws.pose)
     world_ang = ang + yaw
     return np.stack([x + rng * np.cos(world_ang), y + rng * np.sin(world_ang)], axis=1).astype(np.float32)
+
+
+def beam_points(pose: np.ndarray, angles: np.ndarray, ranges: np.ndarray, range_min: float,
+                range_max: float) -> np.ndarray:
+    """Odom-frame points (K, 2) of a raw scan's returns: beams at ``angles`` (rad, robot frame)
+    with finite ``ranges`` in [range_min, range_max], taken at ``pose`` (x, y, yaw). Sharper than
+    the sector arcs: a sector's arc puts its nearest return across its whole width, which can
+    close a passage a metre wide that the beams see open."""
+    pose = np.asarray(pose, dtype=np.float64)
+    angles = np.asarray(angles, dtype=np.float64)
+    ranges = np.asarray(ranges, dtype=np.float64)
+    ok = np.isfinite(angles) & np.isfinite(ranges) & (ranges >= range_min) & (ranges <= range_max)
+    a = angles[ok] + pose[2]
+    return np.stack([pose[0] + ranges[ok] * np.cos(a), pose[1] + ranges[ok] * np.sin(a)], axis=1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -122,12 +146,17 @@ class PlanCost:
 
     def __call__(self, states: np.ndarray, actions: np.ndarray, goal: np.ndarray,
                  obstacles: np.ndarray, seed: np.ndarray | None = None,
-                 action_scale: tuple[float, float] = (1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+                 action_scale: tuple[float, float] = (1.0, 1.0),
+                 to_go: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Cost (N,) and minimum clearance (N,) of plans with states (N, H+1, 3), actions (N, H, 2).
 
         With a ``seed`` (H, 2), the mean squared deviation from it (actions divided by
-        ``action_scale``) is added with weight ``w_seed``."""
-        goal_d = np.linalg.norm(states[:, 1:, :2] - goal[None, None, :], axis=-1)
+        ``action_scale``) is added with weight ``w_seed``. ``to_go`` maps positions (N, H, 2)
+        to metres still to go (a navigation function round known obstacles, see navfield);
+        without it the straight-line distance to ``goal`` is used."""
+        xy = states[:, 1:, :2]
+        goal_d = (np.linalg.norm(xy - goal[None, None, :], axis=-1) if to_go is None
+                  else np.asarray(to_go(xy), dtype=np.float32))
         final = goal_d[:, -1]
         progress = goal_d.mean(axis=1)
         per_step = self.step_clearance(states, obstacles)
