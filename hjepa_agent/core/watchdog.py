@@ -59,7 +59,7 @@ class WatchdogConfig:
     overspeed_tolerance: float = 0.1
     stall_window_s: float = 4.0
     stall_progress_m: float = 0.1
-    stall_goal_radius_m: float = 0.5
+    stall_goal_radius_m: float = 0.2
     world_state_max_age_s: float = 0.5
     habitual_max_age_s: float = 0.5
     planner_max_age_s: float = 1.0
