@@ -33,12 +33,13 @@ def test_classes_import_and_have_console_scripts(spec):
     assert f'"{spec.executable}"' in setup
 
 
-def test_params_file_matches_declared_parameters():
-    params = load_params(data_path("config", "agent.yaml"))
+@pytest.mark.parametrize("name", ["agent.yaml", "agent_foundation.yaml"])
+def test_params_file_matches_declared_parameters(name):
+    params = load_params(data_path("config", name))
     assert set(params) == {n.name for n in NODES} | {SIM_NODE.name}
     for spec in NODES + (SIM_NODE,):
         unknown = set(params[spec.name]) - _declared(spec)
-        assert not unknown, f"{spec.name}: agent.yaml sets undeclared parameters {unknown}"
+        assert not unknown, f"{spec.name}: {name} sets undeclared parameters {unknown}"
 
 
 @pytest.mark.parametrize("launch", ["sim.launch.py", "robot.launch.py"])
@@ -64,9 +65,9 @@ def test_params_file_errors_name_the_node(tmp_path):
 
 def test_latent_params_must_agree(tmp_path):
     """perception.encoder_model (computes the latent) and habitual.latent_source (reads it) cannot differ."""
-    params = load_params(data_path("config", "agent.yaml"))
+    params = load_params(data_path("config", "agent_foundation.yaml"))
     assert params["perception"]["encoder_model"] == params["habitual"]["latent_source"] == "encoder"
-    learned = load_params(data_path("config", "agent_learned.yaml"))
+    learned = load_params(data_path("config", "agent.yaml"))
     assert learned["perception"]["encoder_model"] == learned["habitual"]["latent_source"] == "world_encoder"
     assert learned["estimator"]["world_model"] is True
     p = tmp_path / "p.yaml"

@@ -26,6 +26,7 @@ memory or the goal changed. Units: metres, seconds; odom frame.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -155,16 +156,19 @@ class NavField:
             border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
             yy, xx = np.meshgrid(centres - 0.0, centres, indexing="ij")
             dist[border] = np.hypot(xx - goal[0], yy - goal[1])[border]
-        # moving between neighbours costs the mean of the two cells' costs times the step length
-        moves = [(dy, dx, 0.5 * (cost + _shift(cost, dy, dx, np.inf)) * math.hypot(dy, dx))
-                 for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+        # moving between neighbours costs the mean of the two cells' costs times the step length.
+        # A sweep propagates exactly along every whole line of the grid in the four directions
+        # (rows, columns, both diagonals via a skewed copy), both ways, with cumulative edge costs
+        # and running minima; sweeps repeat until nothing changes (one per turn of the longest
+        # shortest path, so a handful)
+        lines = [_Lines(cost, kind) for kind in ("row", "col", "diag", "anti")]
         for _ in range(4 * n):
-            best = dist.copy()
-            for dy, dx, step in moves:
-                np.minimum(best, _shift(dist, dy, dx, np.inf) + step, out=best)
-            if np.array_equal(best, dist):
-                break
-            dist = best
+            before = dist.copy()
+            for ln in lines:
+                dist = ln.relax(dist)
+            with np.errstate(invalid="ignore"):  # inf - inf where still unreached
+                if not np.nanmax(before - dist, initial=0.0) > 1e-6:  # converged (up to rounding)
+                    break
         return dist
 
     def distance(self, xy: np.ndarray, goal: np.ndarray, stamp_s: float) -> np.ndarray:
@@ -194,6 +198,53 @@ class NavField:
         out = euclid.copy()
         out[use] = val[use]
         return out
+
+
+@functools.lru_cache(maxsize=16)
+def _line_layout(n: int, kind: str) -> tuple[tuple[int, int], np.ndarray, np.ndarray, float]:
+    """Where each cell of an (n, n) grid sits in the line layout of ``kind``: (shape, flat index
+    per cell, mask of laid-out positions, step length in cells)."""
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    if kind == "row":
+        k, p, lines, step = i, j, n, 1.0          # line k = row i, position p = j
+    elif kind == "col":
+        k, p, lines, step = j, i, n, 1.0
+    elif kind == "diag":
+        k, p, lines, step = j - i + n - 1, i, 2 * n - 1, math.sqrt(2.0)
+    else:
+        k, p, lines, step = (n - 1 - j) - i + n - 1, i, 2 * n - 1, math.sqrt(2.0)
+    flat = (k * n + p).ravel()
+    inside = np.zeros((lines, n), bool)
+    inside.ravel()[flat] = True
+    flat.setflags(write=False)
+    inside.setflags(write=False)
+    return (lines, n), flat, inside, step
+
+
+class _Lines:
+    """One family of grid lines (rows, columns, diagonals or anti-diagonals) laid out as the
+    rows of a (possibly skewed) array, with cumulative edge costs along them, for exact
+    two-way propagation of a distance field along every line at once."""
+
+    def __init__(self, cost: np.ndarray, kind: str) -> None:
+        self.shape, self.flat, inside, step = _line_layout(cost.shape[0], kind)
+        c = self._gather(cost, 0.0)
+        both = inside[:, 1:] & inside[:, :-1]
+        edge = np.zeros(self.shape)
+        edge[:, 1:][both] = (0.5 * (c[:, 1:] + c[:, :-1]) * step)[both]   # from position p-1 to p
+        self.cum = np.cumsum(edge, axis=1)
+
+    def _gather(self, a: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full(self.shape, fill)
+        out.ravel()[self.flat] = a.ravel()
+        return out
+
+    def relax(self, dist: np.ndarray) -> np.ndarray:
+        """``dist`` improved by travel along these lines, both ways."""
+        d, c = self._gather(dist, np.inf), self.cum
+        d = np.minimum(d, c + np.minimum.accumulate(d - c, axis=1))
+        d = np.minimum(d, np.minimum.accumulate((d + c)[:, ::-1], axis=1)[:, ::-1] - c)
+        return d.ravel()[self.flat].reshape(dist.shape)
 
 
 def _grow(mask: np.ndarray, k: int) -> np.ndarray:
