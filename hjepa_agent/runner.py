@@ -209,7 +209,10 @@ class Lockstep:
         return stamp_ns
 
     def close(self) -> None:
-        """Destroy the agent nodes."""
+        """Destroy the agent nodes, after handling what is still in flight: a message queued for a
+        node the executor has dropped would otherwise run its callback on the destroyed node (an
+        episode that ended seconds into a SAFE_STOP crashed the next one that way)."""
+        spin_until_idle(self.executor)
         for node in self.nodes:
             self.executor.remove_node(node)
             node.destroy_node()

@@ -46,3 +46,22 @@ def test_cli_refuses_a_mismatched_model_dir(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "some_other_robot" in proc.stderr and "retrain" in proc.stderr
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_episodes_that_end_in_a_safe_stop_do_not_break_the_next_one(tmp_path):
+    """An ambiguity threshold nothing can meet: every episode ends as a safe stop seconds in, and
+    the run goes on to the next (nodes torn down with messages still in flight used to crash it)."""
+    wd = tmp_path / "watchdog.yaml"
+    wd.write_text(data_path("config", "watchdog.yaml").read_text().replace("ambiguity_stop: 1.5", "ambiguity_stop: 1.0e-6"))
+    assert "ambiguity_stop: 1.0e-6" in wd.read_text()
+    params = tmp_path / "agent.yaml"
+    params.write_text(data_path("config", "agent.yaml").read_text().replace('watchdog_config: ""',
+                                                                              f'watchdog_config: "{wd}"'))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "hjepa_agent.cli", "sim", "--scenario", str(data_path("config", "scenarios")),
+           "--episodes", "4", "--out", str(out), "--params", str(params), "--quiet", "--no-record"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert [e["outcome"] for e in episodes] == ["safe_stop"] * 4
+    assert all(e["time_s"] < 10.0 and not e["collision"] for e in episodes)
