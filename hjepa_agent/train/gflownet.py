@@ -1,0 +1,186 @@
+"""GFlowNet over plans, trained with trajectory balance (torch; the runtime never imports this).
+
+A plan is a sequence of ``horizon`` discrete actions out of ``n_actions``, built by appending one
+action at a time: the state after t steps is the prefix a[0:t], conditioned on a vector ``cond``
+(the start state and the goal when planning). Every state has one parent (drop the last action),
+so the backward policy of these append-only plans is P_B = 1 and a trajectory *is* its terminal
+plan. (The planner's coarse-to-fine subgoal level, where a state has many parents and P_B is
+learned, is a separate network.)
+
+Trajectory balance (Malkin et al., 2022) for a trajectory tau ending in plan x:
+
+    L(tau) = (log Z(cond) + sum_t log P_F(a_t | a[0:t], cond) - log R(x | cond) - sum_t log P_B)^2
+
+with log P_B = 0 here. At its minimum the sampler draws x with probability R(x) / Z and the
+learned log Z equals log sum_x R(x): the plan's log R - log Z is its log-probability under the
+reward, which is what the planner's risk is read from. Training is off-policy: trajectories are
+drawn from P_F mixed with ``epsilon`` of uniform actions, the loss uses P_F itself.
+
+State encoding: the prefix as a (horizon * n_actions) one-hot block (zeros for steps not yet
+taken) and the step as a (horizon + 1) one-hot, concatenated with ``cond``. It is injective, so
+the network can represent any P_F over prefixes (needed for the exactness test).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+
+@dataclass(frozen=True)
+class PlanSpace:
+    """Plans of ``horizon`` actions from ``n_actions`` choices, conditioned on ``cond_dim`` floats."""
+
+    horizon: int
+    n_actions: int
+    cond_dim: int = 0
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1 or self.n_actions < 2 or self.cond_dim < 0:
+            raise ValueError(f"PlanSpace: horizon >= 1, n_actions >= 2, cond_dim >= 0; got {self}")
+
+    @property
+    def state_dim(self) -> int:
+        """Length of the state encoding (prefix one-hot + step one-hot), without ``cond``."""
+        return self.horizon * self.n_actions + self.horizon + 1
+
+    def encode(self, actions: torch.Tensor, step: int) -> torch.Tensor:
+        """(N, state_dim) encoding of the prefixes ``actions[:, :step]`` (long (N, >= step))."""
+        n = actions.shape[0]
+        prefix = torch.zeros(n, self.horizon, self.n_actions)
+        if step:
+            prefix[:, :step].scatter_(2, actions[:, :step, None], 1.0)
+        onehot = torch.zeros(n, self.horizon + 1)
+        onehot[:, step] = 1.0
+        return torch.cat([prefix.reshape(n, -1), onehot], dim=1)
+
+    def all_plans(self) -> torch.Tensor:
+        """Every plan (n_actions ** horizon, horizon), lexicographic; only for small spaces."""
+        if self.n_actions ** self.horizon > 1_000_000:
+            raise ValueError("all_plans: too many plans to enumerate")
+        return torch.tensor(list(itertools.product(range(self.n_actions), repeat=self.horizon)), dtype=torch.long)
+
+
+class PlanGFlowNet(nn.Module):
+    """Forward policy P_F(a_t | prefix, cond) and log Z(cond), two small MLPs."""
+
+    def __init__(self, space: PlanSpace, hidden: int = 128) -> None:
+        super().__init__()
+        self.space = space
+        self.pf = nn.Sequential(nn.Linear(space.state_dim + space.cond_dim, hidden), nn.ReLU(),
+                                nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, space.n_actions))
+        self.logz = nn.Sequential(nn.Linear(max(space.cond_dim, 1), hidden // 2), nn.ReLU(),
+                                  nn.Linear(hidden // 2, 1))
+
+    def _cond(self, cond: torch.Tensor | None, n: int) -> torch.Tensor:
+        if self.space.cond_dim == 0:
+            return torch.zeros(n, 0)
+        if cond is None or cond.shape != (n, self.space.cond_dim):
+            raise ValueError(f"cond must be ({n}, {self.space.cond_dim}), got {None if cond is None else cond.shape}")
+        return cond
+
+    def logits(self, actions: torch.Tensor, step: int, cond: torch.Tensor | None) -> torch.Tensor:
+        """(N, n_actions) logits of P_F at ``step`` after the prefix ``actions[:, :step]``."""
+        n = actions.shape[0]
+        return self.pf(torch.cat([self.space.encode(actions, step), self._cond(cond, n)], dim=1))
+
+    def log_z(self, cond: torch.Tensor | None, n: int) -> torch.Tensor:
+        """(N,) learned log partition function for each condition."""
+        c = self._cond(cond, n)
+        return self.logz(c if self.space.cond_dim else torch.zeros(n, 1)).squeeze(1)
+
+    def log_pf(self, actions: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """(N,) sum over steps of log P_F of the plans ``actions`` (N, horizon)."""
+        total = torch.zeros(actions.shape[0])
+        for t in range(self.space.horizon):
+            lp = torch.log_softmax(self.logits(actions, t, cond), dim=1)
+            total = total + lp.gather(1, actions[:, t:t + 1]).squeeze(1)
+        return total
+
+    @torch.no_grad()
+    def sample(self, n: int, cond: torch.Tensor | None, generator: torch.Generator,
+               epsilon: float = 0.0) -> torch.Tensor:
+        """(n, horizon) plans from P_F, each step mixed with ``epsilon`` of uniform actions."""
+        actions = torch.zeros(n, self.space.horizon, dtype=torch.long)
+        for t in range(self.space.horizon):
+            probs = torch.softmax(self.logits(actions, t, cond), dim=1)
+            probs = (1.0 - epsilon) * probs + epsilon / self.space.n_actions
+            actions[:, t] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        return actions
+
+    @torch.no_grad()
+    def terminal_distribution(self, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """P_F's probability of every plan of ``space.all_plans()`` for one condition (1, cond_dim)."""
+        plans = self.space.all_plans()
+        c = None if cond is None else cond.expand(len(plans), -1)
+        return torch.exp(self.log_pf(plans, c))
+
+
+def trajectory_balance(log_z: torch.Tensor, log_pf: torch.Tensor, log_r: torch.Tensor,
+                       log_pb: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the batch of (log Z + sum log P_F - log R - sum log P_B)^2."""
+    pb = torch.zeros_like(log_pf) if log_pb is None else log_pb
+    return ((log_z + log_pf - log_r - pb) ** 2).mean()
+
+
+@dataclass(frozen=True)
+class TBConfig:
+    """Trajectory-balance training: steps, batch, Adam learning rates (P_F, log Z), exploration."""
+
+    steps: int = 2000
+    batch: int = 64
+    lr: float = 1e-3
+    lr_logz: float = 1e-1
+    epsilon: float = 0.1
+    seed: int = 0
+
+
+def train_tb(net: PlanGFlowNet, log_reward: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+             cfg: TBConfig, cond_sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None,
+             progress: bool = True) -> list[float]:
+    """Train ``net`` with trajectory balance; returns the loss per step.
+
+    ``log_reward(plans (N, horizon), cond (N, cond_dim) or None) -> (N,)``; ``cond_sampler(n, gen)``
+    draws the conditions of a batch (required when the space has cond_dim > 0)."""
+    if net.space.cond_dim and cond_sampler is None:
+        raise ValueError("train_tb: a conditioned space needs cond_sampler")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam([{"params": net.pf.parameters(), "lr": cfg.lr},
+                            {"params": net.logz.parameters(), "lr": cfg.lr_logz}])
+    losses = []
+    bar = tqdm(range(cfg.steps), desc="trajectory balance", disable=not progress, unit="step")
+    for _ in bar:
+        cond = cond_sampler(cfg.batch, gen) if cond_sampler is not None else None
+        plans = net.sample(cfg.batch, cond, gen, cfg.epsilon)
+        with torch.no_grad():
+            log_r = log_reward(plans, cond)
+        if not torch.all(torch.isfinite(log_r)):
+            raise ValueError("train_tb: log_reward returned non-finite values")
+        loss = trajectory_balance(net.log_z(cond, cfg.batch), net.log_pf(plans, cond), log_r)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if len(losses) % 100 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}")
+    return losses
+
+
+def exact_log_z(log_r: torch.Tensor) -> float:
+    """log sum exp of the log rewards of every plan."""
+    return float(torch.logsumexp(log_r, dim=0))
+
+
+def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
+    """0.5 * sum |p - q| of two distributions over the same plans."""
+    return 0.5 * float(torch.abs(p - q).sum())
+
+
+__all__ = ["PlanGFlowNet", "PlanSpace", "TBConfig", "exact_log_z", "total_variation", "train_tb",
+           "trajectory_balance"]
