@@ -8,7 +8,7 @@ Subscribes: agent/world_state (JointState), agent/mode (std_msgs/String), agent/
             its returns are the obstacles the plan keeps clear of; without a scan within 0.25 s
             of the world state, the world state's scan sectors are).
 Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (nav_msgs/Path), /diagnostics.
-Parameters: planner ("cem"), horizon, dt_s [s], samples, iterations, optimise_factor (iterations
+Parameters: planner ("cem" | "mppi"), mppi_temperature, horizon, dt_s [s], samples, iterations, optimise_factor (iterations
 multiplier in OPTIMISING), max_world_model_calls, deadline_ms [ms], always_plan (plan in every
 mode, so the watchdog can compare), navfield, navfield_resolution_m [m], navfield_size_m [m]
 (the goal cost goes round the obstacles seen so far; read-only), ego_model (read-only).
@@ -25,13 +25,15 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Bool, String
 
-from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, PlanCost, beam_points
+from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, MPPIConfig, MPPIPlanner, PlanCost, beam_points
 from hjepa_agent.core.planner.navfield import NavField
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.codec import from_time, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
 from hjepa_agent.nodes.common import (decode_or_none, RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare,
                                       declare_ego_model, run_node)
 
+PLANNERS = {"cem": CEMPlanner, "mppi": MPPIPlanner}
+"""The ``planner`` parameter's choices."""
 SCAN_POSE_SKEW_S = 0.25
 """A scan is folded into the navfield at a world state's pose only if their stamps are this close."""
 
@@ -42,13 +44,15 @@ class PlannerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("planner", **kwargs)
         ego = declare_ego_model(self)
-        kind = declare(self, "planner", "cem", "planner implementation (cem)", read_only=True)
-        if kind != "cem":
-            raise ValueError(f"planner: unknown planner {kind!r} (available: cem)")
+        kind = declare(self, "planner", "cem", "planner implementation: cem | mppi", read_only=True)
+        if kind not in PLANNERS:
+            raise ValueError(f"planner: unknown planner {kind!r} (available: {', '.join(PLANNERS)})")
+        temperature = declare(self, "mppi_temperature", 0.3, "MPPI softmin temperature (planner: mppi)",
+                              unit="cost", lo=1e-3, hi=100.0, read_only=True)
         horizon = declare(self, "horizon", 15, "plan length in steps", lo=1, hi=100)
         dt_s = declare(self, "dt_s", 0.2, "duration of one plan step", unit="s", lo=0.02, hi=1.0)
         samples = declare(self, "samples", 64, "candidate plans per iteration", lo=4, hi=4096)
-        iterations = declare(self, "iterations", 3, "CEM iterations in PLANNING", lo=1, hi=50)
+        iterations = declare(self, "iterations", 3, "sampling iterations per plan in PLANNING", lo=1, hi=50)
         self.optimise_factor = declare(self, "optimise_factor", 3, "iteration multiplier in OPTIMISING", lo=1, hi=20)
         self.max_calls = declare(self, "max_world_model_calls", 20000, "world-model calls per plan", lo=1, hi=10**7)
         self.deadline_ms = declare(self, "deadline_ms", 60.0, "wall-clock deadline per plan", unit="ms", lo=1.0, hi=5000.0)
@@ -60,14 +64,13 @@ class PlannerNode(Node):
         nav_size = declare(self, "navfield_size_m", 16.0, "navfield side, centred on the first pose", unit="m",
                            lo=4.0, hi=100.0, read_only=True)
         cost = PlanCost(footprint_radius_m=ego.hard.footprint.radius_m, w_goal=0.3)
-        self.core = CEMPlanner(CEMConfig(horizon=horizon, dt_s=dt_s, samples=samples,
-                                         elites=max(1, samples // 8), iterations=iterations * self.optimise_factor,
-                                         max_linear_mps=ego.operating.max_linear_mps,
-                                         max_angular_rps=ego.operating.max_angular_rps), cost,
-                               navfield=NavField(resolution_m=nav_res, size_m=nav_size,
-                                                 inflate_m=ego.hard.footprint.radius_m,
-                                                 safe_clearance_m=cost.safe_clearance_m)
-                               if navfield else None)
+        common = dict(horizon=horizon, dt_s=dt_s, samples=samples, iterations=iterations * self.optimise_factor,
+                      max_linear_mps=ego.operating.max_linear_mps, max_angular_rps=ego.operating.max_angular_rps)
+        cfg = (CEMConfig(elites=max(1, samples // 8), **common) if kind == "cem"
+               else MPPIConfig(temperature=temperature, **common))
+        nav = (NavField(resolution_m=nav_res, size_m=nav_size, inflate_m=ego.hard.footprint.radius_m,
+                        safe_clearance_m=cost.safe_clearance_m) if navfield else None)
+        self.core = PLANNERS[kind](cfg, cost, navfield=nav)
         self.iterations = iterations
         self.mode = Mode.HABITUAL
         self.plans = 0
