@@ -27,7 +27,26 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_planners(args: argparse.Namespace) -> int:
+    from hjepa_agent.bench_planners import bench
+    from hjepa_agent.config.ego_model import load_ego_model
+    from hjepa_agent.paths import data_path
+
+    scen = Path(args.scenario) if args.scenario else data_path("config", "scenarios")
+    files = sorted(scen.glob("*.yaml")) if scen.is_dir() else [scen]
+    ego = load_ego_model(args.ego_model or data_path("config", "ego_model.yaml"))
+    result = bench(args.planners.split(","), files, args.episodes, args.seed,
+                   args.robot or data_path("config", "robots", "diffbot.yaml"), ego, progress=not args.quiet)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.what == "planners":
+        return _bench_planners(args)
     import rclpy
 
     from hjepa_agent.config.ego_model import load_ego_model
@@ -87,9 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("eval", help="evaluate trained models on held-out data", add_help=False)
     e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
     b = sub.add_parser("bench", help="measurements that are not tests")
-    b.add_argument("what", choices=["feeder-loss"],
-                   help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire")
+    b.add_argument("what", choices=["feeder-loss", "planners"],
+                   help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire; "
+                        "planners: each planner drives alone in the sim (success, latency, calls, route diversity)")
     b.add_argument("--feeder", default="habitual", choices=["habitual"], help="node to kill (drives in HABITUAL)")
+    b.add_argument("--planners", default="cem,mppi", help="planners: comma-separated (cem, mppi)")
+    b.add_argument("--scenario", default=None, help="planners: scenario YAML or folder (default config/scenarios)")
+    b.add_argument("--episodes", type=int, default=5, help="planners: episodes per scenario")
+    b.add_argument("--seed", type=int, default=0, help="planners: first episode seed")
+    b.add_argument("--robot", type=Path, default=None, help="planners: robot description YAML")
+    b.add_argument("--ego-model", type=Path, default=None, help="planners: ego model YAML")
+    b.add_argument("--out", default=None, help="planners: also write the JSON here")
+    b.add_argument("--quiet", action="store_true", help="planners: no progress bar")
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -25,15 +25,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Bool, String
 
-from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, MPPIConfig, MPPIPlanner, PlanCost, beam_points
-from hjepa_agent.core.planner.navfield import NavField
+from hjepa_agent.core.planner import PLANNERS, Budget, beam_points, build_planner
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.codec import from_time, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
 from hjepa_agent.nodes.common import (decode_or_none, RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare,
                                       declare_ego_model, run_node)
 
-PLANNERS = {"cem": CEMPlanner, "mppi": MPPIPlanner}
-"""The ``planner`` parameter's choices."""
 SCAN_POSE_SKEW_S = 0.25
 """A scan is folded into the navfield at a world state's pose only if their stamps are this close."""
 
@@ -47,7 +44,7 @@ class PlannerNode(Node):
         kind = declare(self, "planner", "cem", "planner implementation: cem | mppi", read_only=True)
         if kind not in PLANNERS:
             raise ValueError(f"planner: unknown planner {kind!r} (available: {', '.join(PLANNERS)})")
-        temperature = declare(self, "mppi_temperature", 0.3, "MPPI softmin temperature (planner: mppi)",
+        temperature = declare(self, "mppi_temperature", 0.03, "MPPI softmin temperature (planner: mppi)",
                               unit="cost", lo=1e-3, hi=100.0, read_only=True)
         horizon = declare(self, "horizon", 15, "plan length in steps", lo=1, hi=100)
         dt_s = declare(self, "dt_s", 0.2, "duration of one plan step", unit="s", lo=0.02, hi=1.0)
@@ -63,14 +60,12 @@ class PlannerNode(Node):
                           read_only=True)
         nav_size = declare(self, "navfield_size_m", 16.0, "navfield side, centred on the first pose", unit="m",
                            lo=4.0, hi=100.0, read_only=True)
-        cost = PlanCost(footprint_radius_m=ego.hard.footprint.radius_m, w_goal=0.3)
-        common = dict(horizon=horizon, dt_s=dt_s, samples=samples, iterations=iterations * self.optimise_factor,
-                      max_linear_mps=ego.operating.max_linear_mps, max_angular_rps=ego.operating.max_angular_rps)
-        cfg = (CEMConfig(elites=max(1, samples // 8), **common) if kind == "cem"
-               else MPPIConfig(temperature=temperature, **common))
-        nav = (NavField(resolution_m=nav_res, size_m=nav_size, inflate_m=ego.hard.footprint.radius_m,
-                        safe_clearance_m=cost.safe_clearance_m) if navfield else None)
-        self.core = PLANNERS[kind](cfg, cost, navfield=nav)
+        self.core = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
+                                  max_linear_mps=ego.operating.max_linear_mps,
+                                  max_angular_rps=ego.operating.max_angular_rps, horizon=horizon, dt_s=dt_s,
+                                  samples=samples, iterations=iterations * self.optimise_factor,
+                                  mppi_temperature=temperature, navfield=navfield,
+                                  navfield_resolution_m=nav_res, navfield_size_m=nav_size)
         self.iterations = iterations
         self.mode = Mode.HABITUAL
         self.plans = 0

@@ -91,6 +91,9 @@ class SamplingPlanner:
     name: str = "sampling"
     _mean: np.ndarray | None = None
     _rng: np.random.Generator | None = None
+    last_samples: np.ndarray | None = None
+    """Predicted states (K, H+1, 3) of the latest iteration's sampled plans (not the primitives)
+    that keep clear of every obstacle: what route diversity is measured on."""
 
     def _update(self, actions: np.ndarray, cost: np.ndarray, mean: np.ndarray,
                 std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,6 +158,8 @@ class SamplingPlanner:
             # to standing still whenever they win, and stop the search)
             sampled = np.r_[0, np.arange(1 + len(fallback), c.samples)]
             mean, std = self._update(actions[sampled], cost[sampled], mean, std)
+            # for benchmarks: the latest iteration's sampled plans predicted clear of obstacles
+            self.last_samples = states[sampled][clearance[sampled] >= 0.0]
         if best[1] is None:  # budget too small for one iteration: hold still, flagged as risky
             actions = np.zeros((c.horizon, 2), dtype=np.float32)
             states = self.model.rollout(ws.pose, actions[None], c.dt_s)[0]

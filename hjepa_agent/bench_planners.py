@@ -1,0 +1,150 @@
+"""``hjepa-agent bench planners``: each planner drives the robot alone, in the simulator.
+
+No ROS, no habitual policy, no watchdog: at every decision (``DECISION_DT_S``) the planner gets
+the robot's pose and scan (as the planner node does: raw beams for its map and clearance, the
+16 sectors in the world state), plans within the node's budget and deadline, and its first
+action is held until the next decision (clipped to the ego model's operating velocity limits;
+the motors' torque limits do the rest). This isolates the planner: what the agent achieves is
+measured by ``hjepa-agent sim``.
+
+Per planner and scenario: success, collisions, time to goal, decision latency p50 / p99
+(wall time of plan()), world-model calls per decision (predicted states, N x H per iteration),
+and route diversity: the fraction of decisions whose last iteration's sampled plans (the
+planner's own samples, not its fixed motion primitives, and only those predicted to keep clear)
+end on both sides of the straight line from the robot to the goal, each side counting only
+endpoints at least ``SIDE_MARGIN_M`` off the line. In ``two_routes`` that is "over and under the
+block".
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from hjepa_agent.config.ego_model import EgoModel
+from hjepa_agent.core.perception import scan_to_bins
+from hjepa_agent.core.planner import PLANNERS, Budget, beam_points, build_planner
+from hjepa_agent.core.types import WORLD_STATE_LABELS, N_LATENT, WorldState
+
+DECISION_DT_S = 0.1
+"""Seconds between decisions (the camera rate at which the agent decides)."""
+SIDE_MARGIN_M = 0.3
+"""A sampled plan counts for a side of the robot-goal line only if it ends this far off it."""
+
+
+@dataclass
+class EpisodeStats:
+    """One planner-driven episode."""
+
+    scenario: str
+    seed: int
+    outcome: str = "timeout"
+    time_s: float = 0.0
+    latency_ms: list[float] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
+    both_sides: list[bool] = field(default_factory=list)
+
+
+def both_sides(samples: np.ndarray | None, pose: np.ndarray, goal: np.ndarray) -> bool:
+    """Whether sampled plans (K, H+1, 3) end on both sides of the line from ``pose`` to ``goal``."""
+    if samples is None or len(samples) == 0:
+        return False
+    d = goal[:2] - pose[:2]
+    norm = float(np.hypot(*d))
+    if norm < 1e-6:
+        return False
+    rel = samples[:, -1, :2] - pose[None, :2]
+    side = (d[0] * rel[:, 1] - d[1] * rel[:, 0]) / norm
+    return bool(np.any(side > SIDE_MARGIN_M) and np.any(side < -SIDE_MARGIN_M))
+
+
+def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_ms: float = 60.0,
+                max_calls: int = 20000, iterations: int = 3) -> EpisodeStats:
+    """One episode of ``scenario`` (seeded jitter) driven by a fresh planner of ``kind``."""
+    world.reset(scenario, seed)
+    layout = world.layout
+    goal = np.array([layout.goal.x_m, layout.goal.y_m], np.float32)
+    planner = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
+                            max_linear_mps=ego.operating.max_linear_mps,
+                            max_angular_rps=ego.operating.max_angular_rps, iterations=iterations)
+    spec = world.robot.scan
+    angles = spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
+    stats = EpisodeStats(scenario.name, seed)
+    zeros = np.zeros(len(WORLD_STATE_LABELS), np.float32)
+    while True:
+        t = world.time_s
+        pose = np.asarray(world.pose(), np.float32)
+        if world.in_collision():
+            stats.outcome = "collision"
+            break
+        if world.goal_reached(layout.goal, layout.goal_tolerance_m):
+            stats.outcome = "goal"
+            break
+        if t >= layout.time_limit_s:
+            break
+        ranges = world.scan()
+        bins = scan_to_bins(ranges, spec.angle_min_rad, spec.angle_increment_rad, spec.range_min_m, spec.range_max_m)
+        ws = WorldState(t, pose, np.asarray(world.twist(), np.float32), goal, True, bins,
+                        np.zeros(N_LATENT, np.float32), zeros, 0.0)
+        planner.observe(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
+        obstacles = beam_points(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
+        t0 = time.perf_counter()
+        plan = planner.plan(ws, goal, Budget(max_calls, time.monotonic() + deadline_ms * 1e-3), obstacles=obstacles)
+        stats.latency_ms.append((time.perf_counter() - t0) * 1e3)
+        stats.calls.append(plan.world_model_calls)
+        stats.both_sides.append(both_sides(planner.last_samples, pose, goal))
+        v, w = (float(a) for a in plan.actions[0])
+        world.set_cmd(float(np.clip(v, -ego.operating.max_linear_mps, ego.operating.max_linear_mps)),
+                      float(np.clip(w, -ego.operating.max_angular_rps, ego.operating.max_angular_rps)))
+        world.step(DECISION_DT_S)
+    stats.time_s = round(world.time_s, 2)
+    return stats
+
+
+def summarise(episodes: list[EpisodeStats]) -> dict[str, Any]:
+    """Success, collisions, latency percentiles, calls and route diversity over ``episodes``."""
+    lat = np.concatenate([e.latency_ms for e in episodes]) if episodes else np.zeros(0)
+    calls = np.concatenate([e.calls for e in episodes]) if episodes else np.zeros(0)
+    sides = np.concatenate([e.both_sides for e in episodes]) if episodes else np.zeros(0)
+    ok = [e for e in episodes if e.outcome == "goal"]
+    return {"episodes": len(episodes), "successes": len(ok),
+            "success_rate": round(len(ok) / max(len(episodes), 1), 3),
+            "collisions": sum(e.outcome == "collision" for e in episodes),
+            "mean_time_to_goal_s": round(float(np.mean([e.time_s for e in ok])), 2) if ok else None,
+            "decisions": int(len(lat)),
+            "decision_latency_ms": {"p50": round(float(np.percentile(lat, 50)), 2),
+                                    "p99": round(float(np.percentile(lat, 99)), 2)} if len(lat) else None,
+            "world_model_calls_per_decision": round(float(calls.mean()), 1) if len(calls) else None,
+            "both_routes_fraction": round(float(sides.mean()), 3) if len(sides) else None}
+
+
+def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, robot: Path, ego: EgoModel,
+          progress: bool = True) -> dict[str, Any]:
+    """Every planner of ``kinds`` on ``episodes`` episodes of each scenario (seeds seed, seed+1, ...)."""
+    from hjepa_agent.sim.robot import load_robot_description
+    from hjepa_agent.sim.scenario import load_scenario
+    from hjepa_agent.sim.world import SimWorld
+
+    for k in kinds:
+        if k not in PLANNERS:
+            raise ValueError(f"unknown planner {k!r} (available: {', '.join(PLANNERS)})")
+    loaded = [load_scenario(p) for p in scenarios]
+    out: dict[str, Any] = {"decision_dt_s": DECISION_DT_S, "side_margin_m": SIDE_MARGIN_M, "planners": {}}
+    with SimWorld(load_robot_description(robot)) as world:
+        for kind in kinds:
+            per: dict[str, list[EpisodeStats]] = {}
+            jobs = [(sc, seed + i) for sc in loaded for i in range(episodes)]
+            for sc, s in tqdm(jobs, desc=kind, disable=not progress, unit="ep"):
+                per.setdefault(sc.name, []).append(run_episode(world, kind, sc, s, ego))
+            out["planners"][kind] = {"all": summarise([e for v in per.values() for e in v]),
+                                     **{name: summarise(v) for name, v in per.items()},
+                                     "failures": [(e.scenario, e.seed, e.outcome) for v in per.values() for e in v
+                                                  if e.outcome != "goal"]}
+    return out
+
+
+__all__ = ["bench", "both_sides", "run_episode", "summarise"]

@@ -1,0 +1,35 @@
+"""hjepa-agent bench planners: a planner drives the simulated robot alone; route diversity counts
+sampled plans on both sides of the robot-goal line."""
+import numpy as np
+
+from hjepa_agent.bench_planners import both_sides, run_episode, summarise
+from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.paths import data_path
+from hjepa_agent.sim.robot import load_robot_description
+from hjepa_agent.sim.scenario import load_scenario
+from hjepa_agent.sim.world import SimWorld
+
+
+def _plans(ends):
+    s = np.zeros((len(ends), 3, 3), np.float32)
+    s[:, -1, :2] = ends
+    return s
+
+
+def test_both_sides_needs_an_endpoint_clearly_off_each_side():
+    pose, goal = np.zeros(3), np.array([3.0, 0.0])
+    assert both_sides(_plans([(1.0, 0.5), (1.0, -0.5)]), pose, goal)
+    assert not both_sides(_plans([(1.0, 0.5), (1.0, 0.8)]), pose, goal)
+    assert not both_sides(_plans([(1.0, 0.5), (1.0, -0.1)]), pose, goal)   # within the margin
+    assert not both_sides(None, pose, goal) and not both_sides(_plans(np.zeros((0, 2))), pose, goal)
+
+
+def test_a_planner_drives_the_open_scenario_to_the_goal():
+    ego = load_ego_model(data_path("config", "ego_model.yaml"))
+    with SimWorld(load_robot_description(data_path("config", "robots", "diffbot.yaml"))) as world:
+        ep = run_episode(world, "cem", load_scenario(data_path("config", "scenarios", "open.yaml")), 0, ego)
+    assert ep.outcome == "goal", ep
+    s = summarise([ep])
+    assert s["successes"] == 1 and s["collisions"] == 0
+    assert s["world_model_calls_per_decision"] == 64 * 15 * 3
+    assert s["decisions"] == len(ep.latency_ms) > 20 and s["decision_latency_ms"]["p99"] > 0
