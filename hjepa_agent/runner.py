@@ -360,7 +360,7 @@ def _wait_for_discovery(sim, nodes, executor, timeout_s: float = 10.0) -> None:
     pubs = [sim.pub_image, sim.pub_scan, sim.pub_odom, sim.pub_goal]
     for node in nodes:
         pubs += [p for p in node.publishers if p.topic_name.startswith(("/agent", "/cmd_vel"))
-                 and not p.topic_name.endswith(("/path", "/events"))]
+                 and not p.topic_name.endswith(("/path", "/events", "/explanation"))]
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
         if all(p.get_subscription_count() > 0 for p in pubs):

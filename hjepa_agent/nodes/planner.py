@@ -4,10 +4,14 @@ Subscribes: agent/world_state (JointState), agent/mode (std_msgs/String), agent/
             (TwistStamped: the habitual proposal seeds the plan, which refines it), and
             agent/habitual_stalled (std_msgs/Bool: while true the habitual proposal is ignored
             and the warm start dropped once, since Mode 2 was asked for because Mode 1 stalled),
+            agent/events (std_msgs/String JSON: the last mode event's reasons say why it plans),
             scan (sensor_msgs/LaserScan: folded into the navfield at the world state's pose, and
             its returns are the obstacles the plan keeps clear of; without a scan within 0.25 s
             of the world state, the world state's scan sectors are).
-Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (nav_msgs/Path), /diagnostics.
+Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (nav_msgs/Path),
+            agent/plan/explanation (std_msgs/String: what the plan will do, predicted outcome, risk,
+            ambiguity, mode and why; core/planner/explain.py; also in the log, at most once a second),
+            /diagnostics.
 Parameters: planner ("cem" | "mppi"), mppi_temperature, horizon, dt_s [s], samples, iterations, optimise_factor (iterations
 multiplier in OPTIMISING), max_world_model_calls, deadline_ms [ms], always_plan (plan in every
 mode, so the watchdog can compare), navfield, navfield_resolution_m [m], navfield_size_m [m]
@@ -15,6 +19,8 @@ mode, so the watchdog can compare), navfield, navfield_resolution_m [m], navfiel
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import time
 
@@ -26,6 +32,7 @@ from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Bool, String
 
 from hjepa_agent.core.planner import PLANNERS, Budget, beam_points, build_planner
+from hjepa_agent.core.planner.explain import explain_plan
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.codec import from_time, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
 from hjepa_agent.nodes.common import (decode_or_none, RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare,
@@ -76,6 +83,10 @@ class PlannerNode(Node):
         self.create_subscription(JointState, "agent/world_state", self.on_world_state, RELIABLE_QOS)
         self.create_subscription(String, "agent/mode", self.on_mode, RELIABLE_QOS)
         self.create_subscription(Bool, "agent/habitual_stalled", self.on_stalled, RELIABLE_QOS)
+        self.create_subscription(String, "agent/events", self.on_event, RELIABLE_QOS)
+        self.explain_pub = self.create_publisher(String, "agent/plan/explanation", RELIABLE_QOS)
+        self.mode_why = ""
+        self.last_explanation = ""
         self.habitual_stalled = False
         self.unseeded = 0
         self.scan: tuple[float, np.ndarray, np.ndarray, float, float] | None = None  # latest, not yet folded
@@ -91,6 +102,15 @@ class PlannerNode(Node):
         """Track the watchdog's mode."""
         if msg.data in Mode.__members__:
             self.mode = Mode[msg.data]
+
+    def on_event(self, msg: String) -> None:
+        """Keep why the watchdog chose the current mode (its last mode or stall event's reasons)."""
+        try:
+            ev = json.loads(msg.data)
+            if ev.get("kind") in ("mode", "stall"):
+                self.mode_why = "; ".join(str(r) for r in ev.get("reasons", [])[1:])
+        except (ValueError, AttributeError):
+            pass  # not an event this node reads
 
     def on_stalled(self, msg: Bool) -> None:
         """Track whether the watchdog handed over because the habitual policy stalled; on the
@@ -142,8 +162,13 @@ class PlannerNode(Node):
         plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + self.deadline_ms * 1e-3), seed=seed, obstacles=beams)
         self.last_ms = (time.monotonic() - t0) * 1e3
         self.plans += 1
+        why = self.mode_why + ("; habitual proposal ignored" if self.habitual_stalled else "")
+        plan = dataclasses.replace(plan, explanation=explain_plan(plan, ws.goal, self.mode.name, why))
+        self.last_explanation = plan.explanation
         self.pub.publish(plan_to_msg(plan))
         self.path_pub.publish(plan_to_path(plan))
+        self.explain_pub.publish(String(data=plan.explanation))
+        self.get_logger().info(plan.explanation, throttle_duration_sec=1.0)
 
     def report(self) -> None:
         """Publish /diagnostics."""

@@ -73,3 +73,21 @@ def test_the_planner_maps_what_the_scan_sees(stack):
     near = [np.min(np.hypot(*(real - c).T)) <= nav.resolution_m * math.sqrt(2) for c in centres]
     assert len(centres) >= 40
     assert np.mean(near) >= 0.95
+
+
+def test_each_plan_is_explained_with_its_mode_and_why(ros_context):
+    """On the corridor the watchdog hands over to the planner within seconds; every published plan
+    then carries an account that starts with the mode and the watchdog's reason."""
+    from hjepa_agent.paths import data_path
+    from hjepa_agent.runner import EmbeddedStack
+
+    stack = EmbeddedStack(ros_context, data_path("config", "scenarios", "corridor.yaml"), seed=0)
+    try:
+        stack.run(8.0)
+        planner = stack.node("planner")
+        assert planner.plans > 0
+        text = planner.last_explanation
+        assert text.split(" ")[0] in ("PLANNING", "OPTIMISING")
+        assert "(" in text.split("|")[0] and "plan, 3.0 s:" in text and "to goal" in text and "risk" in text
+    finally:
+        stack.close()
