@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -63,14 +63,17 @@ def both_sides(samples: np.ndarray | None, pose: np.ndarray, goal: np.ndarray) -
 
 
 def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_ms: float = 60.0,
-                max_calls: int = 20000, iterations: int = 3) -> EpisodeStats:
-    """One episode of ``scenario`` (seeded jitter) driven by a fresh planner of ``kind``."""
+                max_calls: int = 20000, iterations: int = 3, models_dir: Path | None = None,
+                on_decision: Callable[[WorldState, Any, np.ndarray, np.ndarray], None] | None = None) -> EpisodeStats:
+    """One episode of ``scenario`` (seeded jitter) driven by a fresh planner of ``kind``.
+    ``on_decision(ws, planner, goal, obstacles)`` is called before each plan (data collection)."""
     world.reset(scenario, seed)
     layout = world.layout
     goal = np.array([layout.goal.x_m, layout.goal.y_m], np.float32)
     planner = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
                             max_linear_mps=ego.operating.max_linear_mps,
-                            max_angular_rps=ego.operating.max_angular_rps, iterations=iterations)
+                            max_angular_rps=ego.operating.max_angular_rps, iterations=iterations,
+                            models_dir=models_dir)
     spec = world.robot.scan
     angles = spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
     stats = EpisodeStats(scenario.name, seed)
@@ -92,6 +95,8 @@ def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_m
                         np.zeros(N_LATENT, np.float32), zeros, 0.0)
         planner.observe(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
         obstacles = beam_points(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
+        if on_decision is not None:
+            on_decision(ws, planner, goal, obstacles)
         t0 = time.perf_counter()
         plan = planner.plan(ws, goal, Budget(max_calls, time.monotonic() + deadline_ms * 1e-3), obstacles=obstacles)
         stats.latency_ms.append((time.perf_counter() - t0) * 1e3)
@@ -123,7 +128,7 @@ def summarise(episodes: list[EpisodeStats]) -> dict[str, Any]:
 
 
 def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, robot: Path, ego: EgoModel,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, models_dir: Path | None = None) -> dict[str, Any]:
     """Every planner of ``kinds`` on ``episodes`` episodes of each scenario (seeds seed, seed+1, ...)."""
     from hjepa_agent.sim.robot import load_robot_description
     from hjepa_agent.sim.scenario import load_scenario
@@ -139,7 +144,7 @@ def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, rob
             per: dict[str, list[EpisodeStats]] = {}
             jobs = [(sc, seed + i) for sc in loaded for i in range(episodes)]
             for sc, s in tqdm(jobs, desc=kind, disable=not progress, unit="ep"):
-                per.setdefault(sc.name, []).append(run_episode(world, kind, sc, s, ego))
+                per.setdefault(sc.name, []).append(run_episode(world, kind, sc, s, ego, models_dir=models_dir))
             out["planners"][kind] = {"all": summarise([e for v in per.values() for e in v]),
                                      **{name: summarise(v) for name, v in per.items()},
                                      "failures": [(e.scenario, e.seed, e.outcome) for v in per.values() for e in v

@@ -36,7 +36,8 @@ def _bench_planners(args: argparse.Namespace) -> int:
     files = sorted(scen.glob("*.yaml")) if scen.is_dir() else [scen]
     ego = load_ego_model(args.ego_model or data_path("config", "ego_model.yaml"))
     result = bench(args.planners.split(","), files, args.episodes, args.seed,
-                   args.robot or data_path("config", "robots", "diffbot.yaml"), ego, progress=not args.quiet)
+                   args.robot or data_path("config", "robots", "diffbot.yaml"), ego, progress=not args.quiet,
+                   models_dir=args.models_dir)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
@@ -72,6 +73,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, rest: list[str]) -> int:
     if args.what == "habitual":
         from hjepa_agent.train.habitual import train_main
+    elif args.what == "planner":
+        from hjepa_agent.train.planner_gfn import train_main
     else:
         from hjepa_agent.train.world_model import train_main
     return int(train_main(rest) or 0)
@@ -100,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     # train/eval: --help goes through to the trainer's or evaluator's own options
     t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest", add_help=False)
-    t.add_argument("what", choices=["habitual", "world-model"],
+    t.add_argument("what", choices=["habitual", "world-model", "planner"],
                    help="habitual: encoder + habitual policy (BC + DAgger); world-model: JEPA encoder + "
-                        "predictor ensemble (self-supervised); further options go to the trainer (--help)")
+                        "predictor ensemble (self-supervised); planner: GFlowNet planner (trajectory "
+                        "balance); further options go to the trainer (--help)")
     e = sub.add_parser("eval", help="evaluate trained models on held-out data", add_help=False)
     e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
     b = sub.add_parser("bench", help="measurements that are not tests")
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire; "
                         "planners: each planner drives alone in the sim (success, latency, calls, route diversity)")
     b.add_argument("--feeder", default="habitual", choices=["habitual"], help="node to kill (drives in HABITUAL)")
-    b.add_argument("--planners", default="cem,mppi", help="planners: comma-separated (cem, mppi)")
+    b.add_argument("--planners", default="cem,mppi", help="planners: comma-separated (cem, mppi, gflownet)")
+    b.add_argument("--models-dir", type=Path, default=None, help="planners: models dir for gflownet")
     b.add_argument("--scenario", default=None, help="planners: scenario YAML or folder (default config/scenarios)")
     b.add_argument("--episodes", type=int, default=5, help="planners: episodes per scenario")
     b.add_argument("--seed", type=int, default=0, help="planners: first episode seed")

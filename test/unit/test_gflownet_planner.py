@@ -1,0 +1,56 @@
+"""GFlowNet planner runtime: the prefix encoding matches training's, the condition is in the robot
+frame, and with any policy the plan never touches when the robot stands clear (fallbacks)."""
+import math
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hjepa_agent.core.planner import Budget, PlanCost
+from hjepa_agent.core.planner.gflownet import (ACTIONS, COND_DIM, HORIZON, REPEAT, GFlowNetPlanner,
+                                               condition_features, encode_prefix)
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState
+from hjepa_agent.train.gflownet import PlanSpace
+
+
+def _ws(scan, pose=(0.0, 0.0, 0.0), goal=(3.0, 0.0)):
+    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + N_LATENT
+    return WorldState(0.0, np.asarray(pose, np.float32), np.zeros(2, np.float32), np.asarray(goal, np.float32), True,
+                      np.asarray(scan, np.float32), np.zeros(N_LATENT, np.float32), np.zeros(n, np.float32), 0.1)
+
+
+def test_prefix_encoding_matches_the_training_encoding():
+    space = PlanSpace(HORIZON, len(ACTIONS), COND_DIM)
+    rng = np.random.default_rng(0)
+    acts = rng.integers(0, len(ACTIONS), (5, HORIZON))
+    for step in (0, 1, HORIZON - 1, HORIZON):
+        ref = space.encode(torch.from_numpy(acts), step).numpy()
+        assert np.array_equal(encode_prefix(acts, step), ref)
+
+
+def test_condition_is_in_the_robot_frame():
+    scan = np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32)
+    straight = lambda xy: np.linalg.norm(np.asarray(xy) - np.array([3.0, 3.0]), axis=-1)  # noqa: E731
+    c = condition_features(np.array([0.0, 0.0, math.pi / 4]), np.array([3.0, 3.0]), scan, np.array([0.3, 0.9]),
+                           straight, 0.6, 1.8)
+    assert c.shape == (COND_DIM,)
+    assert c[0] == 1.0 and abs(c[1] - 1.0) < 1e-6 and abs(c[2]) < 1e-6   # goal far, straight ahead
+    assert np.allclose(c[3:3 + N_SCAN_BINS], 1.0) and np.allclose(c[19:21], [0.5, 0.5])
+    assert c[21] < -0.9 and c[25] > 0.9     # cost-to-go falls 1 m ahead, rises 1 m behind
+
+
+@settings(max_examples=40, deadline=None)
+@given(ranges=st.lists(st.floats(0.2, SCAN_RANGE_MAX_M), min_size=N_SCAN_BINS, max_size=N_SCAN_BINS),
+       seed=st.integers(0, 1000))
+def test_never_returns_a_touching_plan_when_standing_clear(ranges, seed):
+    """Whatever the policy (here: random logits), standing still and turning on the spot are always
+    candidates, so a robot whose footprint is clear never gets a plan predicted to touch."""
+    rng = np.random.default_rng(seed)
+    policy = lambda x: rng.normal(size=(x.shape[0], len(ACTIONS))).astype(np.float32)  # noqa: E731
+    planner = GFlowNetPlanner(policy, lambda c: np.zeros((c.shape[0], 1), np.float32), PlanCost(0.2), 0.6, 1.8,
+                              samples=8, seed=seed)
+    plan = planner.plan(_ws(ranges), np.array([3.0, 0.0], np.float32), Budget(10**6))
+    assert plan.extras["min_clearance_m"] >= 0.0
+    assert plan.world_model_calls == (8 + 3) * HORIZON * REPEAT
+    assert plan.log_probs.shape == (HORIZON * REPEAT,) and np.all(plan.log_probs <= 0.0)
