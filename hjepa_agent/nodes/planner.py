@@ -12,7 +12,8 @@ Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (
             agent/plan/explanation (std_msgs/String: what the plan will do, predicted outcome, risk,
             ambiguity, mode and why; core/planner/explain.py; also in the log, at most once a second),
             /diagnostics.
-Parameters: planner ("cem" | "mppi"), mppi_temperature, horizon, dt_s [s], samples, iterations, optimise_factor (iterations
+Parameters: planner ("cem" | "mppi" | "gflownet"), models_dir (gflownet's networks), mppi_temperature,
+horizon, dt_s [s], samples, iterations, optimise_factor (iterations
 multiplier in OPTIMISING), max_world_model_calls, deadline_ms [ms], always_plan (plan in every
 mode, so the watchdog can compare), navfield, navfield_resolution_m [m], navfield_size_m [m]
 (the goal cost goes round the obstacles seen so far; read-only), ego_model (read-only).
@@ -48,7 +49,9 @@ class PlannerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("planner", **kwargs)
         ego = declare_ego_model(self)
-        kind = declare(self, "planner", "cem", "planner implementation: cem | mppi", read_only=True)
+        kind = declare(self, "planner", "cem", "planner implementation: cem | mppi | gflownet", read_only=True)
+        models_dir = declare(self, "models_dir", "", "models dir for planner: gflownet (empty: the package's)",
+                             read_only=True)
         if kind not in PLANNERS:
             raise ValueError(f"planner: unknown planner {kind!r} (available: {', '.join(PLANNERS)})")
         temperature = declare(self, "mppi_temperature", 0.03, "MPPI softmin temperature (planner: mppi)",
@@ -72,7 +75,8 @@ class PlannerNode(Node):
                                   max_angular_rps=ego.operating.max_angular_rps, horizon=horizon, dt_s=dt_s,
                                   samples=samples, iterations=iterations * self.optimise_factor,
                                   mppi_temperature=temperature, navfield=navfield,
-                                  navfield_resolution_m=nav_res, navfield_size_m=nav_size)
+                                  navfield_resolution_m=nav_res, navfield_size_m=nav_size,
+                                  models_dir=models_dir or None)
         self.iterations = iterations
         self.mode = Mode.HABITUAL
         self.plans = 0

@@ -54,3 +54,24 @@ def test_never_returns_a_touching_plan_when_standing_clear(ranges, seed):
     assert plan.extras["min_clearance_m"] >= 0.0
     assert plan.world_model_calls == (8 + 3) * HORIZON * REPEAT
     assert plan.log_probs.shape == (HORIZON * REPEAT,) and np.all(plan.log_probs <= 0.0)
+
+
+def test_a_models_dir_without_the_planner_networks_is_refused_with_what_to_do(tmp_path):
+    import shutil
+
+    import pytest
+
+    from hjepa_agent.core.models import ModelMismatchError
+    from hjepa_agent.core.planner import build_planner
+    from hjepa_agent.paths import data_path
+    models = tmp_path / "models"
+    shutil.copytree(data_path("models"), models)
+    text = (models / "manifest.yaml").read_text()
+    if "planner_policy:" in text:   # shipped models have it: remove it from this copy
+        import yaml
+        doc = yaml.safe_load(text)
+        doc["models"].pop("planner_policy")
+        (models / "manifest.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ModelMismatchError, match="hjepa-agent train planner"):
+        build_planner("gflownet", footprint_radius_m=0.2, max_linear_mps=0.6, max_angular_rps=1.8,
+                      models_dir=models, prefer_cuda=False)

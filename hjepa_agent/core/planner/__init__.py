@@ -28,14 +28,19 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
     nav = (NavField(resolution_m=navfield_resolution_m, size_m=navfield_size_m, inflate_m=footprint_radius_m,
                     safe_clearance_m=cost.safe_clearance_m) if navfield else None)
     if kind == "gflownet":
-        from hjepa_agent.core.models import OnnxModel, select_providers
+        from hjepa_agent.core.models import ModelMismatchError, OnnxModel, select_providers
         from hjepa_agent.core.planner.gflownet import GFlowNetPlanner
         from hjepa_agent.paths import data_path
         where = models_dir or data_path("models")
         providers = select_providers(prefer_cuda)[0]
-        return GFlowNetPlanner(OnnxModel(where, "planner_policy", providers=providers),
-                               OnnxModel(where, "planner_logz", providers=providers), cost,
-                               max_linear_mps, max_angular_rps, samples=gflownet_samples, navfield=nav)
+        try:
+            policy = OnnxModel(where, "planner_policy", providers=providers)
+            log_z = OnnxModel(where, "planner_logz", providers=providers)
+        except ModelMismatchError as exc:
+            raise ModelMismatchError(f"planner gflownet: {exc}. The planner's networks come from "
+                                     f"`hjepa-agent train planner --out DIR` (then models_dir: DIR)") from exc
+        return GFlowNetPlanner(policy, log_z, cost, max_linear_mps, max_angular_rps, samples=gflownet_samples,
+                               navfield=nav)
     common = dict(horizon=horizon, dt_s=dt_s, samples=samples, iterations=iterations,
                   max_linear_mps=max_linear_mps, max_angular_rps=max_angular_rps)
     if kind == "cem":
