@@ -11,7 +11,9 @@ balance on the planner's own cost (torch; see hjepa_agent.core.planner.gflownet 
    the search, the reward is the task's.
 3. **Training**: PlanGFlowNet (hjepa_agent.train.gflownet) over HORIZON steps of the ACTIONS
    table, conditioned on condition_features(c); off-policy trajectory balance, epsilon-uniform
-   exploration; batches of ``conds_per_batch`` conditions x ``plans_per_cond`` plans.
+   exploration; batches of ``conds_per_batch`` conditions x ``plans_per_cond`` plans, of which a
+   ``replay`` fraction are replayed from the best plans seen for that condition (trajectory
+   balance holds for any sampling distribution, and the good plans are the rare ones).
 4. **Export**: P_F (prefix + step one-hot + condition -> logits) as ``planner_policy.onnx`` and
    log Z (condition -> (1,)) as ``planner_logz.onnx``, parity vs torch checked, merged into the
    manifest with the training data and metrics.
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 
 TRAIN_SEED0 = 10_000
 """Condition episodes use seeds from here (the benchmark uses 0..)."""
+REPLAY_KEEP = 8
+"""Best plans kept per condition for replay."""
 PATCH_HALF_M = 2.0
 PATCH_N = 21
 """Local cost-to-go patch: PATCH_N x PATCH_N points spanning +-PATCH_HALF_M around the robot."""
@@ -125,13 +129,26 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     conds = torch.from_numpy(data["cond"])
     losses = []
     bar = tqdm(range(args.steps), desc="trajectory balance", disable=args.quiet, unit="step")
+    best: dict[int, list[tuple[float, tuple[int, ...]]]] = {}   # per condition: its best plans so far
+    m, n_rep = args.plans_per_cond, int(round(args.replay * args.plans_per_cond))
     for _ in bar:
         ks = rng.integers(0, n, args.conds_per_batch)
-        c = conds[np.repeat(ks, args.plans_per_cond)]
+        c = conds[np.repeat(ks, m)]
         plans = net.sample(len(c), c, gen, args.epsilon)
+        for j, k in enumerate(ks):   # replay: part of each condition's plans are its best seen so far
+            pool = best.get(int(k), [])
+            for r in range(min(n_rep, len(pool))):
+                plans[j * m + m - 1 - r] = torch.tensor(pool[rng.integers(0, len(pool))][1])
         pl = plans.numpy()
-        log_r = np.concatenate([plan_log_reward(data, k, pl[j * args.plans_per_cond:(j + 1) * args.plans_per_cond],
-                                                cost, scale, model) for j, k in enumerate(ks)])
+        log_r = np.concatenate([plan_log_reward(data, k, pl[j * m:(j + 1) * m], cost, scale, model)
+                                for j, k in enumerate(ks)])
+        for j, k in enumerate(ks):
+            pool = best.setdefault(int(k), [])
+            seen = {p for _, p in pool}
+            pool.extend((float(log_r[j * m + i]), tuple(pl[j * m + i])) for i in range(m)
+                        if tuple(pl[j * m + i]) not in seen)
+            pool.sort(key=lambda e: -e[0])
+            del pool[REPLAY_KEEP:]
         loss = trajectory_balance(net.log_z(c, len(c)), net.log_pf(plans, c), torch.from_numpy(log_r).float())
         opt.zero_grad()
         loss.backward()
@@ -155,6 +172,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                      "actions": ACTIONS.tolist(), "horizon": HORIZON, "repeat": REPEAT, "dt_s": DT_S},
             "training": {"steps": args.steps, "conds_per_batch": args.conds_per_batch,
                          "plans_per_cond": args.plans_per_cond, "epsilon": args.epsilon, "lr": args.lr,
+                         "replay": args.replay,
                          "hidden": args.hidden, "objective": "trajectory balance"},
             "metrics": {**metrics, "parity_max_abs_err": max(err_p, err_z)}}
     limits = Limits.from_ego(ego)
@@ -187,6 +205,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--conds-per-batch", type=int, default=16)
     ap.add_argument("--plans-per-cond", type=int, default=16)
     ap.add_argument("--epsilon", type=float, default=0.05)
+    ap.add_argument("--replay", type=float, default=0.25,
+                    help="fraction of each condition's plans taken from its best seen so far (0: none)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
