@@ -32,7 +32,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState, LaserScan
 from std_msgs.msg import Bool, String
 
-from hjepa_agent.core.planner import PLANNERS, Budget, beam_points, build_planner
+from hjepa_agent.core.planner import Budget, beam_points, build_planner
 from hjepa_agent.core.planner.explain import explain_plan
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.codec import from_time, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
@@ -52,8 +52,6 @@ class PlannerNode(Node):
         kind = declare(self, "planner", "cem", "planner implementation: cem | mppi | gflownet", read_only=True)
         models_dir = declare(self, "models_dir", "", "models dir for planner: gflownet (empty: the package's)",
                              read_only=True)
-        if kind not in PLANNERS:
-            raise ValueError(f"planner: unknown planner {kind!r} (available: {', '.join(PLANNERS)})")
         temperature = declare(self, "mppi_temperature", 0.03, "MPPI softmin temperature (planner: mppi)",
                               unit="cost", lo=1e-3, hi=100.0, read_only=True)
         horizon = declare(self, "horizon", 15, "plan length in steps", lo=1, hi=100)

@@ -140,6 +140,12 @@ class TBConfig:
     seed: int = 0
 
 
+def tb_optimizer(net: PlanGFlowNet, lr: float, lr_logz: float) -> torch.optim.Optimizer:
+    """Adam with its own (larger) learning rate for log Z, as trajectory balance wants."""
+    return torch.optim.Adam([{"params": net.pf.parameters(), "lr": lr},
+                             {"params": net.logz.parameters(), "lr": lr_logz}])
+
+
 def train_tb(net: PlanGFlowNet, log_reward: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
              cfg: TBConfig, cond_sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None,
              progress: bool = True) -> list[float]:
@@ -151,8 +157,7 @@ def train_tb(net: PlanGFlowNet, log_reward: Callable[[torch.Tensor, torch.Tensor
         raise ValueError("train_tb: a conditioned space needs cond_sampler")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam([{"params": net.pf.parameters(), "lr": cfg.lr},
-                            {"params": net.logz.parameters(), "lr": cfg.lr_logz}])
+    opt = tb_optimizer(net, cfg.lr, cfg.lr_logz)
     losses = []
     bar = tqdm(range(cfg.steps), desc="trajectory balance", disable=not progress, unit="step")
     for _ in bar:
@@ -182,5 +187,5 @@ def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
     return 0.5 * float(torch.abs(p - q).sum())
 
 
-__all__ = ["PlanGFlowNet", "PlanSpace", "TBConfig", "exact_log_z", "total_variation", "train_tb",
+__all__ = ["PlanGFlowNet", "PlanSpace", "TBConfig", "exact_log_z", "tb_optimizer", "total_variation", "train_tb",
            "trajectory_balance"]

@@ -40,7 +40,7 @@ from hjepa_agent.core.planner.gflownet import (ACTIONS, COND_DIM, DT_S, HORIZON,
 from hjepa_agent.paths import data_path
 from hjepa_agent.train.collect import Limits
 from hjepa_agent.train.export import export_onnx, setup_training_logging
-from hjepa_agent.train.gflownet import PlanGFlowNet, PlanSpace, trajectory_balance
+from hjepa_agent.train.gflownet import PlanGFlowNet, PlanSpace, tb_optimizer, trajectory_balance
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(args.seed)
     space = PlanSpace(HORIZON, len(ACTIONS), COND_DIM)
     net = PlanGFlowNet(space, hidden=args.hidden)
-    opt = torch.optim.Adam([{"params": net.pf.parameters(), "lr": args.lr},
-                            {"params": net.logz.parameters(), "lr": args.lr * 10}])
+    opt = tb_optimizer(net, args.lr, args.lr * 10)
     conds = torch.from_numpy(data["cond"])
     losses = []
     bar = tqdm(range(args.steps), desc="trajectory balance", disable=args.quiet, unit="step")

@@ -39,24 +39,9 @@ def _beams(pose, segments, n_beams=64):
 
 def _scan_of_segments(pose, segments, n_beams=256):
     """Sector minima of a 2-D ray cast from ``pose`` against wall segments ((x0, y0), (x1, y1))."""
-    x, y, yaw = pose
-    ang = yaw + np.linspace(-math.pi, math.pi, n_beams, endpoint=False)
-    rng = np.full(n_beams, SCAN_RANGE_MAX_M)
-    d = np.stack([np.cos(ang), np.sin(ang)], 1)
-    for (x0, y0), (x1, y1) in segments:
-        e = np.array([x1 - x0, y1 - y0])
-        for i, di in enumerate(d):
-            den = di[0] * (-e[1]) - di[1] * (-e[0])
-            if abs(den) < 1e-12:
-                continue
-            rx, ry = x0 - x, y0 - y
-            t = (rx * (-e[1]) - ry * (-e[0])) / den
-            u = (di[0] * ry - di[1] * rx) / den
-            if t > 0 and 0 <= u <= 1:
-                rng[i] = min(rng[i], t)
+    rel, rng = _beams(pose, segments, n_beams)
     centres = sector_angles()
     width = 2 * math.pi / N_SCAN_BINS
-    rel = (ang - yaw + math.pi) % (2 * math.pi) - math.pi
     out = np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32)
     for k, c in enumerate(centres):
         sel = np.abs((rel - c + math.pi) % (2 * math.pi) - math.pi) <= width / 2

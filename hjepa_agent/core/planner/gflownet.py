@@ -18,6 +18,7 @@ Per-step log-probabilities are P_F's; log Z(c) comes from its own network.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -166,9 +167,8 @@ class GFlowNetPlanner:
                          DT_S, self.name, calls, beta=BETA)
         log_z = float(np.asarray(self.log_z(cond[None])).reshape(-1)[0])
         lp = np.repeat(logp[i] / REPEAT, REPEAT) if i < self.samples else np.zeros(HORIZON * REPEAT, np.float32)
-        return Plan(plan.stamp_s, plan.actions, plan.states, lp.astype(np.float32), float(log_reward(cost[i])),
-                    plan.risk, plan.ambiguity, DT_S, self.name, calls,
-                    extras={**plan.extras, "log_z": log_z, "from_policy": i < self.samples})
+        return dataclasses.replace(plan, log_probs=lp.astype(np.float32), log_reward=float(log_reward(cost[i])),
+                                   extras={**plan.extras, "log_z": log_z, "from_policy": i < self.samples})
 
 
 __all__ = ["ACTIONS", "BETA", "COND_DIM", "GFlowNetPlanner", "HORIZON", "REPEAT", "condition_features",

@@ -17,6 +17,7 @@ stop the search.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,7 +80,7 @@ def motion_primitives(horizon: int, dt_s: float, max_linear_mps: float, max_angu
 
 
 @dataclass
-class SamplingPlanner:
+class SamplingPlanner(ABC):
     """The loop of the module doc over ``model`` with ``cost``; warm-started across calls. With a
     ``navfield`` the goal terms use its cost-to-go round the obstacles it has seen (fed by
     :meth:`observe`). Subclasses supply :meth:`_update`."""
@@ -95,11 +96,11 @@ class SamplingPlanner:
     """Predicted states (K, H+1, 3) of the latest iteration's sampled plans (not the primitives)
     that keep clear of every obstacle: what route diversity is measured on."""
 
+    @abstractmethod
     def _update(self, actions: np.ndarray, cost: np.ndarray, mean: np.ndarray,
                 std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New (nominal (H, 2), spread (H, 2)) from the sampled plans ``actions`` (K, H, 2) and
         their ``cost`` (K,) (the primitives are not among them)."""
-        raise NotImplementedError
 
     def reset(self) -> None:
         """Drop the warm start (the navfield's memory stays: the obstacles have not moved)."""
