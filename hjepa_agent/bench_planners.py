@@ -13,7 +13,9 @@ and route diversity: the fraction of decisions whose last iteration's sampled pl
 planner's own samples, not its fixed motion primitives, and only those predicted to keep clear)
 end on both sides of the straight line from the robot to the goal, each side counting only
 endpoints at least ``SIDE_MARGIN_M`` off the line. In ``two_routes`` that is "over and under the
-block".
+block". With ``--refine`` every call runs in the optimisation mode (anytime until the deadline):
+the largest deadline overrun is reported, and for the GFlowNet where its chosen plans came from
+(policy sample, refined, warm start, fallback primitive).
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ class EpisodeStats:
     latency_ms: list[float] = field(default_factory=list)
     calls: list[int] = field(default_factory=list)
     both_sides: list[bool] = field(default_factory=list)
+    overrun_ms: list[float] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
 
 def both_sides(samples: np.ndarray | None, pose: np.ndarray, goal: np.ndarray) -> bool:
@@ -64,16 +68,20 @@ def both_sides(samples: np.ndarray | None, pose: np.ndarray, goal: np.ndarray) -
 
 def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_ms: float = 60.0,
                 max_calls: int = 20000, iterations: int = 3, models_dir: Path | None = None,
-                on_decision: Callable[[WorldState, Any, np.ndarray, np.ndarray], None] | None = None) -> EpisodeStats:
+                on_decision: Callable[[WorldState, Any, np.ndarray, np.ndarray], None] | None = None,
+                refine: bool = False, samples: int | None = None) -> EpisodeStats:
     """One episode of ``scenario`` (seeded jitter) driven by a fresh planner of ``kind``.
-    ``on_decision(ws, planner, goal, obstacles)`` is called before each plan (data collection)."""
+    ``on_decision(ws, planner, goal, obstacles)`` is called before each plan (data collection).
+    ``refine``: every call in the optimisation mode (Budget.refine, anytime until the deadline);
+    ``samples``: N (CEM/MPPI samples per iteration, GFlowNet policy samples), default the node's."""
     world.reset(scenario, seed)
     layout = world.layout
     goal = np.array([layout.goal.x_m, layout.goal.y_m], np.float32)
     planner = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
                             max_linear_mps=ego.operating.max_linear_mps,
                             max_angular_rps=ego.operating.max_angular_rps, iterations=iterations,
-                            models_dir=models_dir)
+                            models_dir=models_dir,
+                            **({} if samples is None else {"samples": samples, "gflownet_samples": samples}))
     spec = world.robot.scan
     angles = spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
     stats = EpisodeStats(scenario.name, seed)
@@ -98,8 +106,11 @@ def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_m
         if on_decision is not None:
             on_decision(ws, planner, goal, obstacles)
         t0 = time.perf_counter()
-        plan = planner.plan(ws, goal, Budget(max_calls, time.monotonic() + deadline_ms * 1e-3), obstacles=obstacles)
+        plan = planner.plan(ws, goal, Budget(max_calls, time.monotonic() + deadline_ms * 1e-3, refine=refine),
+                            obstacles=obstacles)
         stats.latency_ms.append((time.perf_counter() - t0) * 1e3)
+        stats.overrun_ms.append(stats.latency_ms[-1] - deadline_ms)
+        stats.sources.append(str(plan.extras.get("source", "")))
         stats.calls.append(plan.world_model_calls)
         stats.both_sides.append(both_sides(planner.last_samples, pose, goal))
         v, w = (float(a) for a in plan.actions[0])
@@ -115,6 +126,8 @@ def summarise(episodes: list[EpisodeStats]) -> dict[str, Any]:
     lat = np.concatenate([e.latency_ms for e in episodes]) if episodes else np.zeros(0)
     calls = np.concatenate([e.calls for e in episodes]) if episodes else np.zeros(0)
     sides = np.concatenate([e.both_sides for e in episodes]) if episodes else np.zeros(0)
+    over = np.concatenate([e.overrun_ms for e in episodes]) if episodes else np.zeros(0)
+    src = [s for e in episodes for s in e.sources if s]
     ok = [e for e in episodes if e.outcome == "goal"]
     return {"episodes": len(episodes), "successes": len(ok),
             "success_rate": round(len(ok) / max(len(episodes), 1), 3),
@@ -124,12 +137,16 @@ def summarise(episodes: list[EpisodeStats]) -> dict[str, Any]:
             "decision_latency_ms": {"p50": round(float(np.percentile(lat, 50)), 2),
                                     "p99": round(float(np.percentile(lat, 99)), 2)} if len(lat) else None,
             "world_model_calls_per_decision": round(float(calls.mean()), 1) if len(calls) else None,
-            "both_routes_fraction": round(float(sides.mean()), 3) if len(sides) else None}
+            "both_routes_fraction": round(float(sides.mean()), 3) if len(sides) else None,
+            "max_deadline_overrun_ms": round(float(over.max()), 2) if len(over) else None,
+            **({"chosen_from": {k: round(src.count(k) / len(src), 3) for k in sorted(set(src))}} if src else {})}
 
 
 def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, robot: Path, ego: EgoModel,
-          progress: bool = True, models_dir: Path | None = None) -> dict[str, Any]:
-    """Every planner of ``kinds`` on ``episodes`` episodes of each scenario (seeds seed, seed+1, ...)."""
+          progress: bool = True, models_dir: Path | None = None, refine: bool = False,
+          deadline_ms: float = 60.0, samples: int | None = None) -> dict[str, Any]:
+    """Every planner of ``kinds`` on ``episodes`` episodes of each scenario (seeds seed, seed+1, ...);
+    ``refine``, ``deadline_ms`` and ``samples`` as in :func:`run_episode`."""
     from hjepa_agent.sim.robot import load_robot_description
     from hjepa_agent.sim.scenario import load_scenario
     from hjepa_agent.sim.world import SimWorld
@@ -138,13 +155,16 @@ def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, rob
         if k not in PLANNERS:
             raise ValueError(f"unknown planner {k!r} (available: {', '.join(PLANNERS)})")
     loaded = [load_scenario(p) for p in scenarios]
-    out: dict[str, Any] = {"decision_dt_s": DECISION_DT_S, "side_margin_m": SIDE_MARGIN_M, "planners": {}}
+    out: dict[str, Any] = {"decision_dt_s": DECISION_DT_S, "side_margin_m": SIDE_MARGIN_M, "deadline_ms": deadline_ms,
+                           "refine": refine, "samples": samples, "planners": {}}
     with SimWorld(load_robot_description(robot)) as world:
         for kind in kinds:
             per: dict[str, list[EpisodeStats]] = {}
             jobs = [(sc, seed + i) for sc in loaded for i in range(episodes)]
             for sc, s in tqdm(jobs, desc=kind, disable=not progress, unit="ep"):
-                per.setdefault(sc.name, []).append(run_episode(world, kind, sc, s, ego, models_dir=models_dir))
+                per.setdefault(sc.name, []).append(run_episode(world, kind, sc, s, ego, deadline_ms=deadline_ms,
+                                                               models_dir=models_dir, refine=refine,
+                                                               samples=samples))
             out["planners"][kind] = {"all": summarise([e for v in per.values() for e in v]),
                                      **{name: summarise(v) for name, v in per.items()},
                                      "failures": [(e.scenario, e.seed, e.outcome) for v in per.values() for e in v

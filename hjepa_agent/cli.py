@@ -37,7 +37,7 @@ def _bench_planners(args: argparse.Namespace) -> int:
     ego = load_ego_model(args.ego_model or data_path("config", "ego_model.yaml"))
     result = bench(args.planners.split(","), files, args.episodes, args.seed,
                    args.robot or data_path("config", "robots", "diffbot.yaml"), ego, progress=not args.quiet,
-                   models_dir=args.models_dir)
+                   models_dir=args.models_dir, refine=args.refine, deadline_ms=args.deadline_ms, samples=args.samples)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seed", type=int, default=0, help="planners: first episode seed")
     b.add_argument("--robot", type=Path, default=None, help="planners: robot description YAML")
     b.add_argument("--ego-model", type=Path, default=None, help="planners: ego model YAML")
+    b.add_argument("--refine", action="store_true", help="planners: every call in the optimisation mode")
+    b.add_argument("--deadline-ms", type=float, default=60.0, help="planners: deadline per decision (ms)")
+    b.add_argument("--samples", type=int, default=None, help="planners: N samples (default: the node's)")
     b.add_argument("--out", default=None, help="planners: also write the JSON here")
     b.add_argument("--quiet", action="store_true", help="planners: no progress bar")
     args, rest = parser.parse_known_args(argv)

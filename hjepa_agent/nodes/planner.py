@@ -13,8 +13,8 @@ Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (
             ambiguity, mode and why; core/planner/explain.py; also in the log, at most once a second),
             /diagnostics.
 Parameters: planner ("cem" | "mppi" | "gflownet"), models_dir (gflownet's networks), mppi_temperature,
-horizon, dt_s [s], samples, iterations, optimise_factor (iterations
-multiplier in OPTIMISING), max_world_model_calls, deadline_ms [ms], always_plan (plan in every
+horizon, dt_s [s], samples, iterations, optimise_factor (world-model call budget multiplier in
+OPTIMISING, where the GFlowNet refines its plan until the deadline), max_world_model_calls, deadline_ms [ms], always_plan (plan in every
 mode, so the watchdog can compare), navfield, navfield_resolution_m [m], navfield_size_m [m]
 (the goal cost goes round the obstacles seen so far; read-only), ego_model (read-only).
 """
@@ -150,9 +150,9 @@ class PlannerNode(Node):
             return
         if not ws.has_goal:
             return
-        c = self.core.cfg
-        factor = self.optimise_factor if self.mode == Mode.OPTIMISING else 1
-        calls = min(self.max_calls, c.samples * c.horizon * self.iterations * factor)
+        optimising = self.mode == Mode.OPTIMISING
+        factor = self.optimise_factor if optimising else 1
+        calls = min(self.max_calls, self.core.calls_per_iteration * self.iterations * factor)
         t0 = time.monotonic()
         seed = None
         if self.habitual_stalled:
@@ -161,7 +161,8 @@ class PlannerNode(Node):
             seed = np.array(self.seed[1:], dtype=np.float32)
         # clearance from the raw beams of a scan taken with this world state, else from its sectors
         beams = self.beams[1] if self.beams is not None and self.beams[0] == ws.stamp_s else None
-        plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + self.deadline_ms * 1e-3), seed=seed, obstacles=beams)
+        plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + self.deadline_ms * 1e-3, refine=optimising),
+                              seed=seed, obstacles=beams)
         self.last_ms = (time.monotonic() - t0) * 1e3
         self.plans += 1
         why = self.mode_why + ("; habitual proposal ignored" if self.habitual_stalled else "")

@@ -96,9 +96,9 @@ def _patch_to_go(patch: np.ndarray, pose: np.ndarray, xy: np.ndarray) -> np.ndar
 
 
 def plan_log_reward(data: dict[str, np.ndarray], k: int, idx: np.ndarray, cost: PlanCost, scale: np.ndarray,
-                    model: UnicycleModel) -> np.ndarray:
-    """log R (m,) of plans ``idx`` (m, HORIZON) action indices in condition ``k``."""
-    acts = expand(idx, float(scale[0]), float(scale[1]))
+                    model: UnicycleModel, repeat: int = REPEAT) -> np.ndarray:
+    """log R (m,) of plans ``idx`` (m, horizon) action indices in condition ``k``."""
+    acts = expand(idx, float(scale[0]), float(scale[1]), repeat)
     pose = data["pose"][k]
     states = model.rollout(pose, acts, DT_S)
     obs = data["obstacles"][k]
@@ -122,7 +122,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    space = PlanSpace(HORIZON, len(ACTIONS), COND_DIM)
+    space = PlanSpace(args.horizon, len(ACTIONS), COND_DIM)
     net = PlanGFlowNet(space, hidden=args.hidden)
     opt = tb_optimizer(net, args.lr, args.lr * 10)
     conds = torch.from_numpy(data["cond"])
@@ -139,7 +139,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             for r in range(min(n_rep, len(pool))):
                 plans[j * m + m - 1 - r] = torch.tensor(pool[rng.integers(0, len(pool))][1])
         pl = plans.numpy()
-        log_r = np.concatenate([plan_log_reward(data, k, pl[j * m:(j + 1) * m], cost, scale, model)
+        log_r = np.concatenate([plan_log_reward(data, k, pl[j * m:(j + 1) * m], cost, scale, model, args.repeat)
                                 for j, k in enumerate(ks)])
         for j, k in enumerate(ks):
             pool = best.setdefault(int(k), [])
@@ -157,7 +157,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
     # held-out check: on unseen conditions, the best of 16 policy samples vs 16 uniform random plans
     net.eval()
-    metrics = _evaluate(net, data, rng, cost, scale, model, gen)
+    metrics = _evaluate(net, data, rng, cost, scale, model, gen, args.repeat)
     metrics["tb_loss_last_200"] = float(np.mean(losses[-200:]))
     metrics["train_s"] = round(time.monotonic() - t_start, 1)
     out = Path(args.out)
@@ -168,7 +168,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                         low=-1.0, high=1.0)
     desc = {"data": {"conditions": int(n), "episodes_per_scenario": args.episodes, "seeds_from": TRAIN_SEED0,
                      "driver": "cem planner (planner-driven, hjepa-agent bench planners loop)",
-                     "actions": ACTIONS.tolist(), "horizon": HORIZON, "repeat": REPEAT, "dt_s": DT_S},
+                     "actions": ACTIONS.tolist(), "horizon": args.horizon, "repeat": args.repeat, "dt_s": DT_S},
             "training": {"steps": args.steps, "conds_per_batch": args.conds_per_batch,
                          "plans_per_cond": args.plans_per_cond, "epsilon": args.epsilon, "lr": args.lr,
                          "replay": args.replay,
@@ -183,16 +183,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def _evaluate(net: PlanGFlowNet, data, rng, cost, scale, model, gen, n_eval: int = 200) -> dict[str, float]:
+def _evaluate(net: PlanGFlowNet, data, rng, cost, scale, model, gen, repeat: int,
+              n_eval: int = 200) -> dict[str, float]:
     """Mean best log R over n_eval conditions: 16 policy samples vs 16 uniform random plans."""
     ks = rng.integers(0, len(data["cond"]), n_eval)
     pol, uni = [], []
     for k in ks:
         c = torch.from_numpy(data["cond"][k:k + 1]).expand(16, -1)
         p = net.sample(16, c, gen, 0.0).numpy()
-        u = rng.integers(0, len(ACTIONS), (16, HORIZON))
-        pol.append(plan_log_reward(data, k, p, cost, scale, model).max())
-        uni.append(plan_log_reward(data, k, u, cost, scale, model).max())
+        u = rng.integers(0, len(ACTIONS), (16, net.space.horizon))
+        pol.append(plan_log_reward(data, k, p, cost, scale, model, repeat).max())
+        uni.append(plan_log_reward(data, k, u, cost, scale, model, repeat).max())
     return {"best_of_16_log_r_policy": float(np.mean(pol)), "best_of_16_log_r_uniform": float(np.mean(uni))}
 
 
@@ -201,6 +202,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", default=str(data_path("models")), help="models dir to write into (manifest merged)")
     ap.add_argument("--episodes", type=int, default=8, help="condition episodes per scenario")
     ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--horizon", type=int, default=HORIZON, help="policy steps per plan")
+    ap.add_argument("--repeat", type=int, default=REPEAT, help=f"roll-out steps of {DT_S} s each action is held")
     ap.add_argument("--conds-per-batch", type=int, default=16)
     ap.add_argument("--plans-per-cond", type=int, default=16)
     ap.add_argument("--epsilon", type=float, default=0.05)

@@ -75,3 +75,64 @@ def test_a_models_dir_without_the_planner_networks_is_refused_with_what_to_do(tm
     with pytest.raises(ModelMismatchError, match="hjepa-agent train planner"):
         build_planner("gflownet", footprint_radius_m=0.2, max_linear_mps=0.6, max_angular_rps=1.8,
                       models_dir=models, prefer_cuda=False)
+
+
+def _linear_policy(seed: int, in_dim: int):
+    """A fixed, prefix-dependent, far-from-uniform P_F (logits = W x), to test the MH correction."""
+    w = np.random.default_rng(seed).normal(0.0, 0.6, (in_dim, len(ACTIONS)))
+    return lambda x: (np.asarray(x, np.float64) @ w).astype(np.float32)
+
+
+def test_back_and_forth_moves_leave_the_reward_distribution_invariant():
+    """Metropolis-Hastings with the P_F ratio: started from one plan, many chains of K-step moves
+    (K = 2, 1, 2, ...) end distributed as R / Z over all 225 two-step plans, although the
+    proposals come from a P_F that has nothing to do with R."""
+    from hjepa_agent.core.planner.gflownet import log_reward
+    h, n_act = 2, len(ACTIONS)
+    cond = np.zeros(COND_DIM, np.float32)
+    table = np.random.default_rng(1).uniform(0.0, 1.0, (n_act, n_act))   # cost of each plan: log R in [-5, 0]
+    score = lambda states, ix: (table[ix[:, 0], ix[:, 1]], np.zeros(len(ix)))  # noqa: E731
+    planner = GFlowNetPlanner(_linear_policy(2, h * n_act + h + 1 + COND_DIM), None, PlanCost(0.2), 0.6, 1.8,
+                              horizon=h, repeat=1, seed=3)
+    planner._rng = np.random.default_rng(3)
+    m = 20000
+    idx = np.zeros((m, h), np.int64)
+    states = np.zeros((m, h + 1, 3), np.float32)
+    lr = log_reward(table[idx[:, 0], idx[:, 1]])
+    for i in range(60):
+        idx, states, lr, _ = planner.mh_round(cond, idx, states, lr, 2 if i % 2 == 0 else 1, score)
+    target = np.exp(log_reward(table.reshape(-1)))
+    target /= target.sum()
+    emp = np.bincount(idx[:, 0] * n_act + idx[:, 1], minlength=n_act * n_act) / m
+    assert 0.5 * np.abs(emp - target).sum() < 0.06
+    # without the P_F ratio the chains would follow R * (something of P_F), not R: check P_F is far off
+    pf = np.exp(np.array([planner._log_softmax(np.array([[a, 0]]), 0, cond)[0, a] for a in range(n_act)]))
+    assert 0.5 * np.abs(pf - target.reshape(n_act, n_act).sum(1)).sum() > 0.2
+
+
+def test_refine_keeps_to_the_call_budget_and_returns_the_best_plan_seen():
+    rng = np.random.default_rng(0)
+    policy = lambda x: rng.normal(size=(x.shape[0], len(ACTIONS))).astype(np.float32)  # noqa: E731
+    planner = GFlowNetPlanner(policy, lambda c: np.zeros((c.shape[0], 1), np.float32), PlanCost(0.2), 0.6, 1.8,
+                              samples=8, chains=4, seed=0)
+    ws = _ws(np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M))
+    plain = planner.plan(ws, np.array([3.0, 0.0], np.float32), Budget(10**6))
+    for cap in (plain.world_model_calls, plain.world_model_calls + 4 * (5 + 3 + 2) * 3 + 5):   # 4 chains x K x 3
+        planner.reset()
+        plan = planner.plan(ws, np.array([3.0, 0.0], np.float32), Budget(cap, refine=True))
+        assert plan.world_model_calls <= cap
+        assert plan.extras["refine"]["rounds"] == (0 if cap == plain.world_model_calls else 3)   # K = 5, 3, 2
+        assert plan.extras["refine"]["k"] == [5, 3, 2][:plan.extras["refine"]["rounds"]]
+    # an expired deadline: no rounds at all
+    planner.reset()
+    plan = planner.plan(ws, np.array([3.0, 0.0], np.float32), Budget(10**6, deadline_s=0.0, refine=True))
+    assert plan.extras["refine"]["rounds"] == 0
+
+
+def test_plan_risk_reads_log_r_against_the_mean_reward():
+    from hjepa_agent.core.planner.gflownet import plan_risk
+    log_x = HORIZON * math.log(len(ACTIONS))
+    assert abs(plan_risk(-3.0, -3.0 + log_x, HORIZON) - 0.5) < 1e-9       # as good as the average plan
+    vals = [plan_risk(lr, 2.0, HORIZON) for lr in np.linspace(-100, 0, 50)]
+    assert all(a >= b for a, b in zip(vals, vals[1:]))                      # better plan, lower risk
+    assert plan_risk(0.0, -50.0, HORIZON) < 1e-6 and plan_risk(-100.0, 0.0, HORIZON) > 1 - 1e-6

@@ -4,6 +4,8 @@
 the two sampling baselines over a dynamics model, ``cem`` (cross-entropy method) and ``mppi``
 (model-predictive path integral); ``navfield`` the obstacle memory and cost-to-go.
 """
+import numpy as np
+
 from hjepa_agent.core.planner.base import Budget, Planner, PlanCost, UnicycleModel, beam_points, obstacle_points
 from hjepa_agent.core.planner.cem import CEMConfig, CEMPlanner
 from hjepa_agent.core.planner.mppi import MPPIConfig, MPPIPlanner
@@ -39,8 +41,16 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
         except ModelMismatchError as exc:
             raise ModelMismatchError(f"planner gflownet: {exc}. The planner's networks come from "
                                      f"`hjepa-agent train planner --out DIR` (then models_dir: DIR)") from exc
+        data = policy.entry.trained.get("data", {})
+        from hjepa_agent.core.planner.gflownet import ACTIONS, DT_S, HORIZON, REPEAT
+        h, r = int(data.get("horizon", HORIZON)), int(data.get("repeat", REPEAT))
+        if (data.get("actions") is not None and not np.allclose(np.asarray(data["actions"]), ACTIONS)) \
+                or float(data.get("dt_s", DT_S)) != DT_S:
+            raise ModelMismatchError(f"planner gflownet: {where} was trained on another action table or step "
+                                     f"(dt_s {data.get('dt_s')}) than this runtime's; retrain it with "
+                                     f"`hjepa-agent train planner --out DIR`")
         return GFlowNetPlanner(policy, log_z, cost, max_linear_mps, max_angular_rps, samples=gflownet_samples,
-                               navfield=nav)
+                               horizon=h, repeat=r, navfield=nav)
     common = dict(horizon=horizon, dt_s=dt_s, samples=samples, iterations=iterations,
                   max_linear_mps=max_linear_mps, max_angular_rps=max_angular_rps)
     if kind == "cem":

@@ -21,11 +21,19 @@ class Budget:
     """What one plan() call may spend: world-model calls and a wall-clock deadline.
 
     ``deadline_s`` is an absolute time on ``clock`` (seconds); None = no deadline.
+    ``refine``: the watchdog's OPTIMISING mode: a planner that can improve its plan in steps
+    (the GFlowNet's back-and-forth moves) keeps at it until the calls or the deadline run out,
+    instead of returning after one planning pass.
     """
 
     max_world_model_calls: int
     deadline_s: float | None = None
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+    refine: bool = False
+
+    def remaining_s(self) -> float:
+        """Seconds left before the deadline (inf without one)."""
+        return math.inf if self.deadline_s is None else self.deadline_s - self.clock()
 
     def expired(self) -> bool:
         """True once the deadline has passed."""
@@ -100,16 +108,18 @@ class UnicycleModel:
     name: str = "unicycle"
 
     def rollout(self, pose: np.ndarray, actions: np.ndarray, dt_s: float) -> np.ndarray:
-        """Predict states (N, H+1, 3) from pose (3,) under actions (N, H, 2) of (v, w) (midpoint rule)."""
+        """Predict states (N, H+1, 3) from pose (3,) or one pose per plan (N, 3) under actions
+        (N, H, 2) of (v, w) (midpoint rule)."""
         n, h, _ = actions.shape
+        start = np.broadcast_to(np.asarray(pose, dtype=np.float64), (n, 3))
         v = actions[..., 0].astype(np.float64)
         w = actions[..., 1].astype(np.float64)
-        yaw = float(pose[2]) + np.cumsum(w * dt_s, axis=1)
+        yaw = start[:, 2:3] + np.cumsum(w * dt_s, axis=1)
         mid = yaw - 0.5 * w * dt_s
         out = np.empty((n, h + 1, 3), dtype=np.float32)
-        out[:, 0] = pose
-        out[:, 1:, 0] = float(pose[0]) + np.cumsum(v * np.cos(mid) * dt_s, axis=1)
-        out[:, 1:, 1] = float(pose[1]) + np.cumsum(v * np.sin(mid) * dt_s, axis=1)
+        out[:, 0] = start
+        out[:, 1:, 0] = start[:, 0:1] + np.cumsum(v * np.cos(mid) * dt_s, axis=1)
+        out[:, 1:, 1] = start[:, 1:2] + np.cumsum(v * np.sin(mid) * dt_s, axis=1)
         out[:, 1:, 2] = yaw
         return out
 

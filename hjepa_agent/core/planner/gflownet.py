@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,10 +86,10 @@ def encode_prefix(actions: np.ndarray, step: int, horizon: int = HORIZON, n_acti
     return np.concatenate([prefix.reshape(n, -1), onehot], axis=1)
 
 
-def expand(idx: np.ndarray, max_linear_mps: float, max_angular_rps: float) -> np.ndarray:
-    """(N, HORIZON * REPEAT, 2) commands (m/s, rad/s) of plans given as action indices (N, HORIZON)."""
+def expand(idx: np.ndarray, max_linear_mps: float, max_angular_rps: float, repeat: int = REPEAT) -> np.ndarray:
+    """(N, horizon * repeat, 2) commands (m/s, rad/s) of plans given as action indices (N, horizon)."""
     acts = ACTIONS[idx] * np.array([max_linear_mps, max_angular_rps], np.float32)
-    return np.repeat(acts, REPEAT, axis=1)
+    return np.repeat(acts, repeat, axis=1)
 
 
 def log_reward(cost: np.ndarray) -> np.ndarray:
@@ -96,10 +97,33 @@ def log_reward(cost: np.ndarray) -> np.ndarray:
     return -BETA * np.minimum(np.asarray(cost, np.float64), COST_CLIP)
 
 
+def plan_risk(log_r: float, log_z: float, horizon: int, n_actions: int = len(ACTIONS)) -> float:
+    """Probability-like risk of a plan from its log R and the condition's log Z.
+
+    log Z - horizon * log(n_actions) is the log of the *mean* reward over every plan of the
+    action space, R_mean = Z / |X|. The risk is the Bradley-Terry probability that a plan of
+    mean reward is preferred to this one:
+
+        risk = R_mean / (R_mean + R(tau)) = sigmoid(log Z - log |X| - log R(tau))
+
+    0.5: the plan is no better than an average plan of the space; -> 0: it is far better (it
+    carries much more reward than the average: the rest of the space is worse, e.g. every other
+    way hits something); -> 1: it is worse than average. The reading is relative: when every
+    plan is equally bad (boxed in) it is 0.5, so the clearance risk is kept beside it
+    (``extras["clearance_risk"]``)."""
+    x = float(log_z) - horizon * math.log(n_actions) - float(log_r)
+    return float(1.0 / (1.0 + math.exp(-x))) if x > -700 else 0.0
+
+
 @dataclass
 class GFlowNetPlanner:
     """The runtime planner of the module doc. ``policy(x (N, state+cond)) -> logits (N, n_actions)``
-    and ``log_z(c (N, COND_DIM)) -> (N, 1)`` are the exported networks (OnnxModel or any callable)."""
+    and ``log_z(c (N, COND_DIM)) -> (N, 1)`` are the exported networks (OnnxModel or any callable).
+
+    Candidates per call: ``samples`` plans from P_F, the N_FALLBACKS primitives, the previous
+    plan shifted by the time since it was made (warm start) and, when given, the seed (the
+    habitual proposal held over the horizon). In ``budget.refine`` (OPTIMISING) it then runs
+    :meth:`refine` on the best ``chains`` policy samples until the deadline or the call budget."""
 
     policy: object
     log_z: object
@@ -107,15 +131,27 @@ class GFlowNetPlanner:
     max_linear_mps: float
     max_angular_rps: float
     samples: int = 16
+    horizon: int = HORIZON
+    repeat: int = REPEAT
+    chains: int = 8
     model: UnicycleModel = field(default_factory=UnicycleModel)
     navfield: NavField | None = None
     seed: int = 0
     name: str = "gflownet"
     last_samples: np.ndarray | None = None
+    last_refine: dict = field(default_factory=dict)
+    """Statistics of the latest refine(): rounds, proposals, accepted, improved, calls, K schedule."""
     _rng: np.random.Generator | None = None
+    _prev: tuple[float, np.ndarray] | None = None
+
+    @property
+    def calls_per_iteration(self) -> int:
+        """World-model calls of one planning pass without seed (samples, fallbacks, warm start)."""
+        return (self.samples + N_FALLBACKS + 1) * self.horizon * self.repeat
 
     def reset(self) -> None:
-        """Nothing to forget between calls (the policy is amortised; the navfield stays)."""
+        """Forget the warm start (the policy is amortised; the navfield stays)."""
+        self._prev = None
 
     def observe(self, pose: np.ndarray, angles: np.ndarray, ranges: np.ndarray,
                 range_min: float = 0.0, range_max: float = float("inf")) -> None:
@@ -123,53 +159,180 @@ class GFlowNetPlanner:
         if self.navfield is not None:
             self.navfield.observe(pose, angles, ranges, range_min, range_max)
 
+    def _log_softmax(self, idx: np.ndarray, step: int, cond: np.ndarray) -> np.ndarray:
+        """(N, n_actions) log P_F at ``step`` after the prefixes ``idx[:, :step]``."""
+        c = np.broadcast_to(cond[None], (idx.shape[0], cond.shape[0]))
+        x = np.concatenate([encode_prefix(idx, step, self.horizon), c], axis=1)
+        logits = np.asarray(self.policy(x), np.float64)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+    def _draw(self, logp: np.ndarray) -> np.ndarray:
+        u = self._rng.random((logp.shape[0], 1))
+        return np.minimum((np.cumsum(np.exp(logp), axis=1) < u).sum(axis=1), logp.shape[1] - 1)
+
     def sample(self, cond: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """n plans (action indices (n, HORIZON)) from P_F for one condition, and their per-step
-        log-probabilities (n, HORIZON)."""
+        """n plans (action indices (n, horizon)) from P_F for one condition, and their per-step
+        log-probabilities (n, horizon)."""
         if self._rng is None:
             self._rng = np.random.default_rng(self.seed)
-        idx = np.zeros((n, HORIZON), np.int64)
-        logp = np.zeros((n, HORIZON), np.float32)
-        c = np.broadcast_to(cond[None], (n, cond.shape[0]))
-        for t in range(HORIZON):
-            logits = np.asarray(self.policy(np.concatenate([encode_prefix(idx, t), c], axis=1)), np.float64)
-            logits = logits - logits.max(axis=1, keepdims=True)
-            p = np.exp(logits)
-            p /= p.sum(axis=1, keepdims=True)
-            u = self._rng.random((n, 1))
-            choice = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
-            idx[:, t] = choice
-            logp[:, t] = np.log(p[np.arange(n), choice] + 1e-12)
+        idx = np.zeros((n, self.horizon), np.int64)
+        logp = np.zeros((n, self.horizon), np.float32)
+        for t in range(self.horizon):
+            lp = self._log_softmax(idx, t, cond)
+            idx[:, t] = self._draw(lp)
+            logp[:, t] = lp[np.arange(n), idx[:, t]]
         return idx, logp
+
+    def mh_round(self, cond: np.ndarray, idx: np.ndarray, states: np.ndarray, log_r: np.ndarray, k: int,
+                 score) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One back-and-forth move of K steps on every chain (see :meth:`refine`); returns the
+        chains after the Metropolis-Hastings accept/reject, and which moves were accepted."""
+        m, h, r = idx.shape[0], self.horizon, self.repeat
+        keep = h - k
+        new = idx.copy()
+        both = np.concatenate([new, idx], axis=0)   # proposals and current plans in one batch
+        lp_new = np.zeros(m)
+        lp_old = np.zeros(m)
+        for t in range(keep, h):
+            lp = self._log_softmax(both, t, cond)
+            new[:, t] = self._draw(lp[:m])
+            both[:m, t] = new[:, t]
+            lp_new += lp[np.arange(m), new[:, t]]
+            lp_old += lp[m + np.arange(m), idx[:, t]]
+        tail = expand(new[:, keep:], self.max_linear_mps, self.max_angular_rps, r)
+        tail_states = self.model.rollout(states[:, keep * r], tail, DT_S)
+        new_states = np.concatenate([states[:, :keep * r + 1], tail_states[:, 1:]], axis=1)
+        new_lr = log_reward(score(new_states, new)[0])
+        log_a = (new_lr - log_r) + (lp_old - lp_new)
+        acc = np.log(self._rng.random(m) + 1e-300) < log_a
+        out_idx, out_states, out_lr = idx.copy(), states.copy(), np.array(log_r, np.float64, copy=True)
+        out_idx[acc], out_states[acc], out_lr[acc] = new[acc], new_states[acc], new_lr[acc]
+        return out_idx, out_states, out_lr, acc
+
+    def refine(self, cond: np.ndarray, idx: np.ndarray, states: np.ndarray, log_r: np.ndarray, score,
+               budget: Budget, calls: int, step_s: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Optimisation mode: back-and-forth moves on chains of plans (indices (M, horizon), with
+        their states (M, horizon*repeat+1, 3) and log R (M,)), until the deadline or the budget.
+
+        A move takes a chain K steps back (P_B of append-only plans is 1: the last K actions go)
+        and completes it again with P_F; it is accepted with the Metropolis-Hastings ratio for the
+        target R,  min(1, R(x') P_F(x_tail | s) / (R(x) P_F(x'_tail | s))),  s the kept prefix.
+        K starts at the horizon and shrinks geometrically (ceil of half) to 1, then starts over.
+        Only the tail is rolled out again (from the prefix's cached last state); those states
+        are the calls counted. Anytime: before each round the time it will take is estimated from
+        the previous rounds (per policy step) and the round is skipped if it would pass the
+        deadline (before the first, from ``step_s``: seconds per policy step of the planning pass).
+        ``score(states, idx) -> (cost, clearance)``. Returns the best plan seen per
+        chain (indices, states, log R) and the calls spent."""
+        m, h, r = idx.shape[0], self.horizon, self.repeat
+        best_idx, best_states, best_lr = idx.copy(), states.copy(), log_r.copy()
+        cur_idx, cur_states, cur_lr = idx.copy(), states.copy(), log_r.copy()
+        k, rounds, proposals, accepted, improved, ks = h, 0, 0, 0, 0, []
+        per_step_s = step_s
+        while True:
+            need = m * k * r
+            if calls + need > budget.max_world_model_calls:
+                break
+            if per_step_s is not None and budget.remaining_s() < per_step_s * (k + 1):
+                break
+            if budget.expired():
+                break
+            t0 = time.perf_counter()
+            cur_idx, cur_states, cur_lr, acc = self.mh_round(cond, cur_idx, cur_states, cur_lr, k, score)
+            better = cur_lr > best_lr
+            best_idx[better], best_states[better], best_lr[better] = (cur_idx[better], cur_states[better],
+                                                                      cur_lr[better])
+            calls += need
+            rounds += 1
+            proposals += m
+            accepted += int(acc.sum())
+            improved += int(better.sum())
+            ks.append(k)
+            dt = (time.perf_counter() - t0) / (k + 1)
+            per_step_s = dt if per_step_s is None else max(0.8 * per_step_s, dt)
+            k = h if k == 1 else math.ceil(k / 2)
+        self.last_refine = {"rounds": rounds, "proposals": proposals, "accepted": accepted,
+                            "improved": improved, "k": ks}
+        return best_idx, best_states, best_lr, calls
 
     def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget, seed: np.ndarray | None = None,
              obstacles: np.ndarray | None = None) -> Plan:
-        """Best of ``samples`` plans from the policy and the fallback primitives (module doc).
-        ``seed`` is not used: the policy is conditioned on the state, not on a proposal."""
+        """Best plan of the candidates of the class doc (and of refine() when ``budget.refine``)."""
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
         goal = np.asarray(goal, np.float32)
+        h, r, n = self.horizon, self.repeat, self.samples
+        steps = h * r
         nav = self.navfield
         to_go = ((lambda xy: nav.distance(xy, goal, ws.stamp_s)) if nav is not None
                  else (lambda xy: np.linalg.norm(np.asarray(xy) - goal, axis=-1)))
-        cond = condition_features(ws.pose, goal, ws.scan_bins, ws.twist, to_go, self.max_linear_mps,
-                                  self.max_angular_rps)
-        idx, logp = self.sample(cond, self.samples)
-        acts = expand(idx, self.max_linear_mps, self.max_angular_rps)
-        prims = motion_primitives(HORIZON * REPEAT, DT_S, self.max_linear_mps, self.max_angular_rps, N_FALLBACKS)
-        actions = np.concatenate([acts, prims], axis=0)
-        states = self.model.rollout(ws.pose, actions, DT_S)
+        scale = (self.max_linear_mps, self.max_angular_rps)
         obstacles = obstacle_points(ws) if obstacles is None else np.asarray(obstacles, np.float32).reshape(-1, 2)
-        cost, clearance = self.cost(states, actions, goal, obstacles, None, (self.max_linear_mps, self.max_angular_rps),
-                                    to_go)
-        self.last_samples = states[:self.samples][clearance[:self.samples] >= 0.0]
-        i = int(np.argmin(cost))
-        calls = len(actions) * HORIZON * REPEAT
+        t_pass = time.perf_counter()
+        cond = condition_features(ws.pose, goal, ws.scan_bins, ws.twist, to_go, *scale)
+        idx, logp = self.sample(cond, n)
+        extra = [motion_primitives(steps, DT_S, *scale, N_FALLBACKS)]
+        sources = ["policy"] * n + ["fallback"] * N_FALLBACKS
+        if self._prev is not None and 0.0 <= ws.stamp_s - self._prev[0] < steps * DT_S:
+            shift = int(round((ws.stamp_s - self._prev[0]) / DT_S))
+            prev = self._prev[1]
+            extra.append(np.concatenate([prev[shift:], np.repeat(prev[-1:], shift, axis=0)])[None])
+            sources.append("warm start")
+        if seed is not None:
+            held = np.broadcast_to(np.asarray(seed, np.float32), (steps, 2)) if np.ndim(seed) == 1 else seed
+            if held.shape == (steps, 2):
+                extra.append(np.clip(held, -np.asarray(scale), np.asarray(scale))[None].astype(np.float32))
+                sources.append("seed")
+        actions = np.concatenate([expand(idx, *scale, r)] + extra, axis=0)
+        states = self.model.rollout(ws.pose, actions, DT_S)
+        cost, clearance = self.cost(states, actions, goal, obstacles, None, scale, to_go)
+        calls = len(actions) * steps
+        log_r = log_reward(cost)
+        self.last_samples = states[:n][clearance[:n] >= 0.0]
+        step_s = (time.perf_counter() - t_pass) / (h + 1)
+        refined = False
+        self.last_refine = {"rounds": 0, "proposals": 0, "accepted": 0, "improved": 0, "k": []}
+        if budget.refine and not budget.expired():
+            top = np.argsort(cost[:n])[:min(self.chains, n)]
+            score = lambda st, ix: self.cost(st, expand(ix, *scale, r), goal, obstacles, None, scale, to_go)  # noqa: E731
+            b_idx, b_states, b_lr, calls = self.refine(cond, idx[top], states[top], log_r[top], score, budget, calls,
+                                                            step_s)
+            j = int(np.argmax(b_lr))
+            if b_lr[j] > log_r.max():
+                refined = True
+                r_act = expand(b_idx[j:j + 1], *scale, r)
+                r_cost, r_clear = self.cost(b_states[j:j + 1], r_act, goal, obstacles, None, scale, to_go)
+                refined_idx = b_idx[j]
+                actions = np.concatenate([actions, r_act])
+                states = np.concatenate([states, b_states[j:j + 1]])
+                cost, clearance = np.r_[cost, r_cost], np.r_[clearance, r_clear]
+                log_r = np.r_[log_r, log_reward(r_cost)]
+                sources.append("refined")
+        i = int(np.argmin(cost)) if not refined else len(cost) - 1
+        self._prev = (ws.stamp_s, actions[i].copy())
         plan = make_plan(ws, actions[i], states[i], float(cost[i]), float(clearance[i]), self.cost.safe_clearance_m,
                          DT_S, self.name, calls, beta=BETA)
         log_z = float(np.asarray(self.log_z(cond[None])).reshape(-1)[0])
-        lp = np.repeat(logp[i] / REPEAT, REPEAT) if i < self.samples else np.zeros(HORIZON * REPEAT, np.float32)
-        return dataclasses.replace(plan, log_probs=lp.astype(np.float32), log_reward=float(log_reward(cost[i])),
-                                   extras={**plan.extras, "log_z": log_z, "from_policy": i < self.samples})
+        src = sources[i]
+        if src in ("policy", "refined"):
+            if src == "refined":
+                logp_i = np.array([self._log_softmax(refined_idx[None], t, cond)[0, refined_idx[t]]
+                                   for t in range(h)])
+            else:
+                logp_i = logp[i].astype(np.float64)
+            lp = np.repeat(logp_i / r, r)
+            log_pf = float(logp_i.sum())
+        else:
+            lp, log_pf = np.zeros(steps), float("nan")
+        lr = float(log_r[i])
+        return dataclasses.replace(
+            plan, log_probs=lp.astype(np.float32), log_reward=lr, risk=plan_risk(lr, log_z, h),
+            extras={**plan.extras, "log_z": log_z, "log_pf": log_pf, "source": src,
+                    "from_policy": src in ("policy", "refined"), "clearance_risk": plan.risk,
+                    "tb_residual": log_z + log_pf - lr if src in ("policy", "refined") else float("nan"),
+                    **({"refine": dict(self.last_refine)} if budget.refine else {})})
 
 
 __all__ = ["ACTIONS", "BETA", "COND_DIM", "GFlowNetPlanner", "HORIZON", "REPEAT", "condition_features",
-           "encode_prefix", "expand", "log_reward"]
+           "encode_prefix", "expand", "log_reward", "plan_risk"]

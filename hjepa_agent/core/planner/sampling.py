@@ -102,6 +102,11 @@ class SamplingPlanner(ABC):
         """New (nominal (H, 2), spread (H, 2)) from the sampled plans ``actions`` (K, H, 2) and
         their ``cost`` (K,) (the primitives are not among them)."""
 
+    @property
+    def calls_per_iteration(self) -> int:
+        """World-model calls of one sampling iteration (samples x horizon)."""
+        return self.cfg.samples * self.cfg.horizon
+
     def reset(self) -> None:
         """Drop the warm start (the navfield's memory stays: the obstacles have not moved)."""
         self._mean = None
