@@ -69,19 +69,23 @@ def both_sides(samples: np.ndarray | None, pose: np.ndarray, goal: np.ndarray) -
 def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_ms: float = 60.0,
                 max_calls: int = 20000, iterations: int = 3, models_dir: Path | None = None,
                 on_decision: Callable[[WorldState, Any, np.ndarray, np.ndarray], None] | None = None,
-                refine: bool = False, samples: int | None = None) -> EpisodeStats:
+                refine: bool = False, samples: int | None = None, planner=None) -> EpisodeStats:
     """One episode of ``scenario`` (seeded jitter) driven by a fresh planner of ``kind``.
     ``on_decision(ws, planner, goal, obstacles)`` is called before each plan (data collection).
     ``refine``: every call in the optimisation mode (Budget.refine, anytime until the deadline);
-    ``samples``: N (CEM/MPPI samples per iteration, GFlowNet policy samples), default the node's."""
+    ``samples``: N (CEM/MPPI samples per iteration, GFlowNet policy samples), default the node's.
+    ``planner``: a planner to drive with instead of building one of ``kind`` (it is reset; its
+    navfield, if any, should be fresh)."""
     world.reset(scenario, seed)
     layout = world.layout
     goal = np.array([layout.goal.x_m, layout.goal.y_m], np.float32)
-    planner = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
-                            max_linear_mps=ego.operating.max_linear_mps,
-                            max_angular_rps=ego.operating.max_angular_rps, iterations=iterations,
-                            models_dir=models_dir,
-                            **({} if samples is None else {"samples": samples, "gflownet_samples": samples}))
+    if planner is None:
+        planner = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
+                                max_linear_mps=ego.operating.max_linear_mps,
+                                max_angular_rps=ego.operating.max_angular_rps, iterations=iterations,
+                                models_dir=models_dir,
+                                **({} if samples is None else {"samples": samples, "gflownet_samples": samples}))
+    planner.reset()
     spec = world.robot.scan
     angles = spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
     stats = EpisodeStats(scenario.name, seed)

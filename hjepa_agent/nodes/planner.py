@@ -80,6 +80,8 @@ class PlannerNode(Node):
         self.plans = 0
         self.rejected = 0
         self.last_ms = 0.0
+        self.last_calls = 0
+        self.last_budget = 0
         self.pub = self.create_publisher(JointState, "agent/plan", RELIABLE_QOS)
         self.path_pub = self.create_publisher(Path, "agent/plan/path", RELIABLE_QOS)
         self.create_subscription(JointState, "agent/world_state", self.on_world_state, RELIABLE_QOS)
@@ -164,6 +166,7 @@ class PlannerNode(Node):
         plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + self.deadline_ms * 1e-3, refine=optimising),
                               seed=seed, obstacles=beams)
         self.last_ms = (time.monotonic() - t0) * 1e3
+        self.last_calls, self.last_budget = plan.world_model_calls, calls
         self.plans += 1
         why = self.mode_why + ("; habitual proposal ignored" if self.habitual_stalled else "")
         plan = dataclasses.replace(plan, explanation=explain_plan(plan, ws.goal, self.mode.name, why))
@@ -176,7 +179,8 @@ class PlannerNode(Node):
     def report(self) -> None:
         """Publish /diagnostics."""
         self.diag.publish("OK", f"{self.plans} plans, last {self.last_ms:.1f} ms",
-                          {"plans": self.plans, "last_ms": f"{self.last_ms:.2f}", "mode": self.mode.name,
+                          {"plans": self.plans, "last_ms": f"{self.last_ms:.2f}",
+                           "last_world_model_calls": str(self.last_calls), "mode": self.mode.name,
                            "rejected": self.rejected, "unseeded_plans": self.unseeded,
                            "navfield_recomputes": getattr(self.core.navfield, "recomputes", 0),
                            "scans_folded": self.scans_folded,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -138,8 +138,11 @@ def observe(world: SimWorld, limits: Limits, goal: tuple[float, float], stamp_s:
 
 def run_episode(world: SimWorld, ego: EgoModel, scenario: Scenario, seed: int, limits: Limits,
                 policy: PolicyFn | None = None, beta: float = 1.0, rng: np.random.Generator | None = None,
-                record: bool = True, max_time_s: float | None = None) -> tuple[EpisodeResult, Samples]:
-    """Run one episode; the expert labels every tick.
+                record: bool = True, max_time_s: float | None = None,
+                teacher: Callable[[SimWorld, EgoModel], Any] | None = None) -> tuple[EpisodeResult, Samples]:
+    """Run one episode; the expert labels every tick (``teacher(world, ego)``, called after the
+    reset, builds another labeller with the expert's ``act(pose, twist)``: e.g. a planner, see
+    hjepa_agent.train.teacher).
 
     Ends at the goal, a collision, or the scenario's time limit (or ``max_time_s`` if shorter;
     an episode cut short that way counts as a timeout).
@@ -151,7 +154,7 @@ def run_episode(world: SimWorld, ego: EgoModel, scenario: Scenario, seed: int, l
     world.reset(scenario, seed)
     layout = world.layout
     goal = (layout.goal.x_m, layout.goal.y_m)
-    expert = ScriptedExpert(world, ego, side_bias=EXPERT_SIDE_BIAS)
+    expert = (ScriptedExpert(world, ego, side_bias=EXPERT_SIDE_BIAS) if teacher is None else teacher(world, ego))
     samples = Samples()
     prev = (0.0, 0.0)
     ticks, collision, success = 0, False, False
@@ -189,14 +192,15 @@ def run_episode(world: SimWorld, ego: EgoModel, scenario: Scenario, seed: int, l
 
 def run_many(world: SimWorld, ego: EgoModel, scenarios: list[Scenario], seeds: list[int], limits: Limits,
              policy: PolicyFn | None = None, beta: float = 1.0, desc: str = "episodes",
-             record: bool = True, max_time_s: float | None = None) -> tuple[list[EpisodeResult], Samples]:
+             record: bool = True, max_time_s: float | None = None,
+             teacher: Callable[[SimWorld, EgoModel], Any] | None = None) -> tuple[list[EpisodeResult], Samples]:
     """Run every scenario with every seed (tqdm progress); samples carry unique episode ids."""
     results: list[EpisodeResult] = []
     data = Samples()
     jobs = [(sc, s) for sc in scenarios for s in seeds]
     for i, (sc, seed) in enumerate(tqdm(jobs, desc=desc, unit="ep", leave=False)):
         res, smp = run_episode(world, ego, sc, seed, limits, policy, beta,
-                               np.random.default_rng([seed, i]), record, max_time_s)
+                               np.random.default_rng([seed, i]), record, max_time_s, teacher)
         results.append(res)
         data.extend(smp, episode_offset=i)
     return results, data

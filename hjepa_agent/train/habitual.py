@@ -24,6 +24,9 @@ or ``world_encoder``) and the sha256 of that encoder (``data.latent_encoder_sha2
 from the habitual node's ``latent_source`` parameter.
 
 1. Round 0: the scripted expert drives N episodes per scenario; every tick is recorded.
+   With ``--teacher cem|mppi|gflownet`` a planner on the sensed scan takes the expert's place
+   everywhere below (drives round 0, labels every state): Mode-2 -> Mode-1 distillation
+   (hjepa_agent.train.teacher).
 2. Training: wBC = MSE(policy(features), expert action / action_scale), the error of
    states near an obstacle weighted NEAR_WEIGHT times (plus the scan loss, see above).
 3. DAgger, rounds 1..K: the policy of round k-1 drives fresh seeds, mixed with the
@@ -269,6 +272,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "world_encoder.onnx of --world-models and train the policy only")
     ap.add_argument("--world-models", type=Path, default=None,
                     help="--latent world: models dir holding world_encoder.onnx and its manifest (default: --out)")
+    ap.add_argument("--teacher", choices=["expert", "cem", "mppi", "gflownet"], default="expert",
+                    help="who drives round 0 and labels every state: the scripted expert (privileged A* + pure "
+                         "pursuit) or a planner on the sensed scan (Mode-2 -> Mode-1 distillation)")
+    ap.add_argument("--planner-models", type=Path, default=None,
+                    help="--teacher gflownet: models dir with the planner's networks (default: the package's)")
     ap.add_argument("--quick", action="store_true", help="tiny data, 1 epoch, 1 round, 5 s episodes (tests)")
     args = ap.parse_args(argv)
     if args.quick:
@@ -321,12 +329,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     def rollout_policy() -> PolicyFn:
         return world_torch_policy(net, world_enc) if world_mode else torch_policy(net)
 
+    teacher = None
+    if args.teacher != "expert":
+        from hjepa_agent.train.teacher import PlannerTeacher
+        teacher = lambda w, e: PlannerTeacher(w, e, args.teacher, args.planner_models)  # noqa: E731
+        log.info("teacher: the %s planner (Mode-2 -> Mode-1 distillation)", args.teacher)
     rounds: list[dict[str, Any]] = []
     encode_s = 0.0
     with SimWorld(robot) as world:
         seeds = list(range(args.episodes))
-        results, data = run_many(world, ego, scenarios, seeds, limits, desc="expert",
-                                 max_time_s=args.max_episode_s)
+        results, data = run_many(world, ego, scenarios, seeds, limits, desc=args.teacher,
+                                 max_time_s=args.max_episode_s, teacher=teacher)
         expert_table = success_table(results)
         log.info("round 0: expert %d episodes, %d samples, success %.2f", len(results), len(data),
                  expert_table["all"]["success_rate"])
@@ -351,11 +364,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 base = EVAL_SEED_BASE * (k + 1)
                 mixed_res, mixed = run_many(world, ego, scenarios, [base + i for i in range(args.dagger_episodes)], limits,
                                     rollout_policy(), beta=beta, desc=f"dagger {k + 1} (beta {beta:.2f})",
-                                    max_time_s=args.max_episode_s)
+                                    max_time_s=args.max_episode_s, teacher=teacher)
                 res, alone = run_many(world, ego, scenarios,
                                       [base + 500 + i for i in range(args.dagger_episodes)], limits,
                                       rollout_policy(), beta=0.0, desc=f"policy {k}",
-                                      max_time_s=args.max_episode_s)
+                                      max_time_s=args.max_episode_s, teacher=teacher)
                 for batch, n_batch in ((mixed, len(mixed_res)), (alone, len(res))):
                     data.extend(batch, episode_offset=n_eps)
                     n_eps += n_batch
@@ -384,6 +397,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                        "latent_encoder_sha256": sha256_file(out / "encoder.onnx")}
     data_desc = {"scenarios": [s.name for s in scenarios], "robot_description": _rel(robot_path),
                  "ego_model": _rel(ego_path), "expert_episodes_per_scenario": args.episodes,
+                 "teacher": args.teacher if args.teacher == "expert" else
+                 f"{args.teacher} planner ({_rel(args.planner_models) if args.planner_models else 'models/'})",
                  "expert_seeds": f"0..{args.episodes - 1}", "dagger_rounds": args.dagger_rounds,
                  "dagger_episodes_per_scenario": args.dagger_episodes,
                  "dagger_seeds": f"{EVAL_SEED_BASE}*round + 0..{args.dagger_episodes - 1} (beta-mix, "

@@ -136,3 +136,14 @@ def test_plan_risk_reads_log_r_against_the_mean_reward():
     vals = [plan_risk(lr, 2.0, HORIZON) for lr in np.linspace(-100, 0, 50)]
     assert all(a >= b for a, b in zip(vals, vals[1:]))                      # better plan, lower risk
     assert plan_risk(0.0, -50.0, HORIZON) < 1e-6 and plan_risk(-100.0, 0.0, HORIZON) > 1 - 1e-6
+
+
+def test_a_small_call_budget_takes_fewer_policy_samples():
+    rng = np.random.default_rng(0)
+    policy = lambda x: rng.normal(size=(x.shape[0], len(ACTIONS))).astype(np.float32)  # noqa: E731
+    planner = GFlowNetPlanner(policy, lambda c: np.zeros((c.shape[0], 1), np.float32), PlanCost(0.2), 0.6, 1.8,
+                              samples=15, seed=0)
+    ws = _ws(np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M))
+    plan = planner.plan(ws, np.array([3.0, 0.0], np.float32), Budget(10 * HORIZON * REPEAT))
+    assert plan.world_model_calls <= 10 * HORIZON * REPEAT
+    assert plan.world_model_calls == (5 + 3) * HORIZON * REPEAT     # 10 - 3 fallbacks - 2 (warm start, seed) = 5

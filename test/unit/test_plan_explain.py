@@ -29,3 +29,10 @@ def test_standing_and_spinning_and_backing_are_named():
     assert describe_motion(_plan([[0.0, -1.0]] * 5)) == "turn right 57 deg, on the spot"
     assert describe_motion(_plan([[-0.2, 0.0]] * 5)) == "drive 0.2 m backwards at up to 0.20 m/s"
     assert explain_plan(_plan([[0.0, 0.0]] * 5), None, "OPTIMISING").startswith("OPTIMISING | cem plan, 1.0 s: stand")
+
+
+def test_a_gflownet_plan_says_where_it_came_from_and_its_log_r_and_log_z():
+    import dataclasses
+    p = dataclasses.replace(_plan([[0.5, 0.0]] * 5), planner="gflownet", log_reward=-12.34,
+                            extras={"min_clearance_m": 0.3, "log_z": -10.06, "source": "refined"})
+    assert explain_plan(p, None, "OPTIMISING").endswith("risk 0.04, ambiguity 0.31 (refined, log R -12.3, log Z -10.1)")

@@ -16,17 +16,22 @@ PLANNERS = {"cem": CEMPlanner, "mppi": MPPIPlanner, "gflownet": None}
 core.planner.gflownet.GFlowNetPlanner, built from its exported networks in ``models_dir``."""
 
 
+def planner_cost(footprint_radius_m: float) -> PlanCost:
+    """The cost every planner optimises (and the GFlowNet's reward is made of): goal weight 0.3."""
+    return PlanCost(footprint_radius_m=footprint_radius_m, w_goal=0.3)
+
+
 def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float, max_angular_rps: float,
                   horizon: int = 15, dt_s: float = 0.2, samples: int = 64, iterations: int = 3,
                   mppi_temperature: float = 0.03, navfield: bool = True, navfield_resolution_m: float = 0.2,
-                  navfield_size_m: float = 16.0, gflownet_samples: int = 16, models_dir=None,
+                  navfield_size_m: float = 16.0, gflownet_samples: int = 15, models_dir=None,
                   prefer_cuda: bool = True):
     """The planner the node runs (and the planner benchmark measures): ``kind`` in PLANNERS over the
     shared cost (goal weight 0.3), with a navfield unless ``navfield`` is false. ``gflownet`` loads
     its networks from ``models_dir`` (default: the package's models/), checked against the manifest."""
     if kind not in PLANNERS:
         raise ValueError(f"planner: unknown planner {kind!r} (available: {', '.join(PLANNERS)})")
-    cost = PlanCost(footprint_radius_m=footprint_radius_m, w_goal=0.3)
+    cost = planner_cost(footprint_radius_m)
     nav = (NavField(resolution_m=navfield_resolution_m, size_m=navfield_size_m, inflate_m=footprint_radius_m,
                     safe_clearance_m=cost.safe_clearance_m) if navfield else None)
     if kind == "gflownet":
@@ -42,7 +47,7 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
             raise ModelMismatchError(f"planner gflownet: {exc}. The planner's networks come from "
                                      f"`hjepa-agent train planner --out DIR` (then models_dir: DIR)") from exc
         data = policy.entry.trained.get("data", {})
-        from hjepa_agent.core.planner.gflownet import ACTIONS, DT_S, HORIZON, REPEAT
+        from hjepa_agent.core.planner.gflownet import ACTIONS, BETA, COST_CLIP, DT_S, HORIZON, REPEAT
         h, r = int(data.get("horizon", HORIZON)), int(data.get("repeat", REPEAT))
         if (data.get("actions") is not None and not np.allclose(np.asarray(data["actions"]), ACTIONS)) \
                 or float(data.get("dt_s", DT_S)) != DT_S:
@@ -50,7 +55,8 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
                                      f"(dt_s {data.get('dt_s')}) than this runtime's; retrain it with "
                                      f"`hjepa-agent train planner --out DIR`")
         return GFlowNetPlanner(policy, log_z, cost, max_linear_mps, max_angular_rps, samples=gflownet_samples,
-                               horizon=h, repeat=r, navfield=nav)
+                               horizon=h, repeat=r, beta=float(data.get("beta", BETA)),
+                               cost_clip=float(data.get("cost_clip", COST_CLIP)), navfield=nav)
     common = dict(horizon=horizon, dt_s=dt_s, samples=samples, iterations=iterations,
                   max_linear_mps=max_linear_mps, max_angular_rps=max_angular_rps)
     if kind == "cem":
@@ -58,4 +64,4 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
     return MPPIPlanner(MPPIConfig(temperature=mppi_temperature, **common), cost, navfield=nav)
 
 __all__ = ["Budget", "CEMConfig", "CEMPlanner", "MPPIConfig", "MPPIPlanner", "NavField", "PLANNERS", "PlanCost",
-           "Planner", "UnicycleModel", "beam_points", "build_planner", "obstacle_points"]
+           "Planner", "UnicycleModel", "beam_points", "build_planner", "obstacle_points", "planner_cost"]

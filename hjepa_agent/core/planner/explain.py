@@ -5,6 +5,8 @@ Example:
     "PLANNING (habitual clearance 0.12 m < 0.15 m over 1.0 s) | cem plan, 3.0 s: turn left 48 deg,
     drive 1.4 m at up to 0.60 m/s | predicted: 2.9 -> 1.6 m to goal, min clearance 0.22 m |
     risk 0.04, ambiguity 0.31"
+The GFlowNet's plans also say where the plan came from (policy sample, warm start, refined,
+fallback) and the log R and log Z its risk is read from.
 """
 from __future__ import annotations
 
@@ -53,7 +55,12 @@ def explain_plan(plan: Plan, goal: np.ndarray | None, mode: str, why: str = "") 
     if clear is not None and math.isfinite(float(clear)):
         outcome.append(f"min clearance {float(clear):.2f} m")
     pred = f"predicted: {', '.join(outcome)}" if outcome else "predicted: -"
-    return f"{head} | {what} | {pred} | risk {plan.risk:.2f}, ambiguity {plan.ambiguity:.2f}"
+    scores = f"risk {plan.risk:.2f}, ambiguity {plan.ambiguity:.2f}"
+    if "log_z" in plan.extras:   # GFlowNet: where the plan came from, and what its risk is read from
+        src = plan.extras.get("source", "")
+        scores += (f" ({src + ', ' if src else ''}log R {plan.log_reward:.1f}, "
+                   f"log Z {float(plan.extras['log_z']):.1f})")
+    return f"{head} | {what} | {pred} | {scores}"
 
 
 __all__ = ["describe_motion", "explain_plan"]
