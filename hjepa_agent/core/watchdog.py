@@ -18,7 +18,9 @@ by less than ``stall_progress_m`` over ``stall_window_s`` outside ``stall_goal_r
 habitual policy dithering between two routes); that PLANNING is held for ``stall_window_s``
 and flagged ``habitual_stalled``, so the planner plans without the habitual proposal. The same
 lack of progress inside PLANNING or OPTIMISING (the plan refining the habitual proposal and
-going nowhere) raises the flag too, with a "stall" event, and holds the mode again. The flag
+going nowhere) raises the flag too, with a "stall" event, and holds the mode again; if PLANNING
+without the proposal still makes no progress over the next window, the watchdog escalates to
+OPTIMISING (the planner refines its plan until its deadline), held for a window too. The flag
 drops when the mode goes back to HABITUAL or to SAFE_STOP.
 
 Units: m, s, rad, %, degC. Times are seconds on the caller's clock (``now_s``).
@@ -351,6 +353,9 @@ class Watchdog:
         dwelt = now_s - self._since >= c.dwell_s
         horizon = f"over {c.risk_horizon_s:.1f} s"
         stall = self._stalled(now_s) if mode == Mode.HABITUAL or not self._stalled_habitual else None
+        # planning without the habitual proposal and still going nowhere: Mode 2 must work harder
+        again = (self._stalled(now_s) if mode == Mode.PLANNING and self._stalled_habitual
+                 and now_s >= self._hold_until else None)
         if stall is not None and mode in (Mode.PLANNING, Mode.OPTIMISING):
             # deliberating while refining the habitual proposal, and still not getting anywhere:
             # the proposal is the anchor that holds the plan in place, so plan without it
@@ -365,6 +370,9 @@ class Watchdog:
             self._go(Mode.PLANNING, now_s, (stall,))
             self._hold_until = now_s + c.stall_window_s
             self._stalled_habitual = True
+        elif again is not None:
+            self._go(Mode.OPTIMISING, now_s, (f"planning without the habitual proposal: {again}",))
+            self._hold_until = now_s + c.stall_window_s
         elif mode == Mode.PLANNING and plan is not None and plan < c.clearance_optimise_m:
             self._go(Mode.OPTIMISING, now_s,
                      (f"plan clearance {plan:.2f} m < {c.clearance_optimise_m:.2f} m {horizon}",))
@@ -372,7 +380,7 @@ class Watchdog:
               and hab > c.clearance_plan_m + c.hysteresis_m):
             self._go(Mode.HABITUAL, now_s, (f"habitual clearance {hab:.2f} m > {c.clearance_plan_m:.2f} "
                                             f"+ {c.hysteresis_m:.2f} m for {now_s - self._since:.1f} s",))
-        elif (mode == Mode.OPTIMISING and dwelt and plan is not None
+        elif (mode == Mode.OPTIMISING and dwelt and now_s >= self._hold_until and plan is not None
               and plan > c.clearance_optimise_m + c.hysteresis_m):
             self._go(Mode.PLANNING, now_s, (f"plan clearance {plan:.2f} m > {c.clearance_optimise_m:.2f} "
                                             f"+ {c.hysteresis_m:.2f} m for {now_s - self._since:.1f} s",))

@@ -14,7 +14,8 @@ Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (
             /diagnostics.
 Parameters: planner ("cem" | "mppi" | "gflownet"), models_dir (gflownet's networks), mppi_temperature,
 horizon, dt_s [s], samples, iterations, optimise_factor (world-model call budget multiplier in
-OPTIMISING, where the GFlowNet refines its plan until the deadline), max_world_model_calls, deadline_ms [ms], always_plan (plan in every
+OPTIMISING, where the GFlowNet refines its plan until the deadline), max_world_model_calls, deadline_ms [ms],
+optimise_deadline_ms [ms] (the deadline in OPTIMISING), always_plan (plan in every
 mode, so the watchdog can compare), navfield, navfield_resolution_m [m], navfield_size_m [m]
 (the goal cost goes round the obstacles seen so far; read-only), ego_model (read-only).
 """
@@ -61,6 +62,9 @@ class PlannerNode(Node):
         self.optimise_factor = declare(self, "optimise_factor", 3, "iteration multiplier in OPTIMISING", lo=1, hi=20)
         self.max_calls = declare(self, "max_world_model_calls", 20000, "world-model calls per plan", lo=1, hi=10**7)
         self.deadline_ms = declare(self, "deadline_ms", 60.0, "wall-clock deadline per plan", unit="ms", lo=1.0, hi=5000.0)
+        self.optimise_deadline_ms = declare(self, "optimise_deadline_ms", 20.0,
+                                            "deadline per plan in OPTIMISING, where the GFlowNet refines "
+                                            "until it (anytime)", unit="ms", lo=1.0, hi=5000.0)
         self.always_plan = declare(self, "always_plan", False, "plan in every mode, not only when asked")
         navfield = declare(self, "navfield", True, "goal cost = distance round the obstacles seen so far "
                            "(core/planner/navfield.py); false = straight-line distance", read_only=True)
@@ -163,7 +167,8 @@ class PlannerNode(Node):
             seed = np.array(self.seed[1:], dtype=np.float32)
         # clearance from the raw beams of a scan taken with this world state, else from its sectors
         beams = self.beams[1] if self.beams is not None and self.beams[0] == ws.stamp_s else None
-        plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + self.deadline_ms * 1e-3, refine=optimising),
+        plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + (self.optimise_deadline_ms if optimising else self.deadline_ms) * 1e-3,
+                                                   refine=optimising),
                               seed=seed, obstacles=beams)
         self.last_ms = (time.monotonic() - t0) * 1e3
         self.last_calls, self.last_budget = plan.world_model_calls, calls

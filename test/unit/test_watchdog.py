@@ -307,11 +307,31 @@ def test_a_stalled_habitual_policy_hands_over_to_the_planner_and_the_planner_is_
     stall = [r for r in _modes(outs) if r[0] == "HABITUAL->PLANNING"]
     assert stall and stall[0][1].startswith("no progress: goal distance 3.00 m, +0.00 m closer in 4.")
     t_stall = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode")
-    # clear ahead, so only the hold keeps PLANNING; it lasts stall_window_s, then back to HABITUAL
+    # clear ahead, so only the hold keeps PLANNING; it lasts stall_window_s, then (the plan got the
+    # robot 0.5 m closer meanwhile) back to HABITUAL
+    f.xy = (0.5, 0.0)
     outs = f.run(5.1, t_stall + 3.9)
     assert all(o.mode == Mode.PLANNING for o in outs)
     outs = f.run(round(t_stall + 4.0, 1), t_stall + 4.5)
     assert outs[-1].mode == Mode.HABITUAL and not outs[-1].habitual_stalled
+
+
+def test_planning_without_the_proposal_that_still_goes_nowhere_escalates_to_optimising():
+    f = Feed(dataclasses.replace(CFG, stall_window_s=4.0, stall_progress_m=0.1, stall_goal_radius_m=0.5))
+    f.goal, f.hab, f.plan_clear = (3.0, 0.0), (0.3, 0.0), 10.0
+    outs = f.run(0.0, 5.0)
+    t_stall = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode" and e.reasons[0] == "HABITUAL->PLANNING")
+    outs = f.run(5.1, t_stall + 3.9)               # held PLANNING, the robot still not moving
+    assert all(o.mode == Mode.PLANNING for o in outs)
+    outs = f.run(round(t_stall + 4.0, 1), t_stall + 4.5)
+    opt = [r for r in _modes(outs) if r[0] == "PLANNING->OPTIMISING"]
+    assert outs[-1].mode == Mode.OPTIMISING and outs[-1].habitual_stalled
+    assert opt and opt[0][1].startswith("planning without the habitual proposal: no progress")
+    t_opt = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode")
+    outs = f.run(round(t_stall + 4.6, 1), t_opt + 3.9)   # held for a window although the plan is clear
+    assert all(o.mode == Mode.OPTIMISING for o in outs)
+    outs = f.run(round(t_opt + 4.0, 1), t_opt + 4.5)
+    assert outs[-1].mode == Mode.PLANNING
 
 
 def test_no_progress_while_planning_from_the_habitual_proposal_drops_the_proposal():
