@@ -76,6 +76,9 @@ class PlanGFlowNet(nn.Module):
                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, space.n_actions))
         self.logz = nn.Sequential(nn.Linear(max(space.cond_dim, 1), hidden // 2), nn.ReLU(),
                                   nn.Linear(hidden // 2, 1))
+        # log F(s) of the intermediate states, for sub-trajectory balance only (not exported)
+        self.logflow = nn.Sequential(nn.Linear(space.state_dim + space.cond_dim, hidden // 2), nn.ReLU(),
+                                     nn.Linear(hidden // 2, 1))
 
     def _cond(self, cond: torch.Tensor | None, n: int) -> torch.Tensor:
         if self.space.cond_dim == 0:
@@ -94,13 +97,23 @@ class PlanGFlowNet(nn.Module):
         c = self._cond(cond, n)
         return self.logz(c if self.space.cond_dim else torch.zeros(n, 1)).squeeze(1)
 
+    def log_pf_steps(self, actions: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """(N, horizon) log P_F of each step of the plans ``actions`` (N, horizon)."""
+        steps = [torch.log_softmax(self.logits(actions, t, cond), dim=1).gather(1, actions[:, t:t + 1])
+                 for t in range(self.space.horizon)]
+        return torch.cat(steps, dim=1)
+
     def log_pf(self, actions: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """(N,) sum over steps of log P_F of the plans ``actions`` (N, horizon)."""
-        total = torch.zeros(actions.shape[0])
-        for t in range(self.space.horizon):
-            lp = torch.log_softmax(self.logits(actions, t, cond), dim=1)
-            total = total + lp.gather(1, actions[:, t:t + 1]).squeeze(1)
-        return total
+        return self.log_pf_steps(actions, cond).sum(1)
+
+    def log_flows(self, actions: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """(N, horizon - 1) learned log F of the intermediate prefixes actions[:, :t], t = 1..horizon-1."""
+        n = actions.shape[0]
+        c = self._cond(cond, n)
+        return torch.cat([self.logflow(torch.cat([self.space.encode(actions, t), c], dim=1))
+                          for t in range(1, self.space.horizon)], dim=1) if self.space.horizon > 1 \
+            else torch.zeros(n, 0)
 
     @torch.no_grad()
     def sample(self, n: int, cond: torch.Tensor | None, generator: torch.Generator,
@@ -128,6 +141,24 @@ def trajectory_balance(log_z: torch.Tensor, log_pf: torch.Tensor, log_r: torch.T
     return ((log_z + log_pf - log_r - pb) ** 2).mean()
 
 
+def subtrajectory_balance(log_z: torch.Tensor, log_pf_steps: torch.Tensor, log_flows: torch.Tensor,
+                          log_r: torch.Tensor, lam: float = 0.9) -> torch.Tensor:
+    """Sub-trajectory balance (Madan et al., 2023) for append-only plans (log P_B = 0).
+
+    The flows along each trajectory are F(s_0) = Z, the learned F(s_1..s_{H-1}) (``log_flows``
+    (N, H-1)) and F(s_H) = R(x). Every sub-trajectory s_i -> s_j (i < j) should balance,
+    log F(s_i) + sum_{t=i}^{j-1} log P_F = log F(s_j); the loss is the lam^(j-i)-weighted mean
+    of the squared residuals over all of them (lam -> large weights the long ones, and with
+    only i=0, j=H it is trajectory balance). Denser credit than TB: every prefix gets a target."""
+    n, h = log_pf_steps.shape
+    flows = torch.cat([log_z[:, None], log_flows, log_r[:, None]], dim=1)            # (N, H+1)
+    cum = torch.cat([torch.zeros(n, 1), torch.cumsum(log_pf_steps, dim=1)], dim=1)   # (N, H+1)
+    i, j = torch.triu_indices(h + 1, h + 1, offset=1)
+    resid = flows[:, i] + (cum[:, j] - cum[:, i]) - flows[:, j]
+    w = lam ** (j - i).float()
+    return ((resid ** 2) * w[None]).sum(1).mean() / w.sum()
+
+
 @dataclass(frozen=True)
 class TBConfig:
     """Trajectory-balance training: steps, batch, Adam learning rates (P_F, log Z), exploration."""
@@ -138,12 +169,28 @@ class TBConfig:
     lr_logz: float = 1e-1
     epsilon: float = 0.1
     seed: int = 0
+    objective: str = "tb"
+    """"tb" (trajectory balance) or "subtb" (sub-trajectory balance, weights lam^length)."""
+    lam: float = 0.9
 
 
 def tb_optimizer(net: PlanGFlowNet, lr: float, lr_logz: float) -> torch.optim.Optimizer:
-    """Adam with its own (larger) learning rate for log Z, as trajectory balance wants."""
-    return torch.optim.Adam([{"params": net.pf.parameters(), "lr": lr},
+    """Adam with its own (larger) learning rate for log Z, as trajectory balance wants (the
+    intermediate flows of sub-trajectory balance learn at the policy's rate)."""
+    return torch.optim.Adam([{"params": [*net.pf.parameters(), *net.logflow.parameters()], "lr": lr},
                              {"params": net.logz.parameters(), "lr": lr_logz}])
+
+
+def balance_loss(net: PlanGFlowNet, plans: torch.Tensor, cond: torch.Tensor | None, log_r: torch.Tensor,
+                 objective: str = "tb", lam: float = 0.9) -> torch.Tensor:
+    """The training loss of ``objective`` ("tb" or "subtb") on a batch of plans."""
+    n = plans.shape[0]
+    if objective == "tb":
+        return trajectory_balance(net.log_z(cond, n), net.log_pf(plans, cond), log_r)
+    if objective == "subtb":
+        return subtrajectory_balance(net.log_z(cond, n), net.log_pf_steps(plans, cond), net.log_flows(plans, cond),
+                                     log_r, lam)
+    raise ValueError(f"objective must be 'tb' or 'subtb', got {objective!r}")
 
 
 def train_tb(net: PlanGFlowNet, log_reward: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
@@ -167,7 +214,7 @@ def train_tb(net: PlanGFlowNet, log_reward: Callable[[torch.Tensor, torch.Tensor
             log_r = log_reward(plans, cond)
         if not torch.all(torch.isfinite(log_r)):
             raise ValueError("train_tb: log_reward returned non-finite values")
-        loss = trajectory_balance(net.log_z(cond, cfg.batch), net.log_pf(plans, cond), log_r)
+        loss = balance_loss(net, plans, cond, log_r, cfg.objective, cfg.lam)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -187,5 +234,5 @@ def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
     return 0.5 * float(torch.abs(p - q).sum())
 
 
-__all__ = ["PlanGFlowNet", "PlanSpace", "TBConfig", "exact_log_z", "tb_optimizer", "total_variation", "train_tb",
-           "trajectory_balance"]
+__all__ = ["PlanGFlowNet", "PlanSpace", "TBConfig", "balance_loss", "exact_log_z", "subtrajectory_balance",
+           "tb_optimizer", "total_variation", "train_tb", "trajectory_balance"]

@@ -16,7 +16,8 @@ balance on the planner's own cost (torch; see hjepa_agent.core.planner.gflownet 
    effort) on the unicycle roll-out of tau. No cost network is learned: the GFlowNet amortises
    the search, the reward is the task's.
 3. **Training**: PlanGFlowNet (hjepa_agent.train.gflownet) over HORIZON steps of the ACTIONS
-   table, conditioned on condition_features(c); off-policy trajectory balance, epsilon-uniform
+   table, conditioned on condition_features(c); off-policy trajectory balance (or sub-trajectory
+   balance with ``--objective subtb``), epsilon-uniform
    exploration; batches of ``conds_per_batch`` conditions x ``plans_per_cond`` plans, of which a
    ``replay`` fraction are replayed from the best plans seen for that condition (trajectory
    balance holds for any sampling distribution, and the good plans are the rare ones). Each
@@ -52,7 +53,7 @@ from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M
 from hjepa_agent.paths import data_path
 from hjepa_agent.train.collect import Limits
 from hjepa_agent.train.export import export_onnx, setup_training_logging
-from hjepa_agent.train.gflownet import PlanGFlowNet, PlanSpace, tb_optimizer, trajectory_balance
+from hjepa_agent.train.gflownet import PlanGFlowNet, PlanSpace, balance_loss, tb_optimizer
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                         if tuple(pl[j * m + i]) not in seen)
             pool.sort(key=lambda e: -e[0])
             del pool[REPLAY_KEEP:]
-        loss = trajectory_balance(net.log_z(c, len(c)), net.log_pf(plans, c), torch.from_numpy(log_r).float())
+        loss = balance_loss(net, plans, c, torch.from_numpy(log_r).float(), args.objective, args.lam)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -275,7 +276,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "training": {"steps": args.steps, "conds_per_batch": args.conds_per_batch,
                          "plans_per_cond": args.plans_per_cond, "epsilon": args.epsilon, "lr": args.lr,
                          "replay": args.replay,
-                         "hidden": args.hidden, "objective": "trajectory balance"},
+                         "hidden": args.hidden,
+                         "objective": "trajectory balance" if args.objective == "tb"
+                         else f"sub-trajectory balance (lambda {args.lam})"},
             "metrics": {**metrics, "parity_max_abs_err": max(err_p, err_z)}}
     limits = Limits.from_ego(ego)
     write_manifest(out, ego.robot, [ModelRecord("planner_policy", "planner_policy.onnx", desc),
@@ -341,6 +344,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="extra conditions per driven one, turned by a random number of scan sectors")
     ap.add_argument("--onpolicy-episodes", type=int, default=4,
                     help="halfway, episodes per scenario driven by the GFlowNet itself add their conditions (0: none)")
+    ap.add_argument("--objective", choices=["tb", "subtb"], default="tb",
+                    help="trajectory balance, or sub-trajectory balance (learned intermediate flows)")
+    ap.add_argument("--lam", type=float, default=0.9, help="--objective subtb: weight lam^length per sub-trajectory")
     ap.add_argument("--beta", type=float, default=BETA, help="log R = -beta * min(cost, cost_clip)")
     ap.add_argument("--cost-clip", type=float, default=COST_CLIP, help="cost at which log R stops falling")
     ap.add_argument("--lr", type=float, default=1e-3)

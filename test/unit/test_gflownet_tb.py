@@ -80,3 +80,31 @@ def test_bad_inputs_are_refused():
     plain = PlanGFlowNet(PlanSpace(horizon=2, n_actions=2))
     with pytest.raises(ValueError, match="non-finite"):
         train_tb(plain, lambda p, c: torch.full((len(p),), float("nan")), TBConfig(steps=1), progress=False)
+
+
+def test_subtrajectory_balance_also_matches_reward_and_log_z():
+    """The sub-trajectory balance option reaches the same exactness on the same space."""
+    space = PlanSpace(horizon=3, n_actions=4)
+    log_r_table = _table(space, seed=1)
+    net = PlanGFlowNet(space, hidden=64)
+    train_tb(net, lambda plans, cond: log_r_table[_index(plans, space.n_actions)],
+             TBConfig(steps=1500, batch=64, seed=0, objective="subtb"), progress=False)
+    tv = total_variation(net.terminal_distribution(), torch.softmax(log_r_table, dim=0))
+    log_z_err = abs(float(net.log_z(None, 1)[0]) - exact_log_z(log_r_table))
+    print(f"SubTB: TV {tv:.2e}, |log Z error| {log_z_err:.2e}")
+    assert tv <= 0.05 and log_z_err <= 0.1
+
+
+def test_subtrajectory_balance_is_zero_exactly_at_balance_and_counts_every_sub_trajectory():
+    from hjepa_agent.train.gflownet import subtrajectory_balance
+    log_z = torch.tensor([0.0])
+    steps = torch.tensor([[-1.0, -0.5]])                    # P_F of the two steps
+    flows = torch.tensor([[-1.0]])                          # F(s_1) = Z * P_F(step 1): balanced
+    log_r = torch.tensor([-1.5])                            # R = Z * P_F(plan): balanced
+    assert float(subtrajectory_balance(log_z, steps, flows, log_r)) == pytest.approx(0.0, abs=1e-12)
+    # F(s_1) off by 1: the two length-1 sub-trajectories through it are off by 1, the whole one is not
+    loss = float(subtrajectory_balance(log_z, steps, flows + 1.0, log_r, lam=0.5))
+    assert loss == pytest.approx((0.5 * 1 + 0.5 * 1 + 0.25 * 0) / (0.5 + 0.5 + 0.25))
+    with pytest.raises(ValueError, match="objective"):
+        from hjepa_agent.train.gflownet import balance_loss
+        balance_loss(PlanGFlowNet(PlanSpace(2, 2)), torch.zeros(1, 2, dtype=torch.long), None, log_r, "db")
