@@ -11,7 +11,7 @@ balance on the planner's own cost (torch; see hjepa_agent.core.planner.gflownet 
    warm start, fallbacks) drives ``--onpolicy-episodes`` per scenario on seeds 15_000+, whose
    conditions join the set (DAgger: the states its own driving leads to, e.g. a stop facing
    away from the way out, which CEM never visits).
-2. **Reward**: for condition c, log R(tau | c) = -BETA * min(cost, COST_CLIP) with the planners'
+2. **Reward**: for condition c, log R(tau | c) = -beta * min(cost, cost_clip) with the planners'
    shared PlanCost (navfield cost-to-go from the stored patch, clearance against the stored beams,
    effort) on the unicycle roll-out of tau. No cost network is learned: the GFlowNet amortises
    the search, the reward is the task's.
@@ -331,8 +331,8 @@ def _evaluate(net: PlanGFlowNet, data, rng, cost, scale, model, gen, args,
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="hjepa-agent train planner", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(data_path("models")), help="models dir to write into (manifest merged)")
-    ap.add_argument("--episodes", type=int, default=8, help="condition episodes per scenario")
-    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--episodes", type=int, default=12, help="condition episodes per scenario")
+    ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--horizon", type=int, default=HORIZON, help="policy steps per plan")
     ap.add_argument("--repeat", type=int, default=REPEAT, help=f"roll-out steps of {DT_S} s each action is held")
     ap.add_argument("--conds-per-batch", type=int, default=16)
@@ -344,14 +344,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="extra conditions per driven one, turned by a random number of scan sectors")
     ap.add_argument("--onpolicy-episodes", type=int, default=4,
                     help="halfway, episodes per scenario driven by the GFlowNet itself add their conditions (0: none)")
-    ap.add_argument("--objective", choices=["tb", "subtb"], default="tb",
+    ap.add_argument("--objective", choices=["tb", "subtb"], default="subtb",
                     help="trajectory balance, or sub-trajectory balance (learned intermediate flows)")
     ap.add_argument("--lam", type=float, default=0.9, help="--objective subtb: weight lam^length per sub-trajectory")
     ap.add_argument("--beta", type=float, default=BETA, help="log R = -beta * min(cost, cost_clip)")
     ap.add_argument("--cost-clip", type=float, default=COST_CLIP, help="cost at which log R stops falling")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--conditions-cache", default=None,
                     help="npz of the CEM-driven conditions: loaded if it exists, else written after collecting "
                          "(for experiments with the same --episodes)")

@@ -27,7 +27,8 @@ def test_quick_training_exports_networks_the_runtime_plans_with(tmp_path):
         assert after[name]["trained"]["metrics"]["parity_max_abs_err"] <= 1e-4
         assert after[name]["trained"]["data"]["conditions"] > 100
     for name, entry in before.items():            # the other entries are untouched
-        assert after[name]["sha256"] == entry["sha256"]
+        if name not in ("planner_policy", "planner_logz"):
+            assert after[name]["sha256"] == entry["sha256"]
     planner = build_planner("gflownet", footprint_radius_m=0.2, max_linear_mps=0.6, max_angular_rps=1.8,
                             models_dir=models, prefer_cuda=False)
     n = 3 + 2 + 2 + 1 + N_SCAN_BINS + N_LATENT

@@ -90,18 +90,18 @@ def test_back_and_forth_moves_leave_the_reward_distribution_invariant():
     from hjepa_agent.core.planner.gflownet import log_reward
     h, n_act = 2, len(ACTIONS)
     cond = np.zeros(COND_DIM, np.float32)
-    table = np.random.default_rng(1).uniform(0.0, 1.0, (n_act, n_act))   # cost of each plan: log R in [-5, 0]
+    table = np.random.default_rng(1).uniform(0.0, 1.0, (n_act, n_act))   # cost of each plan: log R in [-5, 0] at beta 5
     score = lambda states, ix: (table[ix[:, 0], ix[:, 1]], np.zeros(len(ix)))  # noqa: E731
     planner = GFlowNetPlanner(_linear_policy(2, h * n_act + h + 1 + COND_DIM), None, PlanCost(0.2), 0.6, 1.8,
-                              horizon=h, repeat=1, seed=3)
+                              horizon=h, repeat=1, seed=3, beta=5.0)
     planner._rng = np.random.default_rng(3)
     m = 20000
     idx = np.zeros((m, h), np.int64)
     states = np.zeros((m, h + 1, 3), np.float32)
-    lr = log_reward(table[idx[:, 0], idx[:, 1]])
+    lr = log_reward(table[idx[:, 0], idx[:, 1]], 5.0)
     for i in range(60):
         idx, states, lr, _ = planner.mh_round(cond, idx, states, lr, 2 if i % 2 == 0 else 1, score)
-    target = np.exp(log_reward(table.reshape(-1)))
+    target = np.exp(log_reward(table.reshape(-1), 5.0))
     target /= target.sum()
     emp = np.bincount(idx[:, 0] * n_act + idx[:, 1], minlength=n_act * n_act) / m
     assert 0.5 * np.abs(emp - target).sum() < 0.06

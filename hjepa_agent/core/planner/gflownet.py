@@ -41,9 +41,11 @@ HORIZON = 5
 """Policy steps per plan; each action is held for REPEAT roll-out steps of DT_S (3 s in all)."""
 REPEAT = 3
 DT_S = 0.2
-BETA = 5.0
-"""log R = -BETA * cost (cost clipped at COST_CLIP, so a touching plan has log R = -BETA * COST_CLIP)."""
-COST_CLIP = 20.0
+BETA = 10.0
+"""log R = -BETA * cost (cost clipped at COST_CLIP, so a touching plan has log R = -BETA * COST_CLIP).
+Training's defaults; the networks' own values are in their manifest record and are the ones used.
+(At beta 5 the many stand-and-turn plans out-weighed the few that thread a passage.)"""
+COST_CLIP = 6.0
 GOAL_SCALE_M = 4.0
 TO_GO_RADIUS_M = 1.0
 """The condition carries the navfield's cost-to-go change 1 m out in 8 directions."""
