@@ -93,7 +93,7 @@ def test_back_and_forth_moves_leave_the_reward_distribution_invariant():
     table = np.random.default_rng(1).uniform(0.0, 1.0, (n_act, n_act))   # cost of each plan: log R in [-5, 0] at beta 5
     score = lambda states, ix: (table[ix[:, 0], ix[:, 1]], np.zeros(len(ix)))  # noqa: E731
     planner = GFlowNetPlanner(_linear_policy(2, h * n_act + h + 1 + COND_DIM), None, PlanCost(0.2), 0.6, 1.8,
-                              horizon=h, repeat=1, seed=3, beta=5.0)
+                              horizon=h, repeat=1, seed=3, beta=5.0, explore=0.3)
     planner._rng = np.random.default_rng(3)
     m = 20000
     idx = np.zeros((m, h), np.int64)
@@ -105,7 +105,7 @@ def test_back_and_forth_moves_leave_the_reward_distribution_invariant():
     target /= target.sum()
     emp = np.bincount(idx[:, 0] * n_act + idx[:, 1], minlength=n_act * n_act) / m
     assert 0.5 * np.abs(emp - target).sum() < 0.06
-    # without the P_F ratio the chains would follow R * (something of P_F), not R: check P_F is far off
+    # without the proposal ratio the chains would follow R * (something of P_F), not R: P_F is far off
     pf = np.exp(np.array([planner._log_softmax(np.array([[a, 0]]), 0, cond)[0, a] for a in range(n_act)]))
     assert 0.5 * np.abs(pf - target.reshape(n_act, n_act).sum(1)).sum() > 0.2
 

@@ -137,6 +137,10 @@ class GFlowNetPlanner:
     horizon: int = HORIZON
     repeat: int = REPEAT
     chains: int = 8
+    explore: float = 0.2
+    """Optimisation mode: each resampled step is drawn from (1 - explore) P_F + explore uniform (the
+    MH ratio uses that mixture, so it stays exact); a P_F that has collapsed onto one plan (it put
+    all its mass on standing still at a passage mouth it had not been trained on) still moves."""
     beta: float = BETA
     cost_clip: float = COST_CLIP
     model: UnicycleModel = field(default_factory=UnicycleModel)
@@ -201,6 +205,8 @@ class GFlowNetPlanner:
         lp_old = np.zeros(m)
         for t in range(keep, h):
             lp = self._log_softmax(both, t, cond)
+            if self.explore > 0.0:
+                lp = np.log((1.0 - self.explore) * np.exp(lp) + self.explore / lp.shape[1])
             new[:, t] = self._draw(lp[:m])
             both[:m, t] = new[:, t]
             lp_new += lp[np.arange(m), new[:, t]]
@@ -221,8 +227,9 @@ class GFlowNetPlanner:
         their states (M, horizon*repeat+1, 3) and log R (M,)), until the deadline or the budget.
 
         A move takes a chain K steps back (P_B of append-only plans is 1: the last K actions go)
-        and completes it again with P_F; it is accepted with the Metropolis-Hastings ratio for the
-        target R,  min(1, R(x') P_F(x_tail | s) / (R(x) P_F(x'_tail | s))),  s the kept prefix.
+        and completes it again with q = (1 - explore) P_F + explore uniform; it is accepted with the
+        Metropolis-Hastings ratio for the target R,  min(1, R(x') q(x_tail | s) / (R(x) q(x'_tail | s))),
+        s the kept prefix.
         K starts at the horizon and shrinks geometrically (ceil of half) to 1, then starts over.
         Only the tail is rolled out again (from the prefix's cached last state); those states
         are the calls counted. Anytime: before each round the time it will take is estimated from
