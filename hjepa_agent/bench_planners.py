@@ -66,6 +66,29 @@ def both_sides(samples: np.ndarray | None, pose: np.ndarray, goal: np.ndarray) -
     return bool(np.any(side > SIDE_MARGIN_M) and np.any(side < -SIDE_MARGIN_M))
 
 
+def sense(world, planner, goal: np.ndarray, stamp_s: float) -> tuple[WorldState, np.ndarray]:
+    """What the planner node gets at a decision: the world state (the simulator's pose and speeds,
+    the scan's 16 sectors, no latent) and the raw scan's returns as obstacles; the scan is also
+    folded into the planner's map (``planner.observe``)."""
+    spec = world.robot.scan
+    pose = np.asarray(world.pose(), np.float32)
+    angles = spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
+    ranges = world.scan()
+    bins = scan_to_bins(ranges, spec.angle_min_rad, spec.angle_increment_rad, spec.range_min_m, spec.range_max_m)
+    ws = WorldState(stamp_s, pose, np.asarray(world.twist(), np.float32), np.asarray(goal, np.float32), True, bins,
+                    np.zeros(N_LATENT, np.float32), np.zeros(len(WORLD_STATE_LABELS), np.float32), 0.0)
+    planner.observe(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
+    return ws, beam_points(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
+
+
+def first_command(plan, ego: EgoModel) -> tuple[float, float]:
+    """The plan's first (v, w), clipped to the ego model's operating velocity limits."""
+    v, w = (float(a) for a in plan.actions[0])
+    op = ego.operating
+    return float(np.clip(v, -op.max_linear_mps, op.max_linear_mps)), \
+        float(np.clip(w, -op.max_angular_rps, op.max_angular_rps))
+
+
 def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_ms: float = 60.0,
                 max_calls: int = 20000, iterations: int = 3, models_dir: Path | None = None,
                 on_decision: Callable[[WorldState, Any, np.ndarray, np.ndarray], None] | None = None,
@@ -86,10 +109,7 @@ def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_m
                                 models_dir=models_dir,
                                 **({} if samples is None else {"samples": samples, "gflownet_samples": samples}))
     planner.reset()
-    spec = world.robot.scan
-    angles = spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
     stats = EpisodeStats(scenario.name, seed)
-    zeros = np.zeros(len(WORLD_STATE_LABELS), np.float32)
     while True:
         t = world.time_s
         pose = np.asarray(world.pose(), np.float32)
@@ -101,12 +121,7 @@ def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_m
             break
         if t >= layout.time_limit_s:
             break
-        ranges = world.scan()
-        bins = scan_to_bins(ranges, spec.angle_min_rad, spec.angle_increment_rad, spec.range_min_m, spec.range_max_m)
-        ws = WorldState(t, pose, np.asarray(world.twist(), np.float32), goal, True, bins,
-                        np.zeros(N_LATENT, np.float32), zeros, 0.0)
-        planner.observe(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
-        obstacles = beam_points(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
+        ws, obstacles = sense(world, planner, goal, t)
         if on_decision is not None:
             on_decision(ws, planner, goal, obstacles)
         t0 = time.perf_counter()
@@ -117,9 +132,7 @@ def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_m
         stats.sources.append(str(plan.extras.get("source", "")))
         stats.calls.append(plan.world_model_calls)
         stats.both_sides.append(both_sides(planner.last_samples, pose, goal))
-        v, w = (float(a) for a in plan.actions[0])
-        world.set_cmd(float(np.clip(v, -ego.operating.max_linear_mps, ego.operating.max_linear_mps)),
-                      float(np.clip(w, -ego.operating.max_angular_rps, ego.operating.max_angular_rps)))
+        world.set_cmd(*first_command(plan, ego))
         world.step(DECISION_DT_S)
     stats.time_s = round(world.time_s, 2)
     return stats
@@ -176,4 +189,4 @@ def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, rob
     return out
 
 
-__all__ = ["bench", "both_sides", "run_episode", "summarise"]
+__all__ = ["bench", "both_sides", "first_command", "run_episode", "sense", "summarise"]

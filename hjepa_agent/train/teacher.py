@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hjepa_agent.bench_planners import first_command, sense
 from hjepa_agent.config.ego_model import EgoModel
-from hjepa_agent.core.perception import scan_to_bins
-from hjepa_agent.core.planner import Budget, beam_points, build_planner
-from hjepa_agent.core.types import N_LATENT, WORLD_STATE_LABELS, WorldState
+from hjepa_agent.core.planner import Budget, build_planner
 
 TEACHER_CALLS = 20000
 """World-model call budget per decision (the planner's own pass sets what it really spends)."""
@@ -38,30 +37,19 @@ class PlannerTeacher:
         layout = world.layout
         self.goal = np.array([layout.goal.x_m, layout.goal.y_m], np.float32)
         self.tolerance_m = layout.goal_tolerance_m
-        spec = world.robot.scan
-        self.spec = spec
-        self.angles = spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
         self.dt = control_dt_s
         self.t = 0.0
 
     def act(self, pose, twist) -> tuple[float, float]:
-        """First action of a plan from the current scan; (0, 0) inside half the goal tolerance."""
+        """First action of a plan from the current scan (the planner benchmark's sensing,
+        hjepa_agent.bench_planners.sense); (0, 0) inside half the goal tolerance. ``pose`` and
+        ``twist`` are the expert interface's; the world state reads them from the simulator."""
         pose = np.asarray(pose, np.float32)
         if float(np.hypot(*(self.goal - pose[:2]))) <= 0.5 * self.tolerance_m:
             return 0.0, 0.0
-        s = self.spec
-        ranges = self.world.scan()
-        bins = scan_to_bins(ranges, s.angle_min_rad, s.angle_increment_rad, s.range_min_m, s.range_max_m)
-        ws = WorldState(self.t, pose, np.asarray(twist, np.float32), self.goal, True, bins,
-                        np.zeros(N_LATENT, np.float32), np.zeros(len(WORLD_STATE_LABELS), np.float32), 0.0)
+        ws, obstacles = sense(self.world, self.planner, self.goal, self.t)
         self.t += self.dt
-        self.planner.observe(pose, self.angles, ranges, s.range_min_m, s.range_max_m)
-        plan = self.planner.plan(ws, self.goal, Budget(TEACHER_CALLS),
-                                 obstacles=beam_points(pose, self.angles, ranges, s.range_min_m, s.range_max_m))
-        v, w = (float(a) for a in plan.actions[0])
-        op = self.ego.operating
-        return float(np.clip(v, -op.max_linear_mps, op.max_linear_mps)), \
-            float(np.clip(w, -op.max_angular_rps, op.max_angular_rps))
+        return first_command(self.planner.plan(ws, self.goal, Budget(TEACHER_CALLS), obstacles=obstacles), self.ego)
 
 
 __all__ = ["PlannerTeacher", "TEACHER_CALLS"]

@@ -33,3 +33,23 @@ def test_a_planner_drives_the_open_scenario_to_the_goal():
     assert s["successes"] == 1 and s["collisions"] == 0
     assert s["world_model_calls_per_decision"] == 64 * 15 * 3
     assert s["decisions"] == len(ep.latency_ms) > 20 and s["decision_latency_ms"]["p99"] > 0
+
+
+def test_a_planner_teacher_labels_with_the_planners_first_action_within_the_limits():
+    """Distillation's teacher: on the open scenario, the shipped GFlowNet acting on the sensed scan
+    drives the robot closer to the goal, every command inside the operating limits."""
+    from hjepa_agent.train.teacher import PlannerTeacher
+    ego = load_ego_model(data_path("config", "ego_model.yaml"))
+    with SimWorld(load_robot_description(data_path("config", "robots", "diffbot.yaml"))) as world:
+        world.reset(load_scenario(data_path("config", "scenarios", "open.yaml")), 0)
+        teacher = PlannerTeacher(world, ego, "gflownet")
+        goal = teacher.goal
+        d0 = float(np.hypot(*(goal - np.asarray(world.pose())[:2])))
+        for _ in range(50):
+            v, w = teacher.act(world.pose(), world.twist())
+            assert abs(v) <= ego.operating.max_linear_mps and abs(w) <= ego.operating.max_angular_rps
+            world.set_cmd(v, w)
+            world.step(0.1)
+        d1 = float(np.hypot(*(goal - np.asarray(world.pose())[:2])))
+        assert not world.in_collision()
+    assert d1 < d0 - 1.0
