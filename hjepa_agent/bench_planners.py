@@ -51,6 +51,9 @@ class EpisodeStats:
     both_sides: list[bool] = field(default_factory=list)
     overrun_ms: list[float] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    route_both_sides: list[bool] = field(default_factory=list)
+    """Two-level planner only: per decision with a route, whether the slow level's sampled routes
+    went round on both sides (subgoals more than SIDE_MARGIN_M off the line, each way)."""
 
 
 def both_sides(samples: np.ndarray | None, pose: np.ndarray, goal: np.ndarray) -> bool:
@@ -92,13 +95,14 @@ def first_command(plan, ego: EgoModel) -> tuple[float, float]:
 def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_ms: float = 60.0,
                 max_calls: int = 20000, iterations: int = 3, models_dir: Path | None = None,
                 on_decision: Callable[[WorldState, Any, np.ndarray, np.ndarray], None] | None = None,
-                refine: bool = False, samples: int | None = None, planner=None) -> EpisodeStats:
+                refine: bool = False, samples: int | None = None, planner=None,
+                hierarchy: bool = False) -> EpisodeStats:
     """One episode of ``scenario`` (seeded jitter) driven by a fresh planner of ``kind``.
     ``on_decision(ws, planner, goal, obstacles)`` is called before each plan (data collection).
     ``refine``: every call in the optimisation mode (Budget.refine, anytime until the deadline);
     ``samples``: N (CEM/MPPI samples per iteration, GFlowNet policy samples), default the node's.
     ``planner``: a planner to drive with instead of building one of ``kind`` (it is reset; its
-    navfield, if any, should be fresh)."""
+    navfield, if any, should be fresh). ``hierarchy``: the two-level planner over ``kind``."""
     world.reset(scenario, seed)
     layout = world.layout
     goal = np.array([layout.goal.x_m, layout.goal.y_m], np.float32)
@@ -106,7 +110,7 @@ def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_m
         planner = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
                                 max_linear_mps=ego.operating.max_linear_mps,
                                 max_angular_rps=ego.operating.max_angular_rps, iterations=iterations,
-                                models_dir=models_dir,
+                                models_dir=models_dir, hierarchy=hierarchy,
                                 **({} if samples is None else {"samples": samples, "gflownet_samples": samples}))
     planner.reset()
     stats = EpisodeStats(scenario.name, seed)
@@ -132,6 +136,8 @@ def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_m
         stats.sources.append(str(plan.extras.get("source", "")))
         stats.calls.append(plan.world_model_calls)
         stats.both_sides.append(both_sides(planner.last_samples, pose, goal))
+        if plan.extras.get("route_both_sides") is not None:
+            stats.route_both_sides.append(bool(plan.extras["route_both_sides"]))
         world.set_cmd(*first_command(plan, ego))
         world.step(DECISION_DT_S)
     stats.time_s = round(world.time_s, 2)
@@ -145,6 +151,7 @@ def summarise(episodes: list[EpisodeStats]) -> dict[str, Any]:
     sides = np.concatenate([e.both_sides for e in episodes]) if episodes else np.zeros(0)
     over = np.concatenate([e.overrun_ms for e in episodes]) if episodes else np.zeros(0)
     src = [s for e in episodes for s in e.sources if s]
+    routes = [b for e in episodes for b in e.route_both_sides]
     ok = [e for e in episodes if e.outcome == "goal"]
     return {"episodes": len(episodes), "successes": len(ok),
             "success_rate": round(len(ok) / max(len(episodes), 1), 3),
@@ -156,14 +163,16 @@ def summarise(episodes: list[EpisodeStats]) -> dict[str, Any]:
             "world_model_calls_per_decision": round(float(calls.mean()), 1) if len(calls) else None,
             "both_routes_fraction": round(float(sides.mean()), 3) if len(sides) else None,
             "max_deadline_overrun_ms": round(float(over.max()), 2) if len(over) else None,
+            **({"route_decisions": len(routes), "route_both_routes_fraction": round(float(np.mean(routes)), 3)}
+               if routes else {}),
             **({"chosen_from": {k: round(src.count(k) / len(src), 3) for k in sorted(set(src))}} if src else {})}
 
 
 def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, robot: Path, ego: EgoModel,
           progress: bool = True, models_dir: Path | None = None, refine: bool = False,
-          deadline_ms: float = 60.0, samples: int | None = None) -> dict[str, Any]:
+          deadline_ms: float = 60.0, samples: int | None = None, hierarchy: bool = False) -> dict[str, Any]:
     """Every planner of ``kinds`` on ``episodes`` episodes of each scenario (seeds seed, seed+1, ...);
-    ``refine``, ``deadline_ms`` and ``samples`` as in :func:`run_episode`."""
+    ``refine``, ``deadline_ms``, ``samples`` and ``hierarchy`` as in :func:`run_episode`."""
     from hjepa_agent.sim.robot import load_robot_description
     from hjepa_agent.sim.scenario import load_scenario
     from hjepa_agent.sim.world import SimWorld
@@ -173,7 +182,7 @@ def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, rob
             raise ValueError(f"unknown planner {k!r} (available: {', '.join(PLANNERS)})")
     loaded = [load_scenario(p) for p in scenarios]
     out: dict[str, Any] = {"decision_dt_s": DECISION_DT_S, "side_margin_m": SIDE_MARGIN_M, "deadline_ms": deadline_ms,
-                           "refine": refine, "samples": samples, "planners": {}}
+                           "refine": refine, "samples": samples, "hierarchy": hierarchy, "planners": {}}
     with SimWorld(load_robot_description(robot)) as world:
         for kind in kinds:
             per: dict[str, list[EpisodeStats]] = {}
@@ -181,7 +190,7 @@ def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, rob
             for sc, s in tqdm(jobs, desc=kind, disable=not progress, unit="ep"):
                 per.setdefault(sc.name, []).append(run_episode(world, kind, sc, s, ego, deadline_ms=deadline_ms,
                                                                models_dir=models_dir, refine=refine,
-                                                               samples=samples))
+                                                               samples=samples, hierarchy=hierarchy))
             out["planners"][kind] = {"all": summarise([e for v in per.values() for e in v]),
                                      **{name: summarise(v) for name, v in per.items()},
                                      "failures": [(e.scenario, e.seed, e.outcome) for v in per.values() for e in v

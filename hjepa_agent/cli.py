@@ -37,7 +37,8 @@ def _bench_planners(args: argparse.Namespace) -> int:
     ego = load_ego_model(args.ego_model or data_path("config", "ego_model.yaml"))
     result = bench(args.planners.split(","), files, args.episodes, args.seed,
                    args.robot or data_path("config", "robots", "diffbot.yaml"), ego, progress=not args.quiet,
-                   models_dir=args.models_dir, refine=args.refine, deadline_ms=args.deadline_ms, samples=args.samples)
+                   models_dir=args.models_dir, refine=args.refine, deadline_ms=args.deadline_ms, samples=args.samples,
+                   hierarchy=args.hierarchy)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
@@ -75,6 +76,8 @@ def _train(args: argparse.Namespace, rest: list[str]) -> int:
         from hjepa_agent.train.habitual import train_main
     elif args.what == "planner":
         from hjepa_agent.train.planner_gfn import train_main
+    elif args.what == "subgoals":
+        from hjepa_agent.train.subgoal_gfn import train_main
     else:
         from hjepa_agent.train.world_model import train_main
     return int(train_main(rest) or 0)
@@ -103,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     # train/eval: --help goes through to the trainer's or evaluator's own options
     t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest", add_help=False)
-    t.add_argument("what", choices=["habitual", "world-model", "planner"],
+    t.add_argument("what", choices=["habitual", "world-model", "planner", "subgoals"],
                    help="habitual: encoder + habitual policy (BC + DAgger); world-model: JEPA encoder + "
                         "predictor ensemble (self-supervised); planner: GFlowNet planner (trajectory "
-                        "balance); further options go to the trainer (--help)")
+                        "balance); subgoals: the planner's slow level (routes of subgoals, learned P_B); "
+                        "further options go to the trainer (--help)")
     e = sub.add_parser("eval", help="evaluate trained models on held-out data", add_help=False)
     e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
     b = sub.add_parser("bench", help="measurements that are not tests")
@@ -122,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--robot", type=Path, default=None, help="planners: robot description YAML")
     b.add_argument("--ego-model", type=Path, default=None, help="planners: ego model YAML")
     b.add_argument("--refine", action="store_true", help="planners: every call in the optimisation mode")
+    b.add_argument("--hierarchy", action="store_true",
+                   help="planners: the two-level planner (slow subgoal GFlowNet over each planner)")
     b.add_argument("--deadline-ms", type=float, default=60.0, help="planners: deadline per decision (ms)")
     b.add_argument("--samples", type=int, default=None, help="planners: N samples (default: the node's)")
     b.add_argument("--out", default=None, help="planners: also write the JSON here")

@@ -70,6 +70,9 @@ class PlannerNode(Node):
                            "(core/planner/navfield.py); false = straight-line distance", read_only=True)
         nav_res = declare(self, "navfield_resolution_m", 0.2, "navfield cell size", unit="m", lo=0.05, hi=1.0,
                           read_only=True)
+        hierarchy = declare(self, "hierarchy", False, "two-level planner: a slow subgoal GFlowNet routes over the "
+                            "navfield and this planner drives to its first subgoal (needs navfield and the "
+                            "subgoal networks in models_dir)", read_only=True)
         nav_size = declare(self, "navfield_size_m", 16.0, "navfield side, centred on the first pose", unit="m",
                            lo=4.0, hi=100.0, read_only=True)
         self.core = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
@@ -78,7 +81,7 @@ class PlannerNode(Node):
                                   samples=samples, iterations=iterations * self.optimise_factor,
                                   mppi_temperature=temperature, navfield=navfield,
                                   navfield_resolution_m=nav_res, navfield_size_m=nav_size,
-                                  models_dir=models_dir or None)
+                                  models_dir=models_dir or None, hierarchy=hierarchy)
         self.iterations = iterations
         self.mode = Mode.HABITUAL
         self.plans = 0

@@ -25,12 +25,24 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
                   horizon: int = 15, dt_s: float = 0.2, samples: int = 64, iterations: int = 3,
                   mppi_temperature: float = 0.03, navfield: bool = True, navfield_resolution_m: float = 0.2,
                   navfield_size_m: float = 16.0, gflownet_samples: int = 15, models_dir=None,
-                  prefer_cuda: bool = True):
+                  prefer_cuda: bool = True, hierarchy: bool = False):
     """The planner the node runs (and the planner benchmark measures): ``kind`` in PLANNERS over the
     shared cost (goal weight 0.3), with a navfield unless ``navfield`` is false. ``gflownet`` loads
-    its networks from ``models_dir`` (default: the package's models/), checked against the manifest."""
+    its networks from ``models_dir`` (default: the package's models/), checked against the manifest.
+    ``hierarchy``: the two-level planner (core/planner/hierarchy.py): the slow subgoal GFlowNet
+    (``subgoal_policy`` / ``subgoal_logz`` in ``models_dir``) over this planner as the fast level;
+    it needs the navfield."""
     if kind not in PLANNERS:
         raise ValueError(f"planner: unknown planner {kind!r} (available: {', '.join(PLANNERS)})")
+    if hierarchy:
+        if not navfield:
+            raise ValueError("planner: hierarchy needs the navfield (navfield: true): the slow level routes over it")
+        fast = build_planner(kind, footprint_radius_m=footprint_radius_m, max_linear_mps=max_linear_mps,
+                             max_angular_rps=max_angular_rps, horizon=horizon, dt_s=dt_s, samples=samples,
+                             iterations=iterations, mppi_temperature=mppi_temperature, navfield=True,
+                             navfield_resolution_m=navfield_resolution_m, navfield_size_m=navfield_size_m,
+                             gflownet_samples=gflownet_samples, models_dir=models_dir, prefer_cuda=prefer_cuda)
+        return _hierarchical(fast, models_dir, prefer_cuda, max_linear_mps, max_angular_rps)
     cost = planner_cost(footprint_radius_m)
     nav = (NavField(resolution_m=navfield_resolution_m, size_m=navfield_size_m, inflate_m=footprint_radius_m,
                     safe_clearance_m=cost.safe_clearance_m) if navfield else None)
@@ -62,6 +74,33 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
     if kind == "cem":
         return CEMPlanner(CEMConfig(elites=max(1, samples // 8), **common), cost, navfield=nav)
     return MPPIPlanner(MPPIConfig(temperature=mppi_temperature, **common), cost, navfield=nav)
+
+def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, max_angular_rps: float):
+    """The two-level planner over ``fast``, its slow level loaded from ``models_dir`` (manifest checked;
+    the route space is rebuilt from the manifest record and must match this runtime's)."""
+    from hjepa_agent.core.models import ModelMismatchError, OnnxModel, select_providers
+    from hjepa_agent.core.planner.hierarchy import HierarchicalPlanner
+    from hjepa_agent.core.planner.subgoals import SubgoalPlanner, SubgoalSpace
+    from hjepa_agent.paths import data_path
+    where = models_dir or data_path("models")
+    providers = select_providers(prefer_cuda)[0]
+    try:
+        policy = OnnxModel(where, "subgoal_policy", providers=providers)
+        log_z = OnnxModel(where, "subgoal_logz", providers=providers)
+    except ModelMismatchError as exc:
+        raise ModelMismatchError(f"planner hierarchy: {exc}. The slow level's networks come from "
+                                 f"`hjepa-agent train subgoals --out DIR` (then models_dir: DIR)") from exc
+    data = policy.entry.trained.get("data", {})
+    space = SubgoalSpace(beta=float(data.get("beta", SubgoalSpace.beta)),
+                         cost_clip=float(data.get("cost_clip", SubgoalSpace.cost_clip)),
+                         w_subgoal_m=float(data.get("w_subgoal_m", SubgoalSpace.w_subgoal_m)))
+    for key in ("fractions", "laterals", "raster_along", "raster_lateral"):
+        if data.get(key) is None or not np.allclose(np.asarray(data[key]), np.asarray(getattr(space, key))):
+            raise ModelMismatchError(f"planner hierarchy: {where} subgoal networks were trained on another route "
+                                     f"space ({key}) than this runtime's; retrain with "
+                                     f"`hjepa-agent train subgoals --out DIR`")
+    return HierarchicalPlanner(fast, SubgoalPlanner(policy, log_z, space), max_linear_mps, max_angular_rps)
+
 
 __all__ = ["Budget", "CEMConfig", "CEMPlanner", "MPPIConfig", "MPPIPlanner", "NavField", "PLANNERS", "PlanCost",
            "Planner", "UnicycleModel", "beam_points", "build_planner", "obstacle_points", "planner_cost"]

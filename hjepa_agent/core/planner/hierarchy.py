@@ -1,0 +1,148 @@
+"""The two-level planner: a slow level that routes by subgoals, a fast level that drives to them.
+
+* **Slow level** (:class:`~hjepa_agent.core.planner.subgoals.SubgoalPlanner`): every
+  ``route_period_s`` (and when the goal moves) it samples routes of subgoals over the whole way
+  to the goal from the navfield's traversal costs, built coarse-to-fine by a GFlowNet with a
+  learned backward policy, and keeps the best (or the route in use, if that still scores at
+  least as well). In OPTIMISING (``budget.refine``) it also refines its best samples by
+  back-and-forth moves through P_B for ``route_refine_ms``.
+* **Fast level** (any planner of the interface: the GFlowNet, CEM or MPPI): plans towards the
+  route's first subgoal, seeded with the slow plan's first segment (a turn-and-drive towards
+  that subgoal, see :func:`segment_seed`). A subgoal is passed, and the next one becomes the
+  fast goal, once the robot is within ``reach_m`` of it or beyond it along the line to the goal.
+  Without a route (goal nearer than subgoals.MIN_DISTANCE_M, or before the first scan) the
+  fast level plans to the goal with the seed it was given (the habitual proposal).
+
+The plan is the fast level's, with the route in ``extras`` (subgoals, the slow level's log R,
+log Z, where the route came from, whether its samples went both ways round).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hjepa_agent.core.planner.base import Budget
+from hjepa_agent.core.planner.subgoals import MIN_DISTANCE_M, SubgoalPlanner, SubgoalRoute, route_frame, route_raster
+from hjepa_agent.core.types import Plan, WorldState
+
+
+def segment_seed(pose: np.ndarray, target: np.ndarray, steps: int, dt_s: float, max_linear_mps: float,
+                 max_angular_rps: float, gain: float = 2.0) -> np.ndarray:
+    """(steps, 2) actions that turn towards ``target`` and drive to it (v scaled by the cosine of
+    the heading error, 0 when it is behind), stopping there; unicycle roll-out of its own."""
+    x, y, yaw = (float(a) for a in pose)
+    out = np.zeros((steps, 2), np.float32)
+    for i in range(steps):
+        dx, dy = float(target[0]) - x, float(target[1]) - y
+        dist = float(np.hypot(dx, dy))
+        if dist < 0.05:
+            break
+        err = (np.arctan2(dy, dx) - yaw + np.pi) % (2 * np.pi) - np.pi
+        w = float(np.clip(gain * err, -max_angular_rps, max_angular_rps))
+        v = float(min(max_linear_mps * max(0.0, np.cos(err)) ** 2, dist / dt_s))
+        out[i] = (v, w)
+        yaw += w * dt_s
+        x += v * np.cos(yaw - 0.5 * w * dt_s) * dt_s
+        y += v * np.sin(yaw - 0.5 * w * dt_s) * dt_s
+    return out
+
+
+@dataclass
+class HierarchicalPlanner:
+    """Slow subgoal level over a fast planner (module doc); the Planner interface."""
+
+    fast: object
+    slow: SubgoalPlanner
+    max_linear_mps: float
+    max_angular_rps: float
+    route_period_s: float = 0.5
+    reach_m: float = 0.5
+    route_refine_ms: float = 5.0
+    name: str = ""
+    route: SubgoalRoute | None = None
+    route_both_sides: bool | None = None
+    """Whether the latest slow-level samples went round on both sides (None: no route made)."""
+    _subgoals: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+
+    def __post_init__(self) -> None:
+        self.name = self.name or f"{self.fast.name}+subgoals"
+
+    @property
+    def navfield(self):
+        return getattr(self.fast, "navfield", None)
+
+    @property
+    def last_samples(self):
+        return getattr(self.fast, "last_samples", None)
+
+    @property
+    def calls_per_iteration(self) -> int:
+        return self.fast.calls_per_iteration
+
+    def _fast_steps(self) -> tuple[int, float]:
+        """Actions per fast plan and their duration."""
+        cfg = getattr(self.fast, "cfg", None)
+        if cfg is not None:
+            return cfg.horizon, cfg.dt_s
+        from hjepa_agent.core.planner.gflownet import DT_S
+        return self.fast.horizon * self.fast.repeat, DT_S
+
+    def reset(self) -> None:
+        self.fast.reset()
+        self.route, self.route_both_sides = None, None
+        self._subgoals = np.zeros((0, 2), np.float32)
+
+    def observe(self, pose, angles, ranges, range_min: float = 0.0, range_max: float = float("inf")) -> None:
+        self.fast.observe(pose, angles, ranges, range_min, range_max)
+
+    def _update_route(self, ws: WorldState, goal: np.ndarray, budget: Budget) -> None:
+        nav = self.navfield
+        pose = np.asarray(ws.pose, np.float64)
+        d = float(np.hypot(*(goal - pose[:2])))
+        if nav is None or nav.origin is None or d < MIN_DISTANCE_M:
+            self.route, self._subgoals = None, np.zeros((0, 2), np.float32)
+            return
+        due = (self.route is None or not (0.0 <= ws.stamp_s - self.route.stamp_s < self.route_period_s)
+               or float(np.hypot(*(goal - self.route.goal))) > 0.1)
+        if due:
+            raster, d = route_raster(self.slow.space, nav._traversal(), nav.origin, nav.resolution_m, pose[:2], goal)
+            origin, rot, _ = route_frame(pose[:2], goal)
+            until = None
+            if budget.refine:
+                until = time.monotonic() + min(self.route_refine_ms * 1e-3, max(budget.remaining_s(), 0.0) * 0.25)
+            self.route = self.slow.route(raster, d, origin, rot, goal, ws.stamp_s,
+                                         previous=self._subgoals if len(self._subgoals) else None,
+                                         refine_until_s=until)
+            self.route_both_sides = self.route.both_sides
+            self._subgoals = self.route.subgoals
+        # pass the subgoals reached, or left behind along the line to the goal
+        origin, rot, d = route_frame(pose[:2], goal)
+        while len(self._subgoals):
+            rel = (self._subgoals[0] - origin) @ rot
+            if float(np.hypot(*(self._subgoals[0] - pose[:2]))) < self.reach_m or rel[0] <= 0.0:
+                self._subgoals = self._subgoals[1:]
+            else:
+                break
+
+    def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget, seed: np.ndarray | None = None,
+             obstacles: np.ndarray | None = None) -> Plan:
+        goal = np.asarray(goal, np.float32)
+        self._update_route(ws, goal, budget)
+        target = goal
+        if len(self._subgoals):
+            target = self._subgoals[0].astype(np.float32)
+            steps, dt = self._fast_steps()
+            seed = segment_seed(ws.pose, target, steps, dt, self.max_linear_mps, self.max_angular_rps)
+        plan = self.fast.plan(ws, target, budget, seed=seed, obstacles=obstacles)
+        r = self.route
+        route = ({} if r is None else
+                 {"subgoals": self._subgoals.tolist(), "route_log_r": r.log_reward, "route_log_z": r.log_z,
+                  "route_source": r.source, "route_both_sides": r.both_sides,
+                  **({"route_refine": dict(self.slow.last_refine)} if budget.refine else {})})
+        return dataclasses.replace(plan, planner=self.name, extras={**plan.extras, **route})
+
+
+__all__ = ["HierarchicalPlanner", "segment_seed"]
