@@ -16,6 +16,11 @@ endpoints at least ``SIDE_MARGIN_M`` off the line. In ``two_routes`` that is "ov
 block". With ``--refine`` every call runs in the optimisation mode (anytime until the deadline):
 the largest deadline overrun is reported, and for the GFlowNet where its chosen plans came from
 (policy sample, refined, warm start, fallback primitive).
+
+With ``--hierarchy`` (the two-level planner over each planner) also, over the decisions where the
+slow level made a route: how often its sampled routes went round on both sides, and the same
+only where two distinct routes exist (the best route on each side within 1 m of the best of all,
+found by enumerating every route: subgoals.two_ways_exist).
 """
 from __future__ import annotations
 
@@ -52,8 +57,11 @@ class EpisodeStats:
     overrun_ms: list[float] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     route_both_sides: list[bool] = field(default_factory=list)
-    """Two-level planner only: per decision with a route, whether the slow level's sampled routes
-    went round on both sides (subgoals more than SIDE_MARGIN_M off the line, each way)."""
+    """Two-level planner only: per decision with a new route, whether the slow level's sampled routes
+    (below the cost clip) went round on both sides (subgoals.route_side)."""
+    two_ways: list[bool] = field(default_factory=list)
+    """Per decision with a new route: whether two distinct routes exist there (subgoals.two_ways_exist:
+    the best route on each side within 1 m of the best)."""
 
 
 def both_sides(samples: np.ndarray | None, pose: np.ndarray, goal: np.ndarray) -> bool:
@@ -136,8 +144,11 @@ def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_m
         stats.sources.append(str(plan.extras.get("source", "")))
         stats.calls.append(plan.world_model_calls)
         stats.both_sides.append(both_sides(planner.last_samples, pose, goal))
-        if plan.extras.get("route_both_sides") is not None:
-            stats.route_both_sides.append(bool(plan.extras["route_both_sides"]))
+        route = getattr(planner, "route", None)
+        if route is not None and route.stamp_s == ws.stamp_s:   # the slow level made a route now
+            from hjepa_agent.core.planner.subgoals import two_ways_exist
+            stats.route_both_sides.append(bool(route.both_sides))
+            stats.two_ways.append(two_ways_exist(planner.slow.space, *planner.slow.last_condition))
         world.set_cmd(*first_command(plan, ego))
         world.step(DECISION_DT_S)
     stats.time_s = round(world.time_s, 2)
@@ -151,7 +162,8 @@ def summarise(episodes: list[EpisodeStats]) -> dict[str, Any]:
     sides = np.concatenate([e.both_sides for e in episodes]) if episodes else np.zeros(0)
     over = np.concatenate([e.overrun_ms for e in episodes]) if episodes else np.zeros(0)
     src = [s for e in episodes for s in e.sources if s]
-    routes = [b for e in episodes for b in e.route_both_sides]
+    routes = np.array([b for e in episodes for b in e.route_both_sides], bool)
+    two = np.array([b for e in episodes for b in e.two_ways], bool)
     ok = [e for e in episodes if e.outcome == "goal"]
     return {"episodes": len(episodes), "successes": len(ok),
             "success_rate": round(len(ok) / max(len(episodes), 1), 3),
@@ -163,8 +175,10 @@ def summarise(episodes: list[EpisodeStats]) -> dict[str, Any]:
             "world_model_calls_per_decision": round(float(calls.mean()), 1) if len(calls) else None,
             "both_routes_fraction": round(float(sides.mean()), 3) if len(sides) else None,
             "max_deadline_overrun_ms": round(float(over.max()), 2) if len(over) else None,
-            **({"route_decisions": len(routes), "route_both_routes_fraction": round(float(np.mean(routes)), 3)}
-               if routes else {}),
+            **({"routes_made": int(len(routes)), "route_both_routes_fraction": round(float(np.mean(routes)), 3),
+                "routes_where_two_ways_exist": int(two.sum()),
+                "route_both_routes_where_two_exist": round(float(np.mean(routes[two])), 3) if two.any() else None}
+               if len(routes) else {}),
             **({"chosen_from": {k: round(src.count(k) / len(src), 3) for k in sorted(set(src))}} if src else {})}
 
 

@@ -154,6 +154,24 @@ def plan_to_path(plan: Plan, frame_id: str = "odom") -> Path:
     return path
 
 
+def route_to_path(plan: Plan, goal, frame_id: str = "odom") -> Path | None:
+    """The two-level planner's route (start, the subgoals left, goal) as nav_msgs/Path; None for a
+    plan without a route."""
+    sub = plan.extras.get("subgoals")
+    if sub is None or not len(plan.states):
+        return None
+    path = Path()
+    path.header.stamp = to_time(plan.stamp_s)
+    path.header.frame_id = frame_id
+    for x, y in [tuple(plan.states[0][:2])] + [tuple(p) for p in sub] + [tuple(goal[:2])]:
+        ps = PoseStamped()
+        ps.header = path.header
+        ps.pose.position.x, ps.pose.position.y = float(x), float(y)
+        ps.pose.orientation.w = 1.0
+        path.poses.append(ps)
+    return path
+
+
 def proposal_to_msg(p: Proposal, frame_id: str = "base_link") -> TwistStamped:
     """Proposal -> TwistStamped carrying the origin camera stamp."""
     msg = TwistStamped()

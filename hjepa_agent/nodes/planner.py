@@ -9,6 +9,7 @@ Subscribes: agent/world_state (JointState), agent/mode (std_msgs/String), agent/
             its returns are the obstacles the plan keeps clear of; without a scan within 0.25 s
             of the world state, the world state's scan sectors are).
 Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (nav_msgs/Path),
+            agent/plan/route (nav_msgs/Path: start, subgoals, goal; with hierarchy: true only),
             agent/plan/explanation (std_msgs/String: what the plan will do, predicted outcome, risk,
             ambiguity, mode and why; core/planner/explain.py; also in the log, at most once a second),
             /diagnostics.
@@ -36,7 +37,8 @@ from std_msgs.msg import Bool, String
 from hjepa_agent.core.planner import Budget, beam_points, build_planner
 from hjepa_agent.core.planner.explain import explain_plan
 from hjepa_agent.core.types import Mode
-from hjepa_agent.nodes.codec import from_time, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path
+from hjepa_agent.nodes.codec import (from_time, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path,
+                                     route_to_path)
 from hjepa_agent.nodes.common import (decode_or_none, RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare,
                                       declare_ego_model, run_node)
 
@@ -91,6 +93,7 @@ class PlannerNode(Node):
         self.last_budget = 0
         self.pub = self.create_publisher(JointState, "agent/plan", RELIABLE_QOS)
         self.path_pub = self.create_publisher(Path, "agent/plan/path", RELIABLE_QOS)
+        self.route_pub = self.create_publisher(Path, "agent/plan/route", RELIABLE_QOS)
         self.create_subscription(JointState, "agent/world_state", self.on_world_state, RELIABLE_QOS)
         self.create_subscription(String, "agent/mode", self.on_mode, RELIABLE_QOS)
         self.create_subscription(Bool, "agent/habitual_stalled", self.on_stalled, RELIABLE_QOS)
@@ -181,6 +184,9 @@ class PlannerNode(Node):
         self.last_explanation = plan.explanation
         self.pub.publish(plan_to_msg(plan))
         self.path_pub.publish(plan_to_path(plan))
+        route = route_to_path(plan, ws.goal)
+        if route is not None:
+            self.route_pub.publish(route)
         self.explain_pub.publish(String(data=plan.explanation))
         self.get_logger().info(plan.explanation, throttle_duration_sec=1.0)
 

@@ -25,7 +25,7 @@ TOPICS: tuple[tuple[str, type], ...] = (
     ("/joint_states", JointState), ("/battery_state", BatteryState), ("/motor_temperature", Temperature),
     ("/goal_pose", PoseStamped), ("/agent/percept", JointState), ("/agent/world_state", JointState),
     ("/agent/habitual/cmd", TwistStamped), ("/agent/plan", JointState), ("/agent/plan/path", PathMsg),
-    ("/agent/plan/explanation", String),
+    ("/agent/plan/route", PathMsg), ("/agent/plan/explanation", String),
     ("/agent/mode", String), ("/agent/speed_scale", Float32), ("/agent/events", String), ("/agent/estop", Bool), ("/cmd_vel", TwistStamped),
     ("/diagnostics", DiagnosticArray),
 )

@@ -36,7 +36,8 @@ from torch import nn
 from tqdm import tqdm
 
 from hjepa_agent.core.planner.subgoals import (MIN_DISTANCE_M, SubgoalPlanner, SubgoalSpace,
-                                               exact_terminal_distribution, route_raster)
+                                               exact_terminal_distribution, route_raster, route_side,
+                                               two_ways_exist)
 from hjepa_agent.paths import data_path
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ def torch_policy(net: SubgoalNet):
 
 def exact_check(space: SubgoalSpace, policy, log_z, raster: np.ndarray, d: float) -> dict[str, float]:
     """Exact sampler distribution vs R/Z for one condition: TV, |log Z error|, the exact log Z,
-    and the probability of drawing a route within 1 nat of the best."""
+    the probability of drawing a route within 1 nat of the best, whether two ways round exist
+    (subgoals.two_ways_exist) and the probability that 32 samples include both sides."""
     cond = space.features(raster, d)
     states = space.all_states()
     lr = space.log_reward(states, raster, d)
@@ -151,9 +153,13 @@ def exact_check(space: SubgoalSpace, policy, log_z, raster: np.ndarray, d: float
     p = exact_terminal_distribution(space, policy, cond)
     target = np.exp(lr - true_logz)
     learned = float(np.asarray(log_z(cond[None])).reshape(-1)[0])
+    side = route_side(space, states)
+    pl, pr = float(p[side > 0].sum()), float(p[side < 0].sum())
     return {"tv": float(0.5 * np.abs(p - target).sum()), "log_z_error": abs(learned - true_logz),
             "log_z": true_logz, "p_near_best": float(p[lr >= lr.max() - 1.0].sum()),
-            "target_near_best": float(target[lr >= lr.max() - 1.0].sum())}
+            "target_near_best": float(target[lr >= lr.max() - 1.0].sum()),
+            "two_ways": two_ways_exist(space, raster, d),
+            "both_sides_in_32": 1.0 - (1.0 - pl) ** 32 - (1.0 - pr) ** 32 + max(0.0, 1.0 - pl - pr) ** 32}
 
 
 def collect(episodes_per_scenario: int, space: SubgoalSpace, robot: Path, ego, every: int = 2,
@@ -225,6 +231,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                "p_near_best_mean": float(np.mean([c["p_near_best"] for c in checks])),
                "target_near_best_mean": float(np.mean([c["target_near_best"] for c in checks])),
                "best_of_32_is_exact_best": float(np.mean(best_hit)),
+               "held_out_with_two_ways": int(sum(c["two_ways"] for c in checks)),
+               "both_sides_in_32_where_two_ways": (float(np.mean([c["both_sides_in_32"] for c in checks if c["two_ways"]]))
+                                                   if any(c["two_ways"] for c in checks) else None),
                "tb_loss_last_200": float(np.mean(losses[-200:])),
                "train_s": round(time.monotonic() - t_start, 1)}
     out = Path(args.out)
@@ -236,7 +245,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                      "driver": "the shipped GFlowNet planner (hjepa-agent bench planners loop)",
                      "fractions": list(space.fractions), "laterals": list(space.laterals),
                      "raster_along": list(space.raster_along), "raster_lateral": list(space.raster_lateral),
-                     "beta": space.beta, "cost_clip": space.cost_clip, "w_subgoal_m": space.w_subgoal_m},
+                     "beta": space.beta, "cost_clip": space.cost_clip, "w_subgoal_m": space.w_subgoal_m,
+                     "w_at_m": space.w_at_m},
             "training": {"steps": args.steps, "conds_per_batch": args.conds_per_batch,
                          "routes_per_cond": args.routes_per_cond, "epsilon": args.epsilon, "lr": args.lr,
                          "hidden": args.hidden, "objective": "trajectory balance with a learned backward policy"},

@@ -1,4 +1,5 @@
 """Message layouts: round trips, and wrong-sized / non-finite / mislabelled messages are refused."""
+import dataclasses
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ from sensor_msgs.msg import JointState
 
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, WORLD_STATE_LABELS, Percept, Plan, WorldState
 from hjepa_agent.nodes.codec import (MessageError, from_time, msg_to_percept, msg_to_plan, msg_to_world_state,
-                                     percept_to_msg, plan_to_msg, plan_to_path, time_ns, to_time,
+                                     percept_to_msg, plan_to_msg, plan_to_path, route_to_path, time_ns, to_time,
                                      world_state_to_msg)
 
 
@@ -62,5 +63,9 @@ def test_plan_round_trip_and_garbage():
     assert back.horizon == h and back.world_model_calls == 320 and back.risk == pytest.approx(0.2)
     assert np.allclose(back.log_probs, -1.0)
     assert len(plan_to_path(plan).poses) == h + 1
+    assert route_to_path(plan, np.array([3.0, 0.0])) is None        # no route: not a two-level plan
+    routed = dataclasses.replace(plan, extras={"subgoals": [[1.0, -1.5], [2.0, -1.0]]})
+    xy = [(p.pose.position.x, p.pose.position.y) for p in route_to_path(routed, np.array([3.0, 0.0])).poses]
+    assert xy == [(0.0, 0.0), (1.0, -1.5), (2.0, -1.0), (3.0, 0.0)]
     with pytest.raises(MessageError):
         msg_to_plan(JointState(name=["risk"], position=[0.0]))

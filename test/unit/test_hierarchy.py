@@ -86,3 +86,17 @@ def test_bad_set_ups_are_refused_with_what_to_do(tmp_path):
     (models / "manifest.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(ModelMismatchError, match="hjepa-agent train subgoals"):
         build_planner("cem", hierarchy=True, models_dir=models, **kw)
+
+
+def test_a_subgoal_the_robot_gets_no_closer_to_is_dropped():
+    planner = _two_level()
+    planner.observe((-1.0, 0.0, 0.0), *_beams((-1.0, 0.0, 0.0), WALL), 0.1, 4.0)
+    goal = np.array([3.0, 0.0], np.float32)
+    ws = lambda t: _ws((-1.0, 0.0, 0.0), np.full(16, 8.0), goal=goal, stamp=t)  # noqa: E731
+    first = np.asarray(planner.plan(ws(0.0), goal, Budget(10**6)).extras["subgoals"])[0]
+    planner.route_period_s = 100.0       # keep the route: only the stall rule may change it
+    for t in np.arange(0.1, 3.0, 0.1):
+        assert np.allclose(planner.plan(ws(t), goal, Budget(10**6)).extras["subgoals"][0], first)
+    assert planner.stalls == 0
+    planner.plan(ws(3.2), goal, Budget(10**6))
+    assert planner.stalls == 1

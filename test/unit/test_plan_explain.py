@@ -36,3 +36,14 @@ def test_a_gflownet_plan_says_where_it_came_from_and_its_log_r_and_log_z():
     p = dataclasses.replace(_plan([[0.5, 0.0]] * 5), planner="gflownet", log_reward=-12.34,
                             extras={"min_clearance_m": 0.3, "log_z": -10.06, "source": "refined"})
     assert explain_plan(p, None, "OPTIMISING").endswith("risk 0.04, ambiguity 0.31 (refined, log R -12.3, log Z -10.1)")
+
+
+def test_a_two_level_plan_says_its_route():
+    import dataclasses
+    p = dataclasses.replace(_plan([[0.5, 0.0]] * 5), planner="gflownet+subgoals",
+                            extras={"min_clearance_m": 0.3, "subgoals": [[0.1, -1.4], [1.2, -1.3]],
+                                    "route_source": "policy", "route_log_r": -3.21, "route_log_z": -1.5})
+    assert ("gflownet+subgoals plan, 1.0 s: drive 0.5 m at up to 0.50 m/s; route via 2 subgoals, next (0.1, -1.4) "
+            "[policy, log R -3.2, log Z -1.5] |") in explain_plan(p, None, "PLANNING")
+    p = dataclasses.replace(p, extras={**p.extras, "subgoals": []})
+    assert "route via 0 subgoals (straight to the goal)" in explain_plan(p, None, "PLANNING")

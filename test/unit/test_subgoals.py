@@ -142,3 +142,14 @@ def test_the_route_goes_round_a_block_and_keeps_a_previous_route_that_is_as_good
     assert route.cost_m < sp.cost(np.full((1, sp.n_cols), -1), raster, d)[0] - 3.0
     again = planner.route(raster, d, origin, rot, np.array([d, 0.0]), 0.5, previous=route.subgoals)
     assert again.log_reward >= route.log_reward - 1e-9
+
+
+def test_no_subgoals_when_every_route_is_at_the_cost_clip():
+    sp = SubgoalSpace()
+    d = 4.0
+    walled = np.full((len(sp.raster_along), len(sp.raster_lateral)), 10.0)   # every way is blocked
+    planner = SubgoalPlanner(_linear_policy(1, sp, 0.1), lambda c: np.zeros((len(c), 1)), sp, samples=64)
+    origin, rot, _ = route_frame(np.zeros(2), np.array([d, 0.0]))
+    route = planner.route(walled, d, origin, rot, np.array([d, 0.0]), 0.0, previous=np.array([[2.0, 1.0]]))
+    assert len(route.subgoals) == 0 and route.source == "none under the clip"
+    assert route.log_reward == pytest.approx(-sp.beta * sp.cost_clip)

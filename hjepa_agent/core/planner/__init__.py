@@ -93,7 +93,8 @@ def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, ma
     data = policy.entry.trained.get("data", {})
     space = SubgoalSpace(beta=float(data.get("beta", SubgoalSpace.beta)),
                          cost_clip=float(data.get("cost_clip", SubgoalSpace.cost_clip)),
-                         w_subgoal_m=float(data.get("w_subgoal_m", SubgoalSpace.w_subgoal_m)))
+                         w_subgoal_m=float(data.get("w_subgoal_m", SubgoalSpace.w_subgoal_m)),
+                         w_at_m=float(data.get("w_at_m", 0.0)))
     for key in ("fractions", "laterals", "raster_along", "raster_lateral"):
         if data.get(key) is None or not np.allclose(np.asarray(data[key]), np.asarray(getattr(space, key))):
             raise ModelMismatchError(f"planner hierarchy: {where} subgoal networks were trained on another route "

@@ -6,7 +6,8 @@ Example:
     drive 1.4 m at up to 0.60 m/s | predicted: 2.9 -> 1.6 m to goal, min clearance 0.22 m |
     risk 0.04, ambiguity 0.31"
 The GFlowNet's plans also say where the plan came from (policy sample, warm start, refined,
-fallback) and the log R and log Z its risk is read from.
+fallback) and the log R and log Z its risk is read from; the two-level planner's also say the
+route: how many subgoals are left, the next one, and the slow level's log R / log Z.
 """
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ def explain_plan(plan: Plan, goal: np.ndarray | None, mode: str, why: str = "") 
     states = np.asarray(plan.states, np.float64)
     head = f"{mode} ({why})" if why else mode
     what = f"{plan.planner} plan, {plan.horizon * plan.dt_s:.1f} s: {describe_motion(plan)}"
+    sub = plan.extras.get("subgoals")
+    if sub is not None:   # two-level planner: the route the fast plan drives along
+        what += (f"; route via {len(sub)} subgoal{'s' if len(sub) != 1 else ''}"
+                 + (f", next ({sub[0][0]:.1f}, {sub[0][1]:.1f})" if len(sub) else " (straight to the goal)")
+                 + f" [{plan.extras.get('route_source', '')}, log R {float(plan.extras.get('route_log_r', 0.0)):.1f},"
+                 + f" log Z {float(plan.extras.get('route_log_z', 0.0)):.1f}]")
     outcome = []
     if goal is not None and len(states):
         g = np.asarray(goal, np.float64)[:2]

@@ -10,6 +10,9 @@
   route's first subgoal, seeded with the slow plan's first segment (a turn-and-drive towards
   that subgoal, see :func:`segment_seed`). A subgoal is passed, and the next one becomes the
   fast goal, once the robot is within ``reach_m`` of it or beyond it along the line to the goal.
+  One the robot gets no closer to (by ``stall_m`` in ``stall_s``) is dropped and a new route is
+  made without the old one as a candidate: a subgoal the fast level cannot reach must not hold
+  the robot.
   Without a route (goal nearer than subgoals.MIN_DISTANCE_M, or before the first scan) the
   fast level plans to the goal with the seed it was given (the habitual proposal).
 
@@ -61,11 +64,16 @@ class HierarchicalPlanner:
     route_period_s: float = 0.5
     reach_m: float = 0.5
     route_refine_ms: float = 5.0
+    stall_s: float = 3.0
+    stall_m: float = 0.1
+    stalls: int = 0
+    """Subgoals dropped because the robot got no closer to them."""
     name: str = ""
     route: SubgoalRoute | None = None
     route_both_sides: bool | None = None
     """Whether the latest slow-level samples went round on both sides (None: no route made)."""
     _subgoals: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    _progress: tuple[np.ndarray, float, float] | None = None   # (subgoal, closest distance, when)
 
     def __post_init__(self) -> None:
         self.name = self.name or f"{self.fast.name}+subgoals"
@@ -94,6 +102,7 @@ class HierarchicalPlanner:
         self.fast.reset()
         self.route, self.route_both_sides = None, None
         self._subgoals = np.zeros((0, 2), np.float32)
+        self._progress = None
 
     def observe(self, pose, angles, ranges, range_min: float = 0.0, range_max: float = float("inf")) -> None:
         self.fast.observe(pose, angles, ranges, range_min, range_max)
@@ -126,6 +135,18 @@ class HierarchicalPlanner:
                 self._subgoals = self._subgoals[1:]
             else:
                 break
+        # a subgoal the robot gets no closer to is dropped, and the route made again without it
+        if len(self._subgoals):
+            sg = self._subgoals[0]
+            dist = float(np.hypot(*(sg - pose[:2])))
+            p = self._progress
+            moved = p is None or float(np.hypot(*(p[0] - sg))) > 0.3     # another subgoal, not a re-placed one
+            if moved or dist < p[1] - self.stall_m or ws.stamp_s < p[2]:
+                self._progress = (sg.copy(), dist, ws.stamp_s)
+            elif ws.stamp_s - p[2] > self.stall_s:
+                self.stalls += 1
+                self._subgoals, self.route, self._progress = np.zeros((0, 2), np.float32), None, None
+                self._update_route(ws, goal, budget)
 
     def plan(self, ws: WorldState, goal: np.ndarray, budget: Budget, seed: np.ndarray | None = None,
              obstacles: np.ndarray | None = None) -> Plan:

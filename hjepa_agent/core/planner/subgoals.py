@@ -22,7 +22,8 @@ them (:func:`exact_terminal_distribution`), which the trainer reports on held-ou
 space, rising near obstacles, ``blocked`` inside the footprint's reach; unknown = free)
 sampled in the route frame (:func:`route_raster`). A route's cost is the integral of that
 factor along its polyline, minus d (so a free straight line costs 0), plus ``w_subgoal`` per
-subgoal; log R = -beta * min(cost, clip) (:meth:`SubgoalSpace.log_reward`). The same function
+subgoal, plus ``w_at`` times the factor above 1 at each subgoal (the fast level stops there);
+log R = -beta * min(cost, clip) (:meth:`SubgoalSpace.log_reward`). The same function
 trains and runs, and it needs only the raster: a route is scored without the simulator.
 """
 from __future__ import annotations
@@ -49,6 +50,10 @@ BETA = 2.0
 COST_CLIP = 8.0
 W_SUBGOAL_M = 0.1
 """Cost per subgoal (m): among equally good routes, the one with fewer subgoals."""
+W_AT_M = 0.3
+"""Cost (m) per unit of cost factor above 1 *at* each subgoal: the fast level stops at a subgoal,
+so one on an obstacle's edge (factor BLOCKED_FACTOR: +2.7 m) is dear even where the polyline
+only grazes it."""
 SEGMENT_SAMPLES = 32
 """Points per polyline segment for the cost integral (midpoint rule)."""
 MIN_DISTANCE_M = 1.5
@@ -67,6 +72,7 @@ class SubgoalSpace:
     beta: float = BETA
     cost_clip: float = COST_CLIP
     w_subgoal_m: float = W_SUBGOAL_M
+    w_at_m: float = W_AT_M
 
     @property
     def n_cols(self) -> int:
@@ -158,16 +164,20 @@ class SubgoalSpace:
                 + fu * ((1 - fv) * raster[i0 + 1, j0] + fv * raster[i0 + 1, j0 + 1]))
 
     def cost(self, cols: np.ndarray, raster: np.ndarray, d: float) -> np.ndarray:
-        """(N,) route cost (m): factor-weighted polyline length - d + w_subgoal * subgoals."""
-        pts = self.waypoints(cols, d)
+        """(N,) route cost (m): factor-weighted polyline length - d, plus per subgoal w_subgoal and
+        w_at * (factor at the subgoal - 1)."""
+        return self.polyline_cost(self.waypoints(cols, d), np.asarray(cols).reshape(-1, self.n_cols) >= 0, raster, d)
+
+    def polyline_cost(self, pts: np.ndarray, filled: np.ndarray, raster: np.ndarray, d: float) -> np.ndarray:
+        """The cost of :meth:`cost` for route-frame polylines ``pts`` (N, k+2, 2) from the start to the
+        goal, whose inner points are subgoals where ``filled`` (N, k)."""
         seg = pts[:, 1:] - pts[:, :-1]                               # (N, S, 2)
         length = np.linalg.norm(seg, axis=-1)                        # (N, S)
         t = (np.arange(SEGMENT_SAMPLES) + 0.5) / SEGMENT_SAMPLES
         samples = pts[:, :-1, None, :] + t[None, None, :, None] * seg[:, :, None, :]
-        factor = self.raster_value(raster, samples, d)               # (N, S, K)
-        path = (factor.mean(axis=-1) * length).sum(axis=-1)
-        n_sub = (np.asarray(cols).reshape(-1, self.n_cols) >= 0).sum(axis=1)
-        return path - d + self.w_subgoal_m * n_sub
+        path = (self.raster_value(raster, samples, d).mean(axis=-1) * length).sum(axis=-1)
+        at = ((self.raster_value(raster, pts[:, 1:-1], d) - 1.0) * filled).sum(axis=1)
+        return path - d + self.w_subgoal_m * filled.sum(axis=1) + self.w_at_m * at
 
     def log_reward(self, cols: np.ndarray, raster: np.ndarray, d: float) -> np.ndarray:
         """(N,) log R = -beta * min(cost, clip)."""
@@ -215,6 +225,30 @@ def route_raster(space: SubgoalSpace, traversal: np.ndarray | None, origin: np.n
     inside = np.all((ij >= 0) & (ij < n), axis=-1)
     out[inside] = traversal[ij[inside][:, 1], ij[inside][:, 0]]
     return out, d
+
+
+SIDE_MARGIN_M = 0.3
+"""A route goes round on a side when its subgoal furthest off the line is this far off it."""
+
+
+def route_side(space: SubgoalSpace, cols: np.ndarray) -> np.ndarray:
+    """(N,) +1 (left of the robot-goal line), -1 (right) or 0 (straight): the side of each route's
+    subgoal furthest off the line, if that is more than SIDE_MARGIN_M off it."""
+    cols = np.asarray(cols).reshape(-1, space.n_cols)
+    lat = np.where(cols >= 0, np.asarray(space.laterals)[np.maximum(cols, 0)], 0.0)
+    far = lat[np.arange(len(lat)), np.argmax(np.abs(lat), axis=1)] if len(lat) else np.zeros(0)
+    return np.where(np.abs(far) > SIDE_MARGIN_M, np.sign(far), 0.0).astype(np.int64)
+
+
+def two_ways_exist(space: SubgoalSpace, raster: np.ndarray, d: float, margin_m: float = 1.0) -> bool:
+    """Whether the best route on each side of the line costs at most ``margin_m`` more than the best
+    route of all (and less than the clip): two distinct routes worth sampling (enumerates every route)."""
+    states = space.all_states()
+    cost = np.minimum(space.cost(states, raster, d), space.cost_clip)
+    side = route_side(space, states)
+    best = cost.min()
+    ok = [cost[side == s].min() <= min(best + margin_m, space.cost_clip - 1e-6) for s in (-1, 1)]
+    return bool(all(ok))
 
 
 def _log_softmax_masked(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -276,6 +310,10 @@ class SubgoalPlanner:
     seed: int = 0
     last_samples: np.ndarray | None = None
     """Route-frame waypoints (N, n_cols+2, 2) of the latest samples whose cost is below clip."""
+    last_cols: np.ndarray | None = None
+    """The latest samples (N, n_cols) whose cost is below clip."""
+    last_condition: tuple[np.ndarray, float] | None = None
+    """(raster, d) of the latest route."""
     last_refine: dict = field(default_factory=dict)
     _rng: np.random.Generator | None = None
 
@@ -416,7 +454,7 @@ class SubgoalPlanner:
         cols, _ = self.sample(cond, self.samples)
         lr = sp.log_reward(cols, raster, d)
         keep = lr > -sp.beta * sp.cost_clip + 1e-6
-        self.last_samples = sp.waypoints(cols[keep], d)
+        self.last_samples, self.last_cols, self.last_condition = sp.waypoints(cols[keep], d), cols[keep], (raster, d)
         source = ["policy"] * len(cols)
         if refine_until_s is not None:
             top = np.argsort(-lr)[:self.chains]
@@ -436,21 +474,21 @@ class SubgoalPlanner:
             rel = (np.asarray(previous) - origin) @ rot                  # route frame
             rel = rel[(rel[:, 0] > 0.0) & (rel[:, 0] < d)]
             if len(rel):
-                poly = np.concatenate([[[0.0, 0.0]], rel, [[d, 0.0]]])
-                seg = poly[1:] - poly[:-1]
-                t = (np.arange(SEGMENT_SAMPLES) + 0.5) / SEGMENT_SAMPLES
-                smp = poly[:-1, None, :] + t[None, :, None] * seg[:, None, :]
-                c = float((sp.raster_value(raster, smp, d).mean(axis=-1) * np.linalg.norm(seg, axis=-1)).sum()
-                          - d + sp.w_subgoal_m * len(rel))
-                prev_lr = -sp.beta * min(c, sp.cost_clip)
+                poly = np.concatenate([[[0.0, 0.0]], rel, [[d, 0.0]]])[None]
+                prev_lr = -sp.beta * min(float(sp.polyline_cost(poly, np.ones((1, len(rel)), bool), raster, d)[0]),
+                                         sp.cost_clip)
                 if prev_lr >= best_lr:
                     best_lr, best_src, best_xy = prev_lr, "previous", origin + rel @ rot.T
+        if best_lr <= -sp.beta * sp.cost_clip + 1e-9:
+            # no route under the clip: every way looks as bad, so no subgoal (the fast level and its
+            # navfield go for the goal), rather than one picked among ties
+            best_src, best_xy = "none under the clip", np.zeros((0, 2))
         log_z = float(np.asarray(self.log_z(cond[None])).reshape(-1)[0])
-        ends = self.last_samples[:, 1:-1, 1] if len(self.last_samples) else np.zeros((0, 1))
-        both = bool(np.any(ends > 0.3) and np.any(ends < -0.3))
+        sides = route_side(sp, self.last_cols)
+        both = bool(np.any(sides > 0) and np.any(sides < 0))
         return SubgoalRoute(np.asarray(best_xy, np.float32).reshape(-1, 2), np.asarray(goal, np.float32), best_lr,
                             log_z, -best_lr / sp.beta, best_src, stamp_s, both)
 
 
 __all__ = ["FRACTIONS", "LATERALS", "SubgoalPlanner", "SubgoalRoute", "SubgoalSpace", "exact_terminal_distribution",
-           "route_frame", "route_raster"]
+           "route_frame", "route_raster", "route_side", "two_ways_exist"]
