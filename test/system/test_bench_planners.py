@@ -53,3 +53,16 @@ def test_a_planner_teacher_labels_with_the_planners_first_action_within_the_limi
         d1 = float(np.hypot(*(goal - np.asarray(world.pose())[:2])))
         assert not world.in_collision()
     assert d1 < d0 - 1.0
+
+
+def test_the_two_level_planner_drives_two_routes_and_reports_its_routes():
+    """The shipped slow level over the shipped GFlowNet: planner-driven on two_routes it reaches the
+    goal, and each route it makes is judged for both-sides coverage and for whether two ways exist."""
+    ego = load_ego_model(data_path("config", "ego_model.yaml"))
+    with SimWorld(load_robot_description(data_path("config", "robots", "diffbot.yaml"))) as world:
+        ep = run_episode(world, "gflownet", load_scenario(data_path("config", "scenarios", "two_routes.yaml")), 0, ego,
+                         hierarchy=True)
+    assert ep.outcome == "goal", ep
+    assert len(ep.route_both_sides) == len(ep.two_ways) > 5
+    s = summarise([ep])
+    assert s["routes_made"] == len(ep.two_ways) and 0.0 <= s["route_both_routes_fraction"] <= 1.0

@@ -100,3 +100,22 @@ def test_a_subgoal_the_robot_gets_no_closer_to_is_dropped():
     assert planner.stalls == 0
     planner.plan(ws(3.2), goal, Budget(10**6))
     assert planner.stalls == 1
+
+
+def test_with_the_navfield_the_segment_seed_goes_round_the_wall_the_straight_one_hits():
+    nav = NavField(resolution_m=0.1, size_m=10.0, inflate_m=0.2)
+    for p in [(-1.0, y, 0.0) for y in (-1.0, 0.0, 1.0)]:
+        nav.observe(p, *_beams(p, WALL), 0.1, 4.0)
+    pose, target = np.array([0.0, 0.0, 0.0]), np.array([2.0, 0.0])
+    model = UnicycleModel()
+
+    def crosses_wall(acts):
+        xy = model.rollout(pose, acts[None], 0.2)[0, :, :2]
+        k = np.nonzero((xy[:-1, 0] < 1.0) & (xy[1:, 0] >= 1.0))[0]
+        return bool(len(k)) and abs(float(xy[k[0], 1])) < 1.5 + 0.2
+
+    straight = segment_seed(pose, target, 40, 0.2, 0.6, 1.8)
+    along = segment_seed(pose, target, 40, 0.2, 0.6, 1.8, to_go=lambda xy: nav.distance(xy, target, 0.0))
+    assert crosses_wall(straight) and not crosses_wall(along)
+    end = model.rollout(pose, along[None], 0.2)[0, -1, :2]
+    assert np.hypot(*(end - target)) < np.hypot(*(pose[:2] - target))       # and it gets on towards the target

@@ -7,8 +7,8 @@
   least as well). In OPTIMISING (``budget.refine``) it also refines its best samples by
   back-and-forth moves through P_B for ``route_refine_ms``.
 * **Fast level** (any planner of the interface: the GFlowNet, CEM or MPPI): plans towards the
-  route's first subgoal, seeded with the slow plan's first segment (a turn-and-drive towards
-  that subgoal, see :func:`segment_seed`). A subgoal is passed, and the next one becomes the
+  route's first subgoal, seeded with the slow plan's first segment (driving to that subgoal
+  along the navfield's cost-to-go, see :func:`segment_seed`). A subgoal is passed, and the next one becomes the
   fast goal, once the robot is within ``reach_m`` of it or beyond it along the line to the goal.
   One the robot gets no closer to (by ``stall_m`` in ``stall_s``) is dropped and a new route is
   made without the old one as a candidate: a subgoal the fast level cannot reach must not hold
@@ -33,16 +33,27 @@ from hjepa_agent.core.types import Plan, WorldState
 
 
 def segment_seed(pose: np.ndarray, target: np.ndarray, steps: int, dt_s: float, max_linear_mps: float,
-                 max_angular_rps: float, gain: float = 2.0) -> np.ndarray:
-    """(steps, 2) actions that turn towards ``target`` and drive to it (v scaled by the cosine of
-    the heading error, 0 when it is behind), stopping there; unicycle roll-out of its own."""
+                 max_angular_rps: float, gain: float = 2.0, to_go=None, lookahead_m: float = 0.4,
+                 directions: int = 16) -> np.ndarray:
+    """(steps, 2) actions that drive to ``target``, stopping there (unicycle roll-out of its own):
+    turn towards an aim point and drive (v scaled by the cosine of the heading error, 0 when the
+    aim is behind). The aim is the target itself, or, with ``to_go`` (points (K, 2) -> metres still
+    to go to the target, e.g. the navfield's cost-to-go), the point ``lookahead_m`` away, out of
+    ``directions``, with the least to go: the segment then follows the field round what is in the
+    way (through the gap the straight line would miss) instead of heading straight at the target."""
     x, y, yaw = (float(a) for a in pose)
     out = np.zeros((steps, 2), np.float32)
+    ring = lookahead_m * np.stack([np.cos(np.arange(directions) * 2 * np.pi / directions),
+                                   np.sin(np.arange(directions) * 2 * np.pi / directions)], axis=1)
     for i in range(steps):
         dx, dy = float(target[0]) - x, float(target[1]) - y
         dist = float(np.hypot(dx, dy))
         if dist < 0.05:
             break
+        if to_go is not None and dist > lookahead_m:
+            pts = np.array([x, y]) + ring
+            ax, ay = pts[int(np.argmin(np.asarray(to_go(pts))))]
+            dx, dy = ax - x, ay - y
         err = (np.arctan2(dy, dx) - yaw + np.pi) % (2 * np.pi) - np.pi
         w = float(np.clip(gain * err, -max_angular_rps, max_angular_rps))
         v = float(min(max_linear_mps * max(0.0, np.cos(err)) ** 2, dist / dt_s))
@@ -156,7 +167,9 @@ class HierarchicalPlanner:
         if len(self._subgoals):
             target = self._subgoals[0].astype(np.float32)
             steps, dt = self._fast_steps()
-            seed = segment_seed(ws.pose, target, steps, dt, self.max_linear_mps, self.max_angular_rps)
+            nav = self.navfield
+            seed = segment_seed(ws.pose, target, steps, dt, self.max_linear_mps, self.max_angular_rps,
+                                to_go=(lambda xy: nav.distance(xy, target, ws.stamp_s)) if nav is not None else None)
         plan = self.fast.plan(ws, target, budget, seed=seed, obstacles=obstacles)
         r = self.route
         route = ({} if r is None else
