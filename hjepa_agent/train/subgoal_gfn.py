@@ -38,6 +38,7 @@ from tqdm import tqdm
 from hjepa_agent.core.planner.subgoals import (MIN_DISTANCE_M, SubgoalPlanner, SubgoalSpace,
                                                exact_terminal_distribution, route_raster, route_side,
                                                two_ways_exist)
+from hjepa_agent.core.planner.hierarchy import ROUTE_MARGIN_M
 from hjepa_agent.paths import data_path
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ def collect(episodes_per_scenario: int, space: SubgoalSpace, robot: Path, ego, e
         nav = planner.navfield
         if count["n"] % every or nav is None or nav.origin is None:
             return
-        raster, d = route_raster(space, nav._traversal(), nav.origin, nav.resolution_m, ws.pose[:2], goal)
+        raster, d = route_raster(space, nav._traversal(ROUTE_MARGIN_M), nav.origin, nav.resolution_m, ws.pose[:2], goal)
         if d >= MIN_DISTANCE_M:
             rasters.append(raster.astype(np.float32))
             ds.append(d)
@@ -265,7 +266,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", default=str(data_path("models")), help="models dir to write into (manifest merged)")
     ap.add_argument("--episodes", type=int, default=8, help="condition episodes per scenario")
     ap.add_argument("--every", type=int, default=2, help="keep every n-th decision's raster")
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--conds-per-batch", type=int, default=32)
     ap.add_argument("--routes-per-cond", type=int, default=16)
     ap.add_argument("--epsilon", type=float, default=0.1)

@@ -23,9 +23,30 @@ def test_the_gflownet_planner_node_plans_on_the_full_stack(ros_context, tmp_path
         text = planner.last_explanation
         assert "gflownet plan" in text and "log Z" in text and "risk" in text
         assert not stack.world.in_collision()
-        # a planning pass spends policy samples, fallbacks, warm start and the habitual seed at most;
+        # a planning pass spends policy samples, fallbacks and warm start at most (a seed takes a sample's place);
         # the optimisation mode refines up to its budget, never beyond
-        per_pass = (planner.core.samples + N_FALLBACKS + 2) * HORIZON * REPEAT
+        per_pass = (planner.core.samples + N_FALLBACKS + 1) * HORIZON * REPEAT
         assert 0 < planner.last_calls <= max(per_pass, planner.last_budget)
+    finally:
+        stack.close()
+
+
+def test_the_two_level_planner_node_routes_on_the_full_stack(ros_context, tmp_path):
+    """``hierarchy: true`` over the GFlowNet with the shipped slow level: on two_routes the planner
+    plans with a route of subgoals, says so in its explanation, and the robot keeps clear."""
+    from hjepa_agent.paths import data_path
+    from hjepa_agent.runner import EmbeddedStack
+
+    params = yaml.safe_load(data_path("config", "agent.yaml").read_text())
+    params["planner"]["ros__parameters"].update(planner="gflownet", hierarchy=True, always_plan=True)
+    path = tmp_path / "agent_two_level.yaml"
+    path.write_text(yaml.safe_dump(params))
+    stack = EmbeddedStack(ros_context, data_path("config", "scenarios", "two_routes.yaml"), seed=0, params_file=path)
+    try:
+        stack.run(6.0)
+        planner = stack.node("planner")
+        assert planner.core.name == "gflownet+subgoals" and planner.plans > 0
+        assert "route via" in planner.last_explanation, planner.last_explanation
+        assert planner.core.route is not None and not stack.world.in_collision()
     finally:
         stack.close()

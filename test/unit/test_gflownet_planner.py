@@ -1,5 +1,6 @@
 """GFlowNet planner runtime: the prefix encoding matches training's, the condition is in the robot
 frame, and with any policy the plan never touches when the robot stands clear (fallbacks)."""
+import dataclasses
 import math
 
 import numpy as np
@@ -147,3 +148,15 @@ def test_a_small_call_budget_takes_fewer_policy_samples():
     plan = planner.plan(ws, np.array([3.0, 0.0], np.float32), Budget(10 * HORIZON * REPEAT))
     assert plan.world_model_calls <= 10 * HORIZON * REPEAT
     assert plan.world_model_calls == (5 + 3) * HORIZON * REPEAT     # 10 - 3 fallbacks - 2 (warm start, seed) = 5
+
+
+def test_a_seed_takes_a_policy_samples_place_so_a_pass_never_costs_more():
+    rng = np.random.default_rng(0)
+    policy = lambda x: rng.normal(size=(x.shape[0], len(ACTIONS))).astype(np.float32)  # noqa: E731
+    planner = GFlowNetPlanner(policy, lambda c: np.zeros((c.shape[0], 1), np.float32), PlanCost(0.2), 0.6, 1.8,
+                              samples=15, seed=0)
+    goal = np.array([3.0, 0.0], np.float32)
+    planner.plan(_ws(np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M)), goal, Budget(10**6))
+    ws = WorldState(0.1, *dataclasses.astuple(_ws(np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M)))[1:])
+    plan = planner.plan(ws, goal, Budget(10**6), seed=np.array([0.3, 0.0], np.float32))   # warm start and seed
+    assert plan.world_model_calls == planner.calls_per_iteration == (15 + 3 + 1) * HORIZON * REPEAT

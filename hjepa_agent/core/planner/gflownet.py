@@ -155,7 +155,8 @@ class GFlowNetPlanner:
 
     @property
     def calls_per_iteration(self) -> int:
-        """World-model calls of one planning pass without seed (samples, fallbacks, warm start)."""
+        """World-model calls of one planning pass at most (samples, fallbacks, warm start; a seed
+        replaces a sample)."""
         return (self.samples + N_FALLBACKS + 1) * self.horizon * self.repeat
 
     def reset(self) -> None:
@@ -277,8 +278,9 @@ class GFlowNetPlanner:
         h, r = self.horizon, self.repeat
         steps = h * r
         # policy samples within the call budget, after the fallbacks, warm start and seed (the
-        # fallbacks are always evaluated: they are what keeps a plan from touching)
-        n = int(min(self.samples, max(1, budget.max_world_model_calls // steps - N_FALLBACKS - 2)))
+        # fallbacks are always evaluated: they are what keeps a plan from touching); a seed takes a
+        # policy sample's place, so a pass never costs more than calls_per_iteration
+        n = int(min(self.samples - (seed is not None), max(1, budget.max_world_model_calls // steps - N_FALLBACKS - 2)))
         nav = self.navfield
         to_go = ((lambda xy: nav.distance(xy, goal, ws.stamp_s)) if nav is not None
                  else (lambda xy: np.linalg.norm(np.asarray(xy) - goal, axis=-1)))

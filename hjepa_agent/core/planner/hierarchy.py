@@ -13,8 +13,10 @@
   One the robot gets no closer to (by ``stall_m`` in ``stall_s``) is dropped and a new route is
   made without the old one as a candidate: a subgoal the fast level cannot reach must not hold
   the robot.
-  Without a route (goal nearer than subgoals.MIN_DISTANCE_M, or before the first scan) the
-  fast level plans to the goal with the seed it was given (the habitual proposal).
+  On a route without subgoals (the straight line is best, or no route is under the cost clip) the
+  seed is the segment to the goal itself, unless the habitual proposal is given. Without a route
+  (goal nearer than subgoals.MIN_DISTANCE_M, or before the first scan) the fast level plans to the
+  goal with the seed it was given (the habitual proposal).
 
 The plan is the fast level's, with the route in ``extras`` (subgoals, the slow level's log R,
 log Z, where the route came from, whether its samples went both ways round).
@@ -30,6 +32,12 @@ import numpy as np
 from hjepa_agent.core.planner.base import Budget
 from hjepa_agent.core.planner.subgoals import MIN_DISTANCE_M, SubgoalPlanner, SubgoalRoute, route_frame, route_raster
 from hjepa_agent.core.types import Plan, WorldState
+
+
+ROUTE_MARGIN_M = 0.0
+"""The slow level reads the navfield's traversal costs without the half-cell margin the cost-to-go
+keeps (NavField._traversal): with it, a 0.8-m gap between two obstacles is blocked on a 0.2-m grid
+sampled into the route raster, and every route past it looks as bad as going through the obstacle."""
 
 
 def segment_seed(pose: np.ndarray, target: np.ndarray, steps: int, dt_s: float, max_linear_mps: float,
@@ -128,7 +136,8 @@ class HierarchicalPlanner:
         due = (self.route is None or not (0.0 <= ws.stamp_s - self.route.stamp_s < self.route_period_s)
                or float(np.hypot(*(goal - self.route.goal))) > 0.1)
         if due:
-            raster, d = route_raster(self.slow.space, nav._traversal(), nav.origin, nav.resolution_m, pose[:2], goal)
+            raster, d = route_raster(self.slow.space, nav._traversal(ROUTE_MARGIN_M), nav.origin, nav.resolution_m,
+                                     pose[:2], goal)
             origin, rot, _ = route_frame(pose[:2], goal)
             until = None
             if budget.refine:
@@ -163,11 +172,12 @@ class HierarchicalPlanner:
              obstacles: np.ndarray | None = None) -> Plan:
         goal = np.asarray(goal, np.float32)
         self._update_route(ws, goal, budget)
-        target = goal
-        if len(self._subgoals):
-            target = self._subgoals[0].astype(np.float32)
+        target = self._subgoals[0].astype(np.float32) if len(self._subgoals) else goal
+        nav = self.navfield
+        if len(self._subgoals) or (self.route is not None and seed is None):
+            # the slow plan's first segment: to the first subgoal, or, on a route with none (straight, or
+            # none under the cost clip), to the goal; along the navfield in either case
             steps, dt = self._fast_steps()
-            nav = self.navfield
             seed = segment_seed(ws.pose, target, steps, dt, self.max_linear_mps, self.max_angular_rps,
                                 to_go=(lambda xy: nav.distance(xy, target, ws.stamp_s)) if nav is not None else None)
         plan = self.fast.plan(ws, target, budget, seed=seed, obstacles=obstacles)

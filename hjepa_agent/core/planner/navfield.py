@@ -130,14 +130,17 @@ class NavField:
         return self.hits >= HIT_GAIN
 
     # ---- cost-to-go ---------------------------------------------------------------------
-    def _traversal(self) -> np.ndarray:
-        """(n, n) cost multiplier per cell: 1 far from hits, rising near them (module doc)."""
+    def _traversal(self, margin_m: float | None = None) -> np.ndarray:
+        """(n, n) cost multiplier per cell: 1 far from hits, rising near them (module doc).
+        ``margin_m``: what a cell's clearance allows for a return's place inside its hit cell
+        (default half a cell: the cost-to-go's conservative choice)."""
         occ = self.occupied()
         if not occ.any():
             return np.ones(occ.shape)
         # distance (cells) from each cell centre to the nearest hit centre
         d = cv2.distanceTransform((~occ).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        clear = d * self.resolution_m - self.inflate_m - 0.5 * self.resolution_m
+        margin = 0.5 * self.resolution_m if margin_m is None else margin_m
+        clear = d * self.resolution_m - self.inflate_m - margin
         near = 1.0 + self.near_factor * np.clip(1.0 - clear / max(self.safe_clearance_m, 1e-6), 0.0, 1.0)
         return np.where(clear < 0.0, self.blocked_factor, near)
 
