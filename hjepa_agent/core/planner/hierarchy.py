@@ -83,6 +83,12 @@ class HierarchicalPlanner:
     route_period_s: float = 0.5
     reach_m: float = 0.5
     route_refine_ms: float = 5.0
+    fast_reserve_ms: float = 5.0
+    """In OPTIMISING, the slow level refines only with what is left of the deadline after this (the
+    fast level's planning pass) and the navfield's latest recompute (a new subgoal costs another)."""
+    switch_margin_m: float = 0.2
+    """A new route replaces the one in use only if it costs this much less (fewer subgoal changes:
+    each one costs the fast level a cost-to-go recompute and the robot a change of heading)."""
     stall_s: float = 3.0
     stall_m: float = 0.1
     stalls: int = 0
@@ -141,10 +147,12 @@ class HierarchicalPlanner:
             origin, rot, _ = route_frame(pose[:2], goal)
             until = None
             if budget.refine:
-                until = time.monotonic() + min(self.route_refine_ms * 1e-3, max(budget.remaining_s(), 0.0) * 0.25)
+                spare = budget.remaining_s() - self.fast_reserve_ms * 1e-3 - nav.last_recompute_s
+                if spare > 1e-3:
+                    until = time.monotonic() + min(self.route_refine_ms * 1e-3, 0.5 * spare)
             self.route = self.slow.route(raster, d, origin, rot, goal, ws.stamp_s,
                                          previous=self._subgoals if len(self._subgoals) else None,
-                                         refine_until_s=until)
+                                         refine_until_s=until, previous_margin=self.switch_margin_m)
             self.route_both_sides = self.route.both_sides
             self._subgoals = self.route.subgoals
         # pass the subgoals reached, or left behind along the line to the goal

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -64,6 +65,8 @@ class NavField:
     _field_stamp: float = -math.inf
     _dirty: bool = True
     recomputes: int = 0
+    last_recompute_s: float = 0.0
+    """Wall time of the latest cost-to-go recompute (what a change of goal will cost again)."""
 
     def __post_init__(self) -> None:
         if not (0.01 <= self.resolution_m <= 1.0 and self.resolution_m * 4 <= self.size_m <= 200.0):
@@ -185,9 +188,11 @@ class NavField:
         moved = self._field_goal is None or float(np.hypot(*(goal - self._field_goal))) > 0.5 * self.resolution_m
         due = stamp_s - self._field_stamp >= self.min_interval_s or stamp_s < self._field_stamp
         if self._field is None or moved or (self._dirty and due):
+            t0 = time.perf_counter()
             self._field, self._field_goal, self._field_stamp = self._wavefront(goal), goal.copy(), stamp_s
             self._dirty = False
             self.recomputes += 1
+            self.last_recompute_s = time.perf_counter() - t0
         # bilinear between cell centres, so that plans ending in one cell still rank
         u = (xy - self.origin) / self.resolution_m - 0.5
         i0 = np.clip(np.floor(u).astype(np.int64), 0, self.n - 2)

@@ -445,10 +445,12 @@ class SubgoalPlanner:
         return best, best_lr
 
     def route(self, raster: np.ndarray, d: float, origin: np.ndarray, rot: np.ndarray, goal: np.ndarray,
-              stamp_s: float, previous: np.ndarray | None = None, refine_until_s: float | None = None) -> SubgoalRoute:
+              stamp_s: float, previous: np.ndarray | None = None, refine_until_s: float | None = None,
+              previous_margin: float = 0.0) -> SubgoalRoute:
         """The best route for this raster (module doc). ``previous``: odom-frame subgoals (k, 2) of
-        the route in use, scored again as a candidate. ``refine_until_s``: also run :meth:`refine`
-        on the best ``chains`` samples until then (time.monotonic())."""
+        the route in use, scored again as a candidate and kept unless another costs
+        ``previous_margin`` (m) less. ``refine_until_s``: also run :meth:`refine` on the best
+        ``chains`` samples until then (time.monotonic())."""
         sp = self.space
         cond = sp.features(raster, d)
         cols, _ = self.sample(cond, self.samples)
@@ -477,7 +479,7 @@ class SubgoalPlanner:
                 poly = np.concatenate([[[0.0, 0.0]], rel, [[d, 0.0]]])[None]
                 prev_lr = -sp.beta * min(float(sp.polyline_cost(poly, np.ones((1, len(rel)), bool), raster, d)[0]),
                                          sp.cost_clip)
-                if prev_lr >= best_lr:
+                if prev_lr >= best_lr - sp.beta * previous_margin:
                     best_lr, best_src, best_xy = prev_lr, "previous", origin + rel @ rot.T
         if best_lr <= -sp.beta * sp.cost_clip + 1e-9:
             # no route under the clip: every way looks as bad, so no subgoal (the fast level and its
