@@ -98,10 +98,10 @@ def test_back_and_forth_moves_through_the_backward_policy_keep_r_invariant():
 
     def run(always: bool) -> float:
         planner = SubgoalPlanner(pol, None, sp, seed=7, explore=0.2)
-        m = 20000
+        m = 10000
         cols = np.tile(np.array([[0, 0]]), (m, 1))
         lr = score(cols)
-        for i in range(40):
+        for i in range(60):
             sc = (lambda c, i=i: np.full(len(c), 1e6 * (i + 1))) if always else score
             cols, lr, _ = planner.mh_round(cond, cols, lr, 2 if i % 2 == 0 else 1, sc)
         assert np.all((cols >= 0).all(axis=1))      # the moves keep the number of subgoals
