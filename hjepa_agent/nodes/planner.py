@@ -75,6 +75,10 @@ class PlannerNode(Node):
         hierarchy = declare(self, "hierarchy", False, "two-level planner: a slow subgoal GFlowNet routes over the "
                             "navfield and this planner drives to its first subgoal (needs navfield and the "
                             "subgoal networks in models_dir)", read_only=True)
+        amb_weight = declare(self, "ambiguity_weight", 0.0, "cost per unit of the learned world model's "
+                             "predicted-state ambiguity along a plan (core/planner/latent.py; 0 = off). Only with "
+                             "the learned world-model path: the world state's latent must be world_encoder's",
+                             unit="m", lo=0.0, hi=100.0, read_only=True)
         nav_size = declare(self, "navfield_size_m", 16.0, "navfield side, centred on the first pose", unit="m",
                            lo=4.0, hi=100.0, read_only=True)
         self.core = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
@@ -83,7 +87,8 @@ class PlannerNode(Node):
                                   samples=samples, iterations=iterations * self.optimise_factor,
                                   mppi_temperature=temperature, navfield=navfield,
                                   navfield_resolution_m=nav_res, navfield_size_m=nav_size,
-                                  models_dir=models_dir or None, hierarchy=hierarchy)
+                                  models_dir=models_dir or None, hierarchy=hierarchy,
+                                  ambiguity=self._ambiguity(amb_weight, models_dir, ego.robot))
         self.iterations = iterations
         self.mode = Mode.HABITUAL
         self.plans = 0
@@ -111,6 +116,16 @@ class PlannerNode(Node):
         self.seed: tuple[float, float, float] | None = None  # (stamp_s, v, w) of the latest habitual proposal
         self.diag = Diagnostics(self)
         self.create_timer(1.0, self.report)
+
+    @staticmethod
+    def _ambiguity(weight: float, models_dir: str, robot: str):
+        """The predicted-state ambiguity penalty over the world model in models_dir (None at weight 0)."""
+        if weight <= 0.0:
+            return None
+        from hjepa_agent.core.models import select_providers
+        from hjepa_agent.core.planner.latent import load_latent_ambiguity
+        from hjepa_agent.paths import data_path
+        return load_latent_ambiguity(models_dir or data_path("models"), select_providers(True)[0], robot, weight=weight)
 
     def on_mode(self, msg: String) -> None:
         """Track the watchdog's mode."""

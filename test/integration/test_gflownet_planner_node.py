@@ -32,13 +32,15 @@ def test_the_gflownet_planner_node_plans_on_the_full_stack(ros_context, tmp_path
 
 
 def test_the_two_level_planner_node_routes_on_the_full_stack(ros_context, tmp_path):
-    """``hierarchy: true`` over the GFlowNet with the shipped slow level: on two_routes the planner
-    plans with a route of subgoals, says so in its explanation, and the robot keeps clear."""
+    """``hierarchy: true`` over the GFlowNet with the shipped slow level, and the learned world
+    model's predicted-state ambiguity in the cost: on two_routes the planner plans with a route of
+    subgoals, says so (and the plan's predicted ambiguity) in its explanation; the robot keeps clear."""
     from hjepa_agent.paths import data_path
     from hjepa_agent.runner import EmbeddedStack
 
     params = yaml.safe_load(data_path("config", "agent.yaml").read_text())
-    params["planner"]["ros__parameters"].update(planner="gflownet", hierarchy=True, always_plan=True)
+    params["planner"]["ros__parameters"].update(planner="gflownet", hierarchy=True, always_plan=True,
+                                                ambiguity_weight=0.5)
     path = tmp_path / "agent_two_level.yaml"
     path.write_text(yaml.safe_dump(params))
     stack = EmbeddedStack(ros_context, data_path("config", "scenarios", "two_routes.yaml"), seed=0, params_file=path)
@@ -47,6 +49,7 @@ def test_the_two_level_planner_node_routes_on_the_full_stack(ros_context, tmp_pa
         planner = stack.node("planner")
         assert planner.core.name == "gflownet+subgoals" and planner.plans > 0
         assert "route via" in planner.last_explanation, planner.last_explanation
+        assert "predicted along the plan" in planner.last_explanation
         assert planner.core.route is not None and not stack.world.in_collision()
     finally:
         stack.close()

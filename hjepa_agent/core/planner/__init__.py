@@ -25,13 +25,14 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
                   horizon: int = 15, dt_s: float = 0.2, samples: int = 64, iterations: int = 3,
                   mppi_temperature: float = 0.03, navfield: bool = True, navfield_resolution_m: float = 0.2,
                   navfield_size_m: float = 16.0, gflownet_samples: int = 15, models_dir=None,
-                  prefer_cuda: bool = True, hierarchy: bool = False):
+                  prefer_cuda: bool = True, hierarchy: bool = False, ambiguity=None):
     """The planner the node runs (and the planner benchmark measures): ``kind`` in PLANNERS over the
     shared cost (goal weight 0.3), with a navfield unless ``navfield`` is false. ``gflownet`` loads
     its networks from ``models_dir`` (default: the package's models/), checked against the manifest.
     ``hierarchy``: the two-level planner (core/planner/hierarchy.py): the slow subgoal GFlowNet
     (``subgoal_policy`` / ``subgoal_logz`` in ``models_dir``) over this planner as the fast level;
-    it needs the navfield."""
+    it needs the navfield. ``ambiguity``: a planner/latent.LatentAmbiguity whose predicted-state
+    ambiguity penalty is added to every candidate's cost (the fast level's, with ``hierarchy``)."""
     if kind not in PLANNERS:
         raise ValueError(f"planner: unknown planner {kind!r} (available: {', '.join(PLANNERS)})")
     if hierarchy:
@@ -41,7 +42,8 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
                              max_angular_rps=max_angular_rps, horizon=horizon, dt_s=dt_s, samples=samples,
                              iterations=iterations, mppi_temperature=mppi_temperature, navfield=True,
                              navfield_resolution_m=navfield_resolution_m, navfield_size_m=navfield_size_m,
-                             gflownet_samples=gflownet_samples, models_dir=models_dir, prefer_cuda=prefer_cuda)
+                             gflownet_samples=gflownet_samples, models_dir=models_dir, prefer_cuda=prefer_cuda,
+                             ambiguity=ambiguity)
         return _hierarchical(fast, models_dir, prefer_cuda, max_linear_mps, max_angular_rps)
     cost = planner_cost(footprint_radius_m)
     nav = (NavField(resolution_m=navfield_resolution_m, size_m=navfield_size_m, inflate_m=footprint_radius_m,
@@ -68,12 +70,12 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
                                      f"`hjepa-agent train planner --out DIR`")
         return GFlowNetPlanner(policy, log_z, cost, max_linear_mps, max_angular_rps, samples=gflownet_samples,
                                horizon=h, repeat=r, beta=float(data.get("beta", BETA)),
-                               cost_clip=float(data.get("cost_clip", COST_CLIP)), navfield=nav)
+                               cost_clip=float(data.get("cost_clip", COST_CLIP)), navfield=nav, ambiguity=ambiguity)
     common = dict(horizon=horizon, dt_s=dt_s, samples=samples, iterations=iterations,
                   max_linear_mps=max_linear_mps, max_angular_rps=max_angular_rps)
     if kind == "cem":
-        return CEMPlanner(CEMConfig(elites=max(1, samples // 8), **common), cost, navfield=nav)
-    return MPPIPlanner(MPPIConfig(temperature=mppi_temperature, **common), cost, navfield=nav)
+        return CEMPlanner(CEMConfig(elites=max(1, samples // 8), **common), cost, navfield=nav, ambiguity=ambiguity)
+    return MPPIPlanner(MPPIConfig(temperature=mppi_temperature, **common), cost, navfield=nav, ambiguity=ambiguity)
 
 def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, max_angular_rps: float):
     """The two-level planner over ``fast``, its slow level loaded from ``models_dir`` (manifest checked;

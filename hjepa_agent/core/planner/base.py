@@ -157,13 +157,15 @@ class PlanCost:
     def __call__(self, states: np.ndarray, actions: np.ndarray, goal: np.ndarray,
                  obstacles: np.ndarray, seed: np.ndarray | None = None,
                  action_scale: tuple[float, float] = (1.0, 1.0),
-                 to_go: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 to_go: Callable[[np.ndarray], np.ndarray] | None = None,
+                 penalty: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Cost (N,) and minimum clearance (N,) of plans with states (N, H+1, 3), actions (N, H, 2).
 
         With a ``seed`` (H, 2), the mean squared deviation from it (actions divided by
         ``action_scale``) is added with weight ``w_seed``. ``to_go`` maps positions (N, H, 2)
         to metres still to go (a navigation function round known obstacles, see navfield);
-        without it the straight-line distance to ``goal`` is used."""
+        without it the straight-line distance to ``goal`` is used. ``penalty`` maps the actions to an
+        extra cost (N,), e.g. the learned world model's predicted-state ambiguity (planner/latent.py)."""
         xy = states[:, 1:, :2]
         goal_d = (np.linalg.norm(xy - goal[None, None, :], axis=-1) if to_go is None
                   else np.asarray(to_go(xy), dtype=np.float32))
@@ -178,6 +180,8 @@ class PlanCost:
         if seed is not None:
             dev = (actions - seed[None]) / np.asarray(action_scale, dtype=np.float32)
             cost = cost + self.w_seed * np.mean(np.sum(dev * dev, axis=-1), axis=1)
+        if penalty is not None:
+            cost = cost + np.asarray(penalty(actions), np.float32)
         return cost.astype(np.float32), np.min(per_step, axis=1).astype(np.float32)
 
 
@@ -197,3 +201,11 @@ def make_plan(ws: WorldState, actions: np.ndarray, states: np.ndarray, cost: flo
                 log_probs=np.zeros(actions.shape[0], dtype=np.float32), log_reward=float(-beta * cost),
                 risk=risk, ambiguity=float(ws.ambiguity), dt_s=dt_s, planner=planner,
                 world_model_calls=calls, extras={"min_clearance_m": float(clearance_m), "cost": float(cost)})
+
+
+def with_predicted_ambiguity(plan: Plan, ambiguity, ws: WorldState) -> Plan:
+    """``plan`` with ``extras["predicted_ambiguity"]``: the learned world model's mean predicted-state
+    ambiguity along it (planner/latent.LatentAmbiguity), from the world state's latent."""
+    import dataclasses
+    amb = float(ambiguity(ws.latent, np.asarray(plan.actions)[None], plan.dt_s)[0])
+    return dataclasses.replace(plan, extras={**plan.extras, "predicted_ambiguity": amb})

@@ -63,6 +63,8 @@ def explain_plan(plan: Plan, goal: np.ndarray | None, mode: str, why: str = "") 
         outcome.append(f"min clearance {float(clear):.2f} m")
     pred = f"predicted: {', '.join(outcome)}" if outcome else "predicted: -"
     scores = f"risk {plan.risk:.2f}, ambiguity {plan.ambiguity:.2f}"
+    if "predicted_ambiguity" in plan.extras:   # the learned world model's, along the plan
+        scores += f" (predicted along the plan {float(plan.extras['predicted_ambiguity']):.2f})"
     if "log_z" in plan.extras:   # GFlowNet: where the plan came from, and what its risk is read from
         src = plan.extras.get("source", "")
         scores += (f" ({src + ', ' if src else ''}log R {plan.log_reward:.1f}, "

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hjepa_agent.core.planner.base import Budget, PlanCost, UnicycleModel, make_plan, obstacle_points
+from hjepa_agent.core.planner.base import (Budget, PlanCost, UnicycleModel, make_plan, obstacle_points,
+                                          with_predicted_ambiguity)
 from hjepa_agent.core.planner.navfield import NavField
 from hjepa_agent.core.planner.sampling import motion_primitives
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Plan, WorldState
@@ -145,6 +146,9 @@ class GFlowNetPlanner:
     cost_clip: float = COST_CLIP
     model: UnicycleModel = field(default_factory=UnicycleModel)
     navfield: NavField | None = None
+    ambiguity: object | None = None
+    """planner/latent.LatentAmbiguity: the learned world model's predicted-state ambiguity of each
+    candidate, added to its cost at run time (the networks were trained without it); None: not used."""
     seed: int = 0
     name: str = "gflownet"
     last_samples: np.ndarray | None = None
@@ -303,7 +307,8 @@ class GFlowNetPlanner:
                 sources.append("seed")
         actions = np.concatenate([expand(idx, *scale, r)] + extra, axis=0)
         states = self.model.rollout(ws.pose, actions, DT_S)
-        cost, clearance = self.cost(states, actions, goal, obstacles, None, scale, to_go)
+        pen = None if self.ambiguity is None else self.ambiguity.penalty(ws.latent, DT_S)
+        cost, clearance = self.cost(states, actions, goal, obstacles, None, scale, to_go, pen)
         calls = len(actions) * steps
         log_r = log_reward(cost, self.beta, self.cost_clip)
         self.last_samples = states[:n][clearance[:n] >= 0.0]
@@ -312,14 +317,14 @@ class GFlowNetPlanner:
         self.last_refine = {"rounds": 0, "proposals": 0, "accepted": 0, "improved": 0, "k": []}
         if budget.refine and not budget.expired():
             top = np.argsort(cost[:n])[:min(self.chains, n)]
-            score = lambda st, ix: self.cost(st, expand(ix, *scale, r), goal, obstacles, None, scale, to_go)  # noqa: E731
+            score = lambda st, ix: self.cost(st, expand(ix, *scale, r), goal, obstacles, None, scale, to_go, pen)  # noqa: E731
             b_idx, b_states, b_lr, calls = self.refine(cond, idx[top], states[top], log_r[top], score, budget, calls,
                                                             step_s)
             j = int(np.argmax(b_lr))
             if b_lr[j] > log_r.max():
                 refined = True
                 r_act = expand(b_idx[j:j + 1], *scale, r)
-                r_cost, r_clear = self.cost(b_states[j:j + 1], r_act, goal, obstacles, None, scale, to_go)
+                r_cost, r_clear = self.cost(b_states[j:j + 1], r_act, goal, obstacles, None, scale, to_go, pen)
                 refined_idx = b_idx[j]
                 actions = np.concatenate([actions, r_act])
                 states = np.concatenate([states, b_states[j:j + 1]])
@@ -343,6 +348,8 @@ class GFlowNetPlanner:
         else:
             lp, log_pf = np.zeros(steps), float("nan")
         lr = float(log_r[i])
+        if self.ambiguity is not None:
+            plan = with_predicted_ambiguity(plan, self.ambiguity, ws)
         return dataclasses.replace(
             plan, log_probs=lp.astype(np.float32), log_reward=lr, risk=plan_risk(lr, log_z, h),
             extras={**plan.extras, "log_z": log_z, "log_pf": log_pf, "source": src,

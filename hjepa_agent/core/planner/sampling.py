@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hjepa_agent.core.planner.base import Budget, PlanCost, UnicycleModel, make_plan, obstacle_points
+from hjepa_agent.core.planner.base import (Budget, PlanCost, UnicycleModel, make_plan, obstacle_points,
+                                          with_predicted_ambiguity)
 from hjepa_agent.core.planner.navfield import NavField
 from hjepa_agent.core.types import Plan, WorldState
 
@@ -89,6 +90,9 @@ class SamplingPlanner(ABC):
     cost: PlanCost
     model: UnicycleModel = field(default_factory=UnicycleModel)
     navfield: NavField | None = None
+    ambiguity: object | None = None
+    """planner/latent.LatentAmbiguity: adds the learned world model's predicted-state ambiguity of
+    each candidate (from the world state's latent) to its cost; None: not used."""
     name: str = "sampling"
     _mean: np.ndarray | None = None
     _rng: np.random.Generator | None = None
@@ -143,6 +147,7 @@ class SamplingPlanner(ABC):
         goal = np.asarray(goal, dtype=np.float32)
         nav = self.navfield
         to_go = None if nav is None else (lambda xy: nav.distance(xy, goal, ws.stamp_s))
+        pen = None if self.ambiguity is None else self.ambiguity.penalty(ws.latent, c.dt_s)
         best = (np.inf, None, None, 0.0)
         calls = 0
         for _ in range(c.iterations):
@@ -156,7 +161,7 @@ class SamplingPlanner(ABC):
             states = self.model.rollout(ws.pose, actions, c.dt_s)
             calls += c.samples * c.horizon
             cost, clearance = self.cost(states, actions, goal, obstacles, seed, (c.max_linear_mps, c.max_angular_rps),
-                                        to_go)
+                                        to_go, pen)
             i = int(np.argmin(cost))
             if cost[i] < best[0]:
                 best = (float(cost[i]), actions[i].copy(), states[i].copy(), float(clearance[i]))
@@ -169,9 +174,10 @@ class SamplingPlanner(ABC):
         if best[1] is None:  # budget too small for one iteration: hold still, flagged as risky
             actions = np.zeros((c.horizon, 2), dtype=np.float32)
             states = self.model.rollout(ws.pose, actions[None], c.dt_s)[0]
-            cost, clearance = self.cost(states[None], actions[None], goal, obstacles, to_go=to_go)
+            cost, clearance = self.cost(states[None], actions[None], goal, obstacles, to_go=to_go, penalty=pen)
             best = (float(cost[0]), actions, states, float(clearance[0]))
         self._mean = mean
         # (4) the best plan seen
-        return make_plan(ws, best[1], best[2], best[0], best[3], self.cost.safe_clearance_m, c.dt_s,
+        plan = make_plan(ws, best[1], best[2], best[0], best[3], self.cost.safe_clearance_m, c.dt_s,
                          self.name, calls)
+        return plan if self.ambiguity is None else with_predicted_ambiguity(plan, self.ambiguity, ws)
