@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                         "further options go to the trainer (--help)")
     e = sub.add_parser("eval", help="evaluate trained models on held-out data", add_help=False)
     e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
+    u = sub.add_parser("tune", help="the watchdog's thresholds on recorded runs (replay)", add_help=False)
+    u.add_argument("what", choices=["replay"], help="replay: re-run the watchdog on a recorded run (--help)")
     b = sub.add_parser("bench", help="measurements that are not tests")
     b.add_argument("what", choices=["feeder-loss", "planners"],
                    help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire; "
@@ -143,8 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             return _bench(args)
         if args.verb == "eval":
             return _eval(args, rest)
+        if args.verb == "tune":
+            from hjepa_agent.tune import tune_main
+            return int(tune_main([args.what, *rest]) or 0)
         return _train(args, rest)
-    except (ConfigError, ModelMismatchError, FileNotFoundError) as exc:
+    except (ConfigError, ModelMismatchError, FileNotFoundError, ValueError) as exc:
         logging.getLogger("hjepa_agent").error("%s", exc)
         return 2
 

@@ -357,11 +357,11 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
 
 def _wait_for_discovery(sim, nodes, executor, timeout_s: float = 10.0) -> None:
     """Spin until every publisher of the sim and the agent has its subscribers matched (not the topics
-    only viewers and the recorder read: paths, route, events, explanations)."""
+    only viewers and the recorder read: paths, route, events, explanations, the watchdog's journal)."""
     pubs = [sim.pub_image, sim.pub_scan, sim.pub_odom, sim.pub_goal]
     for node in nodes:
         pubs += [p for p in node.publishers if p.topic_name.startswith(("/agent", "/cmd_vel"))
-                 and not p.topic_name.endswith(("/path", "/route", "/events", "/explanation"))]
+                 and not p.topic_name.endswith(("/path", "/route", "/events", "/explanation", "/journal"))]
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
         if all(p.get_subscription_count() > 0 for p in pubs):

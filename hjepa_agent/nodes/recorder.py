@@ -26,7 +26,7 @@ TOPICS: tuple[tuple[str, type], ...] = (
     ("/goal_pose", PoseStamped), ("/agent/percept", JointState), ("/agent/world_state", JointState),
     ("/agent/habitual/cmd", TwistStamped), ("/agent/plan", JointState), ("/agent/plan/path", PathMsg),
     ("/agent/plan/route", PathMsg), ("/agent/plan/explanation", String),
-    ("/agent/mode", String), ("/agent/speed_scale", Float32), ("/agent/events", String), ("/agent/estop", Bool), ("/cmd_vel", TwistStamped),
+    ("/agent/mode", String), ("/agent/speed_scale", Float32), ("/agent/events", String), ("/agent/watchdog/journal", String), ("/agent/estop", Bool), ("/cmd_vel", TwistStamped),
     ("/diagnostics", DiagnosticArray),
 )
 """Everything a run is judged on: inputs, world states, plans, modes, events and commands."""
