@@ -113,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                         "further options go to the trainer (--help)")
     e = sub.add_parser("eval", help="evaluate trained models on held-out data", add_help=False)
     e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
-    u = sub.add_parser("tune", help="the watchdog's thresholds on recorded runs (replay)", add_help=False)
-    u.add_argument("what", choices=["replay"], help="replay: re-run the watchdog on a recorded run (--help)")
+    u = sub.add_parser("tune", help="the watchdog's thresholds on recorded runs (replay, calibrate)", add_help=False)
+    u.add_argument("what", choices=["replay", "calibrate"],
+                   help="replay: re-run the watchdog on a recorded run; calibrate: thresholds from nominal runs "
+                        "(conformal); options: --help")
     b = sub.add_parser("bench", help="measurements that are not tests")
     b.add_argument("what", choices=["feeder-loss", "planners"],
                    help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire; "

@@ -1,10 +1,12 @@
 """`hjepa-agent tune replay`: a recorded sim run, replayed offline through the watchdog's core with
 the thresholds it ran with, gives the same mode and events at every tick; with other thresholds
-it shows what the watchdog would have done instead."""
+it shows what the watchdog would have done instead. `tune calibrate` sets thresholds from the
+recorded episodes, and refuses when there are too few for the asked false-alarm rate."""
 import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from hjepa_agent.paths import data_path
@@ -36,3 +38,20 @@ def test_replay_reproduces_the_live_decisions_and_other_thresholds_change_them(t
     assert not other["identical"] and other["first_difference"] is not None
     ticks = other["mode_ticks"]
     assert ticks["replay"].get("SAFE_STOP", 0) > ticks["live"].get("SAFE_STOP", 0) + 50
+
+    # calibrate on this one nominal episode: alpha 0.5 needs one; 0.05 needs 19 and is refused
+    cal = tmp_path / "calibrated.yaml"
+    proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "tune", "calibrate", "--runs", str(run),
+                           "--alpha", "0.5", "--out", str(cal)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from hjepa_agent.core.watchdog import load_watchdog_config
+    new = load_watchdog_config(cal)
+    report = json.loads(proc.stdout[:proc.stdout.rindex("}") + 1])
+    assert report["episodes"] == 1
+    assert new.ambiguity_stop == pytest.approx(report["scores"]["episode_max_ambiguity"]["max"] + 1e-3, abs=1e-3)
+    again = _replay(run / "run.mcap", cal, tmp_path / "again.json")
+    assert again["interventions"]["replay"]["SAFE_STOP"] == 0           # its own episode never trips it
+    proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "tune", "calibrate", "--runs", str(run),
+                           "--alpha", "0.05", "--out", str(tmp_path / "x.yaml")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "too few" in proc.stderr

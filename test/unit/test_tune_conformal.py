@@ -1,0 +1,27 @@
+"""Split-conformal thresholds for tune calibrate: the right order statistic, refusal with too few
+episodes, and the false-alarm guarantee on exchangeable scores."""
+import math
+
+import numpy as np
+
+from hjepa_agent.tune import conformal_upper
+
+
+def test_the_order_statistic_and_too_few_episodes():
+    s = np.arange(1.0, 20.0)                    # 19 scores 1..19
+    assert conformal_upper(s, 0.05) == 19.0     # ceil(20 * 0.95) = 19th smallest
+    assert conformal_upper(s, 0.2) == 16.0      # ceil(20 * 0.8) = 16th
+    assert math.isinf(conformal_upper(s[:18], 0.05))   # ceil(19 * 0.95) = 19 > 18: too few to promise 5 %
+    assert conformal_upper(np.array([3.0]), 0.5) == 3.0
+
+
+def test_a_new_nominal_score_exceeds_the_threshold_at_most_alpha_of_the_time():
+    rng = np.random.default_rng(0)
+    for n, alpha in ((19, 0.05), (39, 0.05), (50, 0.1)):
+        trials = 4000
+        cal = rng.gamma(2.0, 1.0, (trials, n))
+        new = rng.gamma(2.0, 1.0, trials)
+        tau = np.array([conformal_upper(c, alpha) for c in cal])
+        rate = float(np.mean(new > tau))
+        assert rate <= alpha + 0.01, (n, alpha, rate)
+        assert rate >= alpha - 0.035, (n, alpha, rate)   # and not needlessly conservative
