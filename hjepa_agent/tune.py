@@ -14,15 +14,17 @@ It also times the core's decision (``Watchdog.tick``) at every tick: ``core_tick
 
 ``tune calibrate --runs DIR... --alpha A --out FILE`` sets thresholds from nominal recorded runs
 (every episode in them exchangeable and fault-free) so that each intervention decided from a score
-fires in at most a fraction ``alpha`` of nominal episodes (split conformal: with n episodes, the
-ceil((n+1)(1-alpha))-th smallest episode score; needs n >= 1/alpha - 1):
+fires in at most a fraction ``alpha`` of nominal episodes. Each of the two scores below gets
+alpha / 2 (so together they stay within alpha), by split conformal: with n episodes, the
+ceil((n+1)(1-alpha/2))-th smallest episode score, which needs n >= 2/alpha - 1 (39 for 5 %):
 
 * ``ambiguity_stop`` (SAFE_STOP): just above that quantile of each episode's largest world-state
   ambiguity (after the start-up wait for fresh inputs);
 * ``clearance_optimise_m`` (PLANNING -> OPTIMISING): just below that quantile, from below, of each
   episode's smallest predicted plan clearance while it was PLANNING (kept within [0, clearance_plan_m]).
 
-The other thresholds are copied from ``--thresholds``. Nothing checks here that the calibrated
+The other thresholds are copied from ``--thresholds``; OPTIMISING entered because planning made no
+progress (the stall rule) is not calibrated, and counts as an intervention in replay's report. Nothing checks here that the calibrated
 thresholds still catch faults: that is the fault suite's job (not built yet), as is ``tune sweep``.
 """
 from __future__ import annotations
@@ -186,11 +188,14 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
     n = len(amb_max)
     if n == 0:
         raise ValueError("tune calibrate: no episode in the runs got past the start-up SAFE_STOP")
-    amb = conformal_upper(np.array(list(amb_max.values())), alpha)
-    neg = conformal_upper(-np.array(list(plan_min.values())), alpha)   # a low clearance is the alarm
+    # two scores decide interventions: each gets alpha / 2, so that together they fire in at most
+    # alpha of nominal episodes (Bonferroni)
+    each = alpha / 2.0
+    amb = conformal_upper(np.array(list(amb_max.values())), each)
+    neg = conformal_upper(-np.array(list(plan_min.values())), each)   # a low clearance is the alarm
     if not math.isfinite(amb):
-        raise ValueError(f"tune calibrate: {n} nominal episodes are too few for alpha {alpha}: needs at least "
-                         f"{math.ceil(1.0 / alpha - 1.0)}; record more (hjepa-agent sim --episodes N)")
+        raise ValueError(f"tune calibrate: {n} nominal episodes are too few for alpha {alpha} ({each} per score): "
+                         f"needs at least {math.ceil(1.0 / each - 1.0)}; record more (hjepa-agent sim --episodes N)")
     doc = yaml.safe_load(Path(thresholds).read_text())
     old = {"ambiguity_stop": cfg.ambiguity_stop, "clearance_optimise_m": cfg.clearance_optimise_m}
     doc["ambiguity_stop"] = round(amb + 1e-3, 3)
@@ -198,7 +203,7 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
     # the clearance at which PLANNING starts, nor below 0 (touching)
     clear = -neg if math.isfinite(neg) else cfg.clearance_plan_m
     doc["clearance_optimise_m"] = round(float(np.clip(clear - 1e-3, 0.0, cfg.clearance_plan_m)), 3)
-    report = {"runs": [str(b) for b in bags], "episodes": n, "alpha": alpha, "before": old,
+    report = {"runs": [str(b) for b in bags], "episodes": n, "alpha": alpha, "alpha_per_score": each, "before": old,
               "after": {k: doc[k] for k in old},
               "scores": {"episode_max_ambiguity": {"p50": float(np.median(list(amb_max.values()))),
                                                    "max": float(max(amb_max.values()))},

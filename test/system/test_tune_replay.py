@@ -23,7 +23,7 @@ def _replay(bag, thresholds, out):
 def test_replay_reproduces_the_live_decisions_and_other_thresholds_change_them(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "sim", "--scenario",
-                           str(data_path("config", "scenarios", "corridor.yaml")), "--episodes", "1", "--out", str(run),
+                           str(data_path("config", "scenarios", "corridor.yaml")), "--episodes", "2", "--out", str(run),
                            "--quiet"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     same = _replay(run / "run.mcap", data_path("config", "watchdog.yaml"), tmp_path / "same.json")
@@ -39,18 +39,18 @@ def test_replay_reproduces_the_live_decisions_and_other_thresholds_change_them(t
     ticks = other["mode_ticks"]
     assert ticks["replay"].get("SAFE_STOP", 0) > ticks["live"].get("SAFE_STOP", 0) + 50
 
-    # calibrate on this one nominal episode: alpha 0.5 needs one; 0.05 needs 19 and is refused
+    # calibrate on these two nominal episodes: alpha 0.99 (0.495 per score) needs two; 0.05 needs 39: refused
     cal = tmp_path / "calibrated.yaml"
     proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "tune", "calibrate", "--runs", str(run),
-                           "--alpha", "0.5", "--out", str(cal)], capture_output=True, text=True, timeout=300)
+                           "--alpha", "0.99", "--out", str(cal)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from hjepa_agent.core.watchdog import load_watchdog_config
     new = load_watchdog_config(cal)
     report = json.loads(proc.stdout[:proc.stdout.rindex("}") + 1])
-    assert report["episodes"] == 1
+    assert report["episodes"] == 2
     assert new.ambiguity_stop == pytest.approx(report["scores"]["episode_max_ambiguity"]["max"] + 1e-3, abs=1e-3)
     again = _replay(run / "run.mcap", cal, tmp_path / "again.json")
-    assert again["interventions"]["replay"]["SAFE_STOP"] == 0           # its own episode never trips it
+    assert again["interventions"]["replay"]["SAFE_STOP"] == 0           # its own episodes never trip it
     proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "tune", "calibrate", "--runs", str(run),
                            "--alpha", "0.05", "--out", str(tmp_path / "x.yaml")], capture_output=True, text=True,
                           timeout=300)
