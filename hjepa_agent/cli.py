@@ -14,14 +14,17 @@ from hjepa_agent.core.models import ModelMismatchError
 
 def _sim(args: argparse.Namespace) -> int:
     from hjepa_agent.runner import RunConfig, run
+    from hjepa_agent.sim.faults import parse_faults
 
+    faults = parse_faults(args.faults or "")
     cfg = RunConfig(scenarios=tuple(Path(s) for s in args.scenario), episodes=args.episodes, seed=args.seed,
                     out=Path(args.out), gui=args.gui, params_file=args.params, ego_model=args.ego_model,
-                    robot=args.robot, record=not args.no_record)
+                    robot=args.robot, record=not args.no_record, faults=tuple(faults),
+                    fault_per_episode="suite" in (args.faults or ""))
     summary = run(cfg, progress=not args.quiet)
     brief = {k: summary[k] for k in ("episodes", "successes", "success_rate", "collisions", "limit_violations",
                                      "mean_time_to_goal_s", "cmd_latency_ms", "mode_time_fraction", "safe_stops",
-                                     "lockstep_misses")}
+                                     "lockstep_misses", "faults") if k in summary}
     print(json.dumps(brief, indent=2))
     print(f"wrote {args.out}/summary.json, episodes.jsonl, trajectories.png" + ("" if args.no_record else ", run.mcap"))
     return 0
@@ -103,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ego-model", type=Path, default=None, help="ego model YAML (default config/ego_model.yaml)")
     p.add_argument("--robot", type=Path, default=None, help="robot description YAML (default config/robots/diffbot.yaml)")
     p.add_argument("--no-record", action="store_true", help="skip the MCAP recording")
+    p.add_argument("--faults", default=None,
+                   help="inject faults: kind@onset_s[:magnitude],... into every episode, or 'suite': one kind per "
+                        "episode in turn (camera_blackout, camera_frozen, sensor_delay, battery_sag, overheating, "
+                        "obstacle_drop, wheel_slip; hjepa_agent/sim/faults.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     # train/eval: --help goes through to the trainer's or evaluator's own options
     t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest", add_help=False)

@@ -36,6 +36,17 @@ class EpisodeResult:
     mode_ticks: dict[str, int] = field(default_factory=lambda: {m.name: 0 for m in Mode})
     path: list[tuple[float, float]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    """Injected faults (kind@onset_s), if any (sim/faults.py)."""
+    fault_detected: bool | None = None
+    """Whether the watchdog responded after the first onset: entered SAFE_STOP (for obstacle_drop:
+    left HABITUAL); None without faults."""
+    detection_delay_s: float | None = None
+    breach: str | None = None
+    """What happened that must not: 'collision', 'battery below floor while moving', 'motor above
+    its maximum temperature while moving' (the first), or None."""
+    lead_s: float | None = None
+    """Seconds from the detection to the breach (negative: the breach came first)."""
 
 
 def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: EgoModel) -> dict[str, int]:
@@ -98,12 +109,43 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float]) -> dict[str
         "mode_time_fraction": {k: v / total for k, v in ticks.items()},
         "safe_stops": sum(r.safe_stops for r in results),
         "lockstep_misses": sum(r.lockstep_misses for r in results),
+        **({"faults": fault_summary(results)} if any(r.faults for r in results) else {}),
         "per_episode": [{"episode": r.episode, "scenario": r.scenario, "seed": r.seed, "success": r.success,
                          "outcome": r.outcome, "collision": r.collision, "time_s": round(r.time_s, 3),
                          "time_to_goal_s": r.time_to_goal_s, "safe_stops": r.safe_stops,
                          "limit_violations": r.limit_violations, "lockstep_misses": r.lockstep_misses,
-                         "min_clearance_m": round(r.min_clearance_m, 3)} for r in results],
+                         "min_clearance_m": round(r.min_clearance_m, 3),
+                         **({"faults": r.faults, "fault_detected": r.fault_detected,
+                             "detection_delay_s": r.detection_delay_s, "breach": r.breach, "lead_s": r.lead_s}
+                            if r.faults else {})} for r in results],
     }
+
+
+def fault_summary(results: list[EpisodeResult]) -> dict[str, Any]:
+    """Per injected fault kind: episodes, detected, collisions, breaches, detection delay and lead."""
+    out: dict[str, Any] = {}
+    for r in results:
+        for f in r.faults:
+            k = f.split("@")[0]
+            d = out.setdefault(k, {"episodes": 0, "detected": 0, "collisions": 0, "breaches": 0,
+                                   "detection_delay_s": [], "lead_s": []})
+            d["episodes"] += 1
+            d["detected"] += bool(r.fault_detected)
+            d["collisions"] += r.collision
+            d["breaches"] += r.breach is not None
+            if r.detection_delay_s is not None:
+                d["detection_delay_s"].append(r.detection_delay_s)
+            if r.lead_s is not None:
+                d["lead_s"].append(r.lead_s)
+    for d in out.values():
+        for key in ("detection_delay_s", "lead_s"):
+            v = d.pop(key)
+            d[key] = {"max": round(max(v), 3), "min": round(min(v), 3)} if v else None
+    total = sum(d["episodes"] for d in out.values())
+    out["all"] = {"episodes": total, "detected": sum(d["detected"] for d in out.values()),
+                  "collisions": sum(d["collisions"] for d in out.values()),
+                  "breaches": sum(d["breaches"] for d in out.values())}
+    return out
 
 
 def plot_trajectories(results: list[EpisodeResult], scenarios: dict[str, Scenario], path: Path) -> None:

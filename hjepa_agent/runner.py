@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -49,6 +50,9 @@ class RunConfig:
     ego_model: Path | None = None
     robot: Path | None = None
     record: bool = True
+    faults: tuple = ()
+    """sim/faults.Fault: applied to every episode; with ``fault_per_episode`` one per episode, in turn."""
+    fault_per_episode: bool = False
 
 
 def isolate_dds(domain_id: int | None = None) -> int:
@@ -102,6 +106,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
 
     from hjepa_agent.nodes.recorder import MetricsNode, Recorder
     from hjepa_agent.nodes.sim import SimNode
+    from hjepa_agent.sim.faults import FaultInjector
     from hjepa_agent.sim.world import SimWorld
 
     scenario_list = [s for p in cfg.scenarios for s in load_scenarios(p)]
@@ -128,6 +133,10 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     try:
         for i in bar:
             scenario = scenario_list[i % len(scenario_list)]
+            faults = list(cfg.faults)
+            if cfg.fault_per_episode and faults:
+                faults = [faults[i % len(faults)]]
+            sim.faults = FaultInjector(faults) if faults else None
             res = _run_episode(i, scenario, cfg.seed + i, sim, metrics, executor, ctx, params, ego, ego_path)
             results.append(res)
             episodes_file.write(json.dumps({k: v for k, v in res.__dict__.items() if k != "path"}) + "\n")
@@ -309,14 +318,33 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
         t_start = sim.sim_time_s
         stopped_since = None
         prev_mode = Mode.SAFE_STOP  # the watchdog starts in an unlatched SAFE_STOP until inputs are fresh
+        injected = sim.faults.faults if sim.faults is not None else []
+        res.faults = [f"{f.kind}@{f.onset_s:g}" for f in injected]
+        onset = min((f.onset_s for f in injected), default=math.inf)
+        responses = ({Mode.PLANNING, Mode.OPTIMISING, Mode.SAFE_STOP}
+                     if [f.kind for f in injected] == ["obstacle_drop"] else {Mode.SAFE_STOP})
+        detected_at = None
+        hard = ego.hard
         while True:
             stamp_ns = step.tick()
             mode = metrics.mode
             res.mode_ticks[mode.name] += 1
             if mode == Mode.SAFE_STOP and prev_mode != Mode.SAFE_STOP:
                 res.safe_stops += 1
-            prev_mode = mode
             elapsed = sim.sim_time_s - t_start
+            if injected and elapsed >= onset:
+                if detected_at is None and mode in responses and (mode != prev_mode or mode != Mode.SAFE_STOP):
+                    detected_at = elapsed
+                moving = abs(sim.world.twist()[0]) > 0.01
+                why = ("collision" if sim.world.in_collision() else
+                       "battery below floor while moving"
+                       if moving and 100.0 * sim.world.battery()[1] < hard.power.battery_floor_pct else
+                       "motor above its maximum temperature while moving"
+                       if moving and sim.world.motor_temperature_c() > hard.thermal.max_operating_temp_c else None)
+                if why is not None and res.breach is None:
+                    res.breach = why
+                    res.lead_s = None if detected_at is None else round(elapsed - detected_at, 3)
+            prev_mode = mode
             if stamp_ns is None:
                 continue
             x, y, _ = sim.world.pose()
@@ -340,6 +368,9 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
             else:
                 stopped_since = None
         res.time_s = sim.sim_time_s - t_start
+        if injected:
+            res.fault_detected = detected_at is not None
+            res.detection_delay_s = None if detected_at is None else round(detected_at - onset, 3)
     finally:
         if step is not None:
             res.lockstep_misses = step.misses

@@ -39,6 +39,8 @@ from hjepa_agent.config.loader import build, read_yaml, require
 from hjepa_agent.core.events import Event
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState, sector_angles
 
+TREND_WINDOW_S = 3.0
+"""Battery and temperature trends are fitted over this much of their history."""
 SENSOR_INPUTS = ("camera", "scan", "odom", "battery", "temperature")
 """Inputs whose maximum age comes from the ego model's sensors section."""
 INPUTS = SENSOR_INPUTS + ("world_state", "habitual", "planner")
@@ -59,6 +61,7 @@ class WatchdogConfig:
     temperature_derate_c: float = 60.0
     derate_min_scale: float = 0.3
     overspeed_tolerance: float = 0.1
+    limit_predict_s: float = 3.0
     stall_window_s: float = 4.0
     stall_progress_m: float = 0.1
     stall_goal_radius_m: float = 0.2
@@ -83,6 +86,7 @@ class WatchdogConfig:
         require(0.0 <= c.derate_min_scale <= 1.0, "derate_min_scale", f"must be in [0, 1], got {c.derate_min_scale=}")
         require(0.0 <= c.overspeed_tolerance <= 1.0, "overspeed_tolerance",
                 f"must be in [0, 1], got {c.overspeed_tolerance=}")
+        require(0.0 <= c.limit_predict_s <= 60.0, "limit_predict_s", f"must be in [0, 60] s, got {c.limit_predict_s=}")
         require(c.stall_window_s == 0.0 or 0.5 <= c.stall_window_s <= 60.0, "stall_window_s",
                 f"must be 0 (off) or in [0.5, 60] s, got {c.stall_window_s=}")
         require(0.0 <= c.stall_progress_m <= 5.0, "stall_progress_m", f"must be in [0, 5] m, got {c.stall_progress_m=}")
@@ -201,6 +205,7 @@ class Watchdog:
         self._odom: tuple[float, float] | None = None
         self._battery: float | None = None
         self._temp: float | None = None
+        self._trend: dict[str, list[tuple[float, float]]] = {"battery": [], "temperature": []}  # (time, value)
         self._ws: WorldState | None = None
         self._hab: Proposal | None = None
         self._plan: Plan | None = None
@@ -229,10 +234,36 @@ class Watchdog:
     def on_battery(self, pct: float, now_s: float) -> None:
         """Battery state of charge, % (freshness via on_input("battery", ...))."""
         self._battery = float(pct)
+        self._remember("battery", now_s, self._battery)
 
     def on_temperature(self, c: float, now_s: float) -> None:
         """Motor temperature, degC (freshness via on_input("temperature", ...))."""
         self._temp = float(c)
+        self._remember("temperature", now_s, self._temp)
+
+    def _remember(self, name: str, now_s: float, value: float) -> None:
+        """Keep the last TREND_WINDOW_S of a reading, for its trend."""
+        hist = self._trend[name]
+        hist.append((float(now_s), value))
+        while hist and hist[0][0] < now_s - TREND_WINDOW_S:
+            hist.pop(0)
+
+    def _time_to(self, name: str, limit: float, falling: bool) -> float | None:
+        """Seconds until reading ``name`` reaches ``limit`` at its trend over the window (Theil-Sen: the
+        median of the slopes between every two readings, over at least three readings spanning 1 s, so
+        one odd reading is not a trend), or None if it is not heading there."""
+        hist = self._trend[name]
+        if len(hist) < 3 or hist[-1][0] - hist[0][0] < 1.0:
+            return None
+        t = np.array([h[0] for h in hist])
+        v = np.array([h[1] for h in hist])
+        i, j = np.triu_indices(len(t), 1)
+        dt = t[j] - t[i]
+        ok = dt > 1e-6
+        slope = float(np.median((v[j] - v[i])[ok] / dt[ok])) if ok.any() else 0.0
+        gap = (v[-1] - limit) if falling else (limit - v[-1])
+        rate = -slope if falling else slope
+        return gap / rate if rate > 1e-9 and gap > 0.0 else None
 
     def on_world_state(self, ws: WorldState, now_s: float) -> None:
         """Latest world state (pose, scan sectors, ambiguity); timed by receipt."""
@@ -299,6 +330,17 @@ class Watchdog:
                                    ("w", self._odom[1], k.angular_z.max_velocity)):
                 if not abs(val) <= lim * (1.0 + self.cfg.overspeed_tolerance):
                     causes.append(f"measured |{name}|={abs(val):.3f} above hard limit {lim:.3f}")
+        if self.cfg.limit_predict_s > 0.0:
+            # graded: stop while the limit is still ahead, if the trend reaches it within limit_predict_s
+            # (the time a stop takes is well inside it)
+            t_bat = self._time_to("battery", floor, falling=True)
+            if t_bat is not None and t_bat < self.cfg.limit_predict_s:
+                causes.append(f"battery {self._battery:.1f} % reaches the floor {floor:.1f} % in {t_bat:.1f} s "
+                              f"< {self.cfg.limit_predict_s:.1f} s at its trend")
+            t_hot = self._time_to("temperature", th.max_operating_temp_c, falling=False)
+            if t_hot is not None and t_hot < self.cfg.limit_predict_s:
+                causes.append(f"temperature {self._temp:.1f} degC reaches {th.max_operating_temp_c:.1f} degC in "
+                              f"{t_hot:.1f} s < {self.cfg.limit_predict_s:.1f} s at its trend")
         if self._ws is not None and not self._ws.ambiguity <= self.cfg.ambiguity_stop:
             causes.append(f"ambiguity {self._ws.ambiguity:.3f} > {self.cfg.ambiguity_stop:.3f}")
         return causes

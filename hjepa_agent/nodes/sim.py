@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperat
 from hjepa_agent.nodes.codec import from_time, time_ns, to_time
 from hjepa_agent.nodes.common import RELIABLE_QOS, Diagnostics, declare
 from hjepa_agent.paths import data_path
+from hjepa_agent.sim.faults import FaultInjector
 from hjepa_agent.sim.robot import RobotDescription, load_robot_description
 from hjepa_agent.sim.scenario import Scenario, load_scenario
 from hjepa_agent.sim.world import SimWorld
@@ -79,6 +81,9 @@ class SimNode(Node):
         self.last_cmd_origin_ns = -1
         self.bad_cmds = 0
         self._rng = np.random.default_rng(0)
+        self.faults: FaultInjector | None = None
+        """Injected faults (sim/faults.py), applied from their onset into each episode; None: none."""
+        self._delayed: deque = deque()   # (sim time s, stamp, rgb, ranges) waiting to go out (sensor_delay)
         self.pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
         self.pub_image = self.create_publisher(Image, "camera/image_raw", RELIABLE_QOS)
         self.pub_scan = self.create_publisher(LaserScan, "scan", RELIABLE_QOS)
@@ -104,6 +109,9 @@ class SimNode(Node):
         self.world.set_cmd(0.0, 0.0)
         self._rng = np.random.default_rng(seed)
         self.tick = 0
+        self._delayed.clear()
+        if self.faults is not None:
+            self.faults.reset(self.world)
 
     @property
     def sim_time_s(self) -> float:
@@ -148,22 +156,32 @@ class SimNode(Node):
     def publish_due(self) -> int | None:
         """Publish the sensors due at this tick. Returns the camera stamp (ns) if a frame went out."""
         stamp = to_time(self.sim_time_s)
+        t_ep = self.world.time_s
+        if self.faults is not None:
+            self.faults.on_tick(self.world, t_ep)
         if self.tick % ODOM_EVERY == 0:
             self._publish_odom(stamp)
         if self.tick % SLOW_EVERY == 1:
             self._publish_slow(stamp)
+        out = None
         if self.tick % CAMERA_EVERY == CAMERA_PHASE:
-            self._publish_scan(stamp)
-            self._publish_image(stamp)
-            return time_ns(stamp)
-        return None
+            rgb = self.world.render_camera()
+            # Sensor noise (sigma ~2 grey levels): a real camera never repeats a frame bit for bit,
+            # so perception's frozen-camera check means the same thing here as on a robot.
+            noise = self._rng.integers(-3, 4, size=rgb.shape, dtype=np.int16)
+            rgb = np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+            if self.faults is not None:   # a frozen camera does repeat its frame bit for bit
+                rgb = self.faults.image(rgb, t_ep)
+            self._delayed.append((t_ep, stamp, rgb, self.world.scan()))
+        delay = 0.0 if self.faults is None else self.faults.delay_s(t_ep)
+        while self._delayed and self._delayed[0][0] <= t_ep - delay + 1e-9:
+            _, old_stamp, rgb, ranges = self._delayed.popleft()
+            self._publish_scan(old_stamp, ranges)
+            self._publish_image(old_stamp, rgb)
+            out = time_ns(old_stamp)
+        return out
 
-    def _publish_image(self, stamp) -> None:
-        rgb = self.world.render_camera()
-        # Sensor noise (sigma ~2 grey levels): a real camera never repeats a frame bit for bit,
-        # so perception's frozen-camera check means the same thing here as on a robot.
-        noise = self._rng.integers(-3, 4, size=rgb.shape, dtype=np.int16)
-        rgb = np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    def _publish_image(self, stamp, rgb: np.ndarray) -> None:
         msg = Image()
         msg.header.stamp = stamp
         msg.header.frame_id = self.robot.camera.link
@@ -178,8 +196,7 @@ class SimNode(Node):
         self.last_camera_ns = ns
         self.pub_image.publish(msg)
 
-    def _publish_scan(self, stamp) -> None:
-        ranges = self.world.scan()
+    def _publish_scan(self, stamp, ranges: np.ndarray) -> None:
         n = ranges.size
         msg = LaserScan()
         msg.header.stamp = stamp

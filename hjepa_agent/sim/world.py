@@ -153,6 +153,19 @@ class SimWorld:
         bc.resetBasePositionAndOrientation(body, (layout.start.x_m, layout.start.y_m, 0.5 - lowest + 5e-4), orn)
         self._body = body
 
+    # ----------------------------------------------------------------- injected faults
+    def drop_box(self, x_m: float, y_m: float, half_size_m: float) -> None:
+        """A box obstacle appears at (x, y) (fault injection: an obstacle dropped in the robot's way);
+        it counts for collisions and clearance like the layout's."""
+        colour = self.appearance.obstacle_colors[0]
+        self._obstacle_bodies.append(self._box((half_size_m, half_size_m, OBSTACLE_HEIGHT_M / 2),
+                                               (x_m, y_m, OBSTACLE_HEIGHT_M / 2), 0.0, colour))
+
+    def set_wheel_friction(self, mu: float) -> None:
+        """Lateral friction of every wheel (fault injection: a slippery floor); reset() restores it."""
+        for j in self._wheel_idx:
+            self._bc.changeDynamics(self._body, j, lateralFriction=float(mu))
+
     # ----------------------------------------------------------------- actuation
     def set_cmd(self, v_mps: float, w_rps: float) -> None:
         """Command body velocity v (m/s, forward) and w (rad/s, counter-clockwise) via wheel speeds."""

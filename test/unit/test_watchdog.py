@@ -372,3 +372,41 @@ def test_stall_settings_are_range_checked():
                {"stall_goal_radius_m": 11.0}):
         with pytest.raises(ValueError, match=next(iter(kw))):
             dataclasses.replace(CFG, **kw)
+
+
+@pytest.mark.parametrize("what", ["battery", "temperature"])
+def test_a_fast_trend_towards_a_hard_limit_stops_the_robot_while_the_limit_is_still_ahead(what: str) -> None:
+    """Battery falling (or motors heating) fast: SAFE_STOP once the trend reaches the ego model's limit
+    within limit_predict_s, well before the limit; the same level reached slowly does not stop."""
+    floor, hot = EGO.hard.power.battery_floor_pct, EGO.hard.thermal.max_operating_temp_c
+    cfg = dataclasses.replace(CFG, limit_predict_s=3.0)
+    for rate, stops in ((5.0, True), (0.05, False)):        # per second: a sag, and nominal-ish drain
+        f = Feed(cfg)
+        f.battery, f.temp = 60.0, 50.0
+        f.at(0.0)
+        stopped_at = None
+        for i in range(1, 101):
+            t = 0.1 * i
+            if what == "battery":
+                f.battery = 60.0 - rate * t
+            else:
+                f.temp = 50.0 + rate * t
+            out = f.at(t)
+            if out.mode == Mode.SAFE_STOP and stopped_at is None and t > 0.5:
+                stopped_at = t
+                value = f.battery if what == "battery" else f.temp
+                reason = [r for e in out.events for r in e.reasons if "at its trend" in r]
+                assert reason, out.events
+        if stops:
+            assert stopped_at is not None
+            margin = (value - floor) / rate if what == "battery" else (hot - value) / rate
+            assert 2.0 < margin <= 3.0 + 0.2           # stopped about limit_predict_s before the limit
+        else:
+            assert stopped_at is None
+
+
+def test_one_odd_battery_reading_is_not_a_trend() -> None:
+    f = started(dataclasses.replace(CFG, limit_predict_s=3.0))
+    f.battery = 40.0                                     # from 80 % to 40 % in one reading, then steady
+    modes = [o.mode for o in f.run(0.1, 6.0)]
+    assert Mode.SAFE_STOP not in modes
