@@ -21,6 +21,8 @@ def _sim(args: argparse.Namespace) -> int:
                     out=Path(args.out), gui=args.gui, params_file=args.params, ego_model=args.ego_model,
                     robot=args.robot, record=not args.no_record, faults=tuple(faults),
                     fault_per_episode="suite" in (args.faults or ""))
+    if args.watchdog == "off":
+        cfg.watchdog_off = True
     summary = run(cfg, progress=not args.quiet)
     brief = {k: summary[k] for k in ("episodes", "successes", "success_rate", "collisions", "limit_violations",
                                      "mean_time_to_goal_s", "cmd_latency_ms", "mode_time_fraction", "safe_stops",
@@ -106,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ego-model", type=Path, default=None, help="ego model YAML (default config/ego_model.yaml)")
     p.add_argument("--robot", type=Path, default=None, help="robot description YAML (default config/robots/diffbot.yaml)")
     p.add_argument("--no-record", action="store_true", help="skip the MCAP recording")
+    p.add_argument("--watchdog", choices=["on", "off"], default="on",
+                   help="off: the watchdog decides but does not enforce (mode HABITUAL, full speed): the fault "
+                        "suite's comparison; the bridge's own limits and staleness stops stay")
     p.add_argument("--faults", default=None,
                    help="inject faults: kind@onset_s[:magnitude],... into every episode, or 'suite': one kind per "
                         "episode in turn (camera_blackout, camera_frozen, sensor_delay, battery_sag, overheating, "

@@ -53,6 +53,8 @@ class RunConfig:
     faults: tuple = ()
     """sim/faults.Fault: applied to every episode; with ``fault_per_episode`` one per episode, in turn."""
     fault_per_episode: bool = False
+    watchdog_off: bool = False
+    """The watchdog decides but does not enforce (watchdog parameter enabled: false)."""
 
 
 def isolate_dds(domain_id: int | None = None) -> int:
@@ -115,6 +117,8 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     ego_path = cfg.ego_model or data_path("config", "ego_model.yaml")
     ego = load_ego_model(ego_path)
     params = load_params(cfg.params_file or data_path("config", "agent.yaml"))
+    if cfg.watchdog_off:
+        params.setdefault("watchdog", {})["enabled"] = False
     robot = load_robot_description(cfg.robot or data_path("config", "robots", "diffbot.yaml"))
     cfg.out.mkdir(parents=True, exist_ok=True)
 

@@ -10,10 +10,12 @@ Publishes:  agent/mode (std_msgs/String: HABITUAL|PLANNING|OPTIMISING|SAFE_STOP,
             agent/watchdog/journal (String, JSON per tick: the inputs consumed and when, the decision;
             what `hjepa-agent tune replay` re-runs, see WatchdogNode).
 Services:   agent/clear_safe_stop (std_srvs/Trigger): unlatches SAFE_STOP once its causes are gone.
-Parameters: ego_model, watchdog_config (YAML paths, read-only), tick_hz [Hz], journal.
+Parameters: ego_model, watchdog_config (YAML paths, read-only), tick_hz [Hz], journal, enabled
+            (false: simulation only, for the fault suite's watchdog-off comparison).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 
@@ -24,6 +26,7 @@ from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperat
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
+from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import Watchdog, load_watchdog_config
 from hjepa_agent.nodes.bridge import event_to_json
 from hjepa_agent.nodes.codec import from_time, msg_to_plan, msg_to_proposal, msg_to_world_state, time_ns
@@ -98,6 +101,12 @@ class WatchdogNode(Node):
         tick_hz = declare(self, "tick_hz", 20.0, "mode decision rate", unit="Hz", lo=1.0, hi=200.0, read_only=True)
         self.journal = declare(self, "journal", True, "publish agent/watchdog/journal (what tune replay re-runs)",
                                read_only=True)
+        self.enabled = declare(self, "enabled", True, "false: publish HABITUAL and full speed whatever happens "
+                               "(the fault suite's watchdog-off comparison; refused without use_sim_time)",
+                               read_only=True)
+        if not self.enabled and not self.get_parameter("use_sim_time").value:
+            raise ValueError("watchdog: enabled: false is for simulation only (use_sim_time: true); "
+                             "on a robot the watchdog cannot be switched off")
         self.core = Watchdog(load_watchdog_config(path or data_path("config", "watchdog.yaml")), ego)
         self.mode_pub = self.create_publisher(String, "agent/mode", RELIABLE_QOS)
         self.events = self.create_publisher(String, "agent/events", RELIABLE_QOS)
@@ -137,7 +146,10 @@ class WatchdogNode(Node):
     def on_tick(self) -> None:
         """Decide and publish the mode; publish and log every transition with its reasons."""
         now = now_s(self)
-        out = self.core.tick(now)
+        decided = self.core.tick(now)
+        out = decided
+        if not self.enabled:   # simulation only (checked at start): decisions are made, not enforced
+            out = dataclasses.replace(decided, mode=Mode.HABITUAL, speed_scale=1.0, habitual_stalled=False)
         self.mode_pub.publish(String(data=out.mode.name))
         self.scale_pub.publish(Float32(data=float(out.speed_scale)))
         self.stalled_pub.publish(Bool(data=bool(out.habitual_stalled)))
@@ -146,7 +158,7 @@ class WatchdogNode(Node):
             self.get_logger().info(f"{ev.kind}: {'; '.join(ev.reasons)}")
         if self.journal:
             self.journal_pub.publish(String(data=json.dumps(
-                {"session": self.session, "tick": now, "inputs": self.consumed, "mode": out.mode.name,
+                {"session": self.session, "tick": now, "inputs": self.consumed, "mode": decided.mode.name,
                  "events": [[ev.kind, list(ev.reasons)] for ev in out.events]})))
             self.consumed = []
         self.last = out
