@@ -20,9 +20,7 @@ def _sim(args: argparse.Namespace) -> int:
     cfg = RunConfig(scenarios=tuple(Path(s) for s in args.scenario), episodes=args.episodes, seed=args.seed,
                     out=Path(args.out), gui=args.gui, params_file=args.params, ego_model=args.ego_model,
                     robot=args.robot, record=not args.no_record, faults=tuple(faults),
-                    fault_per_episode="suite" in (args.faults or ""))
-    if args.watchdog == "off":
-        cfg.watchdog_off = True
+                    fault_per_episode="suite" in (args.faults or ""), watchdog_off=args.watchdog == "off")
     summary = run(cfg, progress=not args.quiet)
     brief = {k: summary[k] for k in ("episodes", "successes", "success_rate", "collisions", "limit_violations",
                                      "mean_time_to_goal_s", "cmd_latency_ms", "mode_time_fraction", "safe_stops",
