@@ -39,6 +39,8 @@ from hjepa_agent.config.loader import build, read_yaml, require
 from hjepa_agent.core.events import Event
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState, sector_angles
 
+COMMAND_LAG_S = 0.4
+"""The slip check compares the measured speed with every command of this last stretch of time."""
 TREND_WINDOW_S = 3.0
 """Battery and temperature trends are fitted over this much of their history."""
 SENSOR_INPUTS = ("camera", "scan", "odom", "battery", "temperature")
@@ -62,6 +64,8 @@ class WatchdogConfig:
     derate_min_scale: float = 0.3
     overspeed_tolerance: float = 0.1
     limit_predict_s: float = 3.0
+    slip_tolerance_mps: float = 0.15
+    slip_window_s: float = 0.5
     stall_window_s: float = 4.0
     stall_progress_m: float = 0.1
     stall_goal_radius_m: float = 0.2
@@ -87,6 +91,9 @@ class WatchdogConfig:
         require(0.0 <= c.overspeed_tolerance <= 1.0, "overspeed_tolerance",
                 f"must be in [0, 1], got {c.overspeed_tolerance=}")
         require(0.0 <= c.limit_predict_s <= 60.0, "limit_predict_s", f"must be in [0, 60] s, got {c.limit_predict_s=}")
+        require(0.0 < c.slip_tolerance_mps <= 5.0, "slip_tolerance_mps",
+                f"must be in (0, 5] m/s, got {c.slip_tolerance_mps=}")
+        require(0.0 <= c.slip_window_s <= 10.0, "slip_window_s", f"must be in [0, 10] s (0 = off), got {c.slip_window_s=}")
         require(c.stall_window_s == 0.0 or 0.5 <= c.stall_window_s <= 60.0, "stall_window_s",
                 f"must be 0 (off) or in [0.5, 60] s, got {c.stall_window_s=}")
         require(0.0 <= c.stall_progress_m <= 5.0, "stall_progress_m", f"must be in [0, 5] m, got {c.stall_progress_m=}")
@@ -207,6 +214,8 @@ class Watchdog:
         self._temp: float | None = None
         self._trend: dict[str, list[tuple[float, float]]] = {"battery": [], "temperature": []}  # (time, value)
         self._ws: WorldState | None = None
+        self._commands: list[tuple[float, float]] = []   # (time, v) of the base's commands, last second
+        self._slip_since: float | None = None
         self._hab: Proposal | None = None
         self._plan: Plan | None = None
         self._mode = Mode.SAFE_STOP
@@ -230,6 +239,32 @@ class Watchdog:
     def on_odom(self, v: float, w: float, now_s: float) -> None:
         """Measured velocity: v m/s, w rad/s (freshness via on_input("odom", ...))."""
         self._odom = (float(v), float(w))
+
+    def on_command(self, v: float, now_s: float) -> None:
+        """The forward speed (m/s) the base was commanded (cmd_vel), for the slip check."""
+        self._commands.append((float(now_s), float(v)))
+        while self._commands and self._commands[0][0] < now_s - 1.0:
+            self._commands.pop(0)
+
+    def _slip(self, now_s: float) -> str | None:
+        """Why the base does not move as commanded: measured forward speed off every command of the
+        last COMMAND_LAG_S (the base's own lag) by more than slip_tolerance_mps, for slip_window_s."""
+        c = self.cfg
+        recent = [v for t, v in self._commands if t >= now_s - COMMAND_LAG_S]
+        if c.slip_window_s <= 0.0 or self._odom is None or not recent:
+            self._slip_since = None
+            return None
+        meas = self._odom[0]
+        off = min(abs(meas - v) for v in recent)
+        if off <= c.slip_tolerance_mps:
+            self._slip_since = None
+            return None
+        if self._slip_since is None:
+            self._slip_since = now_s
+        if now_s - self._slip_since >= c.slip_window_s:
+            return (f"wheel slip: measured {meas:.2f} m/s, commanded {recent[-1]:.2f} m/s, off by more than "
+                    f"{c.slip_tolerance_mps:.2f} m/s for {now_s - self._slip_since:.1f} s")
+        return None
 
     def on_battery(self, pct: float, now_s: float) -> None:
         """Battery state of charge, % (freshness via on_input("battery", ...))."""
@@ -341,6 +376,9 @@ class Watchdog:
             if t_hot is not None and t_hot < self.cfg.limit_predict_s:
                 causes.append(f"temperature {self._temp:.1f} degC reaches {th.max_operating_temp_c:.1f} degC in "
                               f"{t_hot:.1f} s < {self.cfg.limit_predict_s:.1f} s at its trend")
+        slip = self._slip(now_s)
+        if slip is not None:
+            causes.append(slip)
         if self._ws is not None and not self._ws.ambiguity <= self.cfg.ambiguity_stop:
             causes.append(f"ambiguity {self._ws.ambiguity:.3f} > {self.cfg.ambiguity_stop:.3f}")
         return causes

@@ -1,7 +1,7 @@
 """watchdog node: decides the mode from risk, ambiguity, input freshness and the ego model's limits.
 
 Subscribes: camera/image_raw, scan (freshness), odom, battery_state, motor_temperature,
-            agent/world_state, agent/habitual/cmd, agent/plan.
+            agent/world_state, agent/habitual/cmd, agent/plan, cmd_vel (the slip check).
 Publishes:  agent/mode (std_msgs/String: HABITUAL|PLANNING|OPTIMISING|SAFE_STOP, at tick_hz),
             agent/speed_scale (std_msgs/Float32 in [0, 1]: battery/temperature derating, at tick_hz),
             agent/habitual_stalled (std_msgs/Bool, at tick_hz: deliberating because the habitual
@@ -38,7 +38,7 @@ INPUTS: dict[str, tuple[str, type]] = {
     "camera": ("camera/image_raw", Image), "scan": ("scan", LaserScan), "odom": ("odom", Odometry),
     "battery": ("battery_state", BatteryState), "temperature": ("motor_temperature", Temperature),
     "world_state": ("agent/world_state", JointState), "habitual": ("agent/habitual/cmd", TwistStamped),
-    "planner": ("agent/plan", JointState),
+    "planner": ("agent/plan", JointState), "command": ("cmd_vel", TwistStamped),
 }
 """What the watchdog consumes: input kind -> (topic, message type). The journal names inputs by kind."""
 
@@ -78,6 +78,8 @@ def apply_input(core: Watchdog, kind: str, msg, now: float) -> bool:
             return False
         core.on_input("planner", plan.stamp_s, now)
         core.on_plan(plan, now)
+    elif kind == "command":   # what the bridge sent the base: for the slip check
+        core.on_command(msg.twist.linear.x, now)
     else:
         raise ValueError(f"unknown watchdog input kind {kind!r}")
     return True

@@ -410,3 +410,23 @@ def test_one_odd_battery_reading_is_not_a_trend() -> None:
     f.battery = 40.0                                     # from 80 % to 40 % in one reading, then steady
     modes = [o.mode for o in f.run(0.1, 6.0)]
     assert Mode.SAFE_STOP not in modes
+
+
+def test_a_base_that_does_not_move_as_commanded_is_stopped_for_wheel_slip() -> None:
+    """Commanded 0.4 m/s, measured 0.05 m/s for longer than slip_window_s: SAFE_STOP with the reason;
+    the same command followed (after the base's lag) is fine."""
+    cfg = dataclasses.replace(CFG, slip_tolerance_mps=0.15, slip_window_s=0.5)
+    for measured, stops in ((0.05, True), (0.38, False)):
+        f = started(cfg)
+        f.odom = (measured, 0.0)
+        stops_at = None
+        for i in range(1, 21):
+            t = 0.1 * i
+            f.wd.on_command(0.4, t)
+            out = f.at(t)
+            if out.mode == Mode.SAFE_STOP and stops_at is None:
+                stops_at = t
+                assert any("wheel slip" in r for e in out.events for r in e.reasons)
+        assert (stops_at is not None) == stops
+        if stops:
+            assert 0.5 <= stops_at <= 0.8
