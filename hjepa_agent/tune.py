@@ -30,6 +30,7 @@ thresholds still catch faults: that is the fault suite's job (not built yet), as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -84,6 +85,9 @@ def _ticks(journal: list[dict[str, Any]], inputs: dict[str, dict[int, deque]], c
         for kind, key, now in entry["inputs"]:
             if kind == "clear":
                 core.clear_safe_stop(now)
+                continue
+            if kind == "params":   # a live threshold change: key holds the changes
+                core.reconfigure(dataclasses.replace(core.cfg, **key))
                 continue
             queue = inputs.get(kind, {}).get(int(key))
             if not queue:

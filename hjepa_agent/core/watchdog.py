@@ -27,6 +27,7 @@ Units: m, s, rad, %, degC. Times are seconds on the caller's clock (``now_s``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,31 @@ class WatchdogConfig:
         require(th.min_operating_temp_c <= self.temperature_derate_c < th.max_operating_temp_c,
                 "temperature_derate_c", f"{self.temperature_derate_c} degC must be in the ego operating range "
                 f"[{th.min_operating_temp_c}, {th.max_operating_temp_c}) degC")
+
+
+TIGHTER = {"clearance_plan_m": 1, "clearance_optimise_m": 1, "risk_horizon_s": 1, "hysteresis_m": 1,
+           "dwell_s": 1, "ambiguity_stop": -1, "battery_derate_pct": 1, "temperature_derate_c": -1,
+           "derate_min_scale": -1, "overspeed_tolerance": -1, "limit_predict_s": 1, "slip_tolerance_mps": -1,
+           "world_state_max_age_s": -1, "habitual_max_age_s": -1, "planner_max_age_s": -1}
+"""The thresholds an operator may change live, and which way is tighter (+1: higher, -1: lower). A
+live change may only tighten, relative to the values the watchdog started with (the YAML's); the
+others (stall rule, slip window whose 0 means off) are fixed at start."""
+
+
+def tightened(start: WatchdogConfig, now: WatchdogConfig, changes: dict[str, float], ego: EgoModel) -> WatchdogConfig:
+    """``now`` with ``changes`` applied, if each is a live threshold moved no looser than ``start``
+    and the result passes the range and cross-field checks (and the ego model's); ValueError naming
+    the threshold otherwise."""
+    for name, value in changes.items():
+        if name not in TIGHTER:
+            raise ValueError(f"{name}: not a live threshold (live: {', '.join(TIGHTER)})")
+        if (float(value) - getattr(start, name)) * TIGHTER[name] < 0.0:
+            way = "higher" if TIGHTER[name] > 0 else "lower"
+            raise ValueError(f"{name}: {value} would loosen it past its start value {getattr(start, name)} "
+                             f"(tighter is {way}; loosening needs a restart with a new config)")
+    new = dataclasses.replace(now, **{k: float(v) for k, v in changes.items()})
+    new.check_against(ego)
+    return new
 
 
 def load_watchdog_config(path: str | Path) -> WatchdogConfig:
@@ -226,6 +252,14 @@ class Watchdog:
         self._progress: list[tuple[float, float]] = []   # (time, goal distance) since entering the mode
         self._hold_until = -math.inf                      # a stall's PLANNING is held at least until then
         self._stalled_habitual = False                    # deliberating because Mode 1 stalled
+
+    def reconfigure(self, cfg: WatchdogConfig) -> None:
+        """New thresholds from now on (a live change, already checked: see :func:`tightened`); the
+        state (mode, latch, histories) is kept."""
+        cfg.check_against(self.ego)
+        self.cfg = cfg
+        self._max_age.update(world_state=cfg.world_state_max_age_s, habitual=cfg.habitual_max_age_s,
+                             planner=cfg.planner_max_age_s)
 
     # ---- inputs -------------------------------------------------------------------
     def on_input(self, name: str, stamp_s: float, now_s: float) -> None:
@@ -522,5 +556,5 @@ class Watchdog:
         return self._mode
 
 
-__all__ = ["INPUTS", "SENSOR_INPUTS", "Watchdog", "WatchdogConfig", "WatchdogOutput", "load_watchdog_config",
-           "obstacle_points", "predicted_clearance", "rollout", "rollout_clearance"]
+__all__ = ["INPUTS", "SENSOR_INPUTS", "TIGHTER", "Watchdog", "WatchdogConfig", "WatchdogOutput", "load_watchdog_config",
+           "obstacle_points", "predicted_clearance", "rollout", "rollout_clearance", "tightened"]

@@ -11,7 +11,8 @@ Publishes:  agent/mode (std_msgs/String: HABITUAL|PLANNING|OPTIMISING|SAFE_STOP,
             what `hjepa-agent tune replay` re-runs, see WatchdogNode).
 Services:   agent/clear_safe_stop (std_srvs/Trigger): unlatches SAFE_STOP once its causes are gone.
 Parameters: ego_model, watchdog_config (YAML paths, read-only), tick_hz [Hz], journal, enabled
-            (false: simulation only, for the fault suite's watchdog-off comparison).
+            (false: simulation only, for the fault suite's watchdog-off comparison), and every live
+            threshold of core.watchdog.TIGHTER (start: the YAML's; live: tighten only).
 """
 from __future__ import annotations
 
@@ -21,13 +22,15 @@ import uuid
 
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from hjepa_agent.core.types import Mode
-from hjepa_agent.core.watchdog import Watchdog, load_watchdog_config
+from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.core.watchdog import TIGHTER, Watchdog, load_watchdog_config, tightened
 from hjepa_agent.nodes.bridge import event_to_json
 from hjepa_agent.nodes.codec import from_time, msg_to_plan, msg_to_proposal, msg_to_world_state, time_ns
 from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, now_s, run_node
@@ -109,7 +112,12 @@ class WatchdogNode(Node):
         if not self.enabled and not self.get_parameter("use_sim_time").value:
             raise ValueError("watchdog: enabled: false is for simulation only (use_sim_time: true); "
                              "on a robot the watchdog cannot be switched off")
-        self.core = Watchdog(load_watchdog_config(path or data_path("config", "watchdog.yaml")), ego)
+        start = load_watchdog_config(path or data_path("config", "watchdog.yaml"))
+        self.ego, self.start_cfg = ego, start
+        for name in TIGHTER:   # live thresholds: tighten only, checked in _on_set (core.watchdog.tightened)
+            declare(self, name, float(getattr(start, name)), f"watchdog threshold (config/watchdog.yaml); live, "
+                    f"tighten only ({'raise' if TIGHTER[name] > 0 else 'lower'} it)")
+        self.core = Watchdog(dataclasses.replace(start, **{n: float(self.get_parameter(n).value) for n in TIGHTER}), ego)
         self.mode_pub = self.create_publisher(String, "agent/mode", RELIABLE_QOS)
         self.events = self.create_publisher(String, "agent/events", RELIABLE_QOS)
         self.scale_pub = self.create_publisher(Float32, "agent/speed_scale", RELIABLE_QOS)
@@ -117,6 +125,7 @@ class WatchdogNode(Node):
         self.journal_pub = self.create_publisher(String, "agent/watchdog/journal", RELIABLE_QOS)
         self.session = uuid.uuid4().hex[:12]
         self.consumed: list[list] = []
+        self.add_on_set_parameters_callback(self._on_set)
         self.rejected = 0
         for kind, (topic, cls) in INPUTS.items():
             qos = RELIABLE_QOS if topic.startswith("agent/") else SENSOR_QOS
@@ -126,6 +135,21 @@ class WatchdogNode(Node):
         self.create_timer(1.0 / tick_hz, self.on_tick)
         self.create_timer(1.0, self.report)
         self.last = None
+
+    def _on_set(self, params) -> SetParametersResult:
+        """Live threshold changes: tighten only, range and cross-field checked; journalled for replay."""
+        changes = {p.name: float(p.value) for p in params if p.name in TIGHTER}
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            cfg = tightened(self.start_cfg, self.core.cfg, changes, self.ego)
+        except (ValueError, ConfigError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.core.reconfigure(cfg)
+        if self.journal:
+            self.consumed.append(["params", changes, now_s(self)])
+        self.get_logger().info(f"thresholds changed live: {changes}")
+        return SetParametersResult(successful=True)
 
     def on_input(self, kind: str, msg) -> None:
         """Any input: freshness, and what the core reads from it (apply_input)."""

@@ -430,3 +430,23 @@ def test_a_base_that_does_not_move_as_commanded_is_stopped_for_wheel_slip() -> N
         assert (stops_at is not None) == stops
         if stops:
             assert 0.5 <= stops_at <= 0.8
+
+
+def test_live_changes_only_tighten_and_keep_the_cross_field_checks() -> None:
+    from hjepa_agent.core.watchdog import TIGHTER, tightened
+    start = SHIPPED
+    tight = tightened(start, start, {"ambiguity_stop": 1.0, "clearance_plan_m": 0.3, "habitual_max_age_s": 0.3}, EGO)
+    assert (tight.ambiguity_stop, tight.clearance_plan_m, tight.habitual_max_age_s) == (1.0, 0.3, 0.3)
+    # back to the start value is allowed (not looser than start); past it is not
+    assert tightened(start, tight, {"ambiguity_stop": start.ambiguity_stop}, EGO).ambiguity_stop == start.ambiguity_stop
+    for name, sign in TIGHTER.items():
+        looser = getattr(start, name) - sign * 0.01
+        with pytest.raises(ValueError, match=name):
+            tightened(start, start, {name: looser}, EGO)
+    with pytest.raises(ValueError, match="not a live threshold"):
+        tightened(start, start, {"stall_window_s": 1.0}, EGO)
+    with pytest.raises(ValueError):   # tighter, but above the PLANNING threshold: cross-field check
+        tightened(start, start, {"clearance_optimise_m": start.clearance_plan_m + 0.05}, EGO)
+    wd = Watchdog(start, EGO)
+    wd.reconfigure(tight)
+    assert wd.cfg is tight and wd._max_age["habitual"] == 0.3
