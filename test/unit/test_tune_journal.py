@@ -1,0 +1,25 @@
+"""tune replay's walk along a journal: inputs are looked up by kind and stamp, clear and live
+threshold changes are applied where the journal has them, and missing inputs are counted."""
+from collections import defaultdict, deque
+
+from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.core.types import Mode
+from hjepa_agent.core.watchdog import load_watchdog_config
+from hjepa_agent.paths import data_path
+from hjepa_agent.tune import _ticks
+
+
+def test_the_journal_is_followed_in_order_with_live_changes_and_missing_inputs_counted():
+    cfg = load_watchdog_config(data_path("config", "watchdog.yaml"))
+    ego = load_ego_model(data_path("config", "ego_model.yaml"))
+    journal = [
+        {"session": "a", "tick": 0.05, "inputs": [["camera", 123, 0.01]], "mode": "SAFE_STOP", "events": []},
+        {"session": "a", "tick": 0.10, "inputs": [["params", {"ambiguity_stop": 1.0}, 0.07], ["clear", 0, 0.08]],
+         "mode": "SAFE_STOP", "events": []},
+        {"session": "b", "tick": 0.15, "inputs": [], "mode": "SAFE_STOP", "events": []},
+    ]
+    inputs = {"camera": defaultdict(deque)}          # the camera frame of stamp 123 is not in the "bag"
+    seen = [(e["session"], core.cfg.ambiguity_stop, out.mode, missing)
+            for e, core, out, _, missing in _ticks(journal, inputs, cfg, ego)]
+    assert seen == [("a", cfg.ambiguity_stop, Mode.SAFE_STOP, 1), ("a", 1.0, Mode.SAFE_STOP, 0),
+                    ("b", cfg.ambiguity_stop, Mode.SAFE_STOP, 0)]     # a new session: a fresh core
