@@ -49,17 +49,9 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
     nav = (NavField(resolution_m=navfield_resolution_m, size_m=navfield_size_m, inflate_m=footprint_radius_m,
                     safe_clearance_m=cost.safe_clearance_m) if navfield else None)
     if kind == "gflownet":
-        from hjepa_agent.core.models import ModelMismatchError, OnnxModel, select_providers
+        from hjepa_agent.core.models import ModelMismatchError
         from hjepa_agent.core.planner.gflownet import GFlowNetPlanner
-        from hjepa_agent.paths import data_path
-        where = models_dir or data_path("models")
-        providers = select_providers(prefer_cuda)[0]
-        try:
-            policy = OnnxModel(where, "planner_policy", providers=providers)
-            log_z = OnnxModel(where, "planner_logz", providers=providers)
-        except ModelMismatchError as exc:
-            raise ModelMismatchError(f"planner gflownet: {exc}. The planner's networks come from "
-                                     f"`hjepa-agent train planner --out DIR` (then models_dir: DIR)") from exc
+        where, policy, log_z = _load_networks(models_dir, prefer_cuda, "planner", "gflownet", "the planner's")
         data = policy.entry.trained.get("data", {})
         from hjepa_agent.core.planner.gflownet import ACTIONS, BETA, COST_CLIP, DT_S, HORIZON, REPEAT
         h, r = int(data.get("horizon", HORIZON)), int(data.get("repeat", REPEAT))
@@ -77,21 +69,29 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
         return CEMPlanner(CEMConfig(elites=max(1, samples // 8), **common), cost, navfield=nav, ambiguity=ambiguity)
     return MPPIPlanner(MPPIConfig(temperature=mppi_temperature, **common), cost, navfield=nav, ambiguity=ambiguity)
 
-def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, max_angular_rps: float):
-    """The two-level planner over ``fast``, its slow level loaded from ``models_dir`` (manifest checked;
-    the route space is rebuilt from the manifest record and must match this runtime's)."""
+def _load_networks(models_dir, prefer_cuda: bool, prefix: str, what: str, whose: str, trainer: str = "planner"):
+    """(models dir, ``<prefix>_policy``, ``<prefix>_logz``) as OnnxModels, manifest checked; a mismatch
+    names ``what`` and the command that trains ``whose`` networks."""
     from hjepa_agent.core.models import ModelMismatchError, OnnxModel, select_providers
-    from hjepa_agent.core.planner.hierarchy import HierarchicalPlanner
-    from hjepa_agent.core.planner.subgoals import SubgoalPlanner, SubgoalSpace
     from hjepa_agent.paths import data_path
     where = models_dir or data_path("models")
     providers = select_providers(prefer_cuda)[0]
     try:
-        policy = OnnxModel(where, "subgoal_policy", providers=providers)
-        log_z = OnnxModel(where, "subgoal_logz", providers=providers)
+        return (where, OnnxModel(where, f"{prefix}_policy", providers=providers),
+                OnnxModel(where, f"{prefix}_logz", providers=providers))
     except ModelMismatchError as exc:
-        raise ModelMismatchError(f"planner hierarchy: {exc}. The slow level's networks come from "
-                                 f"`hjepa-agent train subgoals --out DIR` (then models_dir: DIR)") from exc
+        raise ModelMismatchError(f"planner {what}: {exc}. {whose[0].upper() + whose[1:]} networks come from "
+                                 f"`hjepa-agent train {trainer} --out DIR` (then models_dir: DIR)") from exc
+
+
+def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, max_angular_rps: float):
+    """The two-level planner over ``fast``, its slow level loaded from ``models_dir`` (manifest checked;
+    the route space is rebuilt from the manifest record and must match this runtime's)."""
+    from hjepa_agent.core.models import ModelMismatchError
+    from hjepa_agent.core.planner.hierarchy import HierarchicalPlanner
+    from hjepa_agent.core.planner.subgoals import SubgoalPlanner, SubgoalSpace
+    where, policy, log_z = _load_networks(models_dir, prefer_cuda, "subgoal", "hierarchy", "the slow level's",
+                                          trainer="subgoals")
     data = policy.entry.trained.get("data", {})
     space = SubgoalSpace(beta=float(data.get("beta", SubgoalSpace.beta)),
                          cost_clip=float(data.get("cost_clip", SubgoalSpace.cost_clip)),
