@@ -36,9 +36,8 @@ from torch import nn
 from tqdm import tqdm
 
 from hjepa_agent.core.planner.subgoals import (MIN_DISTANCE_M, SubgoalPlanner, SubgoalSpace,
-                                               exact_terminal_distribution, route_raster, route_side,
-                                               two_ways_exist)
-from hjepa_agent.core.planner.hierarchy import ROUTE_MARGIN_M
+                                               exact_terminal_distribution, route_side, two_ways_exist)
+from hjepa_agent.core.planner.hierarchy import route_condition
 from hjepa_agent.paths import data_path
 
 log = logging.getLogger(__name__)
@@ -180,7 +179,7 @@ def collect(episodes_per_scenario: int, space: SubgoalSpace, robot: Path, ego, e
         nav = planner.navfield
         if count["n"] % every or nav is None or nav.origin is None:
             return
-        raster, d = route_raster(space, nav._traversal(ROUTE_MARGIN_M), nav.origin, nav.resolution_m, ws.pose[:2], goal)
+        raster, d = route_condition(space, nav, ws.pose[:2], goal)
         if d >= MIN_DISTANCE_M:
             rasters.append(raster.astype(np.float32))
             ds.append(d)

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, NavField, UnicycleModel, beam_points, planner_cost
-from hjepa_agent.core.planner.hierarchy import HierarchicalPlanner, segment_seed
-from hjepa_agent.core.planner.subgoals import SubgoalPlanner, SubgoalSpace, route_raster
+from hjepa_agent.core.planner.hierarchy import HierarchicalPlanner, route_condition, segment_seed
+from hjepa_agent.core.planner.subgoals import SubgoalPlanner, SubgoalSpace
 from test_navfield import WALL, _beams, _scan_of_segments, _ws
 
 
@@ -47,7 +47,7 @@ def test_the_route_goes_round_the_wall_and_the_fast_level_drives_to_its_first_su
     # round the end of the wall costs about 2.3 m more than the straight line would if it were free;
     # the straight line through the wall costs more
     sp = planner.slow.space
-    raster, d = route_raster(sp, planner.navfield._traversal(), planner.navfield.origin, 0.1, np.asarray(pose[:2]), goal)
+    raster, d = route_condition(sp, planner.navfield, np.asarray(pose[:2]), goal)   # what the planner saw
     straight = sp.log_reward(np.full((1, sp.n_cols), -1), raster, d)[0]
     assert -sp.beta * 3.0 < plan.extras["route_log_r"] and straight < plan.extras["route_log_r"] - 1.0
     # the fast plan heads for the first subgoal, not for the goal behind the wall

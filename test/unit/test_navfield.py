@@ -127,7 +127,7 @@ def test_line_sweeps_equal_plain_8_neighbour_relaxation():
     nav.hits[:] = (rng.random(nav.hits.shape) < 0.12) * 2
     goal = np.array([1.3, -0.7])
     fast = nav._wavefront(goal)
-    cost = nav._traversal() * nav.resolution_m
+    cost = nav.traversal() * nav.resolution_m
     ref = np.full(cost.shape, np.inf)
     r, c, _ = nav._cells(goal[None])
     ref[r[0], c[0]] = 0.0

@@ -36,8 +36,14 @@ from hjepa_agent.core.types import Plan, WorldState
 
 ROUTE_MARGIN_M = 0.0
 """The slow level reads the navfield's traversal costs without the half-cell margin the cost-to-go
-keeps (NavField._traversal): with it, a 0.8-m gap between two obstacles is blocked on a 0.2-m grid
+keeps (NavField.traversal): with it, a 0.8-m gap between two obstacles is blocked on a 0.2-m grid
 sampled into the route raster, and every route past it looks as bad as going through the obstacle."""
+
+
+def route_condition(space, nav, pose_xy: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, float]:
+    """The slow level's condition from a navfield: its traversal costs (ROUTE_MARGIN_M) sampled into
+    the route raster from ``pose_xy`` to ``goal``, and the distance (what runs and what trains)."""
+    return route_raster(space, nav.traversal(ROUTE_MARGIN_M), nav.origin, nav.resolution_m, pose_xy, goal)
 
 
 def segment_seed(pose: np.ndarray, target: np.ndarray, steps: int, dt_s: float, max_linear_mps: float,
@@ -142,8 +148,7 @@ class HierarchicalPlanner:
         due = (self.route is None or not (0.0 <= ws.stamp_s - self.route.stamp_s < self.route_period_s)
                or float(np.hypot(*(goal - self.route.goal))) > 0.1)
         if due:
-            raster, d = route_raster(self.slow.space, nav._traversal(ROUTE_MARGIN_M), nav.origin, nav.resolution_m,
-                                     pose[:2], goal)
+            raster, d = route_condition(self.slow.space, nav, pose[:2], goal)
             origin, rot, _ = route_frame(pose[:2], goal)
             until = None
             if budget.refine:
@@ -197,4 +202,4 @@ class HierarchicalPlanner:
         return dataclasses.replace(plan, planner=self.name, extras={**plan.extras, **route})
 
 
-__all__ = ["HierarchicalPlanner", "segment_seed"]
+__all__ = ["HierarchicalPlanner", "ROUTE_MARGIN_M", "route_condition", "segment_seed"]

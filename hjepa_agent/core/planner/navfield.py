@@ -133,7 +133,7 @@ class NavField:
         return self.hits >= HIT_GAIN
 
     # ---- cost-to-go ---------------------------------------------------------------------
-    def _traversal(self, margin_m: float | None = None) -> np.ndarray:
+    def traversal(self, margin_m: float | None = None) -> np.ndarray:
         """(n, n) cost multiplier per cell: 1 far from hits, rising near them (module doc).
         ``margin_m``: what a cell's clearance allows for a return's place inside its hit cell
         (default half a cell: the cost-to-go's conservative choice)."""
@@ -150,7 +150,7 @@ class NavField:
     def _wavefront(self, goal: np.ndarray) -> np.ndarray:
         """Metres to ``goal`` from every cell centre (8-neighbour relaxation to convergence)."""
         res, n = self.resolution_m, self.n
-        cost = self._traversal() * res
+        cost = self.traversal() * res
         dist = np.full((n, n), np.inf)
         gr, gc, inside = self._cells(goal[None])
         if inside[0]:
