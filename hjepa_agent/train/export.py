@@ -75,6 +75,15 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: str | Path
     return err
 
 
+def as_numpy(module: torch.nn.Module):
+    """``module`` as a numpy function (float32 in, numpy out, no gradients): a torch network where the
+    runtime expects its exported ONNX counterpart (e.g. while it is being trained)."""
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(np.asarray(x, np.float32))).numpy()
+    return run
+
+
 def setup_training_logging() -> None:
     """INFO logging with timestamps for a training run (unless the caller configured logging),
     with the ONNX exporter's own chatter turned down to errors."""

@@ -52,7 +52,7 @@ from hjepa_agent.core.planner.gflownet import (ACTIONS, BETA, COND_DIM, COST_CLI
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M
 from hjepa_agent.paths import data_path
 from hjepa_agent.train.collect import Limits
-from hjepa_agent.train.export import export_onnx, setup_training_logging
+from hjepa_agent.train.export import as_numpy, export_onnx, setup_training_logging
 from hjepa_agent.train.gflownet import PlanGFlowNet, PlanSpace, balance_loss, tb_optimizer
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
 
@@ -290,13 +290,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 def _torch_planner(net: PlanGFlowNet, ego, args: argparse.Namespace) -> GFlowNetPlanner:
     """The runtime planner over the torch networks being trained (for on-policy conditions)."""
-    def pf(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net.pf(torch.from_numpy(np.asarray(x, np.float32))).numpy()
-
-    def log_z(c: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net.logz(torch.from_numpy(np.asarray(c, np.float32))).numpy()
+    pf, log_z = as_numpy(net.pf), as_numpy(net.logz)
     cost = planner_cost(ego.hard.footprint.radius_m)
     nav = NavField(resolution_m=0.2, size_m=16.0, inflate_m=ego.hard.footprint.radius_m,
                    safe_clearance_m=cost.safe_clearance_m)

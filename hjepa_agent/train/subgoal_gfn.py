@@ -132,14 +132,8 @@ def fit(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndarray,
 
 def torch_policy(net: SubgoalNet):
     """net.policy / net.logz as numpy callables (the runtime's interface)."""
-    def pol(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net.policy(torch.from_numpy(np.asarray(x, np.float32))).numpy()
-
-    def lz(c: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net.logz(torch.from_numpy(np.asarray(c, np.float32))).numpy()
-    return pol, lz
+    from hjepa_agent.train.export import as_numpy
+    return as_numpy(net.policy), as_numpy(net.logz)
 
 
 def exact_check(space: SubgoalSpace, policy, log_z, raster: np.ndarray, d: float) -> dict[str, float]:
