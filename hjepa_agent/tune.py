@@ -181,10 +181,10 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
             key = f"{bag}:{entry['session']}"
             if out.mode != Mode.SAFE_STOP:
                 started.add(key)
-            if key not in started or core._ws is None:   # the start-up wait for fresh inputs is not a score
+            if key not in started or core.ambiguity is None:   # the start-up wait for fresh inputs is not a score
                 continue
-            amb_max[key] = max(amb_max.get(key, -math.inf), float(core._ws.ambiguity))
-            plan = core._clearances(entry["tick"])[1]
+            amb_max[key] = max(amb_max.get(key, -math.inf), core.ambiguity)
+            plan = core.clearances(entry["tick"])[1]
             if entry["mode"] == "PLANNING" and plan is not None:
                 plan_min[key] = min(plan_min.get(key, math.inf), float(plan))
             else:

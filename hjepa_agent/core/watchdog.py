@@ -417,7 +417,7 @@ class Watchdog:
             causes.append(f"ambiguity {self._ws.ambiguity:.3f} > {self.cfg.ambiguity_stop:.3f}")
         return causes
 
-    def _clearances(self, now_s: float) -> tuple[float | None, float | None]:
+    def clearances(self, now_s: float) -> tuple[float | None, float | None]:
         """Predicted clearance (m) of the habitual proposal and of the latest fresh plan."""
         if self._ws is None:
             return None, None
@@ -504,7 +504,7 @@ class Watchdog:
         if not math.isfinite(now_s):
             raise ValueError(f"now_s must be finite, got {now_s}")
         causes = self._causes(now_s, self._mode)
-        hab, plan = self._clearances(now_s)
+        hab, plan = self.clearances(now_s)
         if causes:
             if self._mode != Mode.SAFE_STOP:
                 self._go(Mode.SAFE_STOP, now_s, tuple(causes))
@@ -549,6 +549,11 @@ class Watchdog:
         self._latched = False
         self._go(Mode.HABITUAL, now_s, ("safe stop cleared",))
         return True, "cleared"
+
+    @property
+    def ambiguity(self) -> float | None:
+        """The latest world state's ambiguity (None before one arrived)."""
+        return None if self._ws is None else float(self._ws.ambiguity)
 
     @property
     def mode(self) -> Mode:
