@@ -35,6 +35,7 @@ from tqdm import tqdm
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.core.perception import scan_to_bins
 from hjepa_agent.core.planner import PLANNERS, Budget, beam_points, build_planner
+from hjepa_agent.core.planner.subgoals import two_ways_exist
 from hjepa_agent.core.types import WORLD_STATE_LABELS, N_LATENT, WorldState
 
 DECISION_DT_S = 0.1
@@ -146,7 +147,6 @@ def run_episode(world, kind: str, scenario, seed: int, ego: EgoModel, deadline_m
         stats.both_sides.append(both_sides(planner.last_samples, pose, goal))
         route = getattr(planner, "route", None)
         if route is not None and route.stamp_s == ws.stamp_s:   # the slow level made a route now
-            from hjepa_agent.core.planner.subgoals import two_ways_exist
             stats.route_both_sides.append(bool(route.both_sides))
             stats.two_ways.append(two_ways_exist(planner.slow.space, *planner.slow.last_condition))
         world.set_cmd(*first_command(plan, ego))

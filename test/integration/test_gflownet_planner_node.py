@@ -6,14 +6,21 @@ import yaml
 from hjepa_agent.core.planner.gflownet import HORIZON, N_FALLBACKS, REPEAT
 
 
+def _planner_params(tmp_path, **planner):
+    """config/agent.yaml with these planner parameters, written to a file in tmp_path."""
+    from hjepa_agent.paths import data_path
+    params = yaml.safe_load(data_path("config", "agent.yaml").read_text())
+    params["planner"]["ros__parameters"].update(planner)
+    path = tmp_path / "agent_planner.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
 def test_the_gflownet_planner_node_plans_on_the_full_stack(ros_context, tmp_path):
     from hjepa_agent.paths import data_path
     from hjepa_agent.runner import EmbeddedStack
 
-    params = yaml.safe_load(data_path("config", "agent.yaml").read_text())
-    params["planner"]["ros__parameters"]["planner"] = "gflownet"
-    path = tmp_path / "agent_gflownet.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path = _planner_params(tmp_path, planner="gflownet")
     stack = EmbeddedStack(ros_context, data_path("config", "scenarios", "corridor.yaml"), seed=0, params_file=path)
     try:
         stack.run(10.0)
@@ -38,11 +45,7 @@ def test_the_two_level_planner_node_routes_on_the_full_stack(ros_context, tmp_pa
     from hjepa_agent.paths import data_path
     from hjepa_agent.runner import EmbeddedStack
 
-    params = yaml.safe_load(data_path("config", "agent.yaml").read_text())
-    params["planner"]["ros__parameters"].update(planner="gflownet", hierarchy=True, always_plan=True,
-                                                ambiguity_weight=0.5)
-    path = tmp_path / "agent_two_level.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path = _planner_params(tmp_path, planner="gflownet", hierarchy=True, always_plan=True, ambiguity_weight=0.5)
     stack = EmbeddedStack(ros_context, data_path("config", "scenarios", "two_routes.yaml"), seed=0, params_file=path)
     try:
         stack.run(6.0)
