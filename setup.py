@@ -4,7 +4,7 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "hjepa_agent"
-NODES = ["perception", "estimator", "habitual", "planner", "watchdog", "bridge", "sim"]
+NODES = ["perception", "estimator", "habitual", "planner", "watchdog", "bridge", "sim", "recorder"]
 
 setup(
     name=PACKAGE,

@@ -41,6 +41,10 @@ NODES: tuple[NodeSpec, ...] = (
 SIM_NODE = NodeSpec("sim", "sim", "hjepa_agent.nodes.sim:SimNode")
 """The PyBullet simulator node (sim.launch.py and `hjepa-agent sim` only)."""
 
+RECORDER_NODE = NodeSpec("recorder", "recorder", "hjepa_agent.nodes.recorder:RecorderNode")
+"""The rosbag2/MCAP recorder (robot.launch.py with record:=true, `hjepa-agent record`); takes no
+params_file section (its one parameter, out, is given by the launch file or the CLI)."""
+
 
 LATENT_PARAMS = (("perception", "encoder_model"), ("habitual", "latent_source"))
 """Parameters naming the encoder of the latent: perception computes it, the habitual policy reads it;

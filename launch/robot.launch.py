@@ -2,18 +2,24 @@
 
     ros2 launch hjepa_agent robot.launch.py namespace:=robot1 \
         ego_model:=/path/ego_model.yaml params_file:=/path/agent.yaml \
-        camera_topic:=/front_camera/image_raw scan_topic:=/scan odom_topic:=/odom cmd_vel_topic:=/cmd_vel
+        camera_topic:=/front_camera/image_raw scan_topic:=/scan odom_topic:=/odom cmd_vel_topic:=/cmd_vel \
+        record:=true record_dir:=/data/runs/robot1_001
 
 The robot's drivers provide camera/image_raw, scan, odom, battery_state, motor_temperature
 and consume cmd_vel (TwistStamped); remap them with the *_topic arguments.
+With record:=true the recorder node (node_table.RECORDER_NODE) also writes the run's topics
+(nodes/recorder.py: TOPICS, under the same namespace and remaps) to an MCAP rosbag2 at record_dir
+(default: hjepa_run_<UTC time> in the launch's working directory); an existing recording is
+refused, never overwritten.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from hjepa_agent.node_table import NODES
+from hjepa_agent.node_table import NODES, RECORDER_NODE
 from hjepa_agent.paths import data_path
 
 REMAPPABLE = ("camera/image_raw", "scan", "odom", "battery_state", "motor_temperature", "goal_pose", "cmd_vel")
@@ -24,12 +30,17 @@ def _arg(topic: str) -> str:
 
 
 def generate_launch_description() -> LaunchDescription:
-    """One Node action per entry of the node table."""
+    """One Node action per entry of the node table, and the recorder when record:=true."""
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="namespace for every node"),
         DeclareLaunchArgument("use_sim_time", default_value="false"),
         DeclareLaunchArgument("ego_model", default_value=str(data_path("config", "ego_model.yaml"))),
         DeclareLaunchArgument("params_file", default_value=str(data_path("config", "agent.yaml"))),
+        DeclareLaunchArgument("record", default_value="false",
+                              description="also record the run's topics to an MCAP rosbag2 (recorder node)"),
+        DeclareLaunchArgument("record_dir", default_value="",
+                              description="bag directory for record:=true (default: hjepa_run_<UTC time> in the "
+                                          "working directory); an existing non-empty one is refused"),
     ] + [DeclareLaunchArgument(_arg(t), default_value=t, description=f"remap of {t}") for t in REMAPPABLE]
     remaps = [(t, LaunchConfiguration(_arg(t))) for t in REMAPPABLE]
     nodes = [
@@ -41,4 +52,10 @@ def generate_launch_description() -> LaunchDescription:
              remappings=list(spec.remaps) + remaps)
         for spec in NODES
     ]
-    return LaunchDescription(args + nodes)
+    recorder = Node(package="hjepa_agent", executable=RECORDER_NODE.executable, name=RECORDER_NODE.name,
+                    namespace=LaunchConfiguration("namespace"), output="screen",
+                    parameters=[{"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+                                 "out": ParameterValue(LaunchConfiguration("record_dir"), value_type=str)}],
+                    remappings=list(RECORDER_NODE.remaps) + remaps,
+                    condition=IfCondition(LaunchConfiguration("record")))
+    return LaunchDescription(args + nodes + [recorder])

@@ -1,35 +1,68 @@
-"""Run recording: a rosbag2 MCAP of the run's topics, and the mode/event tap the runner reads.
+"""Run recording: a rosbag2 MCAP of the run's topics, the recorder node, and the mode/event tap the runner reads.
 
-Recorder subscribes to every topic in TOPICS with raw (serialized CDR) callbacks and writes
-the bytes unchanged with rosbags, so the file opens in Foxglove and `ros2 bag`.
+Recorder subscribes to every topic in TOPICS with raw (serialized CDR) callbacks and writes the
+bytes unchanged with rosbags, so the file opens in Foxglove and `ros2 bag`. `hjepa-agent sim`
+uses it through the runner (into its own fresh --out); a robot uses RecorderNode.
+
+recorder node (console script `recorder`; robot.launch.py with record:=true; `hjepa-agent record`):
+Subscribes: every topic in TOPICS. Topic names are relative (so they follow the node's namespace
+            and the launch file's remaps) except /clock and /diagnostics, which are global; the bag
+            stores the resolved names (e.g. /robot1/agent/mode under namespace robot1). The robot's
+            driver topics (DRIVER_TOPICS) are subscribed best-effort, so best-effort drivers match.
+Publishes:  /diagnostics (messages written, per topic, and the bag's path; WARN while nothing but
+            /diagnostics has arrived).
+Parameters: out (read-only): the bag directory; default hjepa_run_<UTC time> in the working
+            directory. An existing non-empty path is refused, never overwritten (an empty directory
+            is used). The bag is closed on SIGINT/SIGTERM or rclpy shutdown, so the MCAP is complete.
 """
 from __future__ import annotations
 
 import json
+import logging
+import shutil
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry, Path as PathMsg
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
 from std_msgs.msg import Bool, Float32, String
 
+from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.types import Mode
-from hjepa_agent.nodes.common import RELIABLE_QOS
+from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare
 
 TOPICS: tuple[tuple[str, type], ...] = (
-    ("/clock", Clock), ("/camera/image_raw", Image), ("/scan", LaserScan), ("/odom", Odometry),
-    ("/joint_states", JointState), ("/battery_state", BatteryState), ("/motor_temperature", Temperature),
-    ("/goal_pose", PoseStamped), ("/agent/percept", JointState), ("/agent/world_state", JointState),
-    ("/agent/habitual/cmd", TwistStamped), ("/agent/plan", JointState), ("/agent/plan/path", PathMsg),
-    ("/agent/plan/route", PathMsg), ("/agent/plan/explanation", String),
-    ("/agent/mode", String), ("/agent/speed_scale", Float32), ("/agent/events", String), ("/agent/watchdog/journal", String), ("/agent/estop", Bool), ("/cmd_vel", TwistStamped),
+    ("/clock", Clock), ("camera/image_raw", Image), ("scan", LaserScan), ("odom", Odometry),
+    ("joint_states", JointState), ("battery_state", BatteryState), ("motor_temperature", Temperature),
+    ("goal_pose", PoseStamped), ("agent/percept", JointState), ("agent/world_state", JointState),
+    ("agent/habitual/cmd", TwistStamped), ("agent/plan", JointState), ("agent/plan/path", PathMsg),
+    ("agent/plan/route", PathMsg), ("agent/plan/explanation", String),
+    ("agent/mode", String), ("agent/speed_scale", Float32), ("agent/events", String),
+    ("agent/watchdog/journal", String), ("agent/estop", Bool), ("cmd_vel", TwistStamped),
     ("/diagnostics", DiagnosticArray),
 )
-"""Everything a run is judged on: inputs, world states, plans, modes, events and commands."""
+"""Everything a run is judged on: inputs, world states, plans, modes, events and commands.
+Relative names resolve against the recording node's namespace (no namespace: /agent/mode etc.)."""
+
+DRIVER_TOPICS = frozenset({"camera/image_raw", "scan", "odom", "joint_states", "battery_state", "motor_temperature"})
+"""The robot drivers' streams: RecorderNode subscribes to them best-effort (as the agent's nodes do),
+which matches both best-effort and reliable publishers."""
+
+DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
 def _type_name(cls: type) -> str:
@@ -37,34 +70,226 @@ def _type_name(cls: type) -> str:
     return f"{module}/msg/{cls.__name__}"
 
 
-class Recorder:
-    """Writes TOPICS to an MCAP rosbag2 at ``path`` (wall-clock receive timestamps)."""
+def default_out(now_utc: datetime) -> Path:
+    """The default bag directory for a recording started at ``now_utc``: hjepa_run_<YYYYmmddTHHMMSSZ>
+    (relative: under the working directory)."""
+    return Path(f"hjepa_run_{now_utc.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}")
 
-    def __init__(self, path: Path, **node_kwargs: Any) -> None:
+
+def prepare_bag_path(path: Path, overwrite: bool) -> None:
+    """Make ``path`` free for a new bag. ``overwrite``: delete whatever is there (the sim runner's
+    own --out). Otherwise an empty directory is removed and anything else is refused with
+    FileExistsError: a recording is never deleted."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if overwrite:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    elif path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        path.rmdir()
+    else:
+        raise FileExistsError(f"{path} exists and is not an empty directory: refusing to overwrite a "
+                              f"recording; choose another out (parameter out / --out)")
+
+
+class Recorder:
+    """Writes TOPICS to an MCAP rosbag2 at ``path`` (a directory: ``path/<name>.mcap`` + metadata.yaml),
+    with receive timestamps from the node's clock.
+
+    ``node``: subscribe through this node (RecorderNode); None: a plain node named "recorder"
+    built from ``node_kwargs`` (the sim runner). ``overwrite``: an existing ``path`` is deleted
+    (the runner's default); False refuses it (FileExistsError). ``driver_qos``: QoS for
+    DRIVER_TOPICS (RELIABLE_QOS by default, as the simulator publishes; SENSOR_QOS on a robot).
+    """
+
+    def __init__(self, path: Path, *, node: Node | None = None, overwrite: bool = True,
+                 driver_qos: QoSProfile = RELIABLE_QOS, **node_kwargs: Any) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
-        if path.exists():
-            import shutil
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        self.node = Node("recorder", **node_kwargs)
+        self.path = Path(path)
+        prepare_bag_path(self.path, overwrite)
+        self.node = node if node is not None else Node("recorder", **node_kwargs)
         self._typestore = get_typestore(Stores.LATEST)
-        self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
+        self._closed = False
         self.count = 0
+        self.counts: dict[str, int] = {}
+        """Messages written per resolved topic name."""
+        self._conns: dict[str, Any] = {}
         self._subs = []
         for topic, cls in TOPICS:
-            conn = self._writer.add_connection(topic, _type_name(cls), typestore=self._typestore)
-            self._subs.append(self.node.create_subscription(
-                cls, topic, lambda data, c=conn: self._write(c, data), RELIABLE_QOS, raw=True))
+            qos = driver_qos if topic in DRIVER_TOPICS else RELIABLE_QOS
+            sub = self.node.create_subscription(cls, topic, lambda data, t=topic: self._write(t, data), qos, raw=True)
+            self._subs.append(sub)
+            self._conns[topic] = self._writer.add_connection(sub.topic_name, _type_name(cls), typestore=self._typestore)
+            self.counts[sub.topic_name] = 0
 
-    def _write(self, conn, data: bytes) -> None:
+    def _write(self, topic: str, data: bytes) -> None:
+        if self._closed:
+            return
+        conn = self._conns[topic]
         self._writer.write(conn, self.node.get_clock().now().nanoseconds, data)
         self.count += 1
+        self.counts[conn.topic] += 1
+
+    @property
+    def closed(self) -> bool:
+        """True once close() finished the file."""
+        return self._closed
 
     def close(self) -> None:
-        """Finish the file."""
-        self._writer.close()
+        """Finish the file (MCAP summary and metadata.yaml); later calls and messages are ignored."""
+        if not self._closed:
+            self._closed = True
+            self._writer.close()
+
+
+class RecorderNode(Node):
+    """The recorder as a node: TOPICS into the bag at parameter ``out``, health on /diagnostics."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("recorder", **kwargs)
+        self.recorder: Recorder | None = None
+        out = declare(self, "out", "", "bag directory (default: hjepa_run_<UTC time> in the working directory); "
+                                        "an existing non-empty path is refused", read_only=True)
+        path = Path(out) if out else default_out(datetime.now(timezone.utc))
+        try:
+            self.recorder = Recorder(path, node=self, overwrite=False, driver_qos=SENSOR_QOS)
+        except BaseException:
+            self.destroy_node()  # nothing half-built stays on the context
+            raise
+        self.diag = Diagnostics(self)
+        self.create_timer(1.0, self.report)
+        self.get_logger().info(f"recording {len(TOPICS)} topics to {path.resolve()}")
+
+    @property
+    def path(self) -> Path:
+        """The bag directory."""
+        return self.recorder.path
+
+    def inputs(self) -> int:
+        """Messages written on every topic but /diagnostics (which includes the recorder's own)."""
+        return self.recorder.count - self.recorder.counts.get(DIAGNOSTICS_TOPIC, 0)
+
+    def report(self) -> None:
+        """Publish /diagnostics: messages written (in all and per topic with any) and the bag's path."""
+        if self.recorder.closed:
+            return
+        per_topic = {t: n for t, n in self.recorder.counts.items() if n}
+        level, note = ("OK", "") if self.inputs() > 0 else ("WARN", " (nothing but /diagnostics yet)")
+        self.diag.publish(level, f"{self.recorder.count} messages to {self.path}{note}",
+                          {"messages": self.recorder.count, "bag": str(self.path.resolve()), **per_topic})
+
+    def close(self) -> None:
+        """Finish the bag (idempotent)."""
+        if self.recorder is not None:
+            self.recorder.close()
+
+    def destroy_node(self) -> None:
+        """Finish the bag, then destroy the node."""
+        self.close()
+        super().destroy_node()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An Event set by SIGINT or SIGTERM while the block runs (the previous handlers are restored after).
+
+    Used instead of rclpy's handlers so that a signal never interrupts a write half-way."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def spin_recording(executor: Any, node: RecorderNode, stop: threading.Event, duration_s: float | None = None,
+                   on_spin: Callable[[], None] | None = None) -> None:
+    """Spin until ``stop`` is set, ``duration_s`` of wall time passed or the context shut down; then
+    take in what already arrived (up to 0.5 s) so that it is in the bag. ``on_spin`` after each spin."""
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        while not stop.is_set() and node.context.ok() and (deadline is None or time.monotonic() < deadline):
+            executor.spin_once(timeout_sec=0.1)
+            if on_spin is not None:
+                on_spin()
+        drain_end = time.monotonic() + 0.5
+        last = -1
+        while node.context.ok() and node.recorder.count != last and time.monotonic() < drain_end:
+            last = node.recorder.count
+            executor.spin_once(timeout_sec=0.05)
+    except ExternalShutdownException:
+        pass
+
+
+def record(out: Path | None, duration_s: float | None = None, namespace: str = "", ros_args: list[str] | None = None,
+           progress: bool = True) -> dict[str, Any]:
+    """`hjepa-agent record`: a RecorderNode on the environment's DDS domain (ROS_DOMAIN_ID) until
+    ``duration_s`` passed or SIGINT/SIGTERM. Returns {bag, messages, duration_s, topics (those with any)}.
+    FileExistsError if ``out`` holds anything."""
+    from rclpy.parameter import Parameter
+    from tqdm import tqdm
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, args=["hjepa-agent", *(ros_args or [])], signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    executor = None
+    t0 = time.monotonic()
+    try:
+        with stop_on_signals() as stop:
+            overrides = [Parameter("out", value=str(out))] if out is not None else []
+            node = RecorderNode(context=ctx, namespace=namespace or None, parameter_overrides=overrides)
+            executor = SingleThreadedExecutor(context=ctx)
+            executor.add_node(node)
+            bar = tqdm(desc=f"recording to {node.path}", unit="msg", total=None, disable=not progress)
+            shown = 0
+
+            def _progress() -> None:
+                nonlocal shown
+                if node.recorder.count != shown:
+                    bar.update(node.recorder.count - shown)
+                    shown = node.recorder.count
+                    bar.set_postfix(topics=sum(1 for n in node.recorder.counts.values() if n), refresh=False)
+
+            spin_recording(executor, node, stop, duration_s, _progress)
+        _progress()
+        bar.close()
+        return {"bag": str(node.path), "messages": node.recorder.count,
+                "duration_s": round(time.monotonic() - t0, 3),
+                "topics": {t: n for t, n in node.recorder.counts.items() if n}}
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        if ctx.ok():
+            rclpy.shutdown(context=ctx)
+
+
+def main() -> None:
+    """Console script `recorder` (ros2 run / robot.launch.py record:=true): record until SIGINT/SIGTERM
+    or rclpy shutdown, then close the bag. Exits 2 if ``out`` is taken or invalid."""
+    rclpy.init(args=sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        with stop_on_signals() as stop:
+            node = RecorderNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            spin_recording(executor, node, stop)
+        executor.shutdown()
+        node.get_logger().info(f"closed {node.path}: {node.recorder.count} messages")
+    except (ConfigError, FileExistsError, ValueError) as exc:
+        logging.getLogger("hjepa_agent").error("refusing to start: %s", exc)
+        sys.exit(2)
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
 
 
 class MetricsNode(Node):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hjepa_agent.config.loader import ConfigError
-from hjepa_agent.node_table import NODES, SIM_NODE, load_params
+from hjepa_agent.node_table import NODES, RECORDER_NODE, SIM_NODE, load_params
 from hjepa_agent.paths import data_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def test_table_lists_the_six_nodes_in_flow_order():
     assert [n.name for n in NODES] == ["perception", "estimator", "habitual", "planner", "watchdog", "bridge"]
 
 
-@pytest.mark.parametrize("spec", NODES + (SIM_NODE,), ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", NODES + (SIM_NODE, RECORDER_NODE), ids=lambda s: s.name)
 def test_classes_import_and_have_console_scripts(spec):
     cls = spec.load_class()
     assert cls.__name__.endswith("Node")
@@ -51,6 +51,23 @@ def test_launch_files_build_nodes_from_the_table(launch):
     loops = [n for n in ast.walk(tree) if isinstance(n, ast.comprehension) and getattr(n.iter, "id", "") == "NODES"]
     assert loops, f"{launch} does not iterate over NODES"
     assert "generate_launch_description" in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+
+
+def test_robot_launch_starts_the_recorder_only_when_asked():
+    """record (default "false") and record_dir declared; the recorder node from the table under IfCondition(record),
+    with the agent's namespace and remaps and record_dir as its out parameter."""
+    tree = ast.parse((ROOT / "launch" / "robot.launch.py").read_text())
+    defaults = {n.args[0].value: next((ast.unparse(k.value) for k in n.keywords if k.arg == "default_value"), None)
+                for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "DeclareLaunchArgument"
+                and isinstance(n.args[0], ast.Constant)}
+    assert defaults["record"] == "'false'" and defaults["record_dir"] == "''"
+    recorder = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"
+                and any(ast.unparse(k.value) == "RECORDER_NODE.executable" for k in n.keywords)]
+    assert len(recorder) == 1
+    kw = {k.arg: ast.unparse(k.value) for k in recorder[0].keywords}
+    assert kw["condition"] == "IfCondition(LaunchConfiguration('record'))"
+    assert kw["namespace"] == "LaunchConfiguration('namespace')" and "remaps" in kw["remappings"]
+    assert "'out': ParameterValue(LaunchConfiguration('record_dir'), value_type=str)" in kw["parameters"]
 
 
 def test_params_file_errors_name_the_node(tmp_path):
