@@ -1,5 +1,6 @@
-"""hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), train (fit and export models),
-eval (judge trained models on held-out data), bench (measurements that are not tests)."""
+"""hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), record (record a running agent's
+topics to an MCAP rosbag2), train (fit and export models), eval (judge trained models on held-out data),
+tune (the watchdog's thresholds on recordings), bench (measurements that are not tests)."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,27 @@ def _sim(args: argparse.Namespace) -> int:
     print(json.dumps(brief, indent=2))
     print(f"wrote {args.out}/summary.json, episodes.jsonl, trajectories.png" + ("" if args.no_record else ", run.mcap"))
     return 0
+
+
+def _record(args: argparse.Namespace, ros_args: list[str]) -> int:
+    from hjepa_agent.nodes.recorder import record
+
+    try:
+        result = record(args.out, args.duration, namespace=args.namespace, ros_args=ros_args,
+                        progress=not args.quiet)
+    except FileExistsError as exc:
+        logging.getLogger("hjepa_agent").error("%s", exc)
+        return 2
+    print(json.dumps(result, indent=2))
+    print(f"wrote {result['bag']}")
+    return 0
+
+
+def _positive_s(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 s, got {text}")
+    return value
 
 
 def _bench_planners(args: argparse.Namespace) -> int:
@@ -66,9 +88,16 @@ def _bench(args: argparse.Namespace) -> int:
         result = feeder_loss(ctx, feeder=args.feeder)
     finally:
         rclpy.shutdown(context=ctx)
-    bridge = load_params(data_path("config", "agent.yaml"))["bridge"]
+    params = load_params(data_path("config", "agent.yaml"))
+    bridge = params["bridge"]
     lin = load_ego_model(data_path("config", "ego_model.yaml")).hard.kinematics.linear_x
-    result["bound_decel_start_s"] = bridge["source_timeout_s"] + 1.0 / bridge["rate_hz"]
+    if args.feeder == "bridge":   # the watchdog notices the silence, then sends its ramp at its next tick
+        from hjepa_agent.core.watchdog import load_watchdog_config
+        wd = load_watchdog_config(data_path("config", "watchdog.yaml"))
+        tick_hz = float(params.get("watchdog", {}).get("tick_hz", 20.0))
+        result["bound_decel_start_after_kill_s"] = wd.bridge_max_age_s + 1.0 / tick_hz
+    else:
+        result["bound_decel_start_s"] = bridge["source_timeout_s"] + 1.0 / bridge["rate_hz"]
     result["limit_decel_mps2"] = lin.max_decel
     print(json.dumps(result, indent=2))
     return 0
@@ -81,6 +110,8 @@ def _train(args: argparse.Namespace, rest: list[str]) -> int:
         from hjepa_agent.train.planner_gfn import train_main
     elif args.what == "subgoals":
         from hjepa_agent.train.subgoal_gfn import train_main
+    elif args.what == "typical-risk":
+        from hjepa_agent.train.typical_risk import train_main
     else:
         from hjepa_agent.train.world_model import train_main
     return int(train_main(rest) or 0)
@@ -114,24 +145,39 @@ def main(argv: list[str] | None = None) -> int:
                         "episode in turn (camera_blackout, camera_frozen, sensor_delay, battery_sag, overheating, "
                         "obstacle_drop, wheel_slip; hjepa_agent/sim/faults.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = sub.add_parser("record", help="record the topics of whatever runs on this DDS domain (ROS_DOMAIN_ID) to an "
+                                      "MCAP rosbag2, until --duration or Ctrl-C",
+                       description="Runs the recorder node (nodes/recorder.py) standalone: its topics resolved under "
+                                   "--namespace, written to --out with a running message count. Arguments after "
+                                   "--ros-args go to the node (e.g. --ros-args -r odom:=/wheel/odom).")
+    r.add_argument("--out", type=Path, default=None,
+                   help="bag directory (default: hjepa_run_<UTC time> here); an existing non-empty one is refused, "
+                        "never overwritten")
+    r.add_argument("--duration", type=_positive_s, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    r.add_argument("--namespace", default="", help="the agent's namespace (as robot.launch.py namespace:=)")
+    r.add_argument("--quiet", action="store_true", help="no progress line")
     # train/eval: --help goes through to the trainer's or evaluator's own options
     t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest", add_help=False)
-    t.add_argument("what", choices=["habitual", "world-model", "planner", "subgoals"],
+    t.add_argument("what", choices=["habitual", "world-model", "planner", "subgoals", "typical-risk"],
                    help="habitual: encoder + habitual policy (BC + DAgger); world-model: JEPA encoder + "
                         "predictor ensemble (self-supervised); planner: GFlowNet planner (trajectory "
                         "balance); subgoals: the planner's slow level (routes of subgoals, learned P_B); "
+                        "typical-risk: the watchdog's typical risk from nominal recorded runs (--runs); "
                         "further options go to the trainer (--help)")
     e = sub.add_parser("eval", help="evaluate trained models on held-out data", add_help=False)
     e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
-    u = sub.add_parser("tune", help="the watchdog's thresholds on recorded runs (replay, calibrate)", add_help=False)
-    u.add_argument("what", choices=["replay", "calibrate"],
+    u = sub.add_parser("tune", help="the watchdog's thresholds on recorded runs (replay, calibrate, sweep)",
+                       add_help=False)
+    u.add_argument("what", choices=["replay", "calibrate", "sweep"],
                    help="replay: re-run the watchdog on a recorded run; calibrate: thresholds from nominal runs "
-                        "(conformal); options: --help")
+                        "(conformal); sweep: a grid of thresholds on nominal and faulted runs; options: --help")
     b = sub.add_parser("bench", help="measurements that are not tests")
     b.add_argument("what", choices=["feeder-loss", "planners"],
                    help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire; "
                         "planners: each planner drives alone in the sim (success, latency, calls, route diversity)")
-    b.add_argument("--feeder", default="habitual", choices=["habitual"], help="node to kill (drives in HABITUAL)")
+    b.add_argument("--feeder", default="habitual", choices=["habitual", "bridge"],
+                   help="node to kill while driving in HABITUAL: habitual (the bridge stops on its silence) or "
+                        "bridge (the watchdog stops the base alone)")
     b.add_argument("--planners", default="cem,mppi", help="planners: comma-separated (cem, mppi, gflownet)")
     b.add_argument("--models-dir", type=Path, default=None, help="planners: models dir for gflownet")
     b.add_argument("--scenario", default=None, help="planners: scenario YAML or folder (default config/scenarios)")
@@ -153,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             if rest:
                 parser.error(f"unrecognized arguments: {' '.join(rest)}")
             return _sim(args)
+        if args.verb == "record":
+            if rest and rest[0] != "--ros-args":
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            return _record(args, rest)
         if args.verb == "bench":
             return _bench(args)
         if args.verb == "eval":

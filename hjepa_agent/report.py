@@ -40,7 +40,7 @@ class EpisodeResult:
     """Injected faults (kind@onset_s), if any (sim/faults.py)."""
     fault_detected: bool | None = None
     """Whether the watchdog responded after the first onset: entered SAFE_STOP (for obstacle_drop:
-    left HABITUAL); None without faults."""
+    left HABITUAL), or raised its graded response (speed limited or slowed); None without faults."""
     detection_delay_s: float | None = None
     breach: str | None = None
     """What happened that must not: 'collision', 'battery below floor while moving', 'motor above

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.types import Mode
+from hjepa_agent.core.watchdog import LEVELS
 from hjepa_agent.node_table import NODES, load_params
 from hjepa_agent.report import EpisodeResult, count_limit_violations, plot_trajectories, summarise
 from hjepa_agent.paths import data_path
@@ -278,7 +279,9 @@ class EmbeddedStack:
 
 
 def feeder_loss(ctx, feeder: str = "habitual", drive_s: float = 3.0, after_s: float = 3.0) -> dict[str, Any]:
-    """Kill the node feeding the bridge mid-run and measure cmd_vel on the wire.
+    """Kill the node feeding the bridge (``feeder="habitual"``: the bridge must stop on its silence),
+    or the bridge itself (``"bridge"``: the watchdog must stop the base alone), mid-run, and measure
+    cmd_vel on the wire.
 
     Returns the delay from the last proposal's stamp to the first slowing output, the time
     to zero, the peak deceleration, the longest gap between outputs and how long zero held."""
@@ -291,13 +294,15 @@ def feeder_loss(ctx, feeder: str = "habitual", drive_s: float = 3.0, after_s: fl
         stack.run(after_s)
         lg = stack.sim.log
         out = [(t, v) for t, v in zip(lg.sim_t, lg.v) if t >= t_kill]
-        v0 = out[0][1]
+        v0 = [v for t, v in zip(lg.sim_t, lg.v) if t < t_kill][-1]   # the last command before the kill
+        out = [(t_kill, v0)] + out
         start = next(t for t, v in out if v < v0 - 1e-3)
         zero = next(t for t, v in out if abs(v) < 1e-9)
         held = all(abs(v) < 1e-9 for t, v in out if t >= zero)
         pairs = [(a, b) for a, b in zip(out, out[1:]) if b[0] > a[0]]
         return {"feeder": feeder, "speed_before_mps": round(v0, 4),
                 "decel_start_after_last_proposal_s": round(start - last, 4),
+                "decel_start_after_kill_s": round(start - t_kill, 4),
                 "time_to_zero_s": round(zero - start, 4),
                 "peak_decel_mps2": round(max((a[1] - b[1]) / (b[0] - a[0]) for a, b in pairs), 4),
                 "max_output_gap_s": round(max(b[0] - a[0] for a, b in pairs), 4),
@@ -328,6 +333,7 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
         responses = ({Mode.PLANNING, Mode.OPTIMISING, Mode.SAFE_STOP}
                      if [f.kind for f in injected] == ["obstacle_drop"] else {Mode.SAFE_STOP})
         detected_at = None
+        seen_events = 0
         hard = ego.hard
         while True:
             stamp_ns = step.tick()
@@ -339,6 +345,15 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
             if injected and elapsed >= onset:
                 if detected_at is None and mode in responses and (mode != prev_mode or mode != Mode.SAFE_STOP):
                     detected_at = elapsed
+                # a graded response (speed limited or slowed, core/watchdog.LEVELS) is a detection too
+                for ev in metrics.events[seen_events:]:
+                    step_ = str((ev.get("reasons") or [""])[0]).split("->")
+                    up = (ev.get("kind") == "graded" and len(step_) == 2 and all(x in LEVELS for x in step_)
+                          and LEVELS.index(step_[1]) > LEVELS.index(step_[0]))
+                    when = float(ev.get("stamp_s", -math.inf)) - t_start
+                    if detected_at is None and up and when >= onset:
+                        detected_at = when
+                seen_events = len(metrics.events)
                 moving = abs(sim.world.twist()[0]) > 0.01
                 why = ("collision" if sim.world.in_collision() else
                        "battery below floor while moving"

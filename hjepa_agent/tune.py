@@ -24,24 +24,66 @@ ceil((n+1)(1-alpha/2))-th smallest episode score, which needs n >= 2/alpha - 1 (
   episode's smallest predicted plan clearance while it was PLANNING (kept within [0, clearance_plan_m]).
 
 The other thresholds are copied from ``--thresholds``; OPTIMISING entered because planning made no
-progress (the stall rule) is not calibrated, and counts as an intervention in replay's report. Nothing checks here that the calibrated
-thresholds still catch faults: that is the fault suite's job (not built yet), as is ``tune sweep``.
+progress (the stall rule) is not calibrated, and counts as an intervention in replay's report. Nothing
+checks there that the calibrated thresholds still catch faults: ``tune sweep`` does.
+
+``tune sweep --nominal RUN... [--faulted RUN...] --grid "name=v1,v2;name2=..." [--alpha A] --out DIR``
+replays run directories (run.mcap + episodes.jsonl from ``hjepa-agent sim``; ``--faulted`` ones from
+``sim --faults``) at every point of a grid of thresholds (the cartesian product of the values given,
+each a WatchdogConfig field, on top of ``--thresholds``). Each bag is read once; every grid point
+replays every run. Per grid point:
+
+* the nominal false-intervention rate: the fraction of nominal episodes with an intervention (an entry
+  of SAFE_STOP or OPTIMISING) after the start-up (the watchdog starts in SAFE_STOP: leaving it the
+  first time is not one), or with no start-up at all (a watchdog that never lets the robot go);
+* the detection rate: the fraction of faulted episodes with a reaction at or after the fault's onset
+  (the earliest, if several): entering SAFE_STOP, for an obstacle_drop also PLANNING or OPTIMISING
+  (an entry: unlike the live count in episodes.jsonl, a PLANNING already under way at the onset is
+  not one), or a "graded" event (a speed limit short of a stop); with the delay (reaction - onset)
+  median and max, overall and per fault kind.
+
+Episodes are matched to the journal by order: the i-th distinct journal session is episode i. An
+episode's start is taken as the first journal tick of its session (approximation: the watchdog starts
+within a tick of the episode), and the onsets in episodes.jsonl (s since the episode start) are counted
+from there. Lead time (detection to breach) cannot come from a replay, which cannot show a breach that
+did not happen live: the live "breach" and "lead_s" of each faulted episode are copied as recorded.
+
+Recommended: among the points whose false-intervention rate is <= alpha, the one with the highest
+detection rate (ties: the lowest false rate, then the closest to ``--thresholds``): DIR/recommended.yaml
+(``--thresholds`` with the swept keys replaced, a header saying how and with what rates). Also
+DIR/sweep.json (every point: values, rates, per fault kind), DIR/roc.png (false rate against detection
+rate, alpha as a line) and DIR/timeline.png (one episode replayed with the recommended thresholds:
+ambiguity, clearances, speed scale, mode, measured speed, fault onset). No point within alpha: it says
+so, writes sweep.json and roc.png only, and exits 1.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
+import logging
 import math
+import shlex
+import sys
+import textwrap
 import time
 from collections import defaultdict, deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
+from hjepa_agent.config.ego_model import EgoModel
+from hjepa_agent.core.watchdog import WatchdogConfig
+
+log = logging.getLogger("hjepa_agent.tune")
+
 INTERVENTIONS = ("SAFE_STOP", "OPTIMISING")
 """Modes whose entry counts as an intervention."""
+GRADED = "graded"
+"""Event kind of a graded response (a speed limit short of a stop, reasons[0] "FROM->TO"): in ``tune sweep``
+one that does not step back to "NORMAL" is a fault's detection."""
 
 
 def read_run(bag: Path) -> tuple[dict[str, dict[int, deque]], list[dict[str, Any]]]:
@@ -72,15 +114,42 @@ def read_run(bag: Path) -> tuple[dict[str, dict[int, deque]], list[dict[str, Any
     return inputs, journal
 
 
+_TYPICAL: dict[str, Any] = {"models_dir": None, "model": None, "loaded": False}
+"""The typical-risk network the replayed watchdogs use (the node's typical_risk / models_dir):
+by default the package's models; :func:`use_typical_risk` changes it."""
+
+
+def use_typical_risk(models_dir: str | Path | None, enabled: bool = True) -> None:
+    """Replay with the typical-risk network in ``models_dir`` (None: the package's models), as the
+    watchdog node with that models_dir does, or without one (``enabled=False``: typical_risk: false)."""
+    _TYPICAL.update(models_dir=models_dir, model=None, loaded=not enabled)
+
+
+def _typical():
+    """The network set by :func:`use_typical_risk`, loaded once (ModelMismatchError as the node's)."""
+    if not _TYPICAL["loaded"]:
+        from hjepa_agent.core.models import load_typical_risk
+        from hjepa_agent.core.risk import TypicalRisk
+        from hjepa_agent.paths import data_path
+        _TYPICAL["model"] = TypicalRisk(load_typical_risk(_TYPICAL["models_dir"] or data_path("models")))
+        _TYPICAL["loaded"] = True
+    return _TYPICAL["model"]
+
+
 def _ticks(journal: list[dict[str, Any]], inputs: dict[str, dict[int, deque]], cfg, ego):
     """Re-run the core along the journal: yields (entry, core, output, tick seconds, missing inputs)
-    per journal tick; one fresh core per session (watchdog node run)."""
+    per journal tick; one fresh core per session (watchdog node run). ``inputs`` is only read (the
+    messages of one kind and stamp are taken in recorded order), so one parsed run serves any number
+    of replays."""
     from hjepa_agent.core.watchdog import Watchdog
     from hjepa_agent.nodes.watchdog import apply_input
 
     cores: dict[str, Any] = {}
+    taken: dict[tuple[str, int], int] = defaultdict(int)   # (kind, stamp) -> messages of it used so far
     for entry in journal:
-        core = cores.setdefault(entry["session"], Watchdog(cfg, ego))
+        if entry["session"] not in cores:
+            cores[entry["session"]] = Watchdog(cfg, ego, _typical())
+        core = cores[entry["session"]]
         missing = 0
         for kind, key, now in entry["inputs"]:
             if kind == "clear":
@@ -90,10 +159,12 @@ def _ticks(journal: list[dict[str, Any]], inputs: dict[str, dict[int, deque]], c
                 core.reconfigure(dataclasses.replace(core.cfg, **key))
                 continue
             queue = inputs.get(kind, {}).get(int(key))
-            if not queue:
+            used = taken[kind, int(key)]
+            if not queue or used >= len(queue):
                 missing += 1
                 continue
-            apply_input(core, kind, queue.popleft(), now)
+            taken[kind, int(key)] = used + 1
+            apply_input(core, kind, queue[used], now)
         t0 = time.perf_counter()
         out = core.tick(entry["tick"])
         yield entry, core, out, time.perf_counter() - t0, missing
@@ -216,6 +287,484 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
     return doc, report
 
 
+# ---- tune sweep -----------------------------------------------------------------------------------
+TickRecord = tuple[float, str, Sequence[tuple[str, Sequence[str]]]]
+"""One replayed tick: (tick time s, mode after the tick, events of the tick as (kind, reasons))."""
+
+
+def parse_grid(spec: str, base: WatchdogConfig, ego: EgoModel | None = None) -> list[dict[str, float]]:
+    """Grid points from ``spec`` ("name=v1,v2,...;name2=..." over WatchdogConfig fields): the cartesian
+    product, the first name varying slowest, each point {name: value} in spec order. ValueError naming
+    the name, value or point when a name is unknown or repeated, a value is not a finite number, or a
+    point's config is invalid (``dataclasses.replace`` on ``base``: WatchdogConfig's range and
+    cross-field checks, and the ego model's when ``ego`` is given)."""
+    fields = {f.name: f for f in dataclasses.fields(WatchdogConfig)}
+    axes: dict[str, list[float]] = {}
+    for part in (p.strip() for p in spec.split(";") if p.strip()):
+        name, sep, values = (x.strip() for x in part.partition("="))
+        if not sep or not name:
+            raise ValueError(f"--grid {part!r}: expected name=v1,v2,...")
+        if name not in fields:
+            raise ValueError(f"--grid: {name!r} is not a watchdog threshold (WatchdogConfig fields: "
+                             f"{', '.join(fields)})")
+        if fields[name].type not in ("float", float):
+            raise ValueError(f"--grid: {name} is not a number threshold ({fields[name].type}); it cannot be swept")
+        if name in axes:
+            raise ValueError(f"--grid: {name} is given twice")
+        vals: list[float] = []
+        for v in (v.strip() for v in values.split(",") if v.strip()):
+            try:
+                f = float(v)
+            except ValueError:
+                raise ValueError(f"--grid: {name}={v!r} is not a number") from None
+            if not math.isfinite(f):
+                raise ValueError(f"--grid: {name}={v!r} must be finite")
+            vals.append(f)
+        if not vals:
+            raise ValueError(f"--grid: {name} has no values")
+        axes[name] = list(dict.fromkeys(vals))
+    if not axes:
+        raise ValueError(f"--grid {spec!r}: no thresholds in it (expected name=v1,v2,...;name2=...)")
+    points = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    for point in points:
+        try:
+            cfg = dataclasses.replace(base, **point)
+            if ego is not None:
+                cfg.check_against(ego)
+        except ValueError as exc:
+            raise ValueError(f"--grid point {point}: {exc}") from None
+    return points
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeScore:
+    """What the watchdog did in one episode (:func:`score_episode`); times in s since the episode start.
+
+    started_s: when it left the start-up SAFE_STOP (None: never); interventions: (time, mode entered)
+    for every SAFE_STOP or OPTIMISING entry after the start-up; graded: times of graded escalations;
+    onset_s: the fault's onset (None: a nominal episode); reaction: the first (time, response) at or
+    after the onset, response a mode entered or "graded" (None: none, or no fault)."""
+
+    started_s: float | None
+    interventions: tuple[tuple[float, str], ...]
+    graded: tuple[float, ...]
+    onset_s: float | None = None
+    reaction: tuple[float, str] | None = None
+
+    @property
+    def false_alarm(self) -> bool:
+        """An intervention with nothing wrong: any after the start-up (before the onset, with a fault), or
+        no start at all (before the onset): a watchdog that never lets the robot move stops it too."""
+        limit = math.inf if self.onset_s is None else self.onset_s
+        never = self.started_s is None or self.started_s >= limit
+        return never or any(t < limit for t, _ in self.interventions)
+
+    @property
+    def detected(self) -> bool | None:
+        """Whether the fault got a reaction (None without a fault)."""
+        return None if self.onset_s is None else self.reaction is not None
+
+    @property
+    def delay_s(self) -> float | None:
+        """Reaction time minus onset (s), or None."""
+        return None if self.reaction is None or self.onset_s is None else self.reaction[0] - self.onset_s
+
+
+def score_episode(ticks: Sequence[TickRecord], onset_s: float | None = None,
+                  responses: Collection[str] = ("SAFE_STOP",)) -> EpisodeScore:
+    """Score one episode's replayed ticks (in order; the first tick is taken as the episode's start).
+
+    Interventions are entries of INTERVENTIONS after the start-up (the watchdog starts in SAFE_STOP;
+    leaving it the first time is the start-up, not an intervention). With a fault at ``onset_s`` (s
+    since the start), the reaction is the first, at or after the onset, entry of a mode in
+    ``responses`` or GRADED event (other than a step back to NORMAL)."""
+    if not ticks:
+        raise ValueError("score_episode: an episode without ticks")
+    start = float(ticks[0][0])
+    started: float | None = None
+    interventions: list[tuple[float, str]] = []
+    graded: list[float] = []
+    reaction: tuple[float, str] | None = None
+    for tick_s, mode, events in ticks:
+        t = float(tick_s) - start
+        after_onset = onset_s is not None and t >= onset_s - 1e-9
+        for kind, reasons in events:
+            if kind == GRADED:
+                if reasons and str(reasons[0]).endswith("->NORMAL"):   # back to full speed: no reaction
+                    continue
+                graded.append(t)
+                if after_onset and reaction is None:
+                    reaction = (t, GRADED)
+                continue
+            if kind != "mode" or not reasons:
+                continue
+            before, _, entered = str(reasons[0]).partition("->")
+            if started is None:
+                if before == "SAFE_STOP" and entered != "SAFE_STOP":
+                    started = t
+                continue
+            if entered in INTERVENTIONS:
+                interventions.append((t, entered))
+            if after_onset and reaction is None and entered in responses:
+                reaction = (t, entered)
+        if started is None and mode != "SAFE_STOP":   # out of SAFE_STOP without its event: started anyway
+            started = t
+    return EpisodeScore(started, tuple(interventions), tuple(graded), onset_s, reaction)
+
+
+def fault_of(faults: Sequence[str]) -> tuple[str, float, tuple[str, ...]]:
+    """An episode's injected faults (episodes.jsonl "faults": ["kind@onset_s", ...]) -> (label: the kinds
+    joined by "+", onset: the earliest (s since the episode start), responses: the modes whose entry
+    counts as its detection: SAFE_STOP, and PLANNING or OPTIMISING too when every fault is obstacle_drop)."""
+    from hjepa_agent.sim.faults import parse_faults
+
+    parsed = parse_faults(",".join(faults))
+    if not parsed:
+        raise ValueError("no faults")
+    kinds = sorted({f.kind for f in parsed})
+    responses = ("SAFE_STOP", "PLANNING", "OPTIMISING") if kinds == ["obstacle_drop"] else ("SAFE_STOP",)
+    return "+".join(kinds), min(f.onset_s for f in parsed), responses
+
+
+def _delays(delays: list[float]) -> dict[str, float] | None:
+    return ({"median": round(float(np.median(delays)), 3), "max": round(float(np.max(delays)), 3)}
+            if delays else None)
+
+
+def point_summary(values: Mapping[str, float], nominal: Sequence[EpisodeScore],
+                  faulted: Sequence[tuple[str, EpisodeScore]]) -> dict[str, Any]:
+    """One grid point's figures from its episode scores: false_rate (nominal episodes with a false alarm,
+    EpisodeScore.false_alarm), detection_rate (faulted episodes with a reaction; None without any), the
+    detection delays (s, median and max), and the same per fault label (``faulted``: (label, score))."""
+    false = [s.false_alarm for s in nominal]
+    det = [s.detected for _, s in faulted]
+    by_kind: dict[str, dict[str, Any]] = {}
+    for label in sorted({k for k, _ in faulted}):
+        mine = [s for k, s in faulted if k == label]
+        hit = sum(bool(s.detected) for s in mine)
+        by_kind[label] = {"episodes": len(mine), "detected": hit, "rate": round(hit / len(mine), 4),
+                          "delay_s": _delays([s.delay_s for s in mine if s.delay_s is not None]),
+                          "false_alarm_before_onset": sum(s.false_alarm for s in mine)}
+    return {"values": dict(values),
+            "false_rate": sum(false) / len(false) if false else None,
+            "false_episodes": int(sum(false)),
+            "never_started": sum(s.started_s is None for s in nominal),
+            "graded_rate_nominal": sum(bool(s.graded) for s in nominal) / len(nominal) if nominal else None,
+            "detection_rate": sum(map(bool, det)) / len(det) if det else None,
+            "detected_episodes": int(sum(map(bool, det))),
+            "delay_s": _delays([s.delay_s for _, s in faulted if s.delay_s is not None]),
+            "by_kind": by_kind}
+
+
+def recommend(points: Sequence[Mapping[str, Any]], alpha: float, base: Mapping[str, float]) -> int | None:
+    """Index of the recommended grid point: among those whose "false_rate" is at most ``alpha``, the one
+    with the highest "detection_rate" (None, without faulted runs, counts as 0); ties: the lowest false
+    rate, then the closest to ``base`` (the sum over the point's "values" of |value - base| / |base|, or
+    / 1 where base is 0), then the first in grid order. None when no point's false rate is <= alpha."""
+    def distance(values: Mapping[str, float]) -> float:
+        return sum(abs(v - base[k]) / (abs(base[k]) or 1.0) for k, v in values.items())
+
+    ok = [i for i, p in enumerate(points) if p["false_rate"] is not None and p["false_rate"] <= alpha + 1e-12]
+    if not ok:
+        return None
+    return min(ok, key=lambda i: (-(points[i]["detection_rate"] or 0.0), points[i]["false_rate"],
+                                  distance(points[i]["values"]), i))
+
+
+@dataclasses.dataclass
+class _Run:
+    """A recorded run, parsed once: the watchdog's inputs and journal, its sessions (= episodes, in
+    order) and their episodes.jsonl lines."""
+
+    path: Path
+    inputs: dict[str, dict[int, deque]]
+    journal: list[dict[str, Any]]
+    sessions: list[str]
+    episodes: list[dict[str, Any]]
+
+
+def _load_run(path: Path, faulted: bool) -> _Run:
+    """Parse the run directory ``path`` (run.mcap + episodes.jsonl, as `hjepa-agent sim` writes; the
+    rosbag2 folder itself is taken too): the i-th journal session is the i-th episode."""
+    path = Path(path)
+    if path.name.endswith(".mcap") and not (path / "run.mcap").exists():
+        bag, run_dir = path, path.parent
+    else:
+        bag, run_dir = path / "run.mcap", path
+    if not bag.exists():
+        raise FileNotFoundError(f"{path}: no run.mcap in it (a run directory written by hjepa-agent sim)")
+    inputs, journal = read_run(bag)
+    sessions = list(dict.fromkeys(e["session"] for e in journal))
+    jsonl = run_dir / "episodes.jsonl"
+    if jsonl.is_file():
+        episodes = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    elif faulted:
+        raise FileNotFoundError(f"{jsonl}: missing; a faulted run needs it (the episodes' faults and onsets)")
+    else:
+        episodes = [{} for _ in sessions]
+    if len(sessions) < len(episodes):
+        raise ValueError(f"{bag}: {len(sessions)} watchdog sessions in the journal but {len(episodes)} episodes in "
+                         f"{jsonl}: cannot tell which session is which episode")
+    if len(sessions) > len(episodes):   # the run was cut short in its last episode: it has no line
+        log.warning("%s: %d sessions in the journal, %d episodes in %s: the last %d session(s) left out", bag,
+                    len(sessions), len(episodes), jsonl, len(sessions) - len(episodes))
+        sessions = sessions[:len(episodes)]
+        keep = set(sessions)
+        journal = [e for e in journal if e["session"] in keep]
+    if faulted:
+        for i, ep in enumerate(episodes):
+            if not ep.get("faults"):
+                raise ValueError(f"{jsonl}: episode {ep.get('episode', i)} has no \"faults\": a faulted run must "
+                                 f"have a fault in every episode (hjepa-agent sim --faults)")
+            try:
+                fault_of(ep["faults"])
+            except ValueError as exc:
+                raise ValueError(f"{jsonl}: episode {ep.get('episode', i)}: faults {ep['faults']}: {exc}") from None
+    return _Run(run_dir, inputs, journal, sessions, episodes)
+
+
+def _replay_sessions(run: _Run, cfg: WatchdogConfig, ego: EgoModel) -> tuple[dict[str, list[TickRecord]], int]:
+    """Replay ``run`` with ``cfg``: each session's ticks (TickRecord), and the inputs missing from the bag."""
+    per: dict[str, list[TickRecord]] = defaultdict(list)
+    missing = 0
+    for entry, _, out, _, miss in _ticks(run.journal, run.inputs, cfg, ego):
+        per[entry["session"]].append((entry["tick"], out.mode.name, [(ev.kind, ev.reasons) for ev in out.events]))
+        missing += miss
+    return per, missing
+
+
+def _score_run(run: _Run, cfg: WatchdogConfig, ego: EgoModel,
+               faulted: bool) -> tuple[list[tuple[str, EpisodeScore]], int]:
+    """(fault label or "", score) per episode of ``run`` replayed with ``cfg``; and the missing inputs."""
+    per, missing = _replay_sessions(run, cfg, ego)
+    scores = []
+    for session, ep in zip(run.sessions, run.episodes):
+        if faulted:
+            label, onset, responses = fault_of(ep["faults"])
+            scores.append((label, score_episode(per[session], onset, responses)))
+        else:
+            scores.append(("", score_episode(per[session])))
+    return scores, missing
+
+
+def _timeline(run: _Run, session: str, cfg: WatchdogConfig, ego: EgoModel) -> dict[str, Any]:
+    """One episode replayed with ``cfg``, tick by tick (times in s since its first tick): ambiguity,
+    habitual and plan clearance (m; NaN: none, or no obstacle in reach), speed_scale, mode, and the status
+    values risk_z and charge where the core reports them; and the measured speed (recorded odom)."""
+    from hjepa_agent.core.types import Mode
+
+    journal = [e for e in run.journal if e["session"] == session]
+    start, end = journal[0]["tick"], journal[-1]["tick"]
+    rows: dict[str, list[float]] = defaultdict(list)
+    extra: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    nan = float("nan")
+    for entry, core, out, _, _ in _ticks(journal, run.inputs, cfg, ego):
+        t = entry["tick"] - start
+        hab, plan = core.clearances(entry["tick"])
+        rows["t"].append(t)
+        rows["ambiguity"].append(nan if core.ambiguity is None else core.ambiguity)
+        rows["habitual_clearance_m"].append(nan if hab is None or not math.isfinite(hab) else hab)
+        rows["plan_clearance_m"].append(nan if plan is None or not math.isfinite(plan) else plan)
+        rows["speed_scale"].append(out.speed_scale)
+        rows["mode"].append(int(out.mode))
+        for name in ("risk_z", "charge"):
+            try:
+                v = float(out.status.get("values", {}).get(name, "n/a"))
+            except (TypeError, ValueError):   # "n/a" and the like: no value this tick
+                continue
+            if math.isfinite(v):
+                extra[name].append((t, v))
+    odom = sorted((ns * 1e-9 - start, m.twist.twist.linear.x) for ns, q in run.inputs.get("odom", {}).items()
+                  if start <= ns * 1e-9 <= end for m in q)
+    return {"rows": {k: np.asarray(v) for k, v in rows.items()}, "extra": dict(extra), "odom": odom,
+            "modes": [m.name for m in Mode]}
+
+
+def _plot_roc(points: list[dict[str, Any]], rec: int | None, alpha: float, path: Path) -> None:
+    """roc.png: every grid point's nominal false-intervention rate against its detection rate."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.array([p["false_rate"] for p in points], dtype=np.float64)
+    y = np.array([np.nan if p["detection_rate"] is None else p["detection_rate"] for p in points])
+    fig, ax = plt.subplots(figsize=(6.0, 6.0))
+    ax.scatter(x, np.nan_to_num(y), s=36, alpha=0.6, color="tab:blue", label=f"grid points ({len(points)})")
+    ax.axvline(alpha, color="tab:red", ls="--", lw=1, label=f"alpha = {alpha:g}")
+    if rec is not None:
+        label = ", ".join(f"{k}={v:g}" for k, v in points[rec]["values"].items())
+        ax.scatter([x[rec]], [np.nan_to_num(y[rec])], s=160, facecolors="none", edgecolors="tab:red", lw=2,
+                   label=f"recommended: {label}")
+    same: dict[tuple[float, float], int] = defaultdict(int)   # grid points on the same spot: say how many
+    for xy in zip(x, np.nan_to_num(y)):
+        same[xy] += 1
+    for (px, py), k in same.items():
+        if k > 1:
+            ax.annotate(f"x{k}", (px, py), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    ax.set_xlabel("nominal false-intervention rate (episodes)")
+    ax.set_ylabel("fault detection rate (episodes)" + ("" if np.isfinite(y).any() else ": no faulted runs"))
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8)
+    ax.set_title("tune sweep: one point per threshold set")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_timeline(tl: dict[str, Any], cfg: WatchdogConfig, onset_s: float | None, title: str, path: Path) -> None:
+    """timeline.png: stacked panels over the episode's time, the fault onset as a vertical line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r, extra = tl["rows"], tl["extra"]
+    n = 5 + bool(extra)
+    fig, axes = plt.subplots(n, 1, figsize=(9.0, 1.9 * n), sharex=True)
+    ax = axes[0]
+    ax.plot(r["t"], r["ambiguity"], color="tab:purple", lw=1)
+    ax.axhline(cfg.ambiguity_stop, color="tab:red", ls=":", lw=1, label=f"ambiguity_stop {cfg.ambiguity_stop:g}")
+    ax.set_ylabel("ambiguity")
+    ax = axes[1]
+    ax.plot(r["t"], r["habitual_clearance_m"], lw=1, label="habitual")
+    ax.plot(r["t"], r["plan_clearance_m"], lw=1, label="plan")
+    ax.axhline(cfg.clearance_plan_m, color="tab:orange", ls=":", lw=1,
+               label=f"clearance_plan_m {cfg.clearance_plan_m:g}")
+    ax.axhline(cfg.clearance_optimise_m, color="tab:red", ls=":", lw=1,
+               label=f"clearance_optimise_m {cfg.clearance_optimise_m:g}")
+    ax.set_ylabel("clearance (m)")
+    ax = axes[2]
+    ax.plot(r["t"], r["speed_scale"], color="tab:green", lw=1)
+    ax.set_ylabel("speed_scale")
+    ax.set_ylim(-0.05, 1.05)
+    ax = axes[3]
+    ax.step(r["t"], r["mode"], where="post", color="k", lw=1)
+    ax.set_yticks(range(len(tl["modes"])), tl["modes"], fontsize=7)
+    ax.set_ylabel("mode")
+    ax = axes[4]
+    if tl["odom"]:
+        od = np.asarray(tl["odom"])
+        ax.plot(od[:, 0], od[:, 1], color="tab:blue", lw=1)
+    ax.set_ylabel("odom v (m/s)")
+    if extra:
+        for name, pts in extra.items():
+            xy = np.asarray(pts)
+            axes[5].plot(xy[:, 0], xy[:, 1], lw=1, label=name)
+        axes[5].set_ylabel("status values")
+    for i, ax in enumerate(axes):
+        if onset_s is not None:
+            ax.axvline(onset_s, color="tab:red", lw=1.2, label=None if i else f"fault onset {onset_s:g} s")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right", fontsize=7)
+    axes[-1].set_xlabel("time since the episode's first watchdog tick (s)")
+    axes[0].set_title("\n".join(textwrap.wrap(title, 110)), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sweep(nominal: list[Path], faulted: list[Path], grid: str, thresholds: Path, ego_model: Path, alpha: float,
+          out: Path, timeline_episode: int | None = None, command: str = "", progress: bool = True) -> dict[str, Any]:
+    """Replay the runs at every grid point (module doc), write sweep.json, roc.png and, when a point
+    qualifies, recommended.yaml and timeline.png to ``out``; returns sweep.json's content (its
+    "recommended": the index of the chosen point, or None)."""
+    import yaml
+    from tqdm import tqdm
+
+    from hjepa_agent.config.ego_model import load_ego_model
+    from hjepa_agent.core.watchdog import load_watchdog_config
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"tune sweep: --alpha must be in [0, 1], got {alpha}")
+    base, ego = load_watchdog_config(thresholds), load_ego_model(ego_model)
+    grid_points = parse_grid(grid, base, ego)
+    runs = [(_load_run(p, f), f) for p, f in tqdm([(p, False) for p in nominal] + [(p, True) for p in faulted],
+                                                   desc="read runs", unit="run", disable=not progress)]
+    n_nom = sum(len(r.sessions) for r, f in runs if not f)
+    if n_nom == 0:
+        raise ValueError("tune sweep: the nominal runs have no episodes")
+    # the timeline's candidates: the faulted episodes (the nominal ones without faulted runs), in order
+    pool = ([(run, i) for run, f in runs if f for i in range(len(run.sessions))]
+            or [(run, i) for run, f in runs if not f for i in range(len(run.sessions))])
+    if timeline_episode is not None and not 0 <= timeline_episode < len(pool):
+        raise ValueError(f"tune sweep: --timeline-episode {timeline_episode} is not one of the {len(pool)} "
+                         f"{'faulted' if faulted else 'nominal'} episodes (0-based, across the runs in order)")
+    points: list[dict[str, Any]] = []
+    faulted_scores: list[list[EpisodeScore]] = []   # per point, the faulted episodes' scores in pool order
+    bar = tqdm(total=len(grid_points) * len(runs), desc="sweep", unit="replay", disable=not progress)
+    for values in grid_points:
+        cfg = dataclasses.replace(base, **values)
+        nom: list[EpisodeScore] = []
+        flt: list[tuple[str, EpisodeScore]] = []
+        false_ids: list[str] = []
+        for run, is_faulted in runs:
+            scores, missing = _score_run(run, cfg, ego, is_faulted)
+            if missing and not points:
+                log.warning("%s: %d recorded inputs are missing from the bag: the replay is not the live run",
+                            run.path, missing)
+            if is_faulted:
+                flt += scores
+            else:
+                nom += [s for _, s in scores]
+                false_ids += [f"{run.path}#{i}" for i, (_, s) in enumerate(scores) if s.false_alarm]
+            bar.update(1)
+        points.append({**point_summary(values, nom, flt), "false_alarm_episodes": false_ids})
+        faulted_scores.append([s for _, s in flt])
+    bar.close()
+    rec = recommend(points, alpha, {k: getattr(base, k) for k in grid_points[0]})
+    live = [{"run": str(run.path), "episode": ep.get("episode", i), "faults": ep["faults"],
+             **{k: ep[k] for k in ("fault_detected", "detection_delay_s", "breach", "lead_s", "outcome") if k in ep}}
+            for run, f in runs if f for i, ep in enumerate(run.episodes)]
+    report: dict[str, Any] = {
+        "command": command, "thresholds": str(thresholds), "ego_model": str(ego_model), "alpha": alpha,
+        "nominal": {"runs": [str(r.path) for r, f in runs if not f], "episodes": n_nom},
+        "faulted": {"runs": [str(r.path) for r, f in runs if f], "episodes": len(live)},
+        "episode_start": "the first watchdog journal tick of the episode's session (the watchdog starts within "
+                         "a tick of the episode); fault onsets are counted from there",
+        "grid": {k: sorted({p[k] for p in grid_points}) for k in grid_points[0]},
+        "recommended": rec,
+        "recommended_values": None if rec is None else points[rec]["values"],
+        "points": points,
+        "live_faulted_episodes": live,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
+    _plot_roc(points, rec, alpha, out / "roc.png")
+    if rec is None:
+        return report
+    best = points[rec]
+    doc = yaml.safe_load(Path(thresholds).read_text())
+    doc.update(best["values"])
+    det = ("no faulted runs" if best["detection_rate"] is None else
+           f"detection rate {best['detection_rate']:.3f} ({best['detected_episodes']}/{len(live)} faulted episodes)")
+    head = (f"# Written by hjepa-agent tune sweep: of {len(points)} grid points, the one with the highest fault\n"
+            f"# detection among those whose nominal false-intervention rate is <= alpha {alpha:g} (ties: lowest\n"
+            f"# false rate, then closest to {thresholds}).\n"
+            f"# Nominal false-intervention rate {best['false_rate']:.3f} ({best['false_episodes']}/{n_nom} episodes); "
+            f"{det}.\n"
+            f"# Swept: {', '.join(f'{k}={v:g}' for k, v in best['values'].items())}; the rest as in {thresholds}.\n"
+            f"# Command: {command}\n# See config/watchdog.yaml for what each threshold means.\n")
+    (out / "recommended.yaml").write_text(head + yaml.safe_dump(doc, sort_keys=False))
+    # the timeline: one episode replayed with the recommended thresholds
+    cfg = dataclasses.replace(base, **best["values"])
+    if timeline_episode is not None:
+        pick = timeline_episode
+    else:
+        # the first faulted episode the recommended thresholds detect (else the first episode)
+        pick = next((i for i, s in enumerate(faulted_scores[rec]) if s.detected), 0)
+    run, i = pool[pick]
+    onset = fault_of(run.episodes[i]["faults"])[1] if faulted else None
+    what = f"faults {', '.join(run.episodes[i]['faults'])}" if faulted else "nominal"
+    title = (f"{run.path} episode {run.episodes[i].get('episode', i)} ({what}); thresholds: "
+             + ", ".join(f"{k}={v:g}" for k, v in best["values"].items()))
+    _plot_timeline(_timeline(run, run.sessions[i], cfg, ego), cfg, onset, title, out / "timeline.png")
+    report["timeline"] = {"run": str(run.path), "episode": run.episodes[i].get("episode", i), "pool_index": pick}
+    (out / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def _bags(paths: list[Path]) -> list[Path]:
     """Recordings: a rosbag2 folder (with metadata.yaml, as `hjepa-agent sim` writes run.mcap), an .mcap
     file, or a folder searched for rosbag2 folders."""
@@ -243,13 +792,52 @@ def tune_main(argv: list[str] | None = None) -> int:
     c.add_argument("--runs", type=Path, nargs="+", required=True,
                    help="nominal runs: run dirs (every .mcap in them) or .mcap files; every episode counts")
     c.add_argument("--alpha", type=float, default=0.05, help="false-alarm rate per nominal episode to allow")
-    for q in (r, c):
+    s = sub.add_parser("sweep", help="replay nominal and faulted runs over a grid of thresholds: false "
+                       "interventions against detections; recommends the best set with false rate <= alpha")
+    s.add_argument("--nominal", type=Path, nargs="+", required=True,
+                   help="fault-free run directories (run.mcap + episodes.jsonl, from hjepa-agent sim)")
+    s.add_argument("--faulted", type=Path, nargs="+", default=[],
+                   help="run directories from hjepa-agent sim --faults (every episode with its faults)")
+    s.add_argument("--grid", required=True, help='thresholds to sweep, "name=v1,v2,...;name2=..." over '
+                   "WatchdogConfig fields (config/watchdog.yaml): every combination is replayed")
+    s.add_argument("--alpha", type=float, default=0.05,
+                   help="largest nominal false-intervention rate (per episode) a recommendation may have")
+    s.add_argument("--timeline-episode", type=int, default=None,
+                   help="timeline.png for this episode (0-based across the --faulted runs in order; --nominal "
+                        "without faulted runs); default: the first faulted episode the recommendation detects")
+    s.add_argument("--out", type=Path, required=True,
+                   help="directory for sweep.json, roc.png, recommended.yaml and timeline.png")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    for q in (r, c, s):
         q.add_argument("--thresholds", type=Path, default=data_path("config", "watchdog.yaml"),
                        help="watchdog thresholds YAML (default: the shipped config/watchdog.yaml)")
+        q.add_argument("--models", type=Path, default=None,
+                       help="models dir with the typical-risk network the watchdog ran with (its models_dir; "
+                            "default: the package's models)")
+        q.add_argument("--no-typical-risk", action="store_true",
+                       help="replay without the typical-risk network (the watchdog's typical_risk: false)")
         q.add_argument("--ego-model", type=Path, default=data_path("config", "ego_model.yaml"))
+    for q in (r, c):
         q.add_argument("--out", type=Path, default=None,
                        help="replay: also write the report (JSON) here; calibrate: the thresholds YAML to write")
     args = ap.parse_args(argv)
+    use_typical_risk(args.models, enabled=not args.no_typical_risk)
+    if args.what == "sweep":
+        command = shlex.join(["hjepa-agent", "tune", *(sys.argv[1:] if argv is None else argv)])
+        report = sweep(args.nominal, args.faulted, args.grid, args.thresholds, args.ego_model, args.alpha, args.out,
+                       args.timeline_episode, command, progress=not args.quiet)
+        rec = report["recommended"]
+        print(json.dumps({"out": str(args.out), "grid_points": len(report["points"]),
+                          "nominal_episodes": report["nominal"]["episodes"],
+                          "faulted_episodes": report["faulted"]["episodes"], "alpha": args.alpha,
+                          "recommended": None if rec is None else report["points"][rec]}, indent=2))
+        if rec is None:
+            best = min(p["false_rate"] for p in report["points"])
+            log.error("tune sweep: no grid point has a nominal false-intervention rate <= alpha %g (the lowest is "
+                      "%.3f); wrote %s and %s, no recommended.yaml", args.alpha, best, args.out / "sweep.json",
+                      args.out / "roc.png")
+            return 1
+        return 0
     if args.what == "replay":
         report = replay(args.bag, args.thresholds, args.ego_model)
         text = json.dumps(report, indent=2)
@@ -268,4 +856,5 @@ def tune_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["INTERVENTIONS", "calibrate", "conformal_upper", "read_run", "replay", "tune_main"]
+__all__ = ["GRADED", "INTERVENTIONS", "EpisodeScore", "calibrate", "conformal_upper", "fault_of", "parse_grid",
+           "point_summary", "read_run", "recommend", "replay", "score_episode", "sweep", "tune_main", "use_typical_risk"]

@@ -48,7 +48,8 @@ EXPECTED_IO = {"encoder": (((3, IMAGE_SIZE, IMAGE_SIZE),), ((N_LATENT,),)),
                "habitual": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),)),
                "habitual_world": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),)),
                "world_encoder": (((3, IMAGE_SIZE, IMAGE_SIZE), (N_SCAN_BINS,)), ((N_LATENT,),)),
-               "world_predictor": (((N_LATENT,), (len(ACTION_NAMES),)), ((5, N_LATENT),))}
+               "world_predictor": (((N_LATENT,), (len(ACTION_NAMES),)), ((5, N_LATENT),)),
+               "typical_risk": (((5 + N_SCAN_BINS,),), ((4,),))}
 """Per known model: (input shapes, output shapes), each without the batch axis, in manifest order."""
 RETRAIN_HINT = "retrain with `hjepa-agent train habitual --out DIR` and point models_dir at DIR"
 _DTYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)",
@@ -426,6 +427,18 @@ def load_habitual(models_dir: str | Path, prefer_cuda: bool = True, expected_rob
     if not (isinstance(norm, (list, tuple)) and len(norm) == 2):
         raise ModelMismatchError(f"{m.path}: observation.speed_norm missing or not 2 values; {RETRAIN_HINT}")
     return model, (float(m.action_scale[0]), float(m.action_scale[1])), (float(norm[0]), float(norm[1]))
+
+
+def load_typical_risk(models_dir: str | Path, expected_robot: str | None = None) -> OnnxModel:
+    """The checked typical-risk network (core/risk.py): context (N, 21) -> (N, 4). Always on the CPU:
+    it runs once per world state inside the watchdog's tick, where a GPU round trip costs more."""
+    if "typical_risk" not in load_manifest(models_dir).models:
+        raise ModelMismatchError(
+            f"{Path(models_dir) / 'manifest.yaml'}: no typical_risk model; record nominal runs and train one "
+            f"(`hjepa-agent sim --scenario config/scenarios --episodes 40 --out RUNS && hjepa-agent train "
+            f"typical-risk --runs RUNS --out DIR`) and point the watchdog's models_dir at DIR, or set the "
+            f"watchdog's typical_risk: false (no risk-deviation scores)")
+    return OnnxModel(models_dir, "typical_risk", providers=["CPUExecutionProvider"], expected_robot=expected_robot)
 
 
 WORLD_CALIBRATION_FILE = "world_model_calibration.yaml"

@@ -38,6 +38,7 @@ import numpy as np
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.config.loader import build, read_yaml, require
 from hjepa_agent.core.events import Event
+from hjepa_agent.core.risk import TypicalRisk, clearance_risk, course_log_reward, deviation, risk_features
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState, sector_angles
 
 COMMAND_LAG_S = 0.4
@@ -48,6 +49,8 @@ SENSOR_INPUTS = ("camera", "scan", "odom", "battery", "temperature")
 """Inputs whose maximum age comes from the ego model's sensors section."""
 INPUTS = SENSOR_INPUTS + ("world_state", "habitual", "planner")
 """Every input name :meth:`Watchdog.on_input` accepts."""
+LEVELS = ("NORMAL", "LIMIT", "SLOW")
+"""Graded responses before a stop: full speed, speed limited (limit_scale), slow (slow_scale)."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +70,19 @@ class WatchdogConfig:
     limit_predict_s: float = 3.0
     slip_tolerance_mps: float = 0.15
     slip_window_s: float = 0.5
+    risk_limit_z: float = 6.0
+    risk_slow_z: float = 9.0
+    charge_slow: float = 2.5
+    limit_scale: float = 0.6
+    slow_scale: float = 0.3
+    limit_warn_s: float = 60.0
     stall_window_s: float = 4.0
     stall_progress_m: float = 0.1
     stall_goal_radius_m: float = 0.2
     world_state_max_age_s: float = 0.5
     habitual_max_age_s: float = 0.5
     planner_max_age_s: float = 1.0
+    bridge_max_age_s: float = 0.5
 
     def __post_init__(self) -> None:
         c = self
@@ -95,12 +105,19 @@ class WatchdogConfig:
         require(0.0 < c.slip_tolerance_mps <= 5.0, "slip_tolerance_mps",
                 f"must be in (0, 5] m/s, got {c.slip_tolerance_mps=}")
         require(0.0 <= c.slip_window_s <= 10.0, "slip_window_s", f"must be in [0, 10] s (0 = off), got {c.slip_window_s=}")
+        require(0.0 < c.risk_limit_z <= c.risk_slow_z <= 100.0, "risk_limit_z",
+                f"need 0 < risk_limit_z <= risk_slow_z <= 100, got {c.risk_limit_z=}, {c.risk_slow_z=}")
+        require(0.0 < c.charge_slow <= 10.0, "charge_slow", f"must be in (0, 10] nats, got {c.charge_slow=}")
+        require(0.0 <= c.slow_scale <= c.limit_scale <= 1.0, "slow_scale",
+                f"need 0 <= slow_scale <= limit_scale <= 1, got {c.slow_scale=}, {c.limit_scale=}")
+        require(c.limit_warn_s == 0.0 or c.limit_predict_s <= c.limit_warn_s <= 3600.0, "limit_warn_s",
+                f"must be 0 (off) or in [limit_predict_s={c.limit_predict_s}, 3600] s, got {c.limit_warn_s=}")
         require(c.stall_window_s == 0.0 or 0.5 <= c.stall_window_s <= 60.0, "stall_window_s",
                 f"must be 0 (off) or in [0.5, 60] s, got {c.stall_window_s=}")
         require(0.0 <= c.stall_progress_m <= 5.0, "stall_progress_m", f"must be in [0, 5] m, got {c.stall_progress_m=}")
         require(0.0 <= c.stall_goal_radius_m <= 10.0, "stall_goal_radius_m",
                 f"must be in [0, 10] m, got {c.stall_goal_radius_m=}")
-        for name in ("world_state_max_age_s", "habitual_max_age_s", "planner_max_age_s"):
+        for name in ("world_state_max_age_s", "habitual_max_age_s", "planner_max_age_s", "bridge_max_age_s"):
             val = getattr(c, name)
             require(0.0 < val <= 10.0, name, f"must be in (0, 10] s, got {name}={val}")
 
@@ -118,7 +135,10 @@ class WatchdogConfig:
 TIGHTER = {"clearance_plan_m": 1, "clearance_optimise_m": 1, "risk_horizon_s": 1, "hysteresis_m": 1,
            "dwell_s": 1, "ambiguity_stop": -1, "battery_derate_pct": 1, "temperature_derate_c": -1,
            "derate_min_scale": -1, "overspeed_tolerance": -1, "limit_predict_s": 1, "slip_tolerance_mps": -1,
-           "world_state_max_age_s": -1, "habitual_max_age_s": -1, "planner_max_age_s": -1}
+           "risk_limit_z": -1, "risk_slow_z": -1, "charge_slow": -1, "limit_scale": -1, "slow_scale": -1,
+           "limit_warn_s": 1,
+           "world_state_max_age_s": -1, "habitual_max_age_s": -1, "planner_max_age_s": -1,
+           "bridge_max_age_s": -1}
 """The thresholds an operator may change live, and which way is tighter (+1: higher, -1: lower). A
 live change may only tighten, relative to the values the watchdog started with (the YAML's); the
 others (stall rule, slip window whose 0 means off) are fixed at start."""
@@ -227,9 +247,18 @@ class Watchdog:
     latched until :meth:`clear_safe_stop` succeeds.
     """
 
-    def __init__(self, cfg: WatchdogConfig, ego: EgoModel) -> None:
+    def __init__(self, cfg: WatchdogConfig, ego: EgoModel, typical: TypicalRisk | None = None) -> None:
         cfg.check_against(ego)
         self.cfg, self.ego = cfg, ego
+        self.typical = typical
+        k = ego.hard.kinematics
+        self._speed_norm = (k.linear_x.max_velocity, k.angular_z.max_velocity)
+        self._typ: tuple[np.ndarray, np.ndarray] | None = None   # typical risk (mean, spread) at the world state
+        self._course: tuple[np.ndarray, float, float] | None = None   # (actions, dt, start time) being followed
+        self._course_lr: float | None = None   # its log reward at the last world state
+        self._charge = 0.0
+        self._plan_seen = -math.inf
+        self._level, self._level_since = 0, -math.inf
         s = ego.hard.sensors
         self._max_age = {name: getattr(s, name).max_age_s for name in SENSOR_INPUTS}
         self._max_age.update(world_state=cfg.world_state_max_age_s, habitual=cfg.habitual_max_age_s,
@@ -241,6 +270,7 @@ class Watchdog:
         self._trend: dict[str, list[tuple[float, float]]] = {"battery": [], "temperature": []}  # (time, value)
         self._ws: WorldState | None = None
         self._commands: list[tuple[float, float]] = []   # (time, v) of the base's commands, last second
+        self._bridge: tuple[float, float, float] | None = None   # (receipt time, v, w) of the bridge's last command
         self._slip_since: float | None = None
         self._hab: Proposal | None = None
         self._plan: Plan | None = None
@@ -274,11 +304,35 @@ class Watchdog:
         """Measured velocity: v m/s, w rad/s (freshness via on_input("odom", ...))."""
         self._odom = (float(v), float(w))
 
-    def on_command(self, v: float, now_s: float) -> None:
-        """The forward speed (m/s) the base was commanded (cmd_vel), for the slip check."""
+    def on_command(self, v: float, now_s: float, w: float = 0.0) -> None:
+        """The bridge's command to the base (cmd_vel: v m/s, w rad/s): for the slip check, and the
+        bridge's heartbeat (its receipt time; see :meth:`bridge_stop`)."""
+        self._bridge = (float(now_s), float(v), float(w))
         self._commands.append((float(now_s), float(v)))
         while self._commands and self._commands[0][0] < now_s - 1.0:
             self._commands.pop(0)
+
+    def _bridge_silent(self, now_s: float) -> float | None:
+        """How long the bridge has been silent (s), if longer than bridge_max_age_s, else None (also
+        before its first command: until then nothing has moved the base)."""
+        if self._bridge is None:
+            return None
+        age = now_s - self._bridge[0]
+        return age if age > self.cfg.bridge_max_age_s else None
+
+    def bridge_stop(self, now_s: float) -> tuple[float, float] | None:
+        """The command (v m/s, w rad/s) the watchdog sends the base itself while the bridge is silent
+        (it holds its last command otherwise): from the bridge's last command down to zero at the ego
+        model's deceleration limits, from the moment the silence was noticed; None while the bridge
+        is alive. The bridge, for its part, stops on a silent watchdog (its mode_timeout_s)."""
+        if self._bridge_silent(now_s) is None:
+            return None
+        t0, v0, w0 = self._bridge
+        k = self.ego.hard.kinematics
+        dt = max(0.0, now_s - (t0 + self.cfg.bridge_max_age_s))
+        v = math.copysign(max(0.0, abs(v0) - k.linear_x.max_decel * dt), v0)
+        w = math.copysign(max(0.0, abs(w0) - k.angular_z.max_decel * dt), w0)
+        return v, w
 
     def _slip(self, now_s: float) -> str | None:
         """Why the base does not move as commanded: measured forward speed off every command of the
@@ -335,10 +389,19 @@ class Watchdog:
         return gap / rate if rate > 1e-9 and gap > 0.0 else None
 
     def on_world_state(self, ws: WorldState, now_s: float) -> None:
-        """Latest world state (pose, scan sectors, ambiguity); timed by receipt."""
+        """Latest world state (pose, scan sectors, ambiguity); timed by receipt. Updates the typical
+        risk in its context and the affective charge of the course being followed."""
         obstacle_points(ws.scan_bins)  # validates shape and finiteness
         self._ws = ws
         self.on_input("world_state", now_s, now_s)
+        if self.typical is not None:
+            self._typ = self.typical(risk_features(ws, *self._speed_norm))
+        # affective charge: the course kept from the last world state, scored again from this one
+        self._charge = 0.0
+        if self._course is not None and self._course_lr is not None:
+            self._charge = max(0.0, self._course_lr - self._course_log_reward(self._course, now_s))
+        self._course = self._current_course(now_s)
+        self._course_lr = None if self._course is None else self._course_log_reward(self._course, now_s)
         if ws.has_goal:
             d = float(np.hypot(*(np.asarray(ws.goal[:2], np.float64) - np.asarray(ws.pose[:2], np.float64))))
             if math.isfinite(d):
@@ -355,6 +418,23 @@ class Watchdog:
         self._hab = p
         self.on_input("habitual", now_s, now_s)
 
+    def _current_course(self, now_s: float) -> tuple[np.ndarray, float, float] | None:
+        """What the robot is following: the fresh plan while deliberating, else the habitual proposal held."""
+        fresh = now_s - self._plan_seen <= self._max_age["planner"]
+        if self._mode in (Mode.PLANNING, Mode.OPTIMISING) and self._plan is not None and fresh:
+            return np.asarray(self._plan.actions, np.float64), float(self._plan.dt_s), self._plan_seen
+        if self._hab is not None:
+            return np.array([[self._hab.v, self._hab.w]]), self.cfg.risk_horizon_s, now_s
+        return None
+
+    def _course_log_reward(self, course: tuple[np.ndarray, float, float], now_s: float) -> float:
+        """log(1 - risk) of the rest of ``course`` (its actions from ``now_s`` on) from the world state."""
+        acts, dt, t0 = course
+        k = min(int(max(now_s - t0, 0.0) / dt), acts.shape[0] - 1)
+        clear = rollout_clearance(self._ws.scan_bins, acts[k:], dt, self.cfg.risk_horizon_s,
+                                  self.ego.hard.footprint.radius_m)
+        return course_log_reward(clearance_risk(clear, 2.0 * self.cfg.clearance_plan_m))
+
     def on_plan(self, plan: Plan, now_s: float) -> None:
         """Latest plan (actions (H, 2) at plan.dt_s); timed by receipt. ValueError (not stored)
         for non-finite actions, a wrong shape or dt_s <= 0."""
@@ -362,6 +442,7 @@ class Watchdog:
         if acts.ndim != 2 or acts.shape[1] != 2 or not np.all(np.isfinite(acts)) or not plan.dt_s > 0.0:
             raise ValueError(f"plan needs finite actions (H, 2) and dt_s > 0, got {acts.shape}, {plan.dt_s}")
         self._plan = plan
+        self._plan_seen = now_s
         self.on_input("planner", now_s, now_s)
 
     # ---- evaluation ---------------------------------------------------------------
@@ -413,6 +494,10 @@ class Watchdog:
         slip = self._slip(now_s)
         if slip is not None:
             causes.append(slip)
+        silent = self._bridge_silent(now_s)
+        if silent is not None:
+            causes.append(f"bridge silent {silent:.2f} s > {self.cfg.bridge_max_age_s:.2f} s: the watchdog stops "
+                          f"the base itself")
         if self._ws is not None and not self._ws.ambiguity <= self.cfg.ambiguity_stop:
             causes.append(f"ambiguity {self._ws.ambiguity:.3f} > {self.cfg.ambiguity_stop:.3f}")
         return causes
@@ -429,6 +514,59 @@ class Watchdog:
         if self._plan is not None and self._plan.horizon > 0 and fresh:
             plan = rollout_clearance(self._ws.scan_bins, self._plan.actions, self._plan.dt_s, horizon, radius)
         return hab, plan
+
+    def risks(self, hab: float | None, plan: float | None) -> dict[str, float | None]:
+        """The habitual proposal's risk (from its predicted clearance ``hab``), the fresh plan's own
+        risk (if ``plan``, its clearance, is not None: a plan is fresh), their deviations from the
+        typical risk here (None without the network) and the larger one, ``z``."""
+        out: dict[str, float | None] = {"habitual_risk": None, "plan_risk": None, "habitual_z": None,
+                                        "plan_z": None, "z": None}
+        if hab is not None:
+            out["habitual_risk"] = clearance_risk(hab, 2.0 * self.cfg.clearance_plan_m)
+        if plan is not None and self._plan is not None:
+            out["plan_risk"] = float(self._plan.risk)
+        if self._typ is not None:
+            mean, spread = self._typ
+            for i, name in enumerate(("habitual", "plan")):
+                r = out[f"{name}_risk"]
+                if r is not None:
+                    out[f"{name}_z"] = deviation(r, mean[i], spread[i])
+            zs = [z for z in (out["habitual_z"], out["plan_z"]) if z is not None]
+            out["z"] = max(zs) if zs else None
+        return out
+
+    def _graded(self, now_s: float, risks: dict[str, float | None]) -> float:
+        """The graded response (LEVELS) before a stop, and its speed scale: a level is entered at once
+        when a score calls for it and left one step at a time after dwell_s without it; each change is
+        a "graded" event with its reasons."""
+        c = self.cfg
+        want: list[tuple[int, str]] = []
+        z = risks["z"]
+        if z is not None and z >= c.risk_limit_z:
+            lvl = 2 if z >= c.risk_slow_z else 1
+            which = "habitual" if z == risks["habitual_z"] else "plan"
+            want.append((lvl, f"{which} risk {risks[which + '_risk']:.2f} is {z:.1f} spreads above the typical "
+                               f"risk here (>= {c.risk_slow_z if lvl == 2 else c.risk_limit_z:.1f})"))
+        if self._charge >= c.charge_slow:
+            want.append((2, f"affective charge {self._charge:.2f} >= {c.charge_slow:.2f}: the course's log reward "
+                            f"dropped with the new world state"))
+        if c.limit_warn_s > 0.0:
+            floor, tmax = self.ego.hard.power.battery_floor_pct, self.ego.hard.thermal.max_operating_temp_c
+            for name, limit, falling, what in (("battery", floor, True, f"the floor {floor:.1f} %"),
+                                               ("temperature", tmax, False, f"{tmax:.1f} degC")):
+                t = self._time_to(name, limit, falling)
+                if t is not None and t < c.limit_warn_s:
+                    want.append((2, f"{name} reaches {what} in {t:.0f} s < {c.limit_warn_s:.0f} s at its trend"))
+        target = max((w[0] for w in want), default=0)
+        if target > self._level or (target < self._level and now_s - self._level_since >= c.dwell_s):
+            new = target if target > self._level else self._level - 1
+            reasons = [w[1] for w in want if w[0] >= new] if new > self._level else [
+                f"{LEVELS[self._level]} not needed for {now_s - self._level_since:.1f} s"]
+            self._pending.append(Event(now_s, "graded", (f"{LEVELS[self._level]}->{LEVELS[new]}", *reasons)))
+            self._level, self._level_since = new, now_s
+        elif target == self._level and target > 0:
+            self._level_since = now_s   # still needed: the dwell counts from the last time it was
+        return (1.0, c.limit_scale, c.slow_scale)[self._level]
 
     def _speed_scale(self) -> float:
         if self._battery is None or self._temp is None:
@@ -514,25 +652,30 @@ class Watchdog:
                 self._go(Mode.HABITUAL, now_s, ("all inputs fresh and within limits",))
         else:
             self._deliberate(now_s, hab, plan)
-        scale = self._speed_scale()
+        risks = self.risks(hab, plan)
+        scale = min(self._speed_scale(), self._graded(now_s, risks))
         events, self._pending = tuple(self._pending), []
-        return WatchdogOutput(now_s, self._mode, scale, events, self._status(now_s, causes, hab, plan, scale),
+        return WatchdogOutput(now_s, self._mode, scale, events,
+                              self._status(now_s, causes, hab, plan, scale, risks),
                               habitual_stalled=self._stalled_habitual)
 
     def _status(self, now_s: float, causes: list[str], hab: float | None, plan: float | None,
-                scale: float) -> dict[str, Any]:
+                scale: float, risks: dict[str, float | None]) -> dict[str, Any]:
         if self._mode == Mode.SAFE_STOP:
             level = "ERROR"
             why = "; ".join(causes) or ("latched: call clear_safe_stop" if self._latched else "starting")
             message = f"SAFE_STOP: {why}"
         else:
             level = "WARN" if self._mode != Mode.HABITUAL or scale < 1.0 else "OK"
-            message = self._mode.name + (f", speed derated to {scale:.2f}" if scale < 1.0 else "")
+            message = self._mode.name + (f", speed scaled to {scale:.2f}" if scale < 1.0 else "") + (
+                f", {LEVELS[self._level]}" if self._level else "")
         fmt = (lambda x: "n/a" if x is None else f"{x:.3f}")
         values = {"mode": self._mode.name, "latched": str(self._latched), "speed_scale": f"{scale:.3f}",
                   "habitual_clearance_m": fmt(hab), "plan_clearance_m": fmt(plan),
                   "ambiguity": fmt(None if self._ws is None else self._ws.ambiguity),
                   "battery_pct": fmt(self._battery), "temperature_c": fmt(self._temp),
+                  "risk_z": fmt(risks["z"]), "habitual_risk": fmt(risks["habitual_risk"]),
+                  "plan_risk": fmt(risks["plan_risk"]), "charge": fmt(self._charge), "graded": LEVELS[self._level],
                   "causes": "; ".join(causes)}
         for name in INPUTS:
             seen = self._seen.get(name)
@@ -551,6 +694,21 @@ class Watchdog:
         return True, "cleared"
 
     @property
+    def world_state(self) -> WorldState | None:
+        """The latest world state (None before one arrived)."""
+        return self._ws
+
+    @property
+    def charge(self) -> float:
+        """The affective charge at the latest world state (nats, >= 0)."""
+        return self._charge
+
+    @property
+    def speed_norm(self) -> tuple[float, float]:
+        """(m/s, rad/s) the risk features' speeds are divided by: the ego model's hard limits."""
+        return self._speed_norm
+
+    @property
     def ambiguity(self) -> float | None:
         """The latest world state's ambiguity (None before one arrived)."""
         return None if self._ws is None else float(self._ws.ambiguity)
@@ -561,5 +719,5 @@ class Watchdog:
         return self._mode
 
 
-__all__ = ["INPUTS", "SENSOR_INPUTS", "TIGHTER", "Watchdog", "WatchdogConfig", "WatchdogOutput", "load_watchdog_config",
+__all__ = ["INPUTS", "LEVELS", "SENSOR_INPUTS", "TIGHTER", "Watchdog", "WatchdogConfig", "WatchdogOutput", "load_watchdog_config",
            "obstacle_points", "predicted_clearance", "rollout", "rollout_clearance", "tightened"]

@@ -8,9 +8,13 @@ Publishes:  agent/mode (std_msgs/String: HABITUAL|PLANNING|OPTIMISING|SAFE_STOP,
             policy made no progress, so the planner must not refine its proposal),
             agent/events (String, JSON per transition with reasons), /diagnostics,
             agent/watchdog/journal (String, JSON per tick: the inputs consumed and when, the decision;
-            what `hjepa-agent tune replay` re-runs, see WatchdogNode).
+            what `hjepa-agent tune replay` re-runs, see WatchdogNode),
+            cmd_vel (TwistStamped, frame_id watchdog_stop) only while the bridge is silent (its cmd_vel
+            older than bridge_max_age_s): a ramp to zero at the ego model's deceleration limits, so
+            the watchdog can stop the base alone (core.watchdog.Watchdog.bridge_stop).
 Services:   agent/clear_safe_stop (std_srvs/Trigger): unlatches SAFE_STOP once its causes are gone.
-Parameters: ego_model, watchdog_config (YAML paths, read-only), tick_hz [Hz], journal, enabled
+Parameters: ego_model, watchdog_config (YAML paths, read-only), models_dir and typical_risk (the
+            learned typical risk, core/risk.py; read-only), tick_hz [Hz], journal, enabled
             (false: simulation only, for the fault suite's watchdog-off comparison), and every live
             threshold of core.watchdog.TIGHTER (start: the YAML's; live: tighten only).
 """
@@ -30,9 +34,11 @@ from std_srvs.srv import Trigger
 
 from hjepa_agent.core.types import Mode
 from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.core.models import load_typical_risk
+from hjepa_agent.core.risk import TypicalRisk
 from hjepa_agent.core.watchdog import TIGHTER, Watchdog, load_watchdog_config, tightened
 from hjepa_agent.nodes.bridge import event_to_json
-from hjepa_agent.nodes.codec import from_time, msg_to_plan, msg_to_proposal, msg_to_world_state, time_ns
+from hjepa_agent.nodes.codec import from_time, msg_to_plan, msg_to_proposal, msg_to_world_state, time_ns, to_time
 from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, now_s, run_node
 from hjepa_agent.paths import data_path
 
@@ -44,6 +50,10 @@ INPUTS: dict[str, tuple[str, type]] = {
     "planner": ("agent/plan", JointState), "command": ("cmd_vel", TwistStamped),
 }
 """What the watchdog consumes: input kind -> (topic, message type). The journal names inputs by kind."""
+
+
+OWN_STOP_FRAME = "watchdog_stop"
+"""header.frame_id of the commands the watchdog sends the base itself while the bridge is silent."""
 
 
 def apply_input(core: Watchdog, kind: str, msg, now: float) -> bool:
@@ -81,8 +91,9 @@ def apply_input(core: Watchdog, kind: str, msg, now: float) -> bool:
             return False
         core.on_input("planner", plan.stamp_s, now)
         core.on_plan(plan, now)
-    elif kind == "command":   # what the bridge sent the base: for the slip check
-        core.on_command(msg.twist.linear.x, now)
+    elif kind == "command":   # what the bridge sent the base: the slip check and the bridge's heartbeat
+        if msg.header.frame_id != OWN_STOP_FRAME:   # not the watchdog's own stop (bridge silent)
+            core.on_command(msg.twist.linear.x, now, msg.twist.angular.z)
     else:
         raise ValueError(f"unknown watchdog input kind {kind!r}")
     return True
@@ -112,17 +123,26 @@ class WatchdogNode(Node):
         if not self.enabled and not self.get_parameter("use_sim_time").value:
             raise ValueError("watchdog: enabled: false is for simulation only (use_sim_time: true); "
                              "on a robot the watchdog cannot be switched off")
+        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and typical_risk.onnx "
+                             "(empty: the package's models)", read_only=True)
+        use_typical = declare(self, "typical_risk", True, "score risk against the learned typical risk "
+                              "(core/risk.py); false: no risk-deviation scores", read_only=True)
+        typical = None
+        if use_typical:
+            typical = TypicalRisk(load_typical_risk(models_dir or data_path("models"), expected_robot=ego.robot))
         start = load_watchdog_config(path or data_path("config", "watchdog.yaml"))
         self.ego, self.start_cfg = ego, start
         for name in TIGHTER:   # live thresholds: tighten only, checked in _on_set (core.watchdog.tightened)
             declare(self, name, float(getattr(start, name)), f"watchdog threshold (config/watchdog.yaml); live, "
                     f"tighten only ({'raise' if TIGHTER[name] > 0 else 'lower'} it)")
-        self.core = Watchdog(dataclasses.replace(start, **{n: float(self.get_parameter(n).value) for n in TIGHTER}), ego)
+        self.core = Watchdog(dataclasses.replace(start, **{n: float(self.get_parameter(n).value) for n in TIGHTER}), ego,
+                             typical)
         self.mode_pub = self.create_publisher(String, "agent/mode", RELIABLE_QOS)
         self.events = self.create_publisher(String, "agent/events", RELIABLE_QOS)
         self.scale_pub = self.create_publisher(Float32, "agent/speed_scale", RELIABLE_QOS)
         self.stalled_pub = self.create_publisher(Bool, "agent/habitual_stalled", RELIABLE_QOS)
         self.journal_pub = self.create_publisher(String, "agent/watchdog/journal", RELIABLE_QOS)
+        self.stop_pub = self.create_publisher(TwistStamped, "cmd_vel", RELIABLE_QOS)   # only while the bridge is silent
         self.session = uuid.uuid4().hex[:12]
         self.consumed: list[list] = []
         self.add_on_set_parameters_callback(self._on_set)
@@ -176,6 +196,13 @@ class WatchdogNode(Node):
         out = decided
         if not self.enabled:   # simulation only (checked at start): decisions are made, not enforced
             out = dataclasses.replace(decided, mode=Mode.HABITUAL, speed_scale=1.0, habitual_stalled=False)
+        stop = self.core.bridge_stop(now) if self.enabled else None
+        if stop is not None:   # the bridge is silent: the watchdog brings the base to a stop itself
+            msg = TwistStamped()
+            msg.header.stamp = to_time(now)
+            msg.header.frame_id = OWN_STOP_FRAME
+            msg.twist.linear.x, msg.twist.angular.z = stop
+            self.stop_pub.publish(msg)
         self.mode_pub.publish(String(data=out.mode.name))
         self.scale_pub.publish(Float32(data=float(out.speed_scale)))
         self.stalled_pub.publish(Bool(data=bool(out.habitual_stalled)))

@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Plan, WorldState, sector_angles
+from hjepa_agent.core.risk import clearance_risk
 
 
 @dataclass(frozen=True)
@@ -183,14 +184,6 @@ class PlanCost:
         if penalty is not None:
             cost = cost + np.asarray(penalty(actions), np.float32)
         return cost.astype(np.float32), np.min(per_step, axis=1).astype(np.float32)
-
-
-def clearance_risk(clearance_m: float, safe_clearance_m: float) -> float:
-    """Probability-like risk in [0, 1] from a plan's minimum clearance (a proxy until
-    the GFlowNet's log-probability risk arrives): 1 at contact, 0.5 at half the safe
-    clearance, -> 0 well beyond it (logistic with scale safe/6)."""
-    scale = max(safe_clearance_m / 6.0, 1e-6)
-    return float(1.0 / (1.0 + math.exp((clearance_m - 0.5 * safe_clearance_m) / scale)))
 
 
 def make_plan(ws: WorldState, actions: np.ndarray, states: np.ndarray, cost: float, clearance_m: float,
