@@ -265,6 +265,7 @@ class Watchdog:
                              planner=cfg.planner_max_age_s)
         self._seen: dict[str, float] = {}   # name -> time of the reading (min of stamp and receipt)
         self._odom: tuple[float, float] | None = None
+        self._odom_vy = 0.0
         self._battery: float | None = None
         self._temp: float | None = None
         self._trend: dict[str, list[tuple[float, float]]] = {"battery": [], "temperature": []}  # (time, value)
@@ -300,9 +301,11 @@ class Watchdog:
             raise ValueError(f"{name}: stamp_s and now_s must be finite, got {stamp_s}, {now_s}")
         self._seen[name] = min(stamp_s, now_s)
 
-    def on_odom(self, v: float, w: float, now_s: float) -> None:
-        """Measured velocity: v m/s, w rad/s (freshness via on_input("odom", ...))."""
+    def on_odom(self, v: float, w: float, now_s: float, vy: float = 0.0) -> None:
+        """Measured velocity: v m/s forward, w rad/s, vy m/s sideways (0 where the odometry cannot
+        tell: wheel-only); freshness via on_input("odom", ...)."""
         self._odom = (float(v), float(w))
+        self._odom_vy = float(vy) if math.isfinite(vy) else 0.0
 
     def on_command(self, v: float, now_s: float, w: float = 0.0) -> None:
         """The bridge's command to the base (cmd_vel: v m/s, w rad/s): for the slip check, and the
@@ -336,22 +339,24 @@ class Watchdog:
 
     def _slip(self, now_s: float) -> str | None:
         """Why the base does not move as commanded: measured forward speed off every command of the
-        last COMMAND_LAG_S (the base's own lag) by more than slip_tolerance_mps, for slip_window_s."""
+        last COMMAND_LAG_S (the base's own lag), or sliding sideways, by more than slip_tolerance_mps,
+        for slip_window_s."""
         c = self.cfg
         recent = [v for t, v in self._commands if t >= now_s - COMMAND_LAG_S]
         if c.slip_window_s <= 0.0 or self._odom is None or not recent:
             self._slip_since = None
             return None
         meas = self._odom[0]
-        off = min(abs(meas - v) for v in recent)
+        off = max(min(abs(meas - v) for v in recent), abs(self._odom_vy))
         if off <= c.slip_tolerance_mps:
             self._slip_since = None
             return None
         if self._slip_since is None:
             self._slip_since = now_s
         if now_s - self._slip_since >= c.slip_window_s:
-            return (f"wheel slip: measured {meas:.2f} m/s, commanded {recent[-1]:.2f} m/s, off by more than "
-                    f"{c.slip_tolerance_mps:.2f} m/s for {now_s - self._slip_since:.1f} s")
+            return (f"wheel slip: measured {meas:.2f} m/s (sideways {self._odom_vy:+.2f}), commanded "
+                    f"{recent[-1]:.2f} m/s, off by more than {c.slip_tolerance_mps:.2f} m/s for "
+                    f"{now_s - self._slip_since:.1f} s")
         return None
 
     def on_battery(self, pct: float, now_s: float) -> None:

@@ -222,10 +222,12 @@ class SimNode(Node):
         yaw_n = yaw + noise[2]
         msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = math.sin(yaw_n / 2), math.cos(yaw_n / 2)
         msg.twist.twist.linear.x, msg.twist.twist.angular.z = v + noise[3], w + noise[4]
+        # sideways speed, as a fused odometry (wheels + IMU) reports it: ~0 with grip, a slide without
+        msg.twist.twist.linear.y = self.world.lateral_speed() + float(self._rng.normal(0.0, 0.005))
         cov_p = [0.0] * 36
         cov_p[0], cov_p[7], cov_p[14], cov_p[21], cov_p[28], cov_p[35] = 4e-6, 4e-6, 1e6, 1e6, 1e6, 2.5e-5
         cov_t = [0.0] * 36
-        cov_t[0], cov_t[7], cov_t[14], cov_t[21], cov_t[28], cov_t[35] = 2.5e-5, 1e6, 1e6, 1e6, 1e6, 1e-4
+        cov_t[0], cov_t[7], cov_t[14], cov_t[21], cov_t[28], cov_t[35] = 2.5e-5, 2.5e-5, 1e6, 1e6, 1e6, 1e-4
         msg.pose.covariance, msg.twist.covariance = cov_p, cov_t
         self.pub_odom.publish(msg)
         names, pos, vel, eff = self.world.joint_states()

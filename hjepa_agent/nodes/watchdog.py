@@ -63,7 +63,7 @@ def apply_input(core: Watchdog, kind: str, msg, now: float) -> bool:
         core.on_input(kind, from_time(msg.header.stamp), now)
     elif kind == "odom":
         core.on_input("odom", from_time(msg.header.stamp), now)
-        core.on_odom(msg.twist.twist.linear.x, msg.twist.twist.angular.z, now)
+        core.on_odom(msg.twist.twist.linear.x, msg.twist.twist.angular.z, now, msg.twist.twist.linear.y)
     elif kind == "battery":   # BatteryState.percentage is 0..1
         core.on_input("battery", from_time(msg.header.stamp), now)
         core.on_battery(100.0 * msg.percentage, now)

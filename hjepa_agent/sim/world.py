@@ -217,6 +217,12 @@ class SimWorld:
         yaw = self.pose()[2]
         return float(lin[0] * math.cos(yaw) + lin[1] * math.sin(yaw)), float(ang[2])
 
+    def lateral_speed(self) -> float:
+        """Body-frame sideways speed (m/s, to the left): ~0 for a wheeled base with grip; a slide shows here."""
+        lin, _ = self._bc.getBaseVelocity(self._body)
+        yaw = self.pose()[2]
+        return float(-lin[0] * math.sin(yaw) + lin[1] * math.cos(yaw))
+
     def joint_states(self) -> tuple[list[str], list[float], list[float], list[float]]:
         """Wheel joints (left then right): names, positions (rad), velocities (rad/s), efforts (N m)."""
         states = self._bc.getJointStates(self._body, self._wheel_idx)

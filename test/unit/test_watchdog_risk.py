@@ -180,3 +180,25 @@ def test_the_watchdogs_own_stop_ramp_respects_the_deceleration_limits(v0: float,
     assert abs(cmds[0][0]) <= abs(v0) and abs(cmds[0][1]) <= abs(w0)
     end = t0 + max(abs(v0) / k.linear_x.max_decel, abs(w0) / k.angular_z.max_decel) + 0.01
     assert wd.bridge_stop(end) == (0.0, 0.0)
+
+
+def test_a_base_sliding_sideways_is_wheel_slip() -> None:
+    """Forward speed as commanded, but the odometry reports a sideways slide: SAFE_STOP for slip after
+    slip_window_s; a small sideways speed (turning) is not."""
+    cfg = dataclasses.replace(CFG, slip_tolerance_mps=0.15, slip_window_s=0.5)
+    for vy, stops in ((0.3, True), (0.05, False)):
+        f = started(cfg)
+        f.odom = (0.4, 0.0)
+        plain = f.wd.on_odom
+        f.wd.on_odom = lambda v, w, t, vy=vy: plain(v, w, t, vy)   # an odometry that reports sideways speed
+        stopped = None
+        for i in range(1, 21):
+            t = 0.1 * i
+            f.wd.on_command(0.4, t)
+            out = f.at(t)
+            if out.mode == Mode.SAFE_STOP and stopped is None:
+                stopped = t
+                assert any("sideways" in r for e in out.events for r in e.reasons)
+        assert (stopped is not None) == stops
+        if stops:
+            assert 0.5 <= stopped <= 0.8
