@@ -1,4 +1,4 @@
-"""The whole agent over DDS in lockstep with the simulator: killing the bridge's feeder, e-stop.
+"""The whole agent over DDS in lockstep with the simulator: killing the bridge's feeder, or the bridge, e-stop.
 
 Measures on the wire (cmd_vel as received by the simulator): the bridge keeps publishing,
 starts decelerating within source_timeout_s + one bridge period of the last proposal,
@@ -30,6 +30,19 @@ def test_killing_the_habitual_node_decelerates_within_limits_and_holds(ros_conte
     assert r["mode_after"] == Mode.SAFE_STOP.name  # the watchdog noticed the silent node too
 
 
+def test_killing_the_bridge_lets_the_watchdog_stop_the_base_alone(ros_context):
+    """No bridge: the base would hold its last command; the watchdog notices the silence within
+    bridge_max_age_s and ramps the base down itself, within the deceleration limit, and holds zero."""
+    from hjepa_agent.core.watchdog import load_watchdog_config
+    from hjepa_agent.runner import feeder_loss
+    wd = load_watchdog_config(data_path("config", "watchdog.yaml"))
+    tick_s = 1.0 / float(load_params(data_path("config", "agent.yaml")).get("watchdog", {}).get("tick_hz", 20.0))
+    r = feeder_loss(ros_context, "bridge", drive_s=3.0, after_s=3.0)
+    assert r["speed_before_mps"] > 0.2, "robot should be driving before the fault"
+    assert r["decel_start_after_kill_s"] <= wd.bridge_max_age_s + tick_s + 0.01
+    assert r["peak_decel_mps2"] <= EGO.hard.kinematics.linear_x.max_decel + 1e-6
+    assert r["held_zero_s"] > 1.5, "must reach zero and hold"
+    assert r["mode_after"] == Mode.SAFE_STOP.name
 def test_estop_latches_until_reset_on_the_full_stack(stack):
     stack.run(2.5)
     assert stack.sim.log.v[-1] > 0.2
