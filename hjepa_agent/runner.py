@@ -334,6 +334,7 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                      if [f.kind for f in injected] == ["obstacle_drop"] else {Mode.SAFE_STOP})
         detected_at = None
         seen_events = 0
+        enforced = bool(params.get("watchdog", {}).get("enabled", True))   # --watchdog off: decided, not enforced
         hard = ego.hard
         while True:
             stamp_ns = step.tick()
@@ -351,7 +352,7 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                     up = (ev.get("kind") == "graded" and len(step_) == 2 and all(x in LEVELS for x in step_)
                           and LEVELS.index(step_[1]) > LEVELS.index(step_[0]))
                     when = float(ev.get("stamp_s", -math.inf)) - t_start
-                    if detected_at is None and up and when >= onset:
+                    if detected_at is None and up and enforced and when >= onset:
                         detected_at = when
                 seen_events = len(metrics.events)
                 moving = abs(sim.world.twist()[0]) > 0.01
