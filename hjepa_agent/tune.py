@@ -23,6 +23,11 @@ ceil((n+1)(1-alpha/2))-th smallest episode score, which needs n >= 2/alpha - 1 (
 * ``clearance_optimise_m`` (PLANNING -> OPTIMISING): just below that quantile, from below, of each
   episode's smallest predicted plan clearance while it was PLANNING (kept within [0, clearance_plan_m]).
 
+The graded responses (slowing down, not interventions) get their own alpha, split the same way, so
+that nominal episodes are slowed in at most alpha of them: ``risk_limit_z`` just above the quantile
+of each episode's largest risk deviation (only with the typical-risk network; ``risk_slow_z`` keeps
+its ratio to it) and ``charge_slow`` above that of each episode's largest affective charge.
+
 The other thresholds are copied from ``--thresholds``; OPTIMISING entered because planning made no
 progress (the stall rule) is not calibrated, and counts as an intervention in replay's report. Nothing
 checks there that the calibrated thresholds still catch faults: ``tune sweep`` does.
@@ -245,6 +250,8 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
     cfg, ego = load_watchdog_config(thresholds), load_ego_model(ego_model)
     amb_max: dict[str, float] = {}
     plan_min: dict[str, float] = {}
+    z_max: dict[str, float] = {}
+    charge_max: dict[str, float] = {}
     for bag in bags:
         inputs, journal = read_run(bag)
         started: set[str] = set()
@@ -255,6 +262,9 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
             if key not in started or core.ambiguity is None:   # the start-up wait for fresh inputs is not a score
                 continue
             amb_max[key] = max(amb_max.get(key, -math.inf), core.ambiguity)
+            z = out.status["values"].get("risk_z", "n/a")
+            z_max[key] = max(z_max.get(key, -math.inf), -math.inf if z == "n/a" else float(z))
+            charge_max[key] = max(charge_max.get(key, 0.0), core.charge)
             plan = core.clearances(entry["tick"])[1]
             if entry["mode"] == "PLANNING" and plan is not None:
                 plan_min[key] = min(plan_min.get(key, math.inf), float(plan))
@@ -278,12 +288,30 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
     # the clearance at which PLANNING starts, nor below 0 (touching)
     clear = -neg if math.isfinite(neg) else cfg.clearance_plan_m
     doc["clearance_optimise_m"] = round(float(np.clip(clear - 1e-3, 0.0, cfg.clearance_plan_m)), 3)
+    # graded responses (not interventions): their own alpha, split the same way, so that the robot is
+    # slowed down in at most alpha of nominal episodes by the risk deviation and the charge together
+    slowed = {}
+    zs = np.array([v for v in z_max.values() if math.isfinite(v)])
+    if len(zs) == n:   # the typical-risk network was on (use_typical_risk)
+        z_hi = conformal_upper(zs, each)
+        slowed["risk_limit_z"] = round(float(np.clip(z_hi + 1e-3, 1e-3, 100.0)), 3)
+        # SLOW keeps its distance from LIMIT (the ratio of the thresholds it started with)
+        slowed["risk_slow_z"] = round(min(100.0, slowed["risk_limit_z"] * cfg.risk_slow_z / cfg.risk_limit_z), 3)
+    c_hi = conformal_upper(np.array(list(charge_max.values())), each)
+    slowed["charge_slow"] = round(float(np.clip(c_hi + 1e-3, 1e-3, 10.0)), 3)
+    for k in ("risk_limit_z", "risk_slow_z", "charge_slow"):
+        old[k] = getattr(cfg, k)
+    doc.update(slowed)
     report = {"runs": [str(b) for b in bags], "episodes": n, "alpha": alpha, "alpha_per_score": each, "before": old,
               "after": {k: doc[k] for k in old},
               "scores": {"episode_max_ambiguity": {"p50": float(np.median(list(amb_max.values()))),
                                                    "max": float(max(amb_max.values()))},
                          "episode_min_plan_clearance_m": {
-                             "p50": float(np.median(list(plan_min.values()))), "min": float(min(plan_min.values()))}}}
+                             "p50": float(np.median(list(plan_min.values()))), "min": float(min(plan_min.values()))},
+                         "episode_max_risk_z": ({"p50": float(np.median(zs)), "max": float(zs.max())}
+                                                if len(zs) else None),
+                         "episode_max_charge": {"p50": float(np.median(list(charge_max.values()))),
+                                                "max": float(max(charge_max.values()))}}}
     return doc, report
 
 
