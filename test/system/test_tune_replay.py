@@ -49,6 +49,10 @@ def test_replay_reproduces_the_live_decisions_and_other_thresholds_change_them(t
     report = json.loads(proc.stdout[:proc.stdout.rindex("}") + 1])
     assert report["episodes"] == 2
     assert new.ambiguity_stop == pytest.approx(report["scores"]["episode_max_ambiguity"]["max"] + 1e-3, abs=1e-3)
+    # the graded thresholds too: the largest risk deviation and charge of its episodes, just above
+    assert new.risk_limit_z == pytest.approx(max(report["scores"]["episode_max_risk_z"]["max"] + 1e-3, 1e-3), abs=1e-3)
+    assert new.charge_slow == pytest.approx(max(report["scores"]["episode_max_charge"]["max"] + 1e-3, 1e-3), abs=1e-3)
+    assert new.risk_slow_z >= new.risk_limit_z
     again = _replay(run / "run.mcap", cal, tmp_path / "again.json")
     assert again["interventions"]["replay"]["SAFE_STOP"] == 0           # its own episodes never trip it
     proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "tune", "calibrate", "--runs", str(run),
