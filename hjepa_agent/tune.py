@@ -252,6 +252,8 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
     plan_min: dict[str, float] = {}
     z_max: dict[str, float] = {}
     charge_max: dict[str, float] = {}
+    track: dict[str, deque] = defaultdict(deque)   # per episode: (tick, m/s error, rad/s error) over the slip window
+    track_max: dict[str, list[float]] = {}
     for bag in bags:
         inputs, journal = read_run(bag)
         started: set[str] = set()
@@ -265,6 +267,16 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
             z = out.status["values"].get("risk_z", "n/a")
             z_max[key] = max(z_max.get(key, -math.inf), -math.inf if z == "n/a" else float(z))
             charge_max[key] = max(charge_max.get(key, 0.0), core.charge)
+            vals = out.status["values"]
+            if vals["tracking_error_mps"] != "n/a":   # the error held over the slip window: its minimum there
+                win = track[key]
+                win.append((entry["tick"], float(vals["tracking_error_mps"]), float(vals["tracking_error_rps"])))
+                while win[0][0] < entry["tick"] - cfg.slip_window_s:
+                    win.popleft()
+                if win[-1][0] - win[0][0] >= cfg.slip_window_s - 1e-6:
+                    held = [min(x[1] for x in win), min(x[2] for x in win)]
+                    prev = track_max.get(key, [0.0, 0.0])
+                    track_max[key] = [max(prev[0], held[0]), max(prev[1], held[1])]
             plan = core.clearances(entry["tick"])[1]
             if entry["mode"] == "PLANNING" and plan is not None:
                 plan_min[key] = min(plan_min.get(key, math.inf), float(plan))
@@ -311,7 +323,11 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
                          "episode_max_risk_z": ({"p50": float(np.median(zs)), "max": float(zs.max())}
                                                 if len(zs) else None),
                          "episode_max_charge": {"p50": float(np.median(list(charge_max.values()))),
-                                                "max": float(max(charge_max.values()))}}}
+                                                "max": float(max(charge_max.values()))},
+                         "episode_max_tracking_error": (
+                             {unit: {"p50": float(np.median([v[i] for v in track_max.values()])),
+                                     "max": float(max(v[i] for v in track_max.values()))}
+                              for i, unit in enumerate(("mps", "rps"))} if track_max else None)}}
     return doc, report
 
 

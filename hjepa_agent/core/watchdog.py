@@ -68,7 +68,8 @@ class WatchdogConfig:
     derate_min_scale: float = 0.3
     overspeed_tolerance: float = 0.1
     limit_predict_s: float = 3.0
-    slip_tolerance_mps: float = 0.15
+    slip_tolerance_mps: float = 0.06
+    slip_tolerance_rps: float = 0.1
     slip_window_s: float = 0.5
     risk_limit_z: float = 6.0
     risk_slow_z: float = 9.0
@@ -104,6 +105,8 @@ class WatchdogConfig:
         require(0.0 <= c.limit_predict_s <= 60.0, "limit_predict_s", f"must be in [0, 60] s, got {c.limit_predict_s=}")
         require(0.0 < c.slip_tolerance_mps <= 5.0, "slip_tolerance_mps",
                 f"must be in (0, 5] m/s, got {c.slip_tolerance_mps=}")
+        require(0.0 < c.slip_tolerance_rps <= 10.0, "slip_tolerance_rps",
+                f"must be in (0, 10] rad/s, got {c.slip_tolerance_rps=}")
         require(0.0 <= c.slip_window_s <= 10.0, "slip_window_s", f"must be in [0, 10] s (0 = off), got {c.slip_window_s=}")
         require(0.0 < c.risk_limit_z <= c.risk_slow_z <= 100.0, "risk_limit_z",
                 f"need 0 < risk_limit_z <= risk_slow_z <= 100, got {c.risk_limit_z=}, {c.risk_slow_z=}")
@@ -134,7 +137,7 @@ class WatchdogConfig:
 
 TIGHTER = {"clearance_plan_m": 1, "clearance_optimise_m": 1, "risk_horizon_s": 1, "hysteresis_m": 1,
            "dwell_s": 1, "ambiguity_stop": -1, "battery_derate_pct": 1, "temperature_derate_c": -1,
-           "derate_min_scale": -1, "overspeed_tolerance": -1, "limit_predict_s": 1, "slip_tolerance_mps": -1,
+           "derate_min_scale": -1, "overspeed_tolerance": -1, "limit_predict_s": 1, "slip_tolerance_mps": -1, "slip_tolerance_rps": -1,
            "risk_limit_z": -1, "risk_slow_z": -1, "charge_slow": -1, "limit_scale": -1, "slow_scale": -1,
            "limit_warn_s": 1,
            "world_state_max_age_s": -1, "habitual_max_age_s": -1, "planner_max_age_s": -1,
@@ -266,11 +269,12 @@ class Watchdog:
         self._seen: dict[str, float] = {}   # name -> time of the reading (min of stamp and receipt)
         self._odom: tuple[float, float] | None = None
         self._odom_vy = 0.0
+        self._tracking: tuple[float, float] | None = None   # how far the base is from its commands (m/s, rad/s)
         self._battery: float | None = None
         self._temp: float | None = None
         self._trend: dict[str, list[tuple[float, float]]] = {"battery": [], "temperature": []}  # (time, value)
         self._ws: WorldState | None = None
-        self._commands: list[tuple[float, float]] = []   # (time, v) of the base's commands, last second
+        self._commands: list[tuple[float, float, float]] = []   # (time, v, w) of the base's commands, last second
         self._bridge: tuple[float, float, float] | None = None   # (receipt time, v, w) of the bridge's last command
         self._slip_since: float | None = None
         self._hab: Proposal | None = None
@@ -311,7 +315,7 @@ class Watchdog:
         """The bridge's command to the base (cmd_vel: v m/s, w rad/s): for the slip check, and the
         bridge's heartbeat (its receipt time; see :meth:`bridge_stop`)."""
         self._bridge = (float(now_s), float(v), float(w))
-        self._commands.append((float(now_s), float(v)))
+        self._commands.append((float(now_s), float(v), float(w)))
         while self._commands and self._commands[0][0] < now_s - 1.0:
             self._commands.pop(0)
 
@@ -338,25 +342,33 @@ class Watchdog:
         return v, w
 
     def _slip(self, now_s: float) -> str | None:
-        """Why the base does not move as commanded: measured forward speed off every command of the
-        last COMMAND_LAG_S (the base's own lag), or sliding sideways, by more than slip_tolerance_mps,
-        for slip_window_s."""
+        """Why the base does not move as commanded: for slip_window_s, the measured forward speed off
+        every command of the last COMMAND_LAG_S (the base's own lag), or the base sliding sideways, by
+        more than slip_tolerance_mps, or the measured yaw rate off every command's by more than
+        slip_tolerance_rps."""
         c = self.cfg
-        recent = [v for t, v in self._commands if t >= now_s - COMMAND_LAG_S]
-        if c.slip_window_s <= 0.0 or self._odom is None or not recent:
+        recent = [(v, w) for t, v, w in self._commands if t >= now_s - COMMAND_LAG_S]
+        self._tracking = None
+        if self._odom is None or not recent:
             self._slip_since = None
             return None
-        meas = self._odom[0]
-        off = max(min(abs(meas - v) for v in recent), abs(self._odom_vy))
-        if off <= c.slip_tolerance_mps:
+        v_meas, w_meas = self._odom
+        off_v = min(abs(v_meas - v) for v, _ in recent)
+        off_w = min(abs(w_meas - w) for _, w in recent)
+        self._tracking = (max(off_v, abs(self._odom_vy)), off_w)
+        if c.slip_window_s <= 0.0:
+            self._slip_since = None
+            return None
+        if max(off_v, abs(self._odom_vy)) <= c.slip_tolerance_mps and off_w <= c.slip_tolerance_rps:
             self._slip_since = None
             return None
         if self._slip_since is None:
             self._slip_since = now_s
         if now_s - self._slip_since >= c.slip_window_s:
-            return (f"wheel slip: measured {meas:.2f} m/s (sideways {self._odom_vy:+.2f}), commanded "
-                    f"{recent[-1]:.2f} m/s, off by more than {c.slip_tolerance_mps:.2f} m/s for "
-                    f"{now_s - self._slip_since:.1f} s")
+            return (f"wheel slip for {now_s - self._slip_since:.1f} s: measured {v_meas:.2f} m/s (sideways "
+                    f"{self._odom_vy:+.2f}) and {w_meas:+.2f} rad/s, commanded {recent[-1][0]:.2f} m/s and "
+                    f"{recent[-1][1]:+.2f} rad/s (tolerances {c.slip_tolerance_mps:.2f} m/s, "
+                    f"{c.slip_tolerance_rps:.2f} rad/s)")
         return None
 
     def on_battery(self, pct: float, now_s: float) -> None:
@@ -679,6 +691,8 @@ class Watchdog:
                   "habitual_clearance_m": fmt(hab), "plan_clearance_m": fmt(plan),
                   "ambiguity": fmt(None if self._ws is None else self._ws.ambiguity),
                   "battery_pct": fmt(self._battery), "temperature_c": fmt(self._temp),
+                  "tracking_error_mps": fmt(None if self._tracking is None else self._tracking[0]),
+                  "tracking_error_rps": fmt(None if self._tracking is None else self._tracking[1]),
                   "risk_z": fmt(risks["z"]), "habitual_risk": fmt(risks["habitual_risk"]),
                   "plan_risk": fmt(risks["plan_risk"]), "charge": fmt(self._charge), "graded": LEVELS[self._level],
                   "causes": "; ".join(causes)}

@@ -202,3 +202,22 @@ def test_a_base_sliding_sideways_is_wheel_slip() -> None:
         assert (stopped is not None) == stops
         if stops:
             assert 0.5 <= stopped <= 0.8
+
+
+def test_a_base_that_does_not_turn_as_commanded_is_wheel_slip() -> None:
+    """Commanded 1.0 rad/s, measured 0.6 rad/s for longer than slip_window_s: SAFE_STOP for slip; a
+    yaw rate within slip_tolerance_rps of a recent command is not; the error is on /diagnostics."""
+    cfg = dataclasses.replace(CFG, slip_tolerance_rps=0.1, slip_window_s=0.5)
+    for measured, stops in ((0.6, True), (0.95, False)):
+        f = started(cfg)
+        f.odom = (0.0, measured)
+        stopped = None
+        for i in range(1, 21):
+            t = 0.1 * i
+            f.wd.on_command(0.0, t, 1.0)
+            out = f.at(t)
+            if out.mode == Mode.SAFE_STOP and stopped is None:
+                stopped = t
+                assert any("wheel slip" in r and "rad/s" in r for e in out.events for r in e.reasons)
+        assert (stopped is not None) == stops
+        assert float(out.status["values"]["tracking_error_rps"]) == pytest.approx(abs(1.0 - measured), abs=1e-6)
