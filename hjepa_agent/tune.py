@@ -53,7 +53,10 @@ within a tick of the episode), and the onsets in episodes.jsonl (s since the epi
 from there. Lead time (detection to breach) cannot come from a replay, which cannot show a breach that
 did not happen live: the live "breach" and "lead_s" of each faulted episode are copied as recorded.
 
-Recommended: among the points whose false-intervention rate is <= alpha, the one with the highest
+Recommended: among the points whose false-intervention rate is <= alpha and which slow down (a graded
+response: speed limited or slowed) at most ``--max-slowed`` of the nominal episodes (default alpha;
+a slowdown is not an intervention, but a watchdog that slows every other run is not a good one), the
+one with the highest
 detection rate (ties: the lowest false rate, then the closest to ``--thresholds``): DIR/recommended.yaml
 (``--thresholds`` with the swept keys replaced, a header saying how and with what rates). Also
 DIR/sweep.json (every point: values, rates, per fault kind), DIR/roc.png (false rate against detection
@@ -500,15 +503,19 @@ def point_summary(values: Mapping[str, float], nominal: Sequence[EpisodeScore],
             "by_kind": by_kind}
 
 
-def recommend(points: Sequence[Mapping[str, Any]], alpha: float, base: Mapping[str, float]) -> int | None:
-    """Index of the recommended grid point: among those whose "false_rate" is at most ``alpha``, the one
+def recommend(points: Sequence[Mapping[str, Any]], alpha: float, base: Mapping[str, float],
+              max_slowed: float | None = None) -> int | None:
+    """Index of the recommended grid point: among those whose "false_rate" is at most ``alpha`` (and,
+    with ``max_slowed``, whose "graded_rate_nominal", the nominal episodes slowed by a graded
+    response, is at most that), the one
     with the highest "detection_rate" (None, without faulted runs, counts as 0); ties: the lowest false
     rate, then the closest to ``base`` (the sum over the point's "values" of |value - base| / |base|, or
     / 1 where base is 0), then the first in grid order. None when no point's false rate is <= alpha."""
     def distance(values: Mapping[str, float]) -> float:
         return sum(abs(v - base[k]) / (abs(base[k]) or 1.0) for k, v in values.items())
 
-    ok = [i for i, p in enumerate(points) if p["false_rate"] is not None and p["false_rate"] <= alpha + 1e-12]
+    ok = [i for i, p in enumerate(points) if p["false_rate"] is not None and p["false_rate"] <= alpha + 1e-12
+          and (max_slowed is None or (p.get("graded_rate_nominal") or 0.0) <= max_slowed + 1e-12)]
     if not ok:
         return None
     return min(ok, key=lambda i: (-(points[i]["detection_rate"] or 0.0), points[i]["false_rate"],
@@ -710,7 +717,8 @@ def _plot_timeline(tl: dict[str, Any], cfg: WatchdogConfig, onset_s: float | Non
 
 
 def sweep(nominal: list[Path], faulted: list[Path], grid: str, thresholds: Path, ego_model: Path, alpha: float,
-          out: Path, timeline_episode: int | None = None, command: str = "", progress: bool = True) -> dict[str, Any]:
+          out: Path, timeline_episode: int | None = None, command: str = "", progress: bool = True,
+          max_slowed: float | None = None) -> dict[str, Any]:
     """Replay the runs at every grid point (module doc), write sweep.json, roc.png and, when a point
     qualifies, recommended.yaml and timeline.png to ``out``; returns sweep.json's content (its
     "recommended": the index of the chosen point, or None)."""
@@ -757,12 +765,13 @@ def sweep(nominal: list[Path], faulted: list[Path], grid: str, thresholds: Path,
         points.append({**point_summary(values, nom, flt), "false_alarm_episodes": false_ids})
         faulted_scores.append([s for _, s in flt])
     bar.close()
-    rec = recommend(points, alpha, {k: getattr(base, k) for k in grid_points[0]})
+    rec = recommend(points, alpha, {k: getattr(base, k) for k in grid_points[0]}, max_slowed)
     live = [{"run": str(run.path), "episode": ep.get("episode", i), "faults": ep["faults"],
              **{k: ep[k] for k in ("fault_detected", "detection_delay_s", "breach", "lead_s", "outcome") if k in ep}}
             for run, f in runs if f for i, ep in enumerate(run.episodes)]
     report: dict[str, Any] = {
         "command": command, "thresholds": str(thresholds), "ego_model": str(ego_model), "alpha": alpha,
+        "max_slowed": max_slowed,
         "nominal": {"runs": [str(r.path) for r, f in runs if not f], "episodes": n_nom},
         "faulted": {"runs": [str(r.path) for r, f in runs if f], "episodes": len(live)},
         "episode_start": "the first watchdog journal tick of the episode's session (the watchdog starts within "
@@ -784,7 +793,9 @@ def sweep(nominal: list[Path], faulted: list[Path], grid: str, thresholds: Path,
     det = ("no faulted runs" if best["detection_rate"] is None else
            f"detection rate {best['detection_rate']:.3f} ({best['detected_episodes']}/{len(live)} faulted episodes)")
     head = (f"# Written by hjepa-agent tune sweep: of {len(points)} grid points, the one with the highest fault\n"
-            f"# detection among those whose nominal false-intervention rate is <= alpha {alpha:g} (ties: lowest\n"
+            f"# detection among those whose nominal false-intervention rate is <= alpha {alpha:g}"
+            + ("" if max_slowed is None else f" and that slow at most {max_slowed:g} of nominal episodes")
+            + " (ties: lowest\n"
             f"# false rate, then closest to {thresholds}).\n"
             f"# Nominal false-intervention rate {best['false_rate']:.3f} ({best['false_episodes']}/{n_nom} episodes); "
             f"{det}.\n"
@@ -846,6 +857,9 @@ def tune_main(argv: list[str] | None = None) -> int:
                    "WatchdogConfig fields (config/watchdog.yaml): every combination is replayed")
     s.add_argument("--alpha", type=float, default=0.05,
                    help="largest nominal false-intervention rate (per episode) a recommendation may have")
+    s.add_argument("--max-slowed", type=float, default=None,
+                   help="largest fraction of nominal episodes a recommendation may slow down with a graded response "
+                        "(speed limited or slowed; not an intervention); default: --alpha")
     s.add_argument("--timeline-episode", type=int, default=None,
                    help="timeline.png for this episode (0-based across the --faulted runs in order; --nominal "
                         "without faulted runs); default: the first faulted episode the recommendation detects")
@@ -869,7 +883,8 @@ def tune_main(argv: list[str] | None = None) -> int:
     if args.what == "sweep":
         command = shlex.join(["hjepa-agent", "tune", *(sys.argv[1:] if argv is None else argv)])
         report = sweep(args.nominal, args.faulted, args.grid, args.thresholds, args.ego_model, args.alpha, args.out,
-                       args.timeline_episode, command, progress=not args.quiet)
+                       args.timeline_episode, command, progress=not args.quiet,
+                       max_slowed=args.alpha if args.max_slowed is None else args.max_slowed)
         rec = report["recommended"]
         print(json.dumps({"out": str(args.out), "grid_points": len(report["points"]),
                           "nominal_episodes": report["nominal"]["episodes"],
@@ -878,8 +893,9 @@ def tune_main(argv: list[str] | None = None) -> int:
         if rec is None:
             best = min(p["false_rate"] for p in report["points"])
             log.error("tune sweep: no grid point has a nominal false-intervention rate <= alpha %g (the lowest is "
-                      "%.3f); wrote %s and %s, no recommended.yaml", args.alpha, best, args.out / "sweep.json",
-                      args.out / "roc.png")
+                      "%.3f) with at most %g of nominal episodes slowed; wrote %s and %s, no recommended.yaml",
+                      args.alpha, best, args.alpha if args.max_slowed is None else args.max_slowed,
+                      args.out / "sweep.json", args.out / "roc.png")
             return 1
         return 0
     if args.what == "replay":

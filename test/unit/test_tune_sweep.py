@@ -143,6 +143,14 @@ def test_ties_go_to_the_lower_false_rate_then_to_the_closest_to_the_base():
     assert recommend([_pt(0.0, 0.9, a=2.0), _pt(0.0, 0.9, a=0.0)], 0.05, {"a": 1.0}) == 0   # equal: the first
 
 
+def test_a_point_that_slows_too_many_nominal_episodes_is_not_recommended():
+    slowing = {**_pt(0.0, 1.0, a=4.0), "graded_rate_nominal": 0.2}
+    calm = {**_pt(0.0, 0.9, a=6.0), "graded_rate_nominal": 0.05}
+    assert recommend([slowing, calm], 0.05, {"a": 6.0}) == 0                    # no limit: detection wins
+    assert recommend([slowing, calm], 0.05, {"a": 6.0}, max_slowed=0.05) == 1
+    assert recommend([slowing, calm], 0.05, {"a": 6.0}, max_slowed=0.0) is None
+
+
 def test_nothing_within_alpha_recommends_nothing_and_no_faulted_runs_means_the_fewest_false_alarms():
     assert recommend([_pt(0.1, 1.0, a=1.0), _pt(0.2, 1.0, a=2.0)], 0.05, {"a": 1.0}) is None
     assert recommend([_pt(0.05, None, a=1.0), _pt(0.0, None, a=3.0)], 0.05, {"a": 1.0}) == 1
