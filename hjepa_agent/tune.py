@@ -10,7 +10,9 @@ did live (the report says whether they did, and where they first differed); with
 thresholds it shows what the watchdog would have done: its mode transitions, interventions
 (SAFE_STOP and OPTIMISING entries) and ticks in each mode, against the live ones. (The replay
 cannot show what the robot would then have done: the recorded inputs are those of the live run.)
-It also times the core's decision (``Watchdog.tick``) at every tick: ``core_tick_ms``.
+It also times the core's decision (``Watchdog.tick``) at every tick: ``core_tick_ms``. A recording
+made under a namespace (the robot launch with record:=true) is found from its journal's topic; inputs
+the launch remapped are named with ``--remap TOPIC=RECORDED``.
 
 ``tune calibrate --runs DIR... --alpha A --out FILE`` sets thresholds from nominal recorded runs
 (every episode in them exchangeable and fault-free) so that each intervention decided from a score
@@ -104,22 +106,51 @@ def read_run(bag: Path) -> tuple[dict[str, dict[int, deque]], list[dict[str, Any
     from hjepa_agent.nodes.codec import time_ns
     from hjepa_agent.nodes.watchdog import INPUTS
 
-    by_topic = {"/" + topic: (kind, cls) for kind, (topic, cls) in INPUTS.items()}
     inputs: dict[str, dict[int, deque]] = {kind: defaultdict(deque) for kind in INPUTS}
     journal: list[dict[str, Any]] = []
     with Reader(bag) as reader:
-        conns = [c for c in reader.connections if c.topic in by_topic or c.topic == "/agent/watchdog/journal"]
-        if not any(c.topic == "/agent/watchdog/journal" for c in conns):
-            raise ValueError(f"{bag}: no /agent/watchdog/journal: the run was recorded without the watchdog's "
+        journals = sorted({c.topic for c in reader.connections if c.topic.endswith("/" + JOURNAL)})
+        if not journals:
+            raise ValueError(f"{bag}: no {JOURNAL} topic: the run was recorded without the watchdog's "
                              f"journal (watchdog parameter journal: true), so it cannot be replayed")
+        if len(journals) > 1:
+            raise ValueError(f"{bag}: several watchdog journals ({', '.join(journals)}): one robot per replay; "
+                             f"record each robot's namespace on its own")
+        ns = journals[0][: -len("/" + JOURNAL)]   # the recording's namespace ("" without one)
+        by_topic = {_resolve(_REMAPS.get(topic, topic), ns): (kind, cls) for kind, (topic, cls) in INPUTS.items()}
+        conns = [c for c in reader.connections if c.topic in by_topic or c.topic == journals[0]]
         for conn, _, raw in reader.messages(connections=conns):
-            if conn.topic == "/agent/watchdog/journal":
+            if conn.topic == journals[0]:
                 journal.append(json.loads(deserialize_message(raw, String).data))
                 continue
             kind, cls = by_topic[conn.topic]
             msg = deserialize_message(raw, cls)
             inputs[kind][time_ns(msg.header.stamp)].append(msg)
     return inputs, journal
+
+
+JOURNAL = "agent/watchdog/journal"
+"""The watchdog node's journal topic (relative: a recording under a namespace has it there)."""
+_REMAPS: dict[str, str] = {}
+"""The robot launch's topic remaps (watchdog's topic -> recorded name) in effect; :func:`use_remaps`."""
+
+
+def use_remaps(remaps: dict[str, str]) -> None:
+    """Read the watchdog's inputs from the recorded topics they were remapped to (the robot launch's
+    ``*_topic`` arguments), e.g. {"camera/image_raw": "/front_camera/image_raw"}; a relative name is
+    resolved in the recording's namespace."""
+    from hjepa_agent.nodes.watchdog import INPUTS
+    known = {topic for topic, _ in INPUTS.values()}
+    for key in remaps:
+        if key not in known:
+            raise ValueError(f"--remap {key}=...: not a watchdog input topic (those: {', '.join(sorted(known))})")
+    _REMAPS.clear()
+    _REMAPS.update(remaps)
+
+
+def _resolve(topic: str, namespace: str) -> str:
+    """A topic name as recorded: absolute names stay, relative ones go under ``namespace``."""
+    return topic if topic.startswith("/") else f"{namespace}/{topic}"
 
 
 _TYPICAL: dict[str, Any] = {"models_dir": None, "model": None, "loaded": False}
@@ -875,11 +906,24 @@ def tune_main(argv: list[str] | None = None) -> int:
         q.add_argument("--no-typical-risk", action="store_true",
                        help="replay without the typical-risk network (the watchdog's typical_risk: false)")
         q.add_argument("--ego-model", type=Path, default=data_path("config", "ego_model.yaml"))
+        q.add_argument("--remap", action="append", default=[], metavar="TOPIC=RECORDED",
+                       help="a watchdog input the robot launch remapped, e.g. camera/image_raw=/front_camera/image_raw "
+                            "(repeatable); the recording's namespace is found from its journal topic")
     for q in (r, c):
         q.add_argument("--out", type=Path, default=None,
                        help="replay: also write the report (JSON) here; calibrate: the thresholds YAML to write")
     args = ap.parse_args(argv)
     use_typical_risk(args.models, enabled=not args.no_typical_risk)
+    remaps = {}
+    for spec in args.remap:
+        key, sep, val = spec.partition("=")
+        if not sep or not key or not val:
+            ap.error(f"--remap {spec!r}: expected TOPIC=RECORDED")
+        remaps[key.strip("/")] = val
+    try:
+        use_remaps(remaps)
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.what == "sweep":
         command = shlex.join(["hjepa-agent", "tune", *(sys.argv[1:] if argv is None else argv)])
         report = sweep(args.nominal, args.faulted, args.grid, args.thresholds, args.ego_model, args.alpha, args.out,

@@ -157,10 +157,12 @@ def test_nothing_within_alpha_recommends_nothing_and_no_faulted_runs_means_the_f
 
 
 # ---- the whole sweep on a tiny recording ------------------------------------------------------------
-def _write_run(run_dir, episodes, onsets):
+def _write_run(run_dir, episodes, onsets, namespace="", camera_topic=None):
     """A run directory as `hjepa-agent sim` writes it, made by hand: run.mcap with the watchdog's inputs
     and journal for ``episodes`` (each: a function of the time since its start -> world-state ambiguity),
-    6 s each at 20 Hz, and episodes.jsonl (with "faults" where ``onsets`` has an onset)."""
+    6 s each at 20 Hz, and episodes.jsonl (with "faults" where ``onsets`` has an onset). With
+    ``namespace`` every topic is under it, as the robot launch's recorder writes them; ``camera_topic``:
+    the camera remapped there (absolute)."""
     from geometry_msgs.msg import TwistStamped
     from nav_msgs.msg import Odometry
     from rclpy.serialization import serialize_message
@@ -182,6 +184,9 @@ def _write_run(run_dir, episodes, onsets):
               "world_state": ("/agent/world_state", "sensor_msgs/msg/JointState"),
               "habitual": ("/agent/habitual/cmd", "geometry_msgs/msg/TwistStamped"),
               "journal": ("/agent/watchdog/journal", "std_msgs/msg/String")}
+    topics = {k: (namespace + t, ty) for k, (t, ty) in topics.items()}
+    if camera_topic:
+        topics["camera"] = (camera_topic, topics["camera"][1])
     conns = {k: writer.add_connection(t, ty, typestore=store) for k, (t, ty) in topics.items()}
     t0 = 1.0
     lines = []
@@ -250,3 +255,27 @@ def test_a_sweep_over_a_tiny_recording_recommends_the_threshold_that_separates_f
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "no grid point" in proc.stderr
     assert sorted(p.name for p in out2.iterdir()) == ["roc.png", "sweep.json"]
+
+
+def test_a_recording_under_a_namespace_with_a_remapped_camera_reads_the_same(tmp_path):
+    """The robot launch's recorder writes /robot1/agent/... and the remapped camera's own name: the replay
+    finds the namespace from the journal topic and takes the camera from --remap."""
+    from hjepa_agent.tune import read_run, use_remaps
+    calm = lambda t: 0.3
+    _write_run(tmp_path / "plain", [calm], [None])
+    _write_run(tmp_path / "ns", [calm], [None], namespace="/robot1", camera_topic="/front_camera/image_raw")
+    plain_inputs, plain_journal = read_run(tmp_path / "plain" / "run.mcap")
+    try:
+        use_remaps({"camera/image_raw": "/front_camera/image_raw"})
+        inputs, journal = read_run(tmp_path / "ns" / "run.mcap")
+        use_remaps({})
+        no_remap, _ = read_run(tmp_path / "ns" / "run.mcap")
+        with pytest.raises(ValueError, match="not a watchdog input topic"):
+            use_remaps({"camera": "/x"})
+    finally:
+        use_remaps({})
+    assert journal == plain_journal
+    for kind in plain_inputs:
+        assert sorted(inputs[kind]) == sorted(plain_inputs[kind]), kind
+    assert len(plain_inputs["camera"]) == 120 and len(no_remap["camera"]) == 0   # without the remap: not found
+    assert len(no_remap["world_state"]) == 120                                # the namespace alone is found
