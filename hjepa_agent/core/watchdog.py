@@ -147,6 +147,21 @@ live change may only tighten, relative to the values the watchdog started with (
 others (stall rule, slip window whose 0 means off) are fixed at start."""
 
 
+LIVE_UNITS = {"clearance_plan_m": ("m", 0.0, SCAN_RANGE_MAX_M), "clearance_optimise_m": ("m", 0.0, SCAN_RANGE_MAX_M),
+              "risk_horizon_s": ("s", 0.0, 10.0), "hysteresis_m": ("m", 0.0, 1.0), "dwell_s": ("s", 0.0, 30.0),
+              "ambiguity_stop": ("", 0.0, 1e6), "battery_derate_pct": ("%", 0.0, 100.0),
+              "temperature_derate_c": ("degC", -60.0, 150.0), "derate_min_scale": ("", 0.0, 1.0),
+              "overspeed_tolerance": ("", 0.0, 1.0), "limit_predict_s": ("s", 0.0, 60.0),
+              "slip_tolerance_mps": ("m/s", 0.0, 5.0), "slip_tolerance_rps": ("rad/s", 0.0, 10.0),
+              "risk_limit_z": ("spreads", 0.0, 100.0), "risk_slow_z": ("spreads", 0.0, 100.0),
+              "charge_slow": ("nats", 0.0, 10.0), "limit_scale": ("", 0.0, 1.0), "slow_scale": ("", 0.0, 1.0),
+              "limit_warn_s": ("s", 0.0, 3600.0), "world_state_max_age_s": ("s", 0.0, 10.0),
+              "habitual_max_age_s": ("s", 0.0, 10.0), "planner_max_age_s": ("s", 0.0, 10.0),
+              "bridge_max_age_s": ("s", 0.0, 10.0)}
+"""Unit and the outer range (as WatchdogConfig checks it) of each live threshold, for the node's
+parameter descriptors; which way is tighter is TIGHTER's."""
+
+
 def tightened(start: WatchdogConfig, now: WatchdogConfig, changes: dict[str, float], ego: EgoModel) -> WatchdogConfig:
     """``now`` with ``changes`` applied, if each is a live threshold moved no looser than ``start``
     and the result passes the range and cross-field checks (and the ego model's); ValueError naming
@@ -738,5 +753,5 @@ class Watchdog:
         return self._mode
 
 
-__all__ = ["INPUTS", "LEVELS", "SENSOR_INPUTS", "TIGHTER", "Watchdog", "WatchdogConfig", "WatchdogOutput", "load_watchdog_config",
+__all__ = ["INPUTS", "LEVELS", "LIVE_UNITS", "SENSOR_INPUTS", "TIGHTER", "Watchdog", "WatchdogConfig", "WatchdogOutput", "load_watchdog_config",
            "obstacle_points", "predicted_clearance", "rollout", "rollout_clearance", "tightened"]

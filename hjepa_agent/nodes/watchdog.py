@@ -36,7 +36,7 @@ from hjepa_agent.core.types import Mode
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.models import load_typical_risk
 from hjepa_agent.core.risk import TypicalRisk
-from hjepa_agent.core.watchdog import TIGHTER, Watchdog, load_watchdog_config, tightened
+from hjepa_agent.core.watchdog import LIVE_UNITS, TIGHTER, Watchdog, load_watchdog_config, tightened
 from hjepa_agent.nodes.bridge import event_to_json
 from hjepa_agent.nodes.codec import from_time, msg_to_plan, msg_to_proposal, msg_to_world_state, time_ns, to_time
 from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, now_s, run_node
@@ -133,8 +133,9 @@ class WatchdogNode(Node):
         start = load_watchdog_config(path or data_path("config", "watchdog.yaml"))
         self.ego, self.start_cfg = ego, start
         for name in TIGHTER:   # live thresholds: tighten only, checked in _on_set (core.watchdog.tightened)
+            unit, lo, hi = LIVE_UNITS[name]
             declare(self, name, float(getattr(start, name)), f"watchdog threshold (config/watchdog.yaml); live, "
-                    f"tighten only ({'raise' if TIGHTER[name] > 0 else 'lower'} it)")
+                    f"tighten only ({'raise' if TIGHTER[name] > 0 else 'lower'} it)", unit=unit, lo=lo, hi=hi)
         self.core = Watchdog(dataclasses.replace(start, **{n: float(self.get_parameter(n).value) for n in TIGHTER}), ego,
                              typical)
         self.mode_pub = self.create_publisher(String, "agent/mode", RELIABLE_QOS)

@@ -29,6 +29,12 @@ def test_thresholds_can_be_tightened_live_never_loosened_and_cross_checked(ros_c
         assert node.core.cfg.ambiguity_stop == start.ambiguity_stop - 0.3         # unchanged
         cross = node.set_parameters([Parameter("clearance_optimise_m", value=start.clearance_plan_m + 0.1)])[0]
         assert not cross.successful and "clearance_optimise_m" in cross.reason   # above clearance_plan_m
+        from hjepa_agent.core.watchdog import LIVE_UNITS, TIGHTER
+        assert set(LIVE_UNITS) == set(TIGHTER)
+        (desc,) = node.describe_parameters(["slip_tolerance_rps"])
+        assert "[rad/s]" in desc.description and desc.floating_point_range[0].to_value == 10.0
+        out_of_range = node.set_parameters([Parameter("charge_slow", value=50.0)])[0]
+        assert not out_of_range.successful                                      # the descriptor's range
         from rclpy.exceptions import ParameterNotDeclaredException
         with pytest.raises(ParameterNotDeclaredException):                       # not live: the YAML's only
             node.set_parameters([Parameter("stall_window_s", value=1.0)])
