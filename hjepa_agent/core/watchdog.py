@@ -71,8 +71,8 @@ class WatchdogConfig:
     slip_tolerance_mps: float = 0.06
     slip_tolerance_rps: float = 0.1
     slip_window_s: float = 0.5
-    risk_limit_z: float = 6.0
-    risk_slow_z: float = 9.0
+    risk_limit_z: float = 8.8
+    risk_slow_z: float = 13.2
     charge_slow: float = 2.5
     limit_scale: float = 0.6
     slow_scale: float = 0.3
