@@ -15,10 +15,13 @@ made under a namespace (the robot launch with record:=true) is found from its jo
 the launch remapped are named with ``--remap TOPIC=RECORDED``.
 
 ``tune calibrate --runs DIR... --alpha A --out FILE`` sets thresholds from nominal recorded runs
-(every episode in them exchangeable and fault-free) so that each intervention decided from a score
-fires in at most a fraction ``alpha`` of nominal episodes. Each of the two scores below gets
-alpha / 2 (so together they stay within alpha), by split conformal: with n episodes, the
-ceil((n+1)(1-alpha/2))-th smallest episode score, which needs n >= 2/alpha - 1 (39 for 5 %):
+(every episode in them exchangeable and fault-free) so that interventions fire in at most a fraction
+``alpha`` of nominal episodes. Some interventions are not decided by a threshold calibrate sets (a
+stale input, a limit, the stall rule's OPTIMISING): the episodes where the replay has one are
+counted, their rate taken as (count + 1) / (n + 1) (or ``--other-rate``) and set aside. The rest,
+alpha', is split over the two scores below, alpha'/2 each, by split conformal: with n episodes,
+the ceil((n+1)(1-alpha'/2))-th smallest episode score, which needs n >= 2/alpha' - 1 (39 for 5 % with
+nothing set aside; 77 with one other intervention in 80 episodes):
 
 * ``ambiguity_stop`` (SAFE_STOP): just above that quantile of each episode's largest world-state
   ambiguity (after the start-up wait for fresh inputs);
@@ -268,7 +271,26 @@ def conformal_upper(scores: np.ndarray, alpha: float) -> float:
     return float(s[k - 1]) if 1 <= k <= len(s) else math.inf
 
 
-def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float) -> tuple[dict[str, Any], dict]:
+def calibrated_intervention(reasons: Sequence[str]) -> bool:
+    """Whether a mode event's reasons ("A->B", cause, ...) are an intervention decided by a calibrated
+    score: SAFE_STOP on ambiguity alone, or OPTIMISING on plan clearance."""
+    target = reasons[0].split("->")[-1]
+    if target == "SAFE_STOP":
+        return len(reasons) > 1 and all(r.startswith("ambiguity") for r in reasons[1:])
+    return target == "OPTIMISING" and len(reasons) > 1 and reasons[1].startswith("plan clearance")
+
+
+def split_alpha(alpha: float, others: int, n: int, scores: int = 2) -> tuple[float, float]:
+    """(alpha per calibrated score, the rate set aside for the interventions no calibrated score
+    decides): those happened in ``others`` of ``n`` nominal episodes, taken as (others + 1) / (n + 1),
+    and the rest of ``alpha`` is split evenly over ``scores`` (Bonferroni). The first is <= 0 when the
+    others alone use up alpha."""
+    rest = (others + 1) / (n + 1)
+    return (alpha - rest) / scores, rest
+
+
+def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
+              other_rate: float | None = None) -> tuple[dict[str, Any], dict]:
     """Thresholds from nominal recorded runs (every session in ``bags`` an exchangeable nominal
     episode) so that each intervention the watchdog decides from a score fires in at most ``alpha``
     of nominal episodes (split conformal, per score; module doc of tune_main). Returns (the new
@@ -288,6 +310,7 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
     charge_max: dict[str, float] = {}
     track: dict[str, deque] = defaultdict(deque)   # per episode: (tick, m/s error, rad/s error) over the slip window
     track_max: dict[str, list[float]] = {}
+    others: dict[str, list[str]] = {}   # episodes with an intervention no calibrated score decided: why
     for bag in bags:
         inputs, journal = read_run(bag)
         started: set[str] = set()
@@ -298,6 +321,10 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
             if key not in started or core.ambiguity is None:   # the start-up wait for fresh inputs is not a score
                 continue
             amb_max[key] = max(amb_max.get(key, -math.inf), core.ambiguity)
+            for ev in out.events:
+                if (ev.kind == "mode" and ev.reasons[0].split("->")[-1] in INTERVENTIONS
+                        and not calibrated_intervention(ev.reasons)):
+                    others.setdefault(key, list(ev.reasons))
             z = out.status["values"].get("risk_z", "n/a")
             z_max[key] = max(z_max.get(key, -math.inf), -math.inf if z == "n/a" else float(z))
             charge_max[key] = max(charge_max.get(key, 0.0), core.charge)
@@ -319,14 +346,24 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
     n = len(amb_max)
     if n == 0:
         raise ValueError("tune calibrate: no episode in the runs got past the start-up SAFE_STOP")
-    # two scores decide interventions: each gets alpha / 2, so that together they fire in at most
-    # alpha of nominal episodes (Bonferroni)
-    each = alpha / 2.0
+    # two scores decide interventions; the others (stale inputs, limits, the stall rule's OPTIMISING)
+    # are not thresholds calibrate sets: their nominal rate is set aside, and the rest of alpha split
+    # over the two scores (Bonferroni), so that together they fire in at most alpha of nominal episodes
+    if other_rate is None:
+        each, rest = split_alpha(alpha, len(others), n)
+    else:
+        each, rest = (alpha - other_rate) / 2.0, other_rate
+    if each <= 0.0:
+        raise ValueError(f"tune calibrate: interventions no calibrated threshold decides happened in {len(others)} of "
+                         f"{n} nominal episodes (rate taken as {rest:.3f} >= alpha {alpha}): "
+                         f"{'; '.join(' '.join(r) for r in list(others.values())[:3])}; fix their cause or record "
+                         f"more nominal episodes")
     amb = conformal_upper(np.array(list(amb_max.values())), each)
     neg = conformal_upper(-np.array(list(plan_min.values())), each)   # a low clearance is the alarm
     if not math.isfinite(amb):
-        raise ValueError(f"tune calibrate: {n} nominal episodes are too few for alpha {alpha} ({each} per score): "
-                         f"needs at least {math.ceil(1.0 / each - 1.0)}; record more (hjepa-agent sim --episodes N)")
+        raise ValueError(f"tune calibrate: {n} nominal episodes are too few for alpha {alpha} ({each:.4f} per score, "
+                         f"{rest:.4f} set aside for interventions no threshold decides): needs at least "
+                         f"{math.ceil(1.0 / each - 1.0)}; record more (hjepa-agent sim --episodes N)")
     doc = yaml.safe_load(Path(thresholds).read_text())
     old = {"ambiguity_stop": cfg.ambiguity_stop, "clearance_optimise_m": cfg.clearance_optimise_m}
     doc["ambiguity_stop"] = round(amb + 1e-3, 3)
@@ -339,16 +376,18 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float)
     slowed = {}
     zs = np.array([v for v in z_max.values() if math.isfinite(v)])
     if len(zs) == n:   # the typical-risk network was on (use_typical_risk)
-        z_hi = conformal_upper(zs, each)
+        z_hi = conformal_upper(zs, alpha / 2.0)
         slowed["risk_limit_z"] = round(float(np.clip(z_hi + 1e-3, 1e-3, 100.0)), 3)
         # SLOW keeps its distance from LIMIT (the ratio of the thresholds it started with)
         slowed["risk_slow_z"] = round(min(100.0, slowed["risk_limit_z"] * cfg.risk_slow_z / cfg.risk_limit_z), 3)
-    c_hi = conformal_upper(np.array(list(charge_max.values())), each)
+    c_hi = conformal_upper(np.array(list(charge_max.values())), alpha / 2.0)
     slowed["charge_slow"] = round(float(np.clip(c_hi + 1e-3, 1e-3, 10.0)), 3)
     for k in ("risk_limit_z", "risk_slow_z", "charge_slow"):
         old[k] = getattr(cfg, k)
     doc.update(slowed)
-    report = {"runs": [str(b) for b in bags], "episodes": n, "alpha": alpha, "alpha_per_score": each, "before": old,
+    report = {"runs": [str(b) for b in bags], "episodes": n, "alpha": alpha, "alpha_per_score": each,
+              "set_aside_for_other_interventions": {"rate": rest, "episodes": len(others),
+                                                    "reasons": list(others.values())}, "before": old,
               "after": {k: doc[k] for k in old},
               "scores": {"episode_max_ambiguity": {"p50": float(np.median(list(amb_max.values()))),
                                                    "max": float(max(amb_max.values()))},
@@ -878,6 +917,9 @@ def tune_main(argv: list[str] | None = None) -> int:
     c.add_argument("--runs", type=Path, nargs="+", required=True,
                    help="nominal runs: run dirs (every .mcap in them) or .mcap files; every episode counts")
     c.add_argument("--alpha", type=float, default=0.05, help="false-alarm rate per nominal episode to allow")
+    c.add_argument("--other-rate", type=float, default=None,
+                   help="rate of nominal interventions no calibrated threshold decides (stale inputs, the stall "
+                        "rule), set aside from alpha; default: (episodes with one + 1) / (episodes + 1) in these runs")
     s = sub.add_parser("sweep", help="replay nominal and faulted runs over a grid of thresholds: false "
                        "interventions against detections; recommends the best set with false rate <= alpha")
     s.add_argument("--nominal", type=Path, nargs="+", required=True,
@@ -949,7 +991,7 @@ def tune_main(argv: list[str] | None = None) -> int:
         if args.out:
             args.out.write_text(text + "\n")
         return 0 if report["inputs_missing_from_bag"] == 0 else 1
-    doc, report = calibrate(_bags(args.runs), args.thresholds, args.ego_model, args.alpha)
+    doc, report = calibrate(_bags(args.runs), args.thresholds, args.ego_model, args.alpha, args.other_rate)
     print(json.dumps(report, indent=2))
     if args.out:
         head = (f"# Written by hjepa-agent tune calibrate: alpha {args.alpha} over {report['episodes']} nominal "

@@ -41,8 +41,10 @@ def test_replay_reproduces_the_live_decisions_and_other_thresholds_change_them(t
 
     # calibrate on these two nominal episodes: alpha 0.99 (0.495 per score) needs two; 0.05 needs 39: refused
     cal = tmp_path / "calibrated.yaml"
+    # (two episodes cannot also estimate the interventions no threshold decides: say there are none)
     proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "tune", "calibrate", "--runs", str(run),
-                           "--alpha", "0.99", "--out", str(cal)], capture_output=True, text=True, timeout=300)
+                           "--alpha", "0.99", "--other-rate", "0", "--out", str(cal)], capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from hjepa_agent.core.watchdog import load_watchdog_config
     new = load_watchdog_config(cal)

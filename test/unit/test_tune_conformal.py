@@ -3,6 +3,7 @@ episodes, and the false-alarm guarantee on exchangeable scores."""
 import math
 
 import numpy as np
+import pytest
 
 from hjepa_agent.tune import conformal_upper
 
@@ -25,3 +26,18 @@ def test_a_new_nominal_score_exceeds_the_threshold_at_most_alpha_of_the_time():
         rate = float(np.mean(new > tau))
         assert rate <= alpha + 0.01, (n, alpha, rate)
         assert rate >= alpha - 0.035, (n, alpha, rate)   # and not needlessly conservative
+
+
+
+def test_interventions_no_threshold_decides_are_set_aside_from_alpha():
+    from hjepa_agent.tune import calibrated_intervention, split_alpha
+    each, rest = split_alpha(0.05, 0, 39)
+    assert rest == pytest.approx(1 / 40) and each == pytest.approx((0.05 - 1 / 40) / 2)
+    each, rest = split_alpha(0.05, 4, 160)
+    assert rest == pytest.approx(5 / 161) and 0 < each < 0.01
+    assert split_alpha(0.05, 3, 40)[0] < 0                                  # the others alone use up alpha
+    assert calibrated_intervention(("PLANNING->SAFE_STOP", "ambiguity 1.6 > 1.5"))
+    assert not calibrated_intervention(("PLANNING->SAFE_STOP", "ambiguity 1.6 > 1.5", "planner silent 1.2 s > 1.0 s"))
+    assert calibrated_intervention(("PLANNING->OPTIMISING", "plan clearance 0.01 m < 0.05 m over 1.0 s"))
+    assert not calibrated_intervention(("PLANNING->OPTIMISING", "planning without the habitual proposal: no progress"))
+    assert not calibrated_intervention(("HABITUAL->SAFE_STOP", "world_state stale 0.61 s > 0.50 s"))
