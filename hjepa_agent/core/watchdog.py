@@ -19,8 +19,10 @@ habitual policy dithering between two routes); that PLANNING is held for ``stall
 and flagged ``habitual_stalled``, so the planner plans without the habitual proposal. The same
 lack of progress inside PLANNING or OPTIMISING (the plan refining the habitual proposal and
 going nowhere) raises the flag too, with a "stall" event, and holds the mode again; if PLANNING
-without the proposal still makes no progress over the next window, the watchdog escalates to
-OPTIMISING (the planner refines its plan until its deadline), held for a window too. The flag
+without the proposal still makes no progress over the next window while the robot also moved less
+than ``stall_motion_m`` net (stuck, not on a detour that leads away from the goal for a while), the
+watchdog escalates to OPTIMISING (the planner refines its plan until its deadline), held for a
+window too. The flag
 drops when the mode goes back to HABITUAL or to SAFE_STOP.
 
 Units: m, s, rad, %, degC. Times are seconds on the caller's clock (``now_s``).
@@ -79,6 +81,7 @@ class WatchdogConfig:
     limit_warn_s: float = 60.0
     stall_window_s: float = 4.0
     stall_progress_m: float = 0.1
+    stall_motion_m: float = 0.3
     stall_goal_radius_m: float = 0.2
     world_state_max_age_s: float = 0.5
     habitual_max_age_s: float = 0.5
@@ -118,6 +121,7 @@ class WatchdogConfig:
         require(c.stall_window_s == 0.0 or 0.5 <= c.stall_window_s <= 60.0, "stall_window_s",
                 f"must be 0 (off) or in [0.5, 60] s, got {c.stall_window_s=}")
         require(0.0 <= c.stall_progress_m <= 5.0, "stall_progress_m", f"must be in [0, 5] m, got {c.stall_progress_m=}")
+        require(0.0 < c.stall_motion_m <= 100.0, "stall_motion_m", f"must be in (0, 100] m, got {c.stall_motion_m=}")
         require(0.0 <= c.stall_goal_radius_m <= 10.0, "stall_goal_radius_m",
                 f"must be in [0, 10] m, got {c.stall_goal_radius_m=}")
         for name in ("world_state_max_age_s", "habitual_max_age_s", "planner_max_age_s", "bridge_max_age_s"):
@@ -299,7 +303,7 @@ class Watchdog:
         self._latched = False
         self._pending: list[Event] = []
         self._last: dict[str, Any] = {}
-        self._progress: list[tuple[float, float]] = []   # (time, goal distance) since entering the mode
+        self._progress: list[tuple[float, float, float, float]] = []   # (time, goal distance, x, y) in this mode
         self._hold_until = -math.inf                      # a stall's PLANNING is held at least until then
         self._stalled_habitual = False                    # deliberating because Mode 1 stalled
 
@@ -437,7 +441,7 @@ class Watchdog:
         if ws.has_goal:
             d = float(np.hypot(*(np.asarray(ws.goal[:2], np.float64) - np.asarray(ws.pose[:2], np.float64))))
             if math.isfinite(d):
-                self._progress.append((now_s, d))
+                self._progress.append((now_s, d, float(ws.pose[0]), float(ws.pose[1])))
                 window = self.cfg.stall_window_s
                 while len(self._progress) > 2 and self._progress[1][0] <= now_s - window:
                     self._progress.pop(0)  # keep one sample at least ``window`` old
@@ -617,19 +621,25 @@ class Watchdog:
         self._mode, self._since = mode, now_s
         self._progress = self._progress[-1:]
 
-    def _stalled(self, now_s: float) -> str | None:
-        """Why the habitual policy is not getting anywhere, or None: over the last stall_window_s
-        (all of it in this mode) the goal distance shrank by less than stall_progress_m while the
-        goal is further than stall_goal_radius_m. Mode 1 stuck is a reason for Mode 2."""
+    def _stalled(self, now_s: float, stuck: bool = False) -> str | None:
+        """Why the habitual policy (or, with ``stuck``, the planner) is not getting anywhere, or None:
+        over the last stall_window_s (all of it in this mode) the goal distance shrank by less than
+        stall_progress_m while the goal is further than stall_goal_radius_m; with ``stuck`` the robot
+        also moved less than stall_motion_m net (a detour moves it, a stuck robot does not). Mode 1
+        stuck is a reason for Mode 2."""
         c = self.cfg
         if c.stall_window_s <= 0.0 or len(self._progress) < 2:
             return None
-        (t0, d0), (t1, d1) = self._progress[0], self._progress[-1]
+        (t0, d0, x0, y0), (t1, d1, x1, y1) = self._progress[0], self._progress[-1]
         if t0 > now_s - c.stall_window_s or t0 < self._since or d1 <= c.stall_goal_radius_m:
+            return None
+        moved = math.hypot(x1 - x0, y1 - y0)
+        if stuck and moved >= c.stall_motion_m:
             return None
         if d0 - d1 < c.stall_progress_m:
             return (f"no progress: goal distance {d1:.2f} m, {d0 - d1:+.2f} m closer in {t1 - t0:.1f} s "
-                    f"< {c.stall_progress_m:.2f} m")
+                    f"< {c.stall_progress_m:.2f} m" + (f", moved {moved:.2f} m < {c.stall_motion_m:.2f} m" if stuck
+                                                        else ""))
         return None
 
     def _deliberate(self, now_s: float, hab: float | None, plan: float | None) -> None:
@@ -638,7 +648,7 @@ class Watchdog:
         horizon = f"over {c.risk_horizon_s:.1f} s"
         stall = self._stalled(now_s) if mode == Mode.HABITUAL or not self._stalled_habitual else None
         # planning without the habitual proposal and still going nowhere: Mode 2 must work harder
-        again = (self._stalled(now_s) if mode == Mode.PLANNING and self._stalled_habitual
+        again = (self._stalled(now_s, stuck=True) if mode == Mode.PLANNING and self._stalled_habitual
                  and now_s >= self._hold_until else None)
         if stall is not None and mode in (Mode.PLANNING, Mode.OPTIMISING):
             # deliberating while refining the habitual proposal, and still not getting anywhere:

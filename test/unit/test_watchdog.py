@@ -334,6 +334,24 @@ def test_planning_without_the_proposal_that_still_goes_nowhere_escalates_to_opti
     assert outs[-1].mode == Mode.PLANNING
 
 
+def test_a_detour_away_from_the_goal_while_planning_is_not_a_stall_to_escalate():
+    """Planning without the proposal, the robot drives 0.8 m round an obstacle that takes it no closer
+    to the goal (a detour): no OPTIMISING; the same window standing still escalates (test above)."""
+    f = Feed(dataclasses.replace(CFG, stall_window_s=4.0, stall_progress_m=0.1, stall_goal_radius_m=0.5,
+                                 stall_motion_m=0.3))
+    f.goal, f.hab, f.plan_clear = (3.0, 0.0), (0.3, 0.0), 10.0
+    outs = f.run(0.0, 5.0)
+    t_stall = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode" and e.reasons[0] == "HABITUAL->PLANNING")
+    modes = []
+    for k in range(1, 81):                            # sideways, on a circle round the goal: distance stays 3 m
+        t = round(5.0 + 0.1 * k, 9)
+        ang = 0.1 * k * 0.2 / 3.0                        # 0.2 m/s along the circle
+        f.xy = (3.0 - 3.0 * math.cos(ang), 3.0 * math.sin(ang))
+        modes.append((t, f.at(t).mode))
+    assert t_stall + 4.5 < 13.0 and Mode.OPTIMISING not in [m for _, m in modes]
+    assert all(m == Mode.PLANNING for t, m in modes if t < t_stall + 4.0 - 1e-6)   # held, then not escalated
+
+
 def test_no_progress_while_planning_from_the_habitual_proposal_drops_the_proposal():
     """PLANNING entered for clearance refines the habitual proposal; if that goes nowhere for
     stall_window_s, a "stall" event flags habitual_stalled (the mode stays PLANNING, held)."""
