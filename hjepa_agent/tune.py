@@ -20,8 +20,8 @@ the launch remapped are named with ``--remap TOPIC=RECORDED``.
 stale input, a limit, the stall rule's OPTIMISING): the episodes where the replay has one are
 counted, their rate taken as (count + 1) / (n + 1) (or ``--other-rate``) and set aside. The rest,
 alpha', is split over the two scores below, alpha'/2 each, by split conformal: with n episodes,
-the ceil((n+1)(1-alpha'/2))-th smallest episode score, which needs n >= 2/alpha' - 1 (39 for 5 % with
-nothing set aside; 77 with one other intervention in 80 episodes):
+the ceil((n+1)(1-alpha'/2))-th smallest episode score, which needs n >= 2/alpha' - 1 (59 for 5 %, where
+nothing else happened and 1/(n+1) is set aside):
 
 * ``ambiguity_stop`` (SAFE_STOP): just above that quantile of each episode's largest world-state
   ambiguity (after the start-up wait for fresh inputs);
@@ -353,6 +353,13 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
         each, rest = split_alpha(alpha, len(others), n)
     else:
         each, rest = (alpha - other_rate) / 2.0, other_rate
+    if each <= 0.0 and not others and other_rate is None:
+        need = next(m for m in range(n + 1, 100000) if split_alpha(alpha, 0, m)[0] > 0.0
+                    and m >= 1.0 / split_alpha(alpha, 0, m)[0] - 1.0)
+        raise ValueError(f"tune calibrate: {n} nominal episodes are too few for alpha {alpha}: even with no "
+                         f"intervention that no threshold decides, their rate is taken as 1/(n+1) = {rest:.3f}, which "
+                         f"leaves nothing for the two scores; needs at least {need}; record more (hjepa-agent sim "
+                         f"--episodes N)")
     if each <= 0.0:
         raise ValueError(f"tune calibrate: interventions no calibrated threshold decides happened in {len(others)} of "
                          f"{n} nominal episodes (rate taken as {rest:.3f} >= alpha {alpha}): "

@@ -1,5 +1,6 @@
 """A short `hjepa-agent sim` run end to end: CLI, DDS, lockstep, outputs on disk."""
 import json
+import re
 import subprocess
 import sys
 
@@ -52,8 +53,9 @@ def test_episodes_that_end_in_a_safe_stop_do_not_break_the_next_one(tmp_path):
     """An ambiguity threshold nothing can meet: every episode ends as a safe stop seconds in, and
     the run goes on to the next (nodes torn down with messages still in flight used to crash it)."""
     wd = tmp_path / "watchdog.yaml"
-    wd.write_text(data_path("config", "watchdog.yaml").read_text().replace("ambiguity_stop: 1.5", "ambiguity_stop: 1.0e-6"))
-    assert "ambiguity_stop: 1.0e-6" in wd.read_text()
+    wd.write_text(re.sub(r"(?m)^ambiguity_stop: .*$", "ambiguity_stop: 1.0e-6",
+                         data_path("config", "watchdog.yaml").read_text()))
+    assert re.search(r"(?m)^ambiguity_stop: 1.0e-6$", wd.read_text())
     params = tmp_path / "agent.yaml"
     params.write_text(data_path("config", "agent.yaml").read_text().replace('watchdog_config: ""',
                                                                               f'watchdog_config: "{wd}"'))
