@@ -212,6 +212,24 @@ def _ticks(journal: list[dict[str, Any]], inputs: dict[str, dict[int, deque]], c
         yield entry, core, out, time.perf_counter() - t0, missing
 
 
+def started_ticks(bags: list[Path], cfg, ego):
+    """Replay every recording in ``bags`` (as :func:`_ticks`) and yield (episode key "bag:session",
+    journal entry, core, output) for each tick from the one where the episode left the start-up
+    SAFE_STOP (the wait for fresh inputs is nobody's score): what calibrate and the typical-risk
+    trainer learn from."""
+    from hjepa_agent.core.types import Mode
+
+    for bag in bags:
+        inputs, journal = read_run(bag)
+        started: set[str] = set()
+        for entry, core, out, _, _ in _ticks(journal, inputs, cfg, ego):
+            key = f"{bag}:{entry['session']}"
+            if out.mode != Mode.SAFE_STOP:
+                started.add(key)
+            if key in started:
+                yield key, entry, core, out
+
+
 def replay(bag: Path, thresholds: Path, ego_model: Path) -> dict[str, Any]:
     """Re-run the watchdog on ``bag`` with ``thresholds`` (module doc); returns the report."""
     from hjepa_agent.config.ego_model import load_ego_model
@@ -298,7 +316,6 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
     import yaml
 
     from hjepa_agent.config.ego_model import load_ego_model
-    from hjepa_agent.core.types import Mode
     from hjepa_agent.core.watchdog import load_watchdog_config
 
     if not 0.0 < alpha < 1.0:
@@ -311,38 +328,32 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
     track: dict[str, deque] = defaultdict(deque)   # per episode: (tick, m/s error, rad/s error) over the slip window
     track_max: dict[str, list[float]] = {}
     others: dict[str, list[str]] = {}   # episodes with an intervention no calibrated score decided: why
-    for bag in bags:
-        inputs, journal = read_run(bag)
-        started: set[str] = set()
-        for entry, core, out, _, _ in _ticks(journal, inputs, cfg, ego):
-            key = f"{bag}:{entry['session']}"
-            if out.mode != Mode.SAFE_STOP:
-                started.add(key)
-            if key not in started or core.ambiguity is None:   # the start-up wait for fresh inputs is not a score
-                continue
-            amb_max[key] = max(amb_max.get(key, -math.inf), core.ambiguity)
-            for ev in out.events:
-                if (ev.kind == "mode" and ev.reasons[0].split("->")[-1] in INTERVENTIONS
-                        and not calibrated_intervention(ev.reasons)):
-                    others.setdefault(key, list(ev.reasons))
-            z = out.status["values"].get("risk_z", "n/a")
-            z_max[key] = max(z_max.get(key, -math.inf), -math.inf if z == "n/a" else float(z))
-            charge_max[key] = max(charge_max.get(key, 0.0), core.charge)
-            vals = out.status["values"]
-            if vals["tracking_error_mps"] != "n/a":   # the error held over the slip window: its minimum there
-                win = track[key]
-                win.append((entry["tick"], float(vals["tracking_error_mps"]), float(vals["tracking_error_rps"])))
-                while win[0][0] < entry["tick"] - cfg.slip_window_s:
-                    win.popleft()
-                if win[-1][0] - win[0][0] >= cfg.slip_window_s - 1e-6:
-                    held = [min(x[1] for x in win), min(x[2] for x in win)]
-                    prev = track_max.get(key, [0.0, 0.0])
-                    track_max[key] = [max(prev[0], held[0]), max(prev[1], held[1])]
-            plan = core.clearances(entry["tick"])[1]
-            if entry["mode"] == "PLANNING" and plan is not None:
-                plan_min[key] = min(plan_min.get(key, math.inf), float(plan))
-            else:
-                plan_min.setdefault(key, math.inf)
+    for key, entry, core, out in started_ticks(bags, cfg, ego):
+        if core.ambiguity is None:
+            continue
+        amb_max[key] = max(amb_max.get(key, -math.inf), core.ambiguity)
+        for ev in out.events:
+            if (ev.kind == "mode" and ev.reasons[0].split("->")[-1] in INTERVENTIONS
+                    and not calibrated_intervention(ev.reasons)):
+                others.setdefault(key, list(ev.reasons))
+        z = out.status["values"].get("risk_z", "n/a")
+        z_max[key] = max(z_max.get(key, -math.inf), -math.inf if z == "n/a" else float(z))
+        charge_max[key] = max(charge_max.get(key, 0.0), core.charge)
+        vals = out.status["values"]
+        if vals["tracking_error_mps"] != "n/a":   # the error held over the slip window: its minimum there
+            win = track[key]
+            win.append((entry["tick"], float(vals["tracking_error_mps"]), float(vals["tracking_error_rps"])))
+            while win[0][0] < entry["tick"] - cfg.slip_window_s:
+                win.popleft()
+            if win[-1][0] - win[0][0] >= cfg.slip_window_s - 1e-6:
+                held = [min(x[1] for x in win), min(x[2] for x in win)]
+                prev = track_max.get(key, [0.0, 0.0])
+                track_max[key] = [max(prev[0], held[0]), max(prev[1], held[1])]
+        plan = core.clearances(entry["tick"])[1]
+        if entry["mode"] == "PLANNING" and plan is not None:
+            plan_min[key] = min(plan_min.get(key, math.inf), float(plan))
+        else:
+            plan_min.setdefault(key, math.inf)
     n = len(amb_max)
     if n == 0:
         raise ValueError("tune calibrate: no episode in the runs got past the start-up SAFE_STOP")
@@ -1010,4 +1021,5 @@ def tune_main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["GRADED", "INTERVENTIONS", "EpisodeScore", "calibrate", "conformal_upper", "fault_of", "parse_grid",
-           "point_summary", "read_run", "recommend", "replay", "score_episode", "sweep", "tune_main", "use_typical_risk"]
+           "point_summary", "read_run", "recommend", "replay", "score_episode", "started_ticks", "sweep", "tune_main",
+           "use_remaps", "use_typical_risk"]

@@ -42,9 +42,8 @@ def collect(bags: list[Path], thresholds: Path, ego_model: Path, progress: bool 
     """Per tick after the start-up wait: features (N, 21), targets (N, 2) risk logits (NaN where a risk
     is missing: no plan), episode index (N,). Refuses runs whose episodes had injected faults."""
     from hjepa_agent.config.ego_model import load_ego_model
-    from hjepa_agent.core.types import Mode
     from hjepa_agent.core.watchdog import load_watchdog_config
-    from hjepa_agent.tune import _ticks, read_run, use_typical_risk
+    from hjepa_agent.tune import started_ticks, use_typical_risk
 
     use_typical_risk(None, enabled=False)   # the targets are raw risks: no deviation needed (nor a model yet)
     cfg, ego = load_watchdog_config(thresholds), load_ego_model(ego_model)
@@ -57,14 +56,9 @@ def collect(bags: list[Path], thresholds: Path, ego_model: Path, progress: bool 
                 if line.strip() and json.loads(line).get("faults"):
                     raise ValueError(f"{bag}: has episodes with injected faults ({episodes_file}); the typical "
                                      f"risk is learned from nominal runs only")
-        inputs, journal = read_run(bag)
-        started: set[str] = set()
-        for entry, core, out, _, _ in _ticks(journal, inputs, cfg, ego):
-            key = f"{bag}:{entry['session']}"
-            if out.mode != Mode.SAFE_STOP:
-                started.add(key)
+        for key, entry, core, _ in started_ticks([bag], cfg, ego):
             ws = core.world_state
-            if key not in started or ws is None:
+            if ws is None:
                 continue
             hab, plan = core.clearances(entry["tick"])
             r = core.risks(hab, plan)
