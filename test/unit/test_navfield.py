@@ -1,12 +1,15 @@
 """NavField: the cost-to-go goes round walls it has seen, forgets returns it sees through, and
-turns the CEM planner away from the "closer as the crow flies" dead end of a wall in the way."""
+turns the CEM planner away from the "closer as the crow flies" dead end of a wall in the way;
+goals beyond the grid (however far) lead to its edge towards them, and nothing finite raises."""
 import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, PlanCost, beam_points
-from hjepa_agent.core.planner.navfield import NavField
+from hjepa_agent.core.planner.navfield import GoalKind, NavField
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState, sector_angles
 
 
@@ -141,3 +144,165 @@ def test_line_sweeps_equal_plain_8_neighbour_relaxation():
             break
     assert np.all(np.isfinite(fast))
     assert np.max(np.abs(fast - ref)) < 1e-4  # m; sweeps stop once they gain < 1e-6 m
+
+
+# ---- goals beyond the grid, huge and non-finite input ----------------------------------------
+
+def _open_field(pose=(-2.0, -1.5, 0.0)) -> NavField:
+    """A default 16-m grid centred on ``pose`` that has seen one scan of empty space."""
+    nav = NavField()
+    nav.observe(pose, *_beams(pose, []), 0.1, 4.0)
+    return nav
+
+
+def _descend(nav: NavField, start, goal, step_m=0.2, max_steps=200):
+    """Greedy descent on the cost-to-go (16 headings, ``step_m`` a step) from ``start`` until it
+    leaves the grid or stops improving; the points visited."""
+    heads = np.stack([np.cos(np.arange(16) * math.pi / 8), np.sin(np.arange(16) * math.pi / 8)], -1)
+    p, path = np.asarray(start, float), [np.asarray(start, float)]
+    lo, hi = nav.origin, nav.origin + nav.size_m
+    for _ in range(max_steps):
+        cand = p + step_m * heads
+        d = nav.distance(cand, goal, 0.0)
+        here = float(nav.distance(p[None], goal, 0.0)[0])
+        if d.min() >= here:
+            break
+        p = cand[int(np.argmin(d))]
+        path.append(p)
+        if np.any(p < lo) or np.any(p > hi):
+            break
+    return np.array(path)
+
+
+def test_far_goal_of_the_report_no_longer_raises():
+    """The crash: goal (10, 10) with the grid centred on the first pose (-2, -1.5)."""
+    nav = _open_field()
+    d = nav.distance(np.array([[0.0, 0.0], [-2.0, -1.5]]), np.array([10.0, 10.0]), 0.0)
+    assert np.all(np.isfinite(d))
+    assert d[0] == pytest.approx(math.hypot(10.0, 10.0), rel=0.02)
+    assert d[1] == pytest.approx(math.hypot(12.0, 11.5), rel=0.02)
+
+
+@pytest.mark.parametrize("far_m", [12.0, 50.0, 1e6])
+@pytest.mark.parametrize("heading_deg", range(0, 360, 30))
+def test_far_goal_in_every_direction_cost_falls_towards_it(far_m, heading_deg):
+    pose = np.array([-2.0, -1.5])
+    nav = _open_field((*pose, 0.0))
+    u = np.array([math.cos(math.radians(heading_deg)), math.sin(math.radians(heading_deg))])
+    goal = pose + far_m * u
+    # along the straight line to the goal, across the grid's edge and beyond: never rising
+    s = np.arange(0.0, 12.0, 0.02)
+    d = nav.distance(pose + s[:, None] * u, goal, 0.0)
+    assert np.all(np.isfinite(d)) and np.all(d >= 0.0)
+    assert np.all(np.diff(d) <= 1e-9 * max(1.0, far_m))
+    # open grid: the straight line, up to the 8-neighbour wavefront's excess (at most 8.3 %, at
+    # 22.5 degrees off an axis), and it falls by about the way gone
+    assert far_m <= d[0] <= far_m * 1.083 + 0.2
+    assert 12.0 * 0.9 <= d[0] - d[-1] <= 12.0 * 1.083 + 0.2
+    # a planner following it leaves the grid towards the goal
+    path = _descend(nav, pose, goal)
+    out = path[-1] - pose
+    assert np.any(path[-1] < nav.origin) or np.any(path[-1] > nav.origin + nav.size_m)
+    assert float(np.dot(out, u)) / float(np.linalg.norm(out)) > math.cos(math.radians(10.0))
+
+
+def test_far_goal_behind_a_seen_wall_is_approached_round_it():
+    nav = NavField()
+    for p in [(0.0, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, -0.5, 0.0)]:
+        nav.observe(p, *_beams(p, WALL), 0.1, 4.0)
+    goal = np.array([60.0, 0.0])
+    d = float(nav.distance(np.array([[0.0, 0.0]]), goal, 0.0)[0])
+    assert d > 60.0 + 0.5                      # not straight through the wall
+    path = _descend(nav, (0.0, 0.0), goal)
+    assert path[-1][0] > 1.5                   # got past the wall, round one of its ends
+    assert np.max(np.abs(path[:, 1])) > 1.5
+
+
+@pytest.mark.parametrize("where", ["x_hi", "x_lo", "y_hi", "y_lo", "corner_hi", "corner_lo"])
+def test_goal_exactly_on_the_grid_edge(where):
+    pose = np.array([-2.0, -1.5])
+    nav = _open_field((*pose, 0.0))
+    lo, hi = nav.origin, nav.origin + nav.size_m
+    goal = {"x_hi": (hi[0], pose[1]), "x_lo": (lo[0], pose[1]), "y_hi": (pose[0], hi[1]),
+            "y_lo": (pose[0], lo[1]), "corner_hi": tuple(hi), "corner_lo": tuple(lo)}[where]
+    goal = np.asarray(goal, float)
+    d = nav.distance(np.stack([pose, goal]), goal, 0.0)
+    assert np.all(np.isfinite(d))
+    assert d[0] == pytest.approx(np.linalg.norm(goal - pose), rel=0.05)
+    assert d[1] <= nav.resolution_m  # at the goal: within a cell of nothing to go
+    # just beyond the edge the goal counts as off the grid and still works
+    beyond = goal + 1e-9 * np.sign(goal - pose)
+    assert np.isfinite(nav.distance(pose[None], beyond, 0.0)[0])
+
+
+def test_points_off_the_grid_use_the_straight_line():
+    nav = _open_field()
+    goal_in, goal_out = np.array([0.0, 0.0]), np.array([30.0, -20.0])
+    far_pts = np.array([[40.0, 0.0], [-30.0, 25.0], [1e7, -1e7]])
+    for goal in (goal_in, goal_out):
+        d = nav.distance(far_pts, goal, 0.0)
+        assert np.allclose(d, np.linalg.norm(far_pts - goal, axis=-1))
+
+
+@pytest.mark.parametrize("goal", [(1e6, 0.0), (0.0, -1e6), (-1e6, 1e6), (1e12, 3.0), (1e300, -1e300),
+                                  (-1.7e308, 1.7e308)])
+def test_huge_goals_are_finite(goal):
+    nav = _open_field()
+    goal = np.asarray(goal)
+    pts = np.array([[-2.0, -1.5], [5.0, 5.0], [1e6, 1e6], [-1.7e308, -1.7e308]])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow on the way either
+        d = nav.distance(pts, goal, 0.0)
+    assert np.all(np.isfinite(d)) and np.all(d >= 0.0)
+    assert d[0] == pytest.approx(min(math.hypot(*(goal - pts[0])), np.finfo(float).max), rel=1e-6)
+
+
+def test_huge_first_pose():
+    nav = NavField()
+    pose = (1e15, -1e15, 0.3)
+    nav.observe(pose, *_beams(pose, []), 0.1, 4.0)
+    d = nav.distance(np.array([[1e15, -1e15], [0.0, 0.0]]), np.array([1e15 + 50.0, -1e15]), 0.0)
+    assert np.all(np.isfinite(d)) and np.all(d >= 0.0)
+
+
+@pytest.mark.parametrize("bad", ["goal_nan", "goal_inf", "xy_nan", "xy_inf", "stamp_nan", "goal_shape"])
+def test_distance_rejects_non_finite_input(bad):
+    nav = _open_field()
+    xy, goal, stamp = np.zeros((3, 2)), np.array([1.0, 2.0]), 0.0
+    if bad == "goal_nan":
+        goal = np.array([math.nan, 0.0])
+    elif bad == "goal_inf":
+        goal = np.array([math.inf, 0.0])
+    elif bad == "xy_nan":
+        xy[1, 0] = math.nan
+    elif bad == "xy_inf":
+        xy[2, 1] = -math.inf
+    elif bad == "stamp_nan":
+        stamp = math.nan
+    else:
+        goal = np.zeros(3)
+    with pytest.raises(ValueError, match="NavField.distance"):
+        nav.distance(xy, goal, stamp)
+
+
+_finite = st.floats(allow_nan=False, allow_infinity=False)
+_coord = st.one_of(st.floats(-20.0, 20.0), st.floats(-1e7, 1e7), _finite)
+
+
+@settings(max_examples=150, deadline=None)
+@given(first=st.tuples(_coord, _coord), pts=st.lists(st.tuples(_coord, _coord), min_size=1, max_size=4),
+       goal=st.tuples(_coord, _coord), walls=st.booleans())
+def test_distance_is_finite_and_non_negative_for_finite_input(first, pts, goal, walls):
+    import warnings
+    nav = NavField()
+    pose = (*first, 0.0)
+    segs = [((first[0] + 1.0, first[1] - 1.5), (first[0] + 1.0, first[1] + 1.5))] if walls else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        nav.observe(pose, *_beams(pose, segs, 32), 0.1, 4.0)
+        d = nav.distance(np.asarray(pts, float), np.asarray(goal, float), 0.0)
+        status = nav.goal_status(pts[0], goal)
+    assert d.shape == (len(pts),)
+    assert np.all(np.isfinite(d)) and np.all(d >= 0.0)
+    assert isinstance(status.kind, GoalKind)
