@@ -18,7 +18,17 @@ Per topic:
   velocity = variance (0 for ambiguity).
 * ``agent/plan``: labels risk, log_reward, ambiguity, dt_s, world_model_calls,
   then for k in 0..H-1: a{k}_v, a{k}_w, lp{k}; then for k in 0..H: s{k}_x, s{k}_y, s{k}_yaw.
-* ``agent/habitual/cmd`` is a geometry_msgs/TwistStamped (header.stamp = origin camera stamp).
+* ``agent/bridge/output``: one per cmd_vel the bridge publishes; header.stamp = that cmd_vel's stamp
+  (the bridge's clock when it published), header.frame_id = the bridge's state (DRIVING, STOPPING,
+  STOPPED, ESTOP); labels v, w (what it commanded, m/s and rad/s), origin_sec, origin_nanosec (the
+  camera stamp of the proposal it followed; -1, -1 before any). So the originating camera stamp
+  travels beside cmd_vel (end-to-end latency stays measurable), and anyone reading cmd_vel can tell
+  the bridge's commands from a foreign publisher's.
+* ``agent/goal_status``: header.stamp = the world state's stamp it was judged at; labels kind
+  (core.planner.navfield.GoalKind value), goal_x, goal_y, target_x, target_y (where the planner heads:
+  the goal, or the map edge towards it), distance_m (straight line, robot to goal).
+* ``agent/habitual/cmd`` is a geometry_msgs/TwistStamped (header.stamp = origin camera stamp);
+  ``cmd_vel`` too, stamped when the bridge publishes it.
 """
 from __future__ import annotations
 
@@ -30,6 +40,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Path
 from sensor_msgs.msg import JointState
 
+from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import (LATENT_LABELS, SCAN_LABELS, WORLD_STATE_LABELS, Percept,
                                     Plan, Proposal, WorldState)
 
@@ -38,7 +49,13 @@ PLAN_HEAD = ("risk", "log_reward", "ambiguity", "dt_s", "world_model_calls")
 
 
 class MessageError(ValueError):
-    """A message does not have the layout documented above (wrong size, labels or non-finite)."""
+    """A message does not have the layout documented above: ``cause`` says how (typed: wrong size or
+    labels, BAD_LAYOUT; non-finite values, NON_FINITE), ``detail`` says it for people."""
+
+    def __init__(self, detail: str, cause: Cause = Cause.BAD_LAYOUT) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.cause = cause
 
 
 def to_time(t_s: float) -> Time:
@@ -72,8 +89,10 @@ def _check(msg: JointState, expected: tuple[str, ...], what: str) -> np.ndarray:
     if tuple(msg.name) != expected:
         raise MessageError(f"{what}: expected {len(expected)} labels {expected[:3]}..., got {len(msg.name)}")
     values = np.asarray(msg.position, dtype=np.float64)
-    if values.shape != (len(expected),) or not np.all(np.isfinite(values)):
-        raise MessageError(f"{what}: position must be {len(expected)} finite values")
+    if values.shape != (len(expected),):
+        raise MessageError(f"{what}: position must hold {len(expected)} values, got {values.shape[0]}")
+    if not np.all(np.isfinite(values)):
+        raise MessageError(f"{what}: position holds non-finite values", Cause.NON_FINITE)
     return values
 
 
@@ -100,8 +119,10 @@ def msg_to_world_state(msg: JointState) -> WorldState:
     labels = WORLD_STATE_LABELS + ("ambiguity",)
     values = _check(msg, labels, "world_state")
     var = np.asarray(msg.velocity, dtype=np.float64)
-    if var.shape != (len(labels),) or not np.all(np.isfinite(var)):
+    if var.shape != (len(labels),):
         raise MessageError("world_state: velocity (variance) must match position")
+    if not np.all(np.isfinite(var)) or np.any(var < 0.0):
+        raise MessageError("world_state: variances must be finite and >= 0", Cause.NON_FINITE)
     return WorldState.from_vector(from_time(msg.header.stamp), values[:-1], var[:-1], float(values[-1]))
 
 
@@ -191,3 +212,49 @@ def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
     """Yaw (rad) of a geometry_msgs quaternion (x, y, z, w order)."""
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
+
+
+BRIDGE_OUTPUT_LABELS = ("v", "w", "origin_sec", "origin_nanosec")
+
+
+def bridge_output_to_msg(stamp: Time, v: float, w: float, origin: Time | None, state: str) -> JointState:
+    """The record of one cmd_vel the bridge published (layout in the module docstring); ``stamp`` is
+    that cmd_vel's header.stamp."""
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.header.frame_id = state
+    msg.name = list(BRIDGE_OUTPUT_LABELS)
+    o = (-1.0, -1.0) if origin is None else (float(origin.sec), float(origin.nanosec))
+    msg.position = [float(v), float(w), *o]
+    return msg
+
+
+def msg_to_bridge_output(msg: JointState) -> tuple[int, float, float, int | None, str]:
+    """JointState -> (cmd_vel stamp ns, v, w, origin camera stamp ns or None, bridge state);
+    MessageError on a wrong layout or non-finite values."""
+    values = _check(msg, BRIDGE_OUTPUT_LABELS, "bridge output")
+    sec, nsec = values[2], values[3]
+    origin = None
+    if sec >= 0.0:
+        if nsec < 0.0 or nsec >= 1e9 or sec != int(sec) or nsec != int(nsec):
+            raise MessageError(f"bridge output: origin ({sec}, {nsec}) is not a time", Cause.OUT_OF_RANGE)
+        origin = int(sec) * 1_000_000_000 + int(nsec)
+    return time_ns(msg.header.stamp), float(values[0]), float(values[1]), origin, str(msg.header.frame_id)
+
+
+GOAL_STATUS_LABELS = ("kind", "goal_x", "goal_y", "target_x", "target_y", "distance_m")
+
+
+def goal_status_to_msg(stamp_s: float, kind: int, goal: tuple[float, float], target: tuple[float, float],
+                       distance_m: float) -> JointState:
+    """The planner's judgement of the goal (layout in the module docstring)."""
+    return _vector_msg(stamp_s, GOAL_STATUS_LABELS, np.array([float(kind), *goal, *target, distance_m]),
+                       frame_id="odom")
+
+
+def msg_to_goal_status(msg: JointState) -> tuple[float, int, np.ndarray, np.ndarray, float]:
+    """JointState -> (stamp s, kind code, goal xy, target xy, distance m); MessageError on a bad layout."""
+    values = _check(msg, GOAL_STATUS_LABELS, "goal status")
+    if values[0] != int(values[0]) or not 0 <= values[0] < 16:
+        raise MessageError(f"goal status: kind {values[0]} is not a code", Cause.OUT_OF_RANGE)
+    return from_time(msg.header.stamp), int(values[0]), values[1:3], values[3:5], float(values[5])

@@ -10,16 +10,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.models import ModelMismatchError
+from hjepa_agent.nodes.guard import RELIABLE_QOS, SENSOR_QOS
 from hjepa_agent.paths import data_path
 
-SENSOR_QOS = qos_profile_sensor_data
-"""Best-effort subscription QoS for sensor streams (matches reliable and best-effort publishers)."""
-RELIABLE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR,
           "STALE": DiagnosticStatus.STALE}
 
@@ -48,47 +45,50 @@ def declare_ego_model(node: Node) -> EgoModel:
 
 
 class Diagnostics:
-    """Publishes one DiagnosticStatus for this node on /diagnostics."""
+    """Publishes one DiagnosticStatus for this node on /diagnostics, stamped on the node's ROS clock
+    (``stamp``: another clock, e.g. the simulator's sim time, so one topic never mixes clocks). A
+    guarded node's input counters, ages and failure are added to every status."""
 
-    def __init__(self, node: Node, hardware_id: str = "hjepa_agent") -> None:
+    def __init__(self, node: Node, hardware_id: str = "hjepa_agent", stamp: Callable[[], Any] | None = None) -> None:
         self._node = node
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._hw = hardware_id
+        self._stamp = stamp
 
     def publish(self, level: str, message: str, values: dict[str, Any]) -> None:
-        """Publish level (OK/WARN/ERROR/STALE), a message and key values."""
+        """Publish level (OK/WARN/ERROR/STALE), a message and key values. A failed node always says
+        ERROR with its failure."""
         arr = DiagnosticArray()
-        arr.header.stamp = self._node.get_clock().now().to_msg()
+        arr.header.stamp = self._stamp() if self._stamp is not None else self._node.get_clock().now().to_msg()
+        failure = getattr(self._node, "failure", None)
+        if failure is not None:
+            level, message = "ERROR", f"failed stop in {failure.where}: {failure.error}"
         st = DiagnosticStatus(level=LEVELS[level], name=f"hjepa_agent/{self._node.get_name()}",
                               message=message, hardware_id=self._hw)
+        guard = getattr(self._node, "guard_values", None)
+        values = {**values, **(guard() if guard is not None else {})}
         st.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
         arr.status = [st]
         self._pub.publish(arr)
 
 
-def decode_or_none(node: Node, decoder: Callable[[Any], Any], msg: Any, what: str) -> Any:
-    """Decode ``msg`` with ``decoder``; on a malformed message log a throttled warning and return None
-    (the caller counts the rejection; nothing downstream sees the message)."""
-    try:
-        return decoder(msg)
-    except ValueError as exc:  # codec.MessageError and core validation errors
-        node.get_logger().warning(f"{what} rejected: {exc}", throttle_duration_sec=5.0)
-        return None
-
-
-def now_s(node: Node) -> float:
-    """The node's clock (sim time under use_sim_time) in seconds."""
-    return node.get_clock().now().nanoseconds * 1e-9
-
-
 def run_node(factory: Callable[[], Node]) -> None:
-    """Standard main: init, build the node, spin, shut down. Exits non-zero with a clear
-    message when the node refuses to start (bad config, mismatched model)."""
+    """Standard main: init, build the node, spin, shut down. Exits 2 with a clear message when the
+    node refuses to start (bad config, mismatched model), 3 when it failed stop while running (a
+    callback raised: its traceback is in the log and on /diagnostics)."""
     rclpy.init(args=sys.argv)
     node = None
     try:
         node = factory()
-        rclpy.spin(node)
+        if hasattr(node, "on_fail_stop"):
+            node.on_fail_stop = lambda failure: rclpy.try_shutdown(context=node.context)
+        try:
+            rclpy.spin(node)
+        except ExternalShutdownException:
+            pass
+        if getattr(node, "failure", None) is not None:
+            logging.getLogger("hjepa_agent").error("%s failed stop: %s", node.get_name(), node.failure.error)
+            sys.exit(3)
     except (ConfigError, ModelMismatchError, FileNotFoundError, ValueError) as exc:
         logging.getLogger("hjepa_agent").error("refusing to start: %s", exc)
         sys.exit(2)

@@ -1,0 +1,504 @@
+"""One guarded input path for every agent node, fail-stop callbacks, and the receipt clock.
+
+Every agent node is a :class:`GuardedNode`. It subscribes only with :meth:`GuardedNode.subscribe`,
+giving an input key of its row in ``nodes/topics.py: INPUTS``; each message then goes through one
+path, in this order, before the node's callback sees it:
+
+1. the node's receipt clock is advanced (``core/timekeeping.py``: ages are judged on a clock no
+   clock step can turn back); a clock jump is an event with its size;
+2. the header stamp is checked (a valid, non-negative time, not further in the future than
+   ``future_stamp_tolerance_s``, and for ordered inputs after the last accepted one) and the frame;
+3. the input's validator decodes it (``Rejected`` with a typed cause for anything the core must
+   not see);
+4. only then the input counts as received fresh, and the callback runs with the decoded value and
+   a :class:`Receipt` (header stamp, receipt time and reading time on the receipt clock).
+
+A rejection is counted per input and cause (on /diagnostics) and reported once per input and
+cause as an ``input`` event on agent/events. It never raises.
+
+Anything else that raises in a callback of this node (a subscription, a timer, a service, a
+parameter callback) is a bug: the node fails stop. It records the traceback (``failure``),
+publishes a ``node`` event and an ERROR diagnostic, and from then on ignores every callback, so
+its outputs stop and whoever reads them sees them go stale (the bridge stops the robot, the
+watchdog stops it when the bridge goes silent). ``hjepa-agent sim`` then removes the node and
+records the episode as a failure with the traceback; ``run_node`` exits with status 3.
+
+/clock is guarded too: a negative or absurd time is rejected (and reported), never handed to
+rclpy's time source, which would raise inside the executor.
+
+Lockstep accounting: every publisher made with :meth:`GuardedNode.publisher` counts what it sends
+to the guarded subscriptions of the same process (per rclpy Context), and every guarded
+subscription counts what it took, so the embedded runner can wait until everything in flight
+has been handled (:func:`pending_messages`) instead of for a fixed wall-clock time.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import String
+
+from hjepa_agent.core.events import Cause, Event
+from hjepa_agent.core.timekeeping import ClockJump, ReceiptClock, valid_ros_time
+from hjepa_agent.nodes.topics import TOPICS, InputSpec, Rejected, inputs_of
+
+log = logging.getLogger("hjepa_agent.guard")
+
+RELIABLE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+"""Reliable, keep last 10: the agent's own topics."""
+EVENTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+"""Reliable, keep last 100: events come in bursts (a fault seen by every node at once) and none may be lost."""
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+"""Reliable and transient local: a late subscriber gets the last value (base_stop)."""
+SENSOR_QOS = qos_profile_sensor_data
+"""Best-effort subscription for the drivers' streams (matches reliable and best-effort publishers)."""
+FUTURE_STAMP_TOLERANCE_S = 0.25
+"""Default: a stamp further than this ahead of the node's ROS clock is refused (BAD_STAMP)."""
+CLOCK_JUMP_TOLERANCE_S = 0.5
+"""Default: a ROS-clock step forward larger than this (or any step back) is a clock jump."""
+
+
+def qos_for(kind: str, subscriber: bool) -> QoSProfile:
+    """The QoS of a TOPICS qos kind, for a subscription or a publisher."""
+    if kind == "sensor":
+        return SENSOR_QOS if subscriber else RELIABLE_QOS
+    if kind == "latched":
+        return LATCHED_QOS
+    if kind == "events":
+        return EVENTS_QOS
+    return RELIABLE_QOS
+
+
+# ---- lockstep accounting ----------------------------------------------------------------------
+class _Traffic:
+    """Guarded subscriptions of one rclpy Context, by resolved topic name."""
+
+    def __init__(self) -> None:
+        self.subs: dict[str, list[_Input]] = {}
+
+    def sent(self, topic: str) -> None:
+        for inp in self.subs.get(topic, ()):
+            inp.expected += 1
+
+    def pending(self) -> int:
+        return sum(max(0, i.expected - i.taken) for subs in self.subs.values() for i in subs)
+
+
+_TRAFFIC: "weakref.WeakKeyDictionary[Any, _Traffic]" = weakref.WeakKeyDictionary()
+
+
+def _traffic(context: Any) -> _Traffic:
+    t = _TRAFFIC.get(context)
+    if t is None:
+        t = _TRAFFIC[context] = _Traffic()
+    return t
+
+
+def settle_traffic(context: Any) -> None:
+    """Forget what is in flight (between episodes: a message from a node destroyed before it was
+    delivered never will be)."""
+    for subs in _traffic(context).subs.values():
+        for inp in subs:
+            inp.expected = inp.taken
+
+
+def pending_messages(context: Any) -> int:
+    """Messages published by counting publishers of ``context`` that a guarded subscription of the
+    same context has not taken yet (0: nothing in flight between the nodes of this process)."""
+    return _traffic(context).pending()
+
+
+class CountingPublisher:
+    """A publisher that tells the lockstep accounting what it sent (same interface as rclpy's)."""
+
+    def __init__(self, pub: Any, context: Any) -> None:
+        self._pub = pub
+        self._traffic = _traffic(context)
+        self.topic_name = pub.topic_name
+        self.sent = 0
+
+    def publish(self, msg: Any) -> None:
+        """Publish and count."""
+        self._pub.publish(msg)
+        self.sent += 1
+        self._traffic.sent(self.topic_name)
+
+    def get_subscription_count(self) -> int:
+        """Matched subscriptions."""
+        return self._pub.get_subscription_count()
+
+    @property
+    def handle(self) -> Any:
+        return self._pub.handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pub, name)
+
+
+def counted_subscription(node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
+                         qos: QoSProfile) -> Any:
+    """A plain subscription (for the runner's own taps) that takes part in the lockstep accounting."""
+    inp = _Input(topic, None)   # type: ignore[arg-type]
+
+    def on_msg(msg: Any) -> None:
+        inp.taken += 1
+        callback(msg)
+
+    sub = node.create_subscription(msg_type, topic, on_msg, qos)
+    inp.topic = sub.topic_name
+    _traffic(node.context).subs.setdefault(inp.topic, []).append(inp)
+    return sub
+
+
+# ---- the guard ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Receipt:
+    """When a message arrived: ``stamp_s`` its header stamp (None: unstamped), ``now_s`` the receipt
+    time and ``reading_s`` the time it was true (receipt minus its lag), both on the node's receipt
+    clock; ``ros_s`` the node's ROS time at receipt."""
+
+    stamp_s: float | None
+    now_s: float
+    reading_s: float
+    ros_s: float
+
+
+@dataclass(eq=False)   # identity: two nodes' inputs on one topic are different subscriptions
+class _Input:
+    key: str
+    spec: InputSpec
+    topic: str = ""
+    received: int = 0
+    accepted: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    last_stamp_ns: int | None = None
+    last_reading_s: float | None = None
+    expected: int = 0          # lockstep accounting: sent to this subscription by counting publishers
+    taken: int = 0             # ... and taken by it (accepted or not)
+
+
+@dataclass(frozen=True)
+class NodeFailure:
+    """Why a node failed stop: where (which callback), the exception and its traceback."""
+
+    where: str
+    error: str
+    traceback: str
+
+
+def _event_json(ev: Event) -> str:
+    return json.dumps({"stamp_s": round(ev.stamp_s, 4), "kind": ev.kind, "reasons": list(ev.reasons),
+                       "causes": [c.value for c in ev.causes]})
+
+
+event_to_json = _event_json
+"""Event -> one-line JSON for agent/events: {stamp_s, kind, reasons, causes}."""
+
+
+class GuardedNode(Node):
+    """An agent node whose inputs, clock and callbacks are guarded (module doc). ``kind`` names its
+    row in INPUTS (the node's name in the node table). ``events``: publish events on agent/events
+    (False for the simulator, which stands in for the robot's drivers: its rejections are logged and
+    on /diagnostics)."""
+
+    def __init__(self, kind: str, *, events: bool = True, **kwargs: Any) -> None:
+        self._guard_kind = kind
+        self._destroyed = False
+        self.failure: NodeFailure | None = None
+        self.on_fail_stop: Callable[[NodeFailure], None] | None = None
+        self._inputs: dict[str, _Input] = {}
+        self._reported: set[tuple[str, Cause]] = set()
+        self._clock_rejects: Counter = Counter()
+        self._receipt: ReceiptClock | None = None
+        self._events_pub = None
+        self._own_publishers: list[CountingPublisher] = []
+        super().__init__(kind, **kwargs)
+        from hjepa_agent.nodes.common import declare
+        self.future_stamp_tolerance_s = declare(
+            self, "future_stamp_tolerance_s", FUTURE_STAMP_TOLERANCE_S, "a header stamp further ahead of this "
+            "node's clock is refused", unit="s", lo=0.0, hi=60.0, read_only=True)
+        jump_tol = declare(self, "clock_jump_tolerance_s", CLOCK_JUMP_TOLERANCE_S, "a clock step forward larger "
+                           "than this, or any step back, is a clock jump", unit="s", lo=0.01, hi=3600.0,
+                           read_only=True)
+        self.frames = {"odom": declare(self, "odom_frame", "odom", "frame of odometry, goals, world states and "
+                                       "plans (REP-105)", read_only=True)}
+        self.sim_time = bool(self.get_parameter("use_sim_time").value)
+        self._receipt = ReceiptClock(self.sim_time, jump_tol)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._events_pub = self.publisher("agent/events") if events else None
+        super().add_on_set_parameters_callback(self._refuse_start_only)
+
+    # ---- time -------------------------------------------------------------------------------------
+    def _observe_time(self) -> tuple[float, float]:
+        """(ROS now, receipt now), s, after advancing the receipt clock; a jump becomes an event."""
+        ros = self.get_clock().now().nanoseconds * 1e-9
+        if self._receipt is None:
+            return ros, ros
+        jump = self._receipt.update(ros, time.monotonic())
+        if jump is not None:
+            self._on_jump(jump)
+        return ros, self._receipt.now_s
+
+    def now_s(self) -> float:
+        """The receipt clock now (s): what every age and deadline of this node is judged on."""
+        return self._observe_time()[1]
+
+    def ros_now_s(self) -> float:
+        """The node's ROS clock now (s): what outgoing stamps are made from."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_jump(self, jump: ClockJump) -> None:
+        for inp in self._inputs.values():   # stamps before the jump say nothing about order after it
+            inp.last_stamp_ns = None
+        way = "back" if jump.backwards else "forward"
+        self.emit(Event(self._receipt.now_s, "clock", (f"clock jumped {way} {abs(jump.size_s):.3f} s "
+                                                       f"(to {jump.ros_s:.3f} s)",), (Cause.CLOCK_JUMP,)))
+        self.get_logger().warning(f"clock jumped {way} {abs(jump.size_s):.3f} s to {jump.ros_s:.3f} s")
+        self.on_clock_jump(jump)
+
+    def on_clock_jump(self, jump: ClockJump) -> None:
+        """Hook: the ROS clock stepped (after the guard reset its stamp order). Default: nothing."""
+
+    @property
+    def clock_jumps(self) -> int:
+        """Clock jumps seen so far."""
+        return 0 if self._receipt is None else self._receipt.jumps
+
+    # ---- inputs -----------------------------------------------------------------------------------
+    def subscribe(self, key: str, callback: Callable[[Any, Receipt], None]) -> Any:
+        """Subscribe to this node's input ``key`` (INPUTS[kind][key]) through the guard;
+        ``callback(value, receipt)`` gets the validated value."""
+        spec = inputs_of(self._guard_kind)[key]
+        inp = _Input(key, spec)
+        topic = spec.spec
+
+        def on_msg(msg: Any) -> None:
+            self._take(inp, msg, callback)
+
+        sub = Node.create_subscription(self, topic.type, topic.name, self._failsafe(on_msg, f"input {key}"),
+                                       qos_for(topic.qos, subscriber=True))
+        inp.topic = sub.topic_name
+        self._inputs[key] = inp
+        _traffic(self.context).subs.setdefault(inp.topic, []).append(inp)
+        return sub
+
+    def _take(self, inp: _Input, msg: Any, callback: Callable[[Any, Receipt], None]) -> None:
+        inp.taken += 1
+        inp.received += 1
+        ros, now = self._observe_time()
+        spec = inp.spec
+        try:
+            stamp_s = stamp_ns = None
+            if spec.spec.stamped:
+                stamp_ns = self._check_stamp(inp, msg.header.stamp, ros)
+                stamp_s = stamp_ns * 1e-9
+                if spec.frame is not None and msg.header.frame_id != self.frames[spec.frame]:
+                    raise Rejected(Cause.BAD_FRAME, f"frame {msg.header.frame_id[:40]!r}, expected "
+                                                    f"{self.frames[spec.frame]!r}")
+            value = spec.validate(msg)
+        except Rejected as rej:
+            self._reject(inp, rej)
+            return
+        rx = Receipt(stamp_s, now, self._receipt.reading_time(stamp_s, ros), ros)
+        try:
+            callback(value, rx)
+        except Rejected as rej:   # the handler refused what only it could judge (e.g. an image the encoder cannot take)
+            self._reject(inp, rej)
+            return
+        inp.accepted += 1
+        inp.last_reading_s = rx.reading_s
+        if stamp_ns is not None and spec.order:
+            inp.last_stamp_ns = stamp_ns
+
+    def _check_stamp(self, inp: _Input, stamp: Any, ros_now: float) -> int:
+        sec, nsec = int(stamp.sec), int(stamp.nanosec)
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            raise Rejected(Cause.BAD_STAMP, f"stamp ({sec}, {nsec}) is not a time")
+        ns = sec * 1_000_000_000 + nsec
+        why = valid_ros_time(ns * 1e-9)
+        if why is not None:
+            raise Rejected(Cause.BAD_STAMP, why)
+        if ros_now > 0.0 and ns * 1e-9 - ros_now > self.future_stamp_tolerance_s:
+            raise Rejected(Cause.BAD_STAMP, f"stamp {ns * 1e-9:.3f} s is {ns * 1e-9 - ros_now:.3f} s in the future "
+                                            f"(tolerance {self.future_stamp_tolerance_s:.3f} s)")
+        if inp.spec.order and inp.last_stamp_ns is not None and ns <= inp.last_stamp_ns:
+            what = "a duplicate of" if ns == inp.last_stamp_ns else "older than"
+            raise Rejected(Cause.OUT_OF_ORDER, f"stamp {ns * 1e-9:.3f} s is {what} the last accepted "
+                                               f"{inp.last_stamp_ns * 1e-9:.3f} s")
+        return ns
+
+    def _reject(self, inp: _Input, rej: Rejected) -> None:
+        inp.rejected[rej.cause] += 1
+        if (inp.key, rej.cause) not in self._reported:
+            self._reported.add((inp.key, rej.cause))
+            self.emit(Event(self.now_s(), "input", (f"{inp.topic}: rejected: {rej.detail}",
+                                                    f"(further {rej.cause.value} rejections on it are only counted)"),
+                            (rej.cause,)))
+            self.get_logger().warning(f"{inp.topic}: rejected ({rej.cause.value}): {rej.detail}")
+
+    def input_age_s(self, key: str) -> float | None:
+        """Age (s, receipt clock) of input ``key``'s last accepted reading; None before one."""
+        inp = self._inputs[key]
+        return None if inp.last_reading_s is None else self.now_s() - inp.last_reading_s
+
+    def input_counts(self) -> dict[str, dict[str, int]]:
+        """Per input: received, accepted and rejected per cause."""
+        return {k: {"received": i.received, "accepted": i.accepted,
+                    **{f"rejected_{c.value}": n for c, n in i.rejected.items()}} for k, i in self._inputs.items()}
+
+    def guard_values(self) -> dict[str, str]:
+        """The guard's counters and input ages, for /diagnostics."""
+        out: dict[str, str] = {}
+        now = self.now_s()
+        for key, inp in self._inputs.items():
+            out[f"in_{key}_received"] = str(inp.received)
+            if inp.rejected:
+                out[f"in_{key}_rejected"] = ",".join(f"{c.value}={n}" for c, n in sorted(inp.rejected.items()))
+            out[f"in_{key}_age_s"] = "never" if inp.last_reading_s is None else f"{now - inp.last_reading_s:.3f}"
+        if self._clock_rejects:
+            out["clock_rejected"] = ",".join(f"{c.value}={n}" for c, n in self._clock_rejects.items())
+        out["clock_jumps"] = str(self.clock_jumps)
+        if self.failure is not None:
+            out["failed_in"] = self.failure.where
+            out["failure"] = self.failure.error
+        return out
+
+    # ---- outputs ----------------------------------------------------------------------------------
+    def publisher(self, topic: str) -> CountingPublisher:
+        """A publisher for TOPICS[topic], with its QoS, counted for the lockstep."""
+        spec = TOPICS[topic]
+        pub = CountingPublisher(Node.create_publisher(self, spec.type, spec.name, qos_for(spec.qos, False)),
+                                self.context)
+        self._own_publishers.append(pub)
+        return pub
+
+    def emit(self, ev: Event) -> None:
+        """Publish an event on agent/events (a node without events: log it)."""
+        if self._events_pub is not None:
+            self._events_pub.publish(String(data=event_to_json(ev)))
+        else:
+            self.get_logger().info(f"{ev.kind}: {'; '.join(ev.reasons)}")
+
+    # ---- fail-stop --------------------------------------------------------------------------------
+    def _failsafe(self, fn: Callable[..., Any], where: str) -> Callable[..., Any]:
+        """``fn`` that never raises out: a failed node ignores it; an exception fails the node stop."""
+        def run(*args: Any) -> Any:
+            if self.failure is not None or self._destroyed:
+                return None   # failed stop, or a callback queued before the node was destroyed
+            try:
+                return fn(*args)
+            except Exception as exc:   # noqa: BLE001 - any exception here is a bug: fail stop, never propagate
+                self._fail(where, exc)
+                return None
+        run.__wrapped__ = fn
+        return run
+
+    def _fail(self, where: str, exc: BaseException) -> None:
+        tb = traceback.format_exc()
+        self.failure = NodeFailure(where, f"{type(exc).__name__}: {exc}", tb)
+        try:
+            self.get_logger().error(f"failed stop in {where}: {type(exc).__name__}: {exc}\n{tb}")
+            self.emit(Event(self._receipt.now_s if self._receipt else 0.0, "node",
+                            (f"{self.get_name()} failed in {where}: {type(exc).__name__}: {exc}",
+                             "fail-stop: it publishes nothing more"), (Cause.NODE_FAILED,)))
+            diag = getattr(self, "diag", None)
+            if diag is not None:
+                diag.publish("ERROR", f"failed in {where}: {type(exc).__name__}: {exc}", {})
+        except Exception:   # noqa: BLE001 - reporting a failure must not fail; the log above has it
+            log.exception("could not report the failure of %s", self.get_name())
+        if self.on_fail_stop is not None:
+            self.on_fail_stop(self.failure)
+
+    def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):  # noqa: D401
+        """rclpy's, with the callback fail-safe; /clock (rclpy's time source) validated first. Agent
+        inputs go through :meth:`subscribe`, never here."""
+        if topic == "/clock":
+            callback = self._clock_guard(callback)
+        return super().create_subscription(msg_type, topic, self._failsafe(callback, f"subscription {topic}"),
+                                           qos_profile, **kwargs)
+
+    def _clock_guard(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        def on_clock(msg: Any) -> None:
+            sec, nsec = int(msg.clock.sec), int(msg.clock.nanosec)
+            why = (f"({sec}, {nsec}) is not a time" if sec < 0 or not 0 <= nsec < 1_000_000_000
+                   else valid_ros_time(sec + nsec * 1e-9))
+            if why is not None:
+                self._clock_rejects[Cause.CLOCK_INVALID] += 1
+                if ("/clock", Cause.CLOCK_INVALID) not in self._reported:
+                    self._reported.add(("/clock", Cause.CLOCK_INVALID))
+                    self.emit(Event(self._receipt.now_s if self._receipt else 0.0, "input",
+                                    (f"/clock: rejected: {why}; the clock keeps its last time",),
+                                    (Cause.CLOCK_INVALID,)))
+                    self.get_logger().error(f"/clock rejected: {why}")
+                return
+            callback(msg)
+            self._observe_time()
+        return on_clock
+
+    def create_timer(self, timer_period_sec, callback, callback_group=None, clock=None, autostart=True):
+        """rclpy's, with the callback fail-safe."""
+        return super().create_timer(timer_period_sec, self._failsafe(callback, f"timer {getattr(callback, '__name__', '')}"),
+                                    callback_group=callback_group, clock=clock, autostart=autostart)
+
+    def steady_timer(self, period_s: float, callback: Callable[[], None]) -> Any:
+        """A fail-safe timer on the steady clock: it fires whatever the ROS clock does."""
+        return self.create_timer(period_s, callback, clock=self._steady)
+
+    def create_service(self, srv_type, srv_name, callback, **kwargs):
+        """rclpy's, with the callback fail-safe (a failed node answers nothing)."""
+        def serve(request: Any, response: Any) -> Any:
+            out = callback(request, response)
+            return response if out is None else out
+        safe = self._failsafe(serve, f"service {srv_name}")
+
+        def answer(request: Any, response: Any) -> Any:
+            out = safe(request, response)
+            if out is None and hasattr(response, "success"):
+                response.success, response.message = False, "node failed: see its diagnostics"
+                return response
+            return response if out is None else out
+        return super().create_service(srv_type, srv_name, answer, **kwargs)
+
+    def add_on_set_parameters_callback(self, callback):
+        """rclpy's; a callback that raises refuses the change (and fails the node stop: it is a bug)."""
+        safe = self._failsafe(callback, "parameter callback")
+
+        def on_set(params: list) -> SetParametersResult:
+            out = safe(params)
+            return out if out is not None else SetParametersResult(successful=False, reason="internal error: "
+                                                                   "the node failed; see its diagnostics")
+        return super().add_on_set_parameters_callback(on_set)
+
+    def _refuse_start_only(self, params: list) -> SetParametersResult:
+        """use_sim_time is read only once running: it picks the clock every age is measured on."""
+        for p in params:
+            if p.name == "use_sim_time":
+                return SetParametersResult(successful=False, reason=(
+                    f"use_sim_time is read-only at run time (it is {self.sim_time}): it picks the clock every "
+                    "input age and deadline is judged on; restart the node to change it"))
+        return SetParametersResult(successful=True)
+
+    def destroy_node(self) -> None:
+        """Leave the lockstep accounting, then destroy (callbacks still queued for it do nothing)."""
+        self._destroyed = True
+        traffic = _traffic(self.context)
+        for inp in self._inputs.values():
+            subs = traffic.subs.get(inp.topic, [])
+            if any(i is inp for i in subs):
+                subs.remove(inp)
+        super().destroy_node()
+
+
+__all__ = ["CLOCK_JUMP_TOLERANCE_S", "CountingPublisher", "counted_subscription", "settle_traffic", "FUTURE_STAMP_TOLERANCE_S", "GuardedNode", "LATCHED_QOS",
+           "NodeFailure", "RELIABLE_QOS", "Receipt", "SENSOR_QOS", "event_to_json", "pending_messages", "qos_for"]
