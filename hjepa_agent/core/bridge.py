@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.config.loader import require
-from hjepa_agent.core.events import Event
+from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.limits import AxisState, limit_axis, stopping_point
 from hjepa_agent.core.types import Mode, Proposal
 
@@ -152,7 +152,7 @@ class Bridge:
         reason = self._check(p)
         if reason is not None:
             self.counters["rejections"] += 1
-            self._pending.append(Event(now_s, "rejection", (str(p.source), reason)))
+            self._pending.append(Event(now_s, "rejection", (str(p.source), reason), (Cause.OUT_OF_RANGE,)))
             return reason
         self._latest[p.source] = (Proposal(float(p.stamp_s), float(p.v), float(p.w), p.source), now_s)
         return None
@@ -182,7 +182,7 @@ class Bridge:
         _finite_time(now_s)
         if engaged and not self._estop_input:
             self.counters["estops"] += 1
-            self._pending.append(Event(now_s, "estop", ("engaged",)))
+            self._pending.append(Event(now_s, "estop", ("engaged",), (Cause.ESTOP,)))
         elif not engaged and self._estop_input:
             self._pending.append(Event(now_s, "estop", ("input released, still latched",)))
         self._estop_input = bool(engaged)
@@ -244,8 +244,10 @@ class Bridge:
         self._pending.append(Event(now_s, "rejection", (source, reason)))
 
     def due(self, now_s: float) -> bool:
-        """True when the timer should publish: no output for at least half a period."""
-        return self._last_output_s is None or now_s - self._last_output_s >= 0.5 * self.cfg.period_s
+        """True when the timer should publish: no output for at least half a period (or the clock
+        went back past the last output)."""
+        return (self._last_output_s is None or now_s - self._last_output_s >= 0.5 * self.cfg.period_s
+                or now_s < self._last_output_s)
 
     def _still(self) -> bool:
         return abs(self._axes[0].vel) <= _STILL and abs(self._axes[1].vel) <= _STILL
@@ -276,24 +278,26 @@ class Bridge:
 
     # ---- output -------------------------------------------------------------------
     def step(self, now_s: float) -> BridgeOutput:
-        """Compute the command for ``now_s``; dt is the time since the previous step.
+        """Compute the command for ``now_s``; dt is the real time since the previous step (the limit
+        math holds for any interval, and a base feels the change over exactly that interval).
 
-        dt is capped at two timer periods (a late step ramps no faster than two
-        on-time ones). Steps at the same ``now_s`` leave v and w unchanged. If time
-        goes backwards, mode and proposals are forgotten (the bridge stops).
+        Steps at the same ``now_s`` leave v and w unchanged. ``now_s`` should never go back (the
+        node passes its receipt clock); if it does, mode and proposals are forgotten (the bridge
+        stops) and the ramp down continues from the new time, so a stop always completes.
         """
         _finite_time(now_s)
         if self._last_step_s is None:
             dt = 0.0
         elif now_s < self._last_step_s:
-            # Clock reset (e.g. simulation restart): inputs received "in the future" are void.
+            # Clock reset: inputs received "in the future" are void; times are re-based so the stop ramps on.
             self._pending.append(Event(now_s, "clock", (f"time went back {self._last_step_s - now_s:.3f} s",
-                                                        "mode and proposals forgotten")))
+                                                        "mode and proposals forgotten"), (Cause.CLOCK_JUMP,)))
             self._latest.clear()
             self._mode = None
+            self._last_output_s = now_s
             dt = 0.0
         else:
-            dt = min(now_s - self._last_step_s, 2.0 * self.cfg.period_s)
+            dt = now_s - self._last_step_s
         self._last_step_s = now_s
 
         p, reason, cause = self._select(now_s)

@@ -123,6 +123,16 @@ class Estimator:
         self.P = 0.5 * (self.P + self.P.T)
         self.odom_count += 1
 
+    def reanchor(self, t_s: float, pose_xyyaw: np.ndarray, twist_vw: np.ndarray) -> None:
+        """Start the pose filter again at an odometry reading (pose (3,), twist (2,)): after an odometry
+        jump no motion explains, the filter's belief is worth nothing. Goal and latent are kept."""
+        z = np.concatenate([np.asarray(pose_xyyaw, float), np.asarray(twist_vw, float)])
+        if z.shape != (5,) or not np.all(np.isfinite(z)):
+            raise ValueError(f"odometry must be 5 finite values, got {z}")
+        self.x = z
+        self.P = np.diag(self.cfg.odom_variance).astype(float)
+        self.t_s = t_s
+
     def on_goal(self, goal_xy: np.ndarray) -> None:
         """Set the goal (odom frame, metres); raises ValueError when not 2 finite values."""
         g = np.asarray(goal_xy, dtype=float)

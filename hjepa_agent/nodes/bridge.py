@@ -1,40 +1,41 @@
 """bridge node: the ONLY publisher of cmd_vel. Picks the source by mode, enforces the ego model's
 limits, stops on stale/bad input, latches the e-stop.
 
-Subscribes: agent/habitual/cmd (TwistStamped), agent/plan (JointState), agent/mode (String),
-            agent/speed_scale (std_msgs/Float32: the watchdog's battery/temperature derating),
-            agent/estop (std_msgs/Bool).
+Subscribes (through the input guard, nodes/topics.py INPUTS["bridge"]): agent/habitual/cmd
+            (TwistStamped), agent/plan (JointState), agent/mode (String), agent/speed_scale
+            (std_msgs/Float32: the watchdog's derating), agent/estop (std_msgs/Bool).
 Services:   agent/estop/reset (std_srvs/Trigger).
-Publishes:  cmd_vel (TwistStamped; header.stamp = the originating camera stamp), agent/events
-            (String, JSON per event), /diagnostics.
+Publishes:  cmd_vel (TwistStamped; header.stamp = when it was published, on the ROS clock),
+            agent/bridge/output (JointState, one per cmd_vel: what was sent, the bridge's state and the
+            originating camera stamp of the proposal it followed; layout in nodes/codec.py),
+            agent/events (String, JSON per event), /diagnostics.
 Parameters: ego_model, rate_hz [Hz], source_timeout_s [s], mode_timeout_s [s] (read-only: safety);
-            max_linear_mps [m/s], max_angular_rps [rad/s] (operating limits: may only be tightened live).
-Output: immediately on each valid proposal from the active source, and from a fixed-rate timer
-whenever nothing went out for half a period, so cmd_vel never goes silent.
+            max_linear_mps [m/s], max_angular_rps [rad/s] (operating limits: may only be tightened live);
+            and the guard's (nodes/guard.py).
+Time: every age, deadline and the limit math's dt are on the node's receipt clock (core/timekeeping.py),
+so no clock step can make a stale input look fresh or stall the stop ramp.
+Output: immediately on each valid proposal from the active source, from a timer whenever nothing went
+out for half a period and, whatever the ROS clock does (stopped, stepped back), from a steady-clock
+timer whenever nothing went out for a whole period of wall time: cmd_vel never goes silent.
 """
 from __future__ import annotations
 
-import json
+import time
 
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from hjepa_agent.core.bridge import Bridge, BridgeConfig, BridgeOutput
 from hjepa_agent.core.types import Mode, Proposal
-from hjepa_agent.nodes.codec import MessageError, msg_to_plan, msg_to_proposal, to_time
-from hjepa_agent.nodes.common import RELIABLE_QOS, Diagnostics, declare, declare_ego_model, now_s, run_node
+from hjepa_agent.nodes.codec import bridge_output_to_msg, to_time
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.guard import GuardedNode, Receipt, event_to_json
+
+__all__ = ["BridgeNode", "event_to_json", "main"]
 
 
-def event_to_json(ev) -> str:
-    """Event -> one-line JSON for agent/events."""
-    return json.dumps({"stamp_s": round(ev.stamp_s, 4), "kind": ev.kind, "reasons": list(ev.reasons)})
-
-
-class BridgeNode(Node):
+class BridgeNode(GuardedNode):
     """Thin wrapper around core.bridge.Bridge."""
 
     def __init__(self, **kwargs) -> None:
@@ -53,20 +54,23 @@ class BridgeNode(Node):
         self.core = Bridge(BridgeConfig.from_ego(ego, source_timeout_s=timeout, mode_timeout_s=mode_timeout,
                                                  rate_hz=rate_hz))
         self.add_on_set_parameters_callback(self._on_set)
-        self.pub = self.create_publisher(TwistStamped, "cmd_vel", RELIABLE_QOS)
-        self.events = self.create_publisher(String, "agent/events", RELIABLE_QOS)
-        self.create_subscription(TwistStamped, "agent/habitual/cmd", self.on_habitual, RELIABLE_QOS)
-        self.create_subscription(JointState, "agent/plan", self.on_plan, RELIABLE_QOS)
-        self.create_subscription(String, "agent/mode", self.on_mode, RELIABLE_QOS)
-        self.create_subscription(Bool, "agent/estop", self.on_estop, RELIABLE_QOS)
-        self.create_subscription(Float32, "agent/speed_scale", self.on_speed_scale, RELIABLE_QOS)
+        self.pub = self.publisher("cmd_vel")
+        self.out_pub = self.publisher("agent/bridge/output")
+        self.subscribe("habitual", self.on_habitual)
+        self.subscribe("planner", self.on_plan)
+        self.subscribe("mode", self.on_mode)
+        self.subscribe("estop", self.on_estop)
+        self.subscribe("speed_scale", self.on_speed_scale)
         self.create_service(Trigger, "agent/estop/reset", self.on_reset)
         self.diag = Diagnostics(self)
-        self.create_timer(1.0 / rate_hz, self.on_timer)
+        period = 1.0 / rate_hz
+        if self.sim_time:   # outputs on sim time (lockstep-exact), and a steady backstop
+            self.create_timer(period, self.on_timer)
+        self.steady_timer(period, self.on_steady_timer)
         self.create_timer(1.0, self.report)
         self.last: BridgeOutput | None = None
         self.published = 0
-        self.last_rejection = ""
+        self._last_publish_wall = time.monotonic()
         self.param_limits = (op.max_linear_mps, op.max_angular_rps)  # set live by an operator (tighten only)
         self.speed_scale = 1.0  # set by the watchdog (derating)
 
@@ -85,82 +89,77 @@ class BridgeNode(Node):
 
     def _apply_limits(self, param_limits: tuple[float, float], scale: float) -> None:
         """Operating limits in force = operator's limits x watchdog's derating (ValueError if raised)."""
-        self.core.set_operating_limits(param_limits[0] * scale, param_limits[1] * scale, now_s(self))
+        self.core.set_operating_limits(param_limits[0] * scale, param_limits[1] * scale, self.now_s())
         self.param_limits, self.speed_scale = param_limits, scale
 
-    def on_speed_scale(self, msg: Float32) -> None:
-        """Apply the watchdog's derating when it changes by more than 1 %; bad values are refused."""
-        scale = float(msg.data)
-        if not 0.0 <= scale <= 1.0:
-            self.core.count_rejection(now_s(self), "watchdog", f"speed_scale {scale} outside [0, 1]")
-            return
+    def on_speed_scale(self, scale: float, rx: Receipt) -> None:
+        """Apply the watchdog's derating (the guard refused anything outside [0, 1]) when it changes by
+        more than 1 %."""
         if abs(scale - self.speed_scale) > 0.01:
             self._apply_limits(self.param_limits, scale)
 
-    def _publish(self, now: float, origin_override: float | None = None) -> None:
+    def _publish(self, now: float) -> None:
         out = self.core.step(now)
+        stamp = to_time(self.ros_now_s())
         msg = TwistStamped()
-        stamp = out.origin_stamp_s if origin_override is None or out.state == "DRIVING" else origin_override
-        if stamp is None:  # nothing has driven yet: stamp with the bridge's own time
-            stamp = out.stamp_s
-        msg.header.stamp = to_time(stamp)
+        msg.header.stamp = stamp
         msg.header.frame_id = "base_link"
         msg.twist.linear.x, msg.twist.angular.z = float(out.v), float(out.w)
         self.pub.publish(msg)
+        origin = None if out.origin_stamp_s is None else to_time(out.origin_stamp_s)
+        self.out_pub.publish(bridge_output_to_msg(stamp, out.v, out.w, origin, out.state))
         self.published += 1
+        self._last_publish_wall = time.monotonic()
         for ev in out.events:
-            self.events.publish(String(data=event_to_json(ev)))
+            self.emit(ev)
         self.last = out
 
-    def _on_proposal(self, p: Proposal) -> None:
-        now = now_s(self)
-        reason = self.core.on_proposal(p, now)
+    def _on_proposal(self, p: Proposal, rx: Receipt) -> None:
+        reason = self.core.on_proposal(p, rx.reading_s)
         if reason is not None:
-            self.last_rejection = f"{p.source}: {reason}"
             self.get_logger().warning(f"proposal from {p.source} rejected: {reason}", throttle_duration_sec=2.0)
-        if reason is None and self.core.is_active_source(p.source, now):
-            self._publish(now)
-        elif self.core.is_stopping(now):
-            self._publish(now, origin_override=p.stamp_s)
+        if reason is None and self.core.is_active_source(p.source, rx.now_s):
+            self._publish(rx.now_s)
 
-    def on_habitual(self, msg: TwistStamped) -> None:
-        """Proposal from the habitual policy."""
-        self._on_proposal(msg_to_proposal(msg, "habitual"))
+    def on_habitual(self, msg: TwistStamped, rx: Receipt) -> None:
+        """Proposal from the habitual policy (finite: the guard checked)."""
+        self._on_proposal(Proposal(rx.stamp_s, float(msg.twist.linear.x), float(msg.twist.angular.z), "habitual"), rx)
 
-    def on_plan(self, msg: JointState) -> None:
+    def on_plan(self, plan, rx: Receipt) -> None:
         """The plan's first action is the planner's proposal."""
-        try:
-            plan = msg_to_plan(msg)
-        except MessageError as exc:
-            self.core.count_rejection(now_s(self), "planner", f"malformed plan: {exc}")
-            self.last_rejection = f"planner: malformed plan: {exc}"
-            self.get_logger().warning(f"plan rejected: {exc}", throttle_duration_sec=2.0)
-            return
         a = plan.actions[0]
-        self._on_proposal(Proposal(plan.stamp_s, float(a[0]), float(a[1]), "planner"))
+        self._on_proposal(Proposal(plan.stamp_s, float(a[0]), float(a[1]), "planner"), rx)
 
-    def on_mode(self, msg: String) -> None:
-        """The watchdog's mode; an unknown name is treated as SAFE_STOP."""
-        mode = Mode[msg.data] if msg.data in Mode.__members__ else Mode.SAFE_STOP
-        self.core.on_mode(mode, now_s(self))
+    def on_mode(self, mode: Mode, rx: Receipt) -> None:
+        """The watchdog's mode (the guard refused anything that is not a mode's name)."""
+        self.core.on_mode(mode, rx.now_s)
 
-    def on_estop(self, msg: Bool) -> None:
+    def on_estop(self, engaged: bool, rx: Receipt) -> None:
         """Operator e-stop: engaging latches; releasing alone does not reset."""
-        self.core.estop(bool(msg.data), now_s(self))
-        if msg.data:
-            self._publish(now_s(self))
+        self.core.estop(engaged, rx.now_s)
+        if engaged:
+            self._publish(rx.now_s)
 
     def on_reset(self, request, response):
         """agent/estop/reset: accepted only when the e-stop input is released and the robot is stopped."""
-        ok, message = self.core.reset_estop(now_s(self))
+        ok, message = self.core.reset_estop(self.now_s())
         response.success, response.message = ok, message
         self.get_logger().info(f"e-stop reset {'accepted' if ok else 'refused'}: {message}")
         return response
 
     def on_timer(self) -> None:
         """Fixed-rate output whenever nothing went out recently: cmd_vel never goes silent."""
-        now = now_s(self)
+        now = self.now_s()
         if self.core.due(now):
+            self._publish(now)
+
+    def on_steady_timer(self) -> None:
+        """On the steady clock: publish whenever nothing went out for a whole period of wall time
+        (with sim time: only when the sim clock stopped or stepped; on a robot: every output)."""
+        if self.sim_time and time.monotonic() - self._last_publish_wall < self.core.cfg.period_s:
+            return
+        now = self.now_s()
+        if self.sim_time or self.core.due(now):
             self._publish(now)
 
     def report(self) -> None:
@@ -170,7 +169,7 @@ class BridgeNode(Node):
         level = {"DRIVING": "OK", "STOPPED": "WARN", "STOPPING": "WARN", "ESTOP": "ERROR"}.get(state, "WARN")
         self.diag.publish(level, f"{state}: {out.reason if out else ''}",
                           {"state": state, **{k: v for k, v in self.core.counters.items()},
-                           "clamps_now": ",".join(out.clamps) if out else "", "last_rejection": self.last_rejection,
+                           "clamps_now": ",".join(out.clamps) if out else "",
                            "max_linear_mps": f"{self.core.operating_limits[0]:.3f}",
                            "max_angular_rps": f"{self.core.operating_limits[1]:.3f}"})
 

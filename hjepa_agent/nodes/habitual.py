@@ -1,6 +1,6 @@
 """habitual node: world state -> proposed velocity (Mode-1, one ONNX call per state).
 
-Subscribes: agent/world_state (JointState).
+Subscribes (through the input guard, nodes/topics.py INPUTS["habitual"]): agent/world_state (JointState).
 Publishes:  agent/habitual/cmd (geometry_msgs/TwistStamped, header.stamp = origin camera stamp), /diagnostics.
 Parameters: models_dir, use_cuda, ego_model, latent_source (all read-only). latent_source: the
             encoder whose latent the policy reads ("encoder" or "world_encoder"); it must equal
@@ -9,18 +9,16 @@ Parameters: models_dir, use_cuda, ego_model, latent_source (all read-only). late
 """
 from __future__ import annotations
 
-from geometry_msgs.msg import TwistStamped
-from rclpy.node import Node
-from sensor_msgs.msg import JointState
-
 from hjepa_agent.core.habitual import HabitualPolicy
 from hjepa_agent.core.models import load_habitual
-from hjepa_agent.nodes.codec import msg_to_world_state, proposal_to_msg
-from hjepa_agent.nodes.common import decode_or_none, RELIABLE_QOS, Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.core.types import WorldState
+from hjepa_agent.nodes.codec import proposal_to_msg
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.paths import data_path
 
 
-class HabitualNode(Node):
+class HabitualNode(GuardedNode):
     """Thin wrapper around core.habitual.HabitualPolicy."""
 
     def __init__(self, **kwargs) -> None:
@@ -36,25 +34,19 @@ class HabitualNode(Node):
                                                         latent_source=latent_source)
         self.core = HabitualPolicy(model, action_scale, speed_norm)
         self.count = 0
-        self.rejected = 0
-        self.pub = self.create_publisher(TwistStamped, "agent/habitual/cmd", RELIABLE_QOS)
-        self.create_subscription(JointState, "agent/world_state", self.on_world_state, RELIABLE_QOS)
+        self.pub = self.publisher("agent/habitual/cmd")
+        self.subscribe("world_state", self.on_world_state)
         self.diag = Diagnostics(self)
         self.create_timer(1.0, self.report)
 
-    def on_world_state(self, msg: JointState) -> None:
-        """Propose an action for each world state."""
-        ws = decode_or_none(self, msg_to_world_state, msg, "world state")
-        if ws is None:
-            self.rejected += 1
-            return
+    def on_world_state(self, ws: WorldState, rx: Receipt) -> None:
+        """Propose an action for each world state (validated by the guard)."""
         self.count += 1
         self.pub.publish(proposal_to_msg(self.core.act(ws)))
 
     def report(self) -> None:
-        """Publish /diagnostics."""
-        self.diag.publish("OK" if self.rejected == 0 else "WARN", f"{self.count} proposals",
-                          {"proposals": self.count, "rejected": self.rejected})
+        """Publish /diagnostics (the guard adds its counters)."""
+        self.diag.publish("OK", f"{self.count} proposals", {"proposals": self.count})
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """perception node: camera image + scan -> percept (latent, scan sectors, quality, image noise, look).
 
-Subscribes: camera/image_raw (sensor_msgs/Image), scan (sensor_msgs/LaserScan).
+Subscribes (through the input guard, nodes/topics.py INPUTS["perception"]): camera/image_raw
+            (sensor_msgs/Image), scan (sensor_msgs/LaserScan).
 Publishes:  agent/percept (sensor_msgs/JointState, layout in nodes/codec.py), /diagnostics.
 Parameters: models_dir, use_cuda, ego_model (read-only; the manifest's robot must match the ego model's),
             encoder_model (read-only: "encoder", the foundation behaviour-cloned one (default), or
@@ -12,18 +13,20 @@ Bad images (encoding, size, buffer) are rejected with a counted reason; nothing 
 from __future__ import annotations
 
 import numpy as np
-from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState, LaserScan
+from sensor_msgs.msg import Image, LaserScan
 
+from hjepa_agent.core.events import Cause
 from hjepa_agent.core.models import load_encoder, load_world_encoder
 from hjepa_agent.core.perception import ImageError, Perception, decode_image
 from hjepa_agent.core.world_model import load_appearance_stats
-from hjepa_agent.nodes.codec import from_time, percept_to_msg
-from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.codec import percept_to_msg
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.guard import GuardedNode, Receipt
+from hjepa_agent.nodes.topics import Rejected
 from hjepa_agent.paths import data_path
 
 
-class PerceptionNode(Node):
+class PerceptionNode(GuardedNode):
     """Thin wrapper around core.perception.Perception."""
 
     def __init__(self, **kwargs) -> None:
@@ -42,38 +45,33 @@ class PerceptionNode(Node):
                                    encoder_reads_scan=True, appearance_stats=load_appearance_stats(models_dir))
         else:
             raise ValueError(f"encoder_model: must be 'encoder' or 'world_encoder', got {which!r}")
-        self.rejected: dict[str, int] = {}
         self.frames = 0
-        self.pub = self.create_publisher(JointState, "agent/percept", RELIABLE_QOS)
-        self.create_subscription(Image, "camera/image_raw", self.on_image, SENSOR_QOS)
-        self.create_subscription(LaserScan, "scan", self.on_scan, SENSOR_QOS)
+        self.pub = self.publisher("agent/percept")
+        self.subscribe("camera", self.on_image)
+        self.subscribe("scan", self.on_scan)
         self.diag = Diagnostics(self)
         self.create_timer(1.0, self.report)
 
-    def on_scan(self, msg: LaserScan) -> None:
-        """Store the scan's sectors."""
-        self.core.on_scan(from_time(msg.header.stamp), np.asarray(msg.ranges, dtype=np.float32),
+    def on_scan(self, msg: LaserScan, rx: Receipt) -> None:
+        """Store the scan's sectors (the guard checked its angles and range window)."""
+        self.core.on_scan(rx.stamp_s, np.asarray(msg.ranges, dtype=np.float32),
                           msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
 
-    def on_image(self, msg: Image) -> None:
-        """Encode and publish; reject unusable images with a reason."""
+    def on_image(self, msg: Image, rx: Receipt) -> None:
+        """Encode and publish; an image the encoder cannot take is rejected with its reason."""
         try:
             rgb = decode_image(msg.data, msg.height, msg.width, msg.encoding, msg.step)
-            percept = self.core.on_image(from_time(msg.header.stamp), rgb, self.scan_max_age_s)
+            percept = self.core.on_image(rx.stamp_s, rgb, self.scan_max_age_s)
         except ImageError as exc:
-            key = str(exc).split(" ")[0]
-            self.rejected[key] = self.rejected.get(key, 0) + 1
-            self.get_logger().warning(f"image rejected: {exc}", throttle_duration_sec=5.0)
-            return
+            raise Rejected(Cause.BAD_LAYOUT, f"image: {exc}") from None
         self.frames += 1
         self.pub.publish(percept_to_msg(percept))
 
     def report(self) -> None:
-        """Publish /diagnostics."""
-        n_rej = sum(self.rejected.values())
-        level = "OK" if n_rej == 0 else "WARN"
-        self.diag.publish(level, f"{self.frames} frames, {n_rej} rejected",
-                          {"frames": self.frames, **{f"rejected_{k}": v for k, v in self.rejected.items()}})
+        """Publish /diagnostics (the guard adds its counters)."""
+        n_rej = sum(sum(v for k, v in c.items() if k.startswith("rejected")) for c in self.input_counts().values())
+        self.diag.publish("OK" if n_rej == 0 else "WARN", f"{self.frames} frames, {n_rej} rejected",
+                          {"frames": self.frames})
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """planner node: world state -> plan (Mode-2), run while the watchdog asks for deliberation.
 
-Subscribes: agent/world_state (JointState), agent/mode (std_msgs/String), agent/habitual/cmd
+Subscribes (through the input guard, nodes/topics.py INPUTS["planner"]):
+            agent/world_state (JointState), agent/mode (std_msgs/String), agent/habitual/cmd
             (TwistStamped: the habitual proposal seeds the plan, which refines it), and
             agent/habitual_stalled (std_msgs/Bool: while true the habitual proposal is ignored
             and the warm start dropped once, since Mode 2 was asked for because Mode 1 stalled),
@@ -29,24 +30,25 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import TwistStamped
-from nav_msgs.msg import Path
-from rclpy.node import Node
-from sensor_msgs.msg import JointState, LaserScan
-from std_msgs.msg import Bool, String
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import String
 
+from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.planner import Budget, beam_points, build_planner
 from hjepa_agent.core.planner.explain import explain_plan
-from hjepa_agent.core.types import Mode
-from hjepa_agent.nodes.codec import (from_time, msg_to_proposal, msg_to_world_state, plan_to_msg, plan_to_path,
-                                     route_to_path)
-from hjepa_agent.nodes.common import (decode_or_none, RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare,
-                                      declare_ego_model, run_node)
+from hjepa_agent.core.planner.goal import GOAL_CODES, GoalJudge
+from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
+from hjepa_agent.core.timekeeping import ClockJump
+from hjepa_agent.core.types import Mode, WorldState
+from hjepa_agent.nodes.codec import goal_status_to_msg, plan_to_msg, plan_to_path, route_to_path
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.guard import GuardedNode, Receipt
 
 SCAN_POSE_SKEW_S = 0.25
 """A scan is folded into the navfield at a world state's pose only if their stamps are this close."""
 
 
-class PlannerNode(Node):
+class PlannerNode(GuardedNode):
     """Thin wrapper around a core planner behind the Planner interface."""
 
     def __init__(self, **kwargs) -> None:
@@ -92,18 +94,20 @@ class PlannerNode(Node):
         self.iterations = iterations
         self.mode = Mode.HABITUAL
         self.plans = 0
-        self.rejected = 0
         self.last_ms = 0.0
         self.last_calls = 0
         self.last_budget = 0
-        self.pub = self.create_publisher(JointState, "agent/plan", RELIABLE_QOS)
-        self.path_pub = self.create_publisher(Path, "agent/plan/path", RELIABLE_QOS)
-        self.route_pub = self.create_publisher(Path, "agent/plan/route", RELIABLE_QOS)
-        self.create_subscription(JointState, "agent/world_state", self.on_world_state, RELIABLE_QOS)
-        self.create_subscription(String, "agent/mode", self.on_mode, RELIABLE_QOS)
-        self.create_subscription(Bool, "agent/habitual_stalled", self.on_stalled, RELIABLE_QOS)
-        self.create_subscription(String, "agent/events", self.on_event, RELIABLE_QOS)
-        self.explain_pub = self.create_publisher(String, "agent/plan/explanation", RELIABLE_QOS)
+        self.goal_judge = GoalJudge()
+        self.goal_pub = self.publisher("agent/goal_status")
+        self.odometry = OdometryConsistency(OdometryCheckConfig.from_ego(ego))
+        self.pub = self.publisher("agent/plan")
+        self.path_pub = self.publisher("agent/plan/path")
+        self.route_pub = self.publisher("agent/plan/route")
+        self.explain_pub = self.publisher("agent/plan/explanation")
+        self.subscribe("world_state", self.on_world_state)
+        self.subscribe("mode", self.on_mode)
+        self.subscribe("stalled", self.on_stalled)
+        self.subscribe("events", self.on_event)
         self.mode_why = ""
         self.last_explanation = ""
         self.habitual_stalled = False
@@ -111,8 +115,8 @@ class PlannerNode(Node):
         self.scan: tuple[float, np.ndarray, np.ndarray, float, float] | None = None  # latest, not yet folded
         self.scans_folded = 0
         self.beams: tuple[float, np.ndarray] | None = None  # (world-state stamp, odom-frame returns)
-        self.create_subscription(LaserScan, "scan", self.on_scan, SENSOR_QOS)
-        self.create_subscription(TwistStamped, "agent/habitual/cmd", self.on_habitual, RELIABLE_QOS)
+        self.subscribe("scan", self.on_scan)
+        self.subscribe("habitual", self.on_habitual)
         self.seed: tuple[float, float, float] | None = None  # (stamp_s, v, w) of the latest habitual proposal
         self.diag = Diagnostics(self)
         self.create_timer(1.0, self.report)
@@ -127,51 +131,77 @@ class PlannerNode(Node):
         from hjepa_agent.paths import data_path
         return load_latent_ambiguity(models_dir or data_path("models"), select_providers(True)[0], robot, weight=weight)
 
-    def on_mode(self, msg: String) -> None:
-        """Track the watchdog's mode."""
-        if msg.data in Mode.__members__:
-            self.mode = Mode[msg.data]
+    def on_mode(self, mode: Mode, rx: Receipt) -> None:
+        """Track the watchdog's mode (the guard refused anything that is not a mode's name)."""
+        self.mode = mode
 
-    def on_event(self, msg: String) -> None:
-        """Keep why the watchdog chose the current mode (its last mode or stall event's reasons)."""
+    def on_event(self, text: str, rx: Receipt) -> None:
+        """Keep why the watchdog chose the current mode (its last mode or stall event's reasons), for
+        the explanation only: nothing is decided on it."""
         try:
-            ev = json.loads(msg.data)
-            if ev.get("kind") in ("mode", "stall"):
-                self.mode_why = "; ".join(str(r) for r in ev.get("reasons", [])[1:])
-        except (ValueError, AttributeError):
-            pass  # not an event this node reads
+            ev = json.loads(text)
+        except ValueError:
+            return  # not an event this node reads
+        if isinstance(ev, dict) and ev.get("kind") in ("mode", "stall") and isinstance(ev.get("reasons"), list):
+            self.mode_why = "; ".join(str(r) for r in ev["reasons"][1:])
 
-    def on_stalled(self, msg: Bool) -> None:
+    def on_stalled(self, stalled: bool, rx: Receipt) -> None:
         """Track whether the watchdog handed over because the habitual policy stalled; on the
         rising edge drop the warm start (it was drawn towards the stalled proposal)."""
-        stalled = bool(msg.data)
         if stalled and not self.habitual_stalled:
             self.core.reset()
         self.habitual_stalled = stalled
 
-    def on_habitual(self, msg: TwistStamped) -> None:
-        """Keep the habitual proposal as the seed of the next plan (if finite)."""
-        p = msg_to_proposal(msg, "habitual")
-        self.seed = (p.stamp_s, p.v, p.w) if math.isfinite(p.v) and math.isfinite(p.w) else None
+    def on_habitual(self, msg: TwistStamped, rx: Receipt) -> None:
+        """Keep the habitual proposal (finite: the guard checked) as the seed of the next plan."""
+        self.seed = (rx.stamp_s, float(msg.twist.linear.x), float(msg.twist.angular.z))
 
-    def on_scan(self, msg: LaserScan) -> None:
+    def on_scan(self, msg: LaserScan, rx: Receipt) -> None:
         """Keep the latest scan until a world state gives the pose to fold it in at."""
         n = len(msg.ranges)
-        self.scan = (from_time(msg.header.stamp), msg.angle_min + msg.angle_increment * np.arange(n),
+        self.scan = (rx.stamp_s, msg.angle_min + msg.angle_increment * np.arange(n),
                      np.asarray(msg.ranges, dtype=np.float64), float(msg.range_min), float(msg.range_max))
 
-    def on_world_state(self, msg: JointState) -> None:
-        """Fold the latest scan into the planner's map at this pose; plan when deliberation is
-        asked for (or always_plan)."""
-        ws = decode_or_none(self, msg_to_world_state, msg, "world state")
-        if ws is None:
-            self.rejected += 1
+    def on_clock_jump(self, jump: ClockJump) -> None:
+        """Stamps before the jump mean nothing after it: drop the scan and seed waiting for a world state."""
+        self.scan, self.seed, self.beams = None, None, None
+        self.odometry.reset()
+
+    def _reanchor(self, ws: WorldState, rx: Receipt) -> None:
+        """The pose jumped in a way no motion explains (core/watchdog/odometry.py): the map, kept in
+        the odom frame, no longer lines up with the world; forget it and start again from here."""
+        jump = self.odometry.on_odom(ws.stamp_s, float(ws.pose[0]), float(ws.pose[1]), float(ws.pose[2]),
+                                     float(ws.twist[0]), float(ws.twist[1]))
+        if jump is None:
             return
+        if self.core.navfield is not None:
+            self.core.navfield.reset()
+        self.core.reset()
+        self.emit(Event(rx.now_s, "odometry", (f"planner map re-anchored: {jump.describe()}",), (Cause.ODOMETRY_JUMP,)))
+
+    def _judge_goal(self, ws: WorldState, rx: Receipt) -> None:
+        """The goal against the map (core/planner/goal.py), published on agent/goal_status."""
+        nav = self.core.navfield
+        if nav is None or not ws.has_goal or not self.goal_judge.due(rx.now_s, ws.goal):
+            return
+        status = nav.goal_status(ws.pose, ws.goal)
+        for ev in self.goal_judge.step(rx.now_s, ws.goal, status):
+            self.emit(ev)
+            self.get_logger().info(f"goal: {'; '.join(ev.reasons)}")
+        target = status.edge_xy or tuple(ws.goal[:2])
+        self.goal_pub.publish(goal_status_to_msg(ws.stamp_s, GOAL_CODES[self.goal_judge.verdict],
+                                                 tuple(ws.goal[:2]), target, status.straight_m))
+
+    def on_world_state(self, ws: WorldState, rx: Receipt) -> None:
+        """Fold the latest scan into the planner's map at this pose; judge the goal; plan when
+        deliberation is asked for (or always_plan)."""
+        self._reanchor(ws, rx)
         if self.scan is not None and abs(self.scan[0] - ws.stamp_s) <= SCAN_POSE_SKEW_S:
             self.core.observe(ws.pose, *self.scan[1:])
             self.scans_folded += 1
             self.beams = (ws.stamp_s, beam_points(ws.pose, *self.scan[1:]))
             self.scan = None
+        self._judge_goal(ws, rx)
         if not (self.always_plan or self.mode in (Mode.PLANNING, Mode.OPTIMISING)):
             self.core.reset()
             return
@@ -210,10 +240,11 @@ class PlannerNode(Node):
         self.diag.publish("OK", f"{self.plans} plans, last {self.last_ms:.1f} ms",
                           {"plans": self.plans, "last_ms": f"{self.last_ms:.2f}",
                            "last_world_model_calls": str(self.last_calls), "mode": self.mode.name,
-                           "rejected": self.rejected, "unseeded_plans": self.unseeded,
+                           "unseeded_plans": self.unseeded,
                            "navfield_recomputes": getattr(self.core.navfield, "recomputes", 0),
                            "scans_folded": self.scans_folded,
-                           "habitual_stalled": self.habitual_stalled})
+                           "habitual_stalled": self.habitual_stalled,
+                           "goal": self.goal_judge.verdict.value})
 
 
 def main() -> None:

@@ -44,21 +44,14 @@ from std_msgs.msg import Bool, Float32, String
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare
+from hjepa_agent.nodes.topics import TOPICS as ALL_TOPICS
 
-TOPICS: tuple[tuple[str, type], ...] = (
-    ("/clock", Clock), ("camera/image_raw", Image), ("scan", LaserScan), ("odom", Odometry),
-    ("joint_states", JointState), ("battery_state", BatteryState), ("motor_temperature", Temperature),
-    ("goal_pose", PoseStamped), ("agent/percept", JointState), ("agent/world_state", JointState),
-    ("agent/habitual/cmd", TwistStamped), ("agent/plan", JointState), ("agent/plan/path", PathMsg),
-    ("agent/plan/route", PathMsg), ("agent/plan/explanation", String),
-    ("agent/mode", String), ("agent/speed_scale", Float32), ("agent/events", String),
-    ("agent/watchdog/journal", String), ("agent/estop", Bool), ("cmd_vel", TwistStamped),
-    ("/diagnostics", DiagnosticArray),
-)
-"""Everything a run is judged on: inputs, world states, plans, modes, events and commands.
-Relative names resolve against the recording node's namespace (no namespace: /agent/mode etc.)."""
+TOPICS: tuple[tuple[str, type], ...] = tuple((name, spec.type) for name, spec in ALL_TOPICS.items())
+"""Everything a run is judged on: every topic of nodes/topics.py (inputs, world states, plans, modes,
+events, commands and the bridge's records of them, diagnostics). Relative names resolve against the
+recording node's namespace (no namespace: /agent/mode etc.)."""
 
-DRIVER_TOPICS = frozenset({"camera/image_raw", "scan", "odom", "joint_states", "battery_state", "motor_temperature"})
+DRIVER_TOPICS = frozenset(name for name, spec in ALL_TOPICS.items() if spec.qos == "sensor")
 """The robot drivers' streams: RecorderNode subscribes to them best-effort (as the agent's nodes do),
 which matches both best-effort and reliable publishers."""
 
@@ -299,8 +292,9 @@ class MetricsNode(Node):
         super().__init__("run_metrics", **kwargs)
         self.mode = Mode.SAFE_STOP
         self.events: list[dict[str, Any]] = []
-        self.create_subscription(String, "agent/mode", self._on_mode, RELIABLE_QOS)
-        self.create_subscription(String, "agent/events", self._on_event, RELIABLE_QOS)
+        from hjepa_agent.nodes.guard import counted_subscription, qos_for
+        counted_subscription(self, String, "agent/mode", self._on_mode, RELIABLE_QOS)
+        counted_subscription(self, String, "agent/events", self._on_event, qos_for("events", subscriber=True))
 
     def reset(self) -> None:
         """New episode."""

@@ -3,7 +3,11 @@
 Publishes: /clock, camera/image_raw (Image rgb8), scan (LaserScan), odom (Odometry),
            joint_states (JointState), battery_state (BatteryState), motor_temperature
            (Temperature), goal_pose (PoseStamped, the scenario's goal, 1 Hz), /diagnostics.
-Subscribes: cmd_vel (TwistStamped) — applied to the wheels at the next physics step.
+Subscribes (through the input guard, nodes/topics.py INPUTS["sim"]): cmd_vel (TwistStamped) — applied
+           to the wheels at the next physics step; agent/bridge/output (the bridge's record of each command:
+           the camera stamp it answered, for the latency figure and to tell the agent's commands from a
+           foreign publisher's); base_stop (std_msgs/Bool: the base's own stop input, as a twist_mux lock or a
+           motor e-stop would be: while true the wheels are held at zero whatever cmd_vel says).
 Parameters: robot, scenario (YAML paths, read-only), episode_seed, realtime_factor
            (free-running mode only), gui (read-only).
 
@@ -22,12 +26,12 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
 
 from hjepa_agent.nodes.codec import from_time, time_ns, to_time
-from hjepa_agent.nodes.common import RELIABLE_QOS, Diagnostics, declare
+from hjepa_agent.nodes.common import Diagnostics, declare
+from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.paths import data_path
 from hjepa_agent.sim.faults import FaultInjector
 from hjepa_agent.sim.robot import RobotDescription, load_robot_description
@@ -46,20 +50,26 @@ SLOW_EVERY = 50
 
 @dataclass
 class CmdLog:
-    """What arrived on cmd_vel: the data the run summary is computed from."""
+    """What arrived on cmd_vel (sim time of arrival, v, w, header stamp ns, frame_id), the stamps the
+    bridge declared as its own (agent/bridge/output) and the camera -> command latencies: the data the
+    run summary is computed from. ``cut(i)`` drops what an episode no longer needs."""
 
     sim_t: list[float] = field(default_factory=list)
     v: list[float] = field(default_factory=list)
     w: list[float] = field(default_factory=list)
-    origin_ns: list[int] = field(default_factory=list)
+    stamp_ns: list[int] = field(default_factory=list)
+    frame: list[str] = field(default_factory=list)
+    declared_ns: set[int] = field(default_factory=set)
+    origins_ns: list[int] = field(default_factory=list)
+    """Camera stamps the bridge's commands answered, in arrival order."""
     latency_ms: list[float] = field(default_factory=list)
 
 
-class SimNode(Node):
+class SimNode(GuardedNode):
     """Publishes the simulated robot's sensors and applies cmd_vel."""
 
     def __init__(self, world: SimWorld | None = None, *, free_running: bool = False, **kwargs) -> None:
-        super().__init__("sim", **kwargs)
+        super().__init__("sim", events=False, **kwargs)
         robot_path = declare(self, "robot", "", "robot description YAML", read_only=True)
         scenario_path = declare(self, "scenario", "", "scenario YAML (free-running mode)", read_only=True)
         seed = declare(self, "episode_seed", 0, "episode seed (free-running mode)", lo=0, hi=2**31 - 1)
@@ -79,21 +89,24 @@ class SimNode(Node):
         self.camera_wall: dict[int, float] = {}
         self.last_camera_ns = -1
         self.last_cmd_origin_ns = -1
-        self.bad_cmds = 0
+        self.base_stopped = False
         self._rng = np.random.default_rng(0)
         self.faults: FaultInjector | None = None
         """Injected faults (sim/faults.py), applied from their onset into each episode; None: none."""
         self._delayed: deque = deque()   # (sim time s, stamp, rgb, ranges) waiting to go out (sensor_delay)
-        self.pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
-        self.pub_image = self.create_publisher(Image, "camera/image_raw", RELIABLE_QOS)
-        self.pub_scan = self.create_publisher(LaserScan, "scan", RELIABLE_QOS)
-        self.pub_odom = self.create_publisher(Odometry, "odom", RELIABLE_QOS)
-        self.pub_joints = self.create_publisher(JointState, "joint_states", RELIABLE_QOS)
-        self.pub_battery = self.create_publisher(BatteryState, "battery_state", RELIABLE_QOS)
-        self.pub_temp = self.create_publisher(Temperature, "motor_temperature", RELIABLE_QOS)
-        self.pub_goal = self.create_publisher(PoseStamped, "goal_pose", RELIABLE_QOS)
-        self.create_subscription(TwistStamped, "cmd_vel", self.on_cmd, RELIABLE_QOS)
-        self.diag = Diagnostics(self, hardware_id="pybullet")
+        self.pub_clock = self.publisher("/clock")
+        self.pub_image = self.publisher("camera/image_raw")
+        self.pub_scan = self.publisher("scan")
+        self.pub_odom = self.publisher("odom")
+        self.pub_joints = self.publisher("joint_states")
+        self.pub_battery = self.publisher("battery_state")
+        self.pub_temp = self.publisher("motor_temperature")
+        self.pub_goal = self.publisher("goal_pose")
+        self.subscribe("command", self.on_cmd)
+        self.subscribe("bridge_output", self.on_bridge_output)
+        self.subscribe("base_stop", self.on_base_stop)
+        # stamped with sim time: /diagnostics carries one clock
+        self.diag = Diagnostics(self, hardware_id="pybullet", stamp=lambda: to_time(self.sim_time_s))
         if free_running:
             self.start_episode(load_scenario(scenario_path or data_path("config", "scenarios", "open.yaml")), seed)
             self.create_timer(TICK_S / self.realtime_factor, self._free_tick,
@@ -106,6 +119,7 @@ class SimNode(Node):
         self.world.reset(scenario, seed)
         self.scenario = self.world.layout  # this episode's layout, after the seeded jitter
         self.cmd = (0.0, 0.0)
+        self.base_stopped = False
         self.world.set_cmd(0.0, 0.0)
         self._rng = np.random.default_rng(seed)
         self.tick = 0
@@ -119,24 +133,36 @@ class SimNode(Node):
         return self.t_offset_s + self.world.time_s
 
     # -- cmd_vel ------------------------------------------------------------------------------
-    def on_cmd(self, msg: TwistStamped) -> None:
-        """Apply a command; a driver refuses non-finite values (stops) and counts them."""
-        v, w = msg.twist.linear.x, msg.twist.angular.z
-        if not (math.isfinite(v) and math.isfinite(w)):
-            self.bad_cmds += 1
-            v, w = 0.0, 0.0
+    def on_cmd(self, msg: TwistStamped, rx: Receipt) -> None:
+        """Apply a command (finite: the guard refused others, as a driver would) unless the base's own
+        stop input holds it, and log it."""
+        v, w = float(msg.twist.linear.x), float(msg.twist.angular.z)
         self.cmd = (v, w)
-        self.world.set_cmd(v, w)
-        origin = time_ns(msg.header.stamp)
-        now_wall = time.perf_counter()
+        if not self.base_stopped:
+            self.world.set_cmd(v, w)
         self.log.sim_t.append(self.sim_time_s)
         self.log.v.append(v)
         self.log.w.append(w)
-        self.log.origin_ns.append(origin)
+        self.log.stamp_ns.append(time_ns(msg.header.stamp))
+        self.log.frame.append(msg.header.frame_id)
+
+    def on_bridge_output(self, record: tuple, rx: Receipt) -> None:
+        """The bridge's record of a command it sent: its stamp is the agent's, and the camera stamp it
+        answered gives the camera -> cmd_vel latency."""
+        stamp_ns, _, _, origin, _ = record
+        self.log.declared_ns.add(stamp_ns)
+        if origin is None:
+            return
+        self.log.origins_ns.append(origin)
         sent = self.camera_wall.pop(origin, None)
         if sent is not None:
-            self.log.latency_ms.append((now_wall - sent) * 1e3)
+            self.log.latency_ms.append((time.perf_counter() - sent) * 1e3)
         self.last_cmd_origin_ns = origin
+
+    def on_base_stop(self, engaged: bool, rx: Receipt) -> None:
+        """The base's own stop input: while engaged the wheels are held at zero."""
+        self.base_stopped = engaged
+        self.world.set_cmd(*((0.0, 0.0) if engaged else self.cmd))
 
     # -- stepping -----------------------------------------------------------------------------
     def _free_tick(self) -> None:
@@ -255,9 +281,9 @@ class SimNode(Node):
             goal.pose.position.x, goal.pose.position.y = self.scenario.goal.x_m, self.scenario.goal.y_m
             goal.pose.orientation.w = 1.0
             self.pub_goal.publish(goal)
-        self.diag.publish("OK" if self.bad_cmds == 0 else "WARN", f"t={from_time(stamp):.2f} s",
+        self.diag.publish("OK" if not self.base_stopped else "WARN", f"t={from_time(stamp):.2f} s",
                           {"battery_pct": f"{100 * pct:.1f}", "motor_temp_c": f"{self.world.motor_temperature_c():.1f}",
-                           "bad_cmds": self.bad_cmds})
+                           "base_stopped": str(self.base_stopped)})
 
 
 def main() -> None:

@@ -1,113 +1,131 @@
-"""watchdog node: decides the mode from risk, ambiguity, input freshness and the ego model's limits.
+"""watchdog node: decides the mode from risk, ambiguity, input freshness, the ego model's limits and
+the health of the agent's own graph.
 
-Subscribes: camera/image_raw, scan (freshness), odom, battery_state, motor_temperature,
-            agent/world_state, agent/habitual/cmd, agent/plan, cmd_vel (the slip check).
+Subscribes (through the input guard, nodes/topics.py INPUTS["watchdog"]): camera/image_raw, scan
+            (freshness), odom, battery_state, motor_temperature, agent/world_state, agent/habitual/cmd,
+            agent/plan, cmd_vel (every command on the wire: the bridge's, its own, anyone else's),
+            agent/bridge/output (the bridge's record of each command it sent: its heartbeat, the slip
+            check's commands, and what tells the bridge's commands from a foreign publisher's),
+            agent/goal_status (the planner's judgement of the goal).
 Publishes:  agent/mode (std_msgs/String: HABITUAL|PLANNING|OPTIMISING|SAFE_STOP, at tick_hz),
-            agent/speed_scale (std_msgs/Float32 in [0, 1]: battery/temperature derating, at tick_hz),
+            agent/speed_scale (std_msgs/Float32 in [0, 1]: derating and graded responses, at tick_hz),
             agent/habitual_stalled (std_msgs/Bool, at tick_hz: deliberating because the habitual
             policy made no progress, so the planner must not refine its proposal),
-            agent/events (String, JSON per transition with reasons), /diagnostics,
+            agent/events (String, JSON per transition with reasons and typed causes), /diagnostics,
             agent/watchdog/journal (String, JSON per tick: the inputs consumed and when, the decision;
             what `hjepa-agent tune replay` re-runs, see WatchdogNode),
-            cmd_vel (TwistStamped, frame_id watchdog_stop) only while the bridge is silent (its cmd_vel
+            cmd_vel (TwistStamped, frame_id watchdog_stop) only while the bridge is silent (its record
             older than bridge_max_age_s): a ramp to zero at the ego model's deceleration limits, so
-            the watchdog can stop the base alone (core.watchdog.Watchdog.bridge_stop).
+            the watchdog can stop the base alone (core.watchdog.Watchdog.bridge_stop),
+            base_stop (std_msgs/Bool, latched): true while in a SAFE_STOP entered because a foreign
+            publisher is on cmd_vel (the agent's zero commands cannot overrule it); wire it to the
+            base's own stop input (a twist_mux lock, a motor-power or e-stop topic).
 Services:   agent/clear_safe_stop (std_srvs/Trigger): unlatches SAFE_STOP once its causes are gone.
 Parameters: ego_model, watchdog_config (YAML paths, read-only), models_dir and typical_risk (the
             learned typical risk, core/risk.py; read-only), tick_hz [Hz], journal, enabled
-            (false: simulation only, for the fault suite's watchdog-off comparison), and every live
-            threshold of core.watchdog.TIGHTER (start: the YAML's; live: tighten only).
+            (false: simulation only, for the fault suite's watchdog-off comparison),
+            trusted_publishers (node names, besides the agent's, allowed on its topics; read-only),
+            every live threshold of core.watchdog.TIGHTER (start: the YAML's; live: tighten only),
+            and the guard's (nodes/guard.py).
+The ROS graph is read every GRAPH_PERIOD_S: a publisher on cmd_vel other than the bridge and the
+watchdog, or on an agent topic other than its owner (nodes/topics.py TOPICS), is foreign.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import uuid
+from typing import Any
 
 from geometry_msgs.msg import TwistStamped
-from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
-from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
-from hjepa_agent.core.types import Mode
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.models import load_typical_risk
 from hjepa_agent.core.risk import TypicalRisk
+from hjepa_agent.core.timekeeping import ClockJump
+from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LIVE_UNITS, TIGHTER, Watchdog, load_watchdog_config, tightened
-from hjepa_agent.nodes.bridge import event_to_json
-from hjepa_agent.nodes.codec import from_time, msg_to_plan, msg_to_proposal, msg_to_world_state, time_ns, to_time
-from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare, declare_ego_model, now_s, run_node
+from hjepa_agent.nodes.codec import to_time, yaw_from_quaternion
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.guard import GuardedNode, Receipt
+from hjepa_agent.nodes.topics import TOPICS, guarded_topics, inputs_of
 from hjepa_agent.paths import data_path
 
-
-INPUTS: dict[str, tuple[str, type]] = {
-    "camera": ("camera/image_raw", Image), "scan": ("scan", LaserScan), "odom": ("odom", Odometry),
-    "battery": ("battery_state", BatteryState), "temperature": ("motor_temperature", Temperature),
-    "world_state": ("agent/world_state", JointState), "habitual": ("agent/habitual/cmd", TwistStamped),
-    "planner": ("agent/plan", JointState), "command": ("cmd_vel", TwistStamped),
-}
-"""What the watchdog consumes: input kind -> (topic, message type). The journal names inputs by kind."""
-
+INPUTS: dict[str, tuple[str, type]] = {kind: (spec.topic, spec.spec.type) for kind, spec in inputs_of("watchdog").items()}
+"""What the watchdog consumes: input kind -> (topic, message type), from nodes/topics.py. The journal
+names inputs by kind."""
 
 OWN_STOP_FRAME = "watchdog_stop"
 """header.frame_id of the commands the watchdog sends the base itself while the bridge is silent."""
+UNNAMED = "_NODE_NAME_UNKNOWN_"
+"""The graph's node name for an endpoint it cannot attribute: a node destroyed moments (or, in one
+process, seconds) ago, or a writer outside ROS. Not named foreign by the graph: a non-ROS writer on
+cmd_vel is still caught on the wire (its commands match no record of the bridge's)."""
+GRAPH_PERIOD_S = 0.5
+"""How often (receipt-clock s) the watchdog reads the ROS graph for foreign publishers."""
+GOAL_UNREACHABLE_KINDS = {2: "the footprint cannot stand at the goal (inside or against an obstacle)",
+                          3: "no path to the goal in the map seen so far"}
+"""agent/goal_status kinds (core.planner.navfield.GoalKind values) on which the watchdog stops."""
 
 
-def apply_input(core: Watchdog, kind: str, msg, now: float) -> bool:
-    """Feed one message of ``kind`` (INPUTS) to the core at time ``now`` (s), as the node does and
-    as ``hjepa-agent tune replay`` does again offline; False if the message was rejected."""
+def apply_input(core: Watchdog, kind: str, value: Any, now: float, reading: float | None = None) -> None:
+    """Feed one validated input of ``kind`` (INPUTS; ``value`` as nodes/topics.py's validator returns
+    it) to the core at receipt time ``now`` (s), the reading true at ``reading`` (s; None: the header
+    stamp), as the node does and as ``hjepa-agent tune replay`` does again offline."""
+    def stamp(msg: Any) -> float:
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    def seen(msg_stamp: float) -> float:
+        return min(msg_stamp, now) if reading is None else reading
+
     if kind in ("camera", "scan"):
-        core.on_input(kind, from_time(msg.header.stamp), now)
+        core.on_input(kind, seen(stamp(value)), now)
     elif kind == "odom":
-        core.on_input("odom", from_time(msg.header.stamp), now)
-        core.on_odom(msg.twist.twist.linear.x, msg.twist.twist.angular.z, now, msg.twist.twist.linear.y)
+        core.on_input("odom", seen(stamp(value)), now)
+        t, p, q = value.twist.twist, value.pose.pose.position, value.pose.pose.orientation
+        core.on_odom(t.linear.x, t.angular.z, now, t.linear.y, pose=(p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w)),
+                     stamp_s=stamp(value))
     elif kind == "battery":   # BatteryState.percentage is 0..1
-        core.on_input("battery", from_time(msg.header.stamp), now)
-        core.on_battery(100.0 * msg.percentage, now)
+        core.on_input("battery", seen(stamp(value)), now)
+        core.on_battery(100.0 * value.percentage, now)
     elif kind == "temperature":
-        core.on_input("temperature", from_time(msg.header.stamp), now)
-        core.on_temperature(msg.temperature, now)
+        core.on_input("temperature", seen(stamp(value)), now)
+        core.on_temperature(value.temperature, now)
     elif kind == "world_state":
-        try:
-            ws = msg_to_world_state(msg)
-        except ValueError:   # codec.MessageError and core validation errors
-            return False
-        core.on_input("world_state", ws.stamp_s, now)
-        core.on_world_state(ws, now)
+        core.on_world_state(value, now)
     elif kind == "habitual":
-        try:
-            p = msg_to_proposal(msg, "habitual")
-        except ValueError:
-            return False
-        core.on_input("habitual", p.stamp_s, now)
-        core.on_habitual(p, now)
+        from hjepa_agent.core.types import Proposal
+        core.on_habitual(Proposal(stamp(value), value.twist.linear.x, value.twist.angular.z, "habitual"), now)
     elif kind == "planner":
-        try:
-            plan = msg_to_plan(msg)
-        except ValueError:
-            return False
-        core.on_input("planner", plan.stamp_s, now)
-        core.on_plan(plan, now)
-    elif kind == "command":   # what the bridge sent the base: the slip check and the bridge's heartbeat
-        if msg.header.frame_id != OWN_STOP_FRAME:   # not the watchdog's own stop (bridge silent)
-            core.on_command(msg.twist.linear.x, now, msg.twist.angular.z)
+        core.on_plan(value, now)
+    elif kind == "command":   # anything on cmd_vel: matched with the bridge's records (foreign publishers)
+        ns = value.header.stamp.sec * 1_000_000_000 + value.header.stamp.nanosec
+        core.foreign.on_command(now, ns, value.twist.linear.x, value.twist.angular.z,
+                                own=value.header.frame_id == OWN_STOP_FRAME)
+    elif kind == "bridge_output":   # (stamp ns, v, w, origin ns, state): the bridge's heartbeat and its command
+        stamp_ns, v, w, _, _ = value
+        core.foreign.on_declared(stamp_ns, v, w)
+        core.on_command(v, now, w)
+    elif kind == "goal_status":   # (stamp, kind, goal, target, distance)
+        core.on_goal_status(GOAL_UNREACHABLE_KINDS.get(value[1]), now)
     else:
         raise ValueError(f"unknown watchdog input kind {kind!r}")
-    return True
 
 
-class WatchdogNode(Node):
+class WatchdogNode(GuardedNode):
     """Thin wrapper around core.watchdog.Watchdog.
 
     With ``journal`` (default true) it publishes on agent/watchdog/journal, once per tick, one JSON
-    object: {"session": id of this node's run, "tick": the tick's time (s), "inputs": [[kind,
-    header stamp (ns), time consumed (s)], ...] in the order consumed since the previous tick
-    ("clear" for agent/clear_safe_stop calls, with its result), "mode": the mode decided,
-    "events": [[kind, reasons], ...]}. With the recorded inputs that is everything needed to run the
-    same core again, offline, and get the same decisions at the same times (``hjepa-agent tune replay``).
+    object: {"session": id of this node's run, "tick": the tick's time (s, receipt clock), "inputs":
+    [[kind, header stamp (ns), time consumed (s), reading time (s)], ...] in the order consumed since the
+    previous tick ("clear" for agent/clear_safe_stop calls with its result, "params" for live threshold
+    changes, "graph" for what the ROS graph showed, "clock_jump" with its size), "mode": the mode
+    decided, "events": [[kind, reasons], ...]}. With the recorded inputs that is everything needed to
+    run the same core again, offline, and get the same decisions at the same times
+    (``hjepa-agent tune replay``).
     """
 
     def __init__(self, **kwargs) -> None:
@@ -120,13 +138,15 @@ class WatchdogNode(Node):
         self.enabled = declare(self, "enabled", True, "false: publish HABITUAL and full speed whatever happens "
                                "(the fault suite's watchdog-off comparison; refused without use_sim_time)",
                                read_only=True)
-        if not self.enabled and not self.get_parameter("use_sim_time").value:
+        if not self.enabled and not self.sim_time:
             raise ValueError("watchdog: enabled: false is for simulation only (use_sim_time: true); "
                              "on a robot the watchdog cannot be switched off")
         models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and typical_risk.onnx "
                              "(empty: the package's models)", read_only=True)
         use_typical = declare(self, "typical_risk", True, "score risk against the learned typical risk "
                               "(core/risk.py); false: no risk-deviation scores", read_only=True)
+        self.trusted = tuple(declare(self, "trusted_publishers", [""], "node names besides the agent's own that "
+                                     "may publish on its topics (e.g. a test harness)", read_only=True))
         typical = None
         if use_typical:
             typical = TypicalRisk(load_typical_risk(models_dir or data_path("models"), expected_robot=ego.robot))
@@ -138,24 +158,29 @@ class WatchdogNode(Node):
                     f"tighten only ({'raise' if TIGHTER[name] > 0 else 'lower'} it)", unit=unit, lo=lo, hi=hi)
         self.core = Watchdog(dataclasses.replace(start, **{n: float(self.get_parameter(n).value) for n in TIGHTER}), ego,
                              typical)
-        self.mode_pub = self.create_publisher(String, "agent/mode", RELIABLE_QOS)
-        self.events = self.create_publisher(String, "agent/events", RELIABLE_QOS)
-        self.scale_pub = self.create_publisher(Float32, "agent/speed_scale", RELIABLE_QOS)
-        self.stalled_pub = self.create_publisher(Bool, "agent/habitual_stalled", RELIABLE_QOS)
-        self.journal_pub = self.create_publisher(String, "agent/watchdog/journal", RELIABLE_QOS)
-        self.stop_pub = self.create_publisher(TwistStamped, "cmd_vel", RELIABLE_QOS)   # only while the bridge is silent
+        self.mode_pub = self.publisher("agent/mode")
+        self.scale_pub = self.publisher("agent/speed_scale")
+        self.stalled_pub = self.publisher("agent/habitual_stalled")
+        self.journal_pub = self.publisher("agent/watchdog/journal")
+        self.stop_pub = self.publisher("cmd_vel")   # only while the bridge is silent
+        self.base_stop_pub = self.publisher("base_stop")
         self.session = uuid.uuid4().hex[:12]
         self.consumed: list[list] = []
         self.add_on_set_parameters_callback(self._on_set)
-        self.rejected = 0
-        for kind, (topic, cls) in INPUTS.items():
-            qos = RELIABLE_QOS if topic.startswith("agent/") else SENSOR_QOS
-            self.create_subscription(cls, topic, lambda m, k=kind: self.on_input(k, m), qos)
+        for kind in INPUTS:
+            self.subscribe(kind, lambda value, rx, k=kind: self.on_input(k, value, rx))
         self.create_service(Trigger, "agent/clear_safe_stop", self.on_clear)
         self.diag = Diagnostics(self)
-        self.create_timer(1.0 / tick_hz, self.on_tick)
+        if self.sim_time:
+            self.create_timer(1.0 / tick_hz, self.on_tick)
+        else:
+            self.steady_timer(1.0 / tick_hz, self.on_tick)
         self.create_timer(1.0, self.report)
         self.last = None
+        self.base_stop = False
+        self.base_stop_pub.publish(Bool(data=False))
+        self._graph_at = -1e9
+        self._graph_seen: dict[str, tuple[str, ...]] = {}
 
     def _on_set(self, params) -> SetParametersResult:
         """Live threshold changes: tighten only, range and cross-field checked; journalled for replay."""
@@ -168,22 +193,46 @@ class WatchdogNode(Node):
             return SetParametersResult(successful=False, reason=str(exc))
         self.core.reconfigure(cfg)
         if self.journal:
-            self.consumed.append(["params", changes, now_s(self)])
+            self.consumed.append(["params", changes, self.now_s()])
         self.get_logger().info(f"thresholds changed live: {changes}")
         return SetParametersResult(successful=True)
 
-    def on_input(self, kind: str, msg) -> None:
-        """Any input: freshness, and what the core reads from it (apply_input)."""
-        now = now_s(self)
-        if not apply_input(self.core, kind, msg, now):
-            self.rejected += 1
-            self.get_logger().warning(f"rejected a malformed {kind} message", throttle_duration_sec=5.0)
+    def on_input(self, kind: str, value: Any, rx: Receipt) -> None:
+        """Any validated input: what the core reads from it (apply_input)."""
+        apply_input(self.core, kind, value, rx.now_s, rx.reading_s)
         if self.journal:
-            self.consumed.append([kind, time_ns(msg.header.stamp), now])
+            stamp = 0 if rx.stamp_s is None else int(round(rx.stamp_s * 1e9))
+            self.consumed.append([kind, stamp, rx.now_s, rx.reading_s])
+
+    def on_clock_jump(self, jump: ClockJump) -> None:
+        """The ROS clock stepped: the core stops at its next tick (latched)."""
+        now = self.now_s()
+        self.core.on_clock_jump(now, jump.size_s)
+        if self.journal:
+            self.consumed.append(["clock_jump", jump.size_s, now])
+
+    def _read_graph(self, now: float) -> None:
+        """Who publishes the agent's guarded topics, and cmd_vel, now (GRAPH_PERIOD_S apart)."""
+        if now - self._graph_at < GRAPH_PERIOD_S:
+            return
+        self._graph_at = now
+        ns = self.get_namespace()
+        for topic in guarded_topics():
+            allowed = tuple(TOPICS[topic].publishers or ()) + tuple(t for t in self.trusted if t)
+            names = tuple(sorted(
+                info.node_name if info.node_namespace == ns else f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+                for info in self.get_publishers_info_by_topic(self.resolve_topic_name(topic))
+                if info.node_name != UNNAMED))
+            if self._graph_seen.get(topic) != names:
+                self._graph_seen[topic] = names
+                self.core.foreign.on_graph(topic, list(names), allowed, now)
+                if self.journal:
+                    self.consumed.append(["graph", {"topic": topic, "publishers": list(names),
+                                                    "allowed": list(allowed)}, now])
 
     def on_clear(self, request, response):
         """agent/clear_safe_stop."""
-        now = now_s(self)
+        now = self.now_s()
         ok, message = self.core.clear_safe_stop(now)
         if self.journal:
             self.consumed.append(["clear", int(ok), now])
@@ -192,23 +241,28 @@ class WatchdogNode(Node):
 
     def on_tick(self) -> None:
         """Decide and publish the mode; publish and log every transition with its reasons."""
-        now = now_s(self)
+        now = self.now_s()
+        self._read_graph(now)
         decided = self.core.tick(now)
         out = decided
         if not self.enabled:   # simulation only (checked at start): decisions are made, not enforced
-            out = dataclasses.replace(decided, mode=Mode.HABITUAL, speed_scale=1.0, habitual_stalled=False)
+            out = dataclasses.replace(decided, mode=Mode.HABITUAL, speed_scale=1.0, habitual_stalled=False,
+                                      base_stop=False)
         stop = self.core.bridge_stop(now) if self.enabled else None
         if stop is not None:   # the bridge is silent: the watchdog brings the base to a stop itself
             msg = TwistStamped()
-            msg.header.stamp = to_time(now)
+            msg.header.stamp = to_time(self.ros_now_s())
             msg.header.frame_id = OWN_STOP_FRAME
             msg.twist.linear.x, msg.twist.angular.z = stop
             self.stop_pub.publish(msg)
+        if out.base_stop != self.base_stop:
+            self.base_stop = out.base_stop
+            self.base_stop_pub.publish(Bool(data=self.base_stop))
         self.mode_pub.publish(String(data=out.mode.name))
         self.scale_pub.publish(Float32(data=float(out.speed_scale)))
         self.stalled_pub.publish(Bool(data=bool(out.habitual_stalled)))
         for ev in out.events:
-            self.events.publish(String(data=event_to_json(ev)))
+            self.emit(ev)
             self.get_logger().info(f"{ev.kind}: {'; '.join(ev.reasons)}")
         if self.journal:
             self.journal_pub.publish(String(data=json.dumps(
@@ -222,8 +276,10 @@ class WatchdogNode(Node):
         if self.last is None:
             return
         st = self.last.status
+        foreign = self.core.foreign.check(self.now_s())
         self.diag.publish(st["level"], f"mode {self.last.mode.name}: {st['message']}",
-                          {**st["values"], "rejected": self.rejected})
+                          {**st["values"], "base_stop": str(self.base_stop),
+                           "foreign_publishers": "; ".join(f.text() for f in foreign) or "none"})
 
 
 def main() -> None:

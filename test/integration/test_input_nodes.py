@@ -49,7 +49,7 @@ def test_perception_resizes_square_images_and_refuses_bad_ones(nodes):
     bad = _image(64, 64, t=4.0)
     bad.data = bad.data[:100]                       # truncated buffer
     pub.publish(bad)
-    assert spin_until(ex, lambda: sum(perception.rejected.values()) == 3)
+    assert spin_until(ex, lambda: perception.input_counts()["camera"].get("rejected_bad_layout") == 3)
     assert len(got) == 1 and got[0].stamp_s == pytest.approx(1.0)
     assert np.all(np.isfinite(got[0].latent))
 
@@ -60,13 +60,15 @@ def test_estimator_refuses_nan_odometry(nodes):
     assert spin_until(ex, lambda: pub.get_subscription_count() > 0)
     good = Odometry()
     good.header.stamp = to_time(0.5)
+    good.header.frame_id = "odom"
     good.pose.pose.orientation.w = 1.0
     pub.publish(good)
     assert spin_until(ex, lambda: estimator.core.odom_count == 1)
     bad = Odometry()
     bad.header.stamp = to_time(0.6)
+    bad.header.frame_id = "odom"
     bad.pose.pose.position.x = math.nan
     bad.pose.pose.orientation.w = 1.0
     pub.publish(bad)
-    assert spin_until(ex, lambda: estimator.rejected["odom"] == 1)
+    assert spin_until(ex, lambda: estimator.input_counts()["odom"].get("rejected_non_finite") == 1)
     assert estimator.core.odom_count == 1 and np.all(np.isfinite(estimator.core.x))

@@ -15,9 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def _declared(spec) -> set[str]:
     module = spec.cls.split(":")[0].replace(".", "/") + ".py"
     src = (ROOT / module).read_text()
-    names = set(re.findall(r'declare\(self, "([a-z_]+)"', src))
+    names = set(re.findall(r'declare\(\s*self, "([a-z_]+)"', src))
     if "declare_ego_model(self)" in src:
         names.add("ego_model")
+    if "(GuardedNode)" in src:   # the input guard's own parameters (nodes/guard.py)
+        guard = (ROOT / "hjepa_agent" / "nodes" / "guard.py").read_text()
+        names |= set(re.findall(r'declare\(\s*self, "([a-z_]+)"', guard))
     return names
 
 
