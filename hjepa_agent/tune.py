@@ -184,7 +184,10 @@ def _ticks(journal: list[dict[str, Any]], inputs: dict[str, dict[int, deque]], c
     messages of one kind and stamp are taken in recorded order), so one parsed run serves any number
     of replays."""
     from hjepa_agent.core.watchdog import Watchdog
+    from hjepa_agent.nodes.topics import inputs_of
     from hjepa_agent.nodes.watchdog import apply_input
+
+    validators = inputs_of("watchdog")
 
     cores: dict[str, Any] = {}
     taken: dict[tuple[str, int], int] = defaultdict(int)   # (kind, stamp) -> messages of it used so far
@@ -193,12 +196,18 @@ def _ticks(journal: list[dict[str, Any]], inputs: dict[str, dict[int, deque]], c
             cores[entry["session"]] = Watchdog(cfg, ego, _typical())
         core = cores[entry["session"]]
         missing = 0
-        for kind, key, now in entry["inputs"]:
+        for kind, key, now, *reading in entry["inputs"]:
             if kind == "clear":
                 core.clear_safe_stop(now)
                 continue
             if kind == "params":   # a live threshold change: key holds the changes
                 core.reconfigure(dataclasses.replace(core.cfg, **key))
+                continue
+            if kind == "graph":    # what the ROS graph showed: who publishes a guarded topic
+                core.foreign.on_graph(key["topic"], list(key["publishers"]), tuple(key["allowed"]), now)
+                continue
+            if kind == "clock_jump":
+                core.on_clock_jump(now, float(key))
                 continue
             queue = inputs.get(kind, {}).get(int(key))
             used = taken[kind, int(key)]
@@ -206,7 +215,7 @@ def _ticks(journal: list[dict[str, Any]], inputs: dict[str, dict[int, deque]], c
                 missing += 1
                 continue
             taken[kind, int(key)] = used + 1
-            apply_input(core, kind, queue[used], now)
+            apply_input(core, kind, validators[kind].validate(queue[used]), now, reading[0] if reading else None)
         t0 = time.perf_counter()
         out = core.tick(entry["tick"])
         yield entry, core, out, time.perf_counter() - t0, missing

@@ -199,6 +199,11 @@ def _write_run(run_dir, episodes, onsets, namespace="", camera_topic=None):
                     "temperature": Temperature(), "habitual": TwistStamped()}
             for m in msgs.values():
                 m.header.stamp = stamp
+            # valid as the node's input guard requires (nodes/topics.py): the replay validates them the same way
+            msgs["camera"].height, msgs["camera"].width, msgs["camera"].step = 1, 1, 3
+            msgs["camera"].encoding, msgs["camera"].data = "rgb8", [0, 0, 0]
+            msgs["scan"].angle_increment, msgs["scan"].range_max, msgs["scan"].ranges = 0.1, 4.0, [1.0]
+            msgs["odom"].header.frame_id, msgs["odom"].pose.pose.orientation.w = "odom", 1.0
             msgs["odom"].twist.twist.linear.x = 0.3
             msgs["battery"].percentage = 0.9
             msgs["temperature"].temperature = 30.0

@@ -39,8 +39,10 @@ import numpy as np
 
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.config.loader import build, read_yaml, require
-from hjepa_agent.core.events import Event
+from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.risk import TypicalRisk, clearance_risk, course_log_reward, deviation, risk_features
+from hjepa_agent.core.watchdog.foreign import ForeignPublishers
+from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState, sector_angles
 
 COMMAND_LAG_S = 0.4
@@ -87,6 +89,10 @@ class WatchdogConfig:
     habitual_max_age_s: float = 0.5
     planner_max_age_s: float = 1.0
     bridge_max_age_s: float = 0.5
+    foreign_publishers: str = "stop"
+    foreign_match_window_s: float = 0.25
+    odom_jump_margin_m: float = 0.15
+    odom_jump_margin_rad: float = 0.2
 
     def __post_init__(self) -> None:
         c = self
@@ -124,6 +130,14 @@ class WatchdogConfig:
         require(0.0 < c.stall_motion_m <= 100.0, "stall_motion_m", f"must be in (0, 100] m, got {c.stall_motion_m=}")
         require(0.0 <= c.stall_goal_radius_m <= 10.0, "stall_goal_radius_m",
                 f"must be in [0, 10] m, got {c.stall_goal_radius_m=}")
+        require(c.foreign_publishers in ("stop", "warn"), "foreign_publishers",
+                f"must be 'stop' or 'warn', got {c.foreign_publishers!r}")
+        require(0.01 <= c.foreign_match_window_s <= 5.0, "foreign_match_window_s",
+                f"must be in [0.01, 5] s, got {c.foreign_match_window_s=}")
+        require(0.0 < c.odom_jump_margin_m <= 10.0, "odom_jump_margin_m",
+                f"must be in (0, 10] m, got {c.odom_jump_margin_m=}")
+        require(0.0 < c.odom_jump_margin_rad <= math.pi, "odom_jump_margin_rad",
+                f"must be in (0, pi] rad, got {c.odom_jump_margin_rad=}")
         for name in ("world_state_max_age_s", "habitual_max_age_s", "planner_max_age_s", "bridge_max_age_s"):
             val = getattr(c, name)
             require(0.0 < val <= 10.0, name, f"must be in (0, 10] s, got {name}={val}")
@@ -257,6 +271,10 @@ class WatchdogOutput:
     events: tuple[Event, ...]
     status: dict[str, Any]
     habitual_stalled: bool = False
+    base_stop: bool = False
+    """True while the watchdog asks the base itself to stop (base_stop): a SAFE_STOP entered because
+    something other than the agent publishes on cmd_vel, which the agent's own zero commands cannot
+    overrule."""
 
 
 class Watchdog:
@@ -306,6 +324,13 @@ class Watchdog:
         self._progress: list[tuple[float, float, float, float]] = []   # (time, goal distance, x, y) in this mode
         self._hold_until = -math.inf                      # a stall's PLANNING is held at least until then
         self._stalled_habitual = False                    # deliberating because Mode 1 stalled
+        self.foreign = ForeignPublishers(cfg.foreign_match_window_s)
+        self.odometry = OdometryConsistency(OdometryCheckConfig.from_ego(
+            ego, jump_margin_m=cfg.odom_jump_margin_m, jump_margin_rad=cfg.odom_jump_margin_rad))
+        self._foreign_seen: set[tuple[str, str]] = set()
+        self._instant: list[tuple[Cause, str]] = []       # faults of one moment (a clock jump): stop at the next tick
+        self._base_stop = False
+        self._goal_unreachable: str | None = None
 
     def reconfigure(self, cfg: WatchdogConfig) -> None:
         """New thresholds from now on (a live change, already checked: see :func:`tightened`); the
@@ -324,16 +349,30 @@ class Watchdog:
             raise ValueError(f"{name}: stamp_s and now_s must be finite, got {stamp_s}, {now_s}")
         self._seen[name] = min(stamp_s, now_s)
 
-    def on_odom(self, v: float, w: float, now_s: float, vy: float = 0.0) -> None:
+    def on_odom(self, v: float, w: float, now_s: float, vy: float = 0.0,
+                pose: tuple[float, float, float] | None = None, stamp_s: float | None = None) -> None:
         """Measured velocity: v m/s forward, w rad/s, vy m/s sideways (0 where the odometry cannot
-        tell: wheel-only); freshness via on_input("odom", ...)."""
+        tell: wheel-only); freshness via on_input("odom", ...). With ``pose`` (x m, y m, yaw rad in
+        the odom frame) and its ``stamp_s``, the odometry consistency check (odometry.py): a jump no
+        motion explains stops the robot (latched), since a goal in the odom frame then points to the
+        wrong place."""
         self._odom = (float(v), float(w))
         self._odom_vy = float(vy) if math.isfinite(vy) else 0.0
+        if pose is not None and stamp_s is not None:
+            jump = self.odometry.on_odom(stamp_s, pose[0], pose[1], pose[2], float(v), float(w))
+            if jump is not None:
+                self._odometry_event(now_s, jump)
+                self._instant.append((Cause.ODOMETRY_JUMP, jump.describe()))
+
+    def _odometry_event(self, now_s: float, jump) -> None:
+        what = "settled by the scan: " if not jump.settled or jump.kind.value != "unknown" else ""
+        self._pending.append(Event(now_s, "odometry", (f"{what}{jump.describe()}",), (Cause.ODOMETRY_JUMP,)))
 
     def on_command(self, v: float, now_s: float, w: float = 0.0) -> None:
         """The bridge's command to the base (cmd_vel: v m/s, w rad/s): for the slip check, and the
         bridge's heartbeat (its receipt time; see :meth:`bridge_stop`)."""
         self._bridge = (float(now_s), float(v), float(w))
+        self.odometry.on_command(now_s, float(v), float(w))
         self._commands.append((float(now_s), float(v), float(w)))
         while self._commands and self._commands[0][0] < now_s - 1.0:
             self._commands.pop(0)
@@ -430,6 +469,9 @@ class Watchdog:
         obstacle_points(ws.scan_bins)  # validates shape and finiteness
         self._ws = ws
         self.on_input("world_state", now_s, now_s)
+        settled = self.odometry.on_scan(ws.stamp_s, ws.scan_bins)   # tells a moved robot from an odometry fault
+        if settled is not None:
+            self._odometry_event(now_s, settled)
         if self.typical is not None:
             self._typ = self.typical(risk_features(ws, *self._speed_norm))
         # affective charge: the course kept from the last world state, scored again from this one
@@ -481,15 +523,41 @@ class Watchdog:
         self._plan_seen = now_s
         self.on_input("planner", now_s, now_s)
 
+    def on_clock_jump(self, now_s: float, size_s: float) -> None:
+        """The node's ROS clock stepped by ``size_s`` (s; < 0 back): every stamp judged before it is
+        suspect, so the watchdog stops (SAFE_STOP at the next tick, latched)."""
+        way = "back" if size_s < 0 else "forward"
+        self._instant.append((Cause.CLOCK_JUMP, f"clock jumped {way} {abs(size_s):.3f} s"))
+
+    def on_goal_status(self, unreachable: str | None, now_s: float) -> None:
+        """The planner's judgement of the goal: None (reachable, or outside the map and headed for), or
+        why it cannot be reached (SAFE_STOP while it holds)."""
+        self._goal_unreachable = unreachable
+
+    def _fault_causes(self, now_s: float) -> list[tuple[Cause, str]]:
+        """Stop causes from the monitors: foreign publishers (unless foreign_publishers is "warn"),
+        an unreachable goal, and the faults of one moment (clock jumps) not yet acted on."""
+        out = list(self._instant)
+        for f in self.foreign.check(now_s):
+            if (f.topic, f.who) not in self._foreign_seen:
+                self._foreign_seen.add((f.topic, f.who))
+                self._pending.append(Event(now_s, "foreign", (f.text(), f"action: {self.cfg.foreign_publishers}"),
+                                           (Cause.FOREIGN_PUBLISHER,)))
+            if self.cfg.foreign_publishers == "stop":
+                out.append((Cause.FOREIGN_PUBLISHER, f.text()))
+        if self._goal_unreachable is not None:
+            out.append((Cause.GOAL_UNREACHABLE, self._goal_unreachable))
+        return out
+
     # ---- evaluation ---------------------------------------------------------------
     def _required(self, mode: Mode) -> tuple[str, ...]:
         extra = {Mode.HABITUAL: ("habitual",), Mode.PLANNING: ("planner",), Mode.OPTIMISING: ("planner",)}
         return SENSOR_INPUTS + ("world_state",) + extra.get(mode, ())
 
-    def _causes(self, now_s: float, mode: Mode, grace: bool = True) -> list[str]:
-        """Reasons for SAFE_STOP in ``mode``; with ``grace`` a deliberation source is
-        timed from entering the mode at the latest (it may start publishing then)."""
-        causes = []
+    def _causes(self, now_s: float, mode: Mode, grace: bool = True) -> list[tuple[Cause, str]]:
+        """Reasons for SAFE_STOP in ``mode``, each (typed cause, text); with ``grace`` a deliberation
+        source is timed from entering the mode at the latest (it may start publishing then)."""
+        causes: list[tuple[Cause, str]] = []
         since = self._since if grace else -math.inf
         for name in self._required(mode):
             seen = self._seen.get(name)
@@ -497,45 +565,47 @@ class Watchdog:
             if name in ("habitual", "planner"):
                 age = now_s - max(seen if seen is not None else -math.inf, since)
                 if age > limit:
-                    causes.append(f"{name} silent {age:.2f} s > {limit:.2f} s")
+                    causes.append((Cause.STALE_INPUT, f"{name} silent {age:.2f} s > {limit:.2f} s"))
             elif seen is None:
-                causes.append(f"{name} never received")
+                causes.append((Cause.STALE_INPUT, f"{name} never received"))
             elif now_s - seen > limit:
-                causes.append(f"{name} stale {now_s - seen:.2f} s > {limit:.2f} s")
+                causes.append((Cause.STALE_INPUT, f"{name} stale {now_s - seen:.2f} s > {limit:.2f} s"))
         hard = self.ego.hard
         floor = hard.power.battery_floor_pct
         if self._battery is not None and not self._battery >= floor:
-            causes.append(f"battery {self._battery:.1f} % below floor {floor:.1f} %")
+            causes.append((Cause.BATTERY, f"battery {self._battery:.1f} % below floor {floor:.1f} %"))
         th = hard.thermal
         if self._temp is not None and not th.min_operating_temp_c <= self._temp <= th.max_operating_temp_c:
-            causes.append(f"temperature {self._temp:.1f} degC outside [{th.min_operating_temp_c:.1f}, "
-                          f"{th.max_operating_temp_c:.1f}] degC")
+            causes.append((Cause.TEMPERATURE, f"temperature {self._temp:.1f} degC outside "
+                           f"[{th.min_operating_temp_c:.1f}, {th.max_operating_temp_c:.1f}] degC"))
         if self._odom is not None:
             k = hard.kinematics
             for name, val, lim in (("v", self._odom[0], k.linear_x.max_velocity),
                                    ("w", self._odom[1], k.angular_z.max_velocity)):
                 if not abs(val) <= lim * (1.0 + self.cfg.overspeed_tolerance):
-                    causes.append(f"measured |{name}|={abs(val):.3f} above hard limit {lim:.3f}")
+                    causes.append((Cause.OVERSPEED, f"measured |{name}|={abs(val):.3f} above hard limit {lim:.3f}"))
         if self.cfg.limit_predict_s > 0.0:
             # graded: stop while the limit is still ahead, if the trend reaches it within limit_predict_s
             # (the time a stop takes is well inside it)
             t_bat = self._time_to("battery", floor, falling=True)
             if t_bat is not None and t_bat < self.cfg.limit_predict_s:
-                causes.append(f"battery {self._battery:.1f} % reaches the floor {floor:.1f} % in {t_bat:.1f} s "
-                              f"< {self.cfg.limit_predict_s:.1f} s at its trend")
+                causes.append((Cause.LIMIT_TREND, f"battery {self._battery:.1f} % reaches the floor {floor:.1f} % in "
+                               f"{t_bat:.1f} s < {self.cfg.limit_predict_s:.1f} s at its trend"))
             t_hot = self._time_to("temperature", th.max_operating_temp_c, falling=False)
             if t_hot is not None and t_hot < self.cfg.limit_predict_s:
-                causes.append(f"temperature {self._temp:.1f} degC reaches {th.max_operating_temp_c:.1f} degC in "
-                              f"{t_hot:.1f} s < {self.cfg.limit_predict_s:.1f} s at its trend")
+                causes.append((Cause.LIMIT_TREND, f"temperature {self._temp:.1f} degC reaches "
+                               f"{th.max_operating_temp_c:.1f} degC in {t_hot:.1f} s < {self.cfg.limit_predict_s:.1f} s "
+                               f"at its trend"))
         slip = self._slip(now_s)
         if slip is not None:
-            causes.append(slip)
+            causes.append((Cause.WHEEL_SLIP, slip))
         silent = self._bridge_silent(now_s)
         if silent is not None:
-            causes.append(f"bridge silent {silent:.2f} s > {self.cfg.bridge_max_age_s:.2f} s: the watchdog stops "
-                          f"the base itself")
+            causes.append((Cause.BRIDGE_SILENT, f"bridge silent {silent:.2f} s > {self.cfg.bridge_max_age_s:.2f} s: "
+                           f"the watchdog stops the base itself"))
         if self._ws is not None and not self._ws.ambiguity <= self.cfg.ambiguity_stop:
-            causes.append(f"ambiguity {self._ws.ambiguity:.3f} > {self.cfg.ambiguity_stop:.3f}")
+            causes.append((Cause.AMBIGUITY, f"ambiguity {self._ws.ambiguity:.3f} > {self.cfg.ambiguity_stop:.3f}"))
+        causes.extend(self._fault_causes(now_s))
         return causes
 
     def clearances(self, now_s: float) -> tuple[float | None, float | None]:
@@ -614,8 +684,10 @@ class Watchdog:
         tem = float(np.interp(self._temp, [t0, tmax], [1.0, lo])) if self._temp <= tmax else 0.0
         return max(0.0, min(1.0, bat, tem))
 
-    def _go(self, mode: Mode, now_s: float, reasons: tuple[str, ...]) -> None:
-        self._pending.append(Event(now_s, "mode", (f"{self._mode.name}->{mode.name}", *reasons)))
+    def _go(self, mode: Mode, now_s: float, reasons: tuple[str, ...], causes: tuple[Cause, ...] = ()) -> None:
+        self._pending.append(Event(now_s, "mode", (f"{self._mode.name}->{mode.name}", *reasons), causes))
+        if mode != Mode.SAFE_STOP:
+            self._base_stop = False
         if mode in (Mode.HABITUAL, Mode.SAFE_STOP):
             self._stalled_habitual = False
         self._mode, self._since = mode, now_s
@@ -687,8 +759,10 @@ class Watchdog:
         hab, plan = self.clearances(now_s)
         if causes:
             if self._mode != Mode.SAFE_STOP:
-                self._go(Mode.SAFE_STOP, now_s, tuple(causes))
+                self._go(Mode.SAFE_STOP, now_s, tuple(t for _, t in causes), tuple(dict.fromkeys(c for c, _ in causes)))
                 self._latched = True
+            if any(c == Cause.FOREIGN_PUBLISHER for c, _ in causes):
+                self._base_stop = True   # the agent's zeros cannot overrule another publisher: the base must stop
         elif self._mode == Mode.SAFE_STOP:
             if not self._latched and not self._causes(now_s, Mode.HABITUAL, grace=False):
                 self._go(Mode.HABITUAL, now_s, ("all inputs fresh and within limits",))
@@ -697,15 +771,16 @@ class Watchdog:
         risks = self.risks(hab, plan)
         scale = min(self._speed_scale(), self._graded(now_s, risks))
         events, self._pending = tuple(self._pending), []
+        self._instant = []
         return WatchdogOutput(now_s, self._mode, scale, events,
                               self._status(now_s, causes, hab, plan, scale, risks),
-                              habitual_stalled=self._stalled_habitual)
+                              habitual_stalled=self._stalled_habitual, base_stop=self._base_stop)
 
-    def _status(self, now_s: float, causes: list[str], hab: float | None, plan: float | None,
+    def _status(self, now_s: float, causes: list[tuple[Cause, str]], hab: float | None, plan: float | None,
                 scale: float, risks: dict[str, float | None]) -> dict[str, Any]:
         if self._mode == Mode.SAFE_STOP:
             level = "ERROR"
-            why = "; ".join(causes) or ("latched: call clear_safe_stop" if self._latched else "starting")
+            why = "; ".join(t for _, t in causes) or ("latched: call clear_safe_stop" if self._latched else "starting")
             message = f"SAFE_STOP: {why}"
         else:
             level = "WARN" if self._mode != Mode.HABITUAL or scale < 1.0 else "OK"
@@ -720,7 +795,7 @@ class Watchdog:
                   "tracking_error_rps": fmt(None if self._tracking is None else self._tracking[1]),
                   "risk_z": fmt(risks["z"]), "habitual_risk": fmt(risks["habitual_risk"]),
                   "plan_risk": fmt(risks["plan_risk"]), "charge": fmt(self._charge), "graded": LEVELS[self._level],
-                  "causes": "; ".join(causes)}
+                  "causes": "; ".join(t for _, t in causes), "cause_codes": ",".join(dict.fromkeys(c.value for c, _ in causes))}
         for name in INPUTS:
             seen = self._seen.get(name)
             values[f"age_{name}_s"] = "never" if seen is None else f"{now_s - seen:.3f}"
@@ -732,8 +807,9 @@ class Watchdog:
             return True, f"not in SAFE_STOP (mode {self._mode.name})"
         causes = self._causes(now_s, Mode.HABITUAL, grace=False)
         if causes:
-            return False, "; ".join(causes)
+            return False, "; ".join(t for _, t in causes)
         self._latched = False
+        self.odometry.reset()   # re-anchor on the odometry as it is now: the operator has looked
         self._go(Mode.HABITUAL, now_s, ("safe stop cleared",))
         return True, "cleared"
 
