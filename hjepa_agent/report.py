@@ -47,41 +47,57 @@ class EpisodeResult:
     its maximum temperature while moving' (the first), or None."""
     lead_s: float | None = None
     """Seconds from the detection to the breach (negative: the breach came first)."""
+    node_failures: list[dict[str, str]] = field(default_factory=list)
+    """Nodes that failed stop (a callback raised): node, where, error, traceback; the episode failed."""
+    foreign_commands: int = 0
+    """Commands on cmd_vel that neither the bridge nor the watchdog sent (judged apart from the agent's)."""
+
+
+def agent_commands(t: list[float], v: list[float], w: list[float], stamp_ns: list[int], frame: list[str],
+                   declared_ns: set[int], own_frame: str = "watchdog_stop") -> tuple[list[float], list[float],
+                                                                                    list[float], int]:
+    """The agent's commands among what arrived on cmd_vel: those the bridge declared (its
+    agent/bridge/output records carry their stamps) and the watchdog's own stop ramp (``own_frame``).
+    Returns (t, v, w) of those and the number of other (foreign) commands."""
+    keep = [i for i, (s, f) in enumerate(zip(stamp_ns, frame)) if s in declared_ns or f == own_frame]
+    return [t[i] for i in keep], [v[i] for i in keep], [w[i] for i in keep], len(t) - len(keep)
 
 
 def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: EgoModel) -> dict[str, int]:
-    """Bridge outputs outside the ego model's HARD limits, judged on the wire, by kind.
+    """Commands outside the ego model's HARD limits, as a base would feel them, by kind.
 
-    dt comes from the receiver's sim clock. Outputs repeated at the same instant must be
-    identical (any change at dt = 0 counts as an accel violation) and are then skipped.
-    accel: |dv| <= max_accel*dt while |v| grows, <= max_decel*dt otherwise.
-    jerk: |a_i - a_(i-1)| <= max_jerk*dt_i with a_i = dv_i/dt_i between distinct instants.
+    A base holds the latest command it received: of several commands arriving at the same instant
+    (receiver's sim clock) it acts on the last, so each instant is judged by its last command. Between
+    consecutive instants, dt from the receiver's clock:
+    accel: |dv| <= max_accel*dt while |v| grows, <= max_decel*dt otherwise;
+    jerk: |a_i - a_(i-1)| <= max_jerk*dt_i with a_i = dv_i/dt_i.
+    velocity: every command, |v| <= max_velocity.
     """
     k = ego.hard.kinematics
     eps, dv_eps = 1e-6, 1e-4
     out = {"velocity": 0, "accel": 0, "jerk": 0}
-    prev = None  # (t, v, w) of the last distinct instant
-    prev_acc: tuple[float, float] | None = None  # unknown before the second distinct instant
+    felt: list[tuple[float, float, float]] = []   # (t, v, w): the last command of each instant
     for ti, vi, wi in zip(t, v, w):
         if abs(vi) > k.linear_x.max_velocity + eps or abs(wi) > k.angular_z.max_velocity + eps:
             out["velocity"] += 1
-        if prev is None:
-            prev = (ti, vi, wi)
-            continue
-        dt = ti - prev[0]
+        if felt and ti <= felt[-1][0]:
+            felt[-1] = (felt[-1][0], vi, wi)
+        else:
+            felt.append((ti, vi, wi))
+    prev_acc: tuple[float, float] | None = None  # unknown before the second distinct instant
+    for (t0, v0, w0), (t1, v1, w1) in zip(felt, felt[1:]):
+        dt = t1 - t0
         acc = []
-        for axis, cur, old in ((k.linear_x, vi, prev[1]), (k.angular_z, wi, prev[2])):
+        for axis, cur, old in ((k.linear_x, v1, v0), (k.angular_z, w1, w0)):
             bound = axis.max_accel if abs(cur) > abs(old) and cur * old >= 0 else axis.max_decel
-            if abs(cur - old) > bound * max(dt, 0.0) + dv_eps:
+            if abs(cur - old) > bound * dt + dv_eps:
                 out["accel"] += 1
-            acc.append((cur - old) / dt if dt > 0 else 0.0)
-        if dt <= 0:
-            continue
+            acc.append((cur - old) / dt)
         if prev_acc is not None:
             for axis, a_new, a_old in ((k.linear_x, acc[0], prev_acc[0]), (k.angular_z, acc[1], prev_acc[1])):
                 if abs(a_new - a_old) > axis.max_jerk * dt + dv_eps / dt:
                     out["jerk"] += 1
-        prev, prev_acc = (ti, vi, wi), (acc[0], acc[1])
+        prev_acc = (acc[0], acc[1])
     return out
 
 
@@ -109,11 +125,15 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float]) -> dict[str
         "mode_time_fraction": {k: v / total for k, v in ticks.items()},
         "safe_stops": sum(r.safe_stops for r in results),
         "lockstep_misses": sum(r.lockstep_misses for r in results),
+        "node_failures": sum(len(r.node_failures) for r in results),
+        "foreign_commands": sum(r.foreign_commands for r in results),
         **({"faults": fault_summary(results)} if any(r.faults for r in results) else {}),
         "per_episode": [{"episode": r.episode, "scenario": r.scenario, "seed": r.seed, "success": r.success,
                          "outcome": r.outcome, "collision": r.collision, "time_s": round(r.time_s, 3),
                          "time_to_goal_s": r.time_to_goal_s, "safe_stops": r.safe_stops,
                          "limit_violations": r.limit_violations, "lockstep_misses": r.lockstep_misses,
+                         **({"node_failures": [{k: f[k] for k in ("node", "where", "error")} for f in r.node_failures]}
+                            if r.node_failures else {}),
                          "min_clearance_m": round(r.min_clearance_m, 3),
                          **({"faults": r.faults, "fault_detected": r.fault_detected,
                              "detection_delay_s": r.detection_delay_s, "breach": r.breach, "lead_s": r.lead_s}

@@ -25,15 +25,15 @@ from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LEVELS
 from hjepa_agent.node_table import NODES, load_params
-from hjepa_agent.report import EpisodeResult, count_limit_violations, plot_trajectories, summarise
+from hjepa_agent.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
 from hjepa_agent.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import Scenario, load_scenarios
 
 log = logging.getLogger("hjepa_agent.runner")
 
-CMD_WAIT_S = 0.3
-"""Wall-clock bound on waiting for the cmd_vel answering a camera frame."""
+LOCKSTEP_WAIT_S = 10.0
+"""Wall-clock bound on one lockstep wait: only a lost message or a hung node reaches it (a miss)."""
 STOPPED_GIVE_UP_S = 5.0
 """An episode in SAFE_STOP with the robot standing still this long (sim s) ends as a safe stop."""
 
@@ -82,16 +82,32 @@ def spin_until_idle(executor, quiet_s: float = 0.002, quiet_spins: int = 2, max_
         quiet = quiet + 1 if time.perf_counter() - t0 >= quiet_s else 0
 
 
-def lockstep_barrier(executor, nodes: list, t_ns: int, delivered: Callable[[], bool], max_s: float = 0.5) -> bool:
-    """Spin until every node's clock has reached ``t_ns``, none of their timers is overdue and
-    ``delivered()`` holds (every cmd_vel the bridge published has reached the simulator).
+def _timer_due(timer) -> bool:
+    """True when ``timer`` should have fired and has not run yet (0 ns left counts: a timer due exactly
+    at this tick must run before the clock moves on)."""
+    if timer.is_canceled():
+        return False
+    left = timer.time_until_next_call()
+    return left is not None and left <= 0
 
-    This makes the wire deterministic: what a clock step triggers is on the wire before
-    physics moves on. Returns False if ``max_s`` of wall time passed first."""
-    deadline = time.perf_counter() + max_s
+
+def lockstep_barrier(executor, nodes: list, t_ns: int, context, max_s: float = None) -> bool:
+    """Spin until every node's clock has reached ``t_ns``, none of their timers is overdue and no
+    message between the process's guarded nodes is in flight (nodes/guard.py: every counting
+    publisher's messages taken by every guarded subscription of the context).
+
+    This makes the wire deterministic: what a clock step triggers is handled, end to end, before
+    physics moves on, however busy the computer is. Returns False only if ``max_s`` of wall time
+    passed first (a lockstep miss: something was lost or a node hung). Raises KeyboardInterrupt
+    when the context was shut down (Ctrl-C)."""
+    from hjepa_agent.nodes.guard import pending_messages
+
+    deadline = time.perf_counter() + (LOCKSTEP_WAIT_S if max_s is None else max_s)
     while True:
-        ok = delivered() and all(n.get_clock().now().nanoseconds >= t_ns for n in nodes) and all(
-            (tm.time_until_next_call() or 1) > 0 for n in nodes for tm in n.timers if not tm.is_canceled())
+        if not context.ok():
+            raise KeyboardInterrupt("the ROS context was shut down")
+        ok = pending_messages(context) == 0 and all(n.get_clock().now().nanoseconds >= t_ns for n in nodes) and not any(
+            _timer_due(tm) for n in nodes for tm in n.timers)
         if ok:
             return True
         if time.perf_counter() > deadline:
@@ -183,43 +199,51 @@ def build_agent_nodes(ctx, params: dict, ego_path: Path, executor) -> list:
 
 
 class Lockstep:
-    """Advances the simulator one tick at a time and waits for the agent to answer (see module doc)."""
+    """Advances the simulator one tick at a time and waits for the agent to answer (see module doc).
+    A node that failed stop (nodes/guard.py) is removed from the run; its failure is kept in ``failures``."""
 
     def __init__(self, sim, nodes: list, executor) -> None:
         self.sim, self.nodes, self.executor = sim, list(nodes), executor
-        self.bridge = next(n for n in nodes if n.get_name() == "bridge")
         self.log_start = len(sim.log.sim_t)
         self.misses = 0
+        self.failures: list[dict[str, str]] = []
+        from hjepa_agent.nodes.guard import settle_traffic
+        settle_traffic(sim.context)   # what the last episode's nodes sent and never delivered, never will be
         _wait_for_discovery(sim, self.nodes, executor)
 
-    def _delivered(self) -> bool:
-        return self.bridge not in self.nodes or len(self.sim.log.sim_t) - self.log_start >= self.bridge.published
-
     def remove(self, name: str) -> None:
-        """Kill a node mid-run (fault injection): it stops being spun and is destroyed."""
+        """Kill a node mid-run (fault injection, or a node that failed stop): it stops being spun and is destroyed."""
         node = next(n for n in self.nodes if n.get_name() == name)
         self.nodes.remove(node)
         self.executor.remove_node(node)
         node.destroy_node()
 
+    def _reap(self) -> None:
+        """Remove nodes that failed stop, keeping their failure (name, where, error, traceback)."""
+        for node in [n for n in self.nodes if getattr(n, "failure", None) is not None]:
+            f = node.failure
+            self.failures.append({"node": node.get_name(), "where": f.where, "error": f.error,
+                                  "traceback": f.traceback})
+            log.error("%s failed stop in %s: %s: removed from the run", node.get_name(), f.where, f.error)
+            self.remove(node.get_name())
+
     def tick(self) -> int | None:
         """One sim tick; returns the camera stamp (ns) if a frame went out this tick.
 
-        Order: physics and /clock; wait until every node's clock shows the new time (as a
-        real robot's wall clock always would); sensors; wait for the answers."""
+        Order: physics and /clock; wait until every node's clock shows the new time (as a real robot's
+        wall clock always would) and what that triggered (timers) is handled; sensors; wait until
+        everything they triggered is handled, down to the bridge's command reaching the simulator."""
         sim, executor = self.sim, self.executor
         sim.step_clock()
         t_ns = int(round(sim.sim_time_s * 1e9))
-        if not lockstep_barrier(executor, self.nodes, t_ns, self._delivered):
+        ctx = sim.context
+        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx):
             self.misses += 1
+        self._reap()
         stamp_ns = sim.publish_due()
-        if stamp_ns is not None and self.bridge in self.nodes:
-            deadline = time.perf_counter() + CMD_WAIT_S
-            while sim.last_cmd_origin_ns != stamp_ns and time.perf_counter() < deadline:
-                executor.spin_once(timeout_sec=0.001)
-        in_step = lockstep_barrier(executor, self.nodes, t_ns, self._delivered)
-        if not in_step or (stamp_ns is not None and sim.last_cmd_origin_ns != stamp_ns):
+        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx):
             self.misses += 1
+        self._reap()
         return stamp_ns
 
     def close(self) -> None:
@@ -288,7 +312,7 @@ def feeder_loss(ctx, feeder: str = "habitual", drive_s: float = 3.0, after_s: fl
     stack = EmbeddedStack(ctx, data_path("config", "scenarios", "open.yaml"))
     try:
         stack.run(drive_s)
-        last = max(stack.sim.log.origin_ns[stack.step.log_start:]) * 1e-9
+        last = max(stack.sim.log.origins_ns) * 1e-9
         stack.step.remove(feeder)
         t_kill = stack.sim.sim_time_s
         stack.run(after_s)
@@ -394,14 +418,20 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
     finally:
         if step is not None:
             res.lockstep_misses = step.misses
+            res.node_failures = step.failures
             step.close()
         else:
             for node in nodes:
                 executor.remove_node(node)
                 node.destroy_node()
     res.events = metrics.events[-50:]
+    if res.node_failures:   # a node failed stop: whatever else happened, the episode failed
+        res.success = False
+        res.outcome = "collision" if res.collision else "node_failed"
     lg = sim.log
-    res.limit_violations_by_kind = count_limit_violations(lg.sim_t[log_start:], lg.v[log_start:], lg.w[log_start:], ego)
+    t, v, w, res.foreign_commands = agent_commands(lg.sim_t[log_start:], lg.v[log_start:], lg.w[log_start:],
+                                                   lg.stamp_ns[log_start:], lg.frame[log_start:], lg.declared_ns)
+    res.limit_violations_by_kind = count_limit_violations(t, v, w, ego)
     res.limit_violations = sum(res.limit_violations_by_kind.values())
     return res
 

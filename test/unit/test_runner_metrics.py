@@ -33,8 +33,11 @@ def test_each_kind_is_caught():
     assert count_limit_violations(t, [0.0, 0.0, 0.0, 0.0, 0.9], [0.0] * 5, EGO)["velocity"] == 1
     step = count_limit_violations(t, [0.0, 0.0, 0.3, 0.3, 0.3], [0.0] * 5, EGO)
     assert step["accel"] == 1 and step["jerk"] >= 1
-    same_instant = count_limit_violations([0.0, 0.0], [0.0, 0.01], [0.0, 0.0], EGO)
-    assert same_instant["accel"] == 1
+    # commands bunched at one instant: the base feels the last one, judged against the previous instant
+    bunched_too_fast = count_limit_violations([0.0, 0.05, 0.05], [0.0, 0.01, 0.3], [0.0] * 3, EGO)
+    assert bunched_too_fast["accel"] == 1
+    bunched_within = count_limit_violations([0.0, 0.05, 0.05], [0.0, 0.02, 0.04], [0.0] * 3, EGO)
+    assert bunched_within == {"velocity": 0, "accel": 0, "jerk": 0}
     # accel within bounds but switching sign abruptly: jerk only
     jerk = count_limit_violations(t, [0.0, 0.0, 0.04, 0.0, 0.04], [0.0] * 5, EGO)
     assert jerk["accel"] == 0 and jerk["jerk"] >= 2
@@ -50,3 +53,10 @@ def test_summary_fractions_and_rates():
     assert s["mode_time_fraction"] == pytest.approx({"HABITUAL": 0.65, "PLANNING": 0.1, "OPTIMISING": 0.0,
                                                      "SAFE_STOP": 0.25})
     assert s["cmd_latency_ms"]["p50"] == pytest.approx(2.5)
+
+
+def test_agent_commands_leave_foreign_ones_out():
+    from hjepa_agent.report import agent_commands
+    t, v, w, foreign = agent_commands([0.0, 0.01, 0.02, 0.03], [0.1, 0.8, 0.1, 0.0], [0.0] * 4, [10, 11, 12, 13],
+                                      ["base_link", "", "base_link", "watchdog_stop"], {10, 12})
+    assert (t, v, foreign) == ([0.0, 0.02, 0.03], [0.1, 0.1, 0.0], 1)
