@@ -35,6 +35,7 @@ class EpisodeResult:
     min_clearance_m: float = math.inf
     mode_ticks: dict[str, int] = field(default_factory=lambda: {m.name: 0 for m in Mode})
     path: list[tuple[float, float]] = field(default_factory=list)
+    """(x, y) m at each camera frame; runner.run keeps it as a float32 (N, 2) array once the episode is over."""
     events: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     """Injected faults (kind@onset_s), if any (sim/faults.py)."""
@@ -190,7 +191,7 @@ def plot_trajectories(results: list[EpisodeResult], scenarios: dict[str, Scenari
                               angle=math.degrees(ob.yaw_rad), rotation_point="center", color="0.6")
                 ax.add_patch(r)
         for r in results:
-            if r.scenario != name or not r.path:
+            if r.scenario != name or len(r.path) == 0:
                 continue
             xy = np.asarray(r.path)
             ax.plot(xy[:, 0], xy[:, 1], "-", color="tab:green" if r.success else "tab:red", lw=1)

@@ -284,6 +284,13 @@ def _dims_match(want: int | str, got: Any) -> bool:
     return want_dynamic == got_dynamic and (want_dynamic or want == got)
 
 
+_SESSIONS: dict[tuple[str, tuple[str, ...]], tuple[str, ort.InferenceSession]] = {}
+"""Checked sessions by (model file, providers), with the file's sha256 they were built from. Nodes that
+are rebuilt every episode (`hjepa-agent sim`) reuse one session per model file instead of building
+and freeing four or five sessions an episode; a file whose sha256 changed gets a new session."""
+_MAX_SESSIONS = 16
+
+
 class OnnxModel:
     """A checked ONNX Runtime session for one model of the manifest.
 
@@ -315,15 +322,24 @@ class OnnxModel:
                 f"{self.entry.sha256[:12]}... in {where}: the file was replaced or corrupted; restore it or {RETRAIN_HINT}")
         if providers is None:
             providers = select_providers()[0]
-        try:
-            self.session = ort.InferenceSession(str(self.path), _session_options(), providers=providers)
-        except (RuntimeError, ValueError) as exc:
-            raise ModelMismatchError(f"{self.path}: ONNX Runtime cannot load it ({exc}); {RETRAIN_HINT}") from exc
+        key = (str(self.path.resolve()), tuple(providers))
+        cached = _SESSIONS.get(key)
+        if cached is not None and cached[0] == digest:
+            self.session = cached[1]
+        else:
+            try:
+                self.session = ort.InferenceSession(str(self.path), _session_options(), providers=providers)
+            except (RuntimeError, ValueError) as exc:
+                raise ModelMismatchError(f"{self.path}: ONNX Runtime cannot load it ({exc}); {RETRAIN_HINT}") from exc
         self.providers = self.session.get_providers()
         if providers[0] == "CUDAExecutionProvider" and self.providers[0] != "CUDAExecutionProvider":
             log.info("%s: CUDA session not available; running on CPU", self.path.name)
         self._check_io("inputs", self.entry.inputs, self.session.get_inputs())
         self._check_io("outputs", self.entry.outputs, self.session.get_outputs())
+        _SESSIONS.pop(key, None)
+        while len(_SESSIONS) >= _MAX_SESSIONS:
+            _SESSIONS.pop(next(iter(_SESSIONS)))   # the least recently used
+        _SESSIONS[key] = (digest, self.session)
         self.input_names = tuple(spec.name for spec in self.entry.inputs)
         self.input_tails = tuple(tuple(int(d) for d in spec.fixed_tail()) for spec in self.entry.inputs)
         self.input_name, self.input_tail = self.input_names[0], self.input_tails[0]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -52,7 +53,9 @@ SLOW_EVERY = 50
 class CmdLog:
     """What arrived on cmd_vel (sim time of arrival, v, w, header stamp ns, frame_id), the stamps the
     bridge declared as its own (agent/bridge/output) and the camera -> command latencies: the data the
-    run summary is computed from. ``cut(i)`` drops what an episode no longer needs."""
+    run summary is computed from. Everything but latency_ms is the current episode's (start_episode
+    clears it, so a long run does not keep every command it ever received); latency_ms is the whole
+    run's (8 bytes a sample)."""
 
     sim_t: list[float] = field(default_factory=list)
     v: list[float] = field(default_factory=list)
@@ -62,7 +65,12 @@ class CmdLog:
     declared_ns: set[int] = field(default_factory=set)
     origins_ns: list[int] = field(default_factory=list)
     """Camera stamps the bridge's commands answered, in arrival order."""
-    latency_ms: list[float] = field(default_factory=list)
+    latency_ms: array = field(default_factory=lambda: array("d"))
+
+    def new_episode(self) -> None:
+        """Forget the previous episode's commands (the run's latency samples stay)."""
+        for xs in (self.sim_t, self.v, self.w, self.stamp_ns, self.frame, self.declared_ns, self.origins_ns):
+            xs.clear()
 
 
 class SimNode(GuardedNode):
@@ -117,6 +125,7 @@ class SimNode(GuardedNode):
         """Reset the world; sim time keeps increasing across episodes (never jumps back)."""
         self.t_offset_s = self.sim_time_s + 1.0 if self.scenario is not None else 0.0
         self.world.reset(scenario, seed)
+        self.log.new_episode()
         self.scenario = self.world.layout  # this episode's layout, after the seeded jitter
         self.cmd = (0.0, 0.0)
         self.base_stopped = False
