@@ -41,16 +41,16 @@ class BridgeNode(GuardedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("bridge", **kwargs)
         ego = declare_ego_model(self)
-        rate_hz = declare(self, "rate_hz", 20.0, "minimum output rate", unit="Hz", lo=1.0, hi=1000.0, read_only=True)
+        rate_hz = declare(self, "rate_hz", 20.0, "minimum output rate", unit="Hz", lo=1.0, hi=1000.0)
         timeout = declare(self, "source_timeout_s", 0.3, "a source older than this is stale -> stop",
-                          unit="s", lo=0.01, hi=5.0, read_only=True)
+                          unit="s", lo=0.01, hi=5.0)
         mode_timeout = declare(self, "mode_timeout_s", 0.5, "a mode older than this is stale -> stop",
-                               unit="s", lo=0.01, hi=5.0, read_only=True)
+                               unit="s", lo=0.01, hi=5.0)
         op = ego.operating
         declare(self, "max_linear_mps", op.max_linear_mps, "operating linear speed limit (tighten only)",
-                unit="m/s", lo=0.0, hi=op.max_linear_mps)
+                unit="m/s", lo=0.0, hi=op.max_linear_mps, live=True)
         declare(self, "max_angular_rps", op.max_angular_rps, "operating yaw-rate limit (tighten only)",
-                unit="rad/s", lo=0.0, hi=op.max_angular_rps)
+                unit="rad/s", lo=0.0, hi=op.max_angular_rps, live=True)
         self.core = Bridge(BridgeConfig.from_ego(ego, source_timeout_s=timeout, mode_timeout_s=mode_timeout,
                                                  rate_hz=rate_hz))
         self.add_on_set_parameters_callback(self._on_set)

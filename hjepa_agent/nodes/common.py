@@ -22,12 +22,15 @@ LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": Dia
 
 
 def declare(node: Node, name: str, default: Any, description: str, *, unit: str = "",
-            lo: float | None = None, hi: float | None = None, read_only: bool = False) -> Any:
+            lo: float | None = None, hi: float | None = None, live: bool = False) -> Any:
     """Declare a parameter with a descriptor (unit in the description, range, read_only) and return its value.
 
-    rclpy itself rejects values outside the range, at start and when set live.
+    Every parameter is read-only at run time (read once at start: a live set would be ignored, or
+    would change a safety decision under the robot) unless ``live``: then a node callback checks each
+    change (the operating limits and watchdog thresholds, which may only be tightened). rclpy itself
+    rejects values outside the range, at start and when set live, and refuses a read-only one naming it.
     """
-    desc = ParameterDescriptor(description=f"{description}" + (f" [{unit}]" if unit else ""), read_only=read_only)
+    desc = ParameterDescriptor(description=f"{description}" + (f" [{unit}]" if unit else ""), read_only=not live)
     if lo is not None and hi is not None:
         if isinstance(default, bool):
             pass
@@ -40,7 +43,7 @@ def declare(node: Node, name: str, default: Any, description: str, *, unit: str 
 
 def declare_ego_model(node: Node) -> EgoModel:
     """Declare the read-only ``ego_model`` path parameter and load the file; ConfigError on a bad file."""
-    path = declare(node, "ego_model", "", "ego-model YAML (hard limits are read once, here)", read_only=True)
+    path = declare(node, "ego_model", "", "ego-model YAML (hard limits are read once, here)")
     return load_ego_model(path or data_path("config", "ego_model.yaml"))
 
 

@@ -44,10 +44,9 @@ class EstimatorNode(GuardedNode):
         self.core = Estimator()
         self.ego = declare_ego_model(self)
         self.odometry = OdometryConsistency(OdometryCheckConfig.from_ego(self.ego))
-        if declare(self, "world_model", False, "fuse the latent with the learned predictor ensemble", read_only=True):
-            models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models",
-                                 read_only=True) or str(data_path("models"))
-            use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
+        if declare(self, "world_model", False, "fuse the latent with the learned predictor ensemble"):
+            models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models") or str(data_path("models"))
+            use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works")
             wm = WorldModel(models_dir, select_providers(use_cuda)[0], self.ego.robot, with_encoder=False)
             self.action_norm = world_action_norm(wm.pred)
             if not wm.ref or not math.isfinite(wm.ambiguity_scale) or wm.ambiguity_scale <= 0:

@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterNotDeclaredException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
@@ -227,12 +228,11 @@ class GuardedNode(Node):
         from hjepa_agent.nodes.common import declare
         self.future_stamp_tolerance_s = declare(
             self, "future_stamp_tolerance_s", FUTURE_STAMP_TOLERANCE_S, "a header stamp further ahead of this "
-            "node's clock is refused", unit="s", lo=0.0, hi=60.0, read_only=True)
+            "node's clock is refused", unit="s", lo=0.0, hi=60.0)
         jump_tol = declare(self, "clock_jump_tolerance_s", CLOCK_JUMP_TOLERANCE_S, "a clock step forward larger "
-                           "than this, or any step back, is a clock jump", unit="s", lo=0.01, hi=3600.0,
-                           read_only=True)
+                           "than this, or any step back, is a clock jump", unit="s", lo=0.01, hi=3600.0)
         self.frames = {"odom": declare(self, "odom_frame", "odom", "frame of odometry, goals, world states and "
-                                       "plans (REP-105)", read_only=True)}
+                                       "plans (REP-105)")}
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
         self._receipt = ReceiptClock(self.sim_time, jump_tol)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -488,6 +488,14 @@ class GuardedNode(Node):
                     f"use_sim_time is read-only at run time (it is {self.sim_time}): it picks the clock every "
                     "input age and deadline is judged on; restart the node to change it"))
         return SetParametersResult(successful=True)
+
+    def _check_undeclared_parameters(self, parameter_list: list) -> None:
+        """rclpy's, naming the parameters (rclpy 9.1 consumes its generator before listing them: "[]")."""
+        undeclared = [p.name for p in parameter_list if p.name not in self._parameters]
+        if undeclared and not self._allow_undeclared_parameters:
+            raise ParameterNotDeclaredException(
+                f"{', '.join(undeclared)} on node {self.get_name()} (declared: {', '.join(sorted(self._parameters))})")
+        super()._check_undeclared_parameters(parameter_list)
 
     def destroy_node(self) -> None:
         """Leave the lockstep accounting, then destroy (callbacks still queued for it do nothing)."""

@@ -23,12 +23,10 @@ class HabitualNode(GuardedNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("habitual", **kwargs)
-        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models",
-                             read_only=True) or str(data_path("models"))
-        use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
+        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models") or str(data_path("models"))
+        use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works")
         latent_source = declare(self, "latent_source", "encoder",
-                                "latent the policy reads: 'encoder' or 'world_encoder' (= perception's encoder_model)",
-                                read_only=True)
+                                "latent the policy reads: 'encoder' or 'world_encoder' (= perception's encoder_model)")
         ego = declare_ego_model(self)
         model, action_scale, speed_norm = load_habitual(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot,
                                                         latent_source=latent_source)

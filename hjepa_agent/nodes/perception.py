@@ -31,13 +31,12 @@ class PerceptionNode(GuardedNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("perception", **kwargs)
-        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models",
-                             read_only=True) or str(data_path("models"))
-        use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works", read_only=True)
+        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models") or str(data_path("models"))
+        use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works")
         self.scan_max_age_s = declare(self, "scan_max_age_s", 0.35, "max age of the scan fused with an image",
                                       unit="s", lo=0.01, hi=5.0)
         ego = declare_ego_model(self)
-        which = declare(self, "encoder_model", "encoder", "encoder: 'encoder' or 'world_encoder'", read_only=True)
+        which = declare(self, "encoder_model", "encoder", "encoder: 'encoder' or 'world_encoder'")
         if which == "encoder":
             self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot))
         elif which == "world_encoder":

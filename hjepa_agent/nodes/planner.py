@@ -54,11 +54,10 @@ class PlannerNode(GuardedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("planner", **kwargs)
         ego = declare_ego_model(self)
-        kind = declare(self, "planner", "cem", "planner implementation: cem | mppi | gflownet", read_only=True)
-        models_dir = declare(self, "models_dir", "", "models dir for planner: gflownet (empty: the package's)",
-                             read_only=True)
+        kind = declare(self, "planner", "cem", "planner implementation: cem | mppi | gflownet")
+        models_dir = declare(self, "models_dir", "", "models dir for planner: gflownet (empty: the package's)")
         temperature = declare(self, "mppi_temperature", 0.03, "MPPI softmin temperature (planner: mppi)",
-                              unit="cost", lo=1e-3, hi=100.0, read_only=True)
+                              unit="cost", lo=1e-3, hi=100.0)
         horizon = declare(self, "horizon", 15, "plan length in steps", lo=1, hi=100)
         dt_s = declare(self, "dt_s", 0.2, "duration of one plan step", unit="s", lo=0.02, hi=1.0)
         samples = declare(self, "samples", 64, "candidate plans per iteration", lo=4, hi=4096)
@@ -71,18 +70,17 @@ class PlannerNode(GuardedNode):
                                             "until it (anytime)", unit="ms", lo=1.0, hi=5000.0)
         self.always_plan = declare(self, "always_plan", False, "plan in every mode, not only when asked")
         navfield = declare(self, "navfield", True, "goal cost = distance round the obstacles seen so far "
-                           "(core/planner/navfield.py); false = straight-line distance", read_only=True)
-        nav_res = declare(self, "navfield_resolution_m", 0.2, "navfield cell size", unit="m", lo=0.05, hi=1.0,
-                          read_only=True)
+                           "(core/planner/navfield.py); false = straight-line distance")
+        nav_res = declare(self, "navfield_resolution_m", 0.2, "navfield cell size", unit="m", lo=0.05, hi=1.0)
         hierarchy = declare(self, "hierarchy", False, "two-level planner: a slow subgoal GFlowNet routes over the "
                             "navfield and this planner drives to its first subgoal (needs navfield and the "
-                            "subgoal networks in models_dir)", read_only=True)
+                            "subgoal networks in models_dir)")
         amb_weight = declare(self, "ambiguity_weight", 0.0, "cost per unit of the learned world model's "
                              "predicted-state ambiguity along a plan (core/planner/latent.py; 0 = off). Only with "
                              "the learned world-model path: the world state's latent must be world_encoder's",
-                             unit="m", lo=0.0, hi=100.0, read_only=True)
+                             unit="m", lo=0.0, hi=100.0)
         nav_size = declare(self, "navfield_size_m", 16.0, "navfield side, centred on the first pose", unit="m",
-                           lo=4.0, hi=100.0, read_only=True)
+                           lo=4.0, hi=100.0)
         self.core = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
                                   max_linear_mps=ego.operating.max_linear_mps,
                                   max_angular_rps=ego.operating.max_angular_rps, horizon=horizon, dt_s=dt_s,

@@ -145,7 +145,7 @@ class RecorderNode(Node):
         super().__init__("recorder", **kwargs)
         self.recorder: Recorder | None = None
         out = declare(self, "out", "", "bag directory (default: hjepa_run_<UTC time> in the working directory); "
-                                        "an existing non-empty path is refused", read_only=True)
+                                        "an existing non-empty path is refused")
         path = Path(out) if out else default_out(datetime.now(timezone.utc))
         try:
             self.recorder = Recorder(path, node=self, overwrite=False, driver_qos=SENSOR_QOS)

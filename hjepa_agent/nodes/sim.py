@@ -78,12 +78,12 @@ class SimNode(GuardedNode):
 
     def __init__(self, world: SimWorld | None = None, *, free_running: bool = False, **kwargs) -> None:
         super().__init__("sim", events=False, **kwargs)
-        robot_path = declare(self, "robot", "", "robot description YAML", read_only=True)
-        scenario_path = declare(self, "scenario", "", "scenario YAML (free-running mode)", read_only=True)
+        robot_path = declare(self, "robot", "", "robot description YAML")
+        scenario_path = declare(self, "scenario", "", "scenario YAML (free-running mode)")
         seed = declare(self, "episode_seed", 0, "episode seed (free-running mode)", lo=0, hi=2**31 - 1)
         self.realtime_factor = declare(self, "realtime_factor", 1.0, "sim speed vs wall clock (free-running)",
                                        lo=0.1, hi=100.0)
-        gui = declare(self, "gui", False, "open the PyBullet GUI", read_only=True)
+        gui = declare(self, "gui", False, "open the PyBullet GUI")
         if world is None:
             robot = load_robot_description(robot_path or data_path("config", "robots", "diffbot.yaml"))
             world = SimWorld(robot, gui=gui)

@@ -131,22 +131,20 @@ class WatchdogNode(GuardedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("watchdog", **kwargs)
         ego = declare_ego_model(self)
-        path = declare(self, "watchdog_config", "", "watchdog thresholds YAML", read_only=True)
-        tick_hz = declare(self, "tick_hz", 20.0, "mode decision rate", unit="Hz", lo=1.0, hi=200.0, read_only=True)
-        self.journal = declare(self, "journal", True, "publish agent/watchdog/journal (what tune replay re-runs)",
-                               read_only=True)
+        path = declare(self, "watchdog_config", "", "watchdog thresholds YAML")
+        tick_hz = declare(self, "tick_hz", 20.0, "mode decision rate", unit="Hz", lo=1.0, hi=200.0)
+        self.journal = declare(self, "journal", True, "publish agent/watchdog/journal (what tune replay re-runs)")
         self.enabled = declare(self, "enabled", True, "false: publish HABITUAL and full speed whatever happens "
-                               "(the fault suite's watchdog-off comparison; refused without use_sim_time)",
-                               read_only=True)
+                               "(the fault suite's watchdog-off comparison; refused without use_sim_time)")
         if not self.enabled and not self.sim_time:
             raise ValueError("watchdog: enabled: false is for simulation only (use_sim_time: true); "
                              "on a robot the watchdog cannot be switched off")
         models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and typical_risk.onnx "
-                             "(empty: the package's models)", read_only=True)
+                             "(empty: the package's models)")
         use_typical = declare(self, "typical_risk", True, "score risk against the learned typical risk "
-                              "(core/risk.py); false: no risk-deviation scores", read_only=True)
+                              "(core/risk.py); false: no risk-deviation scores")
         self.trusted = tuple(declare(self, "trusted_publishers", [""], "node names besides the agent's own that "
-                                     "may publish on its topics (e.g. a test harness)", read_only=True))
+                                     "may publish on its topics (e.g. a test harness)"))
         typical = None
         if use_typical:
             typical = TypicalRisk(load_typical_risk(models_dir or data_path("models"), expected_robot=ego.robot))
@@ -155,7 +153,8 @@ class WatchdogNode(GuardedNode):
         for name in TIGHTER:   # live thresholds: tighten only, checked in _on_set (core.watchdog.tightened)
             unit, lo, hi = LIVE_UNITS[name]
             declare(self, name, float(getattr(start, name)), f"watchdog threshold (config/watchdog.yaml); live, "
-                    f"tighten only ({'raise' if TIGHTER[name] > 0 else 'lower'} it)", unit=unit, lo=lo, hi=hi)
+                    f"tighten only ({'raise' if TIGHTER[name] > 0 else 'lower'} it)", unit=unit, lo=lo, hi=hi,
+                    live=True)
         self.core = Watchdog(dataclasses.replace(start, **{n: float(self.get_parameter(n).value) for n in TIGHTER}), ego,
                              typical)
         self.mode_pub = self.publisher("agent/mode")
