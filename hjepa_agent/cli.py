@@ -1,6 +1,7 @@
 """hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), record (record a running agent's
 topics to an MCAP rosbag2), train (fit and export models), eval (judge trained models on held-out data),
-tune (the watchdog's thresholds on recordings), bench (measurements that are not tests)."""
+tune (the watchdog's thresholds on recordings), bench (measurements that are not tests), security (an
+SROS2 policy for a robot)."""
 from __future__ import annotations
 
 import argparse
@@ -192,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--samples", type=int, default=None, help="planners: N samples (default: the node's)")
     b.add_argument("--out", default=None, help="planners: also write the JSON here")
     b.add_argument("--quiet", action="store_true", help="planners: no progress bar")
+    c = sub.add_parser("security", help="an SROS2 access-control policy for the agent, from its topic table")
+    c.add_argument("what", choices=["policy"], help="policy: one enclave per node, allowed to publish what it owns "
+                   "and subscribe to its inputs (docs/safety.md has the recipe)")
+    c.add_argument("--namespace", default="", help="the agent's namespace (as robot.launch.py namespace:=)")
+    c.add_argument("--out", type=Path, default=None, help="write the XML here (default: standard output)")
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -205,6 +211,15 @@ def main(argv: list[str] | None = None) -> int:
             return _record(args, rest)
         if args.verb == "bench":
             return _bench(args)
+        if args.verb == "security":
+            from hjepa_agent.nodes.security import policy_xml
+            xml = policy_xml(args.namespace)
+            if args.out is None:
+                sys.stdout.write(xml)
+            else:
+                args.out.write_text(xml)
+                print(f"wrote {args.out}")
+            return 0
         if args.verb == "eval":
             return _eval(args, rest)
         if args.verb == "tune":
