@@ -23,7 +23,12 @@ def _sim(args: argparse.Namespace) -> int:
                     out=Path(args.out), gui=args.gui, params_file=args.params, ego_model=args.ego_model,
                     robot=args.robot, record=not args.no_record, faults=tuple(faults),
                     fault_per_episode="suite" in (args.faults or ""), watchdog_off=args.watchdog == "off")
-    summary = run(cfg, progress=not args.quiet)
+    try:
+        summary = run(cfg, progress=not args.quiet)
+    except KeyboardInterrupt:   # Ctrl-C: the run closed its recording and nodes on the way out
+        logging.getLogger("hjepa_agent").error("interrupted: the finished episodes are in %s/episodes.jsonl"
+                                               "%s; no summary", args.out, "" if args.no_record else " and run.mcap")
+        return 130
     brief = {k: summary[k] for k in ("episodes", "successes", "success_rate", "collisions", "limit_violations",
                                      "mean_time_to_goal_s", "cmd_latency_ms", "mode_time_fraction", "safe_stops",
                                      "lockstep_misses", "node_failures", "foreign_commands", "faults") if k in summary}
