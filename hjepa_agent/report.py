@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection, Mapping
 
 import numpy as np
 
@@ -40,8 +40,26 @@ class EpisodeResult:
     faults: list[str] = field(default_factory=list)
     """Injected faults (kind@onset_s), if any (sim/faults.py)."""
     fault_detected: bool | None = None
-    """Whether the watchdog responded after the first onset: entered SAFE_STOP (for obstacle_drop:
-    left HABITUAL), or raised its graded response (speed limited or slowed); None without faults."""
+    """Detected and named correctly (sim/faults.py :func:`~hjepa_agent.sim.faults.judge`): the first event
+    after the onset that carried typed causes carried one of the kind's EXPECTED_CAUSES (obstacle_drop,
+    which has none: the watchdog left HABITUAL). What the agent *decided*: with ``--watchdog off`` it is
+    not enforced. None without faults."""
+    fault_named_wrongly: bool | None = None
+    """A detection whose causes miss the expected ones (``naming_causes`` says what they were)."""
+    naming_causes: list[str] = field(default_factory=list)
+    """The typed causes of the first event after the onset that carried any: what the agent named first."""
+    stop_causes: list[str] = field(default_factory=list)
+    """The typed causes of the watchdog's first SAFE_STOP decision after the onset (enforced or not); empty
+    if it decided none."""
+    fault_causes: list[str] = field(default_factory=list)
+    """Every typed cause on the events after the onset, in the order they first came."""
+    fault_events: list[dict[str, Any]] = field(default_factory=list)
+    """The first events after the onset (runner.FAULT_EVENTS_KEPT), each with ``seen_s``: when the runner
+    received it (s since the episode's start, on the simulator's own clock)."""
+    intruders: list[dict[str, Any]] = field(default_factory=list)
+    """Nodes the faults added (sim/faults.Intruder): kind, node, topic, rate_hz."""
+    rejected_on: dict[str, list[str]] = field(default_factory=dict)
+    """nan_flood: per flooded topic, the causes for which the agent's input guards rejected messages on it."""
     detection_delay_s: float | None = None
     breach: str | None = None
     """What happened that must not: 'collision', 'battery below floor while moving', 'motor above
@@ -55,12 +73,22 @@ class EpisodeResult:
 
 
 def agent_commands(t: list[float], v: list[float], w: list[float], stamp_ns: list[int], frame: list[str],
-                   declared_ns: set[int], own_frame: str = "watchdog_stop") -> tuple[list[float], list[float],
-                                                                                    list[float], int]:
+                   declared: Collection[int] | Mapping[int, Collection[tuple[float, float]]],
+                   own_frame: str = "watchdog_stop") -> tuple[list[float], list[float], list[float], int]:
     """The agent's commands among what arrived on cmd_vel: those the bridge declared (its
-    agent/bridge/output records carry their stamps) and the watchdog's own stop ramp (``own_frame``).
-    Returns (t, v, w) of those and the number of other (foreign) commands."""
-    keep = [i for i, (s, f) in enumerate(zip(stamp_ns, frame)) if s in declared_ns or f == own_frame]
+    agent/bridge/output records carry their stamps and values) and the watchdog's own stop ramp
+    (``own_frame``). ``declared``: stamp ns -> the (v, w) the bridge declared with it, so that a foreign
+    publisher stamping in the same instant (a teleop on the same clock) is not taken for the bridge; a
+    plain collection of stamps matches on the stamp alone. Returns (t, v, w) of those and the number of
+    other (foreign) commands."""
+    def ours(i: int) -> bool:
+        if frame[i] == own_frame:
+            return True
+        if isinstance(declared, Mapping):
+            return (v[i], w[i]) in declared.get(stamp_ns[i], ())
+        return stamp_ns[i] in declared
+
+    keep = [i for i in range(len(t)) if ours(i)]
     return [t[i] for i in keep], [v[i] for i in keep], [w[i] for i in keep], len(t) - len(keep)
 
 
@@ -106,8 +134,9 @@ def _percentile(xs: list[float], q: float) -> float | None:
     return float(np.percentile(xs, q)) if xs else None
 
 
-def summarise(results: list[EpisodeResult], latency_ms: list[float]) -> dict[str, Any]:
-    """The run summary written to summary.json."""
+def summarise(results: list[EpisodeResult], latency_ms: list[float], enforced: bool = True) -> dict[str, Any]:
+    """The run summary written to summary.json; ``enforced``: the watchdog's decisions were enforced
+    (False: ``--watchdog off``)."""
     n = len(results)
     ticks = {m.name: sum(r.mode_ticks[m.name] for r in results) for m in Mode}
     total = max(1, sum(ticks.values()))
@@ -128,7 +157,8 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float]) -> dict[str
         "lockstep_misses": sum(r.lockstep_misses for r in results),
         "node_failures": sum(len(r.node_failures) for r in results),
         "foreign_commands": sum(r.foreign_commands for r in results),
-        **({"faults": fault_summary(results)} if any(r.faults for r in results) else {}),
+        **({"faults": fault_summary(results), "fault_detections": detections_note(enforced)}
+           if any(r.faults for r in results) else {}),
         "per_episode": [{"episode": r.episode, "scenario": r.scenario, "seed": r.seed, "success": r.success,
                          "outcome": r.outcome, "collision": r.collision, "time_s": round(r.time_s, 3),
                          "time_to_goal_s": r.time_to_goal_s, "safe_stops": r.safe_stops,
@@ -137,23 +167,45 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float]) -> dict[str
                             if r.node_failures else {}),
                          "min_clearance_m": round(r.min_clearance_m, 3),
                          **({"faults": r.faults, "fault_detected": r.fault_detected,
-                             "detection_delay_s": r.detection_delay_s, "breach": r.breach, "lead_s": r.lead_s}
+                             "fault_named_wrongly": r.fault_named_wrongly, "naming_causes": r.naming_causes,
+                             "stop_causes": r.stop_causes,
+                             "detection_delay_s": r.detection_delay_s, "breach": r.breach, "lead_s": r.lead_s,
+                             **({"flooded": sorted(r.rejected_on)} if r.rejected_on else {})}
                             if r.faults else {})} for r in results],
     }
 
 
+FAULT_COUNTS = ("episodes", "detected", "named_wrongly", "collisions", "breaches", "limit_violations",
+                "node_failures")
+"""The per-kind counts of :func:`fault_summary`, summed in its "all" row."""
+
+
 def fault_summary(results: list[EpisodeResult]) -> dict[str, Any]:
-    """Per injected fault kind: episodes, detected, collisions, breaches, detection delay and lead."""
+    """Per injected fault kind: episodes, detected (and named correctly), named wrongly (with the naming
+    causes seen then, and how often), the watchdog's stop decisions by their causes, collisions, breaches, limit violations, node failures, detection
+    delay and lead, and for nan_flood the topics flooded; an "all" row with the counts summed. Whether
+    the detections were enforced: :func:`detections_note`."""
     out: dict[str, Any] = {}
     for r in results:
         for f in r.faults:
             k = f.split("@")[0]
-            d = out.setdefault(k, {"episodes": 0, "detected": 0, "collisions": 0, "breaches": 0,
+            d = out.setdefault(k, {**{c: 0 for c in FAULT_COUNTS}, "named_wrongly_causes": {}, "stop_causes": {},
                                    "detection_delay_s": [], "lead_s": []})
+            stop = ",".join(r.stop_causes) or "no stop"
+            d["stop_causes"][stop] = d["stop_causes"].get(stop, 0) + 1
             d["episodes"] += 1
             d["detected"] += bool(r.fault_detected)
+            if r.fault_named_wrongly:
+                d["named_wrongly"] += 1
+                seen = ",".join(r.naming_causes)
+                d["named_wrongly_causes"][seen] = d["named_wrongly_causes"].get(seen, 0) + 1
             d["collisions"] += r.collision
             d["breaches"] += r.breach is not None
+            d["limit_violations"] += r.limit_violations
+            d["node_failures"] += len(r.node_failures)
+            if r.rejected_on:
+                d.setdefault("topics", [])
+                d["topics"] += [t for t in r.rejected_on if t not in d["topics"]]
             if r.detection_delay_s is not None:
                 d["detection_delay_s"].append(r.detection_delay_s)
             if r.lead_s is not None:
@@ -162,11 +214,17 @@ def fault_summary(results: list[EpisodeResult]) -> dict[str, Any]:
         for key in ("detection_delay_s", "lead_s"):
             v = d.pop(key)
             d[key] = {"max": round(max(v), 3), "min": round(min(v), 3)} if v else None
-    total = sum(d["episodes"] for d in out.values())
-    out["all"] = {"episodes": total, "detected": sum(d["detected"] for d in out.values()),
-                  "collisions": sum(d["collisions"] for d in out.values()),
-                  "breaches": sum(d["breaches"] for d in out.values())}
+    out["all"] = {c: sum(d[c] for d in out.values()) for c in FAULT_COUNTS}
     return out
+
+
+def detections_note(enforced: bool) -> str:
+    """What a fault summary's "detected" means for this run (summary.json ``fault_detections``)."""
+    if enforced:
+        return ("decided and enforced: detected = the first typed causes after the onset name the fault "
+                "(EXPECTED_CAUSES, sim/faults.py), and the watchdog's decisions were in force")
+    return ("decided, not enforced (--watchdog off): detected = the first typed causes after the onset name "
+            "the fault, but the watchdog published HABITUAL at full speed whatever it decided")
 
 
 def plot_trajectories(results: list[EpisodeResult], scenarios: dict[str, Scenario], path: Path) -> None:

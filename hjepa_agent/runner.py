@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
+from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LEVELS
 from hjepa_agent.node_table import NODES, load_params
@@ -35,8 +36,13 @@ log = logging.getLogger("hjepa_agent.runner")
 
 LOCKSTEP_WAIT_S = 10.0
 """Wall-clock bound on one lockstep wait: only a lost message or a hung node reaches it (a miss)."""
+MAX_MISSES = 10
+"""An episode with more lockstep misses than this (each a LOCKSTEP_WAIT_S wait) is abandoned: lockstep_lost."""
+FAULT_EVENTS_KEPT = 30
+"""The first events after a fault's onset kept in episodes.jsonl (``fault_events``), besides the last 50."""
 STOPPED_GIVE_UP_S = 5.0
-"""An episode in SAFE_STOP with the robot standing still this long (sim s) ends as a safe stop."""
+"""An episode in a stop that only a person can clear (the watchdog's SAFE_STOP, or the bridge's latched
+e-stop) with the robot standing still this long (sim s) ends as a safe stop."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +98,18 @@ def _timer_due(timer) -> bool:
     return left is not None and left <= 0
 
 
+def _clock_at(node, t_ns: int) -> bool:
+    """True when ``node``'s clock shows ``t_ns``: exactly, for a node on sim time (its clock is the last
+    /clock it took, and a clock stepped back must be seen to have stepped), at least, for one on the
+    system clock."""
+    clock = node.get_clock()
+    now = clock.now().nanoseconds
+    return now == t_ns if getattr(clock, "ros_time_is_active", False) else now >= t_ns
+
+
 def lockstep_barrier(executor, nodes: list, t_ns: int, context, max_s: float = None) -> bool:
-    """Spin until every node's clock has reached ``t_ns``, none of their timers is overdue and no
-    message between the process's guarded nodes is in flight (nodes/guard.py: every counting
+    """Spin until every node's clock shows ``t_ns`` (:func:`_clock_at`), none of their timers is overdue
+    and no message between the process's guarded nodes is in flight (nodes/guard.py: every counting
     publisher's messages taken by every guarded subscription of the context).
 
     This makes the wire deterministic: what a clock step triggers is handled, end to end, before
@@ -107,7 +122,7 @@ def lockstep_barrier(executor, nodes: list, t_ns: int, context, max_s: float = N
     while True:
         if not context.ok():
             raise KeyboardInterrupt("the ROS context was shut down")
-        ok = pending_messages(context) == 0 and all(n.get_clock().now().nanoseconds >= t_ns for n in nodes) and not any(
+        ok = pending_messages(context) == 0 and all(_clock_at(n, t_ns) for n in nodes) and not any(
             _timer_due(tm) for n in nodes for tm in n.timers)
         if ok:
             return True
@@ -145,20 +160,27 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     world = SimWorld(robot, gui=cfg.gui)
     executor = EventsExecutor(context=ctx)
     sim = SimNode(world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)])
-    metrics = MetricsNode(context=ctx, parameter_overrides=[Parameter("use_sim_time", value=True)])
+    sim.attach(executor)
+    # The tap keeps no time of its own (the runner judges on the simulator's): on the system clock it
+    # cannot be upset by what an injected clock fault puts on /clock (rclpy raises on a negative one).
+    metrics = MetricsNode(context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)])
     recorder = Recorder(cfg.out / "run.mcap", context=ctx) if cfg.record else None
     for n in (sim, metrics) + ((recorder.node,) if recorder else ()):
         executor.add_node(n)
     results: list[EpisodeResult] = []
     episodes_file = (cfg.out / "episodes.jsonl").open("w")
     bar = tqdm(range(cfg.episodes), desc="episodes", disable=not progress, unit="ep")
+    turns: dict[tuple, int] = {}
     try:
         for i in bar:
-            scenario = scenario_list[i % len(scenario_list)]
+            n_faults = len(cfg.faults) if cfg.fault_per_episode and cfg.faults else 1
+            scenario = scenario_list[episode_scenario(i, len(scenario_list), n_faults)]
             faults = list(cfg.faults)
             if cfg.fault_per_episode and faults:
                 faults = [faults[i % len(faults)]]
-            sim.faults = FaultInjector(faults) if faults else None
+            key = tuple(faults)
+            sim.faults = FaultInjector(faults, turn=turns.get(key, 0)) if faults else None
+            turns[key] = turns.get(key, 0) + 1
             res = _run_episode(i, scenario, cfg.seed + i, sim, metrics, executor, ctx, params, ego, ego_path)
             episodes_file.write(json.dumps({k: v for k, v in res.__dict__.items() if k != "path"}) + "\n")
             episodes_file.flush()
@@ -177,12 +199,21 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
             n.destroy_node()
         world.close()
         rclpy.shutdown(context=ctx)
-    summary = summarise(results, sim.log.latency_ms)
+    summary = summarise(results, sim.log.latency_ms, enforced=not cfg.watchdog_off)
     summary["ego_model"] = str(ego_path)
     summary["scenarios"] = sorted({s.name for s in scenario_list})
     (cfg.out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_trajectories(results, {s.name: s for s in scenario_list}, cfg.out / "trajectories.png")
     return summary
+
+
+def episode_scenario(i: int, n_scenarios: int, n_faults: int = 1) -> int:
+    """The scenario of episode ``i``: in turn (``i mod n_scenarios``); with ``n_faults`` kinds given one
+    per episode in turn (``suite``), shifted by ``c`` more each round of kinds, the smallest ``c`` that
+    makes ``n_faults + c`` coprime with ``n_scenarios``, so that each kind meets every scenario within
+    ``n_scenarios`` of its episodes (c = 0 where it already does: the seven original kinds, 4 scenarios)."""
+    c = next(c for c in range(n_scenarios + 1) if math.gcd(n_faults + c, n_scenarios) == 1)
+    return (i + (i // n_faults) * c) % n_scenarios
 
 
 def build_agent_nodes(ctx, params: dict, ego_path: Path, executor) -> list:
@@ -243,7 +274,7 @@ class Lockstep:
         everything they triggered is handled, down to the bridge's command reaching the simulator."""
         sim, executor = self.sim, self.executor
         sim.step_clock()
-        t_ns = int(round(sim.sim_time_s * 1e9))
+        t_ns = int(round(sim.clock_s * 1e9))   # the last valid /clock: where every sim-time node's clock is
         ctx = sim.context
         if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx):
             self.misses += 1
@@ -263,6 +294,26 @@ class Lockstep:
             self.executor.remove_node(node)
             node.destroy_node()
         self.nodes = []
+        settle_graph(self.sim, self.executor)
+
+
+def settle_graph(node, executor, max_s: float = 3.0) -> bool:
+    """Spin until ``node`` sees no publisher left on the agent's own topics (nodes/topics.py guarded_topics:
+    every one of them belongs to an agent node, all destroyed now). Nodes rebuilt under the same names
+    before the graph has let go of their predecessors' writers lose their names in it (rmw's graph
+    cache: the old writers' removal takes the new ones' association with it; they then read
+    _NODE_NAME_UNKNOWN_ for the whole episode), and the watchdog's graph check is blind to who publishes
+    on them. Returns False if ``max_s`` of wall time passed first."""
+    from hjepa_agent.nodes.topics import guarded_topics
+
+    topics = guarded_topics()
+    deadline = time.perf_counter() + max_s
+    while any(node.count_publishers(t) for t in topics):
+        if time.perf_counter() > deadline:
+            log.warning("the ROS graph still lists publishers of destroyed nodes after %.1f s", max_s)
+            return False
+        executor.spin_once(timeout_sec=0.01)
+    return True
 
 
 class EmbeddedStack:
@@ -344,8 +395,41 @@ def feeder_loss(ctx, feeder: str = "habitual", drive_s: float = 3.0, after_s: fl
         stack.close()
 
 
+def _decided(nodes: list, metrics) -> tuple[Mode, int]:
+    """What the watchdog decided now, enforced or not (``--watchdog off`` publishes HABITUAL at full speed
+    whatever it decides): its mode and its graded level (an index of core/watchdog.LEVELS). The mode it
+    published, if it is gone (failed stop)."""
+    wd = next((n for n in nodes if n.get_name() == "watchdog"), None)
+    if wd is None:
+        return metrics.mode, 0
+    level = 0 if wd.last is None else LEVELS.index(wd.last.status["values"]["graded"])
+    return wd.core.mode, level
+
+
+def _rejections(nodes: list) -> dict[str, set[Cause]]:
+    """Per topic, the typed causes for which some guarded node of the run rejected a message on it so far
+    (nodes/guard.py counters, by input and cause)."""
+    from hjepa_agent.nodes.topics import inputs_of
+
+    out: dict[str, set[Cause]] = {}
+    for node in nodes:
+        counts = node.input_counts() if hasattr(node, "input_counts") else {}
+        specs = inputs_of(node.get_name()) if counts else {}
+        for key, row in counts.items():
+            hit = {c for c in Cause if row.get(f"rejected_{c.value}", 0) > 0}
+            if hit and key in specs:
+                out.setdefault(specs[key].topic, set()).update(hit)
+    return out
+
+
 def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, ctx, params: dict,
                  ego: EgoModel, ego_path: Path) -> EpisodeResult:
+    """One episode in lockstep, judged: outcome, collisions and breaches, limit violations on the wire and,
+    with injected faults, detection (sim/faults.py :func:`judge`: the agent's response, read from what the
+    watchdog decided, and the typed causes of the events after the onset)."""
+    from hjepa_agent.nodes.sim import CAMERA_EVERY, CAMERA_PHASE
+    from hjepa_agent.sim.faults import judge
+
     res = EpisodeResult(episode=i, scenario=scenario.name, seed=seed)
     sim.start_episode(scenario, seed)
     metrics.reset()
@@ -354,39 +438,49 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
     step = None
     try:
         step = Lockstep(sim, nodes, executor)
-        layout = sim.world.layout
-        goal = (layout.goal.x_m, layout.goal.y_m)
         t_start = sim.sim_time_s
         stopped_since = None
         prev_mode = Mode.SAFE_STOP  # the watchdog starts in an unlatched SAFE_STOP until inputs are fresh
         injected = sim.faults.faults if sim.faults is not None else []
+        kinds = [f.kind for f in injected]
         res.faults = [f"{f.kind}@{f.onset_s:g}" for f in injected]
+        res.intruders = [{"kind": x.kind, "node": x.node or "(the topic's owner)", "topic": x.topic,
+                          "rate_hz": x.rate_hz} for x in (sim.faults.intruders() if sim.faults else [])]
         onset = min((f.onset_s for f in injected), default=math.inf)
-        responses = ({Mode.PLANNING, Mode.OPTIMISING, Mode.SAFE_STOP}
-                     if [f.kind for f in injected] == ["obstacle_drop"] else {Mode.SAFE_STOP})
-        detected_at = None
+        responses = ({Mode.PLANNING, Mode.OPTIMISING, Mode.SAFE_STOP} if kinds == ["obstacle_drop"]
+                     else {Mode.SAFE_STOP})
+        response_at = naming_at = breach_at = None
+        naming: list[str] | None = None
         seen_events = 0
-        enforced = bool(params.get("watchdog", {}).get("enabled", True))   # --watchdog off: decided, not enforced
+        prev_decided, prev_level = Mode.SAFE_STOP, 0
         hard = ego.hard
         while True:
             stamp_ns = step.tick()
             mode = metrics.mode
+            decided, level = _decided(step.nodes, metrics)
             res.mode_ticks[mode.name] += 1
             if mode == Mode.SAFE_STOP and prev_mode != Mode.SAFE_STOP:
                 res.safe_stops += 1
             elapsed = sim.sim_time_s - t_start
             if injected and elapsed >= onset:
-                if detected_at is None and mode in responses and (mode != prev_mode or mode != Mode.SAFE_STOP):
-                    detected_at = elapsed
-                # a graded response (speed limited or slowed, core/watchdog.LEVELS) is a detection too
+                # the response: what the watchdog decided (enforced or not): SAFE_STOP entered (for a
+                # dropped box: out of HABITUAL), or its graded response raised (speed limited or slowed)
+                if response_at is None and ((decided in responses and (decided != prev_decided
+                                                                        or decided != Mode.SAFE_STOP))
+                                            or level > prev_level):
+                    response_at = elapsed
+                # the name: the typed causes of the events after the onset, in the order they came
                 for ev in metrics.events[seen_events:]:
-                    step_ = str((ev.get("reasons") or [""])[0]).split("->")
-                    up = (ev.get("kind") == "graded" and len(step_) == 2 and all(x in LEVELS for x in step_)
-                          and LEVELS.index(step_[1]) > LEVELS.index(step_[0]))
-                    when = float(ev.get("stamp_s", -math.inf)) - t_start
-                    if detected_at is None and up and enforced and when >= onset:
-                        detected_at = when
-                seen_events = len(metrics.events)
+                    if len(res.fault_events) < FAULT_EVENTS_KEPT:
+                        res.fault_events.append({**ev, "seen_s": round(elapsed, 3)})
+                    causes = [str(c) for c in ev.get("causes") or ()]
+                    for c in causes:
+                        if c not in res.fault_causes:
+                            res.fault_causes.append(c)
+                    if causes and naming is None:
+                        naming, naming_at = causes, elapsed
+                    if causes and ev.get("kind") == "mode" and not res.stop_causes:   # the watchdog's stop
+                        res.stop_causes = causes
                 moving = abs(sim.world.twist()[0]) > 0.01
                 why = ("collision" if sim.world.in_collision() else
                        "battery below floor while moving"
@@ -394,25 +488,29 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                        "motor above its maximum temperature while moving"
                        if moving and sim.world.motor_temperature_c() > hard.thermal.max_operating_temp_c else None)
                 if why is not None and res.breach is None:
-                    res.breach = why
-                    res.lead_s = None if detected_at is None else round(elapsed - detected_at, 3)
-            prev_mode = mode
-            if stamp_ns is None:
-                continue
+                    res.breach, breach_at = why, elapsed
+            seen_events = len(metrics.events)
+            prev_mode, prev_decided, prev_level = mode, decided, level
+            if stamp_ns is None and sim.tick % CAMERA_EVERY != CAMERA_PHASE:
+                continue   # judged at the camera's rate, whether a frame went out or not (a dead camera)
             x, y, _ = sim.world.pose()
             res.path.append((round(x, 3), round(y, 3)))
             res.min_clearance_m = min(res.min_clearance_m, sim.world.min_obstacle_clearance())
             if sim.world.in_collision():
                 res.collision, res.outcome = True, "collision"
                 break
-            if sim.world.goal_reached(goal, scenario.goal_tolerance_m):
+            if sim.world.goal_reached(sim.goal_xy, scenario.goal_tolerance_m):   # the goal the user set now
                 res.success, res.outcome, res.time_to_goal_s = True, "goal", round(elapsed, 3)
                 break
             if elapsed >= scenario.time_limit_s:
                 res.outcome = "timeout"
                 break
+            if step.misses > MAX_MISSES:   # the lockstep is lost (a hung node, a clock that never arrives)
+                res.outcome = "lockstep_lost"
+                break
             moving = abs(sim.world.twist()[0]) > 0.01
-            if mode == Mode.SAFE_STOP and not moving:
+            latched = mode == Mode.SAFE_STOP or sim.bridge_state == "ESTOP"
+            if latched and not moving:
                 stopped_since = elapsed if stopped_since is None else stopped_since
                 if elapsed - stopped_since > STOPPED_GIVE_UP_S:
                     res.outcome = "safe_stop"
@@ -421,9 +519,20 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                 stopped_since = None
         res.time_s = sim.sim_time_s - t_start
         if injected:
-            res.fault_detected = detected_at is not None
+            flooded = [x.topic for x in sim.faults.intruders() if x.payload == "garbage"]
+            rejected = _rejections(step.nodes + [sim]) if flooded else {}
+            res.rejected_on = {t: sorted(c.value for c in rejected.get(t, ())) for t in flooded}
+            verdict = judge(kinds, response_at is not None, naming, flooded, rejected)
+            res.fault_detected = verdict.detected
+            res.fault_named_wrongly = verdict.named_wrongly
+            res.naming_causes = [c.value if isinstance(c, Cause) else str(c) for c in verdict.causes]
+            at = [t for t in (response_at, naming_at) if t is not None]
+            detected_at = min(at) if verdict.detected and at else None
             res.detection_delay_s = None if detected_at is None else round(detected_at - onset, 3)
+            if breach_at is not None and detected_at is not None:
+                res.lead_s = round(breach_at - detected_at, 3)
     finally:
+        sim.stop_intruders()
         if step is not None:
             res.lockstep_misses = step.misses
             res.node_failures = step.failures
@@ -438,7 +547,7 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
         res.outcome = "collision" if res.collision else "node_failed"
     lg = sim.log
     t, v, w, res.foreign_commands = agent_commands(lg.sim_t[log_start:], lg.v[log_start:], lg.w[log_start:],
-                                                   lg.stamp_ns[log_start:], lg.frame[log_start:], lg.declared_ns)
+                                                   lg.stamp_ns[log_start:], lg.frame[log_start:], lg.declared)
     res.limit_violations_by_kind = count_limit_violations(t, v, w, ego)
     res.limit_violations = sum(res.limit_violations_by_kind.values())
     return res

@@ -10,6 +10,11 @@ Subscribes (through the input guard, nodes/topics.py INPUTS["sim"]): cmd_vel (Tw
            motor e-stop would be: while true the wheels are held at zero whatever cmd_vel says).
 Parameters: robot, scenario (YAML paths, read-only), episode_seed, realtime_factor
            (free-running mode only), gui (read-only).
+Injected faults (sim/faults.py, ``SimNode.faults``): what the sensors send, /clock and the stamps (a clock
+           step or an invalid time), the odometry's pose, the goal, and other nodes in the process (an
+           :class:`Intruder`: a teleop on cmd_vel, a babbling node on an agent topic, an e-stop storm),
+           created at their onset on the executor given to :meth:`SimNode.attach` and destroyed at the
+           episode's end.
 
 Two ways to run: ``hjepa-agent sim`` drives :meth:`SimNode.advance` in lockstep with the
 agent (faster than real time); sim.launch.py lets a steady-clock timer advance it at
@@ -24,17 +29,24 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
+from std_msgs.msg import Bool, Float32, String
 
-from hjepa_agent.nodes.codec import from_time, time_ns, to_time
+from hjepa_agent.core.types import WORLD_STATE_LABELS
+from hjepa_agent.nodes.codec import (BRIDGE_OUTPUT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS, from_time,
+                                     plan_labels, time_ns, to_time)
 from hjepa_agent.nodes.common import Diagnostics, declare
-from hjepa_agent.nodes.guard import GuardedNode, Receipt
+from hjepa_agent.nodes.guard import CountingPublisher, GuardedNode, Receipt, qos_for
+from hjepa_agent.nodes.topics import TOPICS
 from hjepa_agent.paths import data_path
-from hjepa_agent.sim.faults import FaultInjector
+from hjepa_agent.sim.faults import FaultInjector, Intruder
 from hjepa_agent.sim.robot import RobotDescription, load_robot_description
 from hjepa_agent.sim.scenario import Scenario, load_scenario
 from hjepa_agent.sim.world import SimWorld
@@ -62,15 +74,78 @@ class CmdLog:
     w: list[float] = field(default_factory=list)
     stamp_ns: list[int] = field(default_factory=list)
     frame: list[str] = field(default_factory=list)
-    declared_ns: set[int] = field(default_factory=set)
+    declared: dict[int, set[tuple[float, float]]] = field(default_factory=dict)
+    """The bridge's records: cmd_vel stamp ns -> the (v, w) it sent with that stamp."""
     origins_ns: list[int] = field(default_factory=list)
     """Camera stamps the bridge's commands answered, in arrival order."""
     latency_ms: array = field(default_factory=lambda: array("d"))
 
     def new_episode(self) -> None:
         """Forget the previous episode's commands (the run's latency samples stay)."""
-        for xs in (self.sim_t, self.v, self.w, self.stamp_ns, self.frame, self.declared_ns, self.origins_ns):
+        for xs in (self.sim_t, self.v, self.w, self.stamp_ns, self.frame, self.declared, self.origins_ns):
             xs.clear()
+
+
+_BAD = (math.nan, math.inf, -math.inf)
+
+
+def garbage(topic: str, k: int, stamp: Time) -> object:
+    """The ``k``-th message a babbling node sends on ``topic``: the topic's type and layout (nodes/codec.py:
+    labels, sizes, frame), stamped ``stamp``, its numbers NaN, +inf or -inf in turn (a String topic gets
+    the text "nan"), so that only the receivers' validators can tell it from the real thing."""
+    bad = _BAD[k % 3]
+    spec = TOPICS[topic]
+    if spec.type is TwistStamped:
+        msg = TwistStamped()
+        msg.header.stamp, msg.header.frame_id = stamp, "base_link"
+        msg.twist.linear.x = msg.twist.angular.z = bad
+        return msg
+    if spec.type is String:
+        return String(data="nan")
+    if spec.type is Float32:
+        return Float32(data=bad)
+    labels, frame = {"agent/percept": (PERCEPT_LABELS, ""),
+                     "agent/world_state": (WORLD_STATE_LABELS + ("ambiguity",), "odom"),
+                     "agent/plan": (plan_labels(15), "odom"),
+                     "agent/bridge/output": (BRIDGE_OUTPUT_LABELS, "DRIVING"),
+                     "agent/goal_status": (GOAL_STATUS_LABELS, "odom")}[topic]
+    msg = JointState()
+    msg.header.stamp, msg.header.frame_id = stamp, frame
+    msg.name = list(labels)
+    msg.position = [bad] * len(labels)
+    msg.velocity = [0.0] * len(labels) if topic == "agent/world_state" else []
+    return msg
+
+
+class IntruderNode(Node):
+    """A node that is not the agent's (sim/faults.Intruder), in the simulator's process: named as the
+    fault says (or as the topic's owner), publishing with the topic's QoS, counted for the lockstep."""
+
+    def __init__(self, spec: Intruder, **kwargs) -> None:
+        name = spec.node or (TOPICS[spec.topic].publishers or ("intruder",))[0]
+        super().__init__(name, enable_rosout=False, start_parameter_services=False,
+                         parameter_overrides=[Parameter("start_type_description_service", value=False)], **kwargs)
+        self.spec = spec
+        topic = TOPICS[spec.topic]
+        self.pub = CountingPublisher(self.create_publisher(topic.type, topic.name, qos_for(topic.qos, False)),
+                                     self.context)
+        self.sent = 0
+
+    def publish_due(self, t_s: float, stamp: Time) -> None:
+        """Publish what is due by ``t_s`` (s into the episode; several in one tick above 100 Hz)."""
+        while self.sent < self.spec.due(t_s):
+            self.pub.publish(self._message(self.sent, stamp))
+            self.sent += 1
+
+    def _message(self, k: int, stamp: Time) -> object:
+        if self.spec.payload == "forward":
+            msg = TwistStamped()
+            msg.header.stamp, msg.header.frame_id = stamp, "base_link"
+            msg.twist.linear.x = float(self.spec.value)
+            return msg
+        if self.spec.payload == "toggle":
+            return Bool(data=k % 2 == 0)
+        return garbage(self.spec.topic, k, stamp)
 
 
 class SimNode(GuardedNode):
@@ -98,10 +173,20 @@ class SimNode(GuardedNode):
         self.last_camera_ns = -1
         self.last_cmd_origin_ns = -1
         self.base_stopped = False
+        self.bridge_state: str | None = None
+        """The bridge's state in its last record (agent/bridge/output: DRIVING, STOPPING, STOPPED, ESTOP)."""
         self._rng = np.random.default_rng(0)
         self.faults: FaultInjector | None = None
         """Injected faults (sim/faults.py), applied from their onset into each episode; None: none."""
+        self.clock_shift_s = 0.0
+        """How far /clock and the stamps are from the simulator's own time (a clock fault), s."""
+        self.clock_s = 0.0
+        """The last valid time published on /clock (s): where every sim-time node's clock stands."""
         self._delayed: deque = deque()   # (sim time s, stamp, rgb, ranges) waiting to go out (sensor_delay)
+        self._executor = None
+        self.intruders: list[IntruderNode] = []
+        """This episode's intruder nodes (sim/faults.Intruder), created at their onset."""
+        self._goal_sent: tuple[float, float] | None = None
         self.pub_clock = self.publisher("/clock")
         self.pub_image = self.publisher("camera/image_raw")
         self.pub_scan = self.publisher("scan")
@@ -114,7 +199,7 @@ class SimNode(GuardedNode):
         self.subscribe("bridge_output", self.on_bridge_output)
         self.subscribe("base_stop", self.on_base_stop)
         # stamped with sim time: /diagnostics carries one clock
-        self.diag = Diagnostics(self, hardware_id="pybullet", stamp=lambda: to_time(self.sim_time_s))
+        self.diag = Diagnostics(self, hardware_id="pybullet", stamp=lambda: to_time(self.ros_time_s))
         if free_running:
             self.start_episode(load_scenario(scenario_path or data_path("config", "scenarios", "open.yaml")), seed)
             self.create_timer(TICK_S / self.realtime_factor, self._free_tick,
@@ -122,24 +207,62 @@ class SimNode(GuardedNode):
 
     # -- episodes ---------------------------------------------------------------------------
     def start_episode(self, scenario: Scenario, seed: int) -> None:
-        """Reset the world; sim time keeps increasing across episodes (never jumps back)."""
-        self.t_offset_s = self.sim_time_s + 1.0 if self.scenario is not None else 0.0
+        """Reset the world; sim time keeps increasing across episodes (never jumps back, whatever a clock
+        fault did to /clock in the last one)."""
+        self.stop_intruders()
+        if self.scenario is not None:
+            self.t_offset_s = max(self.sim_time_s, self.ros_time_s, self.clock_s) + 1.0
+        if self.faults is not None:   # a clock stepped back must not go below 0 (a time no clock can show)
+            self.t_offset_s = max(self.t_offset_s, self.faults.clock_headroom_s())
+        self.clock_shift_s = 0.0
         self.world.reset(scenario, seed)
         self.log.new_episode()
         self.scenario = self.world.layout  # this episode's layout, after the seeded jitter
         self.cmd = (0.0, 0.0)
         self.base_stopped = False
+        self.bridge_state = None
         self.world.set_cmd(0.0, 0.0)
         self._rng = np.random.default_rng(seed)
         self.tick = 0
         self._delayed.clear()
+        self._goal_sent = None
         if self.faults is not None:
             self.faults.reset(self.world)
 
+    def attach(self, executor) -> None:
+        """The executor intruder nodes (injected faults: other nodes in the process) are added to."""
+        self._executor = executor
+
+    def stop_intruders(self) -> None:
+        """Remove and destroy this episode's intruder nodes (the episode is over)."""
+        for node in self.intruders:
+            if self._executor is not None:
+                self._executor.remove_node(node)
+            node.destroy_node()
+        self.intruders = []
+
+    def destroy_node(self) -> None:
+        """Destroy the intruders too."""
+        self.stop_intruders()
+        super().destroy_node()
+
     @property
     def sim_time_s(self) -> float:
-        """Current sim time (s) as published on /clock."""
+        """The simulator's own time (s): continuous, what physics and the run's judge go by."""
         return self.t_offset_s + self.world.time_s
+
+    @property
+    def goal_xy(self) -> tuple[float, float]:
+        """The goal the user has set (m, odom frame): the layout's, unless a goal fault moved it."""
+        if self._goal_sent is not None:
+            return self._goal_sent
+        return (float(self.scenario.goal.x_m), float(self.scenario.goal.y_m)) if self.scenario else (0.0, 0.0)
+
+    @property
+    def ros_time_s(self) -> float:
+        """The time the simulator publishes on /clock and stamps its sensors with (s): its own time, unless a
+        clock fault shifted it."""
+        return self.sim_time_s + self.clock_shift_s
 
     # -- cmd_vel ------------------------------------------------------------------------------
     def on_cmd(self, msg: TwistStamped, rx: Receipt) -> None:
@@ -158,8 +281,9 @@ class SimNode(GuardedNode):
     def on_bridge_output(self, record: tuple, rx: Receipt) -> None:
         """The bridge's record of a command it sent: its stamp is the agent's, and the camera stamp it
         answered gives the camera -> cmd_vel latency."""
-        stamp_ns, _, _, origin, _ = record
-        self.log.declared_ns.add(stamp_ns)
+        stamp_ns, v, w, origin, state = record
+        self.log.declared.setdefault(stamp_ns, set()).add((v, w))
+        self.bridge_state = state
         if origin is None:
             return
         self.log.origins_ns.append(origin)
@@ -183,23 +307,40 @@ class SimNode(GuardedNode):
         return self.publish_due()
 
     def step_clock(self) -> None:
-        """Step physics by one tick and publish the new time on /clock."""
+        """Step physics by one tick and publish the new time on /clock (a clock fault: shifted, or once
+        an invalid time, which every node must refuse and keep its last)."""
         self.world.step(TICK_S)
         self.tick += 1
-        self.pub_clock.publish(ClockMsg(clock=to_time(self.sim_time_s)))
+        invalid = None
+        if self.faults is not None:
+            t_ep = self.world.time_s
+            self.clock_shift_s = self.faults.clock_shift_s(t_ep)
+            invalid = self.faults.invalid_clock_s(t_ep)
+        if invalid is not None:
+            sec = int(math.floor(invalid))
+            self.pub_clock.publish(ClockMsg(clock=Time(sec=sec, nanosec=int(round((invalid - sec) * 1e9)))))
+            return
+        self.clock_s = self.ros_time_s
+        self.pub_clock.publish(ClockMsg(clock=to_time(self.clock_s)))
 
     def publish_due(self) -> int | None:
-        """Publish the sensors due at this tick. Returns the camera stamp (ns) if a frame went out."""
-        stamp = to_time(self.sim_time_s)
+        """Publish the sensors due at this tick (and what intruder nodes send). Returns the camera stamp (ns)
+        if a frame went out."""
+        stamp = to_time(self.ros_time_s)
         t_ep = self.world.time_s
         if self.faults is not None:
             self.faults.on_tick(self.world, t_ep)
+            self._intrude(t_ep, stamp)
+            if self._goal_target(t_ep) != self._goal_sent:   # a user who sets a new goal sends it at once
+                self._publish_goal(stamp, t_ep)
         if self.tick % ODOM_EVERY == 0:
             self._publish_odom(stamp)
         if self.tick % SLOW_EVERY == 1:
             self._publish_slow(stamp)
         out = None
-        if self.tick % CAMERA_EVERY == CAMERA_PHASE:
+        if self.faults is not None and self.faults.sensors_dead(t_ep):
+            self._delayed.clear()
+        elif self.tick % CAMERA_EVERY == CAMERA_PHASE:
             rgb = self.world.render_camera()
             # Sensor noise (sigma ~2 grey levels): a real camera never repeats a frame bit for bit,
             # so perception's frozen-camera check means the same thing here as on a robot.
@@ -215,6 +356,41 @@ class SimNode(GuardedNode):
             self._publish_image(old_stamp, rgb)
             out = time_ns(old_stamp)
         return out
+
+    def _intrude(self, t_ep: float, stamp: Time) -> None:
+        """Start the intruders whose onset has come; each publishes what is due."""
+        started = {n.spec for n in self.intruders}
+        for spec in self.faults.intruders():
+            if t_ep >= spec.onset_s and spec not in started:
+                node = IntruderNode(spec, context=self.context)
+                if self._executor is not None:
+                    self._executor.add_node(node)
+                self.intruders.append(node)
+                self.get_logger().info(f"fault {spec.kind}: node {node.get_name()} publishes on {spec.topic} "
+                                       f"at {spec.rate_hz:g} Hz ({spec.payload})")
+        for node in self.intruders:
+            node.publish_due(t_ep, stamp)
+
+    def _goal_target(self, t_ep: float) -> tuple[float, float] | None:
+        """The goal the user publishes now (the layout's, unless a goal fault moved it)."""
+        if self.scenario is None:
+            return None
+        goal = (float(self.scenario.goal.x_m), float(self.scenario.goal.y_m))
+        if self.faults is None:
+            return goal
+        return self.faults.goal(t_ep, goal, self.world.pose(), self.scenario.obstacles)
+
+    def _publish_goal(self, stamp, t_ep: float) -> None:
+        target = self._goal_target(t_ep)
+        if target is None:
+            return
+        goal = PoseStamped()
+        goal.header.stamp = stamp
+        goal.header.frame_id = "odom"
+        goal.pose.position.x, goal.pose.position.y = target
+        goal.pose.orientation.w = 1.0
+        self.pub_goal.publish(goal)
+        self._goal_sent = target
 
     def _publish_image(self, stamp, rgb: np.ndarray) -> None:
         msg = Image()
@@ -247,6 +423,9 @@ class SimNode(GuardedNode):
 
     def _publish_odom(self, stamp) -> None:
         x, y, yaw = self.world.pose()
+        if self.faults is not None:   # odom_jump: the pose in the odom frame jumps, the robot does not
+            dx, dy = self.faults.odom_offset(self.world.time_s, (x, y, yaw))
+            x, y = x + dx, y + dy
         v, w = self.world.twist()
         noise = self._rng.normal(0.0, [0.002, 0.002, 0.005, 0.005, 0.01])
         msg = Odometry()
@@ -283,13 +462,7 @@ class SimNode(GuardedNode):
         temp.header.frame_id = "motors"
         temp.temperature = float(self.world.motor_temperature_c())
         self.pub_temp.publish(temp)
-        if self.scenario is not None:
-            goal = PoseStamped()
-            goal.header.stamp = stamp
-            goal.header.frame_id = "odom"
-            goal.pose.position.x, goal.pose.position.y = self.scenario.goal.x_m, self.scenario.goal.y_m
-            goal.pose.orientation.w = 1.0
-            self.pub_goal.publish(goal)
+        self._publish_goal(stamp, self.world.time_s)
         self.diag.publish("OK" if not self.base_stopped else "WARN", f"t={from_time(stamp):.2f} s",
                           {"battery_pct": f"{100 * pct:.1f}", "motor_temp_c": f"{self.world.motor_temperature_c():.1f}",
                            "base_stopped": str(self.base_stopped)})
