@@ -33,7 +33,8 @@ order); ``suite_new`` only the kinds added after the first seven (:data:`NEW_KIN
 * ``nan_flood``: a babbling node, named like the topic's legitimate publisher (nodes/topics.py TOPICS),
   floods one agent topic with NaN/inf at ``magnitude`` (10) times its nominal rate: one topic of
   :data:`NAN_FLOOD_TOPICS` per episode, in turn (the ``turn`` of :class:`FaultInjector`: the first
-  nan_flood episode of a run floods agent/percept, the second agent/world_state, ...). It has the
+  nan_flood episode of a run floods agent/percept, the second agent/world_state, ...; so
+  ``--faults nan_flood@4 --episodes 9`` floods each of them once). It has the
   owner's name so that the validators, not the identity check, meet the garbage; the watchdog's graph
   check also sees a second node of that name.
 * ``estop_storm``: agent/estop toggles true/false at ``magnitude`` Hz (50) from the onset (a bouncing
