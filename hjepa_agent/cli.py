@@ -147,9 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="off: the watchdog decides but does not enforce (mode HABITUAL, full speed): the fault "
                         "suite's comparison; the bridge's own limits and staleness stops stay")
     p.add_argument("--faults", default=None,
-                   help="inject faults: kind@onset_s[:magnitude],... into every episode, or 'suite': one kind per "
-                        "episode in turn (camera_blackout, camera_frozen, sensor_delay, battery_sag, overheating, "
-                        "obstacle_drop, wheel_slip; hjepa_agent/sim/faults.py)")
+                   help="inject faults: kind@onset_s[:magnitude],... into every episode, or 'suite' (every kind) / "
+                        "'suite_new' (the kinds added for fault containment): one kind per episode in turn. Kinds: "
+                        "camera_blackout, camera_frozen, sensor_delay, battery_sag, overheating, obstacle_drop, "
+                        "wheel_slip, clock_back, clock_forward, clock_back_blind, clock_negative, foreign_cmd_20, "
+                        "foreign_cmd_100, odom_jump, far_goal, goal_in_obstacle, nan_flood, estop_storm "
+                        "(hjepa_agent/sim/faults.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     r = sub.add_parser("record", help="record the topics of whatever runs on this DDS domain (ROS_DOMAIN_ID) to an "
                                       "MCAP rosbag2, until --duration or Ctrl-C",

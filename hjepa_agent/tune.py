@@ -193,7 +193,7 @@ def _ticks(journal: list[dict[str, Any]], inputs: dict[str, dict[int, deque]], c
     taken: dict[tuple[str, int], int] = defaultdict(int)   # (kind, stamp) -> messages of it used so far
     for entry in journal:
         if entry["session"] not in cores:
-            cores[entry["session"]] = Watchdog(cfg, ego, _typical())
+            cores[entry["session"]] = Watchdog(cfg, ego, _typical(), enforced=entry.get("enforced", True))
         core = cores[entry["session"]]
         missing = 0
         for kind, key, now, *reading in entry["inputs"]:

@@ -5,9 +5,12 @@ robot) stamps messages and can step: a simulator restarts, a bag loops, NTP step
 system clock. Its *receipt clock* never goes back: ages and deadlines are measured on it.
 
 * With sim time (``sim_time=True``) the receipt clock is the ROS clock with its jumps taken
-  out: a step back adds nothing (the clock keeps counting from where it was), a step forward
-  by more than ``jump_tolerance_s`` in one go is counted in full (inputs received before it
-  look older, never fresher). Without jumps it equals the ROS clock, so runs are unchanged.
+  out: a step back, or forward by more than ``jump_tolerance_s`` in one go, advances it by the
+  clock's last ordinary step (the simulator's tick went on: physics did not jump), so intervals
+  measured on it stay what the robot lived through (the bridge's limit math takes its dt from
+  it). Inputs received before a forward step still look older, never fresher: their header
+  stamps lag the new ROS time (reading time, below). Without jumps it equals the ROS clock, so
+  runs are unchanged.
   If /clock stops, sim time stops with it, and so does everything on it (the simulation). Before
   the first /clock the ROS clock reads 0: the receipt clock starts at the first real time.
 * With wall time (a robot) the receipt clock is the steady (monotonic) clock; a jump is the
@@ -62,6 +65,7 @@ class ReceiptClock:
         self._ros: float | None = None
         self._steady: float | None = None
         self._now: float | None = None
+        self._step = 0.0   # the last ordinary (positive, within tolerance) step of the ROS clock
         self.jumps = 0
 
     @property
@@ -91,7 +95,11 @@ class ReceiptClock:
         if self.sim_time:
             if d_ros < 0.0 or d_ros > self.jump_tolerance_s:
                 jump = ClockJump(ros_s, d_ros)
-            self._now += max(0.0, d_ros)
+                self._now += self._step   # the tick went on; the jump is not time anybody lived through
+            else:
+                self._now += d_ros
+                if d_ros > 0.0:
+                    self._step = d_ros
         else:
             if abs(d_ros - d_steady) > self.jump_tolerance_s:
                 jump = ClockJump(ros_s, d_ros - d_steady)

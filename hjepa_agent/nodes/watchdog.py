@@ -44,6 +44,8 @@ from std_srvs.srv import Trigger
 
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.models import load_typical_risk
+from hjepa_agent.core.planner.goal import GOAL_CODES
+from hjepa_agent.core.planner.navfield import GoalKind
 from hjepa_agent.core.risk import TypicalRisk
 from hjepa_agent.core.timekeeping import ClockJump
 from hjepa_agent.core.types import Mode
@@ -66,9 +68,10 @@ process, seconds) ago, or a writer outside ROS. Not named foreign by the graph: 
 cmd_vel is still caught on the wire (its commands match no record of the bridge's)."""
 GRAPH_PERIOD_S = 0.5
 """How often (receipt-clock s) the watchdog reads the ROS graph for foreign publishers."""
-GOAL_UNREACHABLE_KINDS = {2: "the footprint cannot stand at the goal (inside or against an obstacle)",
-                          3: "no path to the goal in the map seen so far"}
-"""agent/goal_status kinds (core.planner.navfield.GoalKind values) on which the watchdog stops."""
+GOAL_UNREACHABLE_KINDS = {GOAL_CODES[GoalKind.BLOCKED]: "the footprint cannot stand at the goal (inside or against "
+                                                         "an obstacle)",
+                          GOAL_CODES[GoalKind.DISCONNECTED]: "no path to the goal in the map seen so far"}
+"""agent/goal_status codes (core/planner/goal.py GOAL_CODES) on which the watchdog stops."""
 
 
 def apply_input(core: Watchdog, kind: str, value: Any, now: float, reading: float | None = None) -> None:
@@ -123,7 +126,7 @@ class WatchdogNode(GuardedNode):
     [[kind, header stamp (ns), time consumed (s), reading time (s)], ...] in the order consumed since the
     previous tick ("clear" for agent/clear_safe_stop calls with its result, "params" for live threshold
     changes, "graph" for what the ROS graph showed, "clock_jump" with its size), "mode": the mode
-    decided, "events": [[kind, reasons], ...]}. With the recorded inputs that is everything needed to
+    decided, "events": [[kind, reasons], ...], and "enforced": false with enabled: false}. With the recorded inputs that is everything needed to
     run the same core again, offline, and get the same decisions at the same times
     (``hjepa-agent tune replay``).
     """
@@ -156,7 +159,7 @@ class WatchdogNode(GuardedNode):
                     f"tighten only ({'raise' if TIGHTER[name] > 0 else 'lower'} it)", unit=unit, lo=lo, hi=hi,
                     live=True)
         self.core = Watchdog(dataclasses.replace(start, **{n: float(self.get_parameter(n).value) for n in TIGHTER}), ego,
-                             typical)
+                             typical, enforced=self.enabled)
         self.mode_pub = self.publisher("agent/mode")
         self.scale_pub = self.publisher("agent/speed_scale")
         self.stalled_pub = self.publisher("agent/habitual_stalled")
@@ -266,6 +269,7 @@ class WatchdogNode(GuardedNode):
         if self.journal:
             self.journal_pub.publish(String(data=json.dumps(
                 {"session": self.session, "tick": now, "inputs": self.consumed, "mode": decided.mode.name,
+                 **({} if self.enabled else {"enforced": False}),
                  "events": [[ev.kind, list(ev.reasons)] for ev in out.events]})))
             self.consumed = []
         self.last = out

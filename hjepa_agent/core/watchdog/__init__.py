@@ -287,9 +287,13 @@ class Watchdog:
     latched until :meth:`clear_safe_stop` succeeds.
     """
 
-    def __init__(self, cfg: WatchdogConfig, ego: EgoModel, typical: TypicalRisk | None = None) -> None:
+    def __init__(self, cfg: WatchdogConfig, ego: EgoModel, typical: TypicalRisk | None = None,
+                 enforced: bool = True) -> None:
         cfg.check_against(ego)
         self.cfg, self.ego = cfg, ego
+        self.enforced = enforced
+        """False: decisions are not enforced (simulation's watchdog-off comparison): the mode in force is
+        HABITUAL whatever is decided, so only the habitual proposal is required fresh."""
         self.typical = typical
         k = ego.hard.kinematics
         self._speed_norm = (k.linear_x.max_velocity, k.angular_z.max_velocity)
@@ -528,6 +532,7 @@ class Watchdog:
         suspect, so the watchdog stops (SAFE_STOP at the next tick, latched)."""
         way = "back" if size_s < 0 else "forward"
         self._instant.append((Cause.CLOCK_JUMP, f"clock jumped {way} {abs(size_s):.3f} s"))
+        self.odometry.reset()   # odometry stamps before the jump say nothing about those after it
 
     def on_goal_status(self, unreachable: str | None, now_s: float) -> None:
         """The planner's judgement of the goal: None (reachable, or outside the map and headed for), or
@@ -551,6 +556,8 @@ class Watchdog:
 
     # ---- evaluation ---------------------------------------------------------------
     def _required(self, mode: Mode) -> tuple[str, ...]:
+        if not self.enforced:   # HABITUAL is in force: the planner is not asked, so its silence is no cause
+            mode = Mode.HABITUAL
         extra = {Mode.HABITUAL: ("habitual",), Mode.PLANNING: ("planner",), Mode.OPTIMISING: ("planner",)}
         return SENSOR_INPUTS + ("world_state",) + extra.get(mode, ())
 

@@ -100,7 +100,8 @@ class ForeignPublishers:
             self._undeclared += 1
             self._last_undeclared_s = now_s
         out = [ForeignFinding(topic, ", ".join(names), len(names))
-               for topic, (first, names) in sorted(self._candidates.items()) if now_s - first >= self.confirm_s]
+               for topic, (first, names) in sorted(self._candidates.items())
+               if now_s - first >= self.confirm_s - 1e-9]
         if self._undeclared and now_s - self._last_undeclared_s <= self.clear_after_s:
             out.append(ForeignFinding("cmd_vel", UNDECLARED, self._undeclared))
         return out
