@@ -32,6 +32,8 @@ class EpisodeResult:
     limit_violations: int = 0
     limit_violations_by_kind: dict[str, int] = field(default_factory=dict)
     lockstep_misses: int = 0
+    rss_mb: float | None = None
+    """The run's resident memory (MB) once the episode's nodes were destroyed (a long run must stay flat)."""
     min_clearance_m: float = math.inf
     mode_ticks: dict[str, int] = field(default_factory=lambda: {m.name: 0 for m in Mode})
     path: list[tuple[float, float]] = field(default_factory=list)
@@ -130,6 +132,17 @@ def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: 
     return out
 
 
+def rss_summary(rss_mb: list[float | None], settle: int = 20) -> dict[str, Any] | None:
+    """Resident memory over the run (MB): after the first episode, after ``settle`` episodes (once the
+    caches are warm), at the end, the growth since ``settle`` and the whole curve every 10 episodes."""
+    xs = [x for x in rss_mb if x is not None]
+    if not xs:
+        return None
+    at = xs[min(settle, len(xs)) - 1]
+    return {"first": xs[0], f"after_{settle}": at, "last": xs[-1], f"growth_after_{settle}": round(xs[-1] - at, 1),
+            "every_10": xs[::10]}
+
+
 def _percentile(xs: list[float], q: float) -> float | None:
     return float(np.percentile(xs, q)) if xs else None
 
@@ -157,6 +170,7 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float], enforced: b
         "lockstep_misses": sum(r.lockstep_misses for r in results),
         "node_failures": sum(len(r.node_failures) for r in results),
         "foreign_commands": sum(r.foreign_commands for r in results),
+        "rss_mb": rss_summary([r.rss_mb for r in results]),
         **({"faults": fault_summary(results), "fault_detections": detections_note(enforced)}
            if any(r.faults for r in results) else {}),
         "per_episode": [{"episode": r.episode, "scenario": r.scenario, "seed": r.seed, "success": r.success,

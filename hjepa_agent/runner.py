@@ -207,6 +207,18 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     return summary
 
 
+def resident_mb() -> float | None:
+    """This process's resident memory (MB, /proc/self/status VmRSS); None where /proc has no such field."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)
+    except OSError:
+        return None
+    return None
+
+
 def episode_scenario(i: int, n_scenarios: int, n_faults: int = 1) -> int:
     """The scenario of episode ``i``: in turn (``i mod n_scenarios``); with ``n_faults`` kinds given one
     per episode in turn (``suite``), shifted by ``c`` more each round of kinds, the smallest ``c`` that
@@ -537,6 +549,7 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
             res.lockstep_misses = step.misses
             res.node_failures = step.failures
             step.close()
+            res.rss_mb = resident_mb()
         else:
             for node in nodes:
                 executor.remove_node(node)
