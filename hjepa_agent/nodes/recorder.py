@@ -30,16 +30,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped, TwistStamped
-from nav_msgs.msg import Odometry, Path as PathMsg
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
-from std_msgs.msg import Bool, Float32, String
+from std_msgs.msg import String
 
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.types import Mode
