@@ -137,6 +137,8 @@ class Bridge:
         self._estop_latched = False
         self._last_step_s: float | None = None
         self._last_output_s: float | None = None
+        self._last_timer_output_s: float | None = None   # the last output made when due() said so
+        self._due_said_s: float | None = None            # the time due() last said True at
         self._origin_stamp_s: float | None = None
         self._state = "STOPPED"
         self._cause = "start"
@@ -244,10 +246,17 @@ class Bridge:
         self._pending.append(Event(now_s, "rejection", (source, reason)))
 
     def due(self, now_s: float) -> bool:
-        """True when the timer should publish: no output for at least half a period (or the clock
-        went back past the last output)."""
-        return (self._last_output_s is None or now_s - self._last_output_s >= 0.5 * self.cfg.period_s
-                or now_s < self._last_output_s)
+        """True when the fixed-rate timer should publish: no output *of the timer's own* for at least
+        half a period (or the clock went back past it). A step at the ``now_s`` of the last ``due()``
+        that said True is the timer's output; other outputs (a proposal published at once, an
+        e-stop) do not count: if they did, one that went out just past half a period after the
+        timer's would make the timer skip its next firing, and cmd_vel would be silent for up to
+        one and a half periods (found by test/integration/test_fuzz_nodes.py)."""
+        last = self._last_timer_output_s
+        yes = last is None or now_s - last >= 0.5 * self.cfg.period_s or now_s < last
+        if yes:
+            self._due_said_s = now_s
+        return yes
 
     def _still(self) -> bool:
         return abs(self._axes[0].vel) <= _STILL and abs(self._axes[1].vel) <= _STILL
@@ -336,6 +345,8 @@ class Bridge:
             events.append(Event(now_s, "clamp", tuple(begun)))
         self._state, self._cause, self._clamps = state, cause, clamps_t
         self._last_output_s = now_s
+        if self._due_said_s == now_s:
+            self._last_timer_output_s, self._due_said_s = now_s, None
         self.counters["outputs"] += 1
         return BridgeOutput(now_s, self._axes[0].vel, self._axes[1].vel, self._origin_stamp_s, state, reason,
                             clamps_t, tuple(events))
