@@ -221,6 +221,7 @@ class GuardedNode(Node):
         self._inputs: dict[str, _Input] = {}
         self._reported: set[tuple[str, Cause]] = set()
         self._clock_rejects: Counter = Counter()
+        self._timer_instants: list[list[int | None]] = []   # per timer: the clock time it last ran at
         self._receipt: ReceiptClock | None = None
         self._events_pub = None
         self._own_publishers: list[CountingPublisher] = []
@@ -261,6 +262,12 @@ class GuardedNode(Node):
     def _on_jump(self, jump: ClockJump) -> None:
         for inp in self._inputs.values():   # stamps before the jump say nothing about order after it
             inp.last_stamp_ns = None
+        ros_clock = self.get_clock()
+        for timer in self.timers:   # a period on the ROS clock starts again from the new time
+            if timer.clock is ros_clock and not timer.is_canceled():
+                timer.reset()
+        for last in self._timer_instants:   # the time a timer last ran at may come again
+            last[0] = None
         way = "back" if jump.backwards else "forward"
         self.emit(Event(self._receipt.now_s, "clock", (f"clock jumped {way} {abs(jump.size_s):.3f} s "
                                                        f"(to {jump.ros_s:.3f} s)",), (Cause.CLOCK_JUMP,)))
@@ -447,9 +454,41 @@ class GuardedNode(Node):
         return on_clock
 
     def create_timer(self, timer_period_sec, callback, callback_group=None, clock=None, autostart=True):
-        """rclpy's, with the callback fail-safe."""
-        return super().create_timer(timer_period_sec, self._failsafe(callback, f"timer {getattr(callback, '__name__', '')}"),
-                                    callback_group=callback_group, clock=clock, autostart=autostart)
+        """rclpy's, with the callback fail-safe, run at most once per instant of its clock, and on
+        the ROS clock restarted from the new time at a clock jump (rcl restarts a timer only on a
+        step back past its last call: after other steps one ran at once, or up to a period late,
+        and the bridge's cmd_vel went silent for up to two periods; found by the fuzz battery).
+
+        rclpy's EventsExecutor (9.1) runs a ROS-time timer twice at one instant after a /clock
+        message that does not move the time (a paused simulator repeating it, or one the guard
+        refused), and the second run pushes its next call a period too far: a 20 Hz timer then
+        skipped a period (the bridge's cmd_vel went silent 0.10 s; found by the fuzz battery). A
+        second run at the same instant is therefore not run, and puts the timer back on its period
+        from now. A run that came late (the clock stepped past the call time: its next call, on the
+        old phase, is less than half a period away) also puts it on its period from now, so a timer
+        never runs twice within half a period (the bridge skipped such a run and was silent for up
+        to one and a half periods after a clock step)."""
+        timer_clock = clock if clock is not None else self.get_clock()
+        last_ns: list[int | None] = [None]
+        self._timer_instants.append(last_ns)
+        handle: list[Any] = []
+
+        def once_per_instant() -> Any:
+            now_ns = timer_clock.now().nanoseconds
+            if now_ns == last_ns[0] and handle:
+                handle[0].reset()
+                return None
+            last_ns[0] = now_ns
+            out = callback()
+            left = handle[0].time_until_next_call() if handle else None
+            if left is not None and left < handle[0].timer_period_ns // 2:
+                handle[0].reset()   # it ran late (the clock stepped past its call): the next call a period on
+            return out
+        once_per_instant.__name__ = getattr(callback, "__name__", "timer")
+        timer = super().create_timer(timer_period_sec, self._failsafe(once_per_instant, f"timer {once_per_instant.__name__}"),
+                                     callback_group=callback_group, clock=clock, autostart=autostart)
+        handle.append(timer)
+        return timer
 
     def steady_timer(self, period_s: float, callback: Callable[[], None]) -> Any:
         """A fail-safe timer on the steady clock: it fires whatever the ROS clock does."""
