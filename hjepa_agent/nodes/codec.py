@@ -144,8 +144,19 @@ def plan_to_msg(plan: Plan, frame_id: str = "odom") -> JointState:
     return msg
 
 
+PLAN_DT_RANGE_S = (1e-3, 10.0)
+"""A plan's step dt_s (s) must lie in this range: the planners' own is 0.02..1 s; a step of 5e-324 s
+made the watchdog's rollout of the course loop without end (found by the fuzz battery)."""
+PLAN_MAX_RATE = 1e3
+"""A plan's actions beyond this |v| (m/s) or |w| (rad/s) are no plan of a robot (as odometry's
+1e3 bound in nodes/topics.py); the bridge refuses far less (10x its operating limit)."""
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def msg_to_plan(msg: JointState, planner: str = "remote") -> Plan:
-    """JointState -> Plan; MessageError when the labels do not form a plan of some horizon."""
+    """JointState -> Plan; MessageError when the labels do not form a plan of some horizon, a value
+    is not finite (as float64, or as the float32 the plan's arrays hold), dt_s is outside
+    PLAN_DT_RANGE_S or an action beyond PLAN_MAX_RATE."""
     n = len(msg.name)
     h = (n - len(PLAN_HEAD) - 3) // 6
     if h < 1:
@@ -154,6 +165,13 @@ def msg_to_plan(msg: JointState, planner: str = "remote") -> Plan:
     head = values[: len(PLAN_HEAD)]
     acts = values[len(PLAN_HEAD): len(PLAN_HEAD) + 3 * h].reshape(h, 3)
     states = values[len(PLAN_HEAD) + 3 * h:].reshape(h + 1, 3)
+    if not PLAN_DT_RANGE_S[0] <= head[3] <= PLAN_DT_RANGE_S[1]:
+        raise MessageError(f"plan: dt_s {head[3]:.3g} s outside [{PLAN_DT_RANGE_S[0]:g}, {PLAN_DT_RANGE_S[1]:g}]",
+                           Cause.OUT_OF_RANGE)
+    if np.any(np.abs(acts[:, :2]) > PLAN_MAX_RATE):
+        raise MessageError(f"plan: an action beyond {PLAN_MAX_RATE:g} m/s or rad/s", Cause.OUT_OF_RANGE)
+    if np.any(np.abs(acts[:, 2]) > _FLOAT32_MAX) or np.any(np.abs(states) > _FLOAT32_MAX):
+        raise MessageError("plan: log-probabilities or states beyond float32 (they would read inf)", Cause.NON_FINITE)
     return Plan(stamp_s=from_time(msg.header.stamp), actions=acts[:, :2].astype(np.float32),
                 states=states.astype(np.float32), log_probs=acts[:, 2].astype(np.float32),
                 log_reward=float(head[1]), risk=float(head[0]), ambiguity=float(head[2]), dt_s=float(head[3]),

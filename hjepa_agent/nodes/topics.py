@@ -17,6 +17,7 @@ robot's drivers, an operator, a user). The watchdog compares the ROS graph with 
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -182,10 +183,19 @@ def check_goal(msg: PoseStamped) -> PoseStamped:
     return msg
 
 
+MAX_TWIST = 1e3
+"""A velocity command or proposal beyond this (m/s, rad/s) on any axis is no robot's (as odometry's
+speed bound): refused before a core divides it by a limit and overflows float32 (the estimator's
+cmd_vel input failed stop on 1e308 m/s: found by the fuzz battery)."""
+
+
 def check_twist(msg: TwistStamped) -> TwistStamped:
-    """A finite velocity command (limits are the bridge's business, not the guard's)."""
+    """A finite velocity command within MAX_TWIST (the limits are the bridge's business, not the guard's)."""
     t = msg.twist
-    _finite("twist", t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z)
+    values = (t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z)
+    _finite("twist", *values)
+    if max(abs(v) for v in values) > MAX_TWIST:
+        raise Rejected(Cause.OUT_OF_RANGE, f"twist component beyond {MAX_TWIST:g} (m/s or rad/s)")
     return msg
 
 
@@ -214,6 +224,31 @@ def check_string(msg: String) -> str:
     if len(msg.data) > 65536:
         raise Rejected(Cause.BAD_LAYOUT, f"{len(msg.data)} characters (at most 65536)")
     return msg.data
+
+
+MAX_EVENT_DEPTH = 32
+"""An event on agent/events nested deeper than this (arrays and objects) is refused: the planner's
+json.loads raised RecursionError (not a ValueError) on 40,000 nested arrays and failed stop (found by
+the fuzz battery)."""
+
+
+def check_event(msg: String) -> str:
+    """An agent event (nodes/guard.py event_to_json): JSON text up to 64 KiB, nested at most
+    MAX_EVENT_DEPTH deep; the text itself is returned (the reader parses it again, safely)."""
+    text = check_string(msg)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise Rejected(Cause.BAD_LAYOUT, "event nested too deeply to parse") from None
+    except ValueError as exc:
+        raise Rejected(Cause.BAD_LAYOUT, f"event is not JSON: {str(exc)[:60]}") from None
+    level, depth = [value], 0
+    while level:
+        level = [v for x in level for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else ())]
+        depth += 1
+        if depth > MAX_EVENT_DEPTH:
+            raise Rejected(Cause.BAD_LAYOUT, f"event nested deeper than {MAX_EVENT_DEPTH}")
+    return text
 
 
 def codec_check(decoder: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -268,7 +303,7 @@ def _inputs() -> dict[str, dict[str, InputSpec]]:
                       "command": I("cmd_vel", check_twist, order=False)},
         "habitual": {"world_state": world_state},
         "planner": {"world_state": world_state, "mode": I("agent/mode", check_mode, "bridge: mode_timeout_s"),
-                    "stalled": I("agent/habitual_stalled", check_bool), "events": I("agent/events", check_string),
+                    "stalled": I("agent/habitual_stalled", check_bool), "events": I("agent/events", check_event),
                     "scan": scan, "habitual": habitual},
         "watchdog": {"camera": camera, "scan": scan, "odom": odom,
                      "battery": I("battery_state", check_battery, "ego_model: hard.sensors.battery.max_age_s"),
@@ -318,7 +353,7 @@ def as_array(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-__all__ = ["AGENT_NODES", "InputSpec", "MAX_IMAGE_PIXELS", "MAX_SCAN_BEAMS", "Rejected", "TOPICS", "TopicSpec",
-           "all_inputs", "check_battery", "check_bool", "check_goal", "check_image", "check_mode", "check_odom",
+__all__ = ["AGENT_NODES", "InputSpec", "MAX_IMAGE_PIXELS", "MAX_EVENT_DEPTH", "MAX_SCAN_BEAMS", "MAX_TWIST", "Rejected", "TOPICS", "TopicSpec",
+           "all_inputs", "check_battery", "check_bool", "check_event", "check_goal", "check_image", "check_mode", "check_odom",
            "check_scale", "check_scan", "check_string", "check_temperature", "check_twist", "codec_check",
            "guarded_topics", "inputs_of"]

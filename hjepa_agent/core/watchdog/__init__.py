@@ -212,11 +212,18 @@ def obstacle_points(scan_bins: np.ndarray) -> np.ndarray:
     return np.stack([r[hit] * np.cos(th[hit]), r[hit] * np.sin(th[hit])], axis=1)
 
 
+ROLLOUT_MAX_STEPS = 10_000
+"""A rollout takes at most about this many steps: its sampling coarsens for speeds beyond ~200 m/s
+(at a 1 s horizon) or steps below horizon/ROLLOUT_MAX_STEPS (a habitual proposal of 1e300 m/s, or a
+plan step of 5e-324 s, made it loop without end: found by the fuzz battery)."""
+
+
 def rollout(actions: np.ndarray, dt_s: float, horizon_s: float) -> np.ndarray:
     """Positions (N, 2) in m of a unicycle from the origin (heading +x) under ``actions``.
 
     actions (H, 2): (v m/s, w rad/s), each held ``dt_s``; the last is held if the
-    horizon is longer. Exact arcs, sampled at most every 0.02 m / 0.05 rad / 0.05 s.
+    horizon is longer. Exact arcs, sampled at most every 0.02 m / 0.05 rad / 0.05 s, and in at
+    most about ROLLOUT_MAX_STEPS steps.
     """
     acts = np.asarray(actions, dtype=np.float64).reshape(-1, 2)
     if acts.shape[0] == 0 or not np.all(np.isfinite(acts)) or not (dt_s > 0.0 and horizon_s >= 0.0):
@@ -224,10 +231,18 @@ def rollout(actions: np.ndarray, dt_s: float, horizon_s: float) -> np.ndarray:
     x = y = th = 0.0
     pts = [(0.0, 0.0)]
     t = 0.0
+    min_h = horizon_s / ROLLOUT_MAX_STEPS
     while t < horizon_s - 1e-12:
-        v, w = acts[min(int(t / dt_s + 1e-9), acts.shape[0] - 1)]
-        seg_end = min(horizon_s, (math.floor(t / dt_s + 1e-9) + 1) * dt_s)
+        k = t / float(dt_s) + 1e-9
+        if math.isfinite(k):
+            v, w = (float(a) for a in acts[min(int(k), acts.shape[0] - 1)])
+            seg_end = min(horizon_s, (math.floor(k) + 1) * dt_s)
+        else:   # dt_s so small that t / dt_s overflows: past the last action, held to the horizon
+            v, w = (float(a) for a in acts[-1])
+            seg_end = horizon_s
         h = min(seg_end - t, 0.05, 0.02 / max(abs(v), 1e-9), 0.05 / max(abs(w), 1e-9))
+        if h < min_h:   # an absurd speed or a tiny dt_s: a coarser sampling, not a loop without end
+            h = min(min_h, horizon_s - t)
         if abs(w) < 1e-9:
             x, y = x + v * h * math.cos(th), y + v * h * math.sin(th)
         else:
