@@ -82,3 +82,31 @@ def stack(ros_context: Any) -> Iterator[Any]:
     s = EmbeddedStack(ros_context, data_path("config", "scenarios", "open.yaml"))
     yield s
     s.close()
+
+
+# ---- the fault and fuzz battery (test/integration/test_fuzz_*.py, helpers in test/fuzz_strategies.py) ----
+def pytest_addoption(parser: Any) -> None:
+    """--long: the fuzz battery's acceptance budget (>= 10,000 generated sequences) instead of CI's."""
+    parser.addoption("--long", action="store_true", default=False,
+                     help="fuzz battery: the long (acceptance) budget of generated sequences")
+
+
+@pytest.fixture(scope="session")
+def fuzz_long(request: Any) -> bool:
+    """True under --long."""
+    return bool(request.config.getoption("--long"))
+
+
+@pytest.fixture(scope="session")
+def fuzz_report(fuzz_long: bool) -> Iterator[Any]:
+    """The battery's report (fuzz_strategies.FuzzReport), shared by every fuzz test of the session;
+    written as JSON to $FUZZ_REPORT at the end of the session when that is set."""
+    import json
+    import os
+
+    from fuzz_strategies import FuzzReport
+    report = FuzzReport(mode="long" if fuzz_long else "default")
+    yield report
+    path = os.environ.get("FUZZ_REPORT")
+    if path:
+        Path(path).write_text(json.dumps(report.to_json(), indent=2, default=lambda o: dict(o)))
