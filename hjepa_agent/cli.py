@@ -31,7 +31,8 @@ def _sim(args: argparse.Namespace) -> int:
         return 130
     brief = {k: summary[k] for k in ("episodes", "successes", "success_rate", "collisions", "limit_violations",
                                      "mean_time_to_goal_s", "cmd_latency_ms", "mode_time_fraction", "safe_stops",
-                                     "lockstep_misses", "node_failures", "foreign_commands", "rss_mb", "faults") if k in summary}
+                                     "lockstep_misses", "lost_messages", "node_failures", "foreign_commands", "rss_mb",
+                                     "faults") if k in summary}
     print(json.dumps(brief, indent=2))
     print(f"wrote {args.out}/summary.json, episodes.jsonl, trajectories.png" + ("" if args.no_record else ", run.mcap"))
     return 0

@@ -32,6 +32,8 @@ class EpisodeResult:
     limit_violations: int = 0
     limit_violations_by_kind: dict[str, int] = field(default_factory=dict)
     lockstep_misses: int = 0
+    lost_messages: int = 0
+    """Messages between the process's nodes the middleware lost (given up on after runner.LOST_AFTER_S)."""
     rss_mb: float | None = None
     """The run's resident memory (MB) once the episode's nodes were destroyed (a long run must stay flat)."""
     min_clearance_m: float = math.inf
@@ -169,6 +171,7 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float], enforced: b
         "safe_stops": sum(r.safe_stops for r in results),
         "lockstep_misses": sum(r.lockstep_misses for r in results),
         "node_failures": sum(len(r.node_failures) for r in results),
+        "lost_messages": sum(r.lost_messages for r in results),
         "foreign_commands": sum(r.foreign_commands for r in results),
         "rss_mb": rss_summary([r.rss_mb for r in results]),
         **({"faults": fault_summary(results), "fault_detections": detections_note(enforced)}

@@ -35,7 +35,10 @@ from hjepa_agent.sim.scenario import Scenario, load_scenarios
 log = logging.getLogger("hjepa_agent.runner")
 
 LOCKSTEP_WAIT_S = 10.0
-"""Wall-clock bound on one lockstep wait: only a lost message or a hung node reaches it (a miss)."""
+"""Wall-clock bound on one lockstep wait: only a hung node reaches it (a miss)."""
+LOST_AFTER_S = 2.0
+"""A message between the process's nodes still in flight after this much wall time of spinning is
+taken as lost by the middleware: logged and counted (lost_messages), no longer waited for."""
 MAX_MISSES = 10
 """An episode with more lockstep misses than this (each a LOCKSTEP_WAIT_S wait) is abandoned: lockstep_lost."""
 FAULT_EVENTS_KEPT = 30
@@ -107,7 +110,19 @@ def _clock_at(node, t_ns: int) -> bool:
     return now == t_ns if getattr(clock, "ros_time_is_active", False) else now >= t_ns
 
 
-def lockstep_barrier(executor, nodes: list, t_ns: int, context, max_s: float = None) -> bool:
+def _waiting_for(nodes: list, t_ns: int, context) -> str:
+    """What a lockstep wait is still waiting for, for the log: messages in flight per topic and the
+    subscriber that has not taken them, nodes whose clock is elsewhere, timers due."""
+    from hjepa_agent.nodes.guard import in_flight
+    parts = [f"{n} message(s) on {topic} not taken by {who}" for (topic, who), n in in_flight(context).items()]
+    parts += [f"{n.get_name()} clock at {n.get_clock().now().nanoseconds * 1e-9:.3f} s" for n in nodes
+              if not _clock_at(n, t_ns)]
+    parts += [f"{n.get_name()} timer due" for n in nodes for tm in n.timers if _timer_due(tm)]
+    return "; ".join(parts) or "nothing (it cleared as the wait ran out)"
+
+
+def lockstep_barrier(executor, nodes: list, t_ns: int, context, max_s: float = None,
+                     lost: dict | None = None) -> bool:
     """Spin until every node's clock shows ``t_ns`` (:func:`_clock_at`), none of their timers is overdue
     and no message between the process's guarded nodes is in flight (nodes/guard.py: every counting
     publisher's messages taken by every guarded subscription of the context).
@@ -116,17 +131,25 @@ def lockstep_barrier(executor, nodes: list, t_ns: int, context, max_s: float = N
     physics moves on, however busy the computer is. Returns False only if ``max_s`` of wall time
     passed first (a lockstep miss: something was lost or a node hung). Raises KeyboardInterrupt
     when the context was shut down (Ctrl-C)."""
-    from hjepa_agent.nodes.guard import pending_messages
+    from hjepa_agent.nodes.guard import drop_lost, pending_messages
 
     deadline = time.perf_counter() + (LOCKSTEP_WAIT_S if max_s is None else max_s)
     while True:
         if not context.ok():
             raise KeyboardInterrupt("the ROS context was shut down")
+        gone = drop_lost(context, LOST_AFTER_S)
+        if gone:
+            log.warning("lockstep at %.3f s: lost in the middleware: %s", t_ns * 1e-9,
+                        "; ".join(f"{n} on {t} for {who}" for (t, who), n in gone.items()))
+            if lost is not None:
+                for key, n in gone.items():
+                    lost[key] = lost.get(key, 0) + n
         ok = pending_messages(context) == 0 and all(_clock_at(n, t_ns) for n in nodes) and not any(
             _timer_due(tm) for n in nodes for tm in n.timers)
         if ok:
             return True
         if time.perf_counter() > deadline:
+            log.warning("lockstep miss at %.3f s: %s", t_ns * 1e-9, _waiting_for(nodes, t_ns, context))
             return False
         executor.spin_once(timeout_sec=0.0005)
 
@@ -257,6 +280,7 @@ class Lockstep:
         self.sim, self.nodes, self.executor = sim, list(nodes), executor
         self.log_start = len(sim.log.sim_t)
         self.misses = 0
+        self.lost: dict[tuple[str, str], int] = {}   # (topic, subscriber) -> messages lost by the middleware
         self.failures: list[dict[str, str]] = []
         from hjepa_agent.nodes.guard import settle_traffic
         settle_traffic(sim.context)   # what the last episode's nodes sent and never delivered, never will be
@@ -288,11 +312,11 @@ class Lockstep:
         sim.step_clock()
         t_ns = int(round(sim.clock_s * 1e9))   # the last valid /clock: where every sim-time node's clock is
         ctx = sim.context
-        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx):
+        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx, lost=self.lost):
             self.misses += 1
         self._reap()
         stamp_ns = sim.publish_due()
-        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx):
+        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx, lost=self.lost):
             self.misses += 1
         self._reap()
         return stamp_ns
@@ -548,6 +572,7 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
         if step is not None:
             res.lockstep_misses = step.misses
             res.node_failures = step.failures
+            res.lost_messages = sum(step.lost.values())
             step.close()
             res.rss_mb = resident_mb()
         else:
@@ -573,10 +598,14 @@ def _wait_for_discovery(sim, nodes, executor, timeout_s: float = 10.0) -> None:
     for node in nodes:
         pubs += [p for p in node.publishers if p.topic_name.startswith(("/agent", "/cmd_vel"))
                  and not p.topic_name.endswith(("/path", "/route", "/events", "/explanation", "/journal"))]
+    from hjepa_agent.nodes.guard import unmatched
+
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
-        if all(p.get_subscription_count() > 0 for p in pubs):
+        # writer side (each publisher has a reader) and reader side (each guarded subscription has matched
+        # every counting publisher of its topic: a message sent before that is lost to it)
+        if all(p.get_subscription_count() > 0 for p in pubs) and not unmatched(sim.context):
             return
         executor.spin_once(timeout_sec=0.01)
-    missing = [p.topic_name for p in pubs if p.get_subscription_count() == 0]
+    missing = [p.topic_name for p in pubs if p.get_subscription_count() == 0] + unmatched(sim.context)
     raise RuntimeError(f"DDS discovery did not complete in {timeout_s} s; unmatched: {missing}")

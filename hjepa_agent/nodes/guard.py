@@ -83,13 +83,17 @@ def qos_for(kind: str, subscriber: bool) -> QoSProfile:
 
 # ---- lockstep accounting ----------------------------------------------------------------------
 class _Traffic:
-    """Guarded subscriptions of one rclpy Context, by resolved topic name."""
+    """Counting publishers and guarded subscriptions of one rclpy Context, by resolved topic name."""
 
     def __init__(self) -> None:
         self.subs: dict[str, list[_Input]] = {}
+        self.pubs: dict[str, list[CountingPublisher]] = {}
 
     def sent(self, topic: str) -> None:
+        now = time.monotonic()
         for inp in self.subs.get(topic, ()):
+            if inp.expected <= inp.taken:
+                inp.pending_since = now
             inp.expected += 1
 
     def pending(self) -> int:
@@ -111,7 +115,33 @@ def settle_traffic(context: Any) -> None:
     delivered never will be)."""
     for subs in _traffic(context).subs.values():
         for inp in subs:
-            inp.expected = inp.taken
+            inp.expected, inp.pending_since = inp.taken, None
+
+
+def unmatched(context: Any) -> list[str]:
+    """Guarded subscriptions of ``context`` not yet matched with every counting publisher of their
+    topic in it (reader side: a message sent before the match is lost to them), as 'topic (node)'."""
+    traffic = _traffic(context)
+    return [f"{topic} ({inp.owner})" for topic, subs in traffic.subs.items() for inp in subs
+            if inp.sub is not None and inp.sub.get_publisher_count() < len(traffic.pubs.get(topic, ()))]
+
+
+def drop_lost(context: Any, older_than_s: float) -> dict[tuple[str, str], int]:
+    """Give up on messages in flight for more than ``older_than_s`` of wall time while the lockstep
+    spun (lost by the middleware): (topic, subscriber) -> how many; they are no longer waited for."""
+    now, lost = time.monotonic(), {}
+    for subs in _traffic(context).subs.values():
+        for inp in subs:
+            if inp.expected > inp.taken and inp.pending_since is not None and now - inp.pending_since > older_than_s:
+                lost[(inp.topic, inp.owner)] = inp.expected - inp.taken
+                inp.expected, inp.pending_since = inp.taken, None
+    return lost
+
+
+def in_flight(context: Any) -> dict[tuple[str, str], int]:
+    """(topic, subscriber) -> messages sent to it and not taken yet, for the lockstep's log."""
+    return {(inp.topic, inp.owner): inp.expected - inp.taken for subs in _traffic(context).subs.values()
+            for inp in subs if inp.expected > inp.taken}
 
 
 def pending_messages(context: Any) -> int:
@@ -128,6 +158,13 @@ class CountingPublisher:
         self._traffic = _traffic(context)
         self.topic_name = pub.topic_name
         self.sent = 0
+        self._traffic.pubs.setdefault(self.topic_name, []).append(self)
+
+    def leave(self) -> None:
+        """Leave the accounting (the node is being destroyed)."""
+        pubs = self._traffic.pubs.get(self.topic_name, [])
+        if any(p is self for p in pubs):
+            pubs.remove(self)
 
     def publish(self, msg: Any) -> None:
         """Publish and count."""
@@ -150,14 +187,16 @@ class CountingPublisher:
 def counted_subscription(node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
                          qos: QoSProfile) -> Any:
     """A plain subscription (for the runner's own taps) that takes part in the lockstep accounting."""
-    inp = _Input(topic, None)   # type: ignore[arg-type]
+    inp = _Input(topic, None, owner=node.get_name())   # type: ignore[arg-type]
 
     def on_msg(msg: Any) -> None:
         inp.taken += 1
+        if inp.taken >= inp.expected:
+            inp.pending_since = None
         callback(msg)
 
     sub = node.create_subscription(msg_type, topic, on_msg, qos)
-    inp.topic = sub.topic_name
+    inp.topic, inp.sub = sub.topic_name, sub
     _traffic(node.context).subs.setdefault(inp.topic, []).append(inp)
     return sub
 
@@ -185,6 +224,9 @@ class _Input:
     rejected: Counter = field(default_factory=Counter)
     last_stamp_ns: int | None = None
     last_reading_s: float | None = None
+    owner: str = ""            # the subscribing node's name
+    sub: Any = None            # the rclpy subscription
+    pending_since: float | None = None   # wall time its oldest message still in flight was sent
     expected: int = 0          # lockstep accounting: sent to this subscription by counting publishers
     taken: int = 0             # ... and taken by it (accepted or not)
 
@@ -287,7 +329,7 @@ class GuardedNode(Node):
         """Subscribe to this node's input ``key`` (INPUTS[kind][key]) through the guard;
         ``callback(value, receipt)`` gets the validated value."""
         spec = inputs_of(self._guard_kind)[key]
-        inp = _Input(key, spec)
+        inp = _Input(key, spec, owner=self.get_name())
         topic = spec.spec
 
         def on_msg(msg: Any) -> None:
@@ -295,13 +337,15 @@ class GuardedNode(Node):
 
         sub = Node.create_subscription(self, topic.type, topic.name, self._failsafe(on_msg, f"input {key}"),
                                        qos_for(topic.qos, subscriber=True))
-        inp.topic = sub.topic_name
+        inp.topic, inp.sub = sub.topic_name, sub
         self._inputs[key] = inp
         _traffic(self.context).subs.setdefault(inp.topic, []).append(inp)
         return sub
 
     def _take(self, inp: _Input, msg: Any, callback: Callable[[Any, Receipt], None]) -> None:
         inp.taken += 1
+        if inp.taken >= inp.expected:
+            inp.pending_since = None
         inp.received += 1
         ros, now = self._observe_time()
         spec = inp.spec
@@ -544,8 +588,10 @@ class GuardedNode(Node):
             subs = traffic.subs.get(inp.topic, [])
             if any(i is inp for i in subs):
                 subs.remove(inp)
+        for pub in self._own_publishers:
+            pub.leave()
         super().destroy_node()
 
 
-__all__ = ["CLOCK_JUMP_TOLERANCE_S", "CountingPublisher", "counted_subscription", "settle_traffic", "FUTURE_STAMP_TOLERANCE_S", "GuardedNode", "LATCHED_QOS",
+__all__ = ["CLOCK_JUMP_TOLERANCE_S", "CountingPublisher", "counted_subscription", "drop_lost", "in_flight", "settle_traffic", "unmatched", "FUTURE_STAMP_TOLERANCE_S", "GuardedNode", "LATCHED_QOS",
            "NodeFailure", "RELIABLE_QOS", "Receipt", "SENSOR_QOS", "event_to_json", "pending_messages", "qos_for"]
