@@ -147,6 +147,12 @@ class IntruderNode(Node):
             return Bool(data=k % 2 == 0)
         return garbage(self.spec.topic, k, stamp)
 
+    def destroy_node(self) -> None:
+        """Leave the lockstep accounting (else the next episode's discovery waits for a reader to match
+        a publisher that is gone), then destroy."""
+        self.pub.leave()
+        super().destroy_node()
+
 
 class SimNode(GuardedNode):
     """Publishes the simulated robot's sensors and applies cmd_vel."""
