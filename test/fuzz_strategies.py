@@ -733,15 +733,6 @@ def sequences(node: str, focus: str, inputs: dict[str, InputSpec], max_steps: in
     return make()
 
 
-KNOWN_BRIDGE_BUGS = {
-    "clock_jump": "nodes/bridge.py: the bridge does not publish when the ROS clock jumps. The guard restarts its "
-                  "sim-time timer at the jump (a period later), so cmd_vel is silent for the time since the last "
-                  "output plus a period: up to two periods (the steady backstop only covers a period of wall time). "
-                  "Fix: BridgeNode.on_clock_jump publishes at once (self._publish(self.now_s())). Until then such "
-                  "gaps (a clock jump since the last output, gap <= 2 periods + twice the largest tick since it) are "
-                  "reported apart (known_bridge_bug_silences) and test_fuzz_bridge.py's regression test is a strict xfail.",
-}
-"""Bridge bugs the battery found that need a fix outside the files it may change (see the report)."""
 
 
 # ---- the wire judge -----------------------------------------------------------------------------
@@ -761,22 +752,18 @@ class WireJudge:
     violations: Counter = field(default_factory=Counter)
     _checked: int = 0
     _last_out_p: float | None = None
-    allow_jump_gap: bool = True
-    known_silences: list[dict] = field(default_factory=list)
     _silent: bool = False
     _tick_s: float = 0.0
-    _jump_since_output: bool = False
-    _max_tick_since_output: float = 0.0
+    jumps_since_output: int = 0
     _context: list[tuple[float, float, float]] = field(default_factory=list)
 
     def begin_tick(self, tick_s: float) -> None:
         """A tick of size tick_s (on p_s) starts: outputs from now on belong to it."""
         self._tick_s = tick_s
-        self._max_tick_since_output = max(self._max_tick_since_output, tick_s)
 
     def clock_jumped(self) -> None:
         """The test's clock jumped (back, or forward beyond the tolerance) in the current tick."""
-        self._jump_since_output = True
+        self.jumps_since_output += 1
 
     def _gap(self, p_s: float, where: str, what: str) -> None:
         if self._last_out_p is None or self._silent:
@@ -784,12 +771,8 @@ class WireJudge:
         gap = p_s - self._last_out_p
         if gap > self.period_s + self._tick_s + 1e-9:
             entry = {"gap_s": round(gap, 6), "at_p_s": round(p_s, 6), "tick_s": round(self._tick_s, 6),
-                     "where": where, "seen_at": what}
-            known_bound = 2.0 * self.period_s + 2.0 * self._max_tick_since_output + 1e-9
-            if self.allow_jump_gap and self._jump_since_output and gap <= known_bound:
-                self.known_silences.append(entry)   # KNOWN_BRIDGE_BUGS["clock_jump"]
-            else:
-                self.silences.append(entry)
+                     "where": where, "seen_at": what, "clock_jumps_in_gap": self.jumps_since_output}
+            self.silences.append(entry)
             self._silent = True
 
     def on_output(self, p_s: float, v: float, w: float, where: str = "") -> None:
@@ -798,8 +781,7 @@ class WireJudge:
         self.outputs.append((p_s, v, w))
         self._last_out_p = p_s
         self._silent = False
-        self._jump_since_output = False
-        self._max_tick_since_output = 0.0
+        self.jumps_since_output = 0
 
     def on_tick_end(self, p_s: float, where: str = "") -> None:
         """The current tick ended at p_s (every output it set off has arrived)."""
@@ -841,7 +823,6 @@ class FuzzReport:
     escapes: list[dict] = field(default_factory=list)
     violations: Counter = field(default_factory=Counter)
     silences: list[dict] = field(default_factory=list)
-    known_silences: list[dict] = field(default_factory=list)
     lockstep_misses: int = 0
     wire_outputs: int = 0
     guard_counts: dict[str, dict] = field(default_factory=dict)
@@ -863,8 +844,6 @@ class FuzzReport:
             "escaped_exceptions": len(self.escapes), "escapes": self.escapes,
             "limit_violations": sum(self.violations.values()), "limit_violations_by_kind": dict(self.violations),
             "bridge_silences_longer_than_one_period": len(self.silences), "silences": self.silences[:50],
-            "known_bridge_bug_silences": {"count": len(self.known_silences), "bug": KNOWN_BRIDGE_BUGS["clock_jump"],
-                                          "first": self.known_silences[:10]},
             "bridge_outputs_judged": self.wire_outputs, "lockstep_misses": self.lockstep_misses,
             "property_checks": dict(self.property_checks), "guard_counts": self.guard_counts,
         }
@@ -917,7 +896,6 @@ class FuzzStack:
         self.records: list[tuple[float, tuple]] = []   # (p_s, decoded agent/bridge/output record)
         self.wire: list[tuple[float, float, float, int]] = []   # (p_s, v, w, tick) of the bridge's cmd_vel
         self._silences_seen = 0
-        self._known_seen = 0
         self.where = ""
         for name, node in nodes.items():
             self.add(name, node)
@@ -1124,8 +1102,6 @@ class FuzzStack:
         new_sil = self.judge.silences[self._silences_seen:]
         self._silences_seen = len(self.judge.silences)
         self.report.silences.extend(new_sil)
-        self.report.known_silences.extend(self.judge.known_silences[self._known_seen:])
-        self._known_seen = len(self.judge.known_silences)
         viol = self.judge.check()
         self.report.violations.update(viol)
         self.report.wire_outputs = len(self.judge.outputs)

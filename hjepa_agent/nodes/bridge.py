@@ -162,6 +162,12 @@ class BridgeNode(GuardedNode):
         if self.sim_time or self.core.due(now):
             self._publish(now)
 
+    def on_clock_jump(self, jump) -> None:
+        """The ROS clock stepped: publish now. The guard restarted the sim-time timer (its next run is a
+        period away) and the steady backstop waits a period of wall time, so without this cmd_vel went
+        silent for up to two periods across a jump (found by the fuzz battery)."""
+        self._publish(self._receipt.now_s)
+
     def report(self) -> None:
         """Publish /diagnostics: state, reason and every counter."""
         out = self.last

@@ -13,9 +13,7 @@ Properties, after every sequence:
 1. no exception escaped a callback: every node's ``failure`` is None (a rejection must come from
    a validator, not a caught crash);
 2. the bridge never went silent for longer than one period plus one tick of the test's clock
-   (judged on its cmd_vel as received, throughout the module, whatever the clock did; the gaps a
-   clock jump still causes are a known bridge-node bug, fuzz_strategies.KNOWN_BRIDGE_BUGS, counted
-   apart);
+   (judged on its cmd_vel as received, throughout the module, whatever the clock did: jumps too);
 3. no cmd_vel of the bridge exceeds the ego model's hard limits (report.count_limit_violations).
 A failure is printed at once (``FUZZ FAILURE``) and the failed node is rebuilt for the next test.
 
