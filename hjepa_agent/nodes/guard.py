@@ -434,6 +434,12 @@ class GuardedNode(Node):
         self._own_publishers.append(pub)
         return pub
 
+    def drop_publisher(self, pub: CountingPublisher) -> None:
+        """Destroy one of this node's publishers (it leaves the lockstep accounting first)."""
+        pub.leave()
+        self._own_publishers = [p for p in self._own_publishers if p is not pub]
+        Node.destroy_publisher(self, pub._pub)
+
     def emit(self, ev: Event) -> None:
         """Publish an event on agent/events (a node without events: log it)."""
         if self._events_pub is not None:
