@@ -184,7 +184,6 @@ def test_scan_tells_a_moved_robot_from_an_odometry_fault(jump, robot_moved):
 
 
 def test_classification_unknown_where_the_scan_cannot_tell():
-    rng = np.random.default_rng(3)
     d = _straight()
     odom = d.pose.copy()
     odom[100:] = frame_jump(d.pose[100:], d.pose[100], (0.0, 1.0, 0.0))
