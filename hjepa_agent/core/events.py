@@ -53,6 +53,11 @@ class Cause(str, enum.Enum):
     GOAL_UNREACHABLE = "goal_unreachable"
     """The footprint cannot stand at the goal, or no path to it exists in the map seen so far."""
     ESTOP = "estop"
+    # the watchdog's graded responses (a slow-down before any stop)
+    RISK = "risk"
+    """The proposal's or the plan's risk is well above the typical risk in this context."""
+    AFFECTIVE_CHARGE = "affective_charge"
+    """The course's log reward dropped with the new world state (the affective charge)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 
 from hjepa_agent.core.risk import (MIN_LOG_SPREAD, N_RISK_FEATURES, TypicalRisk, clearance_risk, course_log_reward,
                                    deviation, risk_features, risk_logit)
+from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LEVELS, Watchdog
 from test_watchdog import AHEAD, CFG, EGO, Feed, command_for_2_s, scan, started, world
@@ -72,12 +73,13 @@ def test_risk_far_above_the_typical_level_slows_the_robot_then_recovers_step_by_
     out = f.at(1.1)
     ev = [e for e in out.events if e.kind == "graded"]
     assert ev and ev[0].reasons[0] == "NORMAL->SLOW", out.events
-    assert "spreads above the typical risk" in ev[0].reasons[1]
+    assert "spreads above the typical risk" in ev[0].reasons[1] and ev[0].causes == (Cause.RISK,)
     assert out.speed_scale == pytest.approx(cfg.slow_scale)
     assert float(out.status["values"]["risk_z"]) >= 6.0
     f.scan = scan()
     later = f.run(1.2, 4.0)
     assert graded(later) == ["SLOW->LIMIT", "LIMIT->NORMAL"]
+    assert all(e.causes == () for o in later for e in o.events if e.kind == "graded")   # stepping back up
     t_down = [o.stamp_s for o in later if any(e.kind == "graded" for e in o.events)]
     assert t_down[0] - 1.1 >= cfg.dwell_s - 1e-9 and t_down[1] - t_down[0] >= cfg.dwell_s - 1e-9
     assert later[-1].speed_scale == 1.0
@@ -104,6 +106,7 @@ def test_an_obstacle_appearing_on_the_course_charges_it() -> None:
     out = f.at(1.1)
     ev = [e for e in out.events if e.kind == "graded"]
     assert ev and ev[0].reasons[0] == "NORMAL->SLOW" and "affective charge" in ev[0].reasons[1], out.events
+    assert ev[0].causes == (Cause.AFFECTIVE_CHARGE,)
     assert f.wd.charge >= 1.0
 
 
@@ -126,6 +129,8 @@ def test_a_trend_towards_a_limit_slows_long_before_it_stops(what: str) -> None:
             first = out
     assert first is not None and first.mode == Mode.HABITUAL
     assert any(f"{what} reaches" in r for e in first.events for r in e.reasons)
+    # typed, so that code (the fault suite's judge) can tell a slow-down for a limit from one for risk
+    assert [e.causes for e in first.events if e.kind == "graded"] == [(Cause.LIMIT_TREND,)]
     steady = started(cfg)
     assert graded(steady.run(0.1, 4.0)) == []
 

@@ -668,29 +668,33 @@ class Watchdog:
         when a score calls for it and left one step at a time after dwell_s without it; each change is
         a "graded" event with its reasons."""
         c = self.cfg
-        want: list[tuple[int, str]] = []
+        want: list[tuple[int, str, Cause]] = []
         z = risks["z"]
         if z is not None and z >= c.risk_limit_z:
             lvl = 2 if z >= c.risk_slow_z else 1
             which = "habitual" if z == risks["habitual_z"] else "plan"
             want.append((lvl, f"{which} risk {risks[which + '_risk']:.2f} is {z:.1f} spreads above the typical "
-                               f"risk here (>= {c.risk_slow_z if lvl == 2 else c.risk_limit_z:.1f})"))
+                               f"risk here (>= {c.risk_slow_z if lvl == 2 else c.risk_limit_z:.1f})", Cause.RISK))
         if self._charge >= c.charge_slow:
             want.append((2, f"affective charge {self._charge:.2f} >= {c.charge_slow:.2f}: the course's log reward "
-                            f"dropped with the new world state"))
+                            f"dropped with the new world state", Cause.AFFECTIVE_CHARGE))
         if c.limit_warn_s > 0.0:
             floor, tmax = self.ego.hard.power.battery_floor_pct, self.ego.hard.thermal.max_operating_temp_c
             for name, limit, falling, what in (("battery", floor, True, f"the floor {floor:.1f} %"),
                                                ("temperature", tmax, False, f"{tmax:.1f} degC")):
                 t = self._time_to(name, limit, falling)
                 if t is not None and t < c.limit_warn_s:
-                    want.append((2, f"{name} reaches {what} in {t:.0f} s < {c.limit_warn_s:.0f} s at its trend"))
+                    want.append((2, f"{name} reaches {what} in {t:.0f} s < {c.limit_warn_s:.0f} s at its trend",
+                                 Cause.LIMIT_TREND))
         target = max((w[0] for w in want), default=0)
         if target > self._level or (target < self._level and now_s - self._level_since >= c.dwell_s):
             new = target if target > self._level else self._level - 1
-            reasons = [w[1] for w in want if w[0] >= new] if new > self._level else [
-                f"{LEVELS[self._level]} not needed for {now_s - self._level_since:.1f} s"]
-            self._pending.append(Event(now_s, "graded", (f"{LEVELS[self._level]}->{LEVELS[new]}", *reasons)))
+            if new > self._level:   # a slow-down says why, in text and typed (a step back up needs no cause)
+                reasons = [w[1] for w in want if w[0] >= new]
+                causes = tuple(dict.fromkeys(w[2] for w in want if w[0] >= new))
+            else:
+                reasons, causes = [f"{LEVELS[self._level]} not needed for {now_s - self._level_since:.1f} s"], ()
+            self._pending.append(Event(now_s, "graded", (f"{LEVELS[self._level]}->{LEVELS[new]}", *reasons), causes))
             self._level, self._level_since = new, now_s
         elif target == self._level and target > 0:
             self._level_since = now_s   # still needed: the dwell counts from the last time it was
