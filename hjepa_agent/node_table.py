@@ -1,7 +1,8 @@
 """The one table of the agent's nodes, read by launch/*.launch.py and by `hjepa-agent sim`.
 
 Both ways of starting the agent build their nodes from NODES, with parameters from
-config/agent.yaml (``ros__parameters`` per node name), so they cannot drift.
+config/agent.yaml (``ros__parameters`` per node, keyed '/**/<name>' so that any namespace gets
+them), so they cannot drift.
 """
 from __future__ import annotations
 
@@ -60,17 +61,61 @@ def check_latent_params(path: str | Path, params: dict[str, dict[str, Any]]) -> 
                                       f"policy was trained on ('encoder' or 'world_encoder')")
 
 
-def load_params(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a ros__parameters YAML: {node_name: {param: value}}. ConfigError names unknown nodes,
-    and perception.encoder_model differing from habitual.latent_source."""
+ANY_NODE = "/**"
+"""A params-file key for every node in every namespace (rcl's wildcard)."""
+ANY_NAMESPACE = "/**/"
+"""Prefix of a params-file key for one node name in any namespace (rcl's wildcard): the shipped files'
+keys, so that a namespaced launch (robot.launch.py namespace:=robot1) applies them."""
+
+
+def key_target(key: str) -> tuple[str | None, str | None]:
+    """(namespace, node name) a ros__parameters key addresses under rcl's matching: '/**' -> (None,
+    None): every node; '/**/perception' -> (None, 'perception'): that name in any namespace;
+    '/robot1/perception' -> ('/robot1', 'perception'); 'perception' and '/perception' -> ('',
+    'perception'): the root namespace only."""
+    key = str(key)
+    if key == ANY_NODE:
+        return None, None
+    if key.startswith(ANY_NAMESPACE):
+        return None, key[len(ANY_NAMESPACE):]
+    ns, _, name = ("/" + key.lstrip("/")).rpartition("/")
+    return ns, name
+
+
+def normalise_namespace(namespace: str) -> str:
+    """'robot1', '/robot1/' -> '/robot1'; '' and '/' -> '' (the root namespace)."""
+    ns = "/" + namespace.strip().strip("/")
+    return "" if ns == "/" else ns
+
+
+def load_params(path: str | Path, namespace: str = "") -> dict[str, dict[str, Any]]:
+    """Read a ros__parameters YAML as the agent's nodes in ``namespace`` ('' the root) get it from rcl:
+    {node_name: {param: value}}, a '/**' section applied to every node under its own. ConfigError names
+    a key that addresses no node of the table, or addresses one in another namespace (rcl would drop
+    it without a word: the node would run on its defaults), and perception.encoder_model differing
+    from habitual.latent_source."""
     data = read_yaml(path)
+    ns = normalise_namespace(namespace)
     known = {n.name for n in NODES} | {SIM_NODE.name}
+    every: dict[str, Any] = {}
     out: dict[str, dict[str, Any]] = {}
-    for node, body in data.items():
-        if node not in known:
-            raise ConfigError(path, node, f"unknown node (known: {', '.join(sorted(known))})")
+    for key, body in data.items():
+        key_ns, node = key_target(key)
         if not isinstance(body, dict) or set(body) != {"ros__parameters"} or not isinstance(body["ros__parameters"], dict):
-            raise ConfigError(path, node, "expected exactly one key 'ros__parameters' holding a mapping")
+            raise ConfigError(path, key, "expected exactly one key 'ros__parameters' holding a mapping")
+        if node is None:
+            every.update(body["ros__parameters"])
+            continue
+        if node not in known:
+            raise ConfigError(path, key, f"unknown node (known: {', '.join(sorted(known))})")
+        if key_ns is not None and key_ns != ns:
+            raise ConfigError(path, key, f"addresses the node {key_ns}/{node}, but the agent's nodes run in "
+                                         f"{ns or 'the root namespace'}: rcl would not apply it. Write "
+                                         f"'{ANY_NAMESPACE}{node}' (any namespace) or '{ns}/{node}'")
+        if node in out:
+            raise ConfigError(path, key, f"a second section for {node}")
         out[node] = dict(body["ros__parameters"])
+    if every:
+        out = {n: {**every, **out.get(n, {})} for n in sorted(known)}
     check_latent_params(path, out)
     return out

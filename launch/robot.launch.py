@@ -5,6 +5,9 @@
         camera_topic:=/front_camera/image_raw scan_topic:=/scan odom_topic:=/odom cmd_vel_topic:=/cmd_vel \
         record:=true record_dir:=/data/runs/robot1_001
 
+The params file's sections are keyed '/**/<node>' (config/agent.yaml) so that they reach the nodes in
+any namespace; a section that would not (a bare 'perception:' under namespace:=robot1) or that names no
+node of the agent stops the launch with a message that says what to write.
 The robot's drivers provide camera/image_raw, scan, odom, battery_state, motor_temperature
 and consume cmd_vel (TwistStamped); remap them with the *_topic arguments.
 With record:=true the recorder node (node_table.RECORDER_NODE) also writes the run's topics
@@ -13,13 +16,13 @@ With record:=true the recorder node (node_table.RECORDER_NODE) also writes the r
 refused, never overwritten.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from hjepa_agent.node_table import NODES, RECORDER_NODE
+from hjepa_agent.node_table import NODES, RECORDER_NODE, load_params
 from hjepa_agent.paths import data_path
 
 REMAPPABLE = ("camera/image_raw", "scan", "odom", "battery_state", "motor_temperature", "goal_pose", "cmd_vel")
@@ -27,6 +30,14 @@ REMAPPABLE = ("camera/image_raw", "scan", "odom", "battery_state", "motor_temper
 
 def _arg(topic: str) -> str:
     return topic.split("/")[0] + "_topic" if "/" in topic else f"{topic}_topic"
+
+
+def _check_params(context, *args, **kwargs) -> list:
+    """Refuse, before any node starts, a params file with a section that would not reach its node in
+    this namespace (rcl drops it without a word: the node would run on its defaults) or that names a
+    node the agent does not have (node_table.load_params says which key and what to write)."""
+    load_params(LaunchConfiguration("params_file").perform(context), LaunchConfiguration("namespace").perform(context))
+    return []
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -58,4 +69,4 @@ def generate_launch_description() -> LaunchDescription:
                                  "out": ParameterValue(LaunchConfiguration("record_dir"), value_type=str)}],
                     remappings=list(RECORDER_NODE.remaps) + remaps,
                     condition=IfCondition(LaunchConfiguration("record")))
-    return LaunchDescription(args + nodes + [recorder])
+    return LaunchDescription(args + [OpaqueFunction(function=_check_params)] + nodes + [recorder])

@@ -10,7 +10,7 @@ def _planner_params(tmp_path, **planner):
     """config/agent.yaml with these planner parameters, written to a file in tmp_path."""
     from hjepa_agent.paths import data_path
     params = yaml.safe_load(data_path("config", "agent.yaml").read_text())
-    params["planner"]["ros__parameters"].update(planner)
+    params["/**/planner"]["ros__parameters"].update(planner)
     path = tmp_path / "agent_planner.yaml"
     path.write_text(yaml.safe_dump(params))
     return path

@@ -53,3 +53,50 @@ def test_only_live_parameters_can_be_set_and_refusals_name_the_parameter(ros_con
         ex.shutdown()
         node.destroy_node()
         probe.destroy_node()
+
+
+@pytest.mark.parametrize("params_file", ["agent.yaml", "agent_foundation.yaml"])
+def test_a_namespaced_bring_up_has_every_parameter_of_the_params_file_in_force(params_file):
+    """As robot.launch.py namespace:=robot1 starts them: each node of the table in /robot1, the shipped
+    params file given to rcl (--params-file, rcl's own matching of its keys against the nodes' fully
+    qualified names). Read back over each node's get_parameters service, as any node on the domain
+    could, every parameter of the file has the file's value."""
+    import rclpy
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    from hjepa_agent.node_table import load_params
+    from hjepa_agent.paths import data_path
+    from hjepa_agent.runner import isolate_dds
+
+    isolate_dds()
+    path = data_path("config", params_file)
+    expected = load_params(path, "robot1")
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, args=["--ros-args", "--params-file", str(path)])
+    ex = SingleThreadedExecutor(context=ctx)
+    nodes = [spec.load_class()(context=ctx, namespace="robot1", enable_rosout=False) for spec in NODES]
+    probe = Node("probe", context=ctx)
+    try:
+        for n in nodes + [probe]:
+            ex.add_node(n)
+        checked = 0
+        for spec, node in zip(NODES, nodes):
+            assert node.get_fully_qualified_name() == f"/robot1/{spec.name}"
+            names = sorted(expected[spec.name])
+            client = probe.create_client(GetParameters, f"/robot1/{spec.name}/get_parameters")
+            assert client.wait_for_service(timeout_sec=10.0), f"/robot1/{spec.name}/get_parameters"
+            fut = client.call_async(GetParameters.Request(names=names))
+            deadline = time.monotonic() + 10.0
+            while not fut.done() and time.monotonic() < deadline:
+                ex.spin_once(timeout_sec=0.02)
+            assert fut.done(), f"{spec.name}: parameter service did not answer"
+            got = {k: parameter_value_to_python(v) for k, v in zip(names, fut.result().values)}
+            assert got == expected[spec.name], f"/robot1/{spec.name}: parameters not in force"
+            checked += len(names)
+        assert checked >= 20, "the params file sets almost nothing: the test checks nothing"
+    finally:
+        ex.shutdown()
+        for n in nodes + [probe]:
+            n.destroy_node()
+        rclpy.shutdown(context=ctx)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hjepa_agent.config.loader import ConfigError
-from hjepa_agent.node_table import NODES, RECORDER_NODE, SIM_NODE, load_params
+from hjepa_agent.node_table import NODES, RECORDER_NODE, SIM_NODE, key_target, load_params
 from hjepa_agent.paths import data_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +102,45 @@ def test_latent_params_must_agree(tmp_path):
     p.write_text("perception:\n  ros__parameters: {encoder_model: world_encoder}\n"
                  "habitual:\n  ros__parameters: {latent_source: world_encoder}\n")
     assert load_params(p)["habitual"]["latent_source"] == "world_encoder"
+
+
+@pytest.mark.parametrize("key, target", [
+    ("/**", (None, None)), ("/**/perception", (None, "perception")), ("perception", ("", "perception")),
+    ("/perception", ("", "perception")), ("/robot1/perception", ("/robot1", "perception")),
+    ("/fleet/robot1/bridge", ("/fleet/robot1", "bridge"))])
+def test_params_keys_address_nodes_as_rcl_matches_them(key, target):
+    assert key_target(key) == target
+
+
+def test_a_section_that_would_not_reach_its_node_in_the_namespace_is_refused(tmp_path):
+    """rcl drops a section whose key does not match the node's fully qualified name without a word;
+    load_params (and the launch files, through it) refuses it and says what to write."""
+    p = tmp_path / "p.yaml"
+    p.write_text("bridge:\n  ros__parameters: {rate_hz: 25.0}\n")
+    assert load_params(p)["bridge"] == {"rate_hz": 25.0}
+    with pytest.raises(ConfigError, match=r"bridge: addresses the node /bridge, but the agent's nodes run in "
+                                          r"/robot1: .* Write '/\*\*/bridge' \(any namespace\) or '/robot1/bridge'"):
+        load_params(p, "robot1")
+    p.write_text("/robot1/bridge:\n  ros__parameters: {rate_hz: 25.0}\n")
+    assert load_params(p, "/robot1/")["bridge"] == {"rate_hz": 25.0}
+    with pytest.raises(ConfigError, match="the root namespace"):
+        load_params(p)
+    p.write_text("/**/bridge:\n  ros__parameters: {rate_hz: 25.0}\n")
+    assert load_params(p)["bridge"] == load_params(p, "robot1")["bridge"] == {"rate_hz": 25.0}
+    p.write_text("/**/bridge:\n  ros__parameters: {rate_hz: 25.0}\nbridge:\n  ros__parameters: {rate_hz: 30.0}\n")
+    with pytest.raises(ConfigError, match="a second section for bridge"):
+        load_params(p)
+
+
+def test_a_section_for_every_node_applies_under_each_nodes_own(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("/**:\n  ros__parameters: {use_cuda: false, ego_model: /e.yaml}\n"
+                 "/**/bridge:\n  ros__parameters: {ego_model: /bridge.yaml}\n")
+    params = load_params(p, "robot1")
+    assert params["bridge"] == {"use_cuda": False, "ego_model": "/bridge.yaml"}
+    assert params["perception"] == {"use_cuda": False, "ego_model": "/e.yaml"}
+
+
+def test_the_shipped_params_files_reach_the_nodes_in_any_namespace():
+    for name in ("agent.yaml", "agent_foundation.yaml"):
+        assert load_params(data_path("config", name), "robot1") == load_params(data_path("config", name))
