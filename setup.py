@@ -5,6 +5,9 @@ from setuptools import find_packages, setup
 
 PACKAGE = "hjepa_agent"
 NODES = ["perception", "estimator", "habitual", "planner", "watchdog", "bridge", "sim", "recorder"]
+ONNX_RUNTIME = ['onnxruntime-gpu; platform_machine == "x86_64" and sys_platform == "linux"',
+                'onnxruntime; platform_machine != "x86_64" or sys_platform != "linux"']
+"""The GPU build where it has wheels, the CPU build elsewhere (aarch64 robots: it has no wheels there)."""
 
 setup(
     name=PACKAGE,
@@ -21,7 +24,7 @@ setup(
         (f"share/{PACKAGE}/models", glob("models/*")),
     ],
     install_requires=["setuptools", "numpy", "pyyaml", "opencv-python-headless<5", "pybullet", "tqdm",
-                      "matplotlib", "rosbags"],
+                      "matplotlib", "rosbags", *ONNX_RUNTIME],
     zip_safe=True,
     maintainer="hjepa_agent developers",
     maintainer_email="dev@hjepa-agent.invalid",
