@@ -119,3 +119,14 @@ def load_params(path: str | Path, namespace: str = "") -> dict[str, dict[str, An
         out = {n: {**every, **out.get(n, {})} for n in sorted(known)}
     check_latent_params(path, out)
     return out
+
+
+def check_launch_params(context: Any, *args: Any, **kwargs: Any) -> list:
+    """For a launch file's OpaqueFunction: refuse, before any node starts, a params file (launch
+    argument params_file) with a section that would not reach its node in the launch's namespace
+    (argument namespace) or that names no node of the agent (:func:`load_params` says which and what
+    to write). Needs the launch package (a robot's ROS 2)."""
+    from launch.substitutions import LaunchConfiguration
+
+    load_params(LaunchConfiguration("params_file").perform(context), LaunchConfiguration("namespace").perform(context))
+    return []

@@ -22,7 +22,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from hjepa_agent.node_table import NODES, RECORDER_NODE, load_params
+from hjepa_agent.node_table import NODES, RECORDER_NODE, check_launch_params
 from hjepa_agent.paths import data_path
 
 REMAPPABLE = ("camera/image_raw", "scan", "odom", "battery_state", "motor_temperature", "goal_pose", "cmd_vel")
@@ -30,14 +30,6 @@ REMAPPABLE = ("camera/image_raw", "scan", "odom", "battery_state", "motor_temper
 
 def _arg(topic: str) -> str:
     return topic.split("/")[0] + "_topic" if "/" in topic else f"{topic}_topic"
-
-
-def _check_params(context, *args, **kwargs) -> list:
-    """Refuse, before any node starts, a params file with a section that would not reach its node in
-    this namespace (rcl drops it without a word: the node would run on its defaults) or that names a
-    node the agent does not have (node_table.load_params says which key and what to write)."""
-    load_params(LaunchConfiguration("params_file").perform(context), LaunchConfiguration("namespace").perform(context))
-    return []
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -69,4 +61,4 @@ def generate_launch_description() -> LaunchDescription:
                                  "out": ParameterValue(LaunchConfiguration("record_dir"), value_type=str)}],
                     remappings=list(RECORDER_NODE.remaps) + remaps,
                     condition=IfCondition(LaunchConfiguration("record")))
-    return LaunchDescription(args + [OpaqueFunction(function=_check_params)] + nodes + [recorder])
+    return LaunchDescription(args + [OpaqueFunction(function=check_launch_params)] + nodes + [recorder])

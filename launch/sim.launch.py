@@ -11,15 +11,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from hjepa_agent.node_table import NODES, SIM_NODE, load_params
+from hjepa_agent.node_table import NODES, SIM_NODE, check_launch_params
 from hjepa_agent.paths import data_path
-
-
-def _check_params(context, *args, **kwargs) -> list:
-    """Refuse a params file with a section that would not reach its node in this namespace, before
-    any node starts (node_table.load_params)."""
-    load_params(LaunchConfiguration("params_file").perform(context), LaunchConfiguration("namespace").perform(context))
-    return []
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -43,4 +36,4 @@ def generate_launch_description() -> LaunchDescription:
              parameters=[LaunchConfiguration("params_file"), common], remappings=list(spec.remaps))
         for spec in NODES
     ]
-    return LaunchDescription(args + [OpaqueFunction(function=_check_params), sim] + nodes)
+    return LaunchDescription(args + [OpaqueFunction(function=check_launch_params), sim] + nodes)

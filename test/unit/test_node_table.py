@@ -56,6 +56,15 @@ def test_launch_files_build_nodes_from_the_table(launch):
     assert "generate_launch_description" in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
 
 
+@pytest.mark.parametrize("launch", ["sim.launch.py", "robot.launch.py"])
+def test_launch_files_check_the_params_file_before_any_node_starts(launch):
+    tree = ast.parse((ROOT / "launch" / launch).read_text())
+    ret = next(n for n in ast.walk(tree) if isinstance(n, ast.Return) and "LaunchDescription" in ast.unparse(n))
+    actions = ast.unparse(ret.value)
+    assert "OpaqueFunction(function=check_launch_params)" in actions
+    assert actions.index("check_launch_params") < actions.index("nodes"), "the check must come before the nodes"
+
+
 def test_robot_launch_starts_the_recorder_only_when_asked():
     """record (default "false") and record_dir declared; the recorder node from the table under IfCondition(record),
     with the agent's namespace and remaps and record_dir as its out parameter."""
