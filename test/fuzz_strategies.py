@@ -23,12 +23,13 @@ not jump); a hold or a refused /clock adds nothing. The bridge's wire is judged 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from hypothesis import strategies as st
@@ -1122,6 +1123,25 @@ class FuzzStack:
             n.destroy_node()
 
 
-__all__ = ["BAD_STAMPS", "budget", "CLOCK_STEPS", "ClockStep", "DT_S", "Draft", "FuzzReport", "FuzzStack", "NOMINAL_HZ",
+@contextlib.contextmanager
+def fuzz_stack(build_nodes: Callable[[Any], dict[str, Any]], ego: Any, report: FuzzReport) -> Iterator[FuzzStack]:
+    """A FuzzStack (judged against ``ego``) over the nodes ``build_nodes(ctx)`` makes in a fresh rclpy Context on this run's
+    private DDS domain; afterwards the guards' counters go into ``report`` and everything is shut down."""
+    import rclpy
+
+    from hjepa_agent.runner import isolate_dds
+    isolate_dds()
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    s = FuzzStack(ctx, build_nodes(ctx), ego, report)
+    try:
+        yield s
+    finally:
+        s.snapshot_guards()
+        s.close()
+        rclpy.shutdown(context=ctx)
+
+
+__all__ = ["BAD_STAMPS", "budget", "CLOCK_STEPS", "ClockStep", "DT_S", "Draft", "FuzzReport", "FuzzStack", "fuzz_stack", "NOMINAL_HZ",
            "Publish", "RIGHT", "STRATEGIES", "Stamp", "Vec", "WireJudge", "garbage_modes", "garbage_plans",
            "garbage_twists", "num", "publishes", "sequences", "strategy_for", "vec"]

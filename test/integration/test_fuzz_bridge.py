@@ -27,7 +27,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
-from fuzz_strategies import (CLOCK_STEPS, budget, DT_S, RIGHT, ClockStep, Draft, FuzzStack, Publish, Stamp,
+from fuzz_strategies import (CLOCK_STEPS, budget, DT_S, RIGHT, ClockStep, Draft, FuzzStack, Publish, Stamp, fuzz_stack,
                              failure_text, garbage_modes, garbage_plans, garbage_twists, publishes)
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.nodes.codec import PLAN_HEAD, plan_labels
@@ -57,25 +57,18 @@ def _settings(long: bool, examples: int) -> settings:
 
 @pytest.fixture(scope="module")
 def bridge_stack(fuzz_report):
-    from hjepa_agent.runner import isolate_dds
-    isolate_dds()
-    import rclpy
     from hjepa_agent.nodes.bridge import BridgeNode
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = BridgeNode(context=ctx, namespace="fz_bridge", enable_rosout=False,
-                      parameter_overrides=[Parameter("use_sim_time", value=True),
-                                           Parameter("start_type_description_service", value=False)])
-    s = FuzzStack(ctx, {"bridge": node}, EGO, fuzz_report)
-    s.period_s = 1.0 / float(node.get_parameter("rate_hz").value)
-    s.source_timeout_s = float(node.get_parameter("source_timeout_s").value)
-    s.mode_timeout_s = float(node.get_parameter("mode_timeout_s").value)
-    try:
+
+    def build(ctx):
+        return {"bridge": BridgeNode(context=ctx, namespace="fz_bridge", enable_rosout=False,
+                                     parameter_overrides=[Parameter("use_sim_time", value=True),
+                                                          Parameter("start_type_description_service", value=False)])}
+    with fuzz_stack(build, EGO, fuzz_report) as s:
+        node = s.nodes["bridge"]
+        s.period_s = 1.0 / float(node.get_parameter("rate_hz").value)
+        s.source_timeout_s = float(node.get_parameter("source_timeout_s").value)
+        s.mode_timeout_s = float(node.get_parameter("mode_timeout_s").value)
         yield s
-    finally:
-        s.snapshot_guards()
-        s.close()
-        rclpy.shutdown(context=ctx)
 
 
 # ---- valid driving ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from fuzz_strategies import NOMINAL_HZ, STRATEGIES, FuzzStack, budget, failure_text, sequences, strategy_for
+from fuzz_strategies import NOMINAL_HZ, STRATEGIES, FuzzStack, budget, fuzz_stack, failure_text, sequences, strategy_for
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.node_table import NODES, SIM_NODE, load_params
 from hjepa_agent.nodes.topics import all_inputs, inputs_of
@@ -74,20 +74,10 @@ def build(name: str, ctx):
 
 @pytest.fixture(scope="module")
 def stack(fuzz_report):
-    from hjepa_agent.runner import isolate_dds
-    isolate_dds()
-    import rclpy
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    s = FuzzStack(ctx, {name: build(name, ctx) for name in all_inputs()}, EGO, fuzz_report)
-    s.broken = None
-    s.rebuild = lambda name: s.replace(name, build(name, ctx))
-    try:
+    with fuzz_stack(lambda ctx: {name: build(name, ctx) for name in all_inputs()}, EGO, fuzz_report) as s:
+        s.broken = None
+        s.rebuild = lambda name: s.replace(name, build(name, s.ctx))
         yield s
-    finally:
-        s.snapshot_guards()
-        s.close()
-        rclpy.shutdown(context=ctx)
 
 
 def test_every_input_has_a_strategy_and_a_rate():
