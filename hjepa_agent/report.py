@@ -33,7 +33,7 @@ class EpisodeResult:
     limit_violations_by_kind: dict[str, int] = field(default_factory=dict)
     lockstep_misses: int = 0
     lost_messages: int = 0
-    """Messages between the process's nodes the middleware lost (given up on after runner.LOST_AFTER_S)."""
+    """Messages between the process's nodes the middleware lost (given up on after lockstep.LOST_AFTER_S)."""
     rss_mb: float | None = None
     """The run's resident memory (MB) once the episode's nodes were destroyed (a long run must stay flat)."""
     min_clearance_m: float = math.inf

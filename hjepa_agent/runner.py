@@ -3,10 +3,10 @@
 `hjepa-agent sim` calls :func:`run`. Nodes come from the same node table as the launch
 files (hjepa_agent.node_table.NODES), with parameters from config/agent.yaml. Each
 episode gets freshly constructed agent nodes (no state carries over); the sim node
-lives for the whole run and its clock never goes back. The loop is lockstep: after
-each camera frame the simulator waits (wall-clock bounded) for the cmd_vel that
-carries that frame's stamp, so the run is faster than real time yet the agent never
-misses a frame because the computer was busy.
+lives for the whole run and its clock never goes back. The loop is lockstep
+(:mod:`hjepa_agent.lockstep`): the simulator waits for everything each tick set off to be
+handled, so the run is faster than real time yet the agent never misses a frame because the
+computer was busy. Each episode is judged here (outcome, faults, limit violations on the wire).
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LEVELS
+from hjepa_agent.lockstep import Lockstep
 from hjepa_agent.node_table import NODES, load_params
 from hjepa_agent.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
 from hjepa_agent.paths import data_path
@@ -34,13 +34,8 @@ from hjepa_agent.sim.scenario import Scenario, load_scenarios
 
 log = logging.getLogger("hjepa_agent.runner")
 
-LOCKSTEP_WAIT_S = 10.0
-"""Wall-clock bound on one lockstep wait: only a hung node reaches it (a miss)."""
-LOST_AFTER_S = 2.0
-"""A message between the process's nodes still in flight after this much wall time of spinning is
-taken as lost by the middleware: logged and counted (lost_messages), no longer waited for."""
 MAX_MISSES = 10
-"""An episode with more lockstep misses than this (each a LOCKSTEP_WAIT_S wait) is abandoned: lockstep_lost."""
+"""An episode with more lockstep misses than this (each a lockstep.LOCKSTEP_WAIT_S wait) is abandoned: lockstep_lost."""
 FAULT_EVENTS_KEPT = 30
 """The first events after a fault's onset kept in episodes.jsonl (``fault_events``), besides the last 50."""
 STOPPED_GIVE_UP_S = 5.0
@@ -77,81 +72,6 @@ def isolate_dds(domain_id: int | None = None) -> int:
     os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="hjepa_roslog_"))
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     return domain_id
-
-
-def spin_until_idle(executor, quiet_s: float = 0.002, quiet_spins: int = 2, max_s: float = 0.5) -> None:
-    """Spin until ``quiet_spins`` consecutive spins found nothing to do within ``quiet_s`` each.
-
-    Used in lockstep so that everything the last clock step triggered is handled
-    before the clock moves again (bounded by ``max_s`` of wall time)."""
-    quiet = 0
-    deadline = time.perf_counter() + max_s
-    while quiet < quiet_spins and time.perf_counter() < deadline:
-        t0 = time.perf_counter()
-        executor.spin_once(timeout_sec=quiet_s)
-        quiet = quiet + 1 if time.perf_counter() - t0 >= quiet_s else 0
-
-
-def _timer_due(timer) -> bool:
-    """True when ``timer`` should have fired and has not run yet (0 ns left counts: a timer due exactly
-    at this tick must run before the clock moves on)."""
-    if timer.is_canceled():
-        return False
-    left = timer.time_until_next_call()
-    return left is not None and left <= 0
-
-
-def _clock_at(node, t_ns: int) -> bool:
-    """True when ``node``'s clock shows ``t_ns``: exactly, for a node on sim time (its clock is the last
-    /clock it took, and a clock stepped back must be seen to have stepped), at least, for one on the
-    system clock."""
-    clock = node.get_clock()
-    now = clock.now().nanoseconds
-    return now == t_ns if getattr(clock, "ros_time_is_active", False) else now >= t_ns
-
-
-def _waiting_for(nodes: list, t_ns: int, context) -> str:
-    """What a lockstep wait is still waiting for, for the log: messages in flight per topic and the
-    subscriber that has not taken them, nodes whose clock is elsewhere, timers due."""
-    from hjepa_agent.nodes.guard import in_flight
-    parts = [f"{n} message(s) on {topic} not taken by {who}" for (topic, who), n in in_flight(context).items()]
-    parts += [f"{n.get_name()} clock at {n.get_clock().now().nanoseconds * 1e-9:.3f} s" for n in nodes
-              if not _clock_at(n, t_ns)]
-    parts += [f"{n.get_name()} timer due" for n in nodes for tm in n.timers if _timer_due(tm)]
-    return "; ".join(parts) or "nothing (it cleared as the wait ran out)"
-
-
-def lockstep_barrier(executor, nodes: list, t_ns: int, context, max_s: float = None,
-                     lost: dict | None = None) -> bool:
-    """Spin until every node's clock shows ``t_ns`` (:func:`_clock_at`), none of their timers is overdue
-    and no message between the process's guarded nodes is in flight (nodes/guard.py: every counting
-    publisher's messages taken by every guarded subscription of the context).
-
-    This makes the wire deterministic: what a clock step triggers is handled, end to end, before
-    physics moves on, however busy the computer is. Returns False only if ``max_s`` of wall time
-    passed first (a lockstep miss: something was lost or a node hung). Raises KeyboardInterrupt
-    when the context was shut down (Ctrl-C)."""
-    from hjepa_agent.nodes.guard import drop_lost, pending_messages
-
-    deadline = time.perf_counter() + (LOCKSTEP_WAIT_S if max_s is None else max_s)
-    while True:
-        if not context.ok():
-            raise KeyboardInterrupt("the ROS context was shut down")
-        gone = drop_lost(context, LOST_AFTER_S)
-        if gone:
-            log.warning("lockstep at %.3f s: lost in the middleware: %s", t_ns * 1e-9,
-                        "; ".join(f"{n} on {t} for {who}" for (t, who), n in gone.items()))
-            if lost is not None:
-                for key, n in gone.items():
-                    lost[key] = lost.get(key, 0) + n
-        ok = pending_messages(context) == 0 and all(_clock_at(n, t_ns) for n in nodes) and not any(
-            _timer_due(tm) for n in nodes for tm in n.timers)
-        if ok:
-            return True
-        if time.perf_counter() > deadline:
-            log.warning("lockstep miss at %.3f s: %s", t_ns * 1e-9, _waiting_for(nodes, t_ns, context))
-            return False
-        executor.spin_once(timeout_sec=0.0005)
 
 
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
@@ -270,86 +190,6 @@ def build_agent_nodes(ctx, params: dict, ego_path: Path, executor) -> list:
         executor.add_node(node)
         nodes.append(node)
     return nodes
-
-
-class Lockstep:
-    """Advances the simulator one tick at a time and waits for the agent to answer (see module doc).
-    A node that failed stop (nodes/guard.py) is removed from the run; its failure is kept in ``failures``."""
-
-    def __init__(self, sim, nodes: list, executor) -> None:
-        self.sim, self.nodes, self.executor = sim, list(nodes), executor
-        self.log_start = len(sim.log.sim_t)
-        self.misses = 0
-        self.lost: dict[tuple[str, str], int] = {}   # (topic, subscriber) -> messages lost by the middleware
-        self.failures: list[dict[str, str]] = []
-        from hjepa_agent.nodes.guard import settle_traffic
-        settle_traffic(sim.context)   # what the last episode's nodes sent and never delivered, never will be
-        _wait_for_discovery(sim, self.nodes, executor)
-
-    def remove(self, name: str) -> None:
-        """Kill a node mid-run (fault injection, or a node that failed stop): it stops being spun and is destroyed."""
-        node = next(n for n in self.nodes if n.get_name() == name)
-        self.nodes.remove(node)
-        self.executor.remove_node(node)
-        node.destroy_node()
-
-    def _reap(self) -> None:
-        """Remove nodes that failed stop, keeping their failure (name, where, error, traceback)."""
-        for node in [n for n in self.nodes if getattr(n, "failure", None) is not None]:
-            f = node.failure
-            self.failures.append({"node": node.get_name(), "where": f.where, "error": f.error,
-                                  "traceback": f.traceback})
-            log.error("%s failed stop in %s: %s: removed from the run", node.get_name(), f.where, f.error)
-            self.remove(node.get_name())
-
-    def tick(self) -> int | None:
-        """One sim tick; returns the camera stamp (ns) if a frame went out this tick.
-
-        Order: physics and /clock; wait until every node's clock shows the new time (as a real robot's
-        wall clock always would) and what that triggered (timers) is handled; sensors; wait until
-        everything they triggered is handled, down to the bridge's command reaching the simulator."""
-        sim, executor = self.sim, self.executor
-        sim.step_clock()
-        t_ns = int(round(sim.clock_s * 1e9))   # the last valid /clock: where every sim-time node's clock is
-        ctx = sim.context
-        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx, lost=self.lost):
-            self.misses += 1
-        self._reap()
-        stamp_ns = sim.publish_due()
-        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx, lost=self.lost):
-            self.misses += 1
-        self._reap()
-        return stamp_ns
-
-    def close(self) -> None:
-        """Destroy the agent nodes, after handling what is still in flight: a message queued for a
-        node the executor has dropped would otherwise run its callback on the destroyed node (an
-        episode that ended seconds into a SAFE_STOP crashed the next one that way)."""
-        spin_until_idle(self.executor)
-        for node in self.nodes:
-            self.executor.remove_node(node)
-            node.destroy_node()
-        self.nodes = []
-        settle_graph(self.sim, self.executor)
-
-
-def settle_graph(node, executor, max_s: float = 3.0) -> bool:
-    """Spin until ``node`` sees no publisher left on the agent's own topics (nodes/topics.py guarded_topics:
-    every one of them belongs to an agent node, all destroyed now). Nodes rebuilt under the same names
-    before the graph has let go of their predecessors' writers lose their names in it (rmw's graph
-    cache: the old writers' removal takes the new ones' association with it; they then read
-    _NODE_NAME_UNKNOWN_ for the whole episode), and the watchdog's graph check is blind to who publishes
-    on them. Returns False if ``max_s`` of wall time passed first."""
-    from hjepa_agent.nodes.topics import guarded_topics
-
-    topics = guarded_topics()
-    deadline = time.perf_counter() + max_s
-    while any(node.count_publishers(t) for t in topics):
-        if time.perf_counter() > deadline:
-            log.warning("the ROS graph still lists publishers of destroyed nodes after %.1f s", max_s)
-            return False
-        executor.spin_once(timeout_sec=0.01)
-    return True
 
 
 class EmbeddedStack:
@@ -589,23 +429,3 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
     res.limit_violations_by_kind = count_limit_violations(t, v, w, ego)
     res.limit_violations = sum(res.limit_violations_by_kind.values())
     return res
-
-
-def _wait_for_discovery(sim, nodes, executor, timeout_s: float = 10.0) -> None:
-    """Spin until every publisher of the sim and the agent has its subscribers matched (not the topics
-    only viewers and the recorder read: paths, route, events, explanations, the watchdog's journal)."""
-    pubs = [sim.pub_image, sim.pub_scan, sim.pub_odom, sim.pub_goal]
-    for node in nodes:
-        pubs += [p for p in node.publishers if p.topic_name.startswith(("/agent", "/cmd_vel"))
-                 and not p.topic_name.endswith(("/path", "/route", "/events", "/explanation", "/journal"))]
-    from hjepa_agent.nodes.guard import unmatched
-
-    deadline = time.perf_counter() + timeout_s
-    while time.perf_counter() < deadline:
-        # writer side (each publisher has a reader) and reader side (each guarded subscription has matched
-        # every counting publisher of its topic: a message sent before that is lost to it)
-        if all(p.get_subscription_count() > 0 for p in pubs) and not unmatched(sim.context):
-            return
-        executor.spin_once(timeout_sec=0.01)
-    missing = [p.topic_name for p in pubs if p.get_subscription_count() == 0] + unmatched(sim.context)
-    raise RuntimeError(f"DDS discovery did not complete in {timeout_s} s; unmatched: {missing}")

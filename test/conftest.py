@@ -60,7 +60,7 @@ class SimClock:
     def advance(self, dt_s: float) -> None:
         """Publish t + dt on /clock and let the executor process what follows before returning."""
         from hjepa_agent.nodes.codec import to_time
-        from hjepa_agent.runner import spin_until_idle
+        from hjepa_agent.lockstep import spin_until_idle
         self.t_s += dt_s
         self._pub.publish(self._cls(clock=to_time(self.t_s)))
         spin_until_idle(self._executor)

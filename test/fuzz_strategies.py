@@ -13,7 +13,7 @@ validators pass and the cores run) with NaN, inf, huge, negative and zero values
 wrong labels and empty arrays.
 
 Time. The harness publishes /clock and, after every message and every clock step, waits until
-everything it set off is handled (runner.lockstep_barrier: every node's clock reached the time, no
+everything it set off is handled (lockstep.lockstep_barrier: every node's clock reached the time, no
 timer overdue, nothing in flight between counting publishers and guarded subscriptions). Outputs
 are placed on the timeline ``p_s`` of what a base lives through: an ordinary step of the clock
 (forward, within the nodes' clock_jump_tolerance_s) adds its size; a jump (back, to zero, or
@@ -907,7 +907,8 @@ class FuzzStack:
     def add(self, name: str, node: Any) -> None:
         """Spin ``node`` and give it a harness publishing each of its inputs (and tap a bridge)."""
         from rclpy.node import Node
-        from hjepa_agent.nodes.guard import CountingPublisher, counted_subscription, qos_for
+        from hjepa_agent.nodes.guard import qos_for
+        from hjepa_agent.nodes.traffic import CountingPublisher, counted_subscription
         from hjepa_agent.nodes.topics import inputs_of
         self.nodes[name] = node
         self.executor.add_node(node)
@@ -939,7 +940,7 @@ class FuzzStack:
 
     def wait_for_discovery(self, timeout_s: float = 20.0) -> None:
         """Until every harness publisher, the clock and the bridge's taps are matched."""
-        from hjepa_agent.nodes.guard import settle_traffic
+        from hjepa_agent.nodes.traffic import settle_traffic
         deadline = time.monotonic() + timeout_s
 
         def matched() -> bool:
@@ -972,9 +973,9 @@ class FuzzStack:
 
     # ---- time ----------------------------------------------------------------------------------
     def barrier(self) -> bool:
-        """Spin until what was set off is handled (runner.lockstep_barrier); False on a miss (counted)."""
-        from hjepa_agent.nodes.guard import settle_traffic
-        from hjepa_agent.runner import lockstep_barrier
+        """Spin until what was set off is handled (lockstep.lockstep_barrier); False on a miss (counted)."""
+        from hjepa_agent.nodes.traffic import settle_traffic
+        from hjepa_agent.lockstep import lockstep_barrier
         t_ns = int(round(self.t_s * 1e9)) if self.t_s > 0 else 0
         ok = lockstep_barrier(self.executor, list(self.nodes.values()), t_ns, self.ctx, max_s=2.0)
         if not ok:

@@ -26,10 +26,10 @@ records the episode as a failure with the traceback; ``run_node`` exits with sta
 /clock is guarded too: a negative or absurd time is rejected (and reported), never handed to
 rclpy's time source, which would raise inside the executor.
 
-Lockstep accounting: every publisher made with :meth:`GuardedNode.publisher` counts what it sends
-to the guarded subscriptions of the same process (per rclpy Context), and every guarded
-subscription counts what it took, so the embedded runner can wait until everything in flight
-has been handled (:func:`pending_messages`) instead of for a fixed wall-clock time.
+Lockstep accounting (nodes/traffic.py): every publisher made with :meth:`GuardedNode.publisher`
+counts what it sends to the guarded subscriptions of the same process, and every guarded
+subscription counts what it took, so the lockstep can wait until everything in flight has been
+handled instead of for a fixed wall-clock time.
 """
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ import json
 import logging
 import time
 import traceback
-import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -52,6 +51,7 @@ from std_msgs.msg import String
 from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.timekeeping import ClockJump, ReceiptClock, valid_ros_time
 from hjepa_agent.nodes.topics import TOPICS, InputSpec, Rejected, inputs_of
+from hjepa_agent.nodes.traffic import CountingPublisher, Reader, join, leave
 
 log = logging.getLogger("hjepa_agent.guard")
 
@@ -81,126 +81,6 @@ def qos_for(kind: str, subscriber: bool) -> QoSProfile:
     return RELIABLE_QOS
 
 
-# ---- lockstep accounting ----------------------------------------------------------------------
-class _Traffic:
-    """Counting publishers and guarded subscriptions of one rclpy Context, by resolved topic name."""
-
-    def __init__(self) -> None:
-        self.subs: dict[str, list[_Input]] = {}
-        self.pubs: dict[str, list[CountingPublisher]] = {}
-
-    def sent(self, topic: str) -> None:
-        now = time.monotonic()
-        for inp in self.subs.get(topic, ()):
-            if inp.expected <= inp.taken:
-                inp.pending_since = now
-            inp.expected += 1
-
-    def pending(self) -> int:
-        return sum(max(0, i.expected - i.taken) for subs in self.subs.values() for i in subs)
-
-
-_TRAFFIC: "weakref.WeakKeyDictionary[Any, _Traffic]" = weakref.WeakKeyDictionary()
-
-
-def _traffic(context: Any) -> _Traffic:
-    t = _TRAFFIC.get(context)
-    if t is None:
-        t = _TRAFFIC[context] = _Traffic()
-    return t
-
-
-def settle_traffic(context: Any) -> None:
-    """Forget what is in flight (between episodes: a message from a node destroyed before it was
-    delivered never will be)."""
-    for subs in _traffic(context).subs.values():
-        for inp in subs:
-            inp.expected, inp.pending_since = inp.taken, None
-
-
-def unmatched(context: Any) -> list[str]:
-    """Guarded subscriptions of ``context`` not yet matched with every counting publisher of their
-    topic in it (reader side: a message sent before the match is lost to them), as 'topic (node)'."""
-    traffic = _traffic(context)
-    return [f"{topic} ({inp.owner})" for topic, subs in traffic.subs.items() for inp in subs
-            if inp.sub is not None and inp.sub.get_publisher_count() < len(traffic.pubs.get(topic, ()))]
-
-
-def drop_lost(context: Any, older_than_s: float) -> dict[tuple[str, str], int]:
-    """Give up on messages in flight for more than ``older_than_s`` of wall time while the lockstep
-    spun (lost by the middleware): (topic, subscriber) -> how many; they are no longer waited for."""
-    now, lost = time.monotonic(), {}
-    for subs in _traffic(context).subs.values():
-        for inp in subs:
-            if inp.expected > inp.taken and inp.pending_since is not None and now - inp.pending_since > older_than_s:
-                lost[(inp.topic, inp.owner)] = inp.expected - inp.taken
-                inp.expected, inp.pending_since = inp.taken, None
-    return lost
-
-
-def in_flight(context: Any) -> dict[tuple[str, str], int]:
-    """(topic, subscriber) -> messages sent to it and not taken yet, for the lockstep's log."""
-    return {(inp.topic, inp.owner): inp.expected - inp.taken for subs in _traffic(context).subs.values()
-            for inp in subs if inp.expected > inp.taken}
-
-
-def pending_messages(context: Any) -> int:
-    """Messages published by counting publishers of ``context`` that a guarded subscription of the
-    same context has not taken yet (0: nothing in flight between the nodes of this process)."""
-    return _traffic(context).pending()
-
-
-class CountingPublisher:
-    """A publisher that tells the lockstep accounting what it sent (same interface as rclpy's)."""
-
-    def __init__(self, pub: Any, context: Any) -> None:
-        self._pub = pub
-        self._traffic = _traffic(context)
-        self.topic_name = pub.topic_name
-        self.sent = 0
-        self._traffic.pubs.setdefault(self.topic_name, []).append(self)
-
-    def leave(self) -> None:
-        """Leave the accounting (the node is being destroyed)."""
-        pubs = self._traffic.pubs.get(self.topic_name, [])
-        if any(p is self for p in pubs):
-            pubs.remove(self)
-
-    def publish(self, msg: Any) -> None:
-        """Publish and count."""
-        self._pub.publish(msg)
-        self.sent += 1
-        self._traffic.sent(self.topic_name)
-
-    def get_subscription_count(self) -> int:
-        """Matched subscriptions."""
-        return self._pub.get_subscription_count()
-
-    @property
-    def handle(self) -> Any:
-        return self._pub.handle
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pub, name)
-
-
-def counted_subscription(node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
-                         qos: QoSProfile) -> Any:
-    """A plain subscription (for the runner's own taps) that takes part in the lockstep accounting."""
-    inp = _Input(topic, None, owner=node.get_name())   # type: ignore[arg-type]
-
-    def on_msg(msg: Any) -> None:
-        inp.taken += 1
-        if inp.taken >= inp.expected:
-            inp.pending_since = None
-        callback(msg)
-
-    sub = node.create_subscription(msg_type, topic, on_msg, qos)
-    inp.topic, inp.sub = sub.topic_name, sub
-    _traffic(node.context).subs.setdefault(inp.topic, []).append(inp)
-    return sub
-
-
 # ---- the guard ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Receipt:
@@ -215,20 +95,17 @@ class Receipt:
 
 
 @dataclass(eq=False)   # identity: two nodes' inputs on one topic are different subscriptions
-class _Input:
-    key: str
-    spec: InputSpec
-    topic: str = ""
+class _Input(Reader):
+    """One guarded input: its row of the input table, its counters and, as a Reader, its part in the
+    lockstep accounting."""
+
+    key: str = ""
+    spec: InputSpec | None = None
     received: int = 0
     accepted: int = 0
     rejected: Counter = field(default_factory=Counter)
     last_stamp_ns: int | None = None
     last_reading_s: float | None = None
-    owner: str = ""            # the subscribing node's name
-    sub: Any = None            # the rclpy subscription
-    pending_since: float | None = None   # wall time its oldest message still in flight was sent
-    expected: int = 0          # lockstep accounting: sent to this subscription by counting publishers
-    taken: int = 0             # ... and taken by it (accepted or not)
 
 
 @dataclass(frozen=True)
@@ -329,7 +206,7 @@ class GuardedNode(Node):
         """Subscribe to this node's input ``key`` (INPUTS[kind][key]) through the guard;
         ``callback(value, receipt)`` gets the validated value."""
         spec = inputs_of(self._guard_kind)[key]
-        inp = _Input(key, spec, owner=self.get_name())
+        inp = _Input(key=key, spec=spec, owner=self.get_name())
         topic = spec.spec
 
         def on_msg(msg: Any) -> None:
@@ -339,13 +216,11 @@ class GuardedNode(Node):
                                        qos_for(topic.qos, subscriber=True))
         inp.topic, inp.sub = sub.topic_name, sub
         self._inputs[key] = inp
-        _traffic(self.context).subs.setdefault(inp.topic, []).append(inp)
+        join(self.context, inp)
         return sub
 
     def _take(self, inp: _Input, msg: Any, callback: Callable[[Any, Receipt], None]) -> None:
-        inp.taken += 1
-        if inp.taken >= inp.expected:
-            inp.pending_since = None
+        inp.take()
         inp.received += 1
         ros, now = self._observe_time()
         spec = inp.spec
@@ -589,15 +464,12 @@ class GuardedNode(Node):
     def destroy_node(self) -> None:
         """Leave the lockstep accounting, then destroy (callbacks still queued for it do nothing)."""
         self._destroyed = True
-        traffic = _traffic(self.context)
         for inp in self._inputs.values():
-            subs = traffic.subs.get(inp.topic, [])
-            if any(i is inp for i in subs):
-                subs.remove(inp)
+            leave(self.context, inp)
         for pub in self._own_publishers:
             pub.leave()
         super().destroy_node()
 
 
-__all__ = ["CLOCK_JUMP_TOLERANCE_S", "CountingPublisher", "counted_subscription", "drop_lost", "in_flight", "settle_traffic", "unmatched", "FUTURE_STAMP_TOLERANCE_S", "GuardedNode", "LATCHED_QOS",
-           "NodeFailure", "RELIABLE_QOS", "Receipt", "SENSOR_QOS", "event_to_json", "pending_messages", "qos_for"]
+__all__ = ["CLOCK_JUMP_TOLERANCE_S", "FUTURE_STAMP_TOLERANCE_S", "GuardedNode", "LATCHED_QOS", "NodeFailure",
+           "RELIABLE_QOS", "Receipt", "SENSOR_QOS", "event_to_json", "qos_for"]

@@ -287,7 +287,8 @@ class MetricsNode(Node):
         super().__init__("run_metrics", **kwargs)
         self.mode = Mode.SAFE_STOP
         self.events: list[dict[str, Any]] = []
-        from hjepa_agent.nodes.guard import counted_subscription, qos_for
+        from hjepa_agent.nodes.guard import qos_for
+        from hjepa_agent.nodes.traffic import counted_subscription
         counted_subscription(self, String, "agent/mode", self._on_mode, RELIABLE_QOS)
         counted_subscription(self, String, "agent/events", self._on_event, qos_for("events", subscriber=True))
 

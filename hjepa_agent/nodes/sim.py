@@ -43,7 +43,8 @@ from hjepa_agent.core.types import WORLD_STATE_LABELS
 from hjepa_agent.nodes.codec import (BRIDGE_OUTPUT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS, from_time,
                                      plan_labels, time_ns, to_time)
 from hjepa_agent.nodes.common import Diagnostics, declare
-from hjepa_agent.nodes.guard import CountingPublisher, GuardedNode, Receipt, qos_for
+from hjepa_agent.nodes.guard import GuardedNode, Receipt, qos_for
+from hjepa_agent.nodes.traffic import CountingPublisher
 from hjepa_agent.nodes.topics import TOPICS
 from hjepa_agent.paths import data_path
 from hjepa_agent.sim.faults import FaultInjector, Intruder

@@ -1,0 +1,194 @@
+"""Lockstep: the simulator and the agent's nodes in one process advance together, one 10-ms tick at a
+time (used by :mod:`hjepa_agent.runner` and the fuzz battery).
+
+After each tick (physics, then /clock) and after each sensor frame, :func:`lockstep_barrier` spins
+until every node's clock shows the new time, every timer that was due has run and every message
+between the process's nodes has been handled (nodes/traffic.py counts them), down to the bridge's
+command reaching the simulator. A busy computer only makes a run slower. A wait is bounded by
+LOCKSTEP_WAIT_S of wall time (a lockstep miss); a message still in flight after LOST_AFTER_S of
+spinning is taken as lost by the middleware, logged, counted and no longer waited for.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger("hjepa_agent.lockstep")
+
+LOCKSTEP_WAIT_S = 10.0
+"""Wall-clock bound on one lockstep wait: only a hung node reaches it (a miss)."""
+LOST_AFTER_S = 2.0
+"""A message between the process's nodes still in flight after this much wall time of spinning is
+taken as lost by the middleware: logged and counted (lost_messages), no longer waited for."""
+
+def spin_until_idle(executor, quiet_s: float = 0.002, quiet_spins: int = 2, max_s: float = 0.5) -> None:
+    """Spin until ``quiet_spins`` consecutive spins found nothing to do within ``quiet_s`` each.
+
+    Used in lockstep so that everything the last clock step triggered is handled
+    before the clock moves again (bounded by ``max_s`` of wall time)."""
+    quiet = 0
+    deadline = time.perf_counter() + max_s
+    while quiet < quiet_spins and time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        executor.spin_once(timeout_sec=quiet_s)
+        quiet = quiet + 1 if time.perf_counter() - t0 >= quiet_s else 0
+
+
+def _timer_due(timer) -> bool:
+    """True when ``timer`` should have fired and has not run yet (0 ns left counts: a timer due exactly
+    at this tick must run before the clock moves on)."""
+    if timer.is_canceled():
+        return False
+    left = timer.time_until_next_call()
+    return left is not None and left <= 0
+
+
+def _clock_at(node, t_ns: int) -> bool:
+    """True when ``node``'s clock shows ``t_ns``: exactly, for a node on sim time (its clock is the last
+    /clock it took, and a clock stepped back must be seen to have stepped), at least, for one on the
+    system clock."""
+    clock = node.get_clock()
+    now = clock.now().nanoseconds
+    return now == t_ns if getattr(clock, "ros_time_is_active", False) else now >= t_ns
+
+
+def _waiting_for(nodes: list, t_ns: int, context) -> str:
+    """What a lockstep wait is still waiting for, for the log: messages in flight per topic and the
+    subscriber that has not taken them, nodes whose clock is elsewhere, timers due."""
+    from hjepa_agent.nodes.traffic import in_flight
+    parts = [f"{n} message(s) on {topic} not taken by {who}" for (topic, who), n in in_flight(context).items()]
+    parts += [f"{n.get_name()} clock at {n.get_clock().now().nanoseconds * 1e-9:.3f} s" for n in nodes
+              if not _clock_at(n, t_ns)]
+    parts += [f"{n.get_name()} timer due" for n in nodes for tm in n.timers if _timer_due(tm)]
+    return "; ".join(parts) or "nothing (it cleared as the wait ran out)"
+
+
+def lockstep_barrier(executor, nodes: list, t_ns: int, context, max_s: float = None,
+                     lost: dict | None = None) -> bool:
+    """Spin until every node's clock shows ``t_ns`` (:func:`_clock_at`), none of their timers is overdue
+    and no message between the process's guarded nodes is in flight (nodes/traffic.py: every counting
+    publisher's messages taken by every guarded subscription of the context).
+
+    This makes the wire deterministic: what a clock step triggers is handled, end to end, before
+    physics moves on, however busy the computer is. Returns False only if ``max_s`` of wall time
+    passed first (a lockstep miss: something was lost or a node hung). Raises KeyboardInterrupt
+    when the context was shut down (Ctrl-C)."""
+    from hjepa_agent.nodes.traffic import drop_lost, pending_messages
+
+    deadline = time.perf_counter() + (LOCKSTEP_WAIT_S if max_s is None else max_s)
+    while True:
+        if not context.ok():
+            raise KeyboardInterrupt("the ROS context was shut down")
+        gone = drop_lost(context, LOST_AFTER_S)
+        if gone:
+            log.warning("lockstep at %.3f s: lost in the middleware: %s", t_ns * 1e-9,
+                        "; ".join(f"{n} on {t} for {who}" for (t, who), n in gone.items()))
+            if lost is not None:
+                for key, n in gone.items():
+                    lost[key] = lost.get(key, 0) + n
+        ok = pending_messages(context) == 0 and all(_clock_at(n, t_ns) for n in nodes) and not any(
+            _timer_due(tm) for n in nodes for tm in n.timers)
+        if ok:
+            return True
+        if time.perf_counter() > deadline:
+            log.warning("lockstep miss at %.3f s: %s", t_ns * 1e-9, _waiting_for(nodes, t_ns, context))
+            return False
+        executor.spin_once(timeout_sec=0.0005)
+
+class Lockstep:
+    """Advances the simulator one tick at a time and waits for the agent to answer (see module doc).
+    A node that failed stop (nodes/guard.py) is removed from the run; its failure is kept in ``failures``."""
+
+    def __init__(self, sim, nodes: list, executor) -> None:
+        self.sim, self.nodes, self.executor = sim, list(nodes), executor
+        self.log_start = len(sim.log.sim_t)
+        self.misses = 0
+        self.lost: dict[tuple[str, str], int] = {}   # (topic, subscriber) -> messages lost by the middleware
+        self.failures: list[dict[str, str]] = []
+        from hjepa_agent.nodes.traffic import settle_traffic
+        settle_traffic(sim.context)   # what the last episode's nodes sent and never delivered, never will be
+        _wait_for_discovery(sim, self.nodes, executor)
+
+    def remove(self, name: str) -> None:
+        """Kill a node mid-run (fault injection, or a node that failed stop): it stops being spun and is destroyed."""
+        node = next(n for n in self.nodes if n.get_name() == name)
+        self.nodes.remove(node)
+        self.executor.remove_node(node)
+        node.destroy_node()
+
+    def _reap(self) -> None:
+        """Remove nodes that failed stop, keeping their failure (name, where, error, traceback)."""
+        for node in [n for n in self.nodes if getattr(n, "failure", None) is not None]:
+            f = node.failure
+            self.failures.append({"node": node.get_name(), "where": f.where, "error": f.error,
+                                  "traceback": f.traceback})
+            log.error("%s failed stop in %s: %s: removed from the run", node.get_name(), f.where, f.error)
+            self.remove(node.get_name())
+
+    def tick(self) -> int | None:
+        """One sim tick; returns the camera stamp (ns) if a frame went out this tick.
+
+        Order: physics and /clock; wait until every node's clock shows the new time (as a real robot's
+        wall clock always would) and what that triggered (timers) is handled; sensors; wait until
+        everything they triggered is handled, down to the bridge's command reaching the simulator."""
+        sim, executor = self.sim, self.executor
+        sim.step_clock()
+        t_ns = int(round(sim.clock_s * 1e9))   # the last valid /clock: where every sim-time node's clock is
+        ctx = sim.context
+        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx, lost=self.lost):
+            self.misses += 1
+        self._reap()
+        stamp_ns = sim.publish_due()
+        if not lockstep_barrier(executor, self.nodes + [sim], t_ns, ctx, lost=self.lost):
+            self.misses += 1
+        self._reap()
+        return stamp_ns
+
+    def close(self) -> None:
+        """Destroy the agent nodes, after handling what is still in flight: a message queued for a
+        node the executor has dropped would otherwise run its callback on the destroyed node (an
+        episode that ended seconds into a SAFE_STOP crashed the next one that way)."""
+        spin_until_idle(self.executor)
+        for node in self.nodes:
+            self.executor.remove_node(node)
+            node.destroy_node()
+        self.nodes = []
+        settle_graph(self.sim, self.executor)
+
+
+def settle_graph(node, executor, max_s: float = 3.0) -> bool:
+    """Spin until ``node`` sees no publisher left on the agent's own topics (nodes/topics.py guarded_topics:
+    every one of them belongs to an agent node, all destroyed now). Nodes rebuilt under the same names
+    before the graph has let go of their predecessors' writers lose their names in it (rmw's graph
+    cache: the old writers' removal takes the new ones' association with it; they then read
+    _NODE_NAME_UNKNOWN_ for the whole episode), and the watchdog's graph check is blind to who publishes
+    on them. Returns False if ``max_s`` of wall time passed first."""
+    from hjepa_agent.nodes.topics import guarded_topics
+
+    topics = guarded_topics()
+    deadline = time.perf_counter() + max_s
+    while any(node.count_publishers(t) for t in topics):
+        if time.perf_counter() > deadline:
+            log.warning("the ROS graph still lists publishers of destroyed nodes after %.1f s", max_s)
+            return False
+        executor.spin_once(timeout_sec=0.01)
+    return True
+
+def _wait_for_discovery(sim, nodes, executor, timeout_s: float = 10.0) -> None:
+    """Spin until every publisher of the sim and the agent has its subscribers matched (not the topics
+    only viewers and the recorder read: paths, route, events, explanations, the watchdog's journal)."""
+    pubs = [sim.pub_image, sim.pub_scan, sim.pub_odom, sim.pub_goal]
+    for node in nodes:
+        pubs += [p for p in node.publishers if p.topic_name.startswith(("/agent", "/cmd_vel"))
+                 and not p.topic_name.endswith(("/path", "/route", "/events", "/explanation", "/journal"))]
+    from hjepa_agent.nodes.traffic import unmatched
+
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        # writer side (each publisher has a reader) and reader side (each guarded subscription has matched
+        # every counting publisher of its topic: a message sent before that is lost to it)
+        if all(p.get_subscription_count() > 0 for p in pubs) and not unmatched(sim.context):
+            return
+        executor.spin_once(timeout_sec=0.01)
+    missing = [p.topic_name for p in pubs if p.get_subscription_count() == 0] + unmatched(sim.context)
+    raise RuntimeError(f"DDS discovery did not complete in {timeout_s} s; unmatched: {missing}")
