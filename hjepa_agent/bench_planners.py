@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hjepa_agent.config.ego_model import EgoModel
-from hjepa_agent.core.perception import scan_to_bins
+from hjepa_agent.core.perception import beams_in_base, scan_to_bins
 from hjepa_agent.core.planner import PLANNERS, Budget, beam_points, build_planner
 from hjepa_agent.core.planner.subgoals import two_ways_exist
 from hjepa_agent.core.types import WORLD_STATE_LABELS, N_LATENT, WorldState
@@ -81,16 +81,20 @@ def both_sides(samples: np.ndarray | None, pose: np.ndarray, goal: np.ndarray) -
 def sense(world, planner, goal: np.ndarray, stamp_s: float) -> tuple[WorldState, np.ndarray]:
     """What the planner node gets at a decision: the world state (the simulator's pose and speeds,
     the scan's 16 sectors, no latent) and the raw scan's returns as obstacles; the scan is also
-    folded into the planner's map (``planner.observe``)."""
+    folded into the planner's map (``planner.observe``); both from the base origin, through the laser's
+    mount (SimWorld.scan_mount), as the nodes place them."""
     spec = world.robot.scan
     pose = np.asarray(world.pose(), np.float32)
-    angles = spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
     ranges = world.scan()
-    bins = scan_to_bins(ranges, spec.angle_min_rad, spec.angle_increment_rad, spec.range_min_m, spec.range_max_m)
+    mount = world.scan_mount()
+    bins = scan_to_bins(ranges, spec.angle_min_rad, spec.angle_increment_rad, spec.range_min_m, spec.range_max_m,
+                        mount)
     ws = WorldState(stamp_s, pose, np.asarray(world.twist(), np.float32), np.asarray(goal, np.float32), True, bins,
                     np.zeros(N_LATENT, np.float32), np.zeros(len(WORLD_STATE_LABELS), np.float32), 0.0)
-    planner.observe(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
-    return ws, beam_points(pose, angles, ranges, spec.range_min_m, spec.range_max_m)
+    beams = beams_in_base(ranges, spec.angle_min_rad, spec.angle_increment_rad, spec.range_min_m, spec.range_max_m,
+                          mount)
+    planner.observe(pose, *beams)
+    return ws, beam_points(pose, *beams)
 
 
 def first_command(plan, ego: EgoModel) -> tuple[float, float]:

@@ -1,4 +1,5 @@
-"""hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), record (record a running agent's
+"""hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), rehearse (the agent as on a robot,
+one process per node, against the simulator acting as the robot's drivers), record (record a running agent's
 topics to an MCAP rosbag2), train (fit and export models), eval (judge trained models on held-out data),
 tune (the watchdog's thresholds on recordings), bench (measurements that are not tests), security (an
 SROS2 policy for a robot)."""
@@ -35,6 +36,28 @@ def _sim(args: argparse.Namespace) -> int:
                                      "faults") if k in summary}
     print(json.dumps(brief, indent=2))
     print(f"wrote {args.out}/summary.json, episodes.jsonl, trajectories.png" + ("" if args.no_record else ", run.mcap"))
+    return 0
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from hjepa_agent.paths import data_path
+    from hjepa_agent.rehearse import RehearsalConfig, run
+
+    scenarios = tuple(Path(s) for s in (args.scenario or [data_path("config", "scenarios")]))
+    cfg = RehearsalConfig(profile=args.profile, scenarios=scenarios, episodes=args.episodes, seed=args.seed,
+                          out=Path(args.out))
+    try:
+        summary = run(cfg, progress=not args.quiet)
+    except KeyboardInterrupt:
+        logging.getLogger("hjepa_agent").error("interrupted: the finished episodes are in %s/episodes.jsonl; "
+                                               "no summary", args.out)
+        return 130
+    brief = {k: summary[k] for k in ("profile", "episodes", "successes", "success_rate", "collisions",
+                                     "limit_violations", "mean_time_to_goal_s", "cmd_latency_ms",
+                                     "mode_time_fraction", "safe_stops", "node_failures", "foreign_commands",
+                                     "realtime_factor_p50", "realtime_factor_min") if k in summary}
+    print(json.dumps(brief, indent=2))
+    print(f"wrote {args.out}/summary.json, episodes.jsonl, logs/")
     return 0
 
 
@@ -119,6 +142,8 @@ def _train(args: argparse.Namespace, rest: list[str]) -> int:
         from hjepa_agent.train.subgoal_gfn import train_main
     elif args.what == "typical-risk":
         from hjepa_agent.train.typical_risk import train_main
+    elif args.what == "fingerprint":
+        from hjepa_agent.train.manifest import stamp_main as train_main
     else:
         from hjepa_agent.train.world_model import train_main
     return int(train_main(rest) or 0)
@@ -155,6 +180,15 @@ def main(argv: list[str] | None = None) -> int:
                         "foreign_cmd_100, odom_jump, far_goal, goal_in_obstacle, nan_flood, estop_storm "
                         "(hjepa_agent/sim/faults.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    h = sub.add_parser("rehearse", help="the agent as on a robot (one process per node, wall clock, no lockstep) "
+                                         "against the simulator acting as the robot's drivers (a driver profile)")
+    h.add_argument("--profile", type=Path, required=True, help="driver profile YAML (config/profiles/*.yaml)")
+    h.add_argument("--scenario", action="append", default=None,
+                   help="scenario YAML or folder (repeatable; default config/scenarios)")
+    h.add_argument("--episodes", type=int, default=4)
+    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--out", default="runs/rehearsal")
+    h.add_argument("--quiet", action="store_true", help="no progress bar")
     r = sub.add_parser("record", help="record the topics of whatever runs on this DDS domain (ROS_DOMAIN_ID) to an "
                                       "MCAP rosbag2, until --duration or Ctrl-C",
                        description="Runs the recorder node (nodes/recorder.py) standalone: its topics resolved under "
@@ -168,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--quiet", action="store_true", help="no progress line")
     # train/eval: --help goes through to the trainer's or evaluator's own options
     t = sub.add_parser("train", help="collect data in sim, train in torch, export ONNX + manifest", add_help=False)
-    t.add_argument("what", choices=["habitual", "world-model", "planner", "subgoals", "typical-risk"],
+    t.add_argument("what", choices=["habitual", "world-model", "planner", "subgoals", "typical-risk", "fingerprint"],
                    help="habitual: encoder + habitual policy (BC + DAgger); world-model: JEPA encoder + "
                         "predictor ensemble (self-supervised); planner: GFlowNet planner (trajectory "
                         "balance); subgoals: the planner's slow level (routes of subgoals, learned P_B); "
                         "typical-risk: the watchdog's typical risk from nominal recorded runs (--runs); "
-                        "further options go to the trainer (--help)")
+                        "each trains for --robot and --ego-model (default: the sample diffbot) and records "
+                        "their fingerprint in the manifest; fingerprint: maintainer step, re-stamp an existing "
+                        "manifest with the fingerprint of the robot its models were trained on, without "
+                        "retraining; further options go to the trainer (--help)")
     e = sub.add_parser("eval", help="evaluate trained models on held-out data", add_help=False)
     e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
     u = sub.add_parser("tune", help="the watchdog's thresholds on recorded runs (replay, calibrate, sweep)",
@@ -214,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             if rest:
                 parser.error(f"unrecognized arguments: {' '.join(rest)}")
             return _sim(args)
+        if args.verb == "rehearse":
+            if rest:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            return _rehearse(args)
         if args.verb == "record":
             if rest and rest[0] != "--ros-args":
                 parser.error(f"unrecognized arguments: {' '.join(rest)}")

@@ -61,6 +61,40 @@ def check_latent_params(path: str | Path, params: dict[str, dict[str, Any]]) -> 
                                       f"policy was trained on ('encoder' or 'world_encoder')")
 
 
+REMAPPABLE = ("camera/image_raw", "scan", "odom", "battery_state", "motor_temperature", "goal_pose", "cmd_vel")
+"""The robot-facing topics a launch may remap to the robot's own names (robot.launch.py's *_topic
+arguments, `hjepa-agent rehearse`'s driver profiles)."""
+
+
+def remap_argument(topic: str) -> str:
+    """robot.launch.py's argument naming the remap of ``topic``: camera/image_raw -> camera_topic."""
+    return topic.split("/")[0] + "_topic" if "/" in topic else f"{topic}_topic"
+
+
+def node_command(spec: NodeSpec, executable: str, *, namespace: str = "", params_files: list[str | Path],
+                 ego_model: str | Path, use_sim_time: bool = False,
+                 remaps: dict[str, str] | None = None) -> list[str]:
+    """The command line that starts ``spec`` as robot.launch.py does (its console script, node name,
+    namespace, the params files in order, use_sim_time and ego_model, the node's own remaps and the
+    robot-facing ones in ``remaps``, each a REMAPPABLE topic): what `hjepa-agent rehearse` runs, one
+    process per node. ValueError for a remap of a topic that is not REMAPPABLE."""
+    remaps = dict(remaps or {})
+    unknown = sorted(set(remaps) - set(REMAPPABLE))
+    if unknown:
+        raise ValueError(f"cannot remap {', '.join(unknown)} (remappable: {', '.join(REMAPPABLE)})")
+    cmd = [executable, "--ros-args", "-r", f"__node:={spec.name}"]
+    ns = normalise_namespace(namespace)
+    if ns:
+        cmd += ["-r", f"__ns:={ns}"]
+    for f in params_files:
+        cmd += ["--params-file", str(f)]
+    cmd += ["-p", f"use_sim_time:={str(use_sim_time).lower()}", "-p", f"ego_model:={ego_model}"]
+    for a, b in list(spec.remaps) + [(t, remaps.get(t, t)) for t in REMAPPABLE]:
+        if a != b:
+            cmd += ["-r", f"{a}:={b}"]
+    return cmd
+
+
 ANY_NODE = "/**"
 """A params-file key for every node in every namespace (rcl's wildcard)."""
 ANY_NAMESPACE = "/**/"
@@ -118,6 +152,18 @@ def load_params(path: str | Path, namespace: str = "") -> dict[str, dict[str, An
     if every:
         out = {n: {**every, **out.get(n, {})} for n in sorted(known)}
     check_latent_params(path, out)
+    return out
+
+
+def load_params_files(paths: list[str | Path], namespace: str = "") -> dict[str, dict[str, Any]]:
+    """Several params files as rcl applies them in order (a later file's value wins), each checked by
+    :func:`load_params`; the merged result is checked again (encoder_model against latent_source)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        for node, values in load_params(path, namespace).items():
+            out.setdefault(node, {}).update(values)
+    if paths:
+        check_latent_params(paths[-1], out)
     return out
 
 

@@ -78,14 +78,22 @@ class EpisodeResult:
 
 def agent_commands(t: list[float], v: list[float], w: list[float], stamp_ns: list[int], frame: list[str],
                    declared: Collection[int] | Mapping[int, Collection[tuple[float, float]]],
-                   own_frame: str = "watchdog_stop") -> tuple[list[float], list[float], list[float], int]:
+                   own_frame: str = "watchdog_stop", unstamped_ours: bool = False
+                   ) -> tuple[list[float], list[float], list[float], int]:
     """The agent's commands among what arrived on cmd_vel: those the bridge declared (its
     agent/bridge/output records carry their stamps and values) and the watchdog's own stop ramp
     (``own_frame``). ``declared``: stamp ns -> the (v, w) the bridge declared with it, so that a foreign
     publisher stamping in the same instant (a teleop on the same clock) is not taken for the bridge; a
-    plain collection of stamps matches on the stamp alone. Returns (t, v, w) of those and the number of
-    other (foreign) commands."""
+    plain collection of stamps matches on the stamp alone. An unstamped command (a geometry_msgs/Twist:
+    stamp -1, no frame) cannot be told apart on the wire: with ``unstamped_ours`` (nobody else publishes
+    on cmd_vel: no injected foreign publisher) it is the agent's, so every command is judged; without, it
+    is the agent's when the bridge declared its values under any stamp (the watchdog's own Twist stop ramp
+    is then left unjudged). Returns (t, v, w) of those and the number of other (foreign) commands."""
+    values = ({x for vals in declared.values() for x in vals} if isinstance(declared, Mapping) else set())
+
     def ours(i: int) -> bool:
+        if stamp_ns[i] < 0:
+            return unstamped_ours or (v[i], w[i]) in values
         if frame[i] == own_frame:
             return True
         if isinstance(declared, Mapping):

@@ -84,6 +84,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
 
     from hjepa_agent.nodes.recorder import MetricsNode, Recorder
     from hjepa_agent.nodes.sim import SimNode
+    from hjepa_agent.nodes.topics import Transport
     from hjepa_agent.sim.faults import FaultInjector
     from hjepa_agent.sim.world import SimWorld
 
@@ -101,13 +102,17 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     world = SimWorld(robot, gui=cfg.gui)
+    params = with_robot_urdf(params, world.urdf_path)
+    params = with_robot_description(params, cfg.robot or data_path("config", "robots", "diffbot.yaml"))
     executor = EventsExecutor(context=ctx)
-    sim = SimNode(world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)])
+    carried = transport_params(params)
+    sim = SimNode(world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)]
+                  + [Parameter(k, value=v) for k, v in carried.items()])
     sim.attach(executor)
     # The tap keeps no time of its own (the runner judges on the simulator's): on the system clock it
     # cannot be upset by what an injected clock fault puts on /clock (rclpy raises on a negative one).
     metrics = MetricsNode(context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)])
-    recorder = Recorder(cfg.out / "run.mcap", context=ctx) if cfg.record else None
+    recorder = Recorder(cfg.out / "run.mcap", context=ctx, transport=Transport(**carried)) if cfg.record else None
     for n in (sim, metrics) + ((recorder.node,) if recorder else ()):
         executor.add_node(n)
     results: list[EpisodeResult] = []
@@ -171,6 +176,41 @@ def episode_scenario(i: int, n_scenarios: int, n_faults: int = 1) -> int:
     return (i + (i // n_faults) * c) % n_scenarios
 
 
+def transport_params(params: dict) -> dict[str, str]:
+    """How the params file says the robot carries its camera and commands (nodes/topics.py Transport:
+    ``image_transport``, ``cmd_vel_type``, the same for every node: its '/**' section), for the simulator
+    and the recorder, which must publish and subscribe the types the agent's nodes use."""
+    from hjepa_agent.nodes.topics import Transport
+    values = {k: params.get("sim", {}).get(k) for k in ("image_transport", "cmd_vel_type")}
+    if values["image_transport"] == "compressed":
+        raise ValueError("image_transport: compressed: the embedded simulator publishes raw images only; "
+                         "rehearse a compressed camera with `hjepa-agent rehearse` and a driver profile")
+    return {k: v for k, v in values.items() if v is not None and v != getattr(Transport, k)}
+
+
+def with_robot_urdf(params: dict, urdf: str) -> dict:
+    """``params`` (node name -> parameters) with ``urdf`` set for each node that places scan beams
+    (nodes/mounts.py MOUNT_NODES) where the params file leaves it empty: the simulator publishes its scans
+    in the laser link's frame, whose mount those nodes read from the simulated robot's URDF."""
+    from hjepa_agent.nodes.mounts import MOUNT_NODES
+    out = {name: dict(values) for name, values in params.items()}
+    for name in MOUNT_NODES:
+        if not out.setdefault(name, {}).get("urdf"):
+            out[name]["urdf"] = str(urdf)
+    return out
+
+
+def with_robot_description(params: dict, robot: str | Path) -> dict:
+    """``params`` with ``robot`` (the robot description YAML the simulator runs) set for every agent node
+    where the params file leaves it empty or out: the nodes that load models check the models' robot
+    fingerprint against it (nodes/common.py declare_robot); a node that declares no ``robot`` ignores it."""
+    out = {name: dict(values) for name, values in params.items()}
+    for spec in NODES:
+        if not out.setdefault(spec.name, {}).get("robot"):
+            out[spec.name]["robot"] = str(robot)
+    return out
+
+
 def build_agent_nodes(ctx, params: dict, ego_path: Path, executor) -> list:
     """Construct the node table's nodes (sim time, fresh state) and add them to ``executor``."""
     from rclpy.parameter import Parameter
@@ -208,12 +248,15 @@ class EmbeddedStack:
 
         self.world = SimWorld(load_robot_description(robot or data_path("config", "robots", "diffbot.yaml")))
         self.executor = EventsExecutor(context=ctx)
-        self.sim = SimNode(self.world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)])
+        carried = transport_params(load_params(params_file or data_path("config", "agent.yaml")))
+        self.sim = SimNode(self.world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)]
+                           + [Parameter(k, value=v) for k, v in carried.items()])
         self.metrics = MetricsNode(context=ctx, parameter_overrides=[Parameter("use_sim_time", value=True)])
         for n in (self.sim, self.metrics):
             self.executor.add_node(n)
         self.sim.start_episode(load_scenario(scenario), seed)
-        params = load_params(params_file or data_path("config", "agent.yaml"))
+        params = with_robot_urdf(load_params(params_file or data_path("config", "agent.yaml")), self.world.urdf_path)
+        params = with_robot_description(params, robot or data_path("config", "robots", "diffbot.yaml"))
         self.nodes = build_agent_nodes(ctx, params, ego_model or data_path("config", "ego_model.yaml"), self.executor)
         self.step = Lockstep(self.sim, self.nodes, self.executor)
 
@@ -424,8 +467,10 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
         res.success = False
         res.outcome = "collision" if res.collision else "node_failed"
     lg = sim.log
+    alone = not any(x["topic"] == "cmd_vel" for x in res.intruders)   # nobody else publishes on cmd_vel
     t, v, w, res.foreign_commands = agent_commands(lg.sim_t[log_start:], lg.v[log_start:], lg.w[log_start:],
-                                                   lg.stamp_ns[log_start:], lg.frame[log_start:], lg.declared)
+                                                   lg.stamp_ns[log_start:], lg.frame[log_start:], lg.declared,
+                                                   unstamped_ours=alone)
     res.limit_violations_by_kind = count_limit_violations(t, v, w, ego)
     res.limit_violations = sum(res.limit_violations_by_kind.values())
     return res

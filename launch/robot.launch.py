@@ -1,7 +1,7 @@
 """Launch the agent on a physical robot: one process per node from hjepa_agent.node_table.NODES.
 
     ros2 launch hjepa_agent robot.launch.py namespace:=robot1 \
-        ego_model:=/path/ego_model.yaml params_file:=/path/agent.yaml \
+        ego_model:=/path/ego_model.yaml robot:=/path/robot.yaml params_file:=/path/agent.yaml \
         camera_topic:=/front_camera/image_raw scan_topic:=/scan odom_topic:=/odom cmd_vel_topic:=/cmd_vel \
         record:=true record_dir:=/data/runs/robot1_001
 
@@ -14,6 +14,9 @@ With record:=true the recorder node (node_table.RECORDER_NODE) also writes the r
 (nodes/recorder.py: TOPICS, under the same namespace and remaps) to an MCAP rosbag2 at record_dir
 (default: hjepa_run_<UTC time> in the launch's working directory); an existing recording is
 refused, never overwritten.
+robot:= is the robot description YAML (config/robots/*.yaml format) of THIS robot: the nodes that load
+models (perception, estimator, habitual, planner, watchdog) refuse models whose manifest fingerprint
+(core/fingerprint.py) is not this robot's with this ego model, saying what differs and how to train them.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -22,14 +25,9 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from hjepa_agent.node_table import NODES, RECORDER_NODE, check_launch_params
+from hjepa_agent.node_table import NODES, RECORDER_NODE, REMAPPABLE, check_launch_params
+from hjepa_agent.node_table import remap_argument as _arg
 from hjepa_agent.paths import data_path
-
-REMAPPABLE = ("camera/image_raw", "scan", "odom", "battery_state", "motor_temperature", "goal_pose", "cmd_vel")
-
-
-def _arg(topic: str) -> str:
-    return topic.split("/")[0] + "_topic" if "/" in topic else f"{topic}_topic"
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -38,6 +36,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="", description="namespace for every node"),
         DeclareLaunchArgument("use_sim_time", default_value="false"),
         DeclareLaunchArgument("ego_model", default_value=str(data_path("config", "ego_model.yaml"))),
+        DeclareLaunchArgument("robot", default_value=str(data_path("config", "robots", "diffbot.yaml")),
+                              description="robot description YAML (config/robots/*.yaml format: wheels, drive, "
+                                          "camera, scan, URDF for the mounts); the models' robot fingerprint "
+                                          "must be its (with ego_model's), or the nodes refuse to start"),
         DeclareLaunchArgument("params_file", default_value=str(data_path("config", "agent.yaml"))),
         DeclareLaunchArgument("record", default_value="false",
                               description="also record the run's topics to an MCAP rosbag2 (recorder node)"),
@@ -51,7 +53,7 @@ def generate_launch_description() -> LaunchDescription:
              namespace=LaunchConfiguration("namespace"), output="screen",
              parameters=[LaunchConfiguration("params_file"),
                          {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
-                          "ego_model": LaunchConfiguration("ego_model")}],
+                          "ego_model": LaunchConfiguration("ego_model"), "robot": LaunchConfiguration("robot")}],
              remappings=list(spec.remaps) + remaps)
         for spec in NODES
     ]

@@ -170,7 +170,7 @@ RIGHT = "="
 """Frame marker: the frame the input's row asks for (or the driver's usual one)."""
 FRAMES = st.one_of(st.just(RIGHT), st.just(RIGHT), st.just(RIGHT), st.just(""), TEXT,
                    st.sampled_from(("base_link", "map", "odom ", "ODOM", "/odom", "odom\t")))
-NATURAL_FRAME = {"camera/image_raw": "camera_link", "scan": "laser", "odom": "odom", "goal_pose": "odom",
+NATURAL_FRAME = {"camera/image_raw": "camera_link", "scan": "laser_link", "odom": "odom", "goal_pose": "odom",
                  "motor_temperature": "motors", "battery_state": "", "agent/habitual/cmd": "base_link",
                  "cmd_vel": "base_link", "agent/world_state": "odom", "agent/plan": "odom", "agent/goal_status": "odom",
                  "agent/percept": "", "agent/bridge/output": "DRIVING"}
@@ -364,7 +364,7 @@ CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 
 
 def images(spec: InputSpec) -> st.SearchStrategy[Draft]:
-    """camera/image_raw: supported encodings and sizes the encoder takes or refuses (aspect, upscale),
+    """camera/image_raw: supported encodings and sizes the encoder takes or refuses (under 16 px),
     random, black, saturated or flat; wild: unsupported encodings, sizes from empty to absurd, steps
     too short or padded, buffers short, long or empty."""
     from sensor_msgs.msg import Image
@@ -376,7 +376,7 @@ def images(spec: InputSpec) -> st.SearchStrategy[Draft]:
             enc = draw(st.one_of(encs, encs, st.sampled_from(("", "32FC1", "RGB8", "rgb16", "yuv422", "rgb8 ")), TEXT)
                        if wild else encs)
             ch = CHANNELS.get(enc, 3)
-            side = st.sampled_from((64, 64, 64, 48, 60, 70, 96, 128, 32, 31, 1, 2))   # 31 and less: too small to upscale
+            side = st.sampled_from((64, 64, 64, 48, 60, 70, 96, 128, 32, 16, 15, 1, 2))   # 15 and less: too small
             h = draw(st.one_of(side, side, st.integers(1, 300), *([st.just(0), st.sampled_from((4096, 5000, 65536, 2 ** 32 - 1))]
                                                                   if wild else [])))
             w = draw(st.one_of(st.just(h), st.just(h), st.just(h), st.integers(max(1, h - 8), h + 8), side,

@@ -3,6 +3,24 @@
 Hard limits (``hard``) are read once at start and are read-only at run time.
 Operating limits (``operating``) start at or below the hard limits and may only
 be tightened live (see :meth:`EgoModel.tightened`).
+
+Each input in ``hard.sensors`` has a ``presence`` (PRESENCE; default ``required``):
+
+- ``required``: the watchdog stops (SAFE_STOP, STALE_INPUT) while it was never received or is stale
+  (older than ``max_age_s``), and applies what it protects (battery: the floor, battery derating and
+  the battery trend stop; temperature: the ``hard.thermal`` range, thermal derating and the
+  temperature trend stop).
+- ``optional``: a robot whose driver may not publish it (a battery driver that is not running). While
+  it is fresh the same protections apply; while it was never received or is stale there is no stop
+  for it, but its protections are off: the watchdog says so once (an event with cause
+  OPTIONAL_INPUT_MISSING) and on /diagnostics for as long as it lasts, and switches them back on
+  by itself when readings arrive.
+- ``absent``: the robot has no such input (a Create 3 has no motor temperature topic): the watchdog
+  does not subscribe to it and its protections are off for good (said once at start, cause
+  INPUT_ABSENT, and on /diagnostics). ``rate_hz`` and ``max_age_s`` may then be left out.
+
+Only the inputs in MAY_BE_MISSING may be ``optional`` or ``absent``; camera, scan and odometry feed
+the risk and motion checks and stay required.
 """
 from __future__ import annotations
 
@@ -47,7 +65,8 @@ class Footprint:
 
 @dataclass(frozen=True)
 class Power:
-    """Battery floor (%): below it the robot must stop."""
+    """Battery floor (%): below it the robot must stop (while a battery reading is in force: see the
+    module docstring on presence)."""
 
     battery_floor_pct: float
 
@@ -58,7 +77,8 @@ class Power:
 
 @dataclass(frozen=True)
 class Thermal:
-    """Operating motor temperature range, degC."""
+    """Operating motor temperature range, degC (in force while a temperature reading is: see the module
+    docstring on presence)."""
 
     min_operating_temp_c: float
     max_operating_temp_c: float
@@ -72,29 +92,57 @@ class Thermal:
                 f"must be above min_operating_temp_c={self.min_operating_temp_c}, got {self.max_operating_temp_c}")
 
 
+PRESENCE = ("required", "optional", "absent")
+"""What the watchdog does without an input (module docstring): stop, switch its protections off
+while it is missing, or never subscribe to it."""
+MAY_BE_MISSING = ("battery", "temperature")
+"""The inputs of ``hard.sensors`` whose presence may be ``optional`` or ``absent``; the others must
+be ``required``."""
+
+
 @dataclass(frozen=True)
 class SensorLimits:
-    """Expected publication rate (Hz) and maximum age before a reading is stale (s)."""
+    """Expected publication rate (Hz), maximum age before a reading is stale (s) and presence
+    (PRESENCE). The rate and age may be left out (None) only when the input is ``absent``."""
 
-    rate_hz: float
-    max_age_s: float
+    rate_hz: float | None = None
+    max_age_s: float | None = None
+    presence: str = "required"
 
     def __post_init__(self) -> None:
-        require(0.1 <= self.rate_hz <= 1000.0, "rate_hz", f"must be in [0.1, 1000] Hz, got {self.rate_hz}")
-        require(0.0 < self.max_age_s <= 10.0, "max_age_s", f"must be in (0, 10] s, got {self.max_age_s}")
-        require(self.max_age_s >= 1.0 / self.rate_hz, "max_age_s",
-                f"{self.max_age_s} s is shorter than one period at rate_hz={self.rate_hz}")
+        require(self.presence in PRESENCE, "presence", f"must be one of {', '.join(PRESENCE)}, got {self.presence!r}")
+        for name in ("rate_hz", "max_age_s"):
+            require(getattr(self, name) is not None or self.presence == "absent", name, f"missing required key "
+                    f"(only an input with presence: absent may leave it out; presence is {self.presence!r})")
+        if self.rate_hz is not None:
+            require(0.1 <= self.rate_hz <= 1000.0, "rate_hz", f"must be in [0.1, 1000] Hz, got {self.rate_hz}")
+        if self.max_age_s is not None:
+            require(0.0 < self.max_age_s <= 10.0, "max_age_s", f"must be in (0, 10] s, got {self.max_age_s}")
+        if self.rate_hz is not None and self.max_age_s is not None:
+            require(self.max_age_s >= 1.0 / self.rate_hz, "max_age_s",
+                    f"{self.max_age_s} s is shorter than one period at rate_hz={self.rate_hz}")
 
 
 @dataclass(frozen=True)
 class Sensors:
-    """Freshness requirements of every input that feeds a safety decision."""
+    """Freshness requirements and presence of every input that feeds a safety decision."""
 
     camera: SensorLimits
     scan: SensorLimits
     odom: SensorLimits
     battery: SensorLimits
     temperature: SensorLimits
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            presence = getattr(self, f.name).presence
+            require(presence == "required" or f.name in MAY_BE_MISSING, f.name,
+                    f"presence: {presence!r} is not possible for {f.name}: only "
+                    f"{', '.join(MAY_BE_MISSING)} may be optional or absent (set presence: required)")
+
+    def presence(self, name: str) -> str:
+        """The presence (PRESENCE) of input ``name`` (a field of this class)."""
+        return getattr(self, name).presence
 
 
 @dataclass(frozen=True)
@@ -172,4 +220,5 @@ def load_ego_model(path: str | Path) -> EgoModel:
     return dataclasses.replace(ego, source=str(path))
 
 
-__all__ = ["AxisLimits", "ConfigError", "EgoModel", "HardLimits", "OperatingLimits", "load_ego_model"]
+__all__ = ["AxisLimits", "ConfigError", "EgoModel", "HardLimits", "MAY_BE_MISSING", "OperatingLimits", "PRESENCE",
+           "SensorLimits", "load_ego_model"]

@@ -7,8 +7,9 @@ learned world model (JEPA encoder + predictor ensemble) for the latent.
   habitual policy was trained on); its variance is the exponentially weighted
   variance of the innovations against an exponentially weighted mean, so a
   latent that jumps around (noise, a camera fault) reads as uncertain.
-* Scan sectors pass through with a fixed sensor variance; sectors with no
-  fresh scan (zero range) get a large variance.
+* Scan sectors pass through with a fixed sensor variance; unknown sectors (no beam of the scan
+  covered them, or no fresh scan: core.types.UNKNOWN_RANGE_M, which the mean keeps) get
+  ``missing_scan_variance_m2``.
 * ``ambiguity`` is a scalar read off that uncertainty: the latent's RMS
   innovation relative to ``latent_nominal_std`` plus ``quality_weight`` times the
   image-quality deficit plus the position standard deviation in metres.
@@ -29,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept, WorldState
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept, WorldState, unknown_sectors
 from hjepa_agent.core.world_model import LatentFilter, OnlineScores
 
 
@@ -185,7 +186,8 @@ class Estimator:
     def world_state(self, stamp_s: float) -> WorldState:
         """Current belief as a WorldState (mean, variance in WORLD_STATE_LABELS order, ambiguity)."""
         latent = self.latent.copy()
-        scan_var = np.where(self.scan_bins > 0.0, self.cfg.scan_variance_m2, self.cfg.missing_scan_variance_m2)
+        scan_var = np.where(unknown_sectors(self.scan_bins), self.cfg.missing_scan_variance_m2,
+                            self.cfg.scan_variance_m2)
         goal = self.goal if self.goal is not None else np.zeros(2)
         variance = np.concatenate([np.diag(self.P), [0.0, 0.0, 0.0], scan_var, self.latent_var]).astype(np.float32)
         if self.latent_filter is not None:

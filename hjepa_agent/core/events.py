@@ -53,6 +53,12 @@ class Cause(str, enum.Enum):
     GOAL_UNREACHABLE = "goal_unreachable"
     """The footprint cannot stand at the goal, or no path to it exists in the map seen so far."""
     ESTOP = "estop"
+    # the watchdog's inputs that are not required (config/ego_model.py, presence): no stop, a protection off
+    OPTIONAL_INPUT_MISSING = "optional_input_missing"
+    """An optional input (battery, motor temperature) was never received or went stale: what it protects
+    (the battery floor, the temperature limits, their derating and trend stops) is off until it is back."""
+    INPUT_ABSENT = "input_absent"
+    """The ego model declares an input absent: not subscribed, and what it would protect is off."""
     # the watchdog's graded responses (a slow-down before any stop)
     RISK = "risk"
     """The proposal's or the plan's risk is well above the typical risk in this context."""

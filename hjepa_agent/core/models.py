@@ -2,8 +2,9 @@
 
 ``models/manifest.yaml`` (written by :mod:`hjepa_agent.train.manifest`)::
 
-    format: 1
-    robot: sample_diffbot                  # ego model's robot the models were trained for
+    format: 2
+    robot: sample_diffbot                  # ego model's robot name (informative: names are not compared)
+    fingerprint: {sha256: ..., values: {wheel_radius_m: 0.05, scan.n_beams: 64, ...}}  # core/fingerprint.py
     observation: {image: [3, 64, 64], scan_bins: 16, latent: 16, habitual_features: 37,
                   speed_norm: [0.8, 2.0]}  # (max_linear_mps, max_angular_rps) given to habitual_features
     action: {names: [linear_x, angular_z], scale: [0.6, 1.8]}  # (v, w) = habitual output * scale
@@ -16,6 +17,12 @@ A dynamic dimension is written as -1 or as a name. Every check fails loudly at
 construction with :class:`ModelMismatchError` saying what differs and what to do;
 a malformed manifest raises :class:`~hjepa_agent.config.loader.ConfigError`.
 This module imports onnxruntime only (no onnx, no torch).
+
+The robot: ``fingerprint`` is that of the robot description and ego model the models were
+trained on (:mod:`hjepa_agent.core.fingerprint`); a loader given the fingerprint of the robot it
+runs on (``expected``) refuses a model whose manifest has another one, naming each differing key
+and the one command (:func:`train_command`) that trains that model for this robot. A format-1
+manifest (written before fingerprints) is read as having none, and refused the same way.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import functools
 import hashlib
 import io
 import logging
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,17 +41,17 @@ import numpy as np
 import onnxruntime as ort
 
 from hjepa_agent.config.loader import ConfigError, read_yaml
+from hjepa_agent.core.fingerprint import ACTION_NAMES, EXPECTED_OBSERVATION, RobotFingerprint
 from hjepa_agent.core.perception import IMAGE_SIZE
 from hjepa_agent.core.types import N_HABITUAL_FEATURES, N_LATENT, N_SCAN_BINS
 
 log = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.yaml"
-MANIFEST_FORMAT = 1
-ACTION_NAMES = ("linear_x", "angular_z")
-EXPECTED_OBSERVATION = {"image": (3, IMAGE_SIZE, IMAGE_SIZE), "scan_bins": N_SCAN_BINS,
-                        "latent": N_LATENT, "habitual_features": N_HABITUAL_FEATURES}
-"""Observation space this runtime builds (from core/types.py and core/perception.py)."""
+MANIFEST_FORMAT = 2
+"""Format written; 2 added the robot fingerprint."""
+MANIFEST_FORMATS_READ = (1, 2)
+"""Formats read; a format-1 manifest has no fingerprint (refused by a loader that expects one)."""
 EXPECTED_IO = {"encoder": (((3, IMAGE_SIZE, IMAGE_SIZE),), ((N_LATENT,),)),
                "habitual": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),)),
                "habitual_world": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),)),
@@ -52,6 +60,12 @@ EXPECTED_IO = {"encoder": (((3, IMAGE_SIZE, IMAGE_SIZE),), ((N_LATENT,),)),
                "typical_risk": (((5 + N_SCAN_BINS,),), ((4,),))}
 """Per known model: (input shapes, output shapes), each without the batch axis, in manifest order."""
 RETRAIN_HINT = "retrain with `hjepa-agent train habitual --out DIR` and point models_dir at DIR"
+TRAINERS = {"encoder": "habitual --latent encoder", "habitual": "habitual --latent encoder",
+            "habitual_world": "habitual --latent world",
+            "world_encoder": "world-model", "world_predictor": "world-model", "planner_policy": "planner",
+            "planner_logz": "planner", "subgoal_policy": "subgoals", "subgoal_logz": "subgoals",
+            "typical_risk": "typical-risk --runs RUNS"}
+"""The `hjepa-agent train` verb (with the options that matter) that makes each model of the manifest."""
 _DTYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)",
            "int32": "tensor(int32)", "uint8": "tensor(uint8)", "bool": "tensor(bool)"}
 # A minimal ONNX model (y = x + x, x: float32 [1, 4], opset 13), serialised once with
@@ -63,6 +77,34 @@ _PROBE_MODEL = (b'\x08\x07\x12\x05hjepa:A\n\x0e\n\x01x\n\x01x\x12\x01y"\x03Add\x
 
 class ModelMismatchError(RuntimeError):
     """A model cannot be used by this runtime; the message says what differs and what to do."""
+
+
+def train_command(name: str, robot: RobotFingerprint | None = None, out: str = "DIR") -> str:
+    """The one command that trains model ``name`` into ``out``: its trainer (TRAINERS) with
+    ``--robot`` and ``--ego-model`` set to the files ``robot``'s fingerprint was read from (none
+    given: the trainers' defaults, the shipped diffbot and ego model)."""
+    verb = TRAINERS.get(name)
+    if verb is None:
+        return f"hjepa-agent train <the trainer of {name}> --out {out}"
+    return f"hjepa-agent train {verb}{_robot_args(robot)} --out {out}"
+
+
+def _robot_args(robot: RobotFingerprint | None) -> str:
+    if robot is None:
+        return ""
+    return (f" --robot {shlex.quote(robot.robot_file or 'ROBOT.yaml')}"
+            f" --ego-model {shlex.quote(robot.ego_model_file or 'EGO_MODEL.yaml')}")
+
+
+def retrain_hint(name: str, robot: RobotFingerprint | None = None, verb: str = "retrain it") -> str:
+    """'<verb> with `<train_command>` and point models_dir at DIR' for model ``name`` (for the
+    typical risk also where its RUNS come from)."""
+    note = ""
+    if name == "typical_risk":
+        note = (f" (RUNS: nominal runs of the agent on this robot, recorded with `hjepa-agent sim --scenario "
+                f"config/scenarios --episodes 40{_robot_args(robot)} --out RUNS`, the watchdog's typical_risk: "
+                f"false in its --params)")
+    return f"{verb} with `{train_command(name, robot)}`{note} and point models_dir at DIR"
 
 
 # --------------------------------------------------------------------------- providers
@@ -184,24 +226,25 @@ class Manifest:
     action_names: tuple[str, ...]
     action_scale: tuple[float, ...] | None
     models: dict[str, ModelEntry]
+    fingerprint: RobotFingerprint | None = None
+    """The robot the models were trained for (core/fingerprint.py); None in a format-1 manifest."""
 
-    def check_compatible(self, expected_robot: str | None = None) -> None:
-        """Raise ModelMismatchError if the robot or observation/action spaces differ from this runtime's."""
+    def check_compatible(self, model: str | None = None, expected: RobotFingerprint | None = None) -> None:
+        """Raise ModelMismatchError if the observation/action spaces differ from this runtime's or, with
+        ``expected`` (the fingerprint of the robot this runs on), if the manifest's robot fingerprint
+        is missing or differs. ``model``: the model being loaded, whose training command the message gives."""
         where = str(self.path)
-        if expected_robot is not None and self.robot != expected_robot:
-            raise ModelMismatchError(
-                f"{where}: models were trained for robot {self.robot!r}, this robot is {expected_robot!r}; "
-                f"point models_dir at models trained for {expected_robot!r} or {RETRAIN_HINT}")
+        hint = retrain_hint(model, expected) if model else RETRAIN_HINT
         for key, want in EXPECTED_OBSERVATION.items():
             got = self.observation.get(key)
             got_cmp = tuple(got) if isinstance(got, list) else got
             if got_cmp != want:
                 raise ModelMismatchError(
                     f"{where}: observation.{key} is {got!r} but this runtime builds {list(want) if isinstance(want, tuple) else want} "
-                    f"(hjepa_agent/core/types.py, core/perception.py); {RETRAIN_HINT}")
+                    f"(hjepa_agent/core/types.py, core/perception.py); {hint}")
         if self.action_names != ACTION_NAMES:
             raise ModelMismatchError(f"{where}: action.names is {list(self.action_names)} but this runtime "
-                                     f"commands {list(ACTION_NAMES)}; {RETRAIN_HINT}")
+                                     f"commands {list(ACTION_NAMES)}; {hint}")
         for name, entry in self.models.items():
             if name not in EXPECTED_IO:
                 continue
@@ -211,7 +254,30 @@ class Manifest:
                     shapes = [list(s.shape) for s in specs]
                     raise ModelMismatchError(
                         f"{where}: models.{name}.{kind} shapes are {shapes} but this runtime needs "
-                        f"{', '.join('[batch, ' + ', '.join(map(str, w)) + ']' for w in want)}; {RETRAIN_HINT}")
+                        f"{', '.join('[batch, ' + ', '.join(map(str, w)) + ']' for w in want)}; "
+                        f"{retrain_hint(name, expected)}")
+        if expected is not None:
+            self.check_robot(model or "?", expected)
+
+    def check_robot(self, model: str, expected: RobotFingerprint) -> None:
+        """Raise ModelMismatchError unless the manifest's robot fingerprint equals ``expected``'s: the
+        message names ``expected.user`` (the node), the model's file, each differing key (the value the
+        models were trained with, then this robot's) and the command that trains ``model`` for this robot."""
+        who = f"{expected.user}: " if expected.user else ""
+        entry = self.models.get(model)
+        what = f"{model} ({self.path.parent / entry.file})" if entry is not None else f"{model} ({self.path})"
+        here = f"{expected.robot_file or '?'} with the ego model {expected.ego_model_file or '?'}"
+        fix = retrain_hint(model, expected)
+        if self.fingerprint is None:
+            raise ModelMismatchError(
+                f"{who}{what}: {self.path} (format {self.format}) records no robot fingerprint, so nothing shows "
+                f"the model was trained for this robot ({here}); {fix}")
+        if self.fingerprint.sha256 != expected.sha256:
+            diffs = "; ".join(f"{key}: {mine!r} trained, {theirs!r} here"
+                              for key, mine, theirs in self.fingerprint.differences(expected))
+            raise ModelMismatchError(
+                f"{who}{what} was trained for another robot than this one ({here}); what differs "
+                f"({self.path} fingerprint.values vs this robot): {diffs}; {fix}")
 
 
 def _need(d: dict, key: str, typ: type | tuple[type, ...], path: Path, prefix: str) -> Any:
@@ -242,8 +308,10 @@ def load_manifest(models_dir: str | Path) -> Manifest:
     path = Path(models_dir) / MANIFEST_FILE
     data = read_yaml(path)
     fmt = _need(data, "format", int, path, "")
-    if fmt != MANIFEST_FORMAT:
-        raise ConfigError(path, "format", f"unsupported format {fmt} (this runtime reads {MANIFEST_FORMAT})")
+    if fmt not in MANIFEST_FORMATS_READ:
+        raise ConfigError(path, "format", f"unsupported format {fmt} (this runtime reads "
+                                          f"{', '.join(map(str, MANIFEST_FORMATS_READ))})")
+    fingerprint = None if fmt < 2 else _fingerprint(_need(data, "fingerprint", dict, path, ""), path)
     obs = _need(data, "observation", dict, path, "")
     action = _need(data, "action", dict, path, "")
     names = _need(action, "names", list, path, "action")
@@ -265,7 +333,22 @@ def load_manifest(models_dir: str | Path) -> Manifest:
             tuple(_tensor(t, path, f"{pre}.outputs[{i}]") for i, t in enumerate(outs)),
             trained if isinstance(trained, dict) else {})
     return Manifest(path, fmt, str(_need(data, "robot", str, path, "")), dict(obs), tuple(names),
-                    tuple(float(s) for s in scale) if scale is not None else None, models)
+                    tuple(float(s) for s in scale) if scale is not None else None, models, fingerprint)
+
+
+def _fingerprint(d: dict, path: Path) -> RobotFingerprint:
+    """The manifest's ``fingerprint: {sha256, values}``; ConfigError unless the sha256 is that of the values."""
+    values = _need(d, "values", dict, path, "fingerprint")
+    digest = _need(d, "sha256", str, path, "fingerprint")
+    try:
+        fp = RobotFingerprint.of(values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(path, "fingerprint.values", str(exc)) from exc
+    if fp.sha256 != digest:
+        raise ConfigError(path, "fingerprint.sha256", f"{digest[:12]}... is not the sha256 of fingerprint.values "
+                                                      f"({fp.sha256[:12]}...): the manifest was edited by hand; "
+                                                      f"restore it or retrain the models")
+    return fp
 
 
 def sha256_file(path: str | Path) -> str:
@@ -294,32 +377,37 @@ _MAX_SESSIONS = 16
 class OnnxModel:
     """A checked ONNX Runtime session for one model of the manifest.
 
-    Construction verifies: the manifest is compatible with this runtime (robot,
-    observation and action spaces), the file exists and its sha256 matches, and
-    the session's inputs/outputs (names, shapes, dtypes) match the manifest. Then
-    it runs one warm-up inference (the first call of a session is slow).
+    Construction verifies: the manifest is compatible with this runtime (observation and
+    action spaces) and, given ``expected`` (the fingerprint of the robot this runs on), was
+    written for this robot (Manifest.check_robot); the file exists and its sha256 matches, and
+    the session's inputs/outputs (names, shapes, dtypes) match the manifest. Then it runs one
+    warm-up inference (the first call of a session is slow). Every refusal gives the command
+    that trains this model (for ``expected``'s robot): ``hint`` (:func:`retrain_hint`), for the
+    callers' own refusals too.
     """
 
     def __init__(self, models_dir: str | Path, name: str, manifest: Manifest | None = None,
-                 providers: list[str] | None = None, expected_robot: str | None = None) -> None:
+                 providers: list[str] | None = None, expected: RobotFingerprint | None = None) -> None:
         self.models_dir = Path(models_dir)
         self.manifest = manifest if manifest is not None else load_manifest(self.models_dir)
+        self.hint = retrain_hint(name, expected)
         where = str(self.manifest.path)
         if name not in self.manifest.models:
             raise ModelMismatchError(f"{where}: no model {name!r} (has: {', '.join(self.manifest.models) or 'none'}); "
-                                     f"{RETRAIN_HINT}")
-        self.manifest.check_compatible(expected_robot)
+                                     f"{self.hint}")
+        self.manifest.check_compatible(name, expected)
         self.name = name
         self.entry = self.manifest.models[name]
         self.path = self.models_dir / self.entry.file
         if not self.path.is_file():
             raise ModelMismatchError(f"{where}: models.{name}.file {self.entry.file!r} not found at {self.path}; "
-                                     f"{RETRAIN_HINT}")
+                                     f"{self.hint}")
         digest = sha256_file(self.path)
         if digest != self.entry.sha256:
             raise ModelMismatchError(
                 f"{self.path}: sha256 {digest[:12]}... differs from models.{name}.sha256 "
-                f"{self.entry.sha256[:12]}... in {where}: the file was replaced or corrupted; restore it or {RETRAIN_HINT}")
+                f"{self.entry.sha256[:12]}... in {where}: the file was replaced or corrupted; restore it or "
+                f"{self.hint}")
         if providers is None:
             providers = select_providers()[0]
         key = (str(self.path.resolve()), tuple(providers))
@@ -330,7 +418,7 @@ class OnnxModel:
             try:
                 self.session = ort.InferenceSession(str(self.path), _session_options(), providers=providers)
             except (RuntimeError, ValueError) as exc:
-                raise ModelMismatchError(f"{self.path}: ONNX Runtime cannot load it ({exc}); {RETRAIN_HINT}") from exc
+                raise ModelMismatchError(f"{self.path}: ONNX Runtime cannot load it ({exc}); {self.hint}") from exc
         self.providers = self.session.get_providers()
         if providers[0] == "CUDAExecutionProvider" and self.providers[0] != "CUDAExecutionProvider":
             log.info("%s: CUDA session not available; running on CPU", self.path.name)
@@ -364,7 +452,7 @@ class OnnxModel:
                     break
         if problem:
             raise ModelMismatchError(f"{self.path}: {key} disagree: {problem}; the manifest does not describe "
-                                     f"this file: {RETRAIN_HINT}")
+                                     f"this file: {self.hint}")
 
     def __call__(self, *xs: np.ndarray) -> np.ndarray:
         """Run the model on batches, one per manifest input in order, each (N, *input shape)
@@ -384,10 +472,10 @@ class OnnxModel:
 
 # --------------------------------------------------------------------------- node-facing loaders
 def load_encoder(models_dir: str | Path, prefer_cuda: bool = True,
-                 expected_robot: str | None = None) -> OnnxModel:
-    """The checked perception encoder: (N, 3, 64, 64) float32 -> (N, N_LATENT)."""
-    return OnnxModel(models_dir, "encoder", providers=select_providers(prefer_cuda)[0],
-                     expected_robot=expected_robot)
+                 expected: RobotFingerprint | None = None) -> OnnxModel:
+    """The checked perception encoder: (N, 3, 64, 64) float32 -> (N, N_LATENT); ``expected``: the
+    fingerprint of the robot this runs on (OnnxModel)."""
+    return OnnxModel(models_dir, "encoder", providers=select_providers(prefer_cuda)[0], expected=expected)
 
 
 LATENT_SOURCES = ("encoder", "world_encoder")
@@ -404,10 +492,11 @@ def habitual_latent_source(entry: ModelEntry) -> tuple[str, str | None]:
     return str(data.get("latent_source", "encoder")), (str(sha) if sha else None)
 
 
-def load_habitual(models_dir: str | Path, prefer_cuda: bool = True, expected_robot: str | None = None,
+def load_habitual(models_dir: str | Path, prefer_cuda: bool = True, expected: RobotFingerprint | None = None,
                   latent_source: str = "encoder") -> tuple[OnnxModel, tuple[float, float], tuple[float, float]]:
     """The checked habitual policy, its action scale (m/s, rad/s) and the speed normalisation
-    (m/s, rad/s) its features were trained with, both read from the manifest.
+    (m/s, rad/s) its features were trained with, both read from the manifest; ``expected``: the
+    fingerprint of the robot this runs on (OnnxModel).
 
     ``latent_source``: the encoder perception computes the latent with ("encoder" or
     "world_encoder"); ModelMismatchError if the policy was trained on another one, or on
@@ -416,16 +505,15 @@ def load_habitual(models_dir: str | Path, prefer_cuda: bool = True, expected_rob
     if latent_source not in LATENT_SOURCES:
         raise ValueError(f"latent_source must be one of {', '.join(LATENT_SOURCES)}, got {latent_source!r}")
     name = HABITUAL_MODELS[latent_source]
-    flag = "world" if latent_source == "world_encoder" else "encoder"
     if name not in load_manifest(models_dir).models:
         raise ModelMismatchError(
             f"{Path(models_dir) / 'manifest.yaml'}: no habitual policy trained on the {latent_source!r} latent "
-            f"(entry {name!r}); train one with `hjepa-agent train habitual --latent {flag} --out DIR` and point "
+            f"(entry {name!r}); train one with `{train_command(name, expected)}` and point "
             f"models_dir at DIR, or set latent_source and perception's encoder_model to a latent that has one")
-    model = OnnxModel(models_dir, name, providers=select_providers(prefer_cuda)[0], expected_robot=expected_robot)
+    model = OnnxModel(models_dir, name, providers=select_providers(prefer_cuda)[0], expected=expected)
     m = model.manifest
     trained_on, trained_sha = habitual_latent_source(model.entry)
-    retrain = (f"retrain it with `hjepa-agent train habitual --latent {flag} --out DIR` and point models_dir at DIR")
+    retrain = retrain_hint(name, expected)
     if trained_on != latent_source:
         raise ModelMismatchError(
             f"{m.path}: the habitual policy was trained on the {trained_on!r} latent "
@@ -438,23 +526,23 @@ def load_habitual(models_dir: str | Path, prefer_cuda: bool = True, expected_rob
             f"{m.path}: the habitual policy was trained on {latent_source} sha256 {trained_sha[:12]}... but "
             f"models.{latent_source}.sha256 is {current.sha256[:12]}...: that encoder changed since; {retrain}")
     if m.action_scale is None or len(m.action_scale) != 2:
-        raise ModelMismatchError(f"{m.path}: action.scale missing or not 2 values; {RETRAIN_HINT}")
+        raise ModelMismatchError(f"{m.path}: action.scale missing or not 2 values; {retrain}")
     norm = m.observation.get("speed_norm")
     if not (isinstance(norm, (list, tuple)) and len(norm) == 2):
-        raise ModelMismatchError(f"{m.path}: observation.speed_norm missing or not 2 values; {RETRAIN_HINT}")
+        raise ModelMismatchError(f"{m.path}: observation.speed_norm missing or not 2 values; {retrain}")
     return model, (float(m.action_scale[0]), float(m.action_scale[1])), (float(norm[0]), float(norm[1]))
 
 
-def load_typical_risk(models_dir: str | Path, expected_robot: str | None = None) -> OnnxModel:
+def load_typical_risk(models_dir: str | Path, expected: RobotFingerprint | None = None) -> OnnxModel:
     """The checked typical-risk network (core/risk.py): context (N, 21) -> (N, 4). Always on the CPU:
-    it runs once per world state inside the watchdog's tick, where a GPU round trip costs more."""
+    it runs once per world state inside the watchdog's tick, where a GPU round trip costs more.
+    ``expected``: the fingerprint of the robot this runs on (OnnxModel)."""
     if "typical_risk" not in load_manifest(models_dir).models:
         raise ModelMismatchError(
-            f"{Path(models_dir) / 'manifest.yaml'}: no typical_risk model; record nominal runs and train one "
-            f"(`hjepa-agent sim --scenario config/scenarios --episodes 40 --out RUNS && hjepa-agent train "
-            f"typical-risk --runs RUNS --out DIR`) and point the watchdog's models_dir at DIR, or set the "
-            f"watchdog's typical_risk: false (no risk-deviation scores)")
-    return OnnxModel(models_dir, "typical_risk", providers=["CPUExecutionProvider"], expected_robot=expected_robot)
+            f"{Path(models_dir) / 'manifest.yaml'}: no typical_risk model; "
+            f"{retrain_hint('typical_risk', expected, verb='train one')} (the watchdog's models_dir), or set "
+            f"the watchdog's typical_risk: false (no risk-deviation scores)")
+    return OnnxModel(models_dir, "typical_risk", providers=["CPUExecutionProvider"], expected=expected)
 
 
 WORLD_CALIBRATION_FILE = "world_model_calibration.yaml"
@@ -462,15 +550,15 @@ WORLD_CALIBRATION_FILE = "world_model_calibration.yaml"
 
 
 def load_world_encoder(models_dir: str | Path, prefer_cuda: bool = True,
-                       expected_robot: str | None = None) -> OnnxModel:
-    """The checked JEPA encoder: image (N, 3, 64, 64) in [0, 1] and scan sectors / range max (N, 16) -> (N, 16)."""
-    return OnnxModel(models_dir, "world_encoder", providers=select_providers(prefer_cuda)[0],
-                     expected_robot=expected_robot)
+                       expected: RobotFingerprint | None = None) -> OnnxModel:
+    """The checked JEPA encoder: image (N, 3, 64, 64) in [0, 1] and scan sectors / range max (N, 16) -> (N, 16);
+    ``expected``: the fingerprint of the robot this runs on (OnnxModel)."""
+    return OnnxModel(models_dir, "world_encoder", providers=select_providers(prefer_cuda)[0], expected=expected)
 
 
 def world_action_norm(predictor: OnnxModel) -> tuple[float, float]:
     """(m/s, rad/s) the predictor's actions are divided by (the manifest's observation.speed_norm)."""
     norm = predictor.manifest.observation.get("speed_norm")
     if not (isinstance(norm, (list, tuple)) and len(norm) == 2):
-        raise ModelMismatchError(f"{predictor.manifest.path}: observation.speed_norm missing; {RETRAIN_HINT}")
+        raise ModelMismatchError(f"{predictor.manifest.path}: observation.speed_norm missing; {predictor.hint}")
     return (float(norm[0]), float(norm[1]))

@@ -20,6 +20,17 @@ N_SCAN_BINS = 16
 [-pi + k*2pi/N, -pi + (k+1)*2pi/N) in the base frame (x forward, counter-clockwise)."""
 SCAN_RANGE_MAX_M = 4.0
 """Ranges are clipped to this value; 'no return' reads as this value."""
+UNKNOWN_RANGE_M = 0.0
+"""The value of an *unknown* sector: one that no beam of the scan covered (a scanner with less than
+360 deg of view, or one mounted off the base origin), and every sector while the scan is missing or
+stale. Unknown is never free: the planners and the watchdog treat it as occupied beyond the footprint
+(:func:`unknown_clearance_m`), the estimator gives it its missing-sector variance. A return is never
+reported below MIN_RETURN_M, so a return cannot read as unknown."""
+MIN_RETURN_M = 1e-3
+"""A sector's range of a return closer than this to the base origin reads this value."""
+UNKNOWN_ENTRY_M = 0.01
+"""A rollout point farther than this from where the scan was taken, inside an unknown sector, is
+contact (:func:`unknown_clearance_m`); nearer points (a turn in place) are not."""
 GOAL_DIST_SCALE_M = 5.0
 """Goal distance is divided by this in the habitual features."""
 
@@ -37,6 +48,79 @@ def sector_angles() -> np.ndarray:
     """Centre angle (rad) of each scan sector, shape (N_SCAN_BINS,)."""
     width = 2.0 * math.pi / N_SCAN_BINS
     return (-math.pi + width * (np.arange(N_SCAN_BINS) + 0.5)).astype(np.float32)
+
+
+def sector_index(angles: np.ndarray) -> np.ndarray:
+    """Sector (int64, same shape) of each angle (rad, any value; base frame): k for angles in
+    [-pi + k*2pi/N, -pi + (k+1)*2pi/N) after wrapping."""
+    wrapped = (np.asarray(angles, dtype=np.float64) + math.pi) % (2.0 * math.pi)
+    return np.minimum((wrapped / (2.0 * math.pi) * N_SCAN_BINS).astype(np.int64), N_SCAN_BINS - 1)
+
+
+def unknown_sectors(scan_bins: np.ndarray) -> np.ndarray:
+    """Bool mask (N_SCAN_BINS,) of the unknown sectors (UNKNOWN_RANGE_M; also anything not > 0, NaN included)."""
+    return ~(np.asarray(scan_bins, dtype=np.float64) > UNKNOWN_RANGE_M)
+
+
+def unknown_clearance_m(points_xy: np.ndarray, scan_bins: np.ndarray) -> np.ndarray:
+    """Clearance (m) of the robot's centre at ``points_xy`` (..., 2), in the base frame the scan
+    sectors were taken in, from the unknown sectors: the one rule for "unknown counts as occupied".
+
+    A point farther than UNKNOWN_ENTRY_M from the origin whose sector is unknown is contact: it reads
+    ``-distance`` (< 0). Every other point reads +inf (the unknown sectors do not limit it; obstacles
+    seen in the known sectors are a separate clearance). So a robot whose scanner leaves sectors
+    unknown (a 270-deg scanner: the rear 90 deg) may stand, turn in place and drive into what it sees,
+    while any motion into an unknown sector is predicted contact. Shape (...), float64.
+
+    Limit: the test is on the centre only; the footprint's sweep beside the centre's path is not
+    checked against unknown sectors (a disc moving at angle a from its start covers new ground
+    within 90 deg of a only, so the sweep reaches an unknown sector beside the path only where the
+    path runs within 90 deg of it)."""
+    p = np.asarray(points_xy, dtype=np.float64)
+    unknown = unknown_sectors(scan_bins)
+    dist = np.hypot(p[..., 0], p[..., 1])
+    if not unknown.any():
+        return np.full(dist.shape, math.inf)
+    inside = unknown[sector_index(np.arctan2(p[..., 1], p[..., 0]))] & (dist > UNKNOWN_ENTRY_M)
+    return np.where(inside, -dist, math.inf)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """Pose of a sensor's frame in the base frame (a URDF joint chain's result): translation (m) and
+    fixed-axis roll, pitch, yaw (rad; R = Rz(yaw) Ry(pitch) Rx(roll), as URDF's ``rpy``)."""
+
+    x_m: float = 0.0
+    y_m: float = 0.0
+    z_m: float = 0.0
+    roll_rad: float = 0.0
+    pitch_rad: float = 0.0
+    yaw_rad: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("x_m", "y_m", "z_m", "roll_rad", "pitch_rad", "yaw_rad"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"Mount.{name}: must be finite, got {getattr(self, name)!r}")
+
+    def rotation(self) -> np.ndarray:
+        """Rotation matrix (3, 3) from the sensor frame to the base frame."""
+        cr, sr = math.cos(self.roll_rad), math.sin(self.roll_rad)
+        cp, sp = math.cos(self.pitch_rad), math.sin(self.pitch_rad)
+        cy, sy = math.cos(self.yaw_rad), math.sin(self.yaw_rad)
+        return np.array([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+                         [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+                         [-sp, cp * sr, cp * cr]])
+
+    @property
+    def planar_yaw_only(self) -> bool:
+        """True when the sensor sits on the base's z axis, level: its plane is the base's, turned by yaw."""
+        return self.x_m == 0.0 and self.y_m == 0.0 and self.roll_rad == 0.0 and self.pitch_rad == 0.0
+
+    def to_base_xy(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points (x, y, 0) of the sensor's plane (m, any equal shapes) -> their base-frame (x, y) (m)."""
+        r = self.rotation()
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        return r[0, 0] * x + r[0, 1] * y + self.x_m, r[1, 0] * x + r[1, 1] * y + self.y_m
 
 
 class Mode(enum.IntEnum):
@@ -57,8 +141,8 @@ class Percept:
     noise_log: log of the image's sensor-noise sigma (grey levels, core.perception.image_noise_sigma);
     appearance_log: log Mahalanobis distance of the image's look under the world model's training
     images (core.perception.appearance_score), 0.0 when perception has no such statistics;
-    image_change: mean absolute grey-level change since the image IMAGE_STILL_K frames earlier
-    (core.perception.image_change), -1.0 until perception has seen that many frames.
+    image_change: mean absolute grey-level change since the image about IMAGE_STILL_S (1 s) earlier
+    (core.perception.image_change, paired by time: ImageHistory), -1.0 when perception has none that old.
     """
 
     stamp_s: float

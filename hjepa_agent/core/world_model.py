@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from hjepa_agent.config.loader import read_yaml
+from hjepa_agent.core.fingerprint import RobotFingerprint
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError, OnnxModel, load_manifest
 from hjepa_agent.core.perception import (APPEARANCE_FEATURES, IMAGE_STILL_K, appearance_score, image_change,
                                         image_noise_sigma)
@@ -170,14 +171,14 @@ def _vector(v: object, shape: tuple[int, ...], name: str) -> np.ndarray:
 class WorldModel:
     """ONNX world model + calibration: encode, predict, sigma, scores (numpy in and out)."""
 
-    def __init__(self, models_dir: Path, providers: list[str] | None = None, expected_robot: str | None = None,
+    def __init__(self, models_dir: Path, providers: list[str] | None = None, expected: RobotFingerprint | None = None,
                  with_encoder: bool = True) -> None:
         models_dir = Path(models_dir)
         manifest = load_manifest(models_dir)
         providers = providers or ["CPUExecutionProvider"]
-        self.enc = (OnnxModel(models_dir, "world_encoder", manifest, providers, expected_robot=expected_robot)
+        self.enc = (OnnxModel(models_dir, "world_encoder", manifest, providers, expected=expected)
                     if with_encoder else None)
-        self.pred = OnnxModel(models_dir, "world_predictor", manifest, providers, expected_robot=expected_robot)
+        self.pred = OnnxModel(models_dir, "world_predictor", manifest, providers, expected=expected)
         path = models_dir / WORLD_CALIBRATION_FILE
         cal = read_yaml(path)
         try:

@@ -5,13 +5,14 @@ Subscribes (through the input guard, nodes/topics.py INPUTS["bridge"]): agent/ha
             (TwistStamped), agent/plan (JointState), agent/mode (String), agent/speed_scale
             (std_msgs/Float32: the watchdog's derating), agent/estop (std_msgs/Bool).
 Services:   agent/estop/reset (std_srvs/Trigger).
-Publishes:  cmd_vel (TwistStamped; header.stamp = when it was published, on the ROS clock),
+Publishes:  cmd_vel (TwistStamped, header.stamp = when it was published, on the ROS clock; or, with
+            cmd_vel_type twist, a geometry_msgs/Twist, which has no header),
             agent/bridge/output (JointState, one per cmd_vel: what was sent, the bridge's state and the
             originating camera stamp of the proposal it followed; layout in nodes/codec.py),
             agent/events (String, JSON per event), /diagnostics.
 Parameters: ego_model, rate_hz [Hz], source_timeout_s [s], mode_timeout_s [s] (read-only: safety);
             max_linear_mps [m/s], max_angular_rps [rad/s] (operating limits: may only be tightened live);
-            and the guard's (nodes/guard.py).
+            and the guard's (nodes/guard.py), cmd_vel_type among them (read-only: twist_stamped | twist).
 Time: every age, deadline and the limit math's dt are on the node's receipt clock (core/timekeeping.py),
 so no clock step can make a stale input look fresh or stall the stop ramp.
 Output: immediately on each valid proposal from the active source, from a timer whenever nothing went
@@ -28,7 +29,7 @@ from std_srvs.srv import Trigger
 
 from hjepa_agent.core.bridge import Bridge, BridgeConfig, BridgeOutput
 from hjepa_agent.core.types import Mode, Proposal
-from hjepa_agent.nodes.codec import bridge_output_to_msg, to_time
+from hjepa_agent.nodes.codec import bridge_output_to_msg, command_to_msg, to_time
 from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt, event_to_json
 
@@ -55,6 +56,7 @@ class BridgeNode(GuardedNode):
                                                  rate_hz=rate_hz))
         self.add_on_set_parameters_callback(self._on_set)
         self.pub = self.publisher("cmd_vel")
+        self.cmd_type = self.transport.topic("cmd_vel").type
         self.out_pub = self.publisher("agent/bridge/output")
         self.subscribe("habitual", self.on_habitual)
         self.subscribe("planner", self.on_plan)
@@ -101,11 +103,7 @@ class BridgeNode(GuardedNode):
     def _publish(self, now: float) -> None:
         out = self.core.step(now)
         stamp = to_time(self.ros_now_s())
-        msg = TwistStamped()
-        msg.header.stamp = stamp
-        msg.header.frame_id = "base_link"
-        msg.twist.linear.x, msg.twist.angular.z = float(out.v), float(out.w)
-        self.pub.publish(msg)
+        self.pub.publish(command_to_msg(self.cmd_type, out.v, out.w, stamp, "base_link"))
         origin = None if out.origin_stamp_s is None else to_time(out.origin_stamp_s)
         self.out_pub.publish(bridge_output_to_msg(stamp, out.v, out.w, origin, out.state))
         self.published += 1

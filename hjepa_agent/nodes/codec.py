@@ -28,15 +28,17 @@ Per topic:
   (core.planner.navfield.GoalKind value), goal_x, goal_y, target_x, target_y (where the planner heads:
   the goal, or the map edge towards it), distance_m (straight line, robot to goal).
 * ``agent/habitual/cmd`` is a geometry_msgs/TwistStamped (header.stamp = origin camera stamp);
-  ``cmd_vel`` too, stamped when the bridge publishes it.
+  ``cmd_vel`` too, stamped when the bridge publishes it, or a geometry_msgs/Twist without a header
+  (parameter cmd_vel_type, nodes/topics.py CMD_VEL_TYPES; read as a :class:`Command` either way).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Path
 from sensor_msgs.msg import JointState
 
@@ -229,6 +231,41 @@ def msg_to_proposal(msg: TwistStamped, source: str) -> Proposal:
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
     """Yaw (rad) of a geometry_msgs quaternion (x, y, z, w order)."""
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+@dataclass(frozen=True)
+class Command:
+    """A velocity command as read off cmd_vel, whichever type carries it (nodes/topics.py
+    CMD_VEL_TYPES): ``v`` (m/s), ``w`` (rad/s), ``stamp_ns`` its header stamp and ``frame_id`` its
+    header frame; an unstamped geometry_msgs/Twist has neither (None, "")."""
+
+    v: float
+    w: float
+    stamp_ns: int | None
+    frame_id: str
+
+
+def msg_to_command(msg: Twist | TwistStamped) -> Command:
+    """cmd_vel (Twist or TwistStamped) -> Command (values are NOT validated here: the guard's check_command is)."""
+    if isinstance(msg, TwistStamped):
+        return Command(float(msg.twist.linear.x), float(msg.twist.angular.z), time_ns(msg.header.stamp),
+                       str(msg.header.frame_id))
+    return Command(float(msg.linear.x), float(msg.angular.z), None, "")
+
+
+def command_to_msg(msg_type: type, v: float, w: float, stamp: Time, frame_id: str) -> Twist | TwistStamped:
+    """A cmd_vel of ``msg_type`` (Twist or TwistStamped: nodes/topics.py CMD_VEL_TYPES) commanding ``v``
+    (m/s) and ``w`` (rad/s); a TwistStamped is stamped ``stamp`` in ``frame_id``, a Twist has no header."""
+    if msg_type is TwistStamped:
+        msg = TwistStamped()
+        msg.header.stamp, msg.header.frame_id = stamp, frame_id
+        twist = msg.twist
+    elif msg_type is Twist:
+        msg = twist = Twist()
+    else:
+        raise ValueError(f"cmd_vel cannot be a {msg_type.__name__} (Twist or TwistStamped)")
+    twist.linear.x, twist.angular.z = float(v), float(w)
+    return msg
 
 
 

@@ -13,9 +13,11 @@ from rclpy.node import Node
 
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.core.fingerprint import RobotFingerprint, robot_fingerprint
 from hjepa_agent.core.models import ModelMismatchError
 from hjepa_agent.nodes.guard import RELIABLE_QOS, SENSOR_QOS
 from hjepa_agent.paths import data_path
+from hjepa_agent.sim.robot import load_robot_description
 
 LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR,
           "STALE": DiagnosticStatus.STALE}
@@ -45,6 +47,18 @@ def declare_ego_model(node: Node) -> EgoModel:
     """Declare the read-only ``ego_model`` path parameter and load the file; ConfigError on a bad file."""
     path = declare(node, "ego_model", "", "ego-model YAML (hard limits are read once, here)")
     return load_ego_model(path or data_path("config", "ego_model.yaml"))
+
+
+def declare_robot(node: Node, ego: EgoModel) -> RobotFingerprint:
+    """Declare the read-only ``robot`` path parameter (the robot description YAML, config/robots/*.yaml,
+    as the simulator's; empty: the shipped diffbot.yaml) and return the fingerprint of that robot with
+    ``ego`` (core/fingerprint.py): what every model this node loads must have been trained for. On a
+    real robot the file describes it (wheels, drive, camera, scan, mounts): robot.launch.py robot:=...
+    ConfigError on a bad file."""
+    path = declare(node, "robot", "", "robot description YAML (config/robots/*.yaml; empty: the shipped "
+                   "diffbot.yaml): the robot the models must have been trained for")
+    robot = path or str(data_path("config", "robots", "diffbot.yaml"))
+    return robot_fingerprint(load_robot_description(robot), ego, robot, ego.source, f"{node.get_name()} node")
 
 
 class Diagnostics:

@@ -1,15 +1,18 @@
 """estimator node: percept + odometry + goal -> world state (mean, variance, ambiguity).
 
 Subscribes (through the input guard, nodes/topics.py INPUTS["estimator"]): agent/percept (JointState),
-            odom (nav_msgs/Odometry), goal_pose (geometry_msgs/PoseStamped), cmd_vel (TwistStamped: the
-            action actually sent, for the learned model's prior; world_model only).
+            odom (nav_msgs/Odometry), goal_pose (geometry_msgs/PoseStamped), cmd_vel (TwistStamped or Twist,
+            as the guard's cmd_vel_type says: the action actually sent, for the learned model's prior;
+            world_model only).
 Publishes:  agent/world_state (JointState, layout in nodes/codec.py), agent/events (goals accepted or
             rejected, with the reason; the guard's rejections), /diagnostics.
 Parameters: odom_frame (the guard's, read-only): goals in another frame are rejected; world_model
             (read-only, default false): fuse the latent with the JEPA predictor ensemble (needs
             perception's encoder_model = world_encoder) and read the ambiguity off the world model's
             calibrated scores (their values are in /diagnostics as score_*); false = the foundation filter
-            and heuristic ambiguity; models_dir, use_cuda, ego_model (read-only).
+            and heuristic ambiguity; models_dir, use_cuda, ego_model, robot (read-only; the world model's
+            robot fingerprint must be this robot description's with this ego model: nodes/common.py
+            declare_robot).
 Time: a clock jump re-anchors the filter's time (the next reading starts it again); an odometry jump
 (core/watchdog/odometry.py, the watchdog's rule) re-anchors its pose on the new odometry.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 
 from hjepa_agent.core.estimator import Estimator
@@ -28,8 +31,8 @@ from hjepa_agent.core.timekeeping import ClockJump
 from hjepa_agent.core.types import Percept
 from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
 from hjepa_agent.core.world_model import LatentCalibration, LatentFilter, WorldModel
-from hjepa_agent.nodes.codec import world_state_to_msg, yaw_from_quaternion
-from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.codec import Command, world_state_to_msg, yaw_from_quaternion
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.nodes.topics import Rejected
 from hjepa_agent.paths import data_path
@@ -43,11 +46,12 @@ class EstimatorNode(GuardedNode):
         self.odom_frame = self.frames["odom"]
         self.core = Estimator()
         self.ego = declare_ego_model(self)
+        self.robot = declare_robot(self, self.ego)   # the world model's robot fingerprint must be this one
         self.odometry = OdometryConsistency(OdometryCheckConfig.from_ego(self.ego))
         if declare(self, "world_model", False, "fuse the latent with the learned predictor ensemble"):
             models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models") or str(data_path("models"))
             use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works")
-            wm = WorldModel(models_dir, select_providers(use_cuda)[0], self.ego.robot, with_encoder=False)
+            wm = WorldModel(models_dir, select_providers(use_cuda)[0], self.robot, with_encoder=False)
             self.action_norm = world_action_norm(wm.pred)
             if not wm.ref or not math.isfinite(wm.ambiguity_scale) or wm.ambiguity_scale <= 0:
                 raise ModelMismatchError(f"{models_dir}/{WORLD_CALIBRATION_FILE} has no score_ref / ambiguity_scale "
@@ -87,10 +91,9 @@ class EstimatorNode(GuardedNode):
             return
         self.core.on_odom(rx.stamp_s, pose, twist, var if np.all(var > 0) and np.all(np.isfinite(var)) else None)
 
-    def on_cmd(self, msg: TwistStamped, rx: Receipt) -> None:
+    def on_cmd(self, cmd: Command, rx: Receipt) -> None:
         """The command sent to the base (finite: the guard checked): the action between this percept and the next."""
-        self.core.on_action(np.array([msg.twist.linear.x / self.action_norm[0],
-                                      msg.twist.angular.z / self.action_norm[1]]))
+        self.core.on_action(np.array([cmd.v / self.action_norm[0], cmd.w / self.action_norm[1]]))
 
     def on_goal(self, msg: PoseStamped, rx: Receipt) -> None:
         """A goal in the odom frame (the guard refused other frames and non-finite ones)."""

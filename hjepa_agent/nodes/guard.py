@@ -8,6 +8,7 @@ path, in this order, before the node's callback sees it:
    clock step can turn back); a clock jump is an event with its size;
 2. the header stamp is checked (a valid, non-negative time, not further in the future than
    ``future_stamp_tolerance_s``, and for ordered inputs after the last accepted one) and the frame;
+   a message without a header (cmd_vel as a geometry_msgs/Twist) has neither: it is timed by receipt;
 3. the input's validator decodes it (``Rejected`` with a typed cause for anything the core must
    not see);
 4. only then the input counts as received fresh, and the callback runs with the decoded value and
@@ -25,6 +26,11 @@ records the episode as a failure with the traceback; ``run_node`` exits with sta
 
 /clock is guarded too: a negative or absurd time is rejected (and reported), never handed to
 rclpy's time source, which would raise inside the executor.
+
+How the robot carries its camera and its velocity commands (nodes/topics.py :class:`Transport`) is
+chosen here, once for every node: each declares the read-only parameters ``image_transport`` (raw |
+compressed) and ``cmd_vel_type`` (twist_stamped | twist), and :meth:`GuardedNode.subscribe` and
+:meth:`GuardedNode.publisher` use the topic and message type they pick.
 
 Lockstep accounting (nodes/traffic.py): every publisher made with :meth:`GuardedNode.publisher`
 counts what it sends to the guarded subscriptions of the same process, and every guarded
@@ -50,7 +56,7 @@ from std_msgs.msg import String
 
 from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.timekeeping import ClockJump, ReceiptClock, valid_ros_time
-from hjepa_agent.nodes.topics import TOPICS, InputSpec, Rejected, inputs_of
+from hjepa_agent.nodes.topics import InputSpec, Rejected, TopicSpec, Transport, inputs_of
 from hjepa_agent.nodes.traffic import CountingPublisher, Reader, join, leave
 
 log = logging.getLogger("hjepa_agent.guard")
@@ -101,6 +107,8 @@ class _Input(Reader):
 
     key: str = ""
     spec: InputSpec | None = None
+    carried: TopicSpec | None = None
+    """The topic's row as this robot carries it (Transport.topic)."""
     received: int = 0
     accepted: int = 0
     rejected: Counter = field(default_factory=Counter)
@@ -124,6 +132,18 @@ def _event_json(ev: Event) -> str:
 
 event_to_json = _event_json
 """Event -> one-line JSON for agent/events: {stamp_s, kind, reasons, causes}."""
+
+
+def declare_transport(node: Node) -> Transport:
+    """Declare the read-only ``image_transport`` and ``cmd_vel_type`` parameters on ``node`` and return
+    the Transport they make: every guarded node, and the recorder, which must subscribe the same types."""
+    from hjepa_agent.nodes.common import declare
+    return Transport(
+        image_transport=declare(node, "image_transport", Transport.image_transport, "how the camera comes: "
+                                "'raw' (camera/image_raw, sensor_msgs/Image) or 'compressed' (camera/image_raw/"
+                                "compressed, sensor_msgs/CompressedImage jpeg or png)"),
+        cmd_vel_type=declare(node, "cmd_vel_type", Transport.cmd_vel_type, "what the base takes on cmd_vel: "
+                             "'twist_stamped' (geometry_msgs/TwistStamped) or 'twist' (geometry_msgs/Twist)"))
 
 
 class GuardedNode(Node):
@@ -153,6 +173,7 @@ class GuardedNode(Node):
                            "than this, or any step back, is a clock jump", unit="s", lo=0.01, hi=3600.0)
         self.frames = {"odom": declare(self, "odom_frame", "odom", "frame of odometry, goals, world states and "
                                        "plans (REP-105)")}
+        self.transport = declare_transport(self)
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
         self._receipt = ReceiptClock(self.sim_time, jump_tol)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -205,9 +226,9 @@ class GuardedNode(Node):
     def subscribe(self, key: str, callback: Callable[[Any, Receipt], None]) -> Any:
         """Subscribe to this node's input ``key`` (INPUTS[kind][key]) through the guard;
         ``callback(value, receipt)`` gets the validated value."""
-        spec = inputs_of(self._guard_kind)[key]
-        inp = _Input(key=key, spec=spec, owner=self.get_name())
-        topic = spec.spec
+        spec = self.transport.input(inputs_of(self._guard_kind)[key])
+        topic = self.transport.topic(spec.topic)
+        inp = _Input(key=key, spec=spec, carried=topic, owner=self.get_name())
 
         def on_msg(msg: Any) -> None:
             self._take(inp, msg, callback)
@@ -226,7 +247,7 @@ class GuardedNode(Node):
         spec = inp.spec
         try:
             stamp_s = stamp_ns = None
-            if spec.spec.stamped:
+            if inp.carried.stamped:
                 stamp_ns = self._check_stamp(inp, msg.header.stamp, ros)
                 stamp_s = stamp_ns * 1e-9
                 if spec.frame is not None and msg.header.frame_id != self.frames[spec.frame]:
@@ -302,8 +323,9 @@ class GuardedNode(Node):
 
     # ---- outputs ----------------------------------------------------------------------------------
     def publisher(self, topic: str) -> CountingPublisher:
-        """A publisher for TOPICS[topic], with its QoS, counted for the lockstep."""
-        spec = TOPICS[topic]
+        """A publisher for TOPICS[topic] as this robot carries it (Transport.topic), with its QoS, counted
+        for the lockstep."""
+        spec = self.transport.topic(topic)
         pub = CountingPublisher(Node.create_publisher(self, spec.type, spec.name, qos_for(spec.qos, False)),
                                 self.context)
         self._own_publishers.append(pub)

@@ -2,8 +2,10 @@
 
 Subscribes (through the input guard, nodes/topics.py INPUTS["habitual"]): agent/world_state (JointState).
 Publishes:  agent/habitual/cmd (geometry_msgs/TwistStamped, header.stamp = origin camera stamp), /diagnostics.
-Parameters: models_dir, use_cuda, ego_model, latent_source (all read-only). latent_source: the
-            encoder whose latent the policy reads ("encoder" or "world_encoder"); it must equal
+Parameters: models_dir, use_cuda, ego_model, robot (the manifest's robot fingerprint must be this robot
+            description's with this ego model: nodes/common.py declare_robot), latent_source (all
+            read-only). latent_source: the encoder whose latent the policy reads ("encoder" or
+            "world_encoder"); it must equal
             perception's encoder_model and the latent the policy was trained on (the manifest's
             models.habitual.trained.data.latent_source), else the node refuses to start.
 """
@@ -13,7 +15,7 @@ from hjepa_agent.core.habitual import HabitualPolicy
 from hjepa_agent.core.models import load_habitual
 from hjepa_agent.core.types import WorldState
 from hjepa_agent.nodes.codec import proposal_to_msg
-from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.paths import data_path
 
@@ -28,8 +30,8 @@ class HabitualNode(GuardedNode):
         latent_source = declare(self, "latent_source", "encoder",
                                 "latent the policy reads: 'encoder' or 'world_encoder' (= perception's encoder_model)")
         ego = declare_ego_model(self)
-        model, action_scale, speed_norm = load_habitual(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot,
-                                                        latent_source=latent_source)
+        model, action_scale, speed_norm = load_habitual(models_dir, prefer_cuda=use_cuda, latent_source=latent_source,
+                                                        expected=declare_robot(self, ego))
         self.core = HabitualPolicy(model, action_scale, speed_norm)
         self.count = 0
         self.pub = self.publisher("agent/habitual/cmd")

@@ -1,28 +1,40 @@
 """perception node: camera image + scan -> percept (latent, scan sectors, quality, image noise, look).
 
 Subscribes (through the input guard, nodes/topics.py INPUTS["perception"]): camera/image_raw
-            (sensor_msgs/Image), scan (sensor_msgs/LaserScan).
+            (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8) or, with image_transport compressed,
+            camera/image_raw/compressed (sensor_msgs/CompressedImage: jpeg, png); scan (sensor_msgs/LaserScan).
+            An image of any size from 16 px on its short side: the encoder sees its central square
+            (core/perception.py preprocess_image).
 Publishes:  agent/percept (sensor_msgs/JointState, layout in nodes/codec.py), /diagnostics.
-Parameters: models_dir, use_cuda, ego_model (read-only; the manifest's robot must match the ego model's),
+Parameters: models_dir, use_cuda, ego_model, robot (read-only; the manifest's robot fingerprint must be
+            that of this robot description with this ego model: nodes/common.py declare_robot),
             encoder_model (read-only: "encoder", the foundation behaviour-cloned one (default), or
             "world_encoder", the JEPA encoder over camera + scan; the habitual node's latent_source must
             name the same one), scan_max_age_s [s]. With the world encoder each percept also carries the
             image's noise estimate, look score and 1-s change (the world model's image scores).
-Bad images (encoding, size, buffer) are rejected with a counted reason; nothing is published for them.
+            urdf (read-only: the robot's URDF, empty = none) and base_frame (read-only, default base_link):
+            the scanner's mount, base_frame -> the scan's frame_id, from the URDF's fixed joints (or tf2 where
+            tf2_ros is installed and no urdf is given; nodes/mounts.py). The scan is binned into sectors
+            from the base origin (core.perception.scan_to_bins); a scan in a frame with no known mount is
+            rejected (bad_frame) with a message saying to give `urdf`; a scan in base_frame needs none.
+            And the guard's (nodes/guard.py), image_transport (read-only: raw | compressed) among them.
+Bad images (encoding, size, buffer, compressed data that does not decode) are rejected with a counted
+reason; nothing is published for them.
 """
 from __future__ import annotations
 
 import numpy as np
-from sensor_msgs.msg import Image, LaserScan
+from sensor_msgs.msg import CompressedImage, Image, LaserScan
 
 from hjepa_agent.core.events import Cause
 from hjepa_agent.core.models import load_encoder, load_world_encoder
-from hjepa_agent.core.perception import ImageError, Perception, decode_image
+from hjepa_agent.core.perception import ImageError, Perception, decode_compressed, decode_image
 from hjepa_agent.core.world_model import load_appearance_stats
 from hjepa_agent.nodes.codec import percept_to_msg
-from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
-from hjepa_agent.nodes.topics import Rejected
+from hjepa_agent.nodes.mounts import SensorMounts
+from hjepa_agent.nodes.topics import MAX_IMAGE_PIXELS, Rejected
 from hjepa_agent.paths import data_path
 
 
@@ -38,12 +50,14 @@ class PerceptionNode(GuardedNode):
         ego = declare_ego_model(self)
         which = declare(self, "encoder_model", "encoder", "encoder: 'encoder' or 'world_encoder'")
         if which == "encoder":
-            self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot))
+            self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda, expected=declare_robot(self, ego)))
         elif which == "world_encoder":
-            self.core = Perception(load_world_encoder(models_dir, prefer_cuda=use_cuda, expected_robot=ego.robot),
+            self.core = Perception(load_world_encoder(models_dir, prefer_cuda=use_cuda,
+                                                      expected=declare_robot(self, ego)),
                                    encoder_reads_scan=True, appearance_stats=load_appearance_stats(models_dir))
         else:
             raise ValueError(f"encoder_model: must be 'encoder' or 'world_encoder', got {which!r}")
+        self.mounts = SensorMounts(self)
         self.frames = 0
         self.pub = self.publisher("agent/percept")
         self.subscribe("camera", self.on_image)
@@ -52,14 +66,20 @@ class PerceptionNode(GuardedNode):
         self.create_timer(1.0, self.report)
 
     def on_scan(self, msg: LaserScan, rx: Receipt) -> None:
-        """Store the scan's sectors (the guard checked its angles and range window)."""
+        """Store the scan's sectors, binned from the base origin through the scanner's mount (the guard
+        checked its angles and range window; a frame with no known mount is rejected, bad_frame)."""
+        mount = self.mounts.mount(msg.header.frame_id)
         self.core.on_scan(rx.stamp_s, np.asarray(msg.ranges, dtype=np.float32),
-                          msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
+                          msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max, mount)
 
-    def on_image(self, msg: Image, rx: Receipt) -> None:
-        """Encode and publish; an image the encoder cannot take is rejected with its reason."""
+    def on_image(self, msg: Image | CompressedImage, rx: Receipt) -> None:
+        """Decode (raw or compressed: the guard subscribed the one image_transport names), encode and
+        publish; an image that does not decode or that the encoder cannot take is rejected with its reason."""
         try:
-            rgb = decode_image(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+            if isinstance(msg, CompressedImage):
+                rgb = decode_compressed(msg.data, msg.format, MAX_IMAGE_PIXELS)
+            else:
+                rgb = decode_image(msg.data, msg.height, msg.width, msg.encoding, msg.step)
             percept = self.core.on_image(rx.stamp_s, rgb, self.scan_max_age_s)
         except ImageError as exc:
             raise Rejected(Cause.BAD_LAYOUT, f"image: {exc}") from None

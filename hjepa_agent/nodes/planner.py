@@ -6,9 +6,11 @@ Subscribes (through the input guard, nodes/topics.py INPUTS["planner"]):
             agent/habitual_stalled (std_msgs/Bool: while true the habitual proposal is ignored
             and the warm start dropped once, since Mode 2 was asked for because Mode 1 stalled),
             agent/events (std_msgs/String JSON: the last mode event's reasons say why it plans),
-            scan (sensor_msgs/LaserScan: folded into the navfield at the world state's pose, and
-            its returns are the obstacles the plan keeps clear of; without a scan within 0.25 s
-            of the world state, the world state's scan sectors are).
+            scan (sensor_msgs/LaserScan: placed from the base origin through the scanner's mount (urdf,
+            base_frame: nodes/mounts.py; a frame with no known mount is rejected, bad_frame), folded into
+            the navfield at the world state's pose, and its returns are the obstacles the plan keeps clear
+            of; without a scan within 0.25 s of the world state, the world state's scan sectors are; the
+            world state's unknown sectors count as occupied either way, core/planner/base.py).
 Publishes:  agent/plan (JointState, layout in nodes/codec.py), agent/plan/path (nav_msgs/Path),
             agent/plan/route (nav_msgs/Path: start, subgoals, goal; with hierarchy: true only),
             agent/plan/explanation (std_msgs/String: what the plan will do, predicted outcome, risk,
@@ -19,7 +21,9 @@ horizon, dt_s [s], samples, iterations, optimise_factor (world-model call budget
 OPTIMISING, where the GFlowNet refines its plan until the deadline), max_world_model_calls, deadline_ms [ms],
 optimise_deadline_ms [ms] (the deadline in OPTIMISING), always_plan (plan in every
 mode, so the watchdog can compare), navfield, navfield_resolution_m [m], navfield_size_m [m]
-(the goal cost goes round the obstacles seen so far; read-only), ego_model (read-only).
+(the goal cost goes round the obstacles seen so far; read-only), ego_model and robot (read-only; the
+networks' robot fingerprint must be this robot description's: nodes/common.py declare_robot), urdf and
+base_frame (read-only: the scanner's mount, as for the perception node).
 """
 from __future__ import annotations
 
@@ -35,13 +39,15 @@ from std_msgs.msg import String
 from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.planner import Budget, beam_points, build_planner
 from hjepa_agent.core.planner.explain import explain_plan
+from hjepa_agent.core.perception import beams_in_base
 from hjepa_agent.core.planner.goal import GOAL_CODES, GoalJudge
 from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
 from hjepa_agent.core.timekeeping import ClockJump
 from hjepa_agent.core.types import Mode, WorldState
 from hjepa_agent.nodes.codec import goal_status_to_msg, plan_to_msg, plan_to_path, route_to_path
-from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
+from hjepa_agent.nodes.mounts import SensorMounts
 
 SCAN_POSE_SKEW_S = 0.25
 """A scan is folded into the navfield at a world state's pose only if their stamps are this close."""
@@ -53,6 +59,7 @@ class PlannerNode(GuardedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("planner", **kwargs)
         ego = declare_ego_model(self)
+        robot = declare_robot(self, ego)   # the gflownet / subgoal / world-model networks' robot fingerprint
         kind = declare(self, "planner", "cem", "planner implementation: cem | mppi | gflownet")
         models_dir = declare(self, "models_dir", "", "models dir for planner: gflownet (empty: the package's)")
         temperature = declare(self, "mppi_temperature", 0.03, "MPPI softmin temperature (planner: mppi)",
@@ -86,8 +93,9 @@ class PlannerNode(GuardedNode):
                                   samples=samples, iterations=iterations * self.optimise_factor,
                                   mppi_temperature=temperature, navfield=navfield,
                                   navfield_resolution_m=nav_res, navfield_size_m=nav_size,
-                                  models_dir=models_dir or None, hierarchy=hierarchy,
-                                  ambiguity=self._ambiguity(amb_weight, models_dir, ego.robot))
+                                  models_dir=models_dir or None, hierarchy=hierarchy, expected=robot,
+                                  ambiguity=self._ambiguity(amb_weight, models_dir, robot))
+        self.mounts = SensorMounts(self)
         self.iterations = iterations
         self.mode = Mode.HABITUAL
         self.plans = 0
@@ -119,8 +127,9 @@ class PlannerNode(GuardedNode):
         self.create_timer(1.0, self.report)
 
     @staticmethod
-    def _ambiguity(weight: float, models_dir: str, robot: str):
-        """The predicted-state ambiguity penalty over the world model in models_dir (None at weight 0)."""
+    def _ambiguity(weight: float, models_dir: str, robot):
+        """The predicted-state ambiguity penalty over the world model in models_dir, trained for ``robot``
+        (a RobotFingerprint; None at weight 0)."""
         if weight <= 0.0:
             return None
         from hjepa_agent.core.models import select_providers
@@ -154,10 +163,11 @@ class PlannerNode(GuardedNode):
         self.seed = (rx.stamp_s, float(msg.twist.linear.x), float(msg.twist.angular.z))
 
     def on_scan(self, msg: LaserScan, rx: Receipt) -> None:
-        """Keep the latest scan until a world state gives the pose to fold it in at."""
-        n = len(msg.ranges)
-        self.scan = (rx.stamp_s, msg.angle_min + msg.angle_increment * np.arange(n),
-                     np.asarray(msg.ranges, dtype=np.float64), float(msg.range_min), float(msg.range_max))
+        """Keep the latest scan, as beams from the base origin (core.perception.beams_in_base through its
+        frame's mount; a frame with none is rejected), until a world state gives the pose to fold it in at."""
+        mount = self.mounts.mount(msg.header.frame_id)
+        self.scan = (rx.stamp_s, *beams_in_base(np.asarray(msg.ranges, dtype=np.float32), msg.angle_min,
+                                                msg.angle_increment, msg.range_min, msg.range_max, mount))
 
     def on_clock_jump(self, jump: ClockJump) -> None:
         """Stamps before the jump mean nothing after it: drop the scan and seed waiting for a world state."""

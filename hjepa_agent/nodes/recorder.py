@@ -39,7 +39,9 @@ from std_msgs.msg import String
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare
+from hjepa_agent.nodes.guard import declare_transport
 from hjepa_agent.nodes.topics import TOPICS as ALL_TOPICS
+from hjepa_agent.nodes.topics import Transport
 
 TOPICS: tuple[tuple[str, type], ...] = tuple((name, spec.type) for name, spec in ALL_TOPICS.items())
 """Everything a run is judged on: every topic of nodes/topics.py (inputs, world states, plans, modes,
@@ -87,10 +89,12 @@ class Recorder:
     built from ``node_kwargs`` (the sim runner). ``overwrite``: an existing ``path`` is deleted
     (the runner's default); False refuses it (FileExistsError). ``driver_qos``: QoS for
     DRIVER_TOPICS (RELIABLE_QOS by default, as the simulator publishes; SENSOR_QOS on a robot).
+    ``transport``: how the robot carries cmd_vel (nodes/topics.py Transport; default TwistStamped).
     """
 
     def __init__(self, path: Path, *, node: Node | None = None, overwrite: bool = True,
-                 driver_qos: QoSProfile = RELIABLE_QOS, **node_kwargs: Any) -> None:
+                 driver_qos: QoSProfile = RELIABLE_QOS, transport: Transport | None = None,
+                 **node_kwargs: Any) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
@@ -106,7 +110,9 @@ class Recorder:
         """Messages written per resolved topic name."""
         self._conns: dict[str, Any] = {}
         self._subs = []
-        for topic, cls in TOPICS:
+        transport = transport or Transport()
+        for topic, _ in TOPICS:
+            cls = transport.topic(topic).type   # cmd_vel as the base takes it (Twist or TwistStamped)
             qos = driver_qos if topic in DRIVER_TOPICS else RELIABLE_QOS
             sub = self.node.create_subscription(cls, topic, lambda data, t=topic: self._write(t, data), qos, raw=True)
             self._subs.append(sub)
@@ -143,7 +149,8 @@ class RecorderNode(Node):
                                         "an existing non-empty path is refused")
         path = Path(out) if out else default_out(datetime.now(timezone.utc))
         try:
-            self.recorder = Recorder(path, node=self, overwrite=False, driver_qos=SENSOR_QOS)
+            self.recorder = Recorder(path, node=self, overwrite=False, driver_qos=SENSOR_QOS,
+                                     transport=declare_transport(self))
         except BaseException:
             self.destroy_node()  # nothing half-built stays on the context
             raise

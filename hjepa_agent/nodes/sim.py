@@ -3,13 +3,15 @@
 Publishes: /clock, camera/image_raw (Image rgb8), scan (LaserScan), odom (Odometry),
            joint_states (JointState), battery_state (BatteryState), motor_temperature
            (Temperature), goal_pose (PoseStamped, the scenario's goal, 1 Hz), /diagnostics.
-Subscribes (through the input guard, nodes/topics.py INPUTS["sim"]): cmd_vel (TwistStamped) — applied
-           to the wheels at the next physics step; agent/bridge/output (the bridge's record of each command:
+Subscribes (through the input guard, nodes/topics.py INPUTS["sim"]): cmd_vel (TwistStamped, or Twist as
+           the guard's cmd_vel_type says, as the robot's driver takes it) — applied to the wheels at the
+           next physics step; agent/bridge/output (the bridge's record of each command:
            the camera stamp it answered, for the latency figure and to tell the agent's commands from a
            foreign publisher's); base_stop (std_msgs/Bool: the base's own stop input, as a twist_mux lock or a
            motor e-stop would be: while true the wheels are held at zero whatever cmd_vel says).
 Parameters: robot, scenario (YAML paths, read-only), episode_seed, realtime_factor
-           (free-running mode only), gui (read-only).
+           (free-running mode only), gui (read-only), motor_temperature (read-only; false: no
+           motor_temperature at all, as a driver without one, e.g. a Create 3's).
 Injected faults (sim/faults.py, ``SimNode.faults``): what the sensors send, /clock and the stamps (a clock
            step or an invalid time), the odometry's pose, the goal, and other nodes in the process (an
            :class:`Intruder`: a teleop on cmd_vel, a babbling node on an agent topic, an e-stop storm),
@@ -40,7 +42,7 @@ from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperat
 from std_msgs.msg import Bool, Float32, String
 
 from hjepa_agent.core.types import WORLD_STATE_LABELS
-from hjepa_agent.nodes.codec import (BRIDGE_OUTPUT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS, from_time,
+from hjepa_agent.nodes.codec import (BRIDGE_OUTPUT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS, Command, from_time,
                                      plan_labels, time_ns, to_time)
 from hjepa_agent.nodes.common import Diagnostics, declare
 from hjepa_agent.nodes.guard import GuardedNode, Receipt, qos_for
@@ -64,11 +66,11 @@ SLOW_EVERY = 50
 
 @dataclass
 class CmdLog:
-    """What arrived on cmd_vel (sim time of arrival, v, w, header stamp ns, frame_id), the stamps the
-    bridge declared as its own (agent/bridge/output) and the camera -> command latencies: the data the
-    run summary is computed from. Everything but latency_ms is the current episode's (start_episode
-    clears it, so a long run does not keep every command it ever received); latency_ms is the whole
-    run's (8 bytes a sample)."""
+    """What arrived on cmd_vel (sim time of arrival, v, w, header stamp ns (-1: an unstamped Twist),
+    frame_id), the stamps the bridge declared as its own (agent/bridge/output) and the camera ->
+    command latencies: the data the run summary is computed from. Everything but latency_ms is the
+    current episode's (start_episode clears it, so a long run does not keep every command it ever
+    received); latency_ms is the whole run's (8 bytes a sample)."""
 
     sim_t: list[float] = field(default_factory=list)
     v: list[float] = field(default_factory=list)
@@ -166,6 +168,8 @@ class SimNode(GuardedNode):
         self.realtime_factor = declare(self, "realtime_factor", 1.0, "sim speed vs wall clock (free-running)",
                                        lo=0.1, hi=100.0)
         gui = declare(self, "gui", False, "open the PyBullet GUI")
+        self.publish_temperature = declare(self, "motor_temperature", True, "publish motor_temperature (false: "
+                                           "a robot whose drivers have none)")
         if world is None:
             robot = load_robot_description(robot_path or data_path("config", "robots", "diffbot.yaml"))
             world = SimWorld(robot, gui=gui)
@@ -200,7 +204,7 @@ class SimNode(GuardedNode):
         self.pub_odom = self.publisher("odom")
         self.pub_joints = self.publisher("joint_states")
         self.pub_battery = self.publisher("battery_state")
-        self.pub_temp = self.publisher("motor_temperature")
+        self.pub_temp = self.publisher("motor_temperature") if self.publish_temperature else None
         self.pub_goal = self.publisher("goal_pose")
         self.subscribe("command", self.on_cmd)
         self.subscribe("bridge_output", self.on_bridge_output)
@@ -278,18 +282,18 @@ class SimNode(GuardedNode):
         return self.sim_time_s + self.clock_shift_s
 
     # -- cmd_vel ------------------------------------------------------------------------------
-    def on_cmd(self, msg: TwistStamped, rx: Receipt) -> None:
+    def on_cmd(self, cmd: Command, rx: Receipt) -> None:
         """Apply a command (finite: the guard refused others, as a driver would) unless the base's own
         stop input holds it, and log it."""
-        v, w = float(msg.twist.linear.x), float(msg.twist.angular.z)
+        v, w = cmd.v, cmd.w
         self.cmd = (v, w)
         if not self.base_stopped:
             self.world.set_cmd(v, w)
         self.log.sim_t.append(self.sim_time_s)
         self.log.v.append(v)
         self.log.w.append(w)
-        self.log.stamp_ns.append(time_ns(msg.header.stamp))
-        self.log.frame.append(msg.header.frame_id)
+        self.log.stamp_ns.append(-1 if cmd.stamp_ns is None else cmd.stamp_ns)
+        self.log.frame.append(cmd.frame_id)
 
     def on_bridge_output(self, record: tuple, rx: Receipt) -> None:
         """The bridge's record of a command it sent: its stamp is the agent's, and the camera stamp it
@@ -424,9 +428,9 @@ class SimNode(GuardedNode):
         n = ranges.size
         msg = LaserScan()
         msg.header.stamp = stamp
-        msg.header.frame_id = self.robot.scan.link
-        msg.angle_min = -math.pi
-        msg.angle_increment = 2.0 * math.pi / n
+        msg.header.frame_id = self.robot.scan.link   # beams in the laser link's frame (its mount: the URDF)
+        msg.angle_min = float(self.robot.scan.angle_min_rad)
+        msg.angle_increment = float(self.robot.scan.angle_increment_rad)
         msg.angle_max = msg.angle_min + msg.angle_increment * (n - 1)
         msg.scan_time = CAMERA_EVERY * TICK_S
         msg.range_min = float(self.robot.scan.range_min_m)
@@ -470,11 +474,12 @@ class SimNode(GuardedNode):
         bat.voltage, bat.percentage, bat.current = float(volt), float(pct), float(-current)
         bat.present = True
         self.pub_battery.publish(bat)
-        temp = Temperature()
-        temp.header.stamp = stamp
-        temp.header.frame_id = "motors"
-        temp.temperature = float(self.world.motor_temperature_c())
-        self.pub_temp.publish(temp)
+        if self.pub_temp is not None:
+            temp = Temperature()
+            temp.header.stamp = stamp
+            temp.header.frame_id = "motors"
+            temp.temperature = float(self.world.motor_temperature_c())
+            self.pub_temp.publish(temp)
         self._publish_goal(stamp, self.world.time_s)
         self.diag.publish("OK" if not self.base_stopped else "WARN", f"t={from_time(stamp):.2f} s",
                           {"battery_pct": f"{100 * pct:.1f}", "motor_temp_c": f"{self.world.motor_temperature_c():.1f}",

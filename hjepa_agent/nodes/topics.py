@@ -14,9 +14,13 @@ entry's ``stamped``/``order``/``frame`` fields, before the validator runs.
 
 Who may publish (``publishers``): node names in the agent's namespace; None means anyone (the
 robot's drivers, an operator, a user). The watchdog compares the ROS graph with this column.
+
+TOPICS and INPUTS name the defaults; how this robot carries its camera (raw Image or CompressedImage)
+and its velocity commands (TwistStamped or Twist) is :class:`Transport`, which the guard applies.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -24,19 +28,22 @@ from typing import Any, Callable
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry, Path
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
+from sensor_msgs.msg import BatteryState, CompressedImage, Image, JointState, LaserScan, Temperature
 from std_msgs.msg import Bool, Float32, String
 
 from hjepa_agent.core.events import Cause
-from hjepa_agent.core.perception import SUPPORTED_ENCODINGS
+from hjepa_agent.core.perception import SUPPORTED_ENCODINGS, ImageError, compressed_format, compressed_image_size
 from hjepa_agent.core.types import Mode
-from hjepa_agent.nodes.codec import MessageError
+from hjepa_agent.nodes.codec import Command, MessageError, msg_to_command
 
 MAX_IMAGE_PIXELS = 4096 * 4096
 """Images with more pixels are refused before anything is copied (a decoder must not be a DoS)."""
+MAX_COMPRESSED_BYTES = 4 * MAX_IMAGE_PIXELS
+"""Compressed images with more bytes are refused unread: more than an uncompressed 8-bit RGBA image
+of MAX_IMAGE_PIXELS, which no camera's JPEG or PNG needs."""
 MAX_SCAN_BEAMS = 100_000
 """Scans with more beams are refused."""
 
@@ -65,6 +72,7 @@ _T = TopicSpec
 TOPICS: dict[str, TopicSpec] = {t.name: t for t in (
     _T("/clock", Clock, "clock", None, False),
     _T("camera/image_raw", Image, "sensor", None, True),
+    _T("camera/image_raw/compressed", CompressedImage, "sensor", None, True),
     _T("scan", LaserScan, "sensor", None, True),
     _T("odom", Odometry, "sensor", None, True),
     _T("joint_states", JointState, "sensor", None, True),
@@ -122,6 +130,24 @@ def check_image(msg: Image) -> Image:
         raise Rejected(Cause.BAD_LAYOUT, f"step {step} < width*channels {w * channels}")
     if len(msg.data) != step * h:
         raise Rejected(Cause.BAD_LAYOUT, f"buffer {len(msg.data)} bytes, expected step*height {step * h}")
+    return msg
+
+
+def check_compressed_image(msg: CompressedImage) -> CompressedImage:
+    """A sensor_msgs/CompressedImage whose format is decoded (core/perception.py COMPRESSED_FORMATS),
+    at most MAX_COMPRESSED_BYTES long, whose bytes are that format's stream with a header size of
+    1..MAX_IMAGE_PIXELS pixels: read from the header, without decoding the pixels (the perception node
+    decodes them; the watchdog only needs to know a frame came)."""
+    n = len(msg.data)
+    if n == 0 or n > MAX_COMPRESSED_BYTES:
+        raise Rejected(Cause.BAD_LAYOUT, f"compressed image of {n} bytes (1..{MAX_COMPRESSED_BYTES})")
+    try:
+        codec, _ = compressed_format(msg.format)
+        w, h = compressed_image_size(msg.data, codec)
+    except ImageError as exc:
+        raise Rejected(Cause.BAD_LAYOUT, str(exc)) from None
+    if w <= 0 or h <= 0 or w * h > MAX_IMAGE_PIXELS:
+        raise Rejected(Cause.BAD_LAYOUT, f"{codec} image {w}x{h} (1..{MAX_IMAGE_PIXELS} pixels)")
     return msg
 
 
@@ -189,14 +215,24 @@ speed bound): refused before a core divides it by a limit and overflows float32 
 cmd_vel input failed stop on 1e308 m/s: found by the fuzz battery)."""
 
 
-def check_twist(msg: TwistStamped) -> TwistStamped:
-    """A finite velocity command within MAX_TWIST (the limits are the bridge's business, not the guard's)."""
-    t = msg.twist
+def _check_velocity(t: Twist) -> None:
     values = (t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z)
     _finite("twist", *values)
     if max(abs(v) for v in values) > MAX_TWIST:
         raise Rejected(Cause.OUT_OF_RANGE, f"twist component beyond {MAX_TWIST:g} (m/s or rad/s)")
+
+
+def check_twist(msg: TwistStamped) -> TwistStamped:
+    """A finite velocity command within MAX_TWIST (the limits are the bridge's business, not the guard's)."""
+    _check_velocity(msg.twist)
     return msg
+
+
+def check_command(msg: Twist | TwistStamped) -> Command:
+    """cmd_vel, either type (CMD_VEL_TYPES), checked as :func:`check_twist`, read as a
+    :class:`~hjepa_agent.nodes.codec.Command` (an unstamped Twist: no stamp, no frame)."""
+    _check_velocity(msg.twist if isinstance(msg, TwistStamped) else msg)
+    return msg_to_command(msg)
 
 
 def check_mode(msg: String) -> Mode:
@@ -285,13 +321,61 @@ class InputSpec:
         return TOPICS[self.topic]
 
 
+# ---- how the robot carries its camera and its commands -----------------------------------------
+CAMERA_TOPIC = "camera/image_raw"
+"""The camera's topic in INPUTS (the raw transport's); :class:`Transport` moves it."""
+IMAGE_TRANSPORTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "raw": (CAMERA_TOPIC, check_image),
+    "compressed": ("camera/image_raw/compressed", check_compressed_image),
+}
+"""image_transport -> (the camera's topic, its validator): sensor_msgs/Image, or the CompressedImage
+(jpeg, png) that image_transport's compressed plugin publishes beside it on <camera>/compressed."""
+CMD_VEL_TYPES: dict[str, TopicSpec] = {
+    "twist_stamped": TOPICS["cmd_vel"],
+    "twist": dataclasses.replace(TOPICS["cmd_vel"], type=Twist, stamped=False),
+}
+"""cmd_vel_type -> cmd_vel's row: geometry_msgs/TwistStamped (ros2_control's diff_drive_controller,
+Clearpath) or geometry_msgs/Twist (TurtleBot 4 / Create 3), which has no header: the guard skips its
+stamp check and times it by receipt, and the watchdog matches it with the bridge's records by value."""
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How this robot carries its camera (``image_transport``: IMAGE_TRANSPORTS) and its velocity
+    commands (``cmd_vel_type``: CMD_VEL_TYPES). Every guarded node declares both as read-only
+    parameters with these defaults (nodes/guard.py), so one '/**' section of a params file sets them for
+    every node; the guard subscribes and publishes through :meth:`topic` and :meth:`input`. ValueError
+    naming a value that is not an option."""
+
+    image_transport: str = "raw"
+    cmd_vel_type: str = "twist_stamped"
+
+    def __post_init__(self) -> None:
+        for name, options in (("image_transport", IMAGE_TRANSPORTS), ("cmd_vel_type", CMD_VEL_TYPES)):
+            value = getattr(self, name)
+            if value not in options:
+                raise ValueError(f"parameter {name}: {value!r} is not one of {', '.join(options)}; set it (for "
+                                 f"every node: the params file's '/**' section) to the one the robot uses")
+
+    def topic(self, key: str) -> TopicSpec:
+        """TOPICS[key] as carried here (cmd_vel: its CMD_VEL_TYPES row)."""
+        return CMD_VEL_TYPES[self.cmd_vel_type] if key == "cmd_vel" else TOPICS[key]
+
+    def input(self, spec: InputSpec) -> InputSpec:
+        """An INPUTS entry as carried here (the camera: on its IMAGE_TRANSPORTS topic, with its validator)."""
+        if spec.topic != CAMERA_TOPIC:
+            return spec
+        topic, validate = IMAGE_TRANSPORTS[self.image_transport]
+        return dataclasses.replace(spec, topic=topic, validate=validate)
+
+
 def _inputs() -> dict[str, dict[str, InputSpec]]:
     from hjepa_agent.nodes.codec import (msg_to_bridge_output, msg_to_percept, msg_to_plan,
                                          msg_to_world_state)
     percept, world, plan = codec_check(msg_to_percept), codec_check(msg_to_world_state), codec_check(msg_to_plan)
     command_record = codec_check(msg_to_bridge_output)
     I = InputSpec
-    camera = I("camera/image_raw", check_image, "ego_model: hard.sensors.camera.max_age_s")
+    camera = I(CAMERA_TOPIC, check_image, "ego_model: hard.sensors.camera.max_age_s")
     scan = I("scan", check_scan, "ego_model: hard.sensors.scan.max_age_s")
     odom = I("odom", check_odom, "ego_model: hard.sensors.odom.max_age_s", frame="odom")
     world_state = I("agent/world_state", world, "watchdog.yaml: world_state_max_age_s", frame="odom")
@@ -300,7 +384,7 @@ def _inputs() -> dict[str, dict[str, InputSpec]]:
         "perception": {"camera": camera, "scan": scan},
         "estimator": {"percept": I("agent/percept", percept, "ego_model: hard.sensors.camera.max_age_s"),
                       "odom": odom, "goal": I("goal_pose", check_goal, frame="odom", order=False),
-                      "command": I("cmd_vel", check_twist, order=False)},
+                      "command": I("cmd_vel", check_command, order=False)},
         "habitual": {"world_state": world_state},
         "planner": {"world_state": world_state, "mode": I("agent/mode", check_mode, "bridge: mode_timeout_s"),
                     "stalled": I("agent/habitual_stalled", check_bool), "events": I("agent/events", check_event),
@@ -312,14 +396,14 @@ def _inputs() -> dict[str, dict[str, InputSpec]]:
                      "world_state": world_state, "habitual": I("agent/habitual/cmd", check_twist,
                                                                "watchdog.yaml: habitual_max_age_s"),
                      "planner": I("agent/plan", plan, "watchdog.yaml: planner_max_age_s", frame="odom"),
-                     "command": I("cmd_vel", check_twist, order=False),
+                     "command": I("cmd_vel", check_command, order=False),
                      "bridge_output": I("agent/bridge/output", command_record, "watchdog.yaml: bridge_max_age_s",
                                         order=False),
                      "goal_status": I("agent/goal_status", codec_check(_goal_status_decoder()), order=False)},
         "bridge": {"habitual": habitual, "planner": I("agent/plan", plan, "bridge: source_timeout_s", frame="odom"),
                    "mode": I("agent/mode", check_mode, "bridge: mode_timeout_s"),
                    "estop": I("agent/estop", check_bool), "speed_scale": I("agent/speed_scale", check_scale)},
-        "sim": {"command": I("cmd_vel", check_twist, order=False),
+        "sim": {"command": I("cmd_vel", check_command, order=False),
                 "bridge_output": I("agent/bridge/output", command_record, order=False),
                 "base_stop": I("base_stop", check_bool)},
     }
@@ -353,7 +437,8 @@ def as_array(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-__all__ = ["AGENT_NODES", "InputSpec", "MAX_IMAGE_PIXELS", "MAX_EVENT_DEPTH", "MAX_SCAN_BEAMS", "MAX_TWIST", "Rejected", "TOPICS", "TopicSpec",
-           "all_inputs", "check_battery", "check_bool", "check_event", "check_goal", "check_image", "check_mode", "check_odom",
-           "check_scale", "check_scan", "check_string", "check_temperature", "check_twist", "codec_check",
-           "guarded_topics", "inputs_of"]
+__all__ = ["AGENT_NODES", "CAMERA_TOPIC", "CMD_VEL_TYPES", "IMAGE_TRANSPORTS", "InputSpec", "MAX_COMPRESSED_BYTES",
+           "MAX_IMAGE_PIXELS", "MAX_EVENT_DEPTH", "MAX_SCAN_BEAMS", "MAX_TWIST", "Rejected", "TOPICS", "TopicSpec",
+           "Transport", "all_inputs", "check_battery", "check_bool", "check_command", "check_compressed_image",
+           "check_event", "check_goal", "check_image", "check_mode", "check_odom", "check_scale", "check_scan",
+           "check_string", "check_temperature", "check_twist", "codec_check", "guarded_topics", "inputs_of"]

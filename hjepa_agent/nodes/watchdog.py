@@ -1,32 +1,41 @@
 """watchdog node: decides the mode from risk, ambiguity, input freshness, the ego model's limits and
 the health of the agent's own graph.
 
-Subscribes (through the input guard, nodes/topics.py INPUTS["watchdog"]): camera/image_raw, scan
-            (freshness), odom, battery_state, motor_temperature, agent/world_state, agent/habitual/cmd,
-            agent/plan, cmd_vel (every command on the wire: the bridge's, its own, anyone else's),
-            agent/bridge/output (the bridge's record of each command it sent: its heartbeat, the slip
-            check's commands, and what tells the bridge's commands from a foreign publisher's),
-            agent/goal_status (the planner's judgement of the goal).
+Subscribes (through the input guard, nodes/topics.py INPUTS["watchdog"]): camera/image_raw (or
+            camera/image_raw/compressed, as image_transport says), scan (freshness), odom, battery_state,
+            motor_temperature, agent/world_state, agent/habitual/cmd, agent/plan, cmd_vel (every command
+            on the wire: the bridge's, its own, anyone else's), agent/bridge/output (the bridge's record
+            of each command it sent: its heartbeat, the slip check's commands, and what tells the bridge's
+            commands from a foreign publisher's), agent/goal_status (the planner's judgement of the goal).
+            battery_state and motor_temperature follow the ego model's
+            hard.sensors.<battery|temperature>.presence: required (stale: SAFE_STOP), optional (missing:
+            its protections off, said on agent/events and /diagnostics) or absent (not subscribed at
+            all); core/watchdog's module docstring says what each means.
 Publishes:  agent/mode (std_msgs/String: HABITUAL|PLANNING|OPTIMISING|SAFE_STOP, at tick_hz),
             agent/speed_scale (std_msgs/Float32 in [0, 1]: derating and graded responses, at tick_hz),
             agent/habitual_stalled (std_msgs/Bool, at tick_hz: deliberating because the habitual
             policy made no progress, so the planner must not refine its proposal),
-            agent/events (String, JSON per transition with reasons and typed causes), /diagnostics,
+            agent/events (String, JSON per transition with reasons and typed causes), /diagnostics (with
+            battery_input and temperature_input: the presence, and what is off while the input is missing),
             agent/watchdog/journal (String, JSON per tick: the inputs consumed and when, the decision;
             what `hjepa-agent tune replay` re-runs, see WatchdogNode),
-            cmd_vel (TwistStamped, frame_id watchdog_stop) only while the bridge is silent (its record
-            older than bridge_max_age_s): a ramp to zero at the ego model's deceleration limits, so
-            the watchdog can stop the base alone (core.watchdog.Watchdog.bridge_stop),
+            cmd_vel (TwistStamped, frame_id watchdog_stop; with cmd_vel_type twist a Twist, its own then
+            known by its values) only while the bridge is silent (its record older than
+            bridge_max_age_s): a ramp to zero at the ego model's deceleration limits, so the watchdog
+            can stop the base alone (core.watchdog.Watchdog.bridge_stop),
             base_stop (std_msgs/Bool, latched): true while in a SAFE_STOP entered because a foreign
             publisher is on cmd_vel (the agent's zero commands cannot overrule it); wire it to the
             base's own stop input (a twist_mux lock, a motor-power or e-stop topic).
 Services:   agent/clear_safe_stop (std_srvs/Trigger): unlatches SAFE_STOP once its causes are gone.
 Parameters: ego_model, watchdog_config (YAML paths, read-only), models_dir and typical_risk (the
-            learned typical risk, core/risk.py; read-only), tick_hz [Hz], journal, enabled
+            learned typical risk, core/risk.py; read-only), robot (read-only, with typical_risk: the
+            robot description its fingerprint must match, nodes/common.py declare_robot), tick_hz [Hz],
+            journal, enabled
             (false: simulation only, for the fault suite's watchdog-off comparison),
             trusted_publishers (node names, besides the agent's, allowed on its topics; read-only),
             every live threshold of core.watchdog.TIGHTER (start: the YAML's; live: tighten only),
-            and the guard's (nodes/guard.py).
+            and the guard's (nodes/guard.py), image_transport and cmd_vel_type among them: the camera
+            and cmd_vel are read (and its stop sent) as the other nodes do.
 The ROS graph is read every GRAPH_PERIOD_S: a publisher on cmd_vel other than the bridge and the
 watchdog, or on an agent topic other than its owner (nodes/topics.py TOPICS), is foreign.
 """
@@ -37,7 +46,6 @@ import json
 import uuid
 from typing import Any
 
-from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import SetParametersResult
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
@@ -49,9 +57,9 @@ from hjepa_agent.core.planner.navfield import GoalKind
 from hjepa_agent.core.risk import TypicalRisk
 from hjepa_agent.core.timekeeping import ClockJump
 from hjepa_agent.core.types import Mode
-from hjepa_agent.core.watchdog import LIVE_UNITS, TIGHTER, Watchdog, load_watchdog_config, tightened
-from hjepa_agent.nodes.codec import to_time, yaw_from_quaternion
-from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, run_node
+from hjepa_agent.core.watchdog import LIVE_UNITS, PROTECTIONS, TIGHTER, Watchdog, load_watchdog_config, tightened
+from hjepa_agent.nodes.codec import command_to_msg, to_time, yaw_from_quaternion
+from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.nodes.topics import TOPICS, guarded_topics, inputs_of
 from hjepa_agent.paths import data_path
@@ -104,10 +112,8 @@ def apply_input(core: Watchdog, kind: str, value: Any, now: float, reading: floa
         core.on_habitual(Proposal(stamp(value), value.twist.linear.x, value.twist.angular.z, "habitual"), now)
     elif kind == "planner":
         core.on_plan(value, now)
-    elif kind == "command":   # anything on cmd_vel: matched with the bridge's records (foreign publishers)
-        ns = value.header.stamp.sec * 1_000_000_000 + value.header.stamp.nanosec
-        core.foreign.on_command(now, ns, value.twist.linear.x, value.twist.angular.z,
-                                own=value.header.frame_id == OWN_STOP_FRAME)
+    elif kind == "command":   # anything on cmd_vel (a codec.Command): matched with the bridge's records
+        core.foreign.on_command(now, value.stamp_ns, value.v, value.w, own=value.frame_id == OWN_STOP_FRAME)
     elif kind == "bridge_output":   # (stamp ns, v, w, origin ns, state): the bridge's heartbeat and its command
         stamp_ns, v, w, _, _ = value
         core.foreign.on_declared(stamp_ns, v, w)
@@ -150,7 +156,8 @@ class WatchdogNode(GuardedNode):
                                      "may publish on its topics (e.g. a test harness)"))
         typical = None
         if use_typical:
-            typical = TypicalRisk(load_typical_risk(models_dir or data_path("models"), expected_robot=ego.robot))
+            typical = TypicalRisk(load_typical_risk(models_dir or data_path("models"),
+                                                    expected=declare_robot(self, ego)))
         start = load_watchdog_config(path or data_path("config", "watchdog.yaml"))
         self.ego, self.start_cfg = ego, start
         for name in TIGHTER:   # live thresholds: tighten only, checked in _on_set (core.watchdog.tightened)
@@ -165,11 +172,16 @@ class WatchdogNode(GuardedNode):
         self.stalled_pub = self.publisher("agent/habitual_stalled")
         self.journal_pub = self.publisher("agent/watchdog/journal")
         self.stop_pub = self.publisher("cmd_vel")   # only while the bridge is silent
+        self.cmd_type = self.transport.topic("cmd_vel").type
         self.base_stop_pub = self.publisher("base_stop")
         self.session = uuid.uuid4().hex[:12]
         self.consumed: list[list] = []
         self.add_on_set_parameters_callback(self._on_set)
         for kind in INPUTS:
+            if kind in self.core.absent_inputs:   # the robot has none: not subscribed, its protections off
+                self.get_logger().warning(f"not subscribing to {INPUTS[kind][0]}: ego model {ego.source} has "
+                                          f"hard.sensors.{kind}.presence: absent ({PROTECTIONS[kind]})")
+                continue
             self.subscribe(kind, lambda value, rx, k=kind: self.on_input(k, value, rx))
         self.create_service(Trigger, "agent/clear_safe_stop", self.on_clear)
         self.diag = Diagnostics(self)
@@ -252,11 +264,8 @@ class WatchdogNode(GuardedNode):
                                       base_stop=False)
         stop = self.core.bridge_stop(now) if self.enabled else None
         if stop is not None:   # the bridge is silent: the watchdog brings the base to a stop itself
-            msg = TwistStamped()
-            msg.header.stamp = to_time(self.ros_now_s())
-            msg.header.frame_id = OWN_STOP_FRAME
-            msg.twist.linear.x, msg.twist.angular.z = stop
-            self.stop_pub.publish(msg)
+            self.core.foreign.on_own(*stop)   # an unstamped stop of its own is known by its values
+            self.stop_pub.publish(command_to_msg(self.cmd_type, *stop, to_time(self.ros_now_s()), OWN_STOP_FRAME))
         if out.base_stop != self.base_stop:
             self.base_stop = out.base_stop
             self.base_stop_pub.publish(Bool(data=self.base_stop))

@@ -6,19 +6,24 @@ different robot (e.g. the skid-steer sample) is a change of configuration only.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from hjepa_agent.config.loader import build, read_yaml, require
+from hjepa_agent.config.loader import ConfigError, build, read_yaml, require
+from hjepa_agent.paths import data_path
 
 DRIVE_TYPES = ("diff",)
-"""Supported drive types. Skid-steer robots are driven as 'diff' with several wheels per side."""
+"""Supported drive types. Skid-steer robots are driven as 'diff' with several wheels per side, their
+sideways slip described by :class:`SkidSteerSpec`."""
 
 
 @dataclass(frozen=True)
 class CameraSpec:
-    """Forward camera on link ``link`` (forward = link x axis): image size (px), fov (deg), clip planes (m)."""
+    """Camera on link ``link``, looking along the link's x axis with its z axis up, from the link's pose
+    (the URDF's joint chain: position and orientation, yaw included): image size (px), fov (deg), clip
+    planes (m)."""
 
     link: str
     width: int
@@ -38,12 +43,16 @@ class CameraSpec:
 
 @dataclass(frozen=True)
 class ScanSpec:
-    """360 deg planar laser on link ``link``: beam i at angle -pi + i*2pi/n_beams (rad), ranges in m."""
+    """Planar laser on link ``link``: n_beams beams over fov_deg (deg, default 360) in the link's x-y plane,
+    counter-clockwise about its z axis, centred on its x axis; ranges in m. 360 deg: beam i at
+    -pi + i*2pi/n_beams (rad); less: beam i at -fov/2 + i*fov/(n_beams-1), both edges included. The
+    link's pose (position and orientation, yaw included) comes from the URDF's joint chain."""
 
     link: str
     n_beams: int
     range_min_m: float
     range_max_m: float
+    fov_deg: float = 360.0
 
     def __post_init__(self) -> None:
         require(bool(self.link), "link", "must not be empty")
@@ -51,16 +60,19 @@ class ScanSpec:
         require(0.0 <= self.range_min_m < self.range_max_m, "range_min_m",
                 f"must satisfy 0 <= range_min_m < range_max_m={self.range_max_m}, got {self.range_min_m}")
         require(self.range_max_m <= 100.0, "range_max_m", f"must be <= 100 m, got {self.range_max_m}")
+        require(1.0 <= self.fov_deg <= 360.0, "fov_deg", f"must be in [1, 360] deg, got {self.fov_deg}")
 
     @property
     def angle_min_rad(self) -> float:
-        """Angle of beam 0 relative to the base heading, rad."""
-        return -math.pi
+        """Angle of beam 0 from the laser link's x axis, rad (-pi at 360 deg, else -fov/2)."""
+        return -math.pi if self.fov_deg >= 360.0 else -0.5 * math.radians(self.fov_deg)
 
     @property
     def angle_increment_rad(self) -> float:
-        """Angle between consecutive beams, rad."""
-        return 2.0 * math.pi / self.n_beams
+        """Angle between consecutive beams, rad (2pi/n_beams at 360 deg, else fov/(n_beams - 1))."""
+        if self.fov_deg >= 360.0:
+            return 2.0 * math.pi / self.n_beams
+        return math.radians(self.fov_deg) / (self.n_beams - 1)
 
 
 @dataclass(frozen=True)
@@ -103,8 +115,38 @@ class ThermalSpec:
 
 
 @dataclass(frozen=True)
+class SkidSteerSpec:
+    """How a skid-steer base turns: its wheels slip sideways, so it turns as a differential drive would
+    with a wider track, ``slip_factor`` x the geometric ``wheel_separation_m``.
+
+    slip_factor: effective track / geometric track, dimensionless, in [1, 3] (real bases: about 1.2-2 on
+    most floors; ros2_control's diff_drive_controller calls it wheel_separation_multiplier). The
+    simulated base controller spreads the wheel speeds over the effective track, so the base turns at
+    the commanded rate. It belongs to robot and floor together: measure it (test/system/test_skid_steer.py;
+    the simulator's wheels, gripping less sideways than tyres on a floor, give less than real bases).
+    lateral_friction_ratio: each wheel's friction sideways (along its axle) / along its rolling direction,
+    in [0.05, 1]; the simulator applies it as anisotropic wheel friction (SimWorld).
+    """
+
+    slip_factor: float
+    lateral_friction_ratio: float
+
+    def __post_init__(self) -> None:
+        require(1.0 <= self.slip_factor <= 3.0, "slip_factor",
+                f"must be in [1, 3] (effective / geometric track), got {self.slip_factor}")
+        require(0.05 <= self.lateral_friction_ratio <= 1.0, "lateral_friction_ratio",
+                f"must be in [0.05, 1] (sideways / rolling-direction friction), got {self.lateral_friction_ratio}")
+
+
+@dataclass(frozen=True)
 class RobotDescription:
-    """A simulated robot: URDF (relative to the package data dir), drive, joints and sensor models."""
+    """A simulated robot: URDF, drive, joints and sensor models.
+
+    ``urdf`` names the URDF file as :func:`resolve_urdf` finds it; :func:`load_robot_description`
+    replaces it with the absolute path it resolved to. ``wheel_separation_m`` is the geometric track
+    (centre of the left wheels to centre of the right ones, m); ``skid_steer`` (None: a differential
+    drive whose wheels do not slip sideways) says how a skid-steer base slips.
+    """
 
     name: str
     urdf: str
@@ -118,6 +160,7 @@ class RobotDescription:
     scan: ScanSpec
     battery: BatterySpec
     thermal: ThermalSpec
+    skid_steer: SkidSteerSpec | None = None
 
     def __post_init__(self) -> None:
         require(bool(self.name), "name", "must not be empty")
@@ -141,11 +184,46 @@ class RobotDescription:
         """All driven joints, left first."""
         return list(self.left_wheel_joints) + list(self.right_wheel_joints)
 
+    @property
+    def effective_track_m(self) -> float:
+        """Track the base turns with, m: wheel_separation_m, times skid_steer.slip_factor for a skid-steer."""
+        slip = 1.0 if self.skid_steer is None else self.skid_steer.slip_factor
+        return self.wheel_separation_m * slip
+
+
+def resolve_urdf(urdf: str | Path, base_dir: str | Path | None = None) -> Path:
+    """The URDF file a description's ``urdf`` names, as an absolute path.
+
+    An absolute path is taken as given; a relative one is looked up against ``base_dir`` (the
+    description YAML's own directory) first, then the package data directory (the shipped ``urdf/``).
+    Raises FileNotFoundError naming every place it looked.
+    """
+    given = Path(urdf)
+    if given.is_absolute():
+        places = [given]
+    else:
+        places = [] if base_dir is None else [Path(base_dir) / given]
+        try:
+            places.append(data_path(str(given)))
+        except FileNotFoundError:   # no package data directory (neither a checkout nor installed)
+            pass
+    for place in places:
+        if place.is_file():
+            return place.resolve()
+    raise FileNotFoundError(f"URDF {str(urdf)!r} not found (looked at {', '.join(map(str, places))})")
+
 
 def load_robot_description(path: str | Path) -> RobotDescription:
-    """Load and validate a robot description YAML; ConfigError names file, key and value."""
-    return build(RobotDescription, read_yaml(path), path)
+    """Load and validate a robot description YAML, its ``urdf`` resolved (:func:`resolve_urdf`) against the
+    YAML's directory; ConfigError names file, key and value."""
+    desc = build(RobotDescription, read_yaml(path), path)
+    try:
+        urdf = resolve_urdf(desc.urdf, Path(path).parent)
+    except FileNotFoundError as exc:
+        raise ConfigError(path, "urdf", f"{exc}; give a path relative to this file, one under the package's "
+                          "data directory (urdf/<name>.urdf) or an absolute one") from exc
+    return dataclasses.replace(desc, urdf=str(urdf))
 
 
-__all__ = ["BatterySpec", "CameraSpec", "RobotDescription", "ScanSpec", "ThermalSpec",
-           "load_robot_description"]
+__all__ = ["BatterySpec", "CameraSpec", "RobotDescription", "ScanSpec", "SkidSteerSpec", "ThermalSpec",
+           "load_robot_description", "resolve_urdf"]

@@ -14,9 +14,10 @@ import numpy as np
 import pybullet as p
 from pybullet_utils import bullet_client
 
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.urdf import read_urdf
+from hjepa_agent.core.types import Mount
 from hjepa_agent.sim.appearance import Appearance
-from hjepa_agent.sim.robot import RobotDescription
+from hjepa_agent.sim.robot import RobotDescription, resolve_urdf
 from hjepa_agent.sim.scenario import (OBSTACLE_HEIGHT_M, WALL_THICKNESS_M, Goal, Scenario,
                                       occupancy_grid)
 
@@ -38,7 +39,7 @@ class SimWorld:
         self.heating_multiplier = 1.0
         """Scales motor heating (fault tests set it > 1 to overheat quickly)."""
         self._bc = bullet_client.BulletClient(connection_mode=p.GUI if gui else p.DIRECT)
-        self._urdf = str(data_path(robot.urdf))
+        self._urdf = str(resolve_urdf(robot.urdf))
         cam = robot.camera
         self._proj = self._bc.computeProjectionMatrixFOV(cam.fov_deg, cam.width / cam.height, cam.near_m, cam.far_m)
         self._body = -1
@@ -57,6 +58,17 @@ class SimWorld:
         self.appearance = Appearance.default()
         self._textures: dict[tuple, str] = {}
         self._texture_dir: str | None = None
+
+    @property
+    def urdf_path(self) -> str:
+        """The robot's URDF file as loaded (the sensors' mounts are its joints; nodes/mounts.py reads them)."""
+        return self._urdf
+
+    def scan_mount(self) -> Mount:
+        """The laser link's pose in the URDF's root link (the base), read from the URDF's joints as the
+        agent reads it (hjepa_agent.config.urdf): what places the scan's beams from the base origin."""
+        urdf = read_urdf(self._urdf)
+        return urdf.transform(urdf.root, self.robot.scan.link)
 
     # ----------------------------------------------------------------- episode
     def reset(self, scenario: Scenario, episode_seed: int, appearance: Appearance | None = None) -> None:
@@ -152,6 +164,37 @@ class SimWorld:
         lowest = min(bc.getAABB(body, li)[0][2] for li in range(-1, bc.getNumJoints(body)))
         bc.resetBasePositionAndOrientation(body, (layout.start.x_m, layout.start.y_m, 0.5 - lowest + 5e-4), orn)
         self._body = body
+        if self.robot.skid_steer is not None:
+            self._skid_steer_contact()
+
+    def _skid_steer_contact(self) -> None:
+        """Wheel-ground friction of a skid-steer base, so that it turns by slipping sideways as a real one does.
+
+        - Per-axis (pyramid) friction in this world, not PyBullet's implicit cone, under which wheels that
+          should slide sideways stick: the pybullet_data Husky, commanded 1 rad/s in place, turned at
+          0.19 rad/s and moved 0.5 m. PyBullet aligns the pyramid with the world axes, so a wheel grips up to
+          sqrt(2) x more along a diagonal: the yaw rate ripples with the heading (s.d. ~5 % of the command
+          with a lateral friction ratio of 0.3, ~13 % with 1).
+        - Each wheel's friction along its axle scaled by skid_steer.lateral_friction_ratio (PyBullet's
+          anisotropic friction, in the wheel link's frame).
+        - Wheel contacts must be compliant (URDF <contact> stiffness and damping, as a tyre is): with rigid
+          ones, four wheels on a plane share their load unevenly (in the skidbot two diagonal wheels carried
+          80 % of it) and the base turns lopsided.
+        set_cmd spreads the wheel speeds over the effective track (RobotDescription.effective_track_m).
+        """
+        bc, ratio = self._bc, self.robot.skid_steer.lateral_friction_ratio
+        bc.setPhysicsEngineParameter(enableConeFriction=0)
+        for name, j in zip(self.robot.wheel_joints, self._wheel_idx):
+            axle = np.abs(np.asarray(bc.getJointInfo(self._body, j)[13]))
+            if axle.max() < 0.999:
+                raise ValueError(f"{self._urdf}: wheel joint {name!r} turns about {tuple(axle)}, not one of its "
+                                 "link's axes; skid_steer's lateral friction needs the axle along x, y or z")
+            damping, stiffness = bc.getDynamicsInfo(self._body, j)[8:10]
+            if not (stiffness > 0.0 and damping > 0.0):
+                raise ValueError(f"{self._urdf}: the link of wheel joint {name!r} has rigid ground contact; a "
+                                 "skid_steer robot needs compliant wheels: add <contact><stiffness value=\"...\"/>"
+                                 "<damping value=\"...\"/></contact> to that link (N/m, N s/m)")
+            bc.changeDynamics(self._body, j, anisotropicFriction=[ratio if a >= 0.999 else 1.0 for a in axle])
 
     # ----------------------------------------------------------------- injected faults
     def drop_box(self, x_m: float, y_m: float, half_size_m: float) -> None:
@@ -168,8 +211,9 @@ class SimWorld:
 
     # ----------------------------------------------------------------- actuation
     def set_cmd(self, v_mps: float, w_rps: float) -> None:
-        """Command body velocity v (m/s, forward) and w (rad/s, counter-clockwise) via wheel speeds."""
-        r, half = self.robot.wheel_radius_m, self.robot.wheel_separation_m / 2.0
+        """Command body velocity v (m/s, forward) and w (rad/s, counter-clockwise) via wheel speeds, spread over
+        the effective track (RobotDescription.effective_track_m: a skid-steer's slip factor included)."""
+        r, half = self.robot.wheel_radius_m, self.robot.effective_track_m / 2.0
         left, right = (v_mps - w_rps * half) / r, (v_mps + w_rps * half) / r
         targets = [left] * self._n_left + [right] * (len(self._wheel_idx) - self._n_left)
         self._bc.setJointMotorControlArray(self._body, self._wheel_idx, p.VELOCITY_CONTROL,
@@ -241,7 +285,8 @@ class SimWorld:
 
     # ----------------------------------------------------------------- sensors
     def render_camera(self) -> np.ndarray:
-        """RGB image (height, width, 3) uint8 from the camera link, looking along its x axis."""
+        """RGB image (height, width, 3) uint8 from the camera link's pose (the URDF's joint chain, its
+        orientation included: a camera yawed on its mount looks that way), along its x axis, z axis up."""
         bc, cam = self._bc, self.robot.camera
         st = bc.getLinkState(self._body, self._cam_link, computeForwardKinematics=True)
         eye, m = np.asarray(st[4]), bc.getMatrixFromQuaternion(st[5])
@@ -256,15 +301,21 @@ class SimWorld:
         return np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[:, :, :3].copy()
 
     def scan(self) -> np.ndarray:
-        """360 deg ranges (n_beams,) float32, m; beam i at -pi + i*2pi/n from the base heading; no hit = inf.
+        """Ranges (n_beams,) float32, m, from the laser link's pose (the URDF's joint chain, orientation
+        included): beam i at spec.angle_min_rad + i*spec.angle_increment_rad in the link's x-y plane,
+        counter-clockwise about its z axis (a yawed mount turns the scan with it, an upside-down one
+        mirrors it; the fov is spec.fov_deg); each ray runs level, along its beam's direction projected
+        on the floor plane. No hit = inf.
 
         Rays start range_min_m from the laser link; hits on the robot itself count as no hit.
         """
         spec = self.robot.scan
-        origin = np.asarray(self._bc.getLinkState(self._body, self._laser_link,
-                                                  computeForwardKinematics=True)[4])
-        ang = self.pose()[2] + spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
-        dirs = np.stack([np.cos(ang), np.sin(ang), np.zeros_like(ang)], axis=1)
+        st = self._bc.getLinkState(self._body, self._laser_link, computeForwardKinematics=True)
+        origin, rot = np.asarray(st[4]), np.asarray(self._bc.getMatrixFromQuaternion(st[5])).reshape(3, 3)
+        ang = spec.angle_min_rad + spec.angle_increment_rad * np.arange(spec.n_beams)
+        dirs = np.stack([np.cos(ang), np.sin(ang), np.zeros_like(ang)], axis=1) @ rot.T
+        dirs[:, 2] = 0.0
+        dirs /= np.maximum(np.linalg.norm(dirs, axis=1, keepdims=True), 1e-9)
         starts = origin + spec.range_min_m * dirs
         ends = origin + spec.range_max_m * dirs
         hits = self._bc.rayTestBatch(starts.tolist(), ends.tolist())
@@ -286,6 +337,17 @@ class SimWorld:
         gx, gy = (goal.x_m, goal.y_m) if isinstance(goal, Goal) else goal
         x, y, _ = self.pose()
         return math.hypot(gx - x, gy - y) <= tol
+
+    def reach_m(self) -> float:
+        """Farthest the robot's collision geometry reaches from its base pose in the floor plane, m, an upper
+        bound: over the links' bounding boxes, which PyBullet pads by a few cm and aligns with the world
+        axes (tightest at yaw 0). An ego model's footprint radius should cover it."""
+        x, y, _ = self.pose()
+        best = 0.0
+        for link in range(-1, self._bc.getNumJoints(self._body)):
+            lo, hi = self._bc.getAABB(self._body, link)
+            best = max(best, math.hypot(max(abs(lo[0] - x), abs(hi[0] - x)), max(abs(lo[1] - y), abs(hi[1] - y))))
+        return best
 
     def min_obstacle_clearance(self, max_m: float = 5.0) -> float:
         """Smallest distance (m) between the robot and any wall or obstacle; inf if none within max_m."""

@@ -8,8 +8,10 @@ state is labelled with the expert's action, so the same loop gives behaviour-clo
 data (expert drives), DAgger data (policy or a beta-mix drives) and the success
 rate of a policy (policy drives).
 
-Commands go through the same limits as the actuator bridge: clipped to the ego
-model's operating limits and rate-limited (1.0 m/s^2, 5 rad/s^2).
+Commands go through limits like the actuator bridge's: clipped to the ego model's
+operating limits and rate-limited to its hard ``max_accel`` (both ways; the bridge also
+brakes at ``max_decel`` and limits jerk, which these trainers never did: kept so that
+training does what the shipped models were trained with).
 """
 from __future__ import annotations
 
@@ -32,8 +34,6 @@ log = logging.getLogger(__name__)
 
 CONTROL_DT_S = 0.1
 """Control period, s (10 Hz: one camera image and one scan per tick)."""
-ACCEL_LIMIT = (1.0, 5.0)
-"""Rate limit of the executed command: (m/s^2, rad/s^2), as the bridge applies it."""
 
 PolicyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(head (21,) float32, image (1, 3, 64, 64) float32) -> normalised action (2,) in [-1, 1]."""
@@ -41,21 +41,24 @@ PolicyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Limits:
-    """Speed normalisation and command limits of one robot.
+    """Speed normalisation and command limits of one robot, all from its ego model.
 
     speed_norm: (max_linear_mps, max_angular_rps) given to habitual_features (hard limits);
-    action_scale: operating limits; normalised action * action_scale = (v m/s, w rad/s).
+    action_scale: operating limits; normalised action * action_scale = (v m/s, w rad/s);
+    accel: (m/s^2, rad/s^2) rate limit of the executed command (hard max_accel of each axis).
     """
 
     speed_norm: tuple[float, float]
     action_scale: tuple[float, float]
+    accel: tuple[float, float]
 
     @staticmethod
     def from_ego(ego: EgoModel) -> "Limits":
-        """Hard velocity limits normalise features; operating limits scale actions."""
+        """Hard velocity limits normalise features; operating limits scale actions; hard max_accel rate-limits."""
         k = ego.hard.kinematics
         return Limits((k.linear_x.max_velocity, k.angular_z.max_velocity),
-                      (ego.operating.max_linear_mps, ego.operating.max_angular_rps))
+                      (ego.operating.max_linear_mps, ego.operating.max_angular_rps),
+                      (k.linear_x.max_accel, k.angular_z.max_accel))
 
 
 @dataclass
@@ -105,11 +108,11 @@ EXPERT_SIDE_BIAS = 0.15
 """The habitual policy's demonstrator prefers the left of two similar routes (ScriptedExpert.side_bias)."""
 
 
-def rate_limit(prev: tuple[float, float], cmd: tuple[float, float], scale: tuple[float, float],
+def rate_limit(prev: tuple[float, float], cmd: tuple[float, float], limits: Limits,
                dt_s: float = CONTROL_DT_S) -> tuple[float, float]:
-    """Clip (v, w) to +-scale, then limit its change from ``prev`` to ACCEL_LIMIT * dt_s."""
+    """Clip (v, w) to +-limits.action_scale, then limit its change from ``prev`` to limits.accel * dt_s."""
     out = []
-    for p, c, s, a in zip(prev, cmd, scale, ACCEL_LIMIT):
+    for p, c, s, a in zip(prev, cmd, limits.action_scale, limits.accel):
         c = min(max(c, -s), s)
         out.append(min(max(c, p - a * dt_s), p + a * dt_s))
     return out[0], out[1]
@@ -175,7 +178,7 @@ def run_episode(world: SimWorld, ego: EgoModel, scenario: Scenario, seed: int, l
         else:
             a = policy(head, image)
             cmd = (float(a[0]) * limits.action_scale[0], float(a[1]) * limits.action_scale[1])
-        prev = rate_limit(prev, cmd, limits.action_scale)
+        prev = rate_limit(prev, cmd, limits)
         world.set_cmd(*prev)
         world.step(CONTROL_DT_S)
         ticks += 1

@@ -133,9 +133,16 @@ def corrupt(data: dict[str, np.ndarray], kind: str, rng: np.random.Generator) ->
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run every figure; returns the JSON-ready result."""
     t0 = time.perf_counter()
+    from hjepa_agent.config.ego_model import load_ego_model
+    from hjepa_agent.core.fingerprint import robot_fingerprint
+    from hjepa_agent.sim.robot import load_robot_description
     models = Path(args.models or data_path("models"))
-    wm = WorldModel(models)
-    kw = {"max_time_s": args.max_episode_s}
+    robot_path = args.robot or data_path("config", "robots", "diffbot.yaml")
+    ego_path = args.ego_model or data_path("config", "ego_model.yaml")
+    robot, ego = load_robot_description(robot_path), load_ego_model(ego_path)
+    wm = WorldModel(models, expected=robot_fingerprint(robot, ego, str(robot_path), str(ego_path),
+                                                       "hjepa-agent eval world-model"))
+    kw = {"max_time_s": args.max_episode_s, "robot": robot, "ego": ego}
     test = world_data.collect("test", args.episodes, **kw)
     unseen = world_data.collect("unseen", args.episodes, **kw)
     train = world_data.collect("train", args.probe_episodes, **kw)
@@ -227,6 +234,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Options of the evaluation."""
     ap = argparse.ArgumentParser(prog="python -m hjepa_agent.train.eval_world_model", description=__doc__.split("\n")[0])
     ap.add_argument("--models", type=Path, default=None, help="models dir (default: the package's models/)")
+    ap.add_argument("--robot", type=Path, default=None,
+                    help="robot description YAML (default: the package's config/robots/diffbot.yaml)")
+    ap.add_argument("--ego-model", type=Path, default=None,
+                    help="ego model YAML (default: the package's config/ego_model.yaml)")
     ap.add_argument("--episodes", type=int, default=6, help="test and unseen episodes per scenario")
     ap.add_argument("--probe-episodes", type=int, default=10, help="train-split episodes per scenario for probes")
     ap.add_argument("--max-episode-s", type=float, default=world_data.MAX_EPISODE_S)

@@ -1,7 +1,9 @@
 """Train the habitual (Mode-1) policy by behaviour cloning + DAgger and export it to ONNX.
 
 ``hjepa-agent train habitual [--latent encoder|world] [--world-models DIR] [--episodes N]
-[--dagger-rounds K] [--out DIR] [--quick]`` (also ``python -m hjepa_agent.train.habitual``).
+[--dagger-rounds K] [--robot ROBOT.yaml] [--ego-model EGO.yaml] [--out DIR] [--quick]`` (also
+``python -m hjepa_agent.train.habitual``). Every robot number (speeds, accelerations, sensors) comes
+from --robot and --ego-model (default: the sample diffbot), whose fingerprint goes into the manifest.
 
 The policy's input is :func:`hjepa_agent.core.types.habitual_features`: concat(head (21:
 goal, speeds, scan sectors / range max), latent (16)). ``--latent`` picks where the latent
@@ -49,13 +51,15 @@ import numpy as np
 import torch
 
 from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.core.fingerprint import RobotFingerprint, robot_fingerprint
 from hjepa_agent.core.models import HABITUAL_MODELS, OnnxModel, load_manifest, sha256_file
+from hjepa_agent.core.perception import IMAGE_SIZE
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M
 from hjepa_agent.paths import data_path, share_dir
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenarios
 from hjepa_agent.sim.world import SimWorld
-from hjepa_agent.train.collect import Limits, PolicyFn, Samples, run_many, success_table
+from hjepa_agent.train.collect import CONTROL_DT_S, Limits, PolicyFn, Samples, run_many, success_table
 from hjepa_agent.train.export import setup_training_logging, export_onnx
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
 from hjepa_agent.train.nets import N_HEAD_FEATURES, AgentNet, HabitualPolicy
@@ -263,8 +267,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="output models dir (default: the package's models/)")
-    ap.add_argument("--robot", type=Path, default=None, help="robot description YAML")
-    ap.add_argument("--ego", type=Path, default=None, help="ego model YAML")
+    ap.add_argument("--robot", type=Path, default=None,
+                    help="robot description YAML (default: the package's config/robots/diffbot.yaml)")
+    ap.add_argument("--ego-model", "--ego", dest="ego", type=Path, default=None,
+                    help="ego model YAML (default: the package's config/ego_model.yaml)")
     ap.add_argument("--scenarios", type=Path, default=None, help="scenario YAML or directory")
     ap.add_argument("--max-episode-s", type=float, default=None, help="cut episodes short (default: scenario limit)")
     ap.add_argument("--latent", choices=sorted(LATENT_SOURCES), default="encoder",
@@ -292,11 +298,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _load_world_encoder(args: argparse.Namespace, out: Path, robot: str) -> tuple[OnnxModel, Path]:
-    """--latent world: the checked world encoder (CPU) of --world-models (default --out) and its dir."""
+def _load_world_encoder(args: argparse.Namespace, out: Path, robot: RobotFingerprint) -> tuple[OnnxModel, Path]:
+    """--latent world: the checked world encoder (CPU) of --world-models (default --out), trained for
+    ``robot``, and its dir."""
     world_dir = Path(args.world_models or out)
-    enc = OnnxModel(world_dir, "world_encoder", load_manifest(world_dir), ["CPUExecutionProvider"],
-                    expected_robot=robot)
+    enc = OnnxModel(world_dir, "world_encoder", load_manifest(world_dir), ["CPUExecutionProvider"], expected=robot)
     if world_dir.resolve() != out.resolve():
         out_entry = load_manifest(out).models.get("world_encoder") if (out / "manifest.yaml").is_file() else None
         if out_entry is None or out_entry.sha256 != enc.entry.sha256:
@@ -316,9 +322,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out or data_path("models"))
     out.mkdir(parents=True, exist_ok=True)
     robot, ego, scenarios = load_robot_description(robot_path), load_ego_model(ego_path), load_scenarios(scen_path)
+    fingerprint = robot_fingerprint(robot, ego, str(robot_path), str(ego_path), "hjepa-agent train habitual")
     limits = Limits.from_ego(ego)
     if world_mode:
-        world_enc, world_dir = _load_world_encoder(args, out, ego.robot)
+        world_enc, world_dir = _load_world_encoder(args, out, fingerprint)
         cache = LatentCache(world_enc)
         net: AgentNet | HabitualPolicy = HabitualPolicy()
         log.info("latent: frozen world encoder %s (sha256 %s...)", world_enc.path, world_enc.entry.sha256[:12])
@@ -332,7 +339,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     teacher = None
     if args.teacher != "expert":
         from hjepa_agent.train.teacher import PlannerTeacher
-        teacher = lambda w, e: PlannerTeacher(w, e, args.teacher, args.planner_models)  # noqa: E731
+        teacher = lambda w, e: PlannerTeacher(w, e, args.teacher, args.planner_models,  # noqa: E731
+                                              expected=fingerprint)
         log.info("teacher: the %s planner (Mode-2 -> Mode-1 distillation)", args.teacher)
     rounds: list[dict[str, Any]] = []
     encode_s = 0.0
@@ -389,7 +397,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         latent_desc = {"latent_source": LATENT_SOURCES["world"], "latent_encoder_sha256": world_enc.entry.sha256,
                        "world_models": _rel(world_dir)}
     else:
-        parity = {"encoder": export_onnx(net.encoder, torch.rand(1, 3, 64, 64), out / "encoder.onnx",
+        parity = {"encoder": export_onnx(net.encoder, torch.rand(1, 3, IMAGE_SIZE, IMAGE_SIZE), out / "encoder.onnx",
                                          ["image"], ["latent"]),
                   "habitual": export_onnx(net.policy, torch.rand(1, N_HEAD_FEATURES + N_LATENT), out / "habitual.onnx",
                                           ["features"], ["action"], low=-1.0, high=1.0)}
@@ -403,7 +411,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                  "dagger_episodes_per_scenario": args.dagger_episodes,
                  "dagger_seeds": f"{EVAL_SEED_BASE}*round + 0..{args.dagger_episodes - 1} (beta-mix, "
                                  f"beta = 0.5^round), + 500.. (policy alone)",
-                 "samples": len(data), "control_hz": 10, "quick": bool(args.quick)}
+                 "samples": len(data), "control_hz": round(1.0 / CONTROL_DT_S), "quick": bool(args.quick)}
     hab_data = {**data_desc, **latent_desc}
     metrics: dict[str, Any] = {"train_time_s": round(train_s, 1), "expert_success": expert_table,
                                "rounds": rounds, "onnx_parity_max_abs_err": parity, "epochs_per_round": args.epochs}
@@ -416,15 +424,16 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                        "val_scan_mse": rounds[-1]["val_scan"], "onnx_parity_max_abs_err": parity["encoder"]}
         records = [ModelRecord("encoder", "encoder.onnx", {"data": data_desc, "metrics": enc_metrics}),
                    ModelRecord("habitual", "habitual.onnx", {"data": hab_data, "metrics": metrics})]
-    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True)
+    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True,
+                   fingerprint=fingerprint)
 
     # Final evaluation through the exported models, as the runtime runs them.
     manifest = load_manifest(out)
-    hab = OnnxModel(out, name, manifest, ["CPUExecutionProvider"], expected_robot=ego.robot)
+    hab = OnnxModel(out, name, manifest, ["CPUExecutionProvider"], expected=fingerprint)
     if world_mode:
         final_policy = onnx_world_policy(world_enc, hab)
     else:
-        enc = OnnxModel(out, "encoder", manifest, ["CPUExecutionProvider"], expected_robot=ego.robot)
+        enc = OnnxModel(out, "encoder", manifest, ["CPUExecutionProvider"], expected=fingerprint)
         final_policy = onnx_policy(enc, hab)
     with SimWorld(robot) as world:
         seeds = [FINAL_SEED_BASE + i for i in range(args.final_episodes)]
@@ -434,14 +443,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     metrics["final_seeds"] = f"{FINAL_SEED_BASE} + 0..{args.final_episodes - 1}"
     if world_mode:
         metrics["onnx_us_per_call"] = {
-            "world_encoder": _time_per_call_us(world_enc, [(1, 3, 64, 64), (1, N_SCAN_BINS)]),
+            "world_encoder": _time_per_call_us(world_enc, [(1, 3, IMAGE_SIZE, IMAGE_SIZE), (1, N_SCAN_BINS)]),
             "habitual": _time_per_call_us(hab, (1, N_HEAD_FEATURES + N_LATENT))}
     else:
-        metrics["onnx_us_per_call"] = {"encoder": _time_per_call_us(enc, (1, 3, 64, 64)),
+        metrics["onnx_us_per_call"] = {"encoder": _time_per_call_us(enc, (1, 3, IMAGE_SIZE, IMAGE_SIZE)),
                                        "habitual": _time_per_call_us(hab, (1, N_HEAD_FEATURES + N_LATENT))}
         enc_metrics["onnx_us_per_call"] = metrics["onnx_us_per_call"]["encoder"]
     metrics["total_time_s"] = round(time.perf_counter() - t0, 1)
-    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True)  # sha256 unchanged
+    write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True,
+                   fingerprint=fingerprint)  # sha256 unchanged
     log.info("final ONNX policy (latent: %s): success %.2f, collisions %d over %d episodes; total %.0f s",
              hab_data["latent_source"], metrics["final_onnx_success"]["all"]["success_rate"],
              metrics["final_onnx_success"]["all"]["collisions"], len(res), metrics["total_time_s"])

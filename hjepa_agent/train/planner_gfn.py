@@ -28,7 +28,9 @@ balance on the planner's own cost (torch; see hjepa_agent.core.planner.gflownet 
    log Z (condition -> (1,)) as ``planner_logz.onnx``, parity vs torch checked, merged into the
    manifest with the training data and metrics.
 
-``--quick`` (tests): few conditions, few steps, under a minute.
+``--robot`` / ``--ego-model`` (default: the sample diffbot): the robot driven and the limits planned
+within; their fingerprint goes into the manifest. ``--quick`` (tests): few conditions, few steps,
+under a minute.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from tqdm import tqdm
 
 from hjepa_agent.bench_planners import run_episode
 from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.core.fingerprint import load_robot_fingerprint
 from hjepa_agent.core.planner import Budget, NavField, build_planner, planner_cost
 from hjepa_agent.core.planner.base import PlanCost, UnicycleModel
 from hjepa_agent.core.planner.gflownet import (ACTIONS, BETA, COND_DIM, COST_CLIP, DT_S, HORIZON, REPEAT, GFlowNetPlanner,
@@ -90,6 +93,8 @@ def collect(episodes_per_scenario: int, ego, robot: Path, progress: bool = True,
 
     scen = [load_scenario(p) for p in sorted(data_path("config", "scenarios").glob("*.yaml"))]
     grid = np.linspace(-PATCH_HALF_M, PATCH_HALF_M, PATCH_N)
+    description = load_robot_description(robot)
+    n_obs = description.scan.n_beams   # obstacles are the raw beams' returns: at most one a beam
     rows: dict[str, list] = {"cond": [], "pose": [], "goal": [], "obstacles": [], "patch": [], "demo": []}
     scale = (ego.operating.max_linear_mps, ego.operating.max_angular_rps)
     demo = {"driver": None, "cem": None}
@@ -108,15 +113,15 @@ def collect(episodes_per_scenario: int, ego, robot: Path, progress: bool = True,
                                                ego.operating.max_linear_mps, ego.operating.max_angular_rps))
         rows["pose"].append(np.asarray(ws.pose, np.float32))
         rows["goal"].append(goal.copy())
-        pad = np.full((64, 2), np.nan, np.float32)
-        pad[:min(64, len(obstacles))] = obstacles[:64]
+        pad = np.full((n_obs, 2), np.nan, np.float32)
+        pad[:min(n_obs, len(obstacles))] = obstacles[:n_obs]
         rows["obstacles"].append(pad)
         gx, gy = np.meshgrid(ws.pose[0] + grid, ws.pose[1] + grid)
         rows["patch"].append(np.asarray(to_go(np.stack([gx, gy], -1).reshape(-1, 2)), np.float32).reshape(PATCH_N, PATCH_N))
 
     jobs = [(sc, seed0 + i) for sc in scen for i in range(episodes_per_scenario)]
     desc = "conditions (CEM drives)" if driver is None else "conditions (the GFlowNet drives)"
-    with SimWorld(load_robot_description(robot)) as world:
+    with SimWorld(description) as world:
         for sc, seed in tqdm(jobs, desc=desc, disable=not progress, unit="ep"):
             run_episode(world, "cem", sc, seed, ego, on_decision=record,
                         planner=None if driver is None else driver())
@@ -178,8 +183,10 @@ def plan_log_reward(data: dict[str, np.ndarray], k: int, idx: np.ndarray, cost: 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Collect, train, export (module doc)."""
     t_start = time.monotonic()
-    ego = load_ego_model(args.ego_model or data_path("config", "ego_model.yaml"))
+    ego_path = Path(args.ego_model or data_path("config", "ego_model.yaml"))
+    ego = load_ego_model(ego_path)
     robot = Path(args.robot or data_path("config", "robots", "diffbot.yaml"))
+    fingerprint = load_robot_fingerprint(robot, ego_path, "hjepa-agent train planner")
     scale = np.array([ego.operating.max_linear_mps, ego.operating.max_angular_rps], np.float32)
     rng = np.random.default_rng(args.seed)
     cache = Path(args.conditions_cache) if args.conditions_cache else None
@@ -283,7 +290,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     limits = Limits.from_ego(ego)
     write_manifest(out, ego.robot, [ModelRecord("planner_policy", "planner_policy.onnx", desc),
                                     ModelRecord("planner_logz", "planner_logz.onnx", desc)],
-                   limits.speed_norm, limits.action_scale, merge=True)
+                   limits.speed_norm, limits.action_scale, merge=True, fingerprint=fingerprint)
     log.info("planner: %s", metrics)
     return metrics
 
@@ -349,8 +356,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--conditions-cache", default=None,
                     help="npz of the CEM-driven conditions: loaded if it exists, else written after collecting "
                          "(for experiments with the same --episodes)")
-    ap.add_argument("--robot", default=None)
-    ap.add_argument("--ego-model", default=None)
+    ap.add_argument("--robot", default=None,
+                    help="robot description YAML (default: the package's config/robots/diffbot.yaml)")
+    ap.add_argument("--ego-model", default=None, help="ego model YAML (default: the package's config/ego_model.yaml)")
     ap.add_argument("--quick", action="store_true", help="1 episode per scenario, 60 steps (tests)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)

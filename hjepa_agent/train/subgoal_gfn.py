@@ -187,13 +187,16 @@ def collect(episodes_per_scenario: int, space: SubgoalSpace, robot: Path, ego, e
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     from hjepa_agent.config.ego_model import load_ego_model
+    from hjepa_agent.core.fingerprint import load_robot_fingerprint
     from hjepa_agent.train.collect import Limits
     from hjepa_agent.train.export import export_onnx
     from hjepa_agent.train.manifest import ModelRecord, write_manifest
 
     t_start = time.monotonic()
     robot = Path(args.robot) if args.robot else data_path("config", "robots", "diffbot.yaml")
-    ego = load_ego_model(Path(args.ego_model) if args.ego_model else data_path("config", "ego_model.yaml"))
+    ego_path = Path(args.ego_model) if args.ego_model else data_path("config", "ego_model.yaml")
+    ego = load_ego_model(ego_path)
+    fingerprint = load_robot_fingerprint(robot, ego_path, "hjepa-agent train subgoals")
     space = SubgoalSpace(beta=args.beta, cost_clip=args.cost_clip)
     rasters, ds = collect(args.episodes, space, robot, ego, every=args.every, progress=not args.quiet)
     rng = np.random.default_rng(args.seed)
@@ -248,7 +251,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     limits = Limits.from_ego(ego)
     write_manifest(out, ego.robot, [ModelRecord("subgoal_policy", "subgoal_policy.onnx", desc),
                                     ModelRecord("subgoal_logz", "subgoal_logz.onnx", desc)],
-                   limits.speed_norm, limits.action_scale, merge=True)
+                   limits.speed_norm, limits.action_scale, merge=True, fingerprint=fingerprint)
     log.info("subgoals: %s", metrics)
     return metrics
 
@@ -269,8 +272,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--held-out", type=int, default=40, help="conditions kept out for the exact check")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--robot", default=None)
-    ap.add_argument("--ego-model", default=None)
+    ap.add_argument("--robot", default=None,
+                    help="robot description YAML (default: the package's config/robots/diffbot.yaml)")
+    ap.add_argument("--ego-model", default=None, help="ego model YAML (default: the package's config/ego_model.yaml)")
     ap.add_argument("--quick", action="store_true", help="1 episode per scenario, 100 steps (tests)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)

@@ -24,16 +24,17 @@ TEACHER_CALLS = 20000
 
 class PlannerTeacher:
     """The planner of ``kind`` (cem | mppi | gflownet) acting on the simulator's scan (module doc).
-    One per episode (its navfield starts empty)."""
+    One per episode (its navfield starts empty). ``expected``: the RobotFingerprint of the robot trained
+    on; gflownet networks trained for another robot are refused."""
 
     def __init__(self, world, ego: EgoModel, kind: str = "gflownet", models_dir: Path | None = None,
-                 control_dt_s: float = 0.1) -> None:
+                 control_dt_s: float = 0.1, expected=None) -> None:
         self.world = world
         self.ego = ego
         self.planner = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
                                      max_linear_mps=ego.operating.max_linear_mps,
                                      max_angular_rps=ego.operating.max_angular_rps, models_dir=models_dir,
-                                     prefer_cuda=False)
+                                     prefer_cuda=False, expected=expected)
         layout = world.layout
         self.goal = np.array([layout.goal.x_m, layout.goal.y_m], np.float32)
         self.tolerance_m = layout.goal_tolerance_m

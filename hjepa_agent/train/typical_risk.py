@@ -16,6 +16,9 @@ Reproduce the shipped model (about 10 min for the runs, 1 min here):
 
     hjepa-agent sim --scenario config/scenarios --episodes 40 --seed 1000 --out runs/nominal --quiet
     hjepa-agent train typical-risk --runs runs/nominal
+
+``--robot`` and ``--ego-model`` (default: the sample diffbot) name the robot the runs were recorded on
+(give the same files as to ``hjepa-agent sim``); their fingerprint goes into the manifest.
 """
 from __future__ import annotations
 
@@ -151,12 +154,14 @@ def fit(data: dict[str, np.ndarray], hidden: int, epochs: int, lr: float, weight
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     from hjepa_agent.config.ego_model import load_ego_model
+    from hjepa_agent.core.fingerprint import load_robot_fingerprint
     from hjepa_agent.train.collect import Limits
     from hjepa_agent.train.export import export_onnx
     from hjepa_agent.train.manifest import ModelRecord, write_manifest
     from hjepa_agent.tune import _bags
 
     t0 = time.monotonic()
+    fingerprint = load_robot_fingerprint(args.robot, args.ego_model, "hjepa-agent train typical-risk")
     bags = _bags([Path(r) for r in args.runs])
     data = collect(bags, Path(args.thresholds), Path(args.ego_model), progress=not args.quiet)
     log.info("typical risk: %d ticks from %d episodes (%d with a plan)", len(data["features"]),
@@ -177,7 +182,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "metrics": metrics}
     limits = Limits.from_ego(ego)
     write_manifest(out, ego.robot, [ModelRecord("typical_risk", "typical_risk.onnx", desc)],
-                   limits.speed_norm, limits.action_scale, merge=True)
+                   limits.speed_norm, limits.action_scale, merge=True, fingerprint=fingerprint)
     log.info("typical risk: %s", json.dumps(metrics))
     return metrics
 
@@ -189,7 +194,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", default=str(data_path("models")), help="models dir to write into (manifest merged)")
     ap.add_argument("--thresholds", default=str(data_path("config", "watchdog.yaml")),
                     help="watchdog thresholds the risks are computed with (risk_horizon_s, clearance_plan_m)")
-    ap.add_argument("--ego-model", default=str(data_path("config", "ego_model.yaml")))
+    ap.add_argument("--ego-model", default=str(data_path("config", "ego_model.yaml")),
+                    help="ego model YAML the runs were recorded with (default: the package's)")
+    ap.add_argument("--robot", default=str(data_path("config", "robots", "diffbot.yaml")),
+                    help="robot description YAML the runs were recorded on (default: the package's diffbot)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--hidden", type=int, default=64)

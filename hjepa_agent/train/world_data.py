@@ -17,8 +17,10 @@ sees and the command that was executed, plus privileged probe targets:
 
 Exploration makes action-conditioning matter: the expert's command gets smoothed Gaussian
 noise (sigma 0.12 m/s, 0.5 rad/s, per-episode gain in [0.5, 1.5]) and, with probability
-0.04 per tick, a random command (v in [-0.2, 0.6] m/s, w in [-1.8, 1.8] rad/s) held for
-0.5-1.5 s. Episodes end at the goal, a collision or after ``max_time_s`` (default 20 s).
+0.04 per tick, a random command (v in [-max_linear_mps / 3, max_linear_mps], w in
+[-max_angular_rps, max_angular_rps] of the ego model's operating limits: [-0.2, 0.6] m/s and
+[-1.8, 1.8] rad/s for the sample diffbot) held for 0.5-1.5 s. Episodes end at the goal, a
+collision or after ``max_time_s`` (default 20 s).
 
 Seeds (episode seed = scenario jitter seed; appearance drawn from an rng seeded with it):
 train ``0..n-1``, calibration ``50_000 + i``, test ``60_000 + i``, unseen-appearance test
@@ -116,14 +118,15 @@ def _episode(world: SimWorld, ego: EgoModel, limits: Limits, scenario: Scenario,
         v_e, w_e = expert.act((x, y, yaw), world.twist())
         if explore and random_left == 0 and rng.random() < 0.04:
             random_left = int(rng.integers(5, 16))
-            random_cmd = (float(rng.uniform(-0.2, 0.6)), float(rng.uniform(-1.8, 1.8)))
+            lin, ang = limits.action_scale
+            random_cmd = (float(rng.uniform(-lin / 3.0, lin)), float(rng.uniform(-ang, ang)))
         if random_left > 0:
             cmd = random_cmd
             random_left -= 1
         else:
             noise = 0.7 * noise + 0.714 * rng.normal(0.0, [0.12, 0.5]) * gain  # AR(1), stationary sigma*gain
             cmd = (v_e + float(noise[0]), w_e + float(noise[1]))
-        prev = rate_limit(prev, cmd, limits.action_scale)
+        prev = rate_limit(prev, cmd, limits)
         rows["image"].append(image_u8)
         rows["scan"].append(np.minimum(bins, SCAN_RANGE_MAX_M) / SCAN_RANGE_MAX_M)
         rows["action"].append((prev[0] / hard[0], prev[1] / hard[1]))

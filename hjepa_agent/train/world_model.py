@@ -1,7 +1,8 @@
 """JEPA world model: encoder (image + scan -> z), EMA target encoder, action-conditioned ensemble.
 
-``hjepa-agent train world-model [--quick] [--out DIR]`` (``python -m hjepa_agent.train.world_model``)
-collects roll-outs (:mod:`hjepa_agent.train.world_data`), trains, calibrates on a separate split,
+``hjepa-agent train world-model [--quick] [--robot ROBOT.yaml] [--ego-model EGO.yaml] [--out DIR]``
+(``python -m hjepa_agent.train.world_model``) collects roll-outs of that robot (default: the sample
+diffbot; :mod:`hjepa_agent.train.world_data`), trains, calibrates on a separate split,
 exports ``world_encoder.onnx`` and ``world_predictor.onnx`` and merges their entries into
 ``<out>/manifest.yaml`` (existing entries are kept byte-identical), and writes
 ``<out>/world_model_calibration.yaml`` (the numbers the runtime needs; also copied into the
@@ -43,7 +44,9 @@ import yaml
 from torch import nn
 
 from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.core.fingerprint import RobotFingerprint, robot_fingerprint
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE
+from hjepa_agent.core.perception import IMAGE_SIZE
 from hjepa_agent.core.perception import APPEARANCE_FEATURES, appearance_features
 from hjepa_agent.core.world_model import AMBIGUITY_QUANTILE, WorldModel, combine, encode_frames, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
@@ -220,10 +223,10 @@ def train_model(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch:
         t = rng.choice(starts, size=batch, replace=False)
         idx = t[:, None] + np.arange(horizon + 1)[None]                  # (B, K+1)
         img, scan = _tensors(data, idx.reshape(-1))
-        img = img.view(batch, horizon + 1, 3, 64, 64)
+        img = img.view(batch, horizon + 1, 3, IMAGE_SIZE, IMAGE_SIZE)
         scan = scan.view(batch, horizon + 1, -1)
         act = torch.from_numpy(data["action"][idx[:, :horizon]])        # (B, K, 2)
-        ctx_img, tgt_img = img[:, 0], img[:, 1:].reshape(-1, 3, 64, 64)
+        ctx_img, tgt_img = img[:, 0], img[:, 1:].reshape(-1, 3, IMAGE_SIZE, IMAGE_SIZE)
         if augment:
             ctx_img = augment_looks(ctx_img, gen)
             tgt_img = augment_looks(tgt_img, gen)
@@ -366,6 +369,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-episode-s", type=float, default=world_data.MAX_EPISODE_S)
     ap.add_argument("--out", type=Path, default=None, help="models dir (default: the package's models/)")
+    ap.add_argument("--robot", type=Path, default=None,
+                    help="robot description YAML (default: the package's config/robots/diffbot.yaml)")
+    ap.add_argument("--ego-model", type=Path, default=None,
+                    help="ego model YAML (default: the package's config/ego_model.yaml)")
     ap.add_argument("--data-cache", type=Path, default=None,
                     help="directory to reuse collected roll-outs from (written there when absent; not shipped)")
     ap.add_argument("--recalibrate", action="store_true",
@@ -427,10 +434,11 @@ def recalibrate(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out or data_path("models"))
     manifest = load_manifest(out)
     cpu = ["CPUExecutionProvider"]
-    enc = OnnxModel(out, "world_encoder", manifest, cpu)
-    pred = OnnxModel(out, "world_predictor", manifest, cpu)
-    ego = load_ego_model(data_path("config", "ego_model.yaml"))
-    train_d, calib_d = _data(args, ego, "train", args.episodes), _data(args, ego, "calib", args.calib_episodes)
+    robot, ego, fingerprint = _robot(args)
+    enc = OnnxModel(out, "world_encoder", manifest, cpu, expected=fingerprint)
+    pred = OnnxModel(out, "world_predictor", manifest, cpu, expected=fingerprint)
+    train_d = _data(args, robot, ego, "train", args.episodes)
+    calib_d = _data(args, robot, ego, "calib", args.calib_episodes)
 
     z_tr, z_c = (encode_frames(enc, d["image"], d["scan"]) for d in (train_d, calib_d))
     t1 = world_data.windows(calib_d, 1)
@@ -443,18 +451,29 @@ def recalibrate(args: argparse.Namespace) -> dict[str, Any]:
                "recalibrated": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                 "how": "hjepa-agent train world-model --recalibrate (ONNX Runtime latents)"}}
     write_manifest(out, manifest.robot, [ModelRecord("world_predictor", "world_predictor.onnx", trained)],
-                   tuple(manifest.observation["speed_norm"]), tuple(manifest.action_scale), merge=True)
+                   tuple(manifest.observation["speed_norm"]), tuple(manifest.action_scale), merge=True,
+                   fingerprint=fingerprint)
     log.info("recalibrated %s: ambiguity_scale %.3f", out, calib["ambiguity_scale"])
     return calib
 
 
-def _data(args: argparse.Namespace, ego: Any, split: str, n: int) -> dict[str, np.ndarray]:
-    """Roll-outs of ``split`` (n episodes per scenario), reused from / written to --data-cache."""
+def _robot(args: argparse.Namespace) -> tuple[Any, Any, RobotFingerprint]:
+    """(robot description, ego model, their fingerprint) of --robot and --ego-model (defaults: the package's)."""
+    from hjepa_agent.sim.robot import load_robot_description
+    robot_path = args.robot or data_path("config", "robots", "diffbot.yaml")
+    ego_path = args.ego_model or data_path("config", "ego_model.yaml")
+    robot, ego = load_robot_description(robot_path), load_ego_model(ego_path)
+    return robot, ego, robot_fingerprint(robot, ego, str(robot_path), str(ego_path), "hjepa-agent train world-model")
+
+
+def _data(args: argparse.Namespace, robot: Any, ego: Any, split: str, n: int) -> dict[str, np.ndarray]:
+    """Roll-outs of ``split`` (n episodes per scenario), reused from / written to --data-cache (a cache
+    of one robot: keep one per robot)."""
     path = None if args.data_cache is None else args.data_cache / f"{split}_{n}x_{args.max_episode_s:g}s.npz"
     if path is not None and path.exists():
         log.info("%s: reusing %s", split, path)
         return dict(np.load(path))
-    d = world_data.collect(split, n, ego=ego, max_time_s=args.max_episode_s)
+    d = world_data.collect(split, n, robot=robot, ego=ego, max_time_s=args.max_episode_s)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         world_data.save(d, path)
@@ -467,9 +486,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(2)
     out = Path(args.out or data_path("models"))
     out.mkdir(parents=True, exist_ok=True)
-    ego = load_ego_model(data_path("config", "ego_model.yaml"))
+    robot, ego, fingerprint = _robot(args)
     limits = Limits.from_ego(ego)
-    train_d, calib_d = _data(args, ego, "train", args.episodes), _data(args, ego, "calib", args.calib_episodes)
+    train_d = _data(args, robot, ego, "train", args.episodes)
+    calib_d = _data(args, robot, ego, "calib", args.calib_episodes)
     data_s = time.perf_counter() - t0
     enc, ens, hist = train_model(train_d, steps=args.steps, horizon=args.horizon, batch=args.batch, lr=args.lr,
                                  seed=args.seed, time_budget_s=args.time_budget_s)
@@ -485,9 +505,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     # Exports.
     n = 64
     g = np.random.default_rng(1)
-    parity = {"world_encoder": _export(enc, (torch.rand(2, 3, 64, 64), torch.rand(2, N_SCAN_BINS)),
+    parity = {"world_encoder": _export(enc, (torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE), torch.rand(2, N_SCAN_BINS)),
                                        out / "world_encoder.onnx", ["image", "scan"], "latent",
-                                       (g.random((n, 3, 64, 64), dtype=np.float32),
+                                       (g.random((n, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32),
                                         g.random((n, N_SCAN_BINS), dtype=np.float32))),
               "world_predictor": _export(ens, (torch.randn(2, N_LATENT), torch.rand(2, 2)),
                                          out / "world_predictor.onnx", ["latent", "action"], "next_latent",
@@ -511,7 +531,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                {**common, "metrics": {"onnx_parity_max_abs_err": parity["world_encoder"]}}),
                    ModelRecord("world_predictor", "world_predictor.onnx",
                                {**common, "metrics": metrics, "calibration": {**calib, "file": CALIBRATION_FILE}})]
-        write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True)
+        write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True,
+                       fingerprint=fingerprint)
 
     write_all()
     calib.update(score_statistics(out, calib_d))  # through the exported models, as the runtime computes them

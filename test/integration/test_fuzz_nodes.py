@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from fuzz_strategies import NOMINAL_HZ, STRATEGIES, FuzzStack, budget, fuzz_stack, failure_text, sequences, strategy_for
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.node_table import NODES, SIM_NODE, load_params
+from hjepa_agent.nodes.mounts import MOUNT_NODES
 from hjepa_agent.nodes.topics import all_inputs, inputs_of
 from hjepa_agent.paths import data_path
 
@@ -67,6 +68,8 @@ def build(name: str, ctx):
         params["trusted_publishers"] = [FuzzStack.HARNESS]
     if name == "sim":
         params = {k: v for k, v in params.items() if k != "robot" or v}
+    if name in MOUNT_NODES:   # the scan's frame (laser_link) is placed through the diffbot's URDF, as in `sim`
+        params["urdf"] = str(data_path("urdf", "diffbot.urdf"))
     cls = CLASSES[name].load_class()
     return cls(context=ctx, namespace=f"fz_{name}", enable_rosout=False,
                parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])

@@ -56,7 +56,7 @@ def test_learned_estimator_runs_and_its_ambiguity_sees_a_blackout(ros_context, w
             ranges = world.scan()
             scan = LaserScan(angle_min=-np.pi, angle_increment=2 * np.pi / ranges.size, range_min=0.05,
                              range_max=4.0, ranges=[float(r) for r in ranges])
-            scan.header.stamp = to_time(t)
+            scan.header.stamp, scan.header.frame_id = to_time(t), "base_link"   # the diffbot's laser is on its axis
             scan_pub.publish(scan)
             rgb = world.render_camera() if k < 25 else np.zeros((64, 64, 3), np.uint8)  # blackout from k = 25
             msg = Image(height=64, width=64, encoding="rgb8", step=192, data=rgb.tobytes())

@@ -4,8 +4,10 @@ import re
 import subprocess
 import sys
 
+import yaml
 from rosbags.rosbag2 import Reader
 
+from hjepa_agent.core.fingerprint import RobotFingerprint
 from hjepa_agent.paths import data_path
 
 
@@ -36,8 +38,11 @@ def test_cli_refuses_a_mismatched_model_dir(tmp_path):
     import shutil
     models = tmp_path / "models"
     shutil.copytree(data_path("models"), models)
-    manifest = models / "manifest.yaml"
-    manifest.write_text(manifest.read_text().replace("robot: sample_diffbot", "robot: some_other_robot"))
+    manifest = models / "manifest.yaml"   # models trained for a robot with 7 cm wheels (a consistent fingerprint)
+    doc = yaml.safe_load(manifest.read_text())
+    other = RobotFingerprint.of({**doc["fingerprint"]["values"], "wheel_radius_m": 0.07})
+    doc["fingerprint"] = {"sha256": other.sha256, "values": other.values}
+    manifest.write_text(yaml.safe_dump(doc, sort_keys=False))
     params = tmp_path / "agent.yaml"
     text = data_path("config", "agent.yaml").read_text().replace('models_dir: ""', f'models_dir: "{models}"')
     params.write_text(text)
@@ -45,7 +50,8 @@ def test_cli_refuses_a_mismatched_model_dir(tmp_path):
            "--episodes", "1", "--out", str(tmp_path / "run"), "--params", str(params), "--quiet", "--no-record"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "some_other_robot" in proc.stderr and "retrain" in proc.stderr
+    assert "was trained for another robot" in proc.stderr and "wheel_radius_m: 0.07 trained, 0.05 here" in proc.stderr
+    assert "retrain it with `hjepa-agent train " in proc.stderr and "--robot " in proc.stderr
     assert not (tmp_path / "run" / "summary.json").exists()
 
 

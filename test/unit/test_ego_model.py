@@ -38,6 +38,12 @@ def test_shipped_file_loads():
      "shorter than one period"),
     (lambda d: d["operating"].__setitem__("max_linear_mps", 5.0), "operating", "exceeds hard"),
     (lambda d: d["hard"]["power"].__setitem__("battery_floor_pct", 120.0), "hard.power.battery_floor_pct", "[0, 100)"),
+    (lambda d: d["hard"]["sensors"]["battery"].__setitem__("presence", "sometimes"), "hard.sensors.battery.presence",
+     "required, optional, absent"),
+    (lambda d: d["hard"]["sensors"]["camera"].__setitem__("presence", "optional"), "hard.sensors.camera",
+     "only battery, temperature may be optional or absent"),
+    (lambda d: d["hard"]["sensors"].__setitem__("temperature", {"presence": "optional"}),
+     "hard.sensors.temperature.rate_hz", "only an input with presence: absent may leave it out"),
 ])
 def test_bad_files_name_the_key(tmp_path, mutate, key, words):
     data = copy.deepcopy(GOOD)
@@ -48,6 +54,20 @@ def test_bad_files_name_the_key(tmp_path, mutate, key, words):
     assert err.value.key == key
     assert words in err.value.reason
     assert str(p) in str(err.value)
+
+
+@pytest.mark.parametrize("battery, temperature", [
+    ({"rate_hz": 2.0, "max_age_s": 2.0, "presence": "optional"}, {"presence": "absent"}),
+    ({"presence": "absent"}, {"rate_hz": 2.0, "max_age_s": 2.0, "presence": "absent"}),
+])
+def test_battery_and_temperature_may_be_optional_or_absent(tmp_path, battery, temperature):
+    data = copy.deepcopy(GOOD)
+    data["hard"]["sensors"].update(battery=battery, temperature=temperature)
+    sensors = load_ego_model(_write(tmp_path, data)).hard.sensors
+    assert (sensors.presence("battery"), sensors.presence("temperature")) == (battery["presence"],
+                                                                            temperature["presence"])
+    assert sensors.battery.max_age_s == battery.get("max_age_s")
+    assert [sensors.presence(n) for n in ("camera", "scan", "odom")] == ["required"] * 3   # the default
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

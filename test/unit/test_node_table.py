@@ -18,9 +18,14 @@ def _declared(spec) -> set[str]:
     names = set(re.findall(r'declare\(\s*self, "([a-z_]+)"', src))
     if "declare_ego_model(self)" in src:
         names.add("ego_model")
+    if "declare_robot(self" in src:   # nodes/common.py: the robot the models' fingerprint is checked against
+        names.add("robot")
+    if "SensorMounts(self)" in src:   # nodes/mounts.py: the scanner's mount (urdf, base_frame)
+        mounts = (ROOT / "hjepa_agent" / "nodes" / "mounts.py").read_text()
+        names |= set(re.findall(r'declare\(\s*node, "([a-z_]+)"', mounts))
     if "(GuardedNode)" in src:   # the input guard's own parameters (nodes/guard.py)
         guard = (ROOT / "hjepa_agent" / "nodes" / "guard.py").read_text()
-        names |= set(re.findall(r'declare\(\s*self, "([a-z_]+)"', guard))
+        names |= set(re.findall(r'declare\(\s*(?:self|node), "([a-z_]+)"', guard))
     return names
 
 

@@ -60,3 +60,15 @@ def test_agent_commands_leave_foreign_ones_out():
     t, v, w, foreign = agent_commands([0.0, 0.01, 0.02, 0.03], [0.1, 0.8, 0.1, 0.0], [0.0] * 4, [10, 11, 12, 13],
                                       ["base_link", "", "base_link", "watchdog_stop"], {10, 12})
     assert (t, v, foreign) == ([0.0, 0.02, 0.03], [0.1, 0.1, 0.0], 1)
+
+
+def test_unstamped_commands_are_judged_as_the_agents_only_when_nobody_else_publishes():
+    """A geometry_msgs/Twist has no stamp (-1): alone on cmd_vel every command is the agent's (judged for
+    limits); with a foreign publisher only values the bridge declared count as the agent's."""
+    from hjepa_agent.report import agent_commands
+    declared = {10: {(0.1, 0.0)}, 11: {(0.2, 0.0)}}
+    args = ([0.0, 0.01, 0.02], [0.1, 0.9, 0.2], [0.0] * 3, [-1, -1, -1], [""] * 3, declared)
+    t, v, w, foreign = agent_commands(*args, unstamped_ours=True)
+    assert v == [0.1, 0.9, 0.2] and foreign == 0
+    t, v, w, foreign = agent_commands(*args)
+    assert v == [0.1, 0.2] and foreign == 1

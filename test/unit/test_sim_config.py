@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from conftest import load_yaml_dict
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.paths import data_path
-from hjepa_agent.sim.robot import load_robot_description
+from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.sim.robot import load_robot_description, resolve_urdf
 from hjepa_agent.sim.scenario import (JITTER_KEEP_OUT_M, Obstacle, load_scenario, load_scenarios,
                                       occupancy_grid)
 
@@ -24,6 +26,70 @@ def test_shipped_robots_load() -> None:
     assert (diff.camera.width, diff.camera.height) == (64, 64)
     assert len(skid.wheel_joints) == 4
     assert diff.scan.angle_increment_rad == pytest.approx(2 * math.pi / 64)
+
+
+ROBOT_DIR = data_path("config", "robots")
+
+
+@pytest.mark.parametrize("path", sorted(ROBOT_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_robot_loads_with_its_urdf_resolved(path) -> None:
+    robot = load_robot_description(path)
+    assert robot.name == path.stem
+    urdf = Path(robot.urdf)
+    assert urdf.is_absolute() and urdf.is_file() and urdf.parent == data_path("urdf").resolve()
+
+
+def test_skid_steer_descriptions_give_the_geometric_track_and_the_slip_separately() -> None:
+    diff, skid, husky = (load_robot_description(ROBOT_DIR / f"{n}.yaml") for n in ("diffbot", "skidbot", "husky"))
+    assert diff.skid_steer is None and diff.effective_track_m == diff.wheel_separation_m
+    assert (skid.wheel_separation_m, husky.wheel_separation_m) == (0.26, 0.5708)   # as the URDFs place the wheels
+    for robot in (skid, husky):
+        assert 1.0 < robot.skid_steer.slip_factor < 1.5
+        assert robot.effective_track_m == pytest.approx(robot.wheel_separation_m * robot.skid_steer.slip_factor)
+
+
+@pytest.mark.parametrize("name", ["husky", "roverbot"])
+def test_new_robots_have_an_ego_model_of_their_own(name: str) -> None:
+    robot = load_robot_description(ROBOT_DIR / f"{name}.yaml")
+    ego = load_ego_model(data_path("config", f"ego_model_{name}.yaml"))
+    default = load_ego_model(data_path("config", "ego_model.yaml"))
+    assert ego.robot == robot.name != default.robot
+    # Turning in place at the hard angular limit keeps the wheels under the hard linear one.
+    rim_mps = ego.hard.kinematics.angular_z.max_velocity * robot.effective_track_m / 2.0
+    assert rim_mps <= ego.hard.kinematics.linear_x.max_velocity
+
+
+def test_urdf_resolves_next_to_the_yaml_first(tmp_path, write_yaml) -> None:
+    data = load_yaml_dict("config", "robots", "diffbot.yaml")
+    (tmp_path / "urdf").mkdir()
+    mine = tmp_path / "urdf" / "diffbot.urdf"          # same relative name as the shipped one: mine wins
+    mine.write_text(data_path("urdf", "diffbot.urdf").read_text())
+    assert load_robot_description(write_yaml("r.yaml", data)).urdf == str(mine.resolve())
+    mine.unlink()                                      # then the package's data directory
+    assert load_robot_description(write_yaml("r.yaml", data)).urdf == str(data_path("urdf", "diffbot.urdf").resolve())
+
+
+def test_urdf_relative_to_the_yaml_and_absolute(tmp_path, write_yaml) -> None:
+    data = load_yaml_dict("config", "robots", "diffbot.yaml")
+    (tmp_path / "robots").mkdir()
+    (tmp_path / "models").mkdir()
+    mine = tmp_path / "models" / "my_bot.urdf"
+    mine.write_text(data_path("urdf", "diffbot.urdf").read_text())
+    data["urdf"] = "../models/my_bot.urdf"
+    assert load_robot_description(write_yaml("robots/r.yaml", data)).urdf == str(mine.resolve())
+    data["urdf"] = str(mine)
+    assert load_robot_description(write_yaml("r.yaml", data)).urdf == str(mine.resolve())
+    assert resolve_urdf(str(mine)) == mine.resolve()
+
+
+def test_urdf_not_found_names_where_it_looked(tmp_path, write_yaml) -> None:
+    data = load_yaml_dict("config", "robots", "diffbot.yaml")
+    data["urdf"] = "urdf/nobot.urdf"
+    err = _expect_error(load_robot_description, write_yaml("r.yaml", data), "urdf")
+    assert str(tmp_path / "urdf" / "nobot.urdf") in str(err) and str(data_path("urdf", "nobot.urdf")) in str(err)
+    data["urdf"] = str(tmp_path / "nowhere.urdf")
+    err = _expect_error(load_robot_description, write_yaml("r.yaml", data), "urdf")
+    assert "nowhere.urdf" in str(err)
 
 
 def test_shipped_scenarios_load_and_fit_the_brief() -> None:
@@ -134,7 +200,12 @@ def test_robot_bad_drive_type(write_yaml) -> None:
 
 def test_robot_unknown_and_missing_keys(write_yaml) -> None:
     data = load_yaml_dict("config", "robots", "diffbot.yaml")
-    data["scan"]["fov_deg"] = 270.0
+    data["scan"]["beam_count"] = 64
+    _expect_error(load_robot_description, write_yaml("r.yaml", data), "scan.beam_count")
+    data = load_yaml_dict("config", "robots", "diffbot.yaml")
+    data["scan"]["fov_deg"] = 270.0   # a key now: the scanner's field of view
+    assert load_robot_description(write_yaml("r.yaml", data)).scan.fov_deg == 270.0
+    data["scan"]["fov_deg"] = 400.0
     _expect_error(load_robot_description, write_yaml("r.yaml", data), "scan.fov_deg")
     data = load_yaml_dict("config", "robots", "diffbot.yaml")
     del data["battery"]["capacity_wh"]
@@ -148,3 +219,15 @@ def test_robot_range_checks(write_yaml) -> None:
     data = load_yaml_dict("config", "robots", "diffbot.yaml")
     data["right_wheel_joints"] = ["left_wheel_joint"]
     _expect_error(load_robot_description, write_yaml("r.yaml", data), "right_wheel_joints")
+
+
+@pytest.mark.parametrize("skid_steer,key", [
+    ({"slip_factor": 0.8, "lateral_friction_ratio": 0.3}, "skid_steer.slip_factor"),
+    ({"slip_factor": 1.1, "lateral_friction_ratio": 0.0}, "skid_steer.lateral_friction_ratio"),
+    ({"slip_factor": 1.1}, "skid_steer.lateral_friction_ratio"),
+    ({"slip_factor": 1.1, "lateral_friction_ratio": 0.3, "track_m": 0.3}, "skid_steer.track_m"),
+])
+def test_robot_skid_steer_checks(write_yaml, skid_steer: dict, key: str) -> None:
+    data = load_yaml_dict("config", "robots", "skidbot.yaml")
+    data["skid_steer"] = skid_steer
+    _expect_error(load_robot_description, write_yaml("r.yaml", data), key)

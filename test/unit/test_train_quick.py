@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 import yaml
 
+from hjepa_agent.core.fingerprint import load_robot_fingerprint
 from hjepa_agent.core.models import ModelMismatchError, OnnxModel, load_manifest
 from hjepa_agent.core.types import N_HABITUAL_FEATURES, N_LATENT
+from hjepa_agent.paths import data_path
 from hjepa_agent.train.habitual import train_main
 
 CPU = ["CPUExecutionProvider"]
+SHIPPED = load_robot_fingerprint(data_path("config", "robots", "diffbot.yaml"), data_path("config", "ego_model.yaml"))
+"""The sample diffbot with the shipped ego model: what the trainers' defaults train for."""
 
 
 def test_quick_training_writes_loadable_models(tmp_path: Path) -> None:
@@ -21,7 +25,8 @@ def test_quick_training_writes_loadable_models(tmp_path: Path) -> None:
     assert train_main(["--quick", "--out", str(out)]) == 0
 
     m = load_manifest(out)
-    assert m.robot == "sample_diffbot"
+    assert m.robot == "sample_diffbot" and m.format == 2
+    assert m.fingerprint == SHIPPED   # the trainer's defaults: the sample diffbot with config/ego_model.yaml
     assert m.action_scale == (0.6, 1.8) and m.observation["speed_norm"] == [0.8, 2.0]
     hab_metrics = m.models["habitual"].trained["metrics"]
     assert hab_metrics["onnx_parity_max_abs_err"]["habitual"] <= 1e-4
@@ -32,8 +37,8 @@ def test_quick_training_writes_loadable_models(tmp_path: Path) -> None:
     assert m.models["habitual"].trained["data"]["quick"] is True
     assert m.models["encoder"].trained["torch_version"]
 
-    enc = OnnxModel(out, "encoder", m, CPU, expected_robot="sample_diffbot")
-    hab = OnnxModel(out, "habitual", m, CPU, expected_robot="sample_diffbot")
+    enc = OnnxModel(out, "encoder", m, CPU, expected=SHIPPED)
+    hab = OnnxModel(out, "habitual", m, CPU, expected=SHIPPED)
     z = enc(np.random.default_rng(0).random((3, 3, 64, 64), dtype=np.float32))
     assert z.shape == (3, N_LATENT) and np.all(np.abs(z) <= 1.0)
     a = hab(np.zeros((2, N_HABITUAL_FEATURES), np.float32))
@@ -45,7 +50,7 @@ def test_quick_training_writes_loadable_models(tmp_path: Path) -> None:
     data = m.models["habitual"].trained["data"]
     assert data["latent_source"] == "encoder"
     assert data["latent_encoder_sha256"] == sha256_file(out / "encoder.onnx")
-    assert load_habitual(out, prefer_cuda=False, expected_robot="sample_diffbot")[1] == (0.6, 1.8)
+    assert load_habitual(out, prefer_cuda=False, expected=SHIPPED)[1] == (0.6, 1.8)
     with pytest.raises(ModelMismatchError, match=r"no habitual policy trained on the 'world_encoder' latent.*"
                                                  r"--latent world"):
         load_habitual(out, prefer_cuda=False, latent_source="world_encoder")
@@ -64,7 +69,7 @@ def test_world_latent_is_what_perception_computes() -> None:
     from hjepa_agent.train.habitual import HEAD_SCAN, world_latent
 
     models = data_path("models")
-    enc = OnnxModel(models, "world_encoder", load_manifest(models), CPU, expected_robot="sample_diffbot")
+    enc = OnnxModel(models, "world_encoder", load_manifest(models), CPU, expected=SHIPPED)
     robot = load_robot_description(data_path("config", "robots", "diffbot.yaml"))
     ego = load_ego_model(data_path("config", "ego_model.yaml"))
     limits = Limits.from_ego(ego)
@@ -124,7 +129,7 @@ def test_quick_world_latent_training(tmp_path: Path) -> None:
     assert hab["metrics"]["final_onnx_success"]["all"]["episodes"] == 4
     assert set(hab["metrics"]["onnx_us_per_call"]) == {"world_encoder", "habitual"}
 
-    model, _, _ = load_habitual(out, prefer_cuda=False, expected_robot="sample_diffbot",
+    model, _, _ = load_habitual(out, prefer_cuda=False, expected=SHIPPED,
                                 latent_source="world_encoder")
     a = model(np.zeros((2, N_HABITUAL_FEATURES), np.float32))
     assert a.shape == (2, 2) and np.all(np.abs(a) <= 1.0)

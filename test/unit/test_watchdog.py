@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hjepa_agent.config.ego_model import load_ego_model
+from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState
 from hjepa_agent.core.watchdog import (Watchdog, WatchdogConfig, load_watchdog_config, predicted_clearance,
@@ -43,10 +43,11 @@ def world(t: float, scan_bins: np.ndarray, ambiguity: float = 0.1, xy: tuple[flo
 
 
 class Feed:
-    """Drives a Watchdog with fresh, healthy inputs; tests change one thing at a time."""
+    """Drives a Watchdog with fresh, healthy inputs; tests change one thing at a time (``skip``: inputs
+    not sent, their stamps and, for battery and temperature, their readings)."""
 
-    def __init__(self, cfg: WatchdogConfig = CFG) -> None:
-        self.wd = Watchdog(cfg, EGO)
+    def __init__(self, cfg: WatchdogConfig = CFG, ego: EgoModel = EGO) -> None:
+        self.wd = Watchdog(cfg, ego)
         self.scan = scan()
         self.hab = (0.0, 0.0)
         self.plan_clear: float | None = None   # None: no plan published
@@ -61,8 +62,10 @@ class Feed:
             if name not in self.skip:
                 wd.on_input(name, t, t)
         wd.on_odom(*self.odom, t)
-        wd.on_battery(self.battery, t)
-        wd.on_temperature(self.temp, t)
+        if "battery" not in self.skip:
+            wd.on_battery(self.battery, t)
+        if "temperature" not in self.skip:
+            wd.on_temperature(self.temp, t)
         if "world_state" not in self.skip:
             wd.on_world_state(world(t, self.scan, self.ambiguity, self.xy, self.goal), t)
         if "habitual" not in self.skip:

@@ -10,16 +10,20 @@ import yaml
 
 import pytest
 
+from hjepa_agent.core.fingerprint import load_robot_fingerprint
 from hjepa_agent.core.models import OnnxModel, load_manifest
 from hjepa_agent.core.perception import APPEARANCE_FEATURES, Perception, appearance_score, image_noise_sigma
 from hjepa_agent.core.perception import IMAGE_STILL_K, image_change
 from hjepa_agent.core.world_model import SCORES, WorldModel, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
+from hjepa_agent.paths import data_path
 from hjepa_agent.train.eval_world_model import eval_main
 from hjepa_agent.train.world_data import nearest_surface
 from hjepa_agent.train.world_model import CALIBRATION_FILE, N_HEADS, train_main
 
 CPU = ["CPUExecutionProvider"]
+SHIPPED = load_robot_fingerprint(data_path("config", "robots", "diffbot.yaml"), data_path("config", "ego_model.yaml"))
+"""The sample diffbot with the shipped ego model: what the trainers' defaults train for."""
 
 
 def _finite(x: object) -> bool:
@@ -41,7 +45,7 @@ def test_quick_world_model_trains_exports_and_evaluates(quick_models: Path, tmp_
     out = quick_models
 
     m = load_manifest(out)
-    assert {"world_encoder", "world_predictor"} <= set(m.models)
+    assert {"world_encoder", "world_predictor"} <= set(m.models) and m.fingerprint == SHIPPED
     trained = m.models["world_predictor"].trained
     assert trained["metrics"]["onnx_parity_max_abs_err"]["world_predictor"] <= 1e-4
     assert trained["metrics"]["onnx_parity_max_abs_err"]["world_encoder"] <= 1e-4
@@ -51,8 +55,8 @@ def test_quick_world_model_trains_exports_and_evaluates(quick_models: Path, tmp_
     assert set(cal["score_ref"]) == set(SCORES) and all(sd > 0 for _, sd in cal["score_ref"].values())
     assert cal["ambiguity_scale"] > 0 and len(cal["appearance_mean"]) == len(APPEARANCE_FEATURES)
 
-    enc = OnnxModel(out, "world_encoder", m, CPU, expected_robot="sample_diffbot")
-    pred = OnnxModel(out, "world_predictor", m, CPU, expected_robot="sample_diffbot")
+    enc = OnnxModel(out, "world_encoder", m, CPU, expected=SHIPPED)
+    pred = OnnxModel(out, "world_predictor", m, CPU, expected=SHIPPED)
     rng = np.random.default_rng(0)
     z = enc(rng.random((3, 3, 64, 64), dtype=np.float32), rng.random((3, N_SCAN_BINS), dtype=np.float32))
     assert z.shape == (3, N_LATENT) and np.all(np.isfinite(z))

@@ -25,14 +25,16 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
                   horizon: int = 15, dt_s: float = 0.2, samples: int = 64, iterations: int = 3,
                   mppi_temperature: float = 0.03, navfield: bool = True, navfield_resolution_m: float = 0.2,
                   navfield_size_m: float = 16.0, gflownet_samples: int = 15, models_dir=None,
-                  prefer_cuda: bool = True, hierarchy: bool = False, ambiguity=None):
+                  prefer_cuda: bool = True, hierarchy: bool = False, ambiguity=None, expected=None):
     """The planner the node runs (and the planner benchmark measures): ``kind`` in PLANNERS over the
     shared cost (goal weight 0.3), with a navfield unless ``navfield`` is false. ``gflownet`` loads
     its networks from ``models_dir`` (default: the package's models/), checked against the manifest.
     ``hierarchy``: the two-level planner (core/planner/hierarchy.py): the slow subgoal GFlowNet
     (``subgoal_policy`` / ``subgoal_logz`` in ``models_dir``) over this planner as the fast level;
     it needs the navfield. ``ambiguity``: a planner/latent.LatentAmbiguity whose predicted-state
-    ambiguity penalty is added to every candidate's cost (the fast level's, with ``hierarchy``)."""
+    ambiguity penalty is added to every candidate's cost (the fast level's, with ``hierarchy``).
+    ``expected``: the RobotFingerprint (core/fingerprint.py) of the robot this runs on; networks
+    trained for another robot are refused (core/models.py OnnxModel)."""
     if kind not in PLANNERS:
         raise ValueError(f"planner: unknown planner {kind!r} (available: {', '.join(PLANNERS)})")
     if hierarchy:
@@ -43,23 +45,22 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
                              iterations=iterations, mppi_temperature=mppi_temperature, navfield=True,
                              navfield_resolution_m=navfield_resolution_m, navfield_size_m=navfield_size_m,
                              gflownet_samples=gflownet_samples, models_dir=models_dir, prefer_cuda=prefer_cuda,
-                             ambiguity=ambiguity)
-        return _hierarchical(fast, models_dir, prefer_cuda, max_linear_mps, max_angular_rps)
+                             ambiguity=ambiguity, expected=expected)
+        return _hierarchical(fast, models_dir, prefer_cuda, max_linear_mps, max_angular_rps, expected)
     cost = planner_cost(footprint_radius_m)
     nav = (NavField(resolution_m=navfield_resolution_m, size_m=navfield_size_m, inflate_m=footprint_radius_m,
                     safe_clearance_m=cost.safe_clearance_m) if navfield else None)
     if kind == "gflownet":
         from hjepa_agent.core.models import ModelMismatchError
         from hjepa_agent.core.planner.gflownet import GFlowNetPlanner
-        where, policy, log_z = _load_networks(models_dir, prefer_cuda, "planner", "gflownet", "the planner's")
+        where, policy, log_z = _load_networks(models_dir, prefer_cuda, "planner", "gflownet", expected)
         data = policy.entry.trained.get("data", {})
         from hjepa_agent.core.planner.gflownet import ACTIONS, BETA, COST_CLIP, DT_S, HORIZON, REPEAT
         h, r = int(data.get("horizon", HORIZON)), int(data.get("repeat", REPEAT))
         if (data.get("actions") is not None and not np.allclose(np.asarray(data["actions"]), ACTIONS)) \
                 or float(data.get("dt_s", DT_S)) != DT_S:
             raise ModelMismatchError(f"planner gflownet: {where} was trained on another action table or step "
-                                     f"(dt_s {data.get('dt_s')}) than this runtime's; retrain it with "
-                                     f"`hjepa-agent train planner --out DIR`")
+                                     f"(dt_s {data.get('dt_s')}) than this runtime's; {policy.hint}")
         return GFlowNetPlanner(policy, log_z, cost, max_linear_mps, max_angular_rps, samples=gflownet_samples,
                                horizon=h, repeat=r, beta=float(data.get("beta", BETA)),
                                cost_clip=float(data.get("cost_clip", COST_CLIP)), navfield=nav, ambiguity=ambiguity)
@@ -69,29 +70,27 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
         return CEMPlanner(CEMConfig(elites=max(1, samples // 8), **common), cost, navfield=nav, ambiguity=ambiguity)
     return MPPIPlanner(MPPIConfig(temperature=mppi_temperature, **common), cost, navfield=nav, ambiguity=ambiguity)
 
-def _load_networks(models_dir, prefer_cuda: bool, prefix: str, what: str, whose: str, trainer: str = "planner"):
-    """(models dir, ``<prefix>_policy``, ``<prefix>_logz``) as OnnxModels, manifest checked; a mismatch
-    names ``what`` and the command that trains ``whose`` networks."""
+def _load_networks(models_dir, prefer_cuda: bool, prefix: str, what: str, expected=None):
+    """(models dir, ``<prefix>_policy``, ``<prefix>_logz``) as OnnxModels, manifest (and, with ``expected``,
+    the robot fingerprint) checked; a mismatch names ``what`` and gives the command that trains the networks."""
     from hjepa_agent.core.models import ModelMismatchError, OnnxModel, select_providers
     from hjepa_agent.paths import data_path
     where = models_dir or data_path("models")
     providers = select_providers(prefer_cuda)[0]
     try:
-        return (where, OnnxModel(where, f"{prefix}_policy", providers=providers),
-                OnnxModel(where, f"{prefix}_logz", providers=providers))
+        return (where, OnnxModel(where, f"{prefix}_policy", providers=providers, expected=expected),
+                OnnxModel(where, f"{prefix}_logz", providers=providers, expected=expected))
     except ModelMismatchError as exc:
-        raise ModelMismatchError(f"planner {what}: {exc}. {whose[0].upper() + whose[1:]} networks come from "
-                                 f"`hjepa-agent train {trainer} --out DIR` (then models_dir: DIR)") from exc
+        raise ModelMismatchError(f"planner {what}: {exc}") from exc
 
 
-def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, max_angular_rps: float):
+def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, max_angular_rps: float, expected=None):
     """The two-level planner over ``fast``, its slow level loaded from ``models_dir`` (manifest checked;
     the route space is rebuilt from the manifest record and must match this runtime's)."""
     from hjepa_agent.core.models import ModelMismatchError
     from hjepa_agent.core.planner.hierarchy import HierarchicalPlanner
     from hjepa_agent.core.planner.subgoals import SubgoalPlanner, SubgoalSpace
-    where, policy, log_z = _load_networks(models_dir, prefer_cuda, "subgoal", "hierarchy", "the slow level's",
-                                          trainer="subgoals")
+    where, policy, log_z = _load_networks(models_dir, prefer_cuda, "subgoal", "hierarchy", expected)
     data = policy.entry.trained.get("data", {})
     space = SubgoalSpace(beta=float(data.get("beta", SubgoalSpace.beta)),
                          cost_clip=float(data.get("cost_clip", SubgoalSpace.cost_clip)),
@@ -100,8 +99,7 @@ def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, ma
     for key in ("fractions", "laterals", "raster_along", "raster_lateral"):
         if data.get(key) is None or not np.allclose(np.asarray(data[key]), np.asarray(getattr(space, key))):
             raise ModelMismatchError(f"planner hierarchy: {where} subgoal networks were trained on another route "
-                                     f"space ({key}) than this runtime's; retrain with "
-                                     f"`hjepa-agent train subgoals --out DIR`")
+                                     f"space ({key}) than this runtime's; {policy.hint}")
     return HierarchicalPlanner(fast, SubgoalPlanner(policy, log_z, space), max_linear_mps, max_angular_rps)
 
 

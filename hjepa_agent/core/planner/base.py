@@ -3,6 +3,13 @@
 Every planner answers ``plan(world_state, goal, budget) -> Plan`` and counts
 its world-model calls the same way: one call = one predicted state for one
 candidate (a batch of N candidates over H steps costs N*H calls).
+
+Obstacles: the points given to ``plan`` (a raw scan's returns) or, without them, the arcs of the
+world state's scan sectors with a return (:func:`obstacle_points`). Unknown sectors (no beam of the
+scan covered them, or no fresh scan: core.types.UNKNOWN_RANGE_M) are never free: with the world
+state given to :class:`PlanCost` (``ws``), a plan whose centre enters one beyond
+core.types.UNKNOWN_ENTRY_M from the world state's pose is contact (core.types.unknown_clearance_m, the
+rule the watchdog's clearance uses too); standing, turning in place and driving into seen sectors are not.
 """
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Plan, WorldState, sector_angles
+from hjepa_agent.core.types import (N_SCAN_BINS, SCAN_RANGE_MAX_M, Plan, WorldState, sector_angles,
+                                    unknown_clearance_m, unknown_sectors)
 from hjepa_agent.core.risk import clearance_risk
 
 
@@ -74,11 +82,12 @@ def obstacle_points(ws: WorldState, points_per_sector: int = 5) -> np.ndarray:
 
     Each sector with a return becomes an arc of ``points_per_sector`` points at
     its minimum range spread over the sector's width: conservative, since the
-    minimum is assumed across the whole sector.
+    minimum is assumed across the whole sector. Unknown sectors give no points: they are
+    contact for a plan entering them (:meth:`PlanCost.step_clearance` with ``ws``).
     """
     width = 2.0 * math.pi / N_SCAN_BINS
     offsets = (np.arange(points_per_sector) + 0.5) / points_per_sector * width - width / 2.0
-    hit = ws.scan_bins < SCAN_RANGE_MAX_M - 1e-3
+    hit = (ws.scan_bins < SCAN_RANGE_MAX_M - 1e-3) & ~unknown_sectors(ws.scan_bins)
     if not np.any(hit):
         return np.zeros((0, 2), dtype=np.float32)
     ang = (sector_angles()[hit][:, None] + offsets[None, :]).reshape(-1)
@@ -142,37 +151,51 @@ class PlanCost:
     w_effort: float = 0.01
     w_seed: float = 1.0
 
-    def step_clearance(self, states: np.ndarray, obstacles: np.ndarray) -> np.ndarray:
-        """Clearance (N, H) in m between the footprint and the nearest obstacle point after each step."""
+    def step_clearance(self, states: np.ndarray, obstacles: np.ndarray, ws: WorldState | None = None) -> np.ndarray:
+        """Clearance (N, H) in m between the footprint and the nearest obstacle point after each step;
+        with ``ws`` (the world state the plans start from), the lower of that and the clearance from
+        its unknown sectors (core.types.unknown_clearance_m, taken at ``ws.pose``: < 0 inside one)."""
         if obstacles.shape[0] == 0:
-            return np.full(states.shape[:2], SCAN_RANGE_MAX_M, dtype=np.float32)[:, 1:]
-        xy = states[:, 1:, :2].astype(np.float32)
-        d2 = (np.sum(xy * xy, axis=-1)[..., None] - 2.0 * xy @ obstacles.T
-              + np.sum(obstacles * obstacles, axis=-1)[None, None, :])
-        return np.sqrt(np.maximum(d2.min(axis=-1), 0.0)) - self.footprint_radius_m
+            clear = np.full(states.shape[:2], SCAN_RANGE_MAX_M, dtype=np.float32)[:, 1:]
+        else:
+            xy = states[:, 1:, :2].astype(np.float32)
+            d2 = (np.sum(xy * xy, axis=-1)[..., None] - 2.0 * xy @ obstacles.T
+                  + np.sum(obstacles * obstacles, axis=-1)[None, None, :])
+            clear = np.sqrt(np.maximum(d2.min(axis=-1), 0.0)) - self.footprint_radius_m
+        if ws is not None and unknown_sectors(ws.scan_bins).any():
+            x, y, yaw = (float(a) for a in ws.pose)
+            dx, dy = states[:, 1:, 0] - x, states[:, 1:, 1] - y
+            c, s = math.cos(yaw), math.sin(yaw)
+            rel = np.stack([c * dx + s * dy, -s * dx + c * dy], axis=-1)
+            clear = np.minimum(clear, unknown_clearance_m(rel, ws.scan_bins)).astype(np.float32)
+        return clear
 
-    def clearance(self, states: np.ndarray, obstacles: np.ndarray) -> np.ndarray:
-        """Minimum clearance (N,) in m between footprint and obstacles along each plan."""
-        return self.step_clearance(states, obstacles).min(axis=1).astype(np.float32)
+    def clearance(self, states: np.ndarray, obstacles: np.ndarray, ws: WorldState | None = None) -> np.ndarray:
+        """Minimum clearance (N,) in m between footprint and obstacles (and ``ws``'s unknown sectors,
+        :meth:`step_clearance`) along each plan."""
+        return self.step_clearance(states, obstacles, ws).min(axis=1).astype(np.float32)
 
     def __call__(self, states: np.ndarray, actions: np.ndarray, goal: np.ndarray,
                  obstacles: np.ndarray, seed: np.ndarray | None = None,
                  action_scale: tuple[float, float] = (1.0, 1.0),
                  to_go: Callable[[np.ndarray], np.ndarray] | None = None,
-                 penalty: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 penalty: Callable[[np.ndarray], np.ndarray] | None = None,
+                 ws: WorldState | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Cost (N,) and minimum clearance (N,) of plans with states (N, H+1, 3), actions (N, H, 2).
 
         With a ``seed`` (H, 2), the mean squared deviation from it (actions divided by
         ``action_scale``) is added with weight ``w_seed``. ``to_go`` maps positions (N, H, 2)
         to metres still to go (a navigation function round known obstacles, see navfield);
         without it the straight-line distance to ``goal`` is used. ``penalty`` maps the actions to an
-        extra cost (N,), e.g. the learned world model's predicted-state ambiguity (planner/latent.py)."""
+        extra cost (N,), e.g. the learned world model's predicted-state ambiguity (planner/latent.py).
+        ``ws``: the world state the plans start from; its unknown sectors count as occupied
+        (:meth:`step_clearance`). Every planner passes it."""
         xy = states[:, 1:, :2]
         goal_d = (np.linalg.norm(xy - goal[None, None, :], axis=-1) if to_go is None
                   else np.asarray(to_go(xy), dtype=np.float32))
         final = goal_d[:, -1]
         progress = goal_d.mean(axis=1)
-        per_step = self.step_clearance(states, obstacles)
+        per_step = self.step_clearance(states, obstacles, ws)
         short = np.clip(self.safe_clearance_m - per_step, 0.0, None)
         collide = (per_step < 0.0).any(axis=1)
         effort = np.sum(actions[..., 1] ** 2, axis=1)

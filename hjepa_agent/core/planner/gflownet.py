@@ -308,7 +308,7 @@ class GFlowNetPlanner:
         actions = np.concatenate([expand(idx, *scale, r)] + extra, axis=0)
         states = self.model.rollout(ws.pose, actions, DT_S)
         pen = None if self.ambiguity is None else self.ambiguity.penalty(ws.latent, DT_S)
-        cost, clearance = self.cost(states, actions, goal, obstacles, None, scale, to_go, pen)
+        cost, clearance = self.cost(states, actions, goal, obstacles, None, scale, to_go, pen, ws)
         calls = len(actions) * steps
         log_r = log_reward(cost, self.beta, self.cost_clip)
         self.last_samples = states[:n][clearance[:n] >= 0.0]
@@ -317,14 +317,15 @@ class GFlowNetPlanner:
         self.last_refine = {"rounds": 0, "proposals": 0, "accepted": 0, "improved": 0, "k": []}
         if budget.refine and not budget.expired():
             top = np.argsort(cost[:n])[:min(self.chains, n)]
-            score = lambda st, ix: self.cost(st, expand(ix, *scale, r), goal, obstacles, None, scale, to_go, pen)  # noqa: E731
+            score = lambda st, ix: self.cost(st, expand(ix, *scale, r), goal, obstacles, None, scale,  # noqa: E731
+                                             to_go, pen, ws)
             b_idx, b_states, b_lr, calls = self.refine(cond, idx[top], states[top], log_r[top], score, budget, calls,
                                                             step_s)
             j = int(np.argmax(b_lr))
             if b_lr[j] > log_r.max():
                 refined = True
                 r_act = expand(b_idx[j:j + 1], *scale, r)
-                r_cost, r_clear = self.cost(b_states[j:j + 1], r_act, goal, obstacles, None, scale, to_go, pen)
+                r_cost, r_clear = self.cost(b_states[j:j + 1], r_act, goal, obstacles, None, scale, to_go, pen, ws)
                 refined_idx = b_idx[j]
                 actions = np.concatenate([actions, r_act])
                 states = np.concatenate([states, b_states[j:j + 1]])

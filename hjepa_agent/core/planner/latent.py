@@ -80,12 +80,13 @@ class LatentAmbiguity:
         return lambda actions: self.weight * self(z0, actions, dt_s)
 
 
-def load_latent_ambiguity(models_dir, providers: list[str] | None = None, expected_robot: str | None = None,
+def load_latent_ambiguity(models_dir, providers: list[str] | None = None, expected=None,
                           weight: float = 0.5, stride: int = 1) -> LatentAmbiguity:
-    """The penalty over the world model in ``models_dir`` (manifest and calibration checked)."""
+    """The penalty over the world model in ``models_dir`` (manifest and calibration checked; ``expected``:
+    the RobotFingerprint of the robot this runs on, core/fingerprint.py)."""
     from hjepa_agent.core.models import world_action_norm
     from hjepa_agent.core.world_model import WorldModel
-    wm = WorldModel(models_dir, providers, expected_robot, with_encoder=False)
+    wm = WorldModel(models_dir, providers, expected, with_encoder=False)
     if "disagreement" not in wm.ref:
         from hjepa_agent.core.models import ModelMismatchError
         raise ModelMismatchError(f"{models_dir}: the world model's calibration has no disagreement statistics; "

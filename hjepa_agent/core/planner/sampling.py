@@ -161,7 +161,7 @@ class SamplingPlanner(ABC):
             states = self.model.rollout(ws.pose, actions, c.dt_s)
             calls += c.samples * c.horizon
             cost, clearance = self.cost(states, actions, goal, obstacles, seed, (c.max_linear_mps, c.max_angular_rps),
-                                        to_go, pen)
+                                        to_go, pen, ws)
             i = int(np.argmin(cost))
             if cost[i] < best[0]:
                 best = (float(cost[i]), actions[i].copy(), states[i].copy(), float(clearance[i]))
@@ -174,7 +174,7 @@ class SamplingPlanner(ABC):
         if best[1] is None:  # budget too small for one iteration: hold still, flagged as risky
             actions = np.zeros((c.horizon, 2), dtype=np.float32)
             states = self.model.rollout(ws.pose, actions[None], c.dt_s)[0]
-            cost, clearance = self.cost(states[None], actions[None], goal, obstacles, to_go=to_go, penalty=pen)
+            cost, clearance = self.cost(states[None], actions[None], goal, obstacles, to_go=to_go, penalty=pen, ws=ws)
             best = (float(cost[0]), actions, states, float(clearance[0]))
         self._mean = mean
         # (4) the best plan seen

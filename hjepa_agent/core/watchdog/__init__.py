@@ -9,7 +9,11 @@ risk replaces it later): roll a unicycle out over ``risk_horizon_s`` with the pr
 (v, w), or the plan's actions, from the world state's pose, and take the minimum
 clearance to the obstacle points implied by the world state's scan sectors (one
 point per sector at its centre angle and range, base frame; sectors reading
-SCAN_RANGE_MAX_M are free), minus the footprint radius. Known limits: obstacles are
+SCAN_RANGE_MAX_M are free), minus the footprint radius. Unknown sectors (no beam of the scan
+covered them, or no fresh scan: core.types.UNKNOWN_RANGE_M) are occupied beyond the footprint: a
+rollout point entering one is contact (core.types.unknown_clearance_m, the planners' rule too), so
+a robot whose scanner sees 270 deg may stand, turn and drive into what it sees, never into its blind
+sector. Known limits: obstacles are
 static, a sector is one point (gaps between sector centres are not seen), the
 world state's own uncertainty is ignored here (it enters through ``ambiguity_stop``).
 
@@ -24,6 +28,18 @@ than ``stall_motion_m`` net (stuck, not on a detour that leads away from the goa
 watchdog escalates to OPTIMISING (the planner refines its plan until its deadline), held for a
 window too. The flag
 drops when the mode goes back to HABITUAL or to SAFE_STOP.
+
+Battery and motor temperature follow their ``presence`` in the ego model (config/ego_model.py;
+PROTECTIONS says what each protects: the battery floor or the temperature range as stops, the
+derating of the speed scale, and the trend stop and slow-down towards the limit):
+required: never received or stale (older than its max_age_s) is a SAFE_STOP (STALE_INPUT), and the
+last reading is judged as today. optional: a fresh reading is judged exactly as a required one; while
+none was received or the last is stale, there is no stop for it and its protections are off (its
+derating factor is 1, its trend history is dropped): a "protection" event says so once, with cause
+OPTIONAL_INPUT_MISSING (not before max_age_s after the first tick, so a sensor starting up is not
+reported), the status says so on every tick, and the first fresh reading switches them on again
+(another "protection" event). absent: readings are ignored (the node does not subscribe), the
+protections are off for good, and the first tick's "protection" event says so (INPUT_ABSENT).
 
 Units: m, s, rad, %, degC. Times are seconds on the caller's clock (``now_s``).
 """
@@ -43,7 +59,8 @@ from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.risk import TypicalRisk, clearance_risk, course_log_reward, deviation, risk_features
 from hjepa_agent.core.watchdog.foreign import ForeignPublishers
 from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
-from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState, sector_angles
+from hjepa_agent.core.types import (N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState, sector_angles,
+                                    unknown_clearance_m, unknown_sectors)
 
 COMMAND_LAG_S = 0.4
 """The slip check compares the measured speed with every command of this last stretch of time."""
@@ -53,6 +70,10 @@ SENSOR_INPUTS = ("camera", "scan", "odom", "battery", "temperature")
 """Inputs whose maximum age comes from the ego model's sensors section."""
 INPUTS = SENSOR_INPUTS + ("world_state", "habitual", "planner")
 """Every input name :meth:`Watchdog.on_input` accepts."""
+PROTECTIONS = {"battery": "no battery floor, no battery derating, no battery trend stop",
+               "temperature": "no temperature limits, no thermal derating, no temperature trend stop"}
+"""What is off while an input that may be missing (config/ego_model.py MAY_BE_MISSING) is not in
+force: display text for the protection events and the status."""
 LEVELS = ("NORMAL", "LIMIT", "SLOW")
 """Graded responses before a stop: full speed, speed limited (limit_scale), slow (slow_scale)."""
 
@@ -203,12 +224,13 @@ def load_watchdog_config(path: str | Path) -> WatchdogConfig:
 
 # ---- risk proxy: geometry --------------------------------------------------------
 def obstacle_points(scan_bins: np.ndarray) -> np.ndarray:
-    """Obstacle points (K, 2) in the base frame (m): one per sector reading < SCAN_RANGE_MAX_M."""
+    """Obstacle points (K, 2) in the base frame (m): one per sector with a return (reading less than
+    SCAN_RANGE_MAX_M and not unknown; unknown sectors are :func:`rollout_clearance`'s, not points)."""
     r = np.asarray(scan_bins, dtype=np.float64)
     if r.shape != (N_SCAN_BINS,) or not np.all(np.isfinite(r)):
         raise ValueError(f"scan_bins must be {N_SCAN_BINS} finite ranges, got shape {r.shape}")
     th = sector_angles().astype(np.float64)
-    hit = r < SCAN_RANGE_MAX_M
+    hit = (r < SCAN_RANGE_MAX_M) & ~unknown_sectors(r)
     return np.stack([r[hit] * np.cos(th[hit]), r[hit] * np.sin(th[hit])], axis=1)
 
 
@@ -256,13 +278,20 @@ def rollout(actions: np.ndarray, dt_s: float, horizon_s: float) -> np.ndarray:
 
 def rollout_clearance(scan_bins: np.ndarray, actions: np.ndarray, dt_s: float, horizon_s: float,
                       footprint_radius_m: float) -> float:
-    """Minimum clearance (m) along :func:`rollout`; negative = predicted contact; inf if no obstacle."""
+    """Minimum clearance (m) along :func:`rollout`: from the footprint to the sectors' obstacle points,
+    and from the unknown sectors (core.types.unknown_clearance_m: a rollout point entering one is
+    contact); negative = predicted contact; inf if no obstacle and no unknown sector is entered."""
     obs = obstacle_points(scan_bins)
-    if obs.shape[0] == 0:
+    unknown = unknown_sectors(scan_bins).any()
+    if obs.shape[0] == 0 and not unknown:
         return math.inf
     pos = rollout(actions, dt_s, horizon_s)
-    d = np.sqrt(((pos[:, None, :] - obs[None, :, :]) ** 2).sum(axis=-1)).min()
-    return float(d) - footprint_radius_m
+    clear = math.inf
+    if obs.shape[0]:
+        clear = float(np.sqrt(((pos[:, None, :] - obs[None, :, :]) ** 2).sum(axis=-1)).min()) - footprint_radius_m
+    if unknown:
+        clear = min(clear, float(unknown_clearance_m(pos, scan_bins).min()))
+    return clear
 
 
 def predicted_clearance(scan_bins: np.ndarray, v: float, w: float, horizon_s: float,
@@ -319,7 +348,10 @@ class Watchdog:
         self._plan_seen = -math.inf
         self._level, self._level_since = 0, -math.inf
         s = ego.hard.sensors
-        self._max_age = {name: getattr(s, name).max_age_s for name in SENSOR_INPUTS}
+        self._presence = {name: s.presence(name) for name in SENSOR_INPUTS}
+        self._max_age = {name: getattr(s, name).max_age_s for name in SENSOR_INPUTS if self._presence[name] != "absent"}
+        self._first_tick: float | None = None
+        self._off_said: set[str] = set()   # optional inputs whose protections were said to be off, not yet back
         self._max_age.update(world_state=cfg.world_state_max_age_s, habitual=cfg.habitual_max_age_s,
                              planner=cfg.planner_max_age_s)
         self._seen: dict[str, float] = {}   # name -> time of the reading (min of stamp and receipt)
@@ -361,11 +393,14 @@ class Watchdog:
 
     # ---- inputs -------------------------------------------------------------------
     def on_input(self, name: str, stamp_s: float, now_s: float) -> None:
-        """Mark input ``name`` (one of INPUTS) as received at ``now_s`` with stamp ``stamp_s``."""
+        """Mark input ``name`` (one of INPUTS) as received at ``now_s`` with stamp ``stamp_s``; ignored
+        for an input the ego model declares absent."""
         if name not in INPUTS:
             raise ValueError(f"unknown input {name!r} (known: {', '.join(INPUTS)})")
         if not (math.isfinite(stamp_s) and math.isfinite(now_s)):
             raise ValueError(f"{name}: stamp_s and now_s must be finite, got {stamp_s}, {now_s}")
+        if self._presence.get(name) == "absent":
+            return
         self._seen[name] = min(stamp_s, now_s)
 
     def on_odom(self, v: float, w: float, now_s: float, vy: float = 0.0,
@@ -449,14 +484,77 @@ class Watchdog:
         return None
 
     def on_battery(self, pct: float, now_s: float) -> None:
-        """Battery state of charge, % (freshness via on_input("battery", ...))."""
-        self._battery = float(pct)
-        self._remember("battery", now_s, self._battery)
+        """Battery state of charge, % (freshness via on_input("battery", ...)); ignored when absent."""
+        if self._presence["battery"] != "absent":
+            self._battery = float(pct)
+            self._remember("battery", now_s, self._battery)
 
     def on_temperature(self, c: float, now_s: float) -> None:
-        """Motor temperature, degC (freshness via on_input("temperature", ...))."""
-        self._temp = float(c)
-        self._remember("temperature", now_s, self._temp)
+        """Motor temperature, degC (freshness via on_input("temperature", ...)); ignored when absent."""
+        if self._presence["temperature"] != "absent":
+            self._temp = float(c)
+            self._remember("temperature", now_s, self._temp)
+
+    def _missing(self, name: str, now_s: float) -> str | None:
+        """Why the protections of ``name`` (a PROTECTIONS input) are off at ``now_s``, or None while
+        they are on: never for a required input (its silence is a stop instead); for an optional one
+        while it was never received or is stale; always for an absent one."""
+        presence = self._presence[name]
+        if presence == "required":
+            return None
+        if presence == "absent":
+            return "absent from the ego model"
+        seen = self._seen.get(name)
+        if seen is None:
+            return "not received"
+        age = now_s - seen
+        return f"stale {age:.2f} s > {self._max_age[name]:.2f} s" if age > self._max_age[name] else None
+
+    def _reading(self, name: str, now_s: float) -> float | None:
+        """The reading of ``name`` ("battery" or "temperature") the protections judge: the last one
+        (None before any), unless the input is not required and not in force now (:meth:`_missing`)."""
+        value = self._battery if name == "battery" else self._temp
+        return None if self._missing(name, now_s) is not None else value
+
+    def _protections(self, now_s: float) -> None:
+        """Say, once per change, that an input that is not required switches its protections off or on
+        (a "protection" event): an absent one at the first tick; an optional one when it goes stale,
+        or is still not received max_age_s after the first tick, and again when it is back."""
+        first = self._first_tick is None
+        if first:
+            self._first_tick = now_s
+        status = self.protection_status(now_s)
+        for name in PROTECTIONS:
+            presence, why = self._presence[name], self._missing(name, now_s)
+            if presence == "absent" and first:
+                self._pending.append(Event(now_s, "protection", (f"{name}: {status[name]}",), (Cause.INPUT_ABSENT,)))
+            if presence != "optional":
+                continue
+            if why is None and name in self._off_said:
+                self._off_said.discard(name)
+                self._pending.append(Event(now_s, "protection", (f"{name}: optional, received again: "
+                                                                 f"its protections are back on",)))
+            elif why is not None and name not in self._off_said and (
+                    name in self._seen or now_s - self._first_tick > self._max_age[name]):
+                self._off_said.add(name)
+                self._trend[name].clear()   # no trend across the gap: it starts again from the next readings
+                self._pending.append(Event(now_s, "protection", (f"{name}: {status[name]}",),
+                                           (Cause.OPTIONAL_INPUT_MISSING,)))
+
+    def protection_status(self, now_s: float) -> dict[str, str]:
+        """Per PROTECTIONS input, its presence and, while its protections are off, why and what is off,
+        e.g. {"battery": "optional, not received: no battery floor, ...", "temperature": "required"}."""
+        out = {}
+        for name, what in PROTECTIONS.items():
+            presence, why = self._presence[name], self._missing(name, now_s)
+            out[name] = (presence if why is None else f"absent: {what}" if presence == "absent"
+                         else f"optional, {why}: {what}")
+        return out
+
+    @property
+    def absent_inputs(self) -> tuple[str, ...]:
+        """The inputs the ego model declares absent (the node does not subscribe to them)."""
+        return tuple(n for n, p in self._presence.items() if p == "absent")
 
     def _remember(self, name: str, now_s: float, value: float) -> None:
         """Keep the last TREND_WINDOW_S of a reading, for its trend."""
@@ -574,7 +672,8 @@ class Watchdog:
         if not self.enforced:   # HABITUAL is in force: the planner is not asked, so its silence is no cause
             mode = Mode.HABITUAL
         extra = {Mode.HABITUAL: ("habitual",), Mode.PLANNING: ("planner",), Mode.OPTIMISING: ("planner",)}
-        return SENSOR_INPUTS + ("world_state",) + extra.get(mode, ())
+        sensors = tuple(n for n in SENSOR_INPUTS if self._presence[n] == "required")
+        return sensors + ("world_state",) + extra.get(mode, ())
 
     def _causes(self, now_s: float, mode: Mode, grace: bool = True) -> list[tuple[Cause, str]]:
         """Reasons for SAFE_STOP in ``mode``, each (typed cause, text); with ``grace`` a deliberation
@@ -594,11 +693,12 @@ class Watchdog:
                 causes.append((Cause.STALE_INPUT, f"{name} stale {now_s - seen:.2f} s > {limit:.2f} s"))
         hard = self.ego.hard
         floor = hard.power.battery_floor_pct
-        if self._battery is not None and not self._battery >= floor:
-            causes.append((Cause.BATTERY, f"battery {self._battery:.1f} % below floor {floor:.1f} %"))
+        battery, temp = self._reading("battery", now_s), self._reading("temperature", now_s)
+        if battery is not None and not battery >= floor:
+            causes.append((Cause.BATTERY, f"battery {battery:.1f} % below floor {floor:.1f} %"))
         th = hard.thermal
-        if self._temp is not None and not th.min_operating_temp_c <= self._temp <= th.max_operating_temp_c:
-            causes.append((Cause.TEMPERATURE, f"temperature {self._temp:.1f} degC outside "
+        if temp is not None and not th.min_operating_temp_c <= temp <= th.max_operating_temp_c:
+            causes.append((Cause.TEMPERATURE, f"temperature {temp:.1f} degC outside "
                            f"[{th.min_operating_temp_c:.1f}, {th.max_operating_temp_c:.1f}] degC"))
         if self._odom is not None:
             k = hard.kinematics
@@ -609,13 +709,13 @@ class Watchdog:
         if self.cfg.limit_predict_s > 0.0:
             # graded: stop while the limit is still ahead, if the trend reaches it within limit_predict_s
             # (the time a stop takes is well inside it)
-            t_bat = self._time_to("battery", floor, falling=True)
+            t_bat = None if battery is None else self._time_to("battery", floor, falling=True)
             if t_bat is not None and t_bat < self.cfg.limit_predict_s:
-                causes.append((Cause.LIMIT_TREND, f"battery {self._battery:.1f} % reaches the floor {floor:.1f} % in "
+                causes.append((Cause.LIMIT_TREND, f"battery {battery:.1f} % reaches the floor {floor:.1f} % in "
                                f"{t_bat:.1f} s < {self.cfg.limit_predict_s:.1f} s at its trend"))
-            t_hot = self._time_to("temperature", th.max_operating_temp_c, falling=False)
+            t_hot = None if temp is None else self._time_to("temperature", th.max_operating_temp_c, falling=False)
             if t_hot is not None and t_hot < self.cfg.limit_predict_s:
-                causes.append((Cause.LIMIT_TREND, f"temperature {self._temp:.1f} degC reaches "
+                causes.append((Cause.LIMIT_TREND, f"temperature {temp:.1f} degC reaches "
                                f"{th.max_operating_temp_c:.1f} degC in {t_hot:.1f} s < {self.cfg.limit_predict_s:.1f} s "
                                f"at its trend"))
         slip = self._slip(now_s)
@@ -682,7 +782,7 @@ class Watchdog:
             floor, tmax = self.ego.hard.power.battery_floor_pct, self.ego.hard.thermal.max_operating_temp_c
             for name, limit, falling, what in (("battery", floor, True, f"the floor {floor:.1f} %"),
                                                ("temperature", tmax, False, f"{tmax:.1f} degC")):
-                t = self._time_to(name, limit, falling)
+                t = None if self._reading(name, now_s) is None else self._time_to(name, limit, falling)
                 if t is not None and t < c.limit_warn_s:
                     want.append((2, f"{name} reaches {what} in {t:.0f} s < {c.limit_warn_s:.0f} s at its trend",
                                  Cause.LIMIT_TREND))
@@ -700,14 +800,21 @@ class Watchdog:
             self._level_since = now_s   # still needed: the dwell counts from the last time it was
         return (1.0, c.limit_scale, c.slow_scale)[self._level]
 
-    def _speed_scale(self) -> float:
-        if self._battery is None or self._temp is None:
+    def _speed_scale(self, now_s: float) -> float:
+        """Derating in [0, 1] from the battery and temperature readings in force (:meth:`_reading`): 0
+        before a required one arrived; an input that is not in force (optional and missing, or absent)
+        derates nothing."""
+        battery, temp = self._reading("battery", now_s), self._reading("temperature", now_s)
+        if any(v is None and self._presence[n] == "required" for n, v in (("battery", battery), ("temperature", temp))):
             return 0.0
         lo = self.cfg.derate_min_scale
-        floor, b0 = self.ego.hard.power.battery_floor_pct, self.cfg.battery_derate_pct
-        bat = float(np.interp(self._battery, [floor, b0], [lo, 1.0])) if self._battery >= floor else 0.0
-        tmax, t0 = self.ego.hard.thermal.max_operating_temp_c, self.cfg.temperature_derate_c
-        tem = float(np.interp(self._temp, [t0, tmax], [1.0, lo])) if self._temp <= tmax else 0.0
+        bat = tem = 1.0
+        if battery is not None:
+            floor, b0 = self.ego.hard.power.battery_floor_pct, self.cfg.battery_derate_pct
+            bat = float(np.interp(battery, [floor, b0], [lo, 1.0])) if battery >= floor else 0.0
+        if temp is not None:
+            tmax, t0 = self.ego.hard.thermal.max_operating_temp_c, self.cfg.temperature_derate_c
+            tem = float(np.interp(temp, [t0, tmax], [1.0, lo])) if temp <= tmax else 0.0
         return max(0.0, min(1.0, bat, tem))
 
     def _go(self, mode: Mode, now_s: float, reasons: tuple[str, ...], causes: tuple[Cause, ...] = ()) -> None:
@@ -781,6 +888,7 @@ class Watchdog:
         """Evaluate everything at ``now_s`` and return the mode, derating, events and status."""
         if not math.isfinite(now_s):
             raise ValueError(f"now_s must be finite, got {now_s}")
+        self._protections(now_s)
         causes = self._causes(now_s, self._mode)
         hab, plan = self.clearances(now_s)
         if causes:
@@ -795,7 +903,7 @@ class Watchdog:
         else:
             self._deliberate(now_s, hab, plan)
         risks = self.risks(hab, plan)
-        scale = min(self._speed_scale(), self._graded(now_s, risks))
+        scale = min(self._speed_scale(now_s), self._graded(now_s, risks))
         events, self._pending = tuple(self._pending), []
         self._instant = []
         return WatchdogOutput(now_s, self._mode, scale, events,
@@ -808,10 +916,12 @@ class Watchdog:
             level = "ERROR"
             why = "; ".join(t for _, t in causes) or ("latched: call clear_safe_stop" if self._latched else "starting")
             message = f"SAFE_STOP: {why}"
-        else:
-            level = "WARN" if self._mode != Mode.HABITUAL or scale < 1.0 else "OK"
+        else:   # an optional input missing is a warning (its protections are off); an absent one is the robot
+            off = [n for n in PROTECTIONS if self._presence[n] == "optional" and self._missing(n, now_s) is not None]
+            level = "WARN" if self._mode != Mode.HABITUAL or scale < 1.0 or off else "OK"
             message = self._mode.name + (f", speed scaled to {scale:.2f}" if scale < 1.0 else "") + (
-                f", {LEVELS[self._level]}" if self._level else "")
+                f", {LEVELS[self._level]}" if self._level else "") + "".join(
+                f", {n} not in force ({PROTECTIONS[n]})" for n in off)
         fmt = (lambda x: "n/a" if x is None else f"{x:.3f}")
         values = {"mode": self._mode.name, "latched": str(self._latched), "speed_scale": f"{scale:.3f}",
                   "habitual_clearance_m": fmt(hab), "plan_clearance_m": fmt(plan),
@@ -824,7 +934,9 @@ class Watchdog:
                   "causes": "; ".join(t for _, t in causes), "cause_codes": ",".join(dict.fromkeys(c.value for c, _ in causes))}
         for name in INPUTS:
             seen = self._seen.get(name)
-            values[f"age_{name}_s"] = "never" if seen is None else f"{now_s - seen:.3f}"
+            values[f"age_{name}_s"] = ("absent" if self._presence.get(name) == "absent" else "never" if seen is None
+                                       else f"{now_s - seen:.3f}")
+        values.update({f"{name}_input": text for name, text in self.protection_status(now_s).items()})
         return {"level": level, "message": message, "values": values}
 
     def clear_safe_stop(self, now_s: float) -> tuple[bool, str]:
@@ -865,5 +977,6 @@ class Watchdog:
         return self._mode
 
 
-__all__ = ["INPUTS", "LEVELS", "LIVE_UNITS", "SENSOR_INPUTS", "TIGHTER", "Watchdog", "WatchdogConfig", "WatchdogOutput", "load_watchdog_config",
-           "obstacle_points", "predicted_clearance", "rollout", "rollout_clearance", "tightened"]
+__all__ = ["INPUTS", "LEVELS", "LIVE_UNITS", "PROTECTIONS", "SENSOR_INPUTS", "TIGHTER", "Watchdog", "WatchdogConfig",
+           "WatchdogOutput", "load_watchdog_config", "obstacle_points", "predicted_clearance", "rollout",
+           "rollout_clearance", "tightened"]

@@ -11,6 +11,9 @@ Two ways to see one, both pure (the node feeds what it reads off the ROS graph a
   bridge's own record of what it sent (agent/bridge/output: the same stamp and values) or with the
   watchdog's own stop ramp; a command nobody declared within ``match_window_s`` is foreign. This
   sees a publisher the graph cannot name (a node impersonating the bridge, a process outside ROS).
+  An unstamped command (cmd_vel as a geometry_msgs/Twist) says neither when nor whose it is: it is
+  matched by its values alone, with the bridge's recent records and the watchdog's own recent stop
+  commands, so on the wire a foreign publisher is seen only when it sends values neither sent lately.
 
 A finding stays until the graph shows the publisher gone and no undeclared command was seen for
 ``clear_after_s``. Times are seconds on the caller's receipt clock.
@@ -58,7 +61,8 @@ class ForeignPublishers:
         self.confirm_s = confirm_s
         self._candidates: dict[str, tuple[float, tuple[str, ...]]] = {}   # topic -> (first seen, the extra names)
         self._declared: deque[tuple[int, float, float]] = deque(maxlen=keep)   # (stamp ns, v, w) the bridge sent
-        self._waiting: deque[tuple[float, int, float, float]] = deque(maxlen=keep)   # (received s, stamp ns, v, w)
+        self._own: deque[tuple[float, float]] = deque(maxlen=keep)   # (v, w) of the watchdog's own stop commands
+        self._waiting: deque[tuple[float, int | None, float, float]] = deque(maxlen=keep)   # (received s, stamp, v, w)
         self._undeclared = 0
         self._last_undeclared_s = -math.inf
 
@@ -67,16 +71,25 @@ class ForeignPublishers:
         self._declared.append((int(stamp_ns), float(v), float(w)))
         self._match()
 
-    def on_command(self, now_s: float, stamp_ns: int, v: float, w: float, own: bool = False) -> None:
-        """A cmd_vel message received at ``now_s``; ``own``: the watchdog's own stop command."""
+    def on_own(self, v: float, w: float) -> None:
+        """A stop command (m/s, rad/s) the watchdog sends itself: what an unstamped one of its own on
+        cmd_vel is matched with (a stamped one says it is the watchdog's: ``own`` of on_command)."""
+        self._own.append((float(v), float(w)))
+        self._match()
+
+    def on_command(self, now_s: float, stamp_ns: int | None, v: float, w: float, own: bool = False) -> None:
+        """A cmd_vel message received at ``now_s``; ``own``: the watchdog's own stop command; ``stamp_ns``
+        None: an unstamped one (geometry_msgs/Twist), matched by its values (module doc)."""
         if own:
             return
-        self._waiting.append((float(now_s), int(stamp_ns), float(v), float(w)))
+        self._waiting.append((float(now_s), None if stamp_ns is None else int(stamp_ns), float(v), float(w)))
         self._match()
 
     def _match(self) -> None:
         declared = {(s, v, w) for s, v, w in self._declared}
-        self._waiting = deque(((t, s, v, w) for t, s, v, w in self._waiting if (s, v, w) not in declared),
+        values = {(v, w) for _, v, w in self._declared} | set(self._own)
+        self._waiting = deque(((t, s, v, w) for t, s, v, w in self._waiting
+                               if ((v, w) not in values if s is None else (s, v, w) not in declared)),
                               maxlen=self._waiting.maxlen)
 
     def on_graph(self, topic: str, publishers: list[str], allowed: tuple[str, ...], now_s: float) -> None:

@@ -20,7 +20,8 @@ scan from at most classify_wait_s (0.5 s) before it (settled=False), the first s
 within classify_wait_s, settles it: on_scan returns the same jump (same stamp_s) with scan_moved and kind.
 The before-scan's sector points are carried into the after-scan pose along the odometry with the jump
 (robot moved: ROBOT_MOVED) and without it (world still: ODOMETRY_FAULT); the one whose ranges are closer
-(median absolute sector difference, sectors below SCAN_RANGE_MAX_M) wins if its error is at most
+(median absolute sector difference, over sectors with a return: below SCAN_RANGE_MAX_M and not unknown,
+core.types.UNKNOWN_RANGE_M, which is no return but no data) wins if its error is at most
 scan_decisive_ratio (0.5) x the other's and the other's is above scan_tolerance_m (0.05 m).
 
 Limits: not seen are a jump under the bound (0.15 m at rest), a slow creep, a jump within a gap the
@@ -40,10 +41,10 @@ import numpy as np
 
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.config.loader import require
-from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, sector_angles
+from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, sector_angles, sector_index, unknown_sectors
 
 Pose = tuple[float, float, float]  # x (m), y (m), yaw (rad), in the odom frame or relative
-MIN_SCAN_SECTORS = 4  # sectors below SCAN_RANGE_MAX_M in both scans that a comparison needs
+MIN_SCAN_SECTORS = 4  # sectors with a return (below SCAN_RANGE_MAX_M, not unknown) in both scans, for a comparison
 
 
 @dataclass(frozen=True)
@@ -133,21 +134,24 @@ def _rel(a: Pose, b: Pose) -> Pose:
 
 
 def _reproject(scan: np.ndarray, rel: Pose) -> np.ndarray:
-    """The scan's sector points (at sector centres) seen from ``rel`` (a pose in the scan's frame),
-    re-binned to sector minima; sectors with no point read SCAN_RANGE_MAX_M. Shape (N_SCAN_BINS,)."""
-    ang, keep = sector_angles().astype(np.float64), scan < SCAN_RANGE_MAX_M
+    """The scan's returns (sector points at sector centres; unknown sectors have none) seen from ``rel``
+    (a pose in the scan's frame), re-binned to sector minima; sectors with no point read
+    SCAN_RANGE_MAX_M. Shape (N_SCAN_BINS,)."""
+    ang, keep = sector_angles().astype(np.float64), (scan < SCAN_RANGE_MAX_M) & ~unknown_sectors(scan)
     px, py = scan * np.cos(ang) - rel[0], scan * np.sin(ang) - rel[1]
     c, s = math.cos(rel[2]), math.sin(rel[2])
     qx, qy = c * px + s * py, -s * px + c * py
-    k = np.floor((np.arctan2(qy, qx) + math.pi) / (math.tau / N_SCAN_BINS)).astype(int) % N_SCAN_BINS
+    k = sector_index(np.arctan2(qy, qx))
     out = np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M)
     np.minimum.at(out, k[keep], np.minimum(np.hypot(qx, qy)[keep], SCAN_RANGE_MAX_M))
     return out
 
 
 def _scan_error(predicted: np.ndarray, seen: np.ndarray) -> float | None:
-    """Median absolute range difference (m) over sectors below max range in both; None if too few."""
-    both = (predicted < SCAN_RANGE_MAX_M) & (seen < SCAN_RANGE_MAX_M)
+    """Median absolute range difference (m) over sectors with a return (below max range, not unknown)
+    in both; None if too few."""
+    both = ((predicted < SCAN_RANGE_MAX_M) & (seen < SCAN_RANGE_MAX_M)
+            & ~unknown_sectors(predicted) & ~unknown_sectors(seen))
     return float(np.median(np.abs(predicted - seen)[both])) if both.sum() >= MIN_SCAN_SECTORS else None
 
 
