@@ -61,14 +61,23 @@ def check_latent_params(path: str | Path, params: dict[str, dict[str, Any]]) -> 
                                       f"policy was trained on ('encoder' or 'world_encoder')")
 
 
-REMAPPABLE = ("camera/image_raw", "scan", "odom", "battery_state", "motor_temperature", "goal_pose", "cmd_vel")
+REMAPPABLE = ("camera/image_raw", "camera/image_raw/compressed", "camera/camera_info", "scan", "odom", "battery_state",
+              "motor_temperature", "goal_pose", "cmd_vel")
 """The robot-facing topics a launch may remap to the robot's own names (robot.launch.py's *_topic
-arguments, `hjepa-agent rehearse`'s driver profiles)."""
+arguments, `hjepa-agent rehearse`'s driver profiles). The camera's three are remapped each on its own: a
+ROS remap renames one exact topic, so camera/image_raw:=/front/image_raw leaves the compressed stream
+(image_transport's <camera>/compressed) and camera_info where they were."""
+
+CAMERA_REMAP_ARGUMENTS = {"camera/image_raw": "camera_topic", "camera/image_raw/compressed": "camera_compressed_topic",
+                          "camera/camera_info": "camera_info_topic"}
+"""The camera topics' remap arguments (the others are <topic>_topic)."""
 
 
 def remap_argument(topic: str) -> str:
-    """robot.launch.py's argument naming the remap of ``topic``: camera/image_raw -> camera_topic."""
-    return topic.split("/")[0] + "_topic" if "/" in topic else f"{topic}_topic"
+    """robot.launch.py's argument naming the remap of ``topic``: camera/image_raw -> camera_topic,
+    camera/image_raw/compressed -> camera_compressed_topic, camera/camera_info -> camera_info_topic,
+    scan -> scan_topic."""
+    return CAMERA_REMAP_ARGUMENTS.get(topic, f"{topic}_topic")
 
 
 def node_command(spec: NodeSpec, executable: str, *, namespace: str = "", params_files: list[str | Path],
@@ -165,6 +174,28 @@ def load_params_files(paths: list[str | Path], namespace: str = "") -> dict[str,
     if paths:
         check_latent_params(paths[-1], out)
     return out
+
+
+def robot_state_publisher(context: Any, *args: Any, **kwargs: Any) -> list:
+    """For robot.launch.py's OpaqueFunction: with launch argument urdf set, robot_state_publisher (package
+    robot_state_publisher) in the launch's namespace, its robot_description parameter the URDF file's
+    contents, so that it publishes the URDF's fixed joints on /tf_static and its moving ones (from
+    joint_states) on /tf; with urdf empty, nothing. A URDF that cannot be read stops the launch before any
+    node starts (UrdfError naming the file and what is wrong). Needs launch_ros (a robot's ROS 2)."""
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+    from launch_ros.parameter_descriptions import ParameterValue
+
+    from hjepa_agent.config.urdf import read_urdf
+
+    path = LaunchConfiguration("urdf").perform(context)
+    if not path:
+        return []
+    read_urdf(path)
+    return [Node(package="robot_state_publisher", executable="robot_state_publisher", name="robot_state_publisher",
+                 namespace=LaunchConfiguration("namespace"), output="screen",
+                 parameters=[{"robot_description": ParameterValue(Path(path).read_text(), value_type=str),
+                              "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}])]
 
 
 def check_launch_params(context: Any, *args: Any, **kwargs: Any) -> list:

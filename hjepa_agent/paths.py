@@ -26,3 +26,15 @@ def share_dir() -> Path:
 def data_path(*parts: str) -> Path:
     """Path of a file under the package's data directory, e.g. data_path('config', 'ego_model.yaml')."""
     return share_dir().joinpath(*parts)
+
+
+def models_dir(value: str) -> Path:
+    """A node's ``models_dir`` parameter as a directory: empty, the package's models/; absolute, as given;
+    relative, from the working directory if it is there, else under the package's data directory (so a
+    params file can name the shipped models/skidrover wherever the agent is started)."""
+    if not value:
+        return data_path("models")
+    p = Path(value)
+    if p.is_absolute() or p.is_dir():
+        return p
+    return data_path(*p.parts)

@@ -6,8 +6,9 @@ pitch, yaw, R = Rz(yaw) Ry(pitch) Rx(roll)); a link's pose in the base frame is 
 the tree from the base to it (up the tree and down again when the base is not an ancestor of the
 link, e.g. base_footprint and base_link siblings under one root). Only ``fixed`` joints may lie on
 that path: a sensor behind a moving joint (revolute, continuous, prismatic, floating, planar) has no
-fixed mount, and robot_state_publisher would need its joint state. Errors (:class:`UrdfError`) name
-the file and what is wrong.
+fixed mount, and robot_state_publisher would need its joint state. :meth:`Urdf.static_transforms`
+gives each fixed joint's transform as robot_state_publisher puts it on /tf_static. Errors
+(:class:`UrdfError`) name the file and what is wrong.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hjepa_agent.core.frames import FrameTransform
 from hjepa_agent.core.types import Mount
 
 _SNAP = 1e-12
@@ -81,6 +83,29 @@ def quaternion_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
+def matrix_quaternion(r: np.ndarray) -> tuple[float, float, float, float]:
+    """The unit quaternion (x, y, z, w) of a rotation matrix (3, 3), w >= 0 (the inverse of
+    :func:`quaternion_matrix`; Shepperd's method: the largest of w, x, y, z is found first, so it stays
+    exact near 180 degree turns)."""
+    m = np.asarray(r, dtype=np.float64)
+    tr = float(m[0, 0] + m[1, 1] + m[2, 2])
+    k = int(np.argmax([tr, m[0, 0], m[1, 1], m[2, 2]]))
+    if k == 0:
+        s = 2.0 * math.sqrt(1.0 + tr)
+        q = (float(m[2, 1] - m[1, 2]) / s, float(m[0, 2] - m[2, 0]) / s, float(m[1, 0] - m[0, 1]) / s, s / 4.0)
+    elif k == 1:
+        s = 2.0 * math.sqrt(max(1.0 + m[0, 0] - m[1, 1] - m[2, 2], 0.0))
+        q = (s / 4.0, float(m[0, 1] + m[1, 0]) / s, float(m[0, 2] + m[2, 0]) / s, float(m[2, 1] - m[1, 2]) / s)
+    elif k == 2:
+        s = 2.0 * math.sqrt(max(1.0 + m[1, 1] - m[0, 0] - m[2, 2], 0.0))
+        q = (float(m[0, 1] + m[1, 0]) / s, s / 4.0, float(m[1, 2] + m[2, 1]) / s, float(m[0, 2] - m[2, 0]) / s)
+    else:
+        s = 2.0 * math.sqrt(max(1.0 + m[2, 2] - m[0, 0] - m[1, 1], 0.0))
+        q = (float(m[0, 2] + m[2, 0]) / s, float(m[1, 2] + m[2, 1]) / s, s / 4.0, float(m[1, 0] - m[0, 1]) / s)
+    n = math.sqrt(sum(v * v for v in q)) * (1.0 if q[3] >= 0.0 else -1.0)
+    return tuple(v / n for v in q)  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class Urdf:
     """A URDF's kinematic tree: its links and its joints by child link."""
@@ -136,6 +161,19 @@ class Urdf:
         return mount_from_matrix(np.linalg.inv(anc_base) @ anc_link if up_base else anc_link)
 
 
+    def static_transforms(self) -> list[FrameTransform]:
+        """Each fixed joint's transform parent link -> child link (its ``<origin>``), in the file's order:
+        what robot_state_publisher publishes on /tf_static. Moving joints are left out (their transforms
+        depend on joint states: robot_state_publisher puts them on /tf)."""
+        out = []
+        for j in self.joints.values():
+            if j.type == "fixed":
+                t = j.origin[:3, 3]
+                out.append(FrameTransform(j.parent, j.child, (float(t[0]), float(t[1]), float(t[2])),
+                                          matrix_quaternion(j.origin[:3, :3])))
+        return out
+
+
 def read_urdf(path: str | Path) -> Urdf:
     """Parse a URDF file's links and joints; UrdfError naming the file on anything unreadable
     (no file, not XML, no <robot>, a joint without parent/child, a link with two parents)."""
@@ -173,5 +211,5 @@ def link_mount(path: str | Path, base: str, link: str) -> Mount:
     return read_urdf(path).transform(base, link)
 
 
-__all__ = ["Joint", "Urdf", "UrdfError", "link_mount", "mount_from_matrix", "quaternion_matrix", "read_urdf",
-           "rpy_matrix"]
+__all__ = ["Joint", "Urdf", "UrdfError", "link_mount", "matrix_quaternion", "mount_from_matrix", "quaternion_matrix",
+           "read_urdf", "rpy_matrix"]

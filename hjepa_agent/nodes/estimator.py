@@ -6,7 +6,11 @@ Subscribes (through the input guard, nodes/topics.py INPUTS["estimator"]): agent
             world_model only).
 Publishes:  agent/world_state (JointState, layout in nodes/codec.py), agent/events (goals accepted or
             rejected, with the reason; the guard's rejections), /diagnostics.
-Parameters: odom_frame (the guard's, read-only): goals in another frame are rejected; world_model
+Goals: in odom_frame as they are; in base_frame placed in odom_frame with the latest odometry pose (a goal
+            (1, 0) in base_link is 1 m ahead of the robot as it stands when the goal arrives); in any other frame
+            looked up with tf2 where tf2_ros is importable (a robot's ROS 2; untested here: no tf2_ros wheels),
+            else refused (Cause.BAD_FRAME) with a message naming the frames taken (core/frames.py).
+Parameters: odom_frame (the guard's, read-only), base_frame (read-only, default base_link); world_model
             (read-only, default false): fuse the latent with the JEPA predictor ensemble (needs
             perception's encoder_model = world_encoder) and read the ambiguity off the world model's
             calibrated scores (their values are in /diagnostics as score_*); false = the foundation filter
@@ -25,7 +29,9 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 
 from hjepa_agent.core.estimator import Estimator
+from hjepa_agent.config.urdf import quaternion_matrix
 from hjepa_agent.core.events import Cause, Event
+from hjepa_agent.core.frames import GoalFrameError, goal_in_odom
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError, select_providers, world_action_norm
 from hjepa_agent.core.timekeeping import ClockJump
 from hjepa_agent.core.types import Percept
@@ -34,8 +40,9 @@ from hjepa_agent.core.world_model import LatentCalibration, LatentFilter, WorldM
 from hjepa_agent.nodes.codec import Command, world_state_to_msg, yaw_from_quaternion
 from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
+from hjepa_agent.nodes.mounts import declare_base_frame
 from hjepa_agent.nodes.topics import Rejected
-from hjepa_agent.paths import data_path
+from hjepa_agent.paths import models_dir as models_path
 
 
 class EstimatorNode(GuardedNode):
@@ -44,12 +51,26 @@ class EstimatorNode(GuardedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("estimator", **kwargs)
         self.odom_frame = self.frames["odom"]
+        self.base_frame = declare_base_frame(self)
+        self.odom_pose: np.ndarray | None = None
+        """The latest accepted odometry pose (x m, y m, yaw rad in odom_frame): what places base-frame goals."""
+        self._tf = None
+        try:
+            import tf2_ros
+        except ImportError:
+            self.get_logger().info(f"tf2_ros is not importable here: goals are taken in {self.odom_frame!r} or "
+                                   f"{self.base_frame!r} only")
+        else:   # a robot's ROS 2 (untested here: no tf2_ros wheels): goals in other frames are looked up
+            self._tf_error = tf2_ros.TransformException
+            self._tf = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf, self)
         self.core = Estimator()
         self.ego = declare_ego_model(self)
         self.robot = declare_robot(self, self.ego)   # the world model's robot fingerprint must be this one
         self.odometry = OdometryConsistency(OdometryCheckConfig.from_ego(self.ego))
         if declare(self, "world_model", False, "fuse the latent with the learned predictor ensemble"):
-            models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models") or str(data_path("models"))
+            models_dir = str(models_path(declare(self, "models_dir", "", "directory with manifest.yaml and ONNX "
+                                                         "models (relative: from here, else the package's)")))
             use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works")
             wm = WorldModel(models_dir, select_providers(use_cuda)[0], self.robot, with_encoder=False)
             self.action_norm = world_action_norm(wm.pred)
@@ -84,6 +105,7 @@ class EstimatorNode(GuardedNode):
         cov_p, cov_t = msg.pose.covariance, msg.twist.covariance
         var = np.array([cov_p[0], cov_p[7], cov_p[35], cov_t[0], cov_t[35]])
         jump = self.odometry.on_odom(rx.stamp_s, *pose, *twist)
+        self.odom_pose = pose
         if jump is not None and jump.pose_jumped:   # REP-105: no motion explains it; start again from here
             self.core.reanchor(rx.stamp_s, pose, twist)
             self.emit(Event(rx.now_s, "odometry", (f"estimator re-anchored: {jump.describe()}",),
@@ -96,11 +118,39 @@ class EstimatorNode(GuardedNode):
         self.core.on_action(np.array([cmd.v / self.action_norm[0], cmd.w / self.action_norm[1]]))
 
     def on_goal(self, msg: PoseStamped, rx: Receipt) -> None:
-        """A goal in the odom frame (the guard refused other frames and non-finite ones)."""
-        goal = np.array([msg.pose.position.x, msg.pose.position.y])
+        """A goal (finite: the guard checked), placed in odom_frame (module doc); Rejected(BAD_FRAME) saying
+        which frames are taken when it cannot be placed: the previous goal stays."""
+        frame = msg.header.frame_id
+        sent = np.array([msg.pose.position.x, msg.pose.position.y])
+        try:
+            if self._tf is not None and frame not in (self.odom_frame, self.base_frame):
+                goal = self._goal_by_tf2(msg)
+            else:
+                goal = goal_in_odom(frame, sent, self.odom_pose, odom_frame=self.odom_frame,
+                                    base_frame=self.base_frame)
+        except GoalFrameError as exc:
+            raise Rejected(Cause.BAD_FRAME, str(exc)) from None
         if self.core.goal is None or not np.allclose(self.core.goal, goal, atol=1e-6):
-            self.emit(Event(rx.now_s, "goal", (f"goal ({goal[0]:.2f}, {goal[1]:.2f}) m in {self.odom_frame} accepted",)))
+            via = "" if frame == self.odom_frame else f" (sent as ({sent[0]:.2f}, {sent[1]:.2f}) m in {frame[:60]})"
+            self.emit(Event(rx.now_s, "goal", (f"goal ({goal[0]:.2f}, {goal[1]:.2f}) m in {self.odom_frame} "
+                                               f"accepted{via}",)))
         self.core.on_goal(goal)
+
+    def _goal_by_tf2(self, msg: PoseStamped) -> np.ndarray:
+        """The goal's position in odom_frame through tf2's latest transform from its frame (a robot with
+        tf2_ros only; untested here); GoalFrameError when tf2 has none."""
+        from rclpy.time import Time
+        frame = msg.header.frame_id
+        try:
+            t = self._tf.lookup_transform(self.odom_frame, frame, Time()).transform
+        except self._tf_error as exc:   # Lookup-, Connectivity-, ExtrapolationException
+            raise GoalFrameError(f"goal in frame {frame[:60]!r}: tf2 has no transform to {self.odom_frame!r} "
+                                 f"({type(exc).__name__}); publish one (a localisation's map -> odom) or send "
+                                 f"the goal in {self.odom_frame} or {self.base_frame}") from None
+        r = quaternion_matrix(t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w)
+        p = msg.pose.position
+        xyz = r @ np.array([p.x, p.y, p.z]) + np.array([t.translation.x, t.translation.y, t.translation.z])
+        return xyz[:2]
 
     def on_percept(self, percept: Percept, rx: Receipt) -> None:
         """Fold in the percept and publish the world state."""

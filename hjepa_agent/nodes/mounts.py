@@ -30,14 +30,19 @@ MOUNT_NODES = ("perception", "planner")
 """The nodes that place scan beams and so declare ``urdf`` and ``base_frame``."""
 
 
+def declare_base_frame(node: Any) -> str:
+    """Declare the read-only parameter ``base_frame`` (default base_link, REP-105) on ``node``; its value."""
+    return declare(node, "base_frame", "base_link", "the robot's base frame (REP-105): scan sectors are binned "
+                   "from its origin; goals in it are placed in odom with the current odometry pose")
+
+
 class SensorMounts:
     """Declares ``urdf`` and ``base_frame`` on ``node`` and answers :meth:`mount` (module doc)."""
 
     def __init__(self, node: Any) -> None:
         self.urdf_path = declare(node, "urdf", "", "the robot's URDF: a scan's mount (base_frame -> its frame_id) "
                                  "is read from its fixed joints; empty = none (tf2 where installed)")
-        self.base_frame = declare(node, "base_frame", "base_link", "the robot's base frame: scan sectors are "
-                                  "binned from its origin")
+        self.base_frame = declare_base_frame(node)
         self._urdf = read_urdf(self.urdf_path) if self.urdf_path else None
         self._known: dict[str, Mount] = {self.base_frame: Mount()}
         self._refused: dict[str, str] = {}

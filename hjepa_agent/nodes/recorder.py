@@ -2,7 +2,12 @@
 
 Recorder subscribes to every topic in TOPICS with raw (serialized CDR) callbacks and writes the
 bytes unchanged with rosbags, so the file opens in Foxglove and `ros2 bag`. `hjepa-agent sim`
-uses it through the runner (into its own fresh --out); a robot uses RecorderNode.
+uses it through the runner (into its own fresh --out, with the simulated robot's URDF); a robot uses
+RecorderNode. Frames go into the bag too, made with rosbags' typestore (no tf2_msgs wheel needed):
+/tf gets the transform each odometry message states (its frame_id -> child_frame_id at its pose, its
+stamp), written at that message's receive time; /tf_static gets the URDF's fixed joints (parent link
+-> child link, as robot_state_publisher publishes them) once, at the start of the bag. The URDF's
+moving joints (wheels) are not in it: robot_state_publisher would need the joint states.
 
 recorder node (console script `recorder`; robot.launch.py with record:=true; `hjepa-agent record`):
 Subscribes: every topic in TOPICS. Topic names are relative (so they follow the node's namespace
@@ -10,10 +15,12 @@ Subscribes: every topic in TOPICS. Topic names are relative (so they follow the 
             stores the resolved names (e.g. /robot1/agent/mode under namespace robot1). The robot's
             driver topics (DRIVER_TOPICS) are subscribed best-effort, so best-effort drivers match.
 Publishes:  /diagnostics (messages written, per topic, and the bag's path; WARN while nothing but
-            /diagnostics has arrived).
+            /diagnostics and /tf_static has been written).
 Parameters: out (read-only): the bag directory; default hjepa_run_<UTC time> in the working
             directory. An existing non-empty path is refused, never overwritten (an empty directory
             is used). The bag is closed on SIGINT/SIGTERM or rclpy shutdown, so the MCAP is complete.
+            urdf (read-only): the robot's URDF, whose fixed joints go on /tf_static; empty = none
+            (a URDF that cannot be read stops the node at start, naming the file).
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ import json
 import logging
 import shutil
 import signal
+import struct
 import sys
 import threading
 import time
@@ -30,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import rclpy
+from nav_msgs.msg import Odometry
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -37,9 +46,11 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 
 from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.config.urdf import read_urdf
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.common import RELIABLE_QOS, SENSOR_QOS, Diagnostics, declare
 from hjepa_agent.nodes.guard import declare_transport
+from hjepa_agent.nodes.tf import odom_transform, tf_message
 from hjepa_agent.nodes.topics import TOPICS as ALL_TOPICS
 from hjepa_agent.nodes.topics import Transport
 
@@ -53,11 +64,25 @@ DRIVER_TOPICS = frozenset(name for name, spec in ALL_TOPICS.items() if spec.qos 
 which matches both best-effort and reliable publishers."""
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
+TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
+"""Where the bag keeps frames (global, as tf2's broadcasters publish them)."""
+TF_TYPE = "tf2_msgs/msg/TFMessage"
+ODOM_TOPIC = "odom"
+"""The TOPICS row whose messages also go on /tf."""
 
 
 def _type_name(cls: type) -> str:
     module = cls.__module__.split(".")[0]
     return f"{module}/msg/{cls.__name__}"
+
+
+def _latched_qos() -> Any:
+    """rosbag2's offered QoS for /tf_static: reliable, transient local, keep last 1, as
+    robot_state_publisher offers it (so `ros2 bag play` republishes it latched)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    never = QosTime(0x7FFFFFFF, 0xFFFFFFFF)
+    return Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, never, never,
+               QosLiveliness.AUTOMATIC, never, False)
 
 
 def default_out(now_utc: datetime) -> Path:
@@ -90,15 +115,18 @@ class Recorder:
     (the runner's default); False refuses it (FileExistsError). ``driver_qos``: QoS for
     DRIVER_TOPICS (RELIABLE_QOS by default, as the simulator publishes; SENSOR_QOS on a robot).
     ``transport``: how the robot carries cmd_vel (nodes/topics.py Transport; default TwistStamped).
+    ``urdf``: the robot's URDF; its fixed joints are written on /tf_static first (None: no /tf_static).
+    Each odom message is also written on /tf as the transform it states (module doc).
     """
 
     def __init__(self, path: Path, *, node: Node | None = None, overwrite: bool = True,
                  driver_qos: QoSProfile = RELIABLE_QOS, transport: Transport | None = None,
-                 **node_kwargs: Any) -> None:
+                 urdf: str | Path | None = None, **node_kwargs: Any) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
         self.path = Path(path)
+        static = read_urdf(urdf).static_transforms() if urdf else []   # a bad URDF fails before the bag exists
         prepare_bag_path(self.path, overwrite)
         self.node = node if node is not None else Node("recorder", **node_kwargs)
         self._typestore = get_typestore(Stores.LATEST)
@@ -118,14 +146,48 @@ class Recorder:
             self._subs.append(sub)
             self._conns[topic] = self._writer.add_connection(sub.topic_name, _type_name(cls), typestore=self._typestore)
             self.counts[sub.topic_name] = 0
+        self._conns[TF_TOPIC] = self._writer.add_connection(TF_TOPIC, TF_TYPE, typestore=self._typestore)
+        self.counts[TF_TOPIC] = 0
+        self.tf_skipped = 0
+        """Odometry messages that stated no transform (an unnamed frame, a non-finite pose, unreadable)."""
+        if static:
+            self._conns[TF_STATIC_TOPIC] = self._writer.add_connection(
+                TF_STATIC_TOPIC, TF_TYPE, typestore=self._typestore, offered_qos_profiles=[_latched_qos()])
+            self.counts[TF_STATIC_TOPIC] = 0
+            now_ns = self.node.get_clock().now().nanoseconds
+            self._put(TF_STATIC_TOPIC, now_ns, self._tf_bytes(static, divmod(now_ns, 1_000_000_000)))
+
+    def _put(self, key: str, t_ns: int, data: bytes | memoryview) -> None:
+        conn = self._conns[key]
+        self._writer.write(conn, t_ns, bytes(data))
+        self.count += 1
+        self.counts[conn.topic] += 1
+
+    def _tf_bytes(self, transforms: list, stamp: tuple[int, int]) -> memoryview:
+        msg = tf_message(transforms, *stamp, self._typestore.types.__getitem__)
+        return self._typestore.serialize_cdr(msg, TF_TYPE)
 
     def _write(self, topic: str, data: bytes) -> None:
         if self._closed:
             return
-        conn = self._conns[topic]
-        self._writer.write(conn, self.node.get_clock().now().nanoseconds, data)
-        self.count += 1
-        self.counts[conn.topic] += 1
+        t_ns = self.node.get_clock().now().nanoseconds
+        self._put(topic, t_ns, data)
+        if topic == ODOM_TOPIC:
+            self._write_odom_tf(t_ns, data)
+
+    def _write_odom_tf(self, t_ns: int, data: bytes) -> None:
+        """/tf at ``t_ns``: the transform the odometry message ``data`` (CDR) states, with its stamp."""
+        try:
+            odom = self._typestore.deserialize_cdr(data, _type_name(Odometry))
+            transform = odom_transform(odom)
+        except (ValueError, IndexError, struct.error) as exc:   # recorded as it came; no transform from it
+            self.tf_skipped += 1
+            if self.tf_skipped == 1:
+                self.node.get_logger().warning(f"odom message with no transform for /tf ({exc}); further ones "
+                                               f"are only counted")
+            return
+        stamp = odom.header.stamp
+        self._put(TF_TOPIC, t_ns, self._tf_bytes([transform], (stamp.sec, stamp.nanosec)))
 
     @property
     def closed(self) -> bool:
@@ -140,17 +202,20 @@ class Recorder:
 
 
 class RecorderNode(Node):
-    """The recorder as a node: TOPICS into the bag at parameter ``out``, health on /diagnostics."""
+    """The recorder as a node: TOPICS (and /tf, /tf_static) into the bag at parameter ``out``, health on
+    /diagnostics."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("recorder", **kwargs)
         self.recorder: Recorder | None = None
         out = declare(self, "out", "", "bag directory (default: hjepa_run_<UTC time> in the working directory); "
                                         "an existing non-empty path is refused")
+        urdf = declare(self, "urdf", "", "the robot's URDF: its fixed joints are written on /tf_static at the start "
+                                         "of the bag; empty = none")
         path = Path(out) if out else default_out(datetime.now(timezone.utc))
         try:
             self.recorder = Recorder(path, node=self, overwrite=False, driver_qos=SENSOR_QOS,
-                                     transport=declare_transport(self))
+                                     transport=declare_transport(self), urdf=urdf or None)
         except BaseException:
             self.destroy_node()  # nothing half-built stays on the context
             raise
@@ -164,8 +229,10 @@ class RecorderNode(Node):
         return self.recorder.path
 
     def inputs(self) -> int:
-        """Messages written on every topic but /diagnostics (which includes the recorder's own)."""
-        return self.recorder.count - self.recorder.counts.get(DIAGNOSTICS_TOPIC, 0)
+        """Messages written on every topic but /diagnostics (which includes the recorder's own) and
+        /tf_static (written at the start, from the URDF)."""
+        counts = self.recorder.counts
+        return self.recorder.count - counts.get(DIAGNOSTICS_TOPIC, 0) - counts.get(TF_STATIC_TOPIC, 0)
 
     def report(self) -> None:
         """Publish /diagnostics: messages written (in all and per topic with any) and the bag's path."""
@@ -221,10 +288,10 @@ def spin_recording(executor: Any, node: RecorderNode, stop: threading.Event, dur
 
 
 def record(out: Path | None, duration_s: float | None = None, namespace: str = "", ros_args: list[str] | None = None,
-           progress: bool = True) -> dict[str, Any]:
+           progress: bool = True, urdf: str | Path | None = None) -> dict[str, Any]:
     """`hjepa-agent record`: a RecorderNode on the environment's DDS domain (ROS_DOMAIN_ID) until
-    ``duration_s`` passed or SIGINT/SIGTERM. Returns {bag, messages, duration_s, topics (those with any)}.
-    FileExistsError if ``out`` holds anything."""
+    ``duration_s`` passed or SIGINT/SIGTERM; ``urdf``: its fixed joints on /tf_static. Returns {bag,
+    messages, duration_s, topics (those with any)}. FileExistsError if ``out`` holds anything."""
     from rclpy.parameter import Parameter
     from tqdm import tqdm
 
@@ -236,6 +303,7 @@ def record(out: Path | None, duration_s: float | None = None, namespace: str = "
     try:
         with stop_on_signals() as stop:
             overrides = [Parameter("out", value=str(out))] if out is not None else []
+            overrides += [Parameter("urdf", value=str(urdf))] if urdf else []
             node = RecorderNode(context=ctx, namespace=namespace or None, parameter_overrides=overrides)
             executor = SingleThreadedExecutor(context=ctx)
             executor.add_node(node)
@@ -266,7 +334,7 @@ def record(out: Path | None, duration_s: float | None = None, namespace: str = "
 
 def main() -> None:
     """Console script `recorder` (ros2 run / robot.launch.py record:=true): record until SIGINT/SIGTERM
-    or rclpy shutdown, then close the bag. Exits 2 if ``out`` is taken or invalid."""
+    or rclpy shutdown, then close the bag. Exits 2 if ``out`` is taken or invalid, or ``urdf`` unreadable."""
     rclpy.init(args=sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:

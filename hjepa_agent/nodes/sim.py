@@ -1,8 +1,12 @@
 """sim node: the PyBullet world on ROS topics, standing in for the robot's drivers.
 
-Publishes: /clock, camera/image_raw (Image rgb8), scan (LaserScan), odom (Odometry),
+Publishes: /clock, camera/image_raw (Image rgb8), camera/camera_info (CameraInfo: with each image, same stamp
+           and frame; the robot description's camera as an ideal pinhole, sim/robot.py CameraSpec.pinhole),
+           scan (LaserScan), odom (Odometry),
            joint_states (JointState), battery_state (BatteryState), motor_temperature
-           (Temperature), goal_pose (PoseStamped, the scenario's goal, 1 Hz), /diagnostics.
+           (Temperature), goal_pose (PoseStamped, the scenario's goal, 1 Hz), /diagnostics; where tf2_msgs is
+           importable (a robot's ROS 2; not in this project's wheels, where the log says so) also /tf (odom ->
+           base_link with each odom) and /tf_static (the URDF's fixed joints, once, latched).
 Subscribes (through the input guard, nodes/topics.py INPUTS["sim"]): cmd_vel (TwistStamped, or Twist as
            the guard's cmd_vel_type says, as the robot's driver takes it) — applied to the wheels at the
            next physics step; agent/bridge/output (the bridge's record of each command:
@@ -37,15 +41,18 @@ from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock as ClockMsg
-from sensor_msgs.msg import BatteryState, Image, JointState, LaserScan, Temperature
+from sensor_msgs.msg import BatteryState, CameraInfo, Image, JointState, LaserScan, Temperature
 from std_msgs.msg import Bool, Float32, String
 
+from hjepa_agent.config.urdf import read_urdf
 from hjepa_agent.core.types import WORLD_STATE_LABELS
 from hjepa_agent.nodes.codec import (BRIDGE_OUTPUT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS, Command, from_time,
                                      plan_labels, time_ns, to_time)
 from hjepa_agent.nodes.common import Diagnostics, declare
-from hjepa_agent.nodes.guard import GuardedNode, Receipt, qos_for
+from hjepa_agent.nodes.guard import LATCHED_QOS, GuardedNode, Receipt, qos_for
+from hjepa_agent.nodes.tf import odom_transform, rclpy_type, tf_message
 from hjepa_agent.nodes.traffic import CountingPublisher
 from hjepa_agent.nodes.topics import TOPICS
 from hjepa_agent.paths import data_path
@@ -200,12 +207,15 @@ class SimNode(GuardedNode):
         self._goal_sent: tuple[float, float] | None = None
         self.pub_clock = self.publisher("/clock")
         self.pub_image = self.publisher("camera/image_raw")
+        self.pub_camera_info = self.publisher("camera/camera_info")
+        self.camera_info = camera_info(self.robot)
         self.pub_scan = self.publisher("scan")
         self.pub_odom = self.publisher("odom")
         self.pub_joints = self.publisher("joint_states")
         self.pub_battery = self.publisher("battery_state")
         self.pub_temp = self.publisher("motor_temperature") if self.publish_temperature else None
         self.pub_goal = self.publisher("goal_pose")
+        self.pub_tf = self._publish_static_tf(world.urdf_path)
         self.subscribe("command", self.on_cmd)
         self.subscribe("bridge_output", self.on_bridge_output)
         self.subscribe("base_stop", self.on_base_stop)
@@ -215,6 +225,19 @@ class SimNode(GuardedNode):
             self.start_episode(load_scenario(scenario_path or data_path("config", "scenarios", "open.yaml")), seed)
             self.create_timer(TICK_S / self.realtime_factor, self._free_tick,
                               clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _publish_static_tf(self, urdf: str):
+        """Where tf2_msgs is importable: publish the URDF's fixed joints on /tf_static (latched) and return
+        a /tf publisher for odom -> base_link; otherwise say so in the log and return None."""
+        try:
+            tf_type = rclpy_type("tf2_msgs/msg/TFMessage")
+        except ImportError:
+            self.get_logger().info("tf2_msgs is not importable here: no /tf or /tf_static on DDS (a recording "
+                                   "still has them: the recorder writes them)")
+            return None
+        static = self.create_publisher(tf_type, "/tf_static", LATCHED_QOS)
+        static.publish(tf_message(read_urdf(urdf).static_transforms(), 0, 0, rclpy_type))
+        return self.create_publisher(tf_type, "/tf", QoSProfile(depth=100))
 
     # -- episodes ---------------------------------------------------------------------------
     def start_episode(self, scenario: Scenario, seed: int) -> None:
@@ -423,6 +446,8 @@ class SimNode(GuardedNode):
             self.camera_wall.pop(next(iter(self.camera_wall)))
         self.last_camera_ns = ns
         self.pub_image.publish(msg)
+        self.camera_info.header = msg.header
+        self.pub_camera_info.publish(self.camera_info)
 
     def _publish_scan(self, stamp, ranges: np.ndarray) -> None:
         n = ranges.size
@@ -461,6 +486,8 @@ class SimNode(GuardedNode):
         cov_t[0], cov_t[7], cov_t[14], cov_t[21], cov_t[28], cov_t[35] = 2.5e-5, 2.5e-5, 1e6, 1e6, 1e6, 1e-4
         msg.pose.covariance, msg.twist.covariance = cov_p, cov_t
         self.pub_odom.publish(msg)
+        if self.pub_tf is not None:
+            self.pub_tf.publish(tf_message([odom_transform(msg)], stamp.sec, stamp.nanosec, rclpy_type))
         names, pos, vel, eff = self.world.joint_states()
         js = JointState()
         js.header.stamp = stamp
@@ -484,6 +511,20 @@ class SimNode(GuardedNode):
         self.diag.publish("OK" if not self.base_stopped else "WARN", f"t={from_time(stamp):.2f} s",
                           {"battery_pct": f"{100 * pct:.1f}", "motor_temp_c": f"{self.world.motor_temperature_c():.1f}",
                            "base_stopped": str(self.base_stopped)})
+
+
+def camera_info(robot: RobotDescription) -> CameraInfo:
+    """sensor_msgs/CameraInfo of the robot's camera (no header yet): its size, K and P from
+    CameraSpec.pinhole, no distortion ("plumb_bob", zeros), R the identity."""
+    fx, fy, cx, cy = robot.camera.pinhole()
+    msg = CameraInfo()
+    msg.width, msg.height = robot.camera.width, robot.camera.height
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
 
 
 def main() -> None:

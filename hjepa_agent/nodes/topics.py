@@ -31,7 +31,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry, Path
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import BatteryState, CompressedImage, Image, JointState, LaserScan, Temperature
+from sensor_msgs.msg import BatteryState, CameraInfo, CompressedImage, Image, JointState, LaserScan, Temperature
 from std_msgs.msg import Bool, Float32, String
 
 from hjepa_agent.core.events import Cause
@@ -73,6 +73,7 @@ TOPICS: dict[str, TopicSpec] = {t.name: t for t in (
     _T("/clock", Clock, "clock", None, False),
     _T("camera/image_raw", Image, "sensor", None, True),
     _T("camera/image_raw/compressed", CompressedImage, "sensor", None, True),
+    _T("camera/camera_info", CameraInfo, "sensor", None, True),
     _T("scan", LaserScan, "sensor", None, True),
     _T("odom", Odometry, "sensor", None, True),
     _T("joint_states", JointState, "sensor", None, True),
@@ -200,7 +201,7 @@ def check_temperature(msg: Temperature) -> Temperature:
 
 
 def check_goal(msg: PoseStamped) -> PoseStamped:
-    """A finite goal position (its frame is checked by the guard)."""
+    """A finite goal position (its frame is the estimator's to place: core/frames.py goal_in_odom)."""
     p, q = msg.pose.position, msg.pose.orientation
     _finite("goal position", p.x, p.y, p.z)
     _finite("goal orientation", q.x, q.y, q.z, q.w)
@@ -383,7 +384,7 @@ def _inputs() -> dict[str, dict[str, InputSpec]]:
     return {
         "perception": {"camera": camera, "scan": scan},
         "estimator": {"percept": I("agent/percept", percept, "ego_model: hard.sensors.camera.max_age_s"),
-                      "odom": odom, "goal": I("goal_pose", check_goal, frame="odom", order=False),
+                      "odom": odom, "goal": I("goal_pose", check_goal, order=False),   # odom or base frame
                       "command": I("cmd_vel", check_command, order=False)},
         "habitual": {"world_state": world_state},
         "planner": {"world_state": world_state, "mode": I("agent/mode", check_mode, "bridge: mode_timeout_s"),

@@ -40,6 +40,23 @@ class CameraSpec:
         require(0.0 < self.near_m < self.far_m, "near_m",
                 f"must satisfy 0 < near_m < far_m={self.far_m}, got {self.near_m}")
 
+    @property
+    def square_fov_deg(self) -> float:
+        """The field of view (deg) of the largest central square of the image: what the encoder sees
+        (core/perception.py preprocess_image crops to it). fov_deg is the vertical one, so a landscape
+        image's square has it; a portrait image's square is its full width."""
+        if self.width >= self.height:
+            return self.fov_deg
+        return math.degrees(2.0 * math.atan(math.tan(math.radians(self.fov_deg) / 2.0) * self.width / self.height))
+
+    def pinhole(self) -> tuple[float, float, float, float]:
+        """The ideal pinhole camera the simulator renders: (fx, fy, cx, cy) in px, for sensor_msgs/CameraInfo's
+        K and P. fov_deg is the vertical field of view (PyBullet's computeProjectionMatrixFOV, as gluPerspective),
+        pixels are square, the principal point is the image centre in ROS's convention (pixel centres at
+        integers: ((width - 1) / 2, (height - 1) / 2)); no distortion."""
+        f = 0.5 * self.height / math.tan(0.5 * math.radians(self.fov_deg))
+        return f, f, 0.5 * (self.width - 1), 0.5 * (self.height - 1)
+
 
 @dataclass(frozen=True)
 class ScanSpec:

@@ -198,3 +198,55 @@ def test_record_verb_records_what_runs_on_the_domain(ros_context, tmp_path, caps
     msgs, counts = read_bag(tmp_path / "bag")
     assert counts["/agent/mode"] >= 5 and all(m.data == "HABITUAL" for m in msgs["/agent/mode"])
     assert f'"/agent/mode": {counts["/agent/mode"]}' in printed
+
+
+def test_frames_go_into_the_bag_tf_from_odometry_and_tf_static_from_the_urdf(ros_context, harness, tmp_path):
+    """urdf: its fixed joints on /tf_static first (not counted as an input); each odom message also on /tf as the
+    transform it states, at its receive time; odometry with unnamed frames stays in the bag but gives no /tf."""
+    from rosbags.typesys import Stores, get_typestore
+
+    from hjepa_agent.paths import data_path
+    ex, add = harness
+    urdf = data_path("urdf", "diffbot.urdf")
+    rec = add(RecorderNode(context=ros_context, parameter_overrides=[Parameter("out", value=str(tmp_path / "bag")),
+                                                                     Parameter("urdf", value=str(urdf))]))
+    assert rec.recorder.counts["/tf_static"] == 1 and rec.inputs() == 0
+    odom = add(Node("publisher", context=ros_context)).create_publisher(Odometry, "odom", RELIABLE_QOS)
+    assert spin_until(ex, lambda: odom.get_subscription_count() > 0)
+    for x in (1.0, 2.0):
+        msg = Odometry()
+        msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
+        msg.header.stamp.sec = int(x)
+        msg.pose.pose.position.x = x
+        msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = 0.6, 0.8
+        odom.publish(msg)
+    odom.publish(Odometry())   # no frames: recorded, no transform
+    assert spin_until(ex, lambda: rec.recorder.counts["/odom"] == 3)
+    rec.close()
+    assert rec.recorder.counts["/tf"] == 2 and rec.recorder.tf_skipped == 1 and rec.inputs() == 5
+
+    ts = get_typestore(Stores.LATEST)
+    with Reader(tmp_path / "bag") as bag:
+        msgs = [(c.topic, t, ts.deserialize_cdr(raw, c.msgtype)) for c, t, raw in bag.messages()
+                if c.topic in ("/tf", "/tf_static", "/odom")]
+    assert msgs[0][0] == "/tf_static"
+    static = {x.child_frame_id: x for x in msgs[0][2].transforms}
+    assert set(static) == {"front_caster", "rear_caster", "camera_link", "laser_link"}
+    t = static["laser_link"].transform.translation
+    assert static["laser_link"].header.frame_id == "base_link" and (t.x, t.y, t.z) == (0.0, 0.0, 0.075)
+    odoms = [(t, m) for topic, t, m in msgs if topic == "/odom"]
+    tfs = [(t, m.transforms[0]) for topic, t, m in msgs if topic == "/tf"]
+    for (t_odom, o), (t_tf, x) in zip(odoms, tfs):
+        assert t_tf == t_odom and x.header.stamp.sec == o.header.stamp.sec
+        assert (x.header.frame_id, x.child_frame_id) == ("odom", "base_link")
+        assert (x.transform.translation.x, x.transform.rotation.z, x.transform.rotation.w) == \
+            (o.pose.pose.position.x, 0.6, 0.8)
+
+
+def test_an_unreadable_urdf_is_refused_before_any_bag_exists(ros_context, tmp_path):
+    bad = tmp_path / "robot.urdf"
+    bad.write_text("<robot><joint name='j' type='fixed'/></robot>")
+    with pytest.raises(ValueError, match=rf"{bad}: joint 'j' needs <parent link=...>"):
+        RecorderNode(context=ros_context, parameter_overrides=[Parameter("out", value=str(tmp_path / "bag")),
+                                                               Parameter("urdf", value=str(bad))])
+    assert not (tmp_path / "bag").exists()

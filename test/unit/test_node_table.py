@@ -16,14 +16,16 @@ def _declared(spec) -> set[str]:
     module = spec.cls.split(":")[0].replace(".", "/") + ".py"
     src = (ROOT / module).read_text()
     names = set(re.findall(r'declare\(\s*self, "([a-z_]+)"', src))
-    if "declare_ego_model(self)" in src:
+    if "declare_ego_model(self)" in src or "declare_ego_path(self)" in src:
         names.add("ego_model")
-    if "declare_robot(self" in src:   # nodes/common.py: the robot the models' fingerprint is checked against
+    # nodes/common.py: the robot the models' fingerprint is checked against
+    if "declare_robot(self" in src or "declare_robot_path(self" in src:
         names.add("robot")
     if "SensorMounts(self)" in src:   # nodes/mounts.py: the scanner's mount (urdf, base_frame)
         mounts = (ROOT / "hjepa_agent" / "nodes" / "mounts.py").read_text()
         names |= set(re.findall(r'declare\(\s*node, "([a-z_]+)"', mounts))
-    if "(GuardedNode)" in src:   # the input guard's own parameters (nodes/guard.py)
+    # the input guard's own parameters (nodes/guard.py), managed nodes' autostart among them
+    if "(GuardedNode)" in src or "(GuardedLifecycleNode)" in src:
         guard = (ROOT / "hjepa_agent" / "nodes" / "guard.py").read_text()
         names |= set(re.findall(r'declare\(\s*(?:self|node), "([a-z_]+)"', guard))
     return names
@@ -85,6 +87,26 @@ def test_robot_launch_starts_the_recorder_only_when_asked():
     assert kw["condition"] == "IfCondition(LaunchConfiguration('record'))"
     assert kw["namespace"] == "LaunchConfiguration('namespace')" and "remaps" in kw["remappings"]
     assert "'out': ParameterValue(LaunchConfiguration('record_dir'), value_type=str)" in kw["parameters"]
+
+
+def test_robot_launch_passes_the_urdf_and_starts_robot_state_publisher_with_it():
+    """urdf (default "") reaches the nodes that read the scan's mount and the recorder as a string, and
+    robot_state_publisher's OpaqueFunction comes before the nodes (test_launch_files.py executes it where
+    launch_ros is installed)."""
+    tree = ast.parse((ROOT / "launch" / "robot.launch.py").read_text())
+    declared = [n for n in ast.walk(tree)
+                if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "DeclareLaunchArgument"]
+    urdf_arg = next(n for n in declared if isinstance(n.args[0], ast.Constant) and n.args[0].value == "urdf")
+    assert next(ast.unparse(k.value) for k in urdf_arg.keywords if k.arg == "default_value") == "''"
+    src = ast.unparse(tree)
+    assert "urdf = {'urdf': ParameterValue(LaunchConfiguration('urdf'), value_type=str)}" in src
+    assert "([urdf] if spec.name in MOUNT_NODES else [])" in src
+    ret = next(n for n in ast.walk(tree) if isinstance(n, ast.Return) and "LaunchDescription" in ast.unparse(n))
+    actions = ast.unparse(ret.value)
+    assert actions.index("OpaqueFunction(function=robot_state_publisher)") < actions.index("nodes")
+    recorder = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"
+                    and any(ast.unparse(k.value) == "RECORDER_NODE.executable" for k in n.keywords))
+    assert ast.unparse(next(k.value for k in recorder.keywords if k.arg == "parameters")).endswith(", urdf]")
 
 
 def test_params_file_errors_name_the_node(tmp_path):
