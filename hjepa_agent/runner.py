@@ -112,7 +112,8 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     # The tap keeps no time of its own (the runner judges on the simulator's): on the system clock it
     # cannot be upset by what an injected clock fault puts on /clock (rclpy raises on a negative one).
     metrics = MetricsNode(context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)])
-    recorder = Recorder(cfg.out / "run.mcap", context=ctx, transport=Transport(**carried)) if cfg.record else None
+    recorder = (Recorder(cfg.out / "run.mcap", context=ctx, transport=Transport(**carried), urdf=world.urdf_path)
+                if cfg.record else None)
     for n in (sim, metrics) + ((recorder.node,) if recorder else ()):
         executor.add_node(n)
     results: list[EpisodeResult] = []
@@ -212,24 +213,49 @@ def with_robot_description(params: dict, robot: str | Path) -> dict:
 
 
 def build_agent_nodes(ctx, params: dict, ego_path: Path, executor) -> list:
-    """Construct the node table's nodes (sim time, fresh state) and add them to ``executor``."""
-    from rclpy.parameter import Parameter
+    """Construct the node table's nodes (sim time, fresh state) and add them to ``executor``. The managed
+    ones (nodes/guard.py GuardedLifecycleNode: the bridge, the watchdog) are made with ``autostart: false``
+    and brought up here, configure then activate through their own transitions (guard.bring_up), so their
+    publishers and inputs, made at configure, are in the lockstep accounting before the episode starts. A
+    node that refuses (a bad file, a model for another robot) raises its reason, the nodes built so far
+    destroyed."""
+    from hjepa_agent.nodes.guard import GuardedLifecycleNode, bring_up
 
     nodes = []
-    for spec in NODES:
-        overrides = dict(params.get(spec.name, {}))
-        overrides["use_sim_time"] = True
-        if "ego_model" in overrides and not overrides["ego_model"]:
-            overrides["ego_model"] = str(ego_path)
-        # rosout off: nodes are rebuilt per episode under the same names; events are on agent/events.
-        # ~/get_type_description off: rclpy (9.1) never destroys a node's type-description service, so
-        # each rebuilt node left its DDS reader and writer behind (~80 KB a node, ~0.5 MB an episode).
-        overrides["start_type_description_service"] = False
-        node = spec.load_class()(context=ctx, enable_rosout=False,
-                                 parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-        executor.add_node(node)
-        nodes.append(node)
+    try:
+        for spec in NODES:
+            nodes.append(_build_node(spec, ctx, params, ego_path, executor))
+            if isinstance(nodes[-1], GuardedLifecycleNode):
+                bring_up(nodes[-1])
+    except BaseException:
+        for node in nodes:
+            executor.remove_node(node)
+            node.destroy_node()
+        raise
     return nodes
+
+
+def _build_node(spec, ctx, params: dict, ego_path: Path, executor):
+    """One node of the table, added to ``executor``; a managed one unconfigured (autostart: false)."""
+    from rclpy.parameter import Parameter
+
+    from hjepa_agent.nodes.guard import GuardedLifecycleNode
+
+    cls = spec.load_class()
+    overrides = dict(params.get(spec.name, {}))
+    overrides["use_sim_time"] = True
+    if not overrides.get("ego_model"):   # every node gets the run's ego model (a node without one ignores it)
+        overrides["ego_model"] = str(ego_path)
+    # rosout off: nodes are rebuilt per episode under the same names; events are on agent/events.
+    # ~/get_type_description off: rclpy (9.1) never destroys a node's type-description service, so
+    # each rebuilt node left its DDS reader and writer behind (~80 KB a node, ~0.5 MB an episode).
+    overrides["start_type_description_service"] = False
+    if issubclass(cls, GuardedLifecycleNode):
+        overrides["autostart"] = False   # the runner drives its transitions (build_agent_nodes)
+    node = cls(context=ctx, enable_rosout=False,
+               parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    executor.add_node(node)
+    return node
 
 
 class EmbeddedStack:

@@ -1,8 +1,9 @@
 """Actuator bridge logic: the only thing that turns proposals into motion.
 
 Picks the proposal source the watchdog's mode allows, stops when that source, the
-mode or the e-stop says so, and shapes every output with :func:`limit_axis`
-(velocity = operating limit; accel, decel, jerk = hard limits of the ego model).
+mode or the e-stop says so (or while the node holds it: :meth:`Bridge.hold`), and shapes
+every output with :func:`limit_axis` (velocity = operating limit; accel, decel, jerk = hard
+limits of the ego model).
 
 Use from a node::
 
@@ -135,6 +136,7 @@ class Bridge:
         self._mode: tuple[Mode, float] | None = None
         self._estop_input = False
         self._estop_latched = False
+        self._held = False
         self._last_step_s: float | None = None
         self._last_output_s: float | None = None
         self._last_timer_output_s: float | None = None   # the last output made when due() said so
@@ -191,6 +193,17 @@ class Bridge:
         if engaged:
             self._estop_latched = True
 
+    def hold(self, held: bool, now_s: float) -> None:
+        """Hold the output at a stop (``held``), or let the inputs decide again. The node holds its core
+        while it is inactive (nodes/bridge.py, lifecycle). Held, no source drives: the output ramps to
+        zero within the limits like any other stop (STOPPING, then STOPPED) and stays there; inputs are
+        still taken. Unlike the e-stop it does not latch. On release the next step's dt starts at
+        ``now_s``: time spent held, when the node stepped nothing, is no time to accelerate over."""
+        _finite_time(now_s)
+        self._held = bool(held)
+        if not held and self._last_step_s is not None and now_s > self._last_step_s:
+            self._last_step_s = now_s
+
     def reset_estop(self, now_s: float) -> tuple[bool, str]:
         """Unlatch the e-stop; refused while its input is engaged or the base is moving."""
         _finite_time(now_s)
@@ -237,7 +250,7 @@ class Bridge:
         return self._select(now_s)[2] == "drive" and self._active_source() == source
 
     def is_stopping(self, now_s: float) -> bool:
-        """True when no source may drive now (e-stop, stale or missing mode, SAFE_STOP, stale source)."""
+        """True when no source may drive now (e-stop, held, stale or missing mode, SAFE_STOP, stale source)."""
         return self._select(now_s)[0] is None
 
     def count_rejection(self, now_s: float, source: str, reason: str) -> None:
@@ -258,6 +271,10 @@ class Bridge:
             self._due_said_s = now_s
         return yes
 
+    def standing_still(self) -> bool:
+        """True when the last output stands still (|v| and |w| at most 1e-9)."""
+        return self._still()
+
     def _still(self) -> bool:
         return abs(self._axes[0].vel) <= _STILL and abs(self._axes[1].vel) <= _STILL
 
@@ -268,6 +285,8 @@ class Bridge:
         """(proposal to follow or None for zero, reason, cause)."""
         if self._estop_latched:
             return None, "estop latched", "estop"
+        if self._held:
+            return None, "held (the bridge is inactive)", "held"
         if self._mode is None:
             return None, "no mode received", "no_mode"
         mode, got_s = self._mode

@@ -19,6 +19,11 @@ from hjepa_agent.nodes.guard import RELIABLE_QOS, SENSOR_QOS
 from hjepa_agent.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 
+START_ERRORS = (ConfigError, ModelMismatchError, FileNotFoundError, ValueError)
+"""What a node raises when it refuses to start (a bad file, key or value; a model trained for another
+robot): ``run_node`` exits 2 with it, and a managed node's configure fails with it (nodes/guard.py
+GuardedLifecycleNode)."""
+
 LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR,
           "STALE": DiagnosticStatus.STALE}
 
@@ -43,10 +48,15 @@ def declare(node: Node, name: str, default: Any, description: str, *, unit: str 
     return node.declare_parameter(name, default, desc).value
 
 
+def declare_ego_path(node: Node) -> str:
+    """Declare the read-only ``ego_model`` path parameter; return the file it names (empty: the shipped one)."""
+    path = declare(node, "ego_model", "", "ego-model YAML (hard limits are read once, here)")
+    return path or str(data_path("config", "ego_model.yaml"))
+
+
 def declare_ego_model(node: Node) -> EgoModel:
     """Declare the read-only ``ego_model`` path parameter and load the file; ConfigError on a bad file."""
-    path = declare(node, "ego_model", "", "ego-model YAML (hard limits are read once, here)")
-    return load_ego_model(path or data_path("config", "ego_model.yaml"))
+    return load_ego_model(declare_ego_path(node))
 
 
 def declare_robot(node: Node, ego: EgoModel) -> RobotFingerprint:
@@ -55,9 +65,19 @@ def declare_robot(node: Node, ego: EgoModel) -> RobotFingerprint:
     ``ego`` (core/fingerprint.py): what every model this node loads must have been trained for. On a
     real robot the file describes it (wheels, drive, camera, scan, mounts): robot.launch.py robot:=...
     ConfigError on a bad file."""
+    return robot_fingerprint_at(node, declare_robot_path(node), ego)
+
+
+def declare_robot_path(node: Node) -> str:
+    """Declare the read-only ``robot`` path parameter (declare_robot); return the file it names."""
     path = declare(node, "robot", "", "robot description YAML (config/robots/*.yaml; empty: the shipped "
                    "diffbot.yaml): the robot the models must have been trained for")
-    robot = path or str(data_path("config", "robots", "diffbot.yaml"))
+    return path or str(data_path("config", "robots", "diffbot.yaml"))
+
+
+def robot_fingerprint_at(node: Node, robot: str, ego: EgoModel) -> RobotFingerprint:
+    """The fingerprint of the robot described in the file ``robot`` with ``ego`` (declare_robot), for
+    ``node``'s errors; ConfigError on a bad file."""
     return robot_fingerprint(load_robot_description(robot), ego, robot, ego.source, f"{node.get_name()} node")
 
 
@@ -91,8 +111,12 @@ class Diagnostics:
 
 def run_node(factory: Callable[[], Node]) -> None:
     """Standard main: init, build the node, spin, shut down. Exits 2 with a clear message when the
-    node refuses to start (bad config, mismatched model), 3 when it failed stop while running (a
-    callback raised: its traceback is in the log and on /diagnostics)."""
+    node refuses to start (START_ERRORS: bad config, mismatched model; for a managed node with
+    ``autostart``, its configure failed and the constructor raised the reason), 3 when it failed stop
+    while running (a callback raised: its traceback is in the log and on /diagnostics). A managed node
+    with ``autostart: false`` spins unconfigured, waiting for a lifecycle manager; a configure that
+    fails then leaves it unconfigured and running, as a lifecycle manager expects (nodes/guard.py
+    GuardedLifecycleNode)."""
     rclpy.init(args=sys.argv)
     node = None
     try:
@@ -106,7 +130,7 @@ def run_node(factory: Callable[[], Node]) -> None:
         if getattr(node, "failure", None) is not None:
             logging.getLogger("hjepa_agent").error("%s failed stop: %s", node.get_name(), node.failure.error)
             sys.exit(3)
-    except (ConfigError, ModelMismatchError, FileNotFoundError, ValueError) as exc:
+    except START_ERRORS as exc:
         logging.getLogger("hjepa_agent").error("refusing to start: %s", exc)
         sys.exit(2)
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -33,9 +33,19 @@ Parameters: ego_model, watchdog_config (YAML paths, read-only), models_dir and t
             journal, enabled
             (false: simulation only, for the fault suite's watchdog-off comparison),
             trusted_publishers (node names, besides the agent's, allowed on its topics; read-only),
-            every live threshold of core.watchdog.TIGHTER (start: the YAML's; live: tighten only),
-            and the guard's (nodes/guard.py), image_transport and cmd_vel_type among them: the camera
-            and cmd_vel are read (and its stop sent) as the other nodes do.
+            every live threshold of core.watchdog.TIGHTER (start: the YAML's; live: tighten only; declared
+            at configure, from the YAML), autostart (read-only, default true), and the guard's
+            (nodes/guard.py), image_transport and cmd_vel_type among them: the camera and cmd_vel are read
+            (and its stop sent) as the other nodes do.
+Lifecycle (a managed node, nodes/guard.py GuardedLifecycleNode): configure checks the switch and loads the
+ego model, the typical risk (its robot fingerprint checked) and the thresholds; a refusal fails the
+transition with its reason and the node stays unconfigured, publishing nothing. Only an active watchdog
+decides: inactive, its core takes no input (the guard still checks and counts them), makes no decision
+and it publishes nothing (no mode, no derating, no journal, no stop of its own, no diagnostics), and
+agent/clear_safe_stop is refused. On deactivate it publishes SAFE_STOP once on agent/mode, so the bridge
+stops the base at once instead of after its mode_timeout_s; base_stop keeps its last value (latched). Its
+core is kept: reactivated after driving, it has been blind meanwhile, finds its inputs stale and stops
+(a latched SAFE_STOP) until agent/clear_safe_stop; a cleanup and configure start it afresh.
 The ROS graph is read every GRAPH_PERIOD_S: a publisher on cmd_vel other than the bridge and the
 watchdog, or on an agent topic other than its owner (nodes/topics.py TOPICS), is foreign.
 """
@@ -50,6 +60,7 @@ from rcl_interfaces.msg import SetParametersResult
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
+from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.models import load_typical_risk
 from hjepa_agent.core.planner.goal import GOAL_CODES
@@ -59,10 +70,12 @@ from hjepa_agent.core.timekeeping import ClockJump
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LIVE_UNITS, PROTECTIONS, TIGHTER, Watchdog, load_watchdog_config, tightened
 from hjepa_agent.nodes.codec import command_to_msg, to_time, yaw_from_quaternion
-from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
-from hjepa_agent.nodes.guard import GuardedNode, Receipt
+from hjepa_agent.nodes.common import (Diagnostics, declare, declare_ego_path, declare_robot_path, robot_fingerprint_at,
+                                      run_node)
+from hjepa_agent.nodes.guard import GuardedLifecycleNode, Receipt
 from hjepa_agent.nodes.topics import TOPICS, guarded_topics, inputs_of
 from hjepa_agent.paths import data_path
+from hjepa_agent.paths import models_dir as models_path
 
 INPUTS: dict[str, tuple[str, type]] = {kind: (spec.topic, spec.spec.type) for kind, spec in inputs_of("watchdog").items()}
 """What the watchdog consumes: input kind -> (topic, message type), from nodes/topics.py. The journal
@@ -124,8 +137,8 @@ def apply_input(core: Watchdog, kind: str, value: Any, now: float, reading: floa
         raise ValueError(f"unknown watchdog input kind {kind!r}")
 
 
-class WatchdogNode(GuardedNode):
-    """Thin wrapper around core.watchdog.Watchdog.
+class WatchdogNode(GuardedLifecycleNode):
+    """Thin wrapper around core.watchdog.Watchdog; a managed node (module doc: Lifecycle).
 
     With ``journal`` (default true) it publishes on agent/watchdog/journal, once per tick, one JSON
     object: {"session": id of this node's run, "tick": the tick's time (s, receipt clock), "inputs":
@@ -139,26 +152,36 @@ class WatchdogNode(GuardedNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("watchdog", **kwargs)
-        ego = declare_ego_model(self)
-        path = declare(self, "watchdog_config", "", "watchdog thresholds YAML")
-        tick_hz = declare(self, "tick_hz", 20.0, "mode decision rate", unit="Hz", lo=1.0, hi=200.0)
+        self.ego_path = declare_ego_path(self)
+        self.config_path = declare(self, "watchdog_config", "", "watchdog thresholds YAML")
+        self.tick_hz = declare(self, "tick_hz", 20.0, "mode decision rate", unit="Hz", lo=1.0, hi=200.0)
         self.journal = declare(self, "journal", True, "publish agent/watchdog/journal (what tune replay re-runs)")
         self.enabled = declare(self, "enabled", True, "false: publish HABITUAL and full speed whatever happens "
                                "(the fault suite's watchdog-off comparison; refused without use_sim_time)")
+        self.models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and typical_risk.onnx "
+                                  "(empty: the package's models)")
+        self.use_typical = declare(self, "typical_risk", True, "score risk against the learned typical risk "
+                                   "(core/risk.py); false: no risk-deviation scores")
+        self.robot_path = declare_robot_path(self) if self.use_typical else None
+        self.trusted = tuple(declare(self, "trusted_publishers", [""], "node names besides the agent's own that "
+                                     "may publish on its topics (e.g. a test harness)"))
+        self.core: Watchdog | None = None
+        self.last = None
+        self.base_stop = False
+        self.start_if_autostart()
+
+    def configure(self) -> None:
+        """Check the switch, load the ego model, the typical risk and the thresholds; make the core, the live
+        thresholds, inputs, outputs, the clear service and the timers."""
         if not self.enabled and not self.sim_time:
             raise ValueError("watchdog: enabled: false is for simulation only (use_sim_time: true); "
                              "on a robot the watchdog cannot be switched off")
-        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and typical_risk.onnx "
-                             "(empty: the package's models)")
-        use_typical = declare(self, "typical_risk", True, "score risk against the learned typical risk "
-                              "(core/risk.py); false: no risk-deviation scores")
-        self.trusted = tuple(declare(self, "trusted_publishers", [""], "node names besides the agent's own that "
-                                     "may publish on its topics (e.g. a test harness)"))
+        ego = load_ego_model(self.ego_path)
         typical = None
-        if use_typical:
-            typical = TypicalRisk(load_typical_risk(models_dir or data_path("models"),
-                                                    expected=declare_robot(self, ego)))
-        start = load_watchdog_config(path or data_path("config", "watchdog.yaml"))
+        if self.use_typical:
+            typical = TypicalRisk(load_typical_risk(models_path(self.models_dir),
+                                                    expected=robot_fingerprint_at(self, self.robot_path, ego)))
+        start = load_watchdog_config(self.config_path or data_path("config", "watchdog.yaml"))
         self.ego, self.start_cfg = ego, start
         for name in TIGHTER:   # live thresholds: tighten only, checked in _on_set (core.watchdog.tightened)
             unit, lo, hi = LIVE_UNITS[name]
@@ -186,15 +209,25 @@ class WatchdogNode(GuardedNode):
         self.create_service(Trigger, "agent/clear_safe_stop", self.on_clear)
         self.diag = Diagnostics(self)
         if self.sim_time:
-            self.create_timer(1.0 / tick_hz, self.on_tick)
+            self.create_timer(1.0 / self.tick_hz, self.on_tick)
         else:
-            self.steady_timer(1.0 / tick_hz, self.on_tick)
+            self.steady_timer(1.0 / self.tick_hz, self.on_tick)
         self.create_timer(1.0, self.report)
         self.last = None
         self.base_stop = False
-        self.base_stop_pub.publish(Bool(data=False))
         self._graph_at = -1e9
         self._graph_seen: dict[str, tuple[str, ...]] = {}
+
+    def activate(self) -> None:
+        """Output on: base_stop's state first (latched: the base's stop input has a value from the start)."""
+        self.base_stop_pub.publish(Bool(data=self.base_stop))
+
+    def deactivate(self) -> None:
+        """Output off: SAFE_STOP once on agent/mode, so the bridge stops at once rather than after its
+        mode_timeout_s; base_stop keeps its last (latched) value."""
+        self.mode_pub.publish(String(data=Mode.SAFE_STOP.name))
+        self.get_logger().info("inactive: published SAFE_STOP once; no mode, no stop of its own, no journal until "
+                               "activated")
 
     def _on_set(self, params) -> SetParametersResult:
         """Live threshold changes: tighten only, range and cross-field checked; journalled for replay."""
@@ -212,14 +245,18 @@ class WatchdogNode(GuardedNode):
         return SetParametersResult(successful=True)
 
     def on_input(self, kind: str, value: Any, rx: Receipt) -> None:
-        """Any validated input: what the core reads from it (apply_input)."""
+        """Any validated input: what the core reads from it (apply_input); nothing while inactive."""
+        if not self.active:
+            return
         apply_input(self.core, kind, value, rx.now_s, rx.reading_s)
         if self.journal:
             stamp = 0 if rx.stamp_s is None else int(round(rx.stamp_s * 1e9))
             self.consumed.append([kind, stamp, rx.now_s, rx.reading_s])
 
     def on_clock_jump(self, jump: ClockJump) -> None:
-        """The ROS clock stepped: the core stops at its next tick (latched)."""
+        """The ROS clock stepped: the core stops at its next tick (latched); nothing while inactive."""
+        if not self.active:
+            return
         now = self.now_s()
         self.core.on_clock_jump(now, jump.size_s)
         if self.journal:
@@ -245,7 +282,10 @@ class WatchdogNode(GuardedNode):
                                                     "allowed": list(allowed)}, now])
 
     def on_clear(self, request, response):
-        """agent/clear_safe_stop."""
+        """agent/clear_safe_stop (refused while inactive: the watchdog decides nothing then)."""
+        if not self.active:
+            response.success, response.message = False, "the watchdog is inactive: activate it first"
+            return response
         now = self.now_s()
         ok, message = self.core.clear_safe_stop(now)
         if self.journal:
@@ -254,7 +294,9 @@ class WatchdogNode(GuardedNode):
         return response
 
     def on_tick(self) -> None:
-        """Decide and publish the mode; publish and log every transition with its reasons."""
+        """Decide and publish the mode; publish and log every transition with its reasons (while active)."""
+        if not self.active:
+            return
         now = self.now_s()
         self._read_graph(now)
         decided = self.core.tick(now)
@@ -284,8 +326,8 @@ class WatchdogNode(GuardedNode):
         self.last = out
 
     def report(self) -> None:
-        """Publish /diagnostics from the core's status."""
-        if self.last is None:
+        """Publish /diagnostics from the core's status (while active)."""
+        if not self.active or self.last is None:
             return
         st = self.last.status
         foreign = self.core.foreign.check(self.now_s())

@@ -67,6 +67,7 @@ op_st = st.one_of(
     st.tuples(st.just("mode"), st.sampled_from(list(Mode))),
     st.tuples(st.just("estop"), st.booleans()),
     st.tuples(st.just("reset")),
+    st.tuples(st.just("hold"), st.booleans()),
     st.tuples(st.just("step")),
 )
 
@@ -87,6 +88,8 @@ def test_any_interleaving_respects_limits(ops: list) -> None:
             b.estop(op[1], now)
         elif kind == "reset":
             b.reset_estop(now)
+        elif kind == "hold":
+            b.hold(op[1], now)
         out = b.step(now)
         assert abs(out.v) <= CFG.linear.max_velocity + EPS
         assert abs(out.w) <= CFG.angular.max_velocity + EPS
@@ -255,3 +258,60 @@ def test_clock_going_back_forgets_inputs_and_stops() -> None:
     assert any(e.kind == "clock" for e in out.events) and out.reason == "no mode received"
     out = b.step(1.05)
     assert out.state == "STOPPING" and out.v < outs[-1].v
+
+
+@settings(max_examples=200, deadline=None)
+@given(v=st.floats(-0.5, 0.5), w=st.floats(-1.0, 1.0), drive_s=st.floats(0.05, 3.0),
+       steps=st.lists(st.floats(0.001, 0.2), min_size=80, max_size=120), held_s=st.floats(0.0, 30.0))
+def test_held_ramps_to_zero_within_limits_holds_and_releases_without_latching(v: float, w: float, drive_s: float,
+                                                                              steps: list, held_s: float) -> None:
+    """The node's lifecycle hold (inactive): with fresh inputs still coming, from any motion the output
+    comes down within the decel bounds at any step intervals, reaches zero and stays there; released
+    after any time held, it drives again, its first change bounded by the accel limit over the interval
+    since the release (no jump for the time held)."""
+    b = make()
+    outs = drive(b, 0.0, drive_s, v=v, w=w)
+    now, prev = outs[-1].stamp_s, outs[-1]
+    b.hold(True, now)
+    zero_at = None
+    for dt in steps:
+        now += dt
+        b.on_mode(Mode.HABITUAL, now)
+        b.on_proposal(Proposal(now, v, w, "habitual"), now)   # fresh inputs: held all the same
+        out = b.step(now)
+        assert b.is_stopping(now) and out.state in ("STOPPING", "STOPPED") and out.reason.startswith("held")
+        assert abs(out.v - prev.v) <= bound(CFG.linear, prev.v, out.v) * dt + EPS
+        assert abs(out.w - prev.w) <= bound(CFG.angular, prev.w, out.w) * dt + EPS
+        assert abs(out.v) <= CFG.linear.max_velocity + EPS and abs(out.w) <= CFG.angular.max_velocity + EPS
+        if zero_at is None and b.standing_still():
+            zero_at = now
+        if zero_at is not None:
+            assert abs(out.v) <= EPS and abs(out.w) <= EPS and out.state == "STOPPED"
+        prev = out
+    # from the operating limits the stop takes at most ~1 s here (decel >= 1 m/s^2, 2 rad/s^2): 80 steps >= 0.08 s
+    if sum(steps) >= 3.0:
+        assert zero_at is not None, "the held output never reached zero"
+    now += held_s
+    b.hold(False, now)
+    b.on_mode(Mode.HABITUAL, now + 0.05)
+    b.on_proposal(Proposal(now + 0.05, 0.5, 0.0, "habitual"), now + 0.05)
+    before = b.step(now).v if zero_at is None else 0.0
+    out = b.step(now + 0.05)
+    assert out.state == "DRIVING"
+    assert abs(out.v - before) <= CFG.linear.max_accel * 0.05 + EPS
+
+
+def test_hold_is_no_latch_and_the_estop_still_wins() -> None:
+    b = make()
+    drive(b, 0.0, 1.0)
+    b.hold(True, 1.0)
+    b.estop(True, 1.0)
+    assert b.step(1.05).state == "ESTOP"
+    b.estop(False, 1.1)
+    b.hold(False, 1.1)
+    assert b.step(1.15).state == "ESTOP"     # released hold: the latched e-stop still stops
+    for k in range(60):
+        b.step(1.2 + 0.05 * k)
+    assert b.reset_estop(4.3)[0]
+    outs = drive(b, 4.3, 5.3)
+    assert outs[-1].state == "DRIVING" and outs[-1].v > 0.1
