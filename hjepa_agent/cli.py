@@ -1,5 +1,6 @@
 """hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), rehearse (the agent as on a robot,
-one process per node, against the simulator acting as the robot's drivers), record (record a running agent's
+one process per node, against the simulator acting as the robot's drivers), check (a bring-up check of a
+robot's topics, frames and models before the agent starts), record (record a running agent's
 topics to an MCAP rosbag2), train (fit and export models), eval (judge trained models on held-out data),
 tune (the watchdog's thresholds on recordings), bench (measurements that are not tests), security (an
 SROS2 policy for a robot)."""
@@ -59,6 +60,29 @@ def _rehearse(args: argparse.Namespace) -> int:
     print(json.dumps(brief, indent=2))
     print(f"wrote {args.out}/summary.json, episodes.jsonl, logs/")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from hjepa_agent.check import CheckSetup, parse_remap, run_check, setup_for_profile
+    from hjepa_agent.core.bringup import render, report_json
+
+    given = {"namespace": args.namespace, "params_files": tuple(str(p) for p in args.params or ()),
+             "ego_model": args.ego_model and str(args.ego_model), "robot": args.robot and str(args.robot),
+             "remaps": tuple(parse_remap(r) for r in args.remap or ()), "duration_s": args.duration,
+             "models_dir": args.models_dir and str(args.models_dir)}
+    with tempfile.TemporaryDirectory(prefix="hjepa_check_") as work:
+        if args.profile is not None:
+            setup = setup_for_profile(args.profile, Path(work), **given)
+        else:
+            setup = CheckSetup(**{k: v for k, v in given.items() if v is not None})
+        report = run_check(setup)
+    print(render(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report_json(report), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return report.exit_code
 
 
 def _record(args: argparse.Namespace, ros_args: list[str]) -> int:
@@ -189,6 +213,30 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--seed", type=int, default=0)
     h.add_argument("--out", default="runs/rehearsal")
     h.add_argument("--quiet", action="store_true", help="no progress bar")
+    k = sub.add_parser("check", help="bring-up check on the robot's DDS domain before the agent starts: every input "
+                                     "the agent needs (topic, type, rate, age, frames, format), cmd_vel's subscriber "
+                                     "and the models' fingerprint; exit 1 while anything required fails",
+                       description="Resolves the agent's robot-facing topics as robot.launch.py would start it "
+                                   "(namespace, params files, remaps), listens --duration seconds on this "
+                                   "ROS_DOMAIN_ID, judges each input against the agent's parameters and the ego "
+                                   "model, and says the remap or parameter that fixes each problem "
+                                   "(hjepa_agent/check.py).")
+    k.add_argument("--profile", type=Path, default=None,
+                   help="driver profile YAML: fills the others as `hjepa-agent rehearse` would run the agent")
+    k.add_argument("--namespace", default=None, help="the agent's namespace (as robot.launch.py namespace:=)")
+    k.add_argument("--params", type=Path, action="append", default=None,
+                   help="ros__parameters YAML, repeatable, in order (default config/agent.yaml)")
+    k.add_argument("--ego-model", type=Path, default=None, help="ego model YAML (default config/ego_model.yaml)")
+    k.add_argument("--robot", type=Path, default=None,
+                   help="robot description YAML (default: each node's robot parameter, else "
+                        "config/robots/diffbot.yaml)")
+    k.add_argument("--remap", action="append", default=None, metavar="TOPIC:=NAME",
+                   help="a robot-facing topic's name on this robot (repeatable), as robot.launch.py's *_topic "
+                        "arguments: e.g. battery_state:=platform/bms/state")
+    k.add_argument("--duration", type=_positive_s, default=3.0, help="seconds to listen (default 3)")
+    k.add_argument("--models-dir", type=Path, default=None, help="models directory for every node (default: each "
+                                                                   "node's models_dir, else the package's models/)")
+    k.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
     r = sub.add_parser("record", help="record the topics of whatever runs on this DDS domain (ROS_DOMAIN_ID) to an "
                                       "MCAP rosbag2, until --duration or Ctrl-C",
                        description="Runs the recorder node (nodes/recorder.py) standalone: its topics resolved under "
@@ -255,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
             if rest:
                 parser.error(f"unrecognized arguments: {' '.join(rest)}")
             return _rehearse(args)
+        if args.verb == "check":
+            if rest:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            return _check(args)
         if args.verb == "record":
             if rest and rest[0] != "--ros-args":
                 parser.error(f"unrecognized arguments: {' '.join(rest)}")

@@ -50,12 +50,19 @@ class EstimatorConfig:
     scan_variance_m2: float = 0.0004
     missing_scan_variance_m2: float = 16.0
     quality_weight: float = 2.0
+    latent_step_s: float = 0.1
+    """The world model's step (s): its predictor and scores were trained on frames this far apart (the
+    trainers' CONTROL_DT_S; the manifest's control_hz 10). A faster camera's frames between two such steps
+    update the scan, the quality and the pose, not the latent filter and its scores, so a 30 Hz camera is
+    judged as the 10 Hz training camera was."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.latent_alpha <= 1.0:
             raise ValueError(f"latent_alpha: must be in (0, 1], got {self.latent_alpha}")
         if self.latent_nominal_std <= 0.0:
             raise ValueError(f"latent_nominal_std: must be > 0, got {self.latent_nominal_std}")
+        if not 0.0 < self.latent_step_s <= 1.0:
+            raise ValueError(f"latent_step_s: must be in (0, 1] s, got {self.latent_step_s}")
 
 
 @dataclass
@@ -82,6 +89,8 @@ class Estimator:
     ambiguity_fn: Callable[[dict[str, float]], float] | None = None
     scores: dict[str, float] = field(default_factory=dict)
     """The latest frame's scores (learned mode), for diagnostics."""
+    latent_t_s: float | None = None
+    """Stamp of the percept the latent filter last stepped on (learned mode)."""
 
     def _predict(self, t_s: float) -> None:
         if self.t_s is None:
@@ -148,10 +157,21 @@ class Estimator:
             raise ValueError(f"action must be 2 finite values, got {a}")
         self.action = a
 
+    def _latent_due(self, stamp_s: float) -> bool:
+        """Whether a percept stamped ``stamp_s`` is the latent filter's next step: the world model's step
+        since the last one has passed (within a fifth of it: a 10 Hz camera's jitter), or the clock went back."""
+        last = self.latent_t_s
+        return last is None or stamp_s < last or stamp_s - last >= 0.8 * self.cfg.latent_step_s
+
     def on_percept(self, p: Percept) -> WorldState:
         """Fold in a percept and return the world state at its stamp."""
         self._predict(p.stamp_s)
+        if self.latent_filter is not None and not self._latent_due(p.stamp_s):
+            self.scan_bins = p.scan_bins.astype(np.float32)   # a frame between two world-model steps
+            self.quality = float(p.quality)
+            return self.world_state(p.stamp_s)
         if self.latent_filter is not None:
+            self.latent_t_s = p.stamp_s
             first = self.latent_filter.mean is None
             a_prev = None if first else (self.action if self.action is not None else np.zeros(2, np.float32))
             mean, var = self.latent_filter.step(p.latent, a_prev)

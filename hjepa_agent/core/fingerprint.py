@@ -18,7 +18,9 @@ Keys are dotted paths, as in the YAML files:
 * each sensor's mount (``camera.mount.x_m`` ... ``camera.mount.yaw_rad``): the pose of the spec's
   ``link`` in the URDF's root frame, read from the description's URDF through its fixed joints
   (hjepa_agent/config/urdf.py), as the simulator places the sensor: the numbers behind the names;
-* except for the sensors the agent reads in the base frame (BASE_FRAME_SENSORS: the scan, binned in
+* except the camera's pixel size and fov: the encoder sees its largest central square scaled to 64x64
+  (CROPPED_SENSORS), so the camera holds ``camera.square_fov_deg``, that square's field of view;
+* and except for the sensors the agent reads in the base frame (BASE_FRAME_SENSORS: the scan, binned in
   base_link from its mount by core/perception.py scan_to_bins): the models see which sectors its beams
   cover, not where it sits or how it is turned, so these hold ``scan.coverage`` (one character per
   sector, "1" covered, "0" unknown) instead of their mount and field of view. A 360-deg scanner turned
@@ -59,6 +61,12 @@ BASE_FRAME_SENSORS = ("scan",)
 """Sensors the agent reads in the base frame: fingerprinted by their coverage, not their mount and fov."""
 BASE_FRAME_GEOMETRY = ("fov_deg",)
 """Fields of a base-frame sensor's spec that its coverage replaces."""
+CROPPED_SENSORS = ("camera",)
+"""Sensors whose image the encoder sees as its largest central square, scaled (core/perception.py
+preprocess_image): fingerprinted by that square's field of view (``camera.square_fov_deg``), not by their
+pixel size and aspect (a 640x480 camera with the 64x64 one's vertical fov fits its models)."""
+CROPPED_GEOMETRY = ("width", "height", "fov_deg")
+"""Fields of a cropped sensor's spec that its square's field of view replaces."""
 """Robot-description parts no learned model sees: left out of the fingerprint."""
 EGO_PARTS = ("hard.kinematics", "hard.footprint", "operating")
 """Parts of the ego model in the fingerprint (prefixed ``ego.``): the limits training runs within."""
@@ -190,8 +198,13 @@ def robot_values(robot: Any, ego: Any) -> dict[str, Any]:
         if f.name in _RESERVED:
             raise ValueError(f"fingerprint: robot description field {f.name!r} collides with the "
                              f"fingerprint's own {f.name}.* keys; rename it")
-        if f.name not in NAME_KEYS + NOT_SEEN:
+        if f.name not in NAME_KEYS + NOT_SEEN and getattr(robot, f.name) is not None:   # an absent part: no keys
             _flatten(f.name, getattr(robot, f.name), out)
+    for name in CROPPED_SENSORS:
+        if hasattr(robot, name):
+            for key in CROPPED_GEOMETRY:
+                out.pop(f"{name}.{key}", None)
+            out[f"{name}.square_fov_deg"] = canonical(getattr(robot, name).square_fov_deg)
     for name, mount in sensor_mounts(robot).items():
         if name in BASE_FRAME_SENSORS:
             for key in BASE_FRAME_GEOMETRY:

@@ -17,7 +17,7 @@ from hjepa_agent.core.types import WorldState
 from hjepa_agent.nodes.codec import proposal_to_msg
 from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
-from hjepa_agent.paths import data_path
+from hjepa_agent.paths import models_dir as models_path
 
 
 class HabitualNode(GuardedNode):
@@ -25,7 +25,8 @@ class HabitualNode(GuardedNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("habitual", **kwargs)
-        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models") or str(data_path("models"))
+        models_dir = str(models_path(declare(self, "models_dir", "", "directory with manifest.yaml and ONNX "
+                                                         "models (relative: from here, else the package's)")))
         use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works")
         latent_source = declare(self, "latent_source", "encoder",
                                 "latent the policy reads: 'encoder' or 'world_encoder' (= perception's encoder_model)")

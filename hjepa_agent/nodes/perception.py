@@ -35,7 +35,7 @@ from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, de
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.nodes.mounts import SensorMounts
 from hjepa_agent.nodes.topics import MAX_IMAGE_PIXELS, Rejected
-from hjepa_agent.paths import data_path
+from hjepa_agent.paths import models_dir as models_path
 
 
 class PerceptionNode(GuardedNode):
@@ -43,7 +43,8 @@ class PerceptionNode(GuardedNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("perception", **kwargs)
-        models_dir = declare(self, "models_dir", "", "directory with manifest.yaml and ONNX models") or str(data_path("models"))
+        models_dir = str(models_path(declare(self, "models_dir", "", "directory with manifest.yaml and ONNX "
+                                                         "models (relative: from here, else the package's)")))
         use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works")
         self.scan_max_age_s = declare(self, "scan_max_age_s", 0.35, "max age of the scan fused with an image",
                                       unit="s", lo=0.01, hi=5.0)

@@ -129,7 +129,7 @@ def observe(world: SimWorld, limits: Limits, goal: tuple[float, float], stamp_s:
     rgb = world.render_camera()
     image = preprocess_image(rgb)
     bins = scan_to_bins(world.scan(), spec.angle_min_rad, spec.angle_increment_rad,
-                        spec.range_min_m, spec.range_max_m)
+                        spec.range_min_m, spec.range_max_m, world.scan_mount())   # in base_link, as perception
     n = len(WORLD_STATE_LABELS)
     ws = WorldState(stamp_s, np.asarray(world.pose(), np.float32), np.asarray(world.twist(), np.float32),
                     np.asarray(goal, np.float32), True, bins, np.zeros(N_LATENT, np.float32),

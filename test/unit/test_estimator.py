@@ -106,3 +106,33 @@ def test_learned_mode_reads_its_ambiguity_off_the_world_model_scores_and_refuses
     est.ambiguity_fn = lambda s: float("nan")
     with pytest.raises(ValueError, match="not finite"):
         est.on_percept(Percept(0.3, np.zeros(N_LATENT, np.float32), p.scan_bins, 1.0))
+
+
+class _CountingFilter:
+    """Stands in for the world model's latent filter: records the stamps it was stepped at."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+        self.mean, self.steps = None, []
+        self.cal, self.disagreement, self.nis = SimpleNamespace(r=np.ones(16)), np.ones(16), 1.0
+
+    def step(self, z, a):
+        self.steps.append(a is None)
+        self.mean = np.asarray(z, np.float64)
+        return self.mean, np.ones(16)
+
+
+
+
+def test_the_latent_filter_steps_at_the_world_models_rate_whatever_the_cameras():
+    """A 30 Hz camera steps the latent filter (trained on 0.1 s steps) every third frame, as a 10 Hz one
+    does every frame; the frames between still update the scan and the world state's stamp."""
+    from hjepa_agent.core.estimator import Estimator
+    counts = {}
+    for hz in (10.0, 30.0):
+        est = Estimator(latent_filter=_CountingFilter())
+        for k in range(int(3 * hz)):
+            ws = est.on_percept(_percept(k / hz, np.full(N_LATENT, k / hz)))
+            assert ws.stamp_s == k / hz
+        counts[hz] = len(est.latent_filter.steps)
+    assert counts[10.0] == 30 and abs(counts[30.0] - 30) <= 1

@@ -58,12 +58,15 @@ def test_same_files_give_the_same_fingerprint_and_every_sensor_field_is_in_it() 
                 continue
             if name == "scan" and f.name == "fov_deg":   # read in base_link: its coverage stands for it
                 continue
+            if name == "camera" and f.name in ("width", "height", "fov_deg"):   # its central square stands for them
+                continue
             if isinstance(value, (bool, int, float, str)):
                 assert a.values[f"{name}.{f.name}"] == value
             else:                  # a nested spec or a list: flattened under its key
                 assert any(k == f"{name}.{f.name}" or k.startswith(f"{name}.{f.name}.") for k in a.values)
     assert {f"camera.mount.{k}" for k in ("x_m", "y_m", "z_m", "roll_rad", "pitch_rad", "yaw_rad")} <= set(a.values)
     assert a.values["scan.coverage"] == "1" * 16 and not any(k.startswith("scan.mount.") for k in a.values)
+    assert a.values["camera.square_fov_deg"] == robot.camera.fov_deg == 90.0
     assert a.values["wheel_radius_m"] == robot.wheel_radius_m and a.values["drive"] == robot.drive
     assert a.values["ego.hard.kinematics.angular_z.max_accel"] == ego.hard.kinematics.angular_z.max_accel
     assert a.values["ego.operating.max_linear_mps"] == ego.operating.max_linear_mps
@@ -129,3 +132,14 @@ def test_a_scanner_is_fingerprinted_by_its_base_frame_coverage_not_its_mount() -
     keys = [k for k, _, _ in robot_fingerprint(dataclasses.replace(turned, scan=dataclasses.replace(
         turned.scan, fov_deg=270.0)), ego).differences(robot_fingerprint(robot, ego))]
     assert keys == ["scan.coverage"]
+
+
+def test_a_camera_is_fingerprinted_by_the_square_the_encoder_sees():
+    """640x480 with the 64x64 camera's vertical fov: the same central square, the same models; a portrait
+    camera's square is narrower."""
+    robot, ego = load_robot_description(ROBOT), load_ego_model(EGO)
+    wide = dataclasses.replace(robot, camera=dataclasses.replace(robot.camera, width=640, height=480))
+    assert robot_fingerprint(wide, ego) == robot_fingerprint(robot, ego)
+    tall = dataclasses.replace(robot, camera=dataclasses.replace(robot.camera, width=48, height=64))
+    diff = robot_fingerprint(tall, ego).differences(robot_fingerprint(robot, ego))
+    assert [k for k, _, _ in diff] == ["camera.square_fov_deg"] and 70.0 < diff[0][1] < 75.0

@@ -1,0 +1,28 @@
+"""`hjepa-agent rehearse` end to end: six node processes from their console scripts, on the wall clock, in
+namespace robot1, against the simulator acting as a TurtleBot-4-like robot's drivers (Twist commands, a
+250x250 bgr8 camera at 30 Hz on its own topic name, a laser turned 90 deg, no motor temperature)."""
+import json
+import subprocess
+import sys
+
+from hjepa_agent.paths import data_path
+
+
+def test_one_rehearsed_episode_reaches_the_goal_within_the_limits(tmp_path):
+    out = tmp_path / "rehearsal"
+    cmd = [sys.executable, "-m", "hjepa_agent.cli", "rehearse", "--profile",
+           str(data_path("config", "profiles", "turtlebot4_like.yaml")), "--scenario",
+           str(data_path("config", "scenarios", "open.yaml")), "--episodes", "1", "--out", str(out), "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    episode = json.loads((out / "episodes.jsonl").read_text().splitlines()[0])
+    assert summary["successes"] == 1, (episode["outcome"], episode["events"][-5:])
+    assert summary["collisions"] == 0 and summary["limit_violations"] == 0
+    assert summary["node_failures"] == 0 and summary["foreign_commands"] == 0
+    assert summary["cmd_latency_ms"]["samples"] > 20   # camera stamp -> the bridge's record on the wire
+    logs = {p.stem: p.read_text() for p in (out / "logs" / "episode_000").glob("*.log")}
+    assert sorted(logs) == ["bridge", "estimator", "habitual", "perception", "planner", "watchdog"]
+    for name, text in logs.items():   # each started as robot.launch.py would: its console script, namespaced
+        first = text.splitlines()[0]
+        assert first.split()[0].endswith(f"/{name}") and "__ns:=/robot1" in first, first
