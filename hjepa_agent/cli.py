@@ -22,7 +22,8 @@ def _sim(args: argparse.Namespace) -> int:
 
     faults = parse_faults(args.faults or "")
     cfg = RunConfig(scenarios=tuple(Path(s) for s in args.scenario), episodes=args.episodes, seed=args.seed,
-                    out=Path(args.out), gui=args.gui, params_file=args.params, ego_model=args.ego_model,
+                    out=Path(args.out), gui=args.gui, params_file=tuple(args.params) if args.params else None,
+                    ego_model=args.ego_model,
                     robot=args.robot, record=not args.no_record, faults=tuple(faults),
                     fault_per_episode="suite" in (args.faults or ""), watchdog_off=args.watchdog == "off")
     try:
@@ -189,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/latest")
     p.add_argument("--gui", action="store_true", help="open the PyBullet GUI")
-    p.add_argument("--params", type=Path, default=None, help="ros__parameters YAML (default config/agent.yaml)")
+    p.add_argument("--params", type=Path, action="append", default=None,
+                   help="ros__parameters YAML (default config/agent.yaml); repeat to apply several in order "
+                        "(a robot's own overlay after config/agent.yaml)")
     p.add_argument("--ego-model", type=Path, default=None, help="ego model YAML (default config/ego_model.yaml)")
     p.add_argument("--robot", type=Path, default=None, help="robot description YAML (default config/robots/diffbot.yaml)")
     p.add_argument("--no-record", action="store_true", help="skip the MCAP recording")

@@ -28,13 +28,18 @@ def data_path(*parts: str) -> Path:
     return share_dir().joinpath(*parts)
 
 
-def models_dir(value: str) -> Path:
-    """A node's ``models_dir`` parameter as a directory: empty, the package's models/; absolute, as given;
-    relative, from the working directory if it is there, else under the package's data directory (so a
-    params file can name the shipped models/skidrover wherever the agent is started)."""
+def package_relative(value: str, *default: str) -> Path:
+    """A path parameter: empty, the package's ``default`` (data_path parts); absolute, as given; relative,
+    from the working directory if it is there, else under the package's data directory (so a params file
+    can name the shipped models/skidrover or config/watchdog_skidrover.yaml wherever the agent is started)."""
     if not value:
-        return data_path("models")
+        return data_path(*default)
     p = Path(value)
-    if p.is_absolute() or p.is_dir():
+    if p.is_absolute() or p.exists():
         return p
     return data_path(*p.parts)
+
+
+def models_dir(value: str) -> Path:
+    """A node's ``models_dir`` parameter as a directory (:func:`package_relative`; empty: models/)."""
+    return package_relative(value, "models")

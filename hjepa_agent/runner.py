@@ -26,7 +26,7 @@ from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LEVELS
 from hjepa_agent.lockstep import Lockstep
-from hjepa_agent.node_table import NODES, load_params
+from hjepa_agent.node_table import NODES, load_params, load_params_files
 from hjepa_agent.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
 from hjepa_agent.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
@@ -52,7 +52,9 @@ class RunConfig:
     seed: int
     out: Path
     gui: bool = False
-    params_file: Path | None = None
+    params_file: Path | tuple[Path, ...] | None = None
+    """One params file, or several applied in order as several --params-file arguments are (a robot's own
+    overlay after config/agent.yaml); None: config/agent.yaml."""
     ego_model: Path | None = None
     robot: Path | None = None
     record: bool = True
@@ -93,7 +95,8 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
         raise FileNotFoundError(f"no scenarios found in {', '.join(map(str, cfg.scenarios))}")
     ego_path = cfg.ego_model or data_path("config", "ego_model.yaml")
     ego = load_ego_model(ego_path)
-    params = load_params(cfg.params_file or data_path("config", "agent.yaml"))
+    files = cfg.params_file if isinstance(cfg.params_file, tuple) else (cfg.params_file,) if cfg.params_file else ()
+    params = load_params_files(list(files) or [data_path("config", "agent.yaml")])
     if cfg.watchdog_off:
         params.setdefault("watchdog", {})["enabled"] = False
     robot = load_robot_description(cfg.robot or data_path("config", "robots", "diffbot.yaml"))

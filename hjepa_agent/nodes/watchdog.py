@@ -74,8 +74,8 @@ from hjepa_agent.nodes.common import (Diagnostics, declare, declare_ego_path, de
                                       run_node)
 from hjepa_agent.nodes.guard import GuardedLifecycleNode, Receipt
 from hjepa_agent.nodes.topics import TOPICS, guarded_topics, inputs_of
-from hjepa_agent.paths import data_path
 from hjepa_agent.paths import models_dir as models_path
+from hjepa_agent.paths import package_relative
 
 INPUTS: dict[str, tuple[str, type]] = {kind: (spec.topic, spec.spec.type) for kind, spec in inputs_of("watchdog").items()}
 """What the watchdog consumes: input kind -> (topic, message type), from nodes/topics.py. The journal
@@ -181,7 +181,7 @@ class WatchdogNode(GuardedLifecycleNode):
         if self.use_typical:
             typical = TypicalRisk(load_typical_risk(models_path(self.models_dir),
                                                     expected=robot_fingerprint_at(self, self.robot_path, ego)))
-        start = load_watchdog_config(self.config_path or data_path("config", "watchdog.yaml"))
+        start = load_watchdog_config(package_relative(self.config_path, "config", "watchdog.yaml"))
         self.ego, self.start_cfg = ego, start
         for name in TIGHTER:   # live thresholds: tighten only, checked in _on_set (core.watchdog.tightened)
             unit, lo, hi = LIVE_UNITS[name]
