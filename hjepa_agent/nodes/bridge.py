@@ -166,9 +166,12 @@ class BridgeNode(GuardedLifecycleNode):
             return
         out = self.core.step(now)
         stamp = to_time(self._stamp_of(now))
-        self.pub.publish(command_to_msg(self.cmd_type, out.v, out.w, stamp, "base_link"))
         origin = None if out.origin_stamp_s is None else to_time(out.origin_stamp_s)
+        # The record first: a command that reaches the watchdog before its record waits for it, and this
+        # process being preempted between the two publishes (seven processes on two cores) must not leave
+        # the command undeclared for longer than the watchdog's match window.
         self.out_pub.publish(bridge_output_to_msg(stamp, out.v, out.w, origin, out.state))
+        self.pub.publish(command_to_msg(self.cmd_type, out.v, out.w, stamp, "base_link"))
         self.published += 1
         self._last_publish_wall = time.monotonic()
         for ev in out.events:

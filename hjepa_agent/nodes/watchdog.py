@@ -129,7 +129,7 @@ def apply_input(core: Watchdog, kind: str, value: Any, now: float, reading: floa
         core.foreign.on_command(now, value.stamp_ns, value.v, value.w, own=value.frame_id == OWN_STOP_FRAME)
     elif kind == "bridge_output":   # (stamp ns, v, w, origin ns, state): the bridge's heartbeat and its command
         stamp_ns, v, w, _, _ = value
-        core.foreign.on_declared(stamp_ns, v, w)
+        core.foreign.on_declared(stamp_ns, v, w, now)
         core.on_command(v, now, w)
     elif kind == "goal_status":   # (stamp, kind, goal, target, distance)
         core.on_goal_status(GOAL_UNREACHABLE_KINDS.get(value[1]), now)

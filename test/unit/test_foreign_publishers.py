@@ -35,6 +35,7 @@ def test_commands_the_bridge_declared_are_its_own_and_others_are_foreign():
     assert f.check(1.5) == []
     f.on_command(2.00, 1_050_000_000, 0.8, 0.0)                 # same stamp, other values: not the bridge's
     assert f.check(2.1) == []                                   # still within the match window
+    f.on_declared(1_100_000_000, 0.3, 0.0, now_s=2.2)           # the bridge's records flow on, none declares it
     (found,) = f.check(2.3)
     assert (found.topic, found.who, found.count) == ("cmd_vel", UNDECLARED, 1)
     assert f.check(4.4) == [] and f.undeclared == 1             # clean wire for clear_after_s: dropped
@@ -57,3 +58,21 @@ def test_the_watchdog_stops_on_a_foreign_publisher_or_only_warns():
         assert out.base_stop is stops
         assert ("foreign_publisher" in out.status["values"]["cause_codes"]) is stops
     assert load_yaml_dict("config", "watchdog.yaml")["foreign_publishers"] == "stop"
+
+
+def test_a_command_waits_for_its_record_while_no_later_record_has_come():
+    """The watchdog's process starved with the bridge's record still queued (seven processes on two cores,
+    at start-up) must not make the bridge's own command foreign: without a later record it waits
+    NO_RECORD_WINDOWS match windows; once records flow again, an undeclared command is named after one."""
+    from hjepa_agent.core.watchdog.foreign import NO_RECORD_WINDOWS, ForeignPublishers
+    fp = ForeignPublishers(match_window_s=0.25)
+    fp.on_command(10.0, 1_000, 0.1, 0.0)
+    assert fp.check(10.4) == []                       # past the window, but no record since: not yet judged
+    fp.on_declared(1_000, 0.1, 0.0, now_s=10.45)      # the record arrives late: declared
+    assert fp.check(11.0) == [] and fp.undeclared == 0
+    fp.on_command(11.0, 2_000, 0.9, 0.0)              # a command nobody declares
+    fp.on_declared(3_000, 0.2, 0.0, now_s=11.1)       # while the bridge's records flow
+    assert fp.check(11.2) == [] and [f.who for f in fp.check(11.3)] == ["undeclared commands"]
+    lone = ForeignPublishers(match_window_s=0.25)     # and with the bridge silent (dead) too
+    lone.on_command(0.0, 5, 0.5, 0.0)
+    assert lone.check(NO_RECORD_WINDOWS * 0.25 - 0.01) == [] and lone.check(NO_RECORD_WINDOWS * 0.25 + 0.01) != []

@@ -134,6 +134,7 @@ def test_an_unstamped_command_with_values_nobody_sent_is_foreign():
     f.on_declared(1_000_000_000, 0.3, 0.1)
     f.on_command(1.00, None, 0.8, 0.0)
     assert f.check(1.2) == []
+    f.on_declared(1_100_000_000, 0.3, 0.1, now_s=1.1)   # a later record: the bridge's flow on, none declares it
     (found,) = f.check(1.3)
     assert (found.topic, found.who, found.count) == ("cmd_vel", UNDECLARED, 1)
 
@@ -143,7 +144,7 @@ def test_the_watchdogs_own_unstamped_stop_is_known_by_its_values():
     f.on_own(0.12, 0.0)
     f.on_command(2.0, None, 0.12, 0.0)
     f.on_command(2.0, None, 0.5, 0.0)
-    (found,) = f.check(2.5)
+    (found,) = f.check(3.1)   # no record at all (the bridge silent): NO_RECORD_WINDOWS windows
     assert found.count == 1
 
 
@@ -152,5 +153,6 @@ def test_values_alone_never_clear_a_stamped_command():
     f.on_declared(1_000_000_000, 0.3, 0.1)
     f.on_own(0.3, 0.1)
     f.on_command(1.00, 1_000_000_001, 0.3, 0.1)   # the bridge's values under a stamp it never sent
+    f.on_declared(1_050_000_000, 0.3, 0.1, now_s=1.05)
     (found,) = f.check(1.3)
     assert found.count == 1

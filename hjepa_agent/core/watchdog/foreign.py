@@ -41,6 +41,8 @@ class ForeignFinding:
         return f"{self.topic}: published by {self.who} ({self.count} endpoint(s)), not an agent node"
 
 
+NO_RECORD_WINDOWS = 4
+"""With no bridge record received since a command came, it is undeclared after this many match windows."""
 UNDECLARED = "undeclared commands"
 """``ForeignFinding.who`` of the wire check."""
 
@@ -65,11 +67,24 @@ class ForeignPublishers:
         self._waiting: deque[tuple[float, int | None, float, float]] = deque(maxlen=keep)   # (received s, stamp, v, w)
         self._undeclared = 0
         self._last_undeclared_s = -math.inf
+        self._last_record_s = -math.inf
 
-    def on_declared(self, stamp_ns: int, v: float, w: float) -> None:
-        """The bridge's record of a cmd_vel it published (stamp ns, m/s, rad/s)."""
+    def on_declared(self, stamp_ns: int, v: float, w: float, now_s: float | None = None) -> None:
+        """The bridge's record of a cmd_vel it published (stamp ns, m/s, rad/s), received at ``now_s``."""
         self._declared.append((int(stamp_ns), float(v), float(w)))
+        if now_s is not None:
+            self._last_record_s = float(now_s)
         self._match()
+
+    def _overdue(self, received_s: float, now_s: float) -> bool:
+        """Whether a command received at ``received_s`` has waited for its record long enough to be
+        undeclared: ``match_window_s``, once a record the bridge sent later has come (records flow and none
+        declared it); without one, NO_RECORD_WINDOWS times that (the watchdog's own process may have been
+        starved with the record still in its queue: seven processes on two cores did, at start-up)."""
+        waited = now_s - received_s
+        if waited > NO_RECORD_WINDOWS * self.match_window_s:
+            return True
+        return waited > self.match_window_s and self._last_record_s > received_s
 
     def on_own(self, v: float, w: float) -> None:
         """A stop command (m/s, rad/s) the watchdog sends itself: what an unstamped one of its own on
@@ -108,7 +123,7 @@ class ForeignPublishers:
     def check(self, now_s: float) -> list[ForeignFinding]:
         """The foreign publishers at ``now_s``: graph findings (shown for ``confirm_s``) and undeclared
         cmd_vel commands."""
-        while self._waiting and now_s - self._waiting[0][0] > self.match_window_s:
+        while self._waiting and self._overdue(self._waiting[0][0], now_s):
             self._waiting.popleft()
             self._undeclared += 1
             self._last_undeclared_s = now_s
@@ -125,4 +140,4 @@ class ForeignPublishers:
         return self._undeclared
 
 
-__all__ = ["ForeignFinding", "ForeignPublishers", "UNDECLARED"]
+__all__ = ["ForeignFinding", "ForeignPublishers", "NO_RECORD_WINDOWS", "UNDECLARED"]
