@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -48,6 +49,11 @@ def _rehearse(args: argparse.Namespace) -> int:
     scenarios = tuple(Path(s) for s in (args.scenario or [data_path("config", "scenarios")]))
     cfg = RehearsalConfig(profile=args.profile, scenarios=scenarios, episodes=args.episodes, seed=args.seed,
                           out=Path(args.out))
+
+    def _terminate(signum, frame):   # SIGTERM as Ctrl-C: the episode's node processes are stopped on the way out
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         summary = run(cfg, progress=not args.quiet)
     except KeyboardInterrupt:

@@ -358,6 +358,8 @@ class GuardedNode(Node):
             try:
                 return fn(*args)
             except Exception as exc:   # noqa: BLE001 - any exception here is a bug: fail stop, never propagate
+                if not self.context.ok():   # shutting down (Ctrl-C, a launch stopping): a publish fails, no bug
+                    return None
                 self._fail(where, exc)
                 return None
         run.__wrapped__ = fn
