@@ -250,8 +250,9 @@ def run(cfg: RehearsalConfig, progress: bool = True) -> dict[str, Any]:
                                                            unstamped_ours=True)   # no foreign publisher here
             t, v, w = sent_commands(lg.declared)
             res.limit_violations_by_kind = count_limit_violations(t, v, w, ego)
-            gaps = np.diff(lg.sim_t) if len(lg.sim_t) > 1 else np.zeros(1)
-            cmd_gaps.append(float(gaps.max()))
+            if pace.episode_t0 is not None:   # between commands on the wire, once the agent was ready
+                t_in = [t for t in lg.sim_t if t >= pace.episode_t0]
+                cmd_gaps.append(float(np.diff(t_in).max()) if len(t_in) > 1 else math.inf)
             res.limit_violations = sum(res.limit_violations_by_kind.values())
             episodes_file.write(json.dumps({k: val for k, val in res.__dict__.items() if k != "path"}) + "\n")
             episodes_file.flush()
@@ -300,6 +301,8 @@ class Pace:
         self.driver, self.executor, self.tick_s = driver, executor, tick_s
         self.next_t = time.monotonic()
         self.lag_max_s = 0.0
+        self.episode_t0: float | None = None
+        """The simulator's time (s, CmdLog's clock) when the episode proper started (the agent ready)."""
 
     def step(self) -> None:
         """One tick of the world, paced to the wall clock."""
@@ -358,6 +361,7 @@ def _episode(res: EpisodeResult, scenario, pace: Pace, metrics, procs: AgentProc
     """One episode in real time, judged into ``res``; returns the achieved real-time factor (sim s per wall s)."""
     driver = pace.driver
     t_start, wall_start = driver.world.time_s, time.monotonic()
+    pace.episode_t0 = driver.sim_time_s
     stopped_since = None
     prev_mode = Mode.SAFE_STOP
     while True:
