@@ -34,6 +34,11 @@ from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept, WorldState, u
 from hjepa_agent.core.world_model import LatentFilter, OnlineScores
 
 
+LATENT_GAP_STEPS = 3.0
+"""A gap between two world-model steps longer than this many steps (or a step back) restarts the latent
+filter and its scores, as at the start of an episode."""
+
+
 def wrap_angle(a: float) -> float:
     """Wrap an angle to [-pi, pi)."""
     return (a + math.pi) % (2.0 * math.pi) - math.pi
@@ -171,6 +176,13 @@ class Estimator:
             self.quality = float(p.quality)
             return self.world_state(p.stamp_s)
         if self.latent_filter is not None:
+            gap = None if self.latent_t_s is None else p.stamp_s - self.latent_t_s
+            if gap is not None and not 0.0 <= gap <= LATENT_GAP_STEPS * self.cfg.latent_step_s:
+                # frames lost (a camera stall, a busy computer starting six nodes) or time went back: the
+                # predictor steps 0.1 s, so stepping across the gap would read as surprise; start afresh
+                self.latent_filter.reset()
+                if self.scorer is not None:
+                    self.scorer.reset()
             self.latent_t_s = p.stamp_s
             first = self.latent_filter.mean is None
             a_prev = None if first else (self.action if self.action is not None else np.zeros(2, np.float32))

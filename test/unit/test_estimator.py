@@ -116,6 +116,9 @@ class _CountingFilter:
         self.mean, self.steps = None, []
         self.cal, self.disagreement, self.nis = SimpleNamespace(r=np.ones(16)), np.ones(16), 1.0
 
+    def reset(self):
+        self.mean = None
+
     def step(self, z, a):
         self.steps.append(a is None)
         self.mean = np.asarray(z, np.float64)
@@ -136,3 +139,14 @@ def test_the_latent_filter_steps_at_the_world_models_rate_whatever_the_cameras()
             assert ws.stamp_s == k / hz
         counts[hz] = len(est.latent_filter.steps)
     assert counts[10.0] == 30 and abs(counts[30.0] - 30) <= 1
+
+
+def test_a_gap_in_the_frames_restarts_the_latent_filter_instead_of_stepping_across_it():
+    """The predictor steps 0.1 s: after 0.5 s without frames (a camera stall, six nodes starting on two
+    cores) the filter starts afresh, as at an episode's start, rather than reading the gap as surprise."""
+    from hjepa_agent.core.estimator import LATENT_GAP_STEPS, Estimator
+    est = Estimator(latent_filter=_CountingFilter())
+    late = 0.2 + 0.1 * LATENT_GAP_STEPS + 0.05
+    for t in (0.0, 0.1, 0.2, late, late + 0.1):
+        est.on_percept(_percept(t, np.zeros(N_LATENT)))
+    assert est.latent_filter.steps == [True, False, False, True, False]   # True: stepped as a first frame
