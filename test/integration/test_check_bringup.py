@@ -31,13 +31,13 @@ def tb4_world():
 
 
 @contextmanager
-def drivers(ctx, world, faults=None):
+def drivers(ctx, world, faults=None, profile_path=PROFILE):
     """A DriverNode for the profile (in its namespace, under its topic names), advanced in real time by a
     thread of its own until the block ends."""
     from hjepa_agent.nodes.driver import TICK_S, DriverNode
     from hjepa_agent.sim.profile import load_profile
     from hjepa_agent.sim.scenario import load_scenario
-    profile = load_profile(PROFILE)
+    profile = load_profile(profile_path)
     remap = [a for t, name in profile.topics.items() for a in ("-r", f"{t}:={name}")]
     node = DriverNode(world, profile, faults, context=ctx, namespace=f"/{profile.namespace}",
                       cli_args=["--ros-args", *remap])
@@ -64,9 +64,9 @@ def drivers(ctx, world, faults=None):
         node.destroy_node()
 
 
-def check(ctx, world, tmp_path, faults=None):
-    with drivers(ctx, world, faults):
-        return run_check(setup_for_profile(PROFILE, tmp_path, duration_s=LISTEN_S), context=ctx)
+def check(ctx, world, tmp_path, faults=None, profile_path=PROFILE):
+    with drivers(ctx, world, faults, profile_path):
+        return run_check(setup_for_profile(profile_path, tmp_path, duration_s=LISTEN_S), context=ctx)
 
 
 def finding(report, key):
@@ -133,3 +133,39 @@ def test_a_scan_frame_the_urdf_does_not_know_is_a_bad_frame(ros_context, tb4_wor
     assert report.exit_code == 1 and report.failures == ["scan BAD_FRAME"]
     assert all(f.verdict in (Verdict.OK, Verdict.SKIPPED) for f in report.inputs
                if f.expectation.key != "scan" and f.expectation.need is not Need.INFO)
+
+
+JACKAL = data_path("config", "profiles", "jackal_like.yaml")
+
+
+@pytest.fixture(scope="module")
+def jackal_world():
+    """The Jackal-like profile's robot (skidrover), shared by the module; closed afterwards."""
+    from hjepa_agent.sim.profile import load_profile
+    from hjepa_agent.sim.robot import load_robot_description
+    from hjepa_agent.sim.world import SimWorld
+    world = SimWorld(load_robot_description(load_profile(JACKAL).robot))
+    yield world
+    world.close()
+
+
+def test_the_jackal_like_profile_passes_and_each_deliberate_fault_is_named(ros_context, jackal_world, tmp_path):
+    """The second profile (TwistStamped, a 640x480 jpeg camera on Clearpath's topic name, a 270-deg
+    laser, the battery on platform/bms/state, no temperature, its own models): as it is, every input and
+    model passes; a missing topic, the other command type, stale stamps and an unknown scan frame are
+    each named with their fix."""
+    from hjepa_agent.nodes.driver import DriverFaults
+    report = check(ros_context, jackal_world, tmp_path / "ok", profile_path=JACKAL)
+    assert report.exit_code == 0, [(f.expectation.key, f.verdict, f.problems) for f in report.inputs]
+    assert finding(report, "camera").expectation.topic == "/j100_0000/sensors/camera_0/color/compressed"
+    assert finding(report, "motor_temperature").verdict is Verdict.SKIPPED
+    assert {m.verdict for m in report.models} == {Verdict.OK}
+    cases = [(DriverFaults(renames=(("odom", "odometry/local"),)), "odom", Verdict.MISSING, "odom_topic:="),
+             (DriverFaults(cmd_vel_type="twist"), "cmd_vel", Verdict.WRONG_TYPE, "cmd_vel_type: twist"),
+             (DriverFaults(stamp_lag_s=1.0), "scan", Verdict.STALE, "chrony"),
+             (DriverFaults(scan_frame="lidar_unknown"), "scan", Verdict.BAD_FRAME, "urdf")]
+    for i, (faults, key, verdict, fix) in enumerate(cases):
+        report = check(ros_context, jackal_world, tmp_path / str(i), faults, JACKAL)
+        f = finding(report, key)
+        assert f.verdict is verdict and fix in f.problems[0].fix, (key, f.verdict, f.problems)
+        assert report.exit_code == 1
