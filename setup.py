@@ -1,4 +1,5 @@
 """ament_python package setup: console scripts per node, data under share/hjepa_agent."""
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -20,8 +21,10 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/config/scenarios", glob("config/scenarios/*.yaml")),
         (f"share/{PACKAGE}/config/robots", glob("config/robots/*.yaml")),
+        (f"share/{PACKAGE}/config/profiles", glob("config/profiles/*.yaml")),
         (f"share/{PACKAGE}/urdf", glob("urdf/*")),
-        (f"share/{PACKAGE}/models", glob("models/*")),
+        (f"share/{PACKAGE}/models", [f for f in glob("models/*") if os.path.isfile(f)]),
+        (f"share/{PACKAGE}/models/skidrover", glob("models/skidrover/*")),
     ],
     install_requires=["setuptools", "numpy", "pyyaml", "opencv-python-headless<5", "pybullet", "tqdm",
                       "matplotlib", "rosbags", *ONNX_RUNTIME],

@@ -102,13 +102,13 @@ def test_quick_world_latent_training(tmp_path: Path) -> None:
     before_doc = yaml.safe_load((out / "manifest.yaml").read_text())
     before_text = (out / "manifest.yaml").read_text()
     before_bytes = {p.name: p.read_bytes() for p in out.iterdir()
-                    if p.name not in ("manifest.yaml", "habitual_world.onnx")}
+                    if p.is_file() and p.name not in ("manifest.yaml", "habitual_world.onnx")}
     old_habitual = (out / "habitual_world.onnx").read_bytes()
 
     assert train_main(["--quick", "--latent", "world", "--out", str(out)]) == 0
 
     assert {p.name: p.read_bytes() for p in out.iterdir()
-            if p.name not in ("manifest.yaml", "habitual_world.onnx")} == before_bytes
+            if p.is_file() and p.name not in ("manifest.yaml", "habitual_world.onnx")} == before_bytes
     assert (out / "habitual_world.onnx").read_bytes() != old_habitual
     after_doc = yaml.safe_load((out / "manifest.yaml").read_text())
     after_text = (out / "manifest.yaml").read_text()
