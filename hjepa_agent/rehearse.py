@@ -39,6 +39,7 @@ from hjepa_agent.core.types import Mode
 from hjepa_agent.node_table import NODES, load_params_files, node_command
 from hjepa_agent.paths import data_path
 from hjepa_agent.report import EpisodeResult, agent_commands, count_limit_violations, summarise
+from hjepa_agent.runner import held_stop
 from hjepa_agent.sim.profile import DriverProfile, load_profile
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenarios
@@ -56,8 +57,6 @@ AGENT_NICENESS = 5
 fell behind, and the watchdog rightly saw commands the robot did not follow (a wheel slip)."""
 STOP_TIMEOUT_S = 10.0
 """A node process still running this long after SIGINT is killed."""
-STOPPED_GIVE_UP_S = 5.0
-"""As runner.STOPPED_GIVE_UP_S: a latched stop with the robot still this long ends the episode."""
 
 
 @dataclass(frozen=True)
@@ -389,15 +388,10 @@ def _episode(res: EpisodeResult, scenario, pace: Pace, metrics, procs: AgentProc
         if procs.exited():
             res.outcome = "node_failed"
             break
-        moving = abs(world.twist()[0]) > 0.01
-        latched = mode == Mode.SAFE_STOP or driver.bridge_state == "ESTOP"
-        if latched and not moving:
-            stopped_since = elapsed if stopped_since is None else stopped_since
-            if elapsed - stopped_since > STOPPED_GIVE_UP_S:
-                res.outcome = "safe_stop"
-                break
-        else:
-            stopped_since = None
+        stopped_since, given_up = held_stop(stopped_since, elapsed, mode, driver)
+        if given_up:
+            res.outcome = "safe_stop"
+            break
     res.time_s = driver.world.time_s - t_start
     res.events = metrics.events[-50:]
     wall = time.monotonic() - wall_start

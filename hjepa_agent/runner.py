@@ -159,6 +159,17 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     return summary
 
 
+def held_stop(since: float | None, elapsed: float, mode: Mode, sim) -> tuple[float | None, bool]:
+    """The judge's rule for a stop only a person can clear: the watchdog's SAFE_STOP or the bridge's latched
+    e-stop (``sim.bridge_state``) with the robot standing (``sim.world``). Returns when that began (None: not
+    in one) and whether it has held STOPPED_GIVE_UP_S (the episode ends as a safe stop)."""
+    moving = abs(sim.world.twist()[0]) > 0.01
+    if not (mode == Mode.SAFE_STOP or sim.bridge_state == "ESTOP") or moving:
+        return None, False
+    since = elapsed if since is None else since
+    return since, elapsed - since > STOPPED_GIVE_UP_S
+
+
 def resident_mb() -> float | None:
     """This process's resident memory (MB, /proc/self/status VmRSS); None where /proc has no such field."""
     try:
@@ -456,15 +467,10 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
             if step.misses > MAX_MISSES:   # the lockstep is lost (a hung node, a clock that never arrives)
                 res.outcome = "lockstep_lost"
                 break
-            moving = abs(sim.world.twist()[0]) > 0.01
-            latched = mode == Mode.SAFE_STOP or sim.bridge_state == "ESTOP"
-            if latched and not moving:
-                stopped_since = elapsed if stopped_since is None else stopped_since
-                if elapsed - stopped_since > STOPPED_GIVE_UP_S:
-                    res.outcome = "safe_stop"
-                    break
-            else:
-                stopped_since = None
+            stopped_since, given_up = held_stop(stopped_since, elapsed, mode, sim)
+            if given_up:
+                res.outcome = "safe_stop"
+                break
         res.time_s = sim.sim_time_s - t_start
         if injected:
             flooded = [x.topic for x in sim.faults.intruders() if x.payload == "garbage"]

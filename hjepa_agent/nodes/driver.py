@@ -22,9 +22,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import BatteryState, CompressedImage, Image, Temperature
+from sensor_msgs.msg import CompressedImage, Image
 
-from hjepa_agent.nodes.codec import from_time, time_ns, to_time
+from hjepa_agent.nodes.codec import time_ns, to_time
 from hjepa_agent.nodes.sim import SimNode
 from hjepa_agent.sim.profile import DriverProfile
 
@@ -106,6 +106,7 @@ class DriverNode(SimNode):
             self.pub_compressed = self.publisher("camera/image_raw/compressed")
         if self.driver_faults.scan_frame:
             self.pub_scan = _Reframed(self.pub_scan, self.driver_faults.scan_frame)
+        self.publish_battery = profile.battery
         self._next: dict[str, float] = {}
         self.wall_offset_s = 0.0
 
@@ -139,7 +140,7 @@ class DriverNode(SimNode):
         if self._due("odom", prof.odom_rate_hz):
             self._publish_odom(stamp)
         if self._due("slow", 2.0):
-            self._publish_power(stamp)
+            self._publish_slow(stamp)
         if self._due("scan", prof.scan_rate_hz):
             self._publish_scan(stamp, self.world.scan())
         if self._due("camera", prof.camera.rate_hz):
@@ -170,26 +171,6 @@ class DriverNode(SimNode):
             self.camera_wall.pop(next(iter(self.camera_wall)))
         self.last_camera_ns = ns
         pub.publish(msg)
-
-    def _publish_power(self, stamp) -> None:
-        """Battery and motor temperature where the base has them, the goal, /diagnostics."""
-        volt, pct, current = self.world.battery()
-        if self.profile.battery:
-            bat = BatteryState()
-            bat.header.stamp = stamp
-            bat.voltage, bat.percentage, bat.current = float(volt), float(pct), float(-current)
-            bat.present = True
-            self.pub_battery.publish(bat)
-        if self.pub_temp is not None:
-            temp = Temperature()
-            temp.header.stamp = stamp
-            temp.header.frame_id = "motors"
-            temp.temperature = float(self.world.motor_temperature_c())
-            self.pub_temp.publish(temp)
-        self._publish_goal(stamp, self.world.time_s)
-        self.diag.publish("OK" if not self.base_stopped else "WARN", f"t={from_time(stamp):.2f} s",
-                          {"battery_pct": f"{100 * pct:.1f}", "profile": self.profile.name,
-                           "base_stopped": str(self.base_stopped)})
 
 
 __all__ = ["DriverFaults", "DriverNode", "TICK_S", "compress_frame", "encode_frame"]

@@ -214,6 +214,8 @@ class SimNode(GuardedNode):
         self.pub_joints = self.publisher("joint_states")
         self.pub_battery = self.publisher("battery_state")
         self.pub_temp = self.publisher("motor_temperature") if self.publish_temperature else None
+        self.publish_battery = True
+        """Whether the base publishes a battery state (a driver profile may have none)."""
         self.pub_goal = self.publisher("goal_pose")
         self.pub_tf = self._publish_static_tf(world.urdf_path)
         self.subscribe("command", self.on_cmd)
@@ -495,12 +497,15 @@ class SimNode(GuardedNode):
         self.pub_joints.publish(js)
 
     def _publish_slow(self, stamp) -> None:
+        """Battery (unless ``publish_battery`` is off: a base without one) and motor temperature (where its
+        publisher exists), the goal, /diagnostics."""
         volt, pct, current = self.world.battery()
-        bat = BatteryState()
-        bat.header.stamp = stamp
-        bat.voltage, bat.percentage, bat.current = float(volt), float(pct), float(-current)
-        bat.present = True
-        self.pub_battery.publish(bat)
+        if self.publish_battery:
+            bat = BatteryState()
+            bat.header.stamp = stamp
+            bat.voltage, bat.percentage, bat.current = float(volt), float(pct), float(-current)
+            bat.present = True
+            self.pub_battery.publish(bat)
         if self.pub_temp is not None:
             temp = Temperature()
             temp.header.stamp = stamp
