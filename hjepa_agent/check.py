@@ -27,8 +27,9 @@ from hjepa_agent.config.ego_model import Sensors, load_ego_model
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.config.urdf import UrdfError, read_urdf
 from hjepa_agent.core.bringup import (Alternative, Direction, Endpoint, Expectation, ModelFinding, MountRule, Need,
-                                      Observed, Report, Sample, ScanShape, TopicEnds, Verdict, judge, resolve_topic,
+                                      Observed, Sample, ScanShape, TopicEnds, Verdict, judge, resolve_topic,
                                       selected_models)
+from hjepa_agent.core.bringup_report import Report
 from hjepa_agent.node_table import NODES, REMAPPABLE, load_params_files, normalise_namespace, remap_argument
 from hjepa_agent.paths import data_path
 

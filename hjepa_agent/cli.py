@@ -73,7 +73,7 @@ def _check(args: argparse.Namespace) -> int:
     import tempfile
 
     from hjepa_agent.check import CheckSetup, parse_remap, run_check, setup_for_profile
-    from hjepa_agent.core.bringup import render, report_json
+    from hjepa_agent.core.bringup_report import render, report_json
 
     given = {"namespace": args.namespace, "params_files": tuple(str(p) for p in args.params or ()),
              "ego_model": args.ego_model and str(args.ego_model), "robot": args.robot and str(args.robot),

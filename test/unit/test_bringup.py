@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from hjepa_agent.config.urdf import read_urdf
 from hjepa_agent.core.bringup import (MIN_RATE_FRACTION, Alternative, Direction, Endpoint, Expectation, ModelFinding,
-                                      MountRule, Need, Observed, Report, Sample, ScanShape, TopicEnds, Verdict, judge,
-                                      relative_to, render, report_json, resolve_topic, scan_fov_deg, selected_models,
-                                      summarise, tf_connected)
+                                      MountRule, Need, Observed, Sample, ScanShape, TopicEnds, Verdict, judge,
+                                      relative_to, resolve_topic, scan_fov_deg, selected_models, summarise,
+                                      tf_connected)
+from hjepa_agent.core.bringup_report import Report, render, report_json
 from hjepa_agent.paths import data_path
 
 NS = "/robot1"
