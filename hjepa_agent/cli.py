@@ -22,7 +22,11 @@ def _sim(args: argparse.Namespace) -> int:
     from hjepa_agent.sim.faults import parse_faults
 
     faults = parse_faults(args.faults or "")
-    cfg = RunConfig(scenarios=tuple(Path(s) for s in args.scenario), episodes=args.episodes, seed=args.seed,
+    if bool(args.scenario) == bool(args.layouts):
+        raise SystemExit("hjepa-agent sim: give --scenario FILE|DIR or --layouts procedural (not both)")
+    cfg = RunConfig(scenarios=tuple(Path(s) for s in args.scenario or ()), episodes=args.episodes, seed=args.seed,
+                    split=args.split if args.layouts else None,
+                    families=tuple(f for f in (args.families or "").split(",") if f),
                     out=Path(args.out), gui=args.gui, params_file=tuple(args.params) if args.params else None,
                     ego_model=args.ego_model,
                     robot=args.robot, record=not args.no_record, faults=tuple(faults),
@@ -35,7 +39,7 @@ def _sim(args: argparse.Namespace) -> int:
         return 130
     brief = {k: summary[k] for k in ("episodes", "successes", "success_rate", "collisions", "limit_violations",
                                      "mean_time_to_goal_s", "cmd_latency_ms", "mode_time_fraction", "safe_stops",
-                                     "lockstep_misses", "lost_messages", "node_failures", "foreign_commands", "rss_mb",
+                                     "safe_stop_episodes", "by_family", "lockstep_misses", "lost_messages", "node_failures", "foreign_commands", "rss_mb",
                                      "faults") if k in summary}
     print(json.dumps(brief, indent=2))
     print(f"wrote {args.out}/summary.json, episodes.jsonl, trajectories.png" + ("" if args.no_record else ", run.mcap"))
@@ -190,8 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hjepa-agent", description=__doc__)
     sub = parser.add_subparsers(dest="verb", required=True)
     p = sub.add_parser("sim", help="run the agent in PyBullet (all nodes in one process, real DDS)")
-    p.add_argument("--scenario", action="append", required=True,
+    p.add_argument("--scenario", action="append", default=None,
                    help="scenario YAML or a folder of them (repeatable)")
+    p.add_argument("--layouts", choices=["procedural"], default=None,
+                   help="instead of --scenario: procedural layouts (sim/layouts.py), one per episode, the families "
+                        "in turn; --seed is the first layout index of each family and the first episode seed")
+    p.add_argument("--split", choices=["train", "val", "test"], default="test", help="--layouts: which split")
+    p.add_argument("--families", default=None, help="--layouts: comma-separated families (default all: rooms, "
+                                                     "corridor, gap, dead_end, clutter, long_wall, goal_behind)")
     p.add_argument("--episodes", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/latest")

@@ -23,6 +23,8 @@ class EpisodeResult:
     episode: int
     scenario: str
     seed: int
+    family: str = ""
+    """The procedural layout family (sim/layouts.py); empty for a scenario file."""
     success: bool = False
     collision: bool = False
     outcome: str = "timeout"
@@ -177,6 +179,8 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float], enforced: b
                            "max": max(latency_ms) if latency_ms else None, "samples": len(latency_ms)},
         "mode_time_fraction": {k: v / total for k, v in ticks.items()},
         "safe_stops": sum(r.safe_stops for r in results),
+        "safe_stop_episodes": sum(r.safe_stops > 0 for r in results),
+        **({"by_family": family_table(results)} if any(r.family for r in results) else {}),
         "lockstep_misses": sum(r.lockstep_misses for r in results),
         "node_failures": sum(len(r.node_failures) for r in results),
         "lost_messages": sum(r.lost_messages for r in results),
@@ -184,7 +188,8 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float], enforced: b
         "rss_mb": rss_summary([r.rss_mb for r in results]),
         **({"faults": fault_summary(results), "fault_detections": detections_note(enforced)}
            if any(r.faults for r in results) else {}),
-        "per_episode": [{"episode": r.episode, "scenario": r.scenario, "seed": r.seed, "success": r.success,
+        "per_episode": [{"episode": r.episode, "scenario": r.scenario, **({"family": r.family} if r.family else {}),
+                         "seed": r.seed, "success": r.success,
                          "outcome": r.outcome, "collision": r.collision, "time_s": round(r.time_s, 3),
                          "time_to_goal_s": r.time_to_goal_s, "safe_stops": r.safe_stops,
                          "limit_violations": r.limit_violations, "lockstep_misses": r.lockstep_misses,
@@ -198,6 +203,23 @@ def summarise(results: list[EpisodeResult], latency_ms: list[float], enforced: b
                              **({"flooded": sorted(r.rejected_on)} if r.rejected_on else {})}
                             if r.faults else {})} for r in results],
     }
+
+
+def family_table(results: list[EpisodeResult]) -> dict[str, dict[str, Any]]:
+    """Per procedural layout family (and "all"): episodes, successes, collisions, limit violations, episodes
+    with a SAFE_STOP after the start, and the outcomes of the episodes that failed."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted({r.family for r in results}) + ["all"]:
+        rs = [r for r in results if key in ("all", r.family)]
+        fails: dict[str, int] = {}
+        for r in rs:
+            if not r.success:
+                fails[r.outcome] = fails.get(r.outcome, 0) + 1
+        out[key] = {"episodes": len(rs), "successes": sum(r.success for r in rs),
+                    "success_rate": round(sum(r.success for r in rs) / len(rs), 4) if rs else 0.0,
+                    "collisions": sum(r.collision for r in rs), "limit_violations": sum(r.limit_violations for r in rs),
+                    "safe_stop_episodes": sum(r.safe_stops > 0 for r in rs), "failures": fails}
+    return out
 
 
 FAULT_COUNTS = ("episodes", "detected", "named_wrongly", "collisions", "breaches", "limit_violations",
@@ -252,17 +274,29 @@ def detections_note(enforced: bool) -> str:
             "the fault, but the watchdog published HABITUAL at full speed whatever it decided")
 
 
+MAX_PANELS = 24
+"""trajectories.png shows at most this many layouts (with more, the failed episodes' first)."""
+
+
 def plot_trajectories(results: list[EpisodeResult], scenarios: dict[str, Scenario], path: Path) -> None:
-    """trajectories.png: one panel per scenario: the nominal obstacles (each episode jitters them by
-    up to the scenario's jitter.obstacle_m), start, goal and every episode's path (green = reached)."""
+    """trajectories.png: one panel per scenario (at most MAX_PANELS): the nominal obstacles (each episode
+    jitters them by up to the scenario's jitter.obstacle_m), start, goal and every episode's path (green =
+    reached)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Circle, Rectangle
 
     names = sorted(scenarios)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.4), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    if len(names) > MAX_PANELS:   # procedural layouts, one per episode: the failures first, then the rest in order
+        failed = [r.scenario for r in results if not r.success]
+        names = list(dict.fromkeys(failed + [r.scenario for r in results]))[:MAX_PANELS]
+    cols = min(len(names), 6)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
         sc = scenarios[name]
         hx, hy = sc.arena.size_x_m / 2, sc.arena.size_y_m / 2
         ax.add_patch(Rectangle((-hx, -hy), 2 * hx, 2 * hy, fill=False, lw=2))

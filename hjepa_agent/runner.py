@@ -30,6 +30,7 @@ from hjepa_agent.node_table import NODES, load_params, load_params_files
 from hjepa_agent.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
 from hjepa_agent.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
+from hjepa_agent.sim.layouts import FAMILIES, layout_ids, make_layout
 from hjepa_agent.sim.scenario import Scenario, load_scenarios
 
 log = logging.getLogger("hjepa_agent.runner")
@@ -63,6 +64,11 @@ class RunConfig:
     fault_per_episode: bool = False
     watchdog_off: bool = False
     """The watchdog decides but does not enforce (watchdog parameter enabled: false)."""
+    split: str | None = None
+    """Procedural layouts (sim/layouts.py) of this split instead of ``scenarios``: episode i is layout
+    ``layout_ids(split, episodes, first=seed)[i]``, the families in turn."""
+    families: tuple[str, ...] = ()
+    """With ``split``: only these families (default all)."""
 
 
 def isolate_dds(domain_id: int | None = None) -> int:
@@ -90,11 +96,13 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     from hjepa_agent.sim.faults import FaultInjector
     from hjepa_agent.sim.world import SimWorld
 
-    scenario_list = [s for p in cfg.scenarios for s in load_scenarios(p)]
-    if not scenario_list:
-        raise FileNotFoundError(f"no scenarios found in {', '.join(map(str, cfg.scenarios))}")
     ego_path = cfg.ego_model or data_path("config", "ego_model.yaml")
     ego = load_ego_model(ego_path)
+    ids = layout_ids(cfg.split, cfg.episodes, cfg.seed, cfg.families or FAMILIES) if cfg.split else []
+    scenario_list = ([make_layout(lid, ego) for lid in ids] if ids
+                     else [s for p in cfg.scenarios for s in load_scenarios(p)])
+    if not scenario_list:
+        raise FileNotFoundError(f"no scenarios found in {', '.join(map(str, cfg.scenarios))}")
     files = cfg.params_file if isinstance(cfg.params_file, tuple) else (cfg.params_file,) if cfg.params_file else ()
     params = load_params_files(list(files) or [data_path("config", "agent.yaml")])
     if cfg.watchdog_off:
@@ -126,7 +134,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     try:
         for i in bar:
             n_faults = len(cfg.faults) if cfg.fault_per_episode and cfg.faults else 1
-            scenario = scenario_list[episode_scenario(i, len(scenario_list), n_faults)]
+            scenario = scenario_list[i if ids else episode_scenario(i, len(scenario_list), n_faults)]
             faults = list(cfg.faults)
             if cfg.fault_per_episode and faults:
                 faults = [faults[i % len(faults)]]
@@ -134,6 +142,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
             sim.faults = FaultInjector(faults, turn=turns.get(key, 0)) if faults else None
             turns[key] = turns.get(key, 0) + 1
             res = _run_episode(i, scenario, cfg.seed + i, sim, metrics, executor, ctx, params, ego, ego_path)
+            res.family = ids[i].family if ids else ""
             episodes_file.write(json.dumps({k: v for k, v in res.__dict__.items() if k != "path"}) + "\n")
             episodes_file.flush()
             # Keep what the summary and the plot read: the events are in episodes.jsonl now, and the

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # only for annotations: this module imports without pybullet
 
 _LOG = logging.getLogger(__name__)
 
-MARGINS_M = (0.15, 0.08, 0.03)
+MARGINS_M = (0.15, 0.08, 0.03, 0.01)
 """Safety margins added to the footprint radius, tried in order until A* finds a path."""
 
 
