@@ -37,7 +37,7 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import String
 
 from hjepa_agent.core.events import Cause, Event
-from hjepa_agent.core.planner import Budget, beam_points, build_planner
+from hjepa_agent.core.planner import NAV_RESOLUTION_M, Budget, beam_points, build_planner
 from hjepa_agent.core.planner.explain import explain_plan
 from hjepa_agent.core.perception import beams_in_base
 from hjepa_agent.core.planner.goal import GOAL_CODES, GoalJudge
@@ -80,7 +80,8 @@ class PlannerNode(GuardedNode):
         self.always_plan = declare(self, "always_plan", False, "plan in every mode, not only when asked")
         navfield = declare(self, "navfield", True, "goal cost = distance round the obstacles seen so far "
                            "(core/planner/navfield.py); false = straight-line distance")
-        nav_res = declare(self, "navfield_resolution_m", 0.2, "navfield cell size", unit="m", lo=0.05, hi=1.0)
+        nav_res = declare(self, "navfield_resolution_m", NAV_RESOLUTION_M, "navfield cell size", unit="m", lo=0.05,
+                          hi=1.0)
         hierarchy = declare(self, "hierarchy", False, "two-level planner: a slow subgoal GFlowNet routes over the "
                             "navfield and this planner drives to its first subgoal (needs navfield and the "
                             "subgoal networks in models_dir)")
@@ -194,7 +195,7 @@ class PlannerNode(GuardedNode):
         nav = self.core.navfield
         if nav is None or not ws.has_goal or not self.goal_judge.due(rx.now_s, ws.goal):
             return
-        status = nav.goal_status(ws.pose, ws.goal)
+        status = self.goal_judge.status_of(nav, ws.pose, ws.goal)
         for ev in self.goal_judge.step(rx.now_s, ws.goal, status):
             self.emit(ev)
             self.get_logger().info(f"goal: {'; '.join(ev.reasons)}")

@@ -48,9 +48,9 @@ def _cast(pose, boxes=(), cylinders=(), segments=(), n_beams: int = 360, max_ran
 
 
 def _seen(poses, first=(0.0, 0.0, 0.0), **shapes) -> NavField:
-    """A default NavField (0.2-m cells, 16 m, 0.2-m footprint) centred on ``first``, fed one scan of
-    ``shapes`` from each of ``poses``."""
-    nav = NavField()
+    """A NavField with 0.2-m cells (the geometry these tests were written for; the default is finer), 16 m,
+    0.2-m footprint, centred on ``first``, fed one scan of ``shapes`` from each of ``poses``."""
+    nav = NavField(resolution_m=0.2)
     nav.observe(first, np.zeros(1), np.full(1, np.inf), 0.05, 4.0)  # sets the grid, sees nothing
     for p in poses:
         nav.observe(p, *_cast(p, **shapes), 0.05, 4.0)
@@ -253,3 +253,21 @@ def test_goal_status_is_pure_and_fast():
     assert nav.recomputes == before[0]
     assert np.array_equal(nav._field, before[1]) and np.array_equal(nav.hits, before[2])
     assert float(np.median(times)) < 0.005
+
+
+@pytest.mark.parametrize("door_m, open_", [(0.48, True), (0.56, True), (0.30, False), (0.20, False)])
+def test_the_stop_judgement_admits_a_doorway_of_1_2_footprint_widths(door_m: float, open_: bool) -> None:
+    """The planner's judge (GoalJudge.status_of: the default 0.1-m cells, no margin) calls a goal inside a
+    room with a 1.2-footprint-width doorway (0.48 m for the 0.2-m radius) reachable from outside, and walled
+    in behind an opening narrower than the footprint once its walls have all been seen, wherever the room
+    sits on the grid."""
+    from hjepa_agent.core.planner.goal import GoalJudge
+    judge = GoalJudge()
+    for ox, oy in OFFSETS:
+        nav = NavField()
+        walls = _room(2.0 + ox, oy, 1.0, door_m)
+        seen_from = [(-0.5 + ox, oy + dy, 0.0) for dy in (-0.3, 0.0, 0.3)] + _around(2.0 + ox, oy, 0.4)
+        for p in seen_from + [(0.5 + ox, oy, 0.0)]:   # the whole ring seen (from inside), then from the door
+            nav.observe(p, *_cast(p, segments=walls), 0.05, 4.0)
+        st = judge.status_of(nav, np.array([0.5 + ox, oy]), np.array([2.3 + ox, oy]))
+        assert (st.kind is GoalKind.REACHABLE) == open_, (door_m, ox, oy, st.kind)

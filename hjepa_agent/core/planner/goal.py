@@ -14,10 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from hjepa_agent.core.events import Cause, Event
-from hjepa_agent.core.planner.navfield import GoalKind, GoalStatus
+from hjepa_agent.core.planner.navfield import GoalKind, GoalStatus, NavField
 
 UNREACHABLE = (GoalKind.BLOCKED, GoalKind.DISCONNECTED)
 """The kinds that stop the robot once they persist."""
+UNREACHABLE_MARGIN_M = 0.0
+"""The stop's judgement counts each return at its cell's centre (the cost-to-go allows half a cell more): a
+stop that only a person can clear must mean walled in, not narrow. Measured on 0.1-m cells, a divider seen
+from 0.5-1.5 m through 5 scans with 1-cm range noise: an opening of 0.30 m (0.75 footprint widths) reads
+walled in 10 times in 10, 0.36 m 3 in 10, 0.40 m and wider open 10 in 10; with the cost-to-go's half-cell
+margin a 0.52-m opening (1.3 widths) read walled in 8 times in 10."""
 GOAL_CODES = {kind: code for code, kind in enumerate(GoalKind)}
 """GoalKind -> the integer carried on agent/goal_status (nodes/codec.py)."""
 
@@ -35,6 +41,8 @@ class GoalJudge:
 
     unreachable_after_s: float = 1.0
     period_s: float = 0.5
+    margin_m: float = UNREACHABLE_MARGIN_M
+    """NavField.goal_status's margin for a return's place inside its cell (see UNREACHABLE_MARGIN_M)."""
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.unreachable_after_s <= 60.0 and 0.0 <= self.period_s <= 10.0):
@@ -45,6 +53,10 @@ class GoalJudge:
         self._goal: np.ndarray | None = None
         self._since: float | None = None     # when the current run of unreachable judgements began
         self._last = -math.inf
+
+    def status_of(self, nav: NavField, pose: np.ndarray, goal_xy: np.ndarray) -> GoalStatus:
+        """The navfield's judgement of ``goal_xy`` from ``pose``, with this judge's margin."""
+        return nav.goal_status(pose, goal_xy, margin_m=self.margin_m)
 
     def due(self, now_s: float, goal_xy: np.ndarray) -> bool:
         """True when a judgement is due: ``period_s`` since the last, or a new goal."""
@@ -89,4 +101,4 @@ class GoalJudge:
         return events
 
 
-__all__ = ["GOAL_CODES", "GoalJudge", "UNREACHABLE", "goal_kind"]
+__all__ = ["GOAL_CODES", "GoalJudge", "UNREACHABLE", "UNREACHABLE_MARGIN_M", "goal_kind"]

@@ -52,6 +52,15 @@ HIT_GAIN = 2
 """Hits added per return; a cell counts as occupied at ``HIT_GAIN`` or more."""
 HIT_MAX = 6
 """Hit count ceiling, so a moved obstacle is forgotten after a few rays through it."""
+RESOLUTION_M = 0.1
+"""Default cell size (m). At 0.2 m a doorway of 1.5 footprint widths read as a wall (goal_status with no
+margin: a 0.30-m opening reads walled in and 0.40 m open at 0.1 m, while at 0.2 m 0.30 m read open 6 times
+in 10); the cost-to-go takes ~9 ms on the 160 x 160 grid (2.6 ms at 0.2 m), at most every min_interval_s."""
+BLOCKED_FACTOR = 100.0
+"""Default traversal cost multiplier of a cell the footprint cannot stand in. At 10 a wall 0.5 m thick with
+its inflation cost 5 m to cross, so a detour longer than that (an S-bend corridor, a room's far door) lost
+to driving into the wall; at 100 crossing costs more than any detour on the default grid, yet stays finite
+(a robot inside an inflated cell still gets a ranking)."""
 _BIG_M = float(np.finfo(np.float64).max)
 """Distances saturate here (two finite points can be further apart than the largest float)."""
 
@@ -148,10 +157,10 @@ class NavField:
     cells the footprint cannot stand in; safe_clearance_m, near_factor: the inflation layer; max_range_m: beams are used up to this range.
     """
 
-    resolution_m: float = 0.2
+    resolution_m: float = RESOLUTION_M
     size_m: float = 16.0
     inflate_m: float = 0.2
-    blocked_factor: float = 10.0
+    blocked_factor: float = BLOCKED_FACTOR
     safe_clearance_m: float = 0.25
     near_factor: float = 3.0
     min_interval_s: float = 0.5

@@ -211,7 +211,7 @@ def route_raster(space: SubgoalSpace, traversal: np.ndarray | None, origin: np.n
                  resolution_m: float, pose_xy: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, float]:
     """The condition raster (len(raster_along), len(raster_lateral)) of cost factors, sampled at
     the nearest navfield cell (``traversal`` (n, n), rows = y, with its ``origin``), 1 off the grid
-    or without one; and d."""
+    or without one, at most BLOCKED_FACTOR (the networks' scale, whatever the navfield's own); and d."""
     p, rot, d = route_frame(pose_xy, goal)
     a = np.asarray(space.raster_along) * d
     lat = np.asarray(space.raster_lateral)
@@ -223,7 +223,7 @@ def route_raster(space: SubgoalSpace, traversal: np.ndarray | None, origin: np.n
     n = traversal.shape[0]
     ij = np.floor((xy - np.asarray(origin)) / resolution_m).astype(np.int64)
     inside = np.all((ij >= 0) & (ij < n), axis=-1)
-    out[inside] = traversal[ij[inside][:, 1], ij[inside][:, 0]]
+    out[inside] = np.minimum(traversal[ij[inside][:, 1], ij[inside][:, 0]], BLOCKED_FACTOR)
     return out, d
 
 
