@@ -9,21 +9,22 @@ import numpy as np
 from hjepa_agent.core.planner.base import Budget, Planner, PlanCost, UnicycleModel, beam_points, obstacle_points
 from hjepa_agent.core.planner.cem import CEMConfig, CEMPlanner
 from hjepa_agent.core.planner.mppi import MPPIConfig, MPPIPlanner
-from hjepa_agent.core.planner.navfield import NavField
+from hjepa_agent.core.planner.navfield import RESOLUTION_M as NAV_RESOLUTION_M, NavField
 
 PLANNERS = {"cem": CEMPlanner, "mppi": MPPIPlanner, "gflownet": None}
 """Planner implementations by name (the planner node's ``planner`` parameter); gflownet is
 core.planner.gflownet.GFlowNetPlanner, built from its exported networks in ``models_dir``."""
 
 
-def planner_cost(footprint_radius_m: float) -> PlanCost:
-    """The cost every planner optimises (and the GFlowNet's reward is made of): goal weight 0.3."""
-    return PlanCost(footprint_radius_m=footprint_radius_m, w_goal=0.3)
+def planner_cost(footprint_radius_m: float, max_linear_mps: float | None = None) -> PlanCost:
+    """The cost every planner optimises (and the GFlowNet's reward is made of): goal weight 0.3; with
+    ``max_linear_mps`` (the operating speed) the clearance a step needs grows with its speed (PlanCost doc)."""
+    return PlanCost(footprint_radius_m=footprint_radius_m, w_goal=0.3, speed_ref_mps=max_linear_mps)
 
 
 def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float, max_angular_rps: float,
                   horizon: int = 15, dt_s: float = 0.2, samples: int = 64, iterations: int = 3,
-                  mppi_temperature: float = 0.03, navfield: bool = True, navfield_resolution_m: float = 0.2,
+                  mppi_temperature: float = 0.03, navfield: bool = True, navfield_resolution_m: float = NAV_RESOLUTION_M,
                   navfield_size_m: float = 16.0, gflownet_samples: int = 15, models_dir=None,
                   prefer_cuda: bool = True, hierarchy: bool = False, ambiguity=None, expected=None):
     """The planner the node runs (and the planner benchmark measures): ``kind`` in PLANNERS over the
@@ -47,7 +48,7 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
                              gflownet_samples=gflownet_samples, models_dir=models_dir, prefer_cuda=prefer_cuda,
                              ambiguity=ambiguity, expected=expected)
         return _hierarchical(fast, models_dir, prefer_cuda, max_linear_mps, max_angular_rps, expected)
-    cost = planner_cost(footprint_radius_m)
+    cost = planner_cost(footprint_radius_m, max_linear_mps)
     nav = (NavField(resolution_m=navfield_resolution_m, size_m=navfield_size_m, inflate_m=footprint_radius_m,
                     safe_clearance_m=cost.safe_clearance_m) if navfield else None)
     if kind == "gflownet":
@@ -103,5 +104,5 @@ def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, ma
     return HierarchicalPlanner(fast, SubgoalPlanner(policy, log_z, space), max_linear_mps, max_angular_rps)
 
 
-__all__ = ["Budget", "CEMConfig", "CEMPlanner", "MPPIConfig", "MPPIPlanner", "NavField", "PLANNERS", "PlanCost",
+__all__ = ["NAV_RESOLUTION_M", "Budget", "CEMConfig", "CEMPlanner", "MPPIConfig", "MPPIPlanner", "NavField", "PLANNERS", "PlanCost",
            "Planner", "UnicycleModel", "beam_points", "build_planner", "obstacle_points", "planner_cost"]

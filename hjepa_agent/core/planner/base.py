@@ -138,18 +138,36 @@ class UnicycleModel:
 class PlanCost:
     """Cost of candidate plans (lower is better); the same for every planner.
 
-    Weights: goal distance at the end, progress along the way, clearance below
-    ``safe_clearance_m`` (quadratic), collision (clearance below zero), effort.
+    Weights: goal distance at the end, progress along the way, clearance below what the step's speed
+    needs (quadratic), collision (clearance below zero), effort.
+
+    **Speed and clearance** (one rule for every planner and the GFlowNet's reward): with
+    ``speed_ref_mps`` set, a step at speed ``v`` needs ``safe_clearance_m * min(1, (v / speed_ref_mps)^2)``
+    (:meth:`needed_clearance`): like a stopping distance it grows with the square of the speed, and it is
+    the whole ``safe_clearance_m`` at the operating speed (0.25 m at 0.6 m/s for the sample robot, 2.2
+    times its hard stopping distance there). So a passage with clearance ``c`` each side costs nothing
+    extra at ``v <= speed_ref_mps * sqrt(c / safe_clearance_m)`` (:func:`passage_speed`): a gap 1.2
+    footprint widths wide (c = 0.04 m for the 0.2-m radius) at 0.24 m/s, 1.5 widths (0.1 m) at 0.38 m/s.
+    Touching (clearance below zero) is a collision at any speed. Without ``speed_ref_mps`` every step
+    needs ``safe_clearance_m``.
     """
 
     footprint_radius_m: float
     safe_clearance_m: float = 0.25
+    speed_ref_mps: float | None = None
     w_goal: float = 1.0
     w_progress: float = 0.2
     w_clearance: float = 20.0
     w_collision: float = 1000.0
     w_effort: float = 0.01
     w_seed: float = 1.0
+
+    def needed_clearance(self, speed: np.ndarray) -> np.ndarray:
+        """Clearance (m) a step at ``speed`` (m/s, any shape) needs before the clearance cost starts."""
+        if self.speed_ref_mps is None:
+            return np.full(np.shape(speed), self.safe_clearance_m, np.float32)
+        frac = np.minimum(np.abs(np.asarray(speed, np.float32)) / self.speed_ref_mps, 1.0)
+        return (self.safe_clearance_m * frac * frac).astype(np.float32)
 
     def step_clearance(self, states: np.ndarray, obstacles: np.ndarray, ws: WorldState | None = None) -> np.ndarray:
         """Clearance (N, H) in m between the footprint and the nearest obstacle point after each step;
@@ -196,7 +214,7 @@ class PlanCost:
         final = goal_d[:, -1]
         progress = goal_d.mean(axis=1)
         per_step = self.step_clearance(states, obstacles, ws)
-        short = np.clip(self.safe_clearance_m - per_step, 0.0, None)
+        short = np.clip(self.needed_clearance(actions[..., 0]) - per_step, 0.0, None)
         collide = (per_step < 0.0).any(axis=1)
         effort = np.sum(actions[..., 1] ** 2, axis=1)
         cost = (self.w_goal * final + self.w_progress * progress + self.w_clearance * np.sum(short ** 2, axis=1)
@@ -207,6 +225,13 @@ class PlanCost:
         if penalty is not None:
             cost = cost + np.asarray(penalty(actions), np.float32)
         return cost.astype(np.float32), np.min(per_step, axis=1).astype(np.float32)
+
+
+def passage_speed(clearance_m: float, cost: PlanCost) -> float:
+    """The speed (m/s) at which ``cost`` asks no extra for clearance ``clearance_m`` (PlanCost doc)."""
+    if cost.speed_ref_mps is None:
+        return math.inf if clearance_m >= cost.safe_clearance_m else 0.0
+    return cost.speed_ref_mps * math.sqrt(min(max(clearance_m, 0.0) / cost.safe_clearance_m, 1.0))
 
 
 def make_plan(ws: WorldState, actions: np.ndarray, states: np.ndarray, cost: float, clearance_m: float,
