@@ -186,19 +186,22 @@ def summarise(episodes: list[EpisodeStats]) -> dict[str, Any]:
             **({"chosen_from": {k: round(src.count(k) / len(src), 3) for k in sorted(set(src))}} if src else {})}
 
 
-def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, robot: Path, ego: EgoModel,
+def bench(kinds: list[str], scenarios: list, episodes: int, seed: int, robot: Path, ego: EgoModel,
           progress: bool = True, models_dir: Path | None = None, refine: bool = False,
-          deadline_ms: float = 60.0, samples: int | None = None, hierarchy: bool = False) -> dict[str, Any]:
-    """Every planner of ``kinds`` on ``episodes`` episodes of each scenario (seeds seed, seed+1, ...);
-    ``refine``, ``deadline_ms``, ``samples`` and ``hierarchy`` as in :func:`run_episode`."""
+          deadline_ms: float = 60.0, samples: int | None = None, hierarchy: bool = False,
+          groups: dict[str, str] | None = None) -> dict[str, Any]:
+    """Every planner of ``kinds`` on ``episodes`` episodes of each scenario (a YAML path or a Scenario;
+    seeds seed, seed+1, ...); ``refine``, ``deadline_ms``, ``samples`` and ``hierarchy`` as in
+    :func:`run_episode`. ``groups``: scenario name -> the row it is summarised in (procedural layouts: their
+    family); default one row per scenario."""
     from hjepa_agent.sim.robot import load_robot_description
-    from hjepa_agent.sim.scenario import load_scenario
+    from hjepa_agent.sim.scenario import Scenario, load_scenario
     from hjepa_agent.sim.world import SimWorld
 
     for k in kinds:
         if k not in PLANNERS:
             raise ValueError(f"unknown planner {k!r} (available: {', '.join(PLANNERS)})")
-    loaded = [load_scenario(p) for p in scenarios]
+    loaded = [p if isinstance(p, Scenario) else load_scenario(p) for p in scenarios]
     out: dict[str, Any] = {"decision_dt_s": DECISION_DT_S, "side_margin_m": SIDE_MARGIN_M, "deadline_ms": deadline_ms,
                            "refine": refine, "samples": samples, "hierarchy": hierarchy, "planners": {}}
     with SimWorld(load_robot_description(robot)) as world:
@@ -206,7 +209,7 @@ def bench(kinds: list[str], scenarios: list[Path], episodes: int, seed: int, rob
             per: dict[str, list[EpisodeStats]] = {}
             jobs = [(sc, seed + i) for sc in loaded for i in range(episodes)]
             for sc, s in tqdm(jobs, desc=kind, disable=not progress, unit="ep"):
-                per.setdefault(sc.name, []).append(run_episode(world, kind, sc, s, ego, deadline_ms=deadline_ms,
+                per.setdefault((groups or {}).get(sc.name, sc.name), []).append(run_episode(world, kind, sc, s, ego, deadline_ms=deadline_ms,
                                                                models_dir=models_dir, refine=refine,
                                                                samples=samples, hierarchy=hierarchy))
             out["planners"][kind] = {"all": summarise([e for v in per.values() for e in v]),

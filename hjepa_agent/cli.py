@@ -122,13 +122,22 @@ def _bench_planners(args: argparse.Namespace) -> int:
     from hjepa_agent.config.ego_model import load_ego_model
     from hjepa_agent.paths import data_path
 
-    scen = Path(args.scenario) if args.scenario else data_path("config", "scenarios")
-    files = sorted(scen.glob("*.yaml")) if scen.is_dir() else [scen]
     ego = load_ego_model(args.ego_model or data_path("config", "ego_model.yaml"))
-    result = bench(args.planners.split(","), files, args.episodes, args.seed,
+    groups = None
+    if args.layouts:   # one episode per layout; --episodes layouts, the families in turn
+        from hjepa_agent.sim.layouts import layout_ids, make_layout
+        ids = layout_ids(args.split, args.episodes, args.seed)
+        files = [make_layout(lid, ego) for lid in ids]
+        groups = {lid.name: lid.family for lid in ids}
+        episodes = 1
+    else:
+        scen = Path(args.scenario) if args.scenario else data_path("config", "scenarios")
+        files = sorted(scen.glob("*.yaml")) if scen.is_dir() else [scen]
+        episodes = args.episodes
+    result = bench(args.planners.split(","), files, episodes, args.seed,
                    args.robot or data_path("config", "robots", "diffbot.yaml"), ego, progress=not args.quiet,
                    models_dir=args.models_dir, refine=args.refine, deadline_ms=args.deadline_ms, samples=args.samples,
-                   hierarchy=args.hierarchy)
+                   hierarchy=args.hierarchy, groups=groups)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
@@ -295,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--planners", default="cem,mppi", help="planners: comma-separated (cem, mppi, gflownet)")
     b.add_argument("--models-dir", type=Path, default=None, help="planners: models dir for gflownet")
     b.add_argument("--scenario", default=None, help="planners: scenario YAML or folder (default config/scenarios)")
-    b.add_argument("--episodes", type=int, default=5, help="planners: episodes per scenario")
+    b.add_argument("--episodes", type=int, default=5, help="planners: episodes per scenario (with --layouts: layouts)")
+    b.add_argument("--layouts", choices=["procedural"], default=None,
+                   help="planners: procedural layouts (sim/layouts.py) instead of --scenario, one episode each, "
+                        "the families in turn, summarised per family; --seed is the first layout index")
+    b.add_argument("--split", choices=["train", "val", "test"], default="test", help="planners: --layouts split")
     b.add_argument("--seed", type=int, default=0, help="planners: first episode seed")
     b.add_argument("--robot", type=Path, default=None, help="planners: robot description YAML")
     b.add_argument("--ego-model", type=Path, default=None, help="planners: ego model YAML")

@@ -25,6 +25,7 @@ import numpy as np
 from hjepa_agent.core.planner.base import (Budget, PlanCost, UnicycleModel, make_plan, obstacle_points,
                                           with_predicted_ambiguity)
 from hjepa_agent.core.planner.navfield import NavField
+from hjepa_agent.core.planner.recovery import route_primitives
 from hjepa_agent.core.types import Plan, WorldState
 
 
@@ -142,10 +143,14 @@ class SamplingPlanner(ABC):
         else:
             mean = np.concatenate([self._mean[1:], self._mean[-1:]], axis=0)
         std = np.tile(np.array(c.init_std, dtype=np.float32), (c.horizon, 1))
-        fallback = motion_primitives(c.horizon, c.dt_s, c.max_linear_mps, c.max_angular_rps, max(0, c.samples - 1))
-        obstacles = obstacle_points(ws) if obstacles is None else np.asarray(obstacles, np.float32).reshape(-1, 2)
         goal = np.asarray(goal, dtype=np.float32)
         nav = self.navfield
+        # the fixed primitives, then the ones that follow the navfield's route (core/planner/recovery.py)
+        route = route_primitives(nav, ws.pose, goal, ws.stamp_s, c.horizon, c.dt_s, c.max_linear_mps,
+                                 c.max_angular_rps)[:max(0, c.samples - 4)]
+        fallback = np.concatenate([motion_primitives(c.horizon, c.dt_s, c.max_linear_mps, c.max_angular_rps,
+                                                     max(0, c.samples - 1 - len(route))), route])
+        obstacles = obstacle_points(ws) if obstacles is None else np.asarray(obstacles, np.float32).reshape(-1, 2)
         to_go = None if nav is None else (lambda xy: nav.distance(xy, goal, ws.stamp_s))
         pen = None if self.ambiguity is None else self.ambiguity.penalty(ws.latent, c.dt_s)
         best = (np.inf, None, None, 0.0)
