@@ -288,5 +288,18 @@ def layout_ids(split: str, n: int, first: int = 0, families: tuple[str, ...] = F
     return [LayoutId(families[k % len(families)], split, first + k // len(families)) for k in range(n)]
 
 
+def training_jobs(ego: EgoModel, episodes_per_scenario: int, seed0: int, layouts: int = 0,
+                  split: str = "train") -> list[tuple[Scenario, int]]:
+    """(scenario, episode seed) jobs of a trainer: every shipped scenario (config/scenarios) on seeds
+    seed0 .. seed0 + episodes_per_scenario - 1, then ``layouts`` procedural layouts of ``split`` (the
+    families in turn), one episode each on seed ``seed0``: the layout itself is what varies."""
+    from hjepa_agent.paths import data_path
+    from hjepa_agent.sim.scenario import load_scenarios
+
+    jobs = [(sc, seed0 + i) for sc in load_scenarios(data_path("config", "scenarios"))
+            for i in range(episodes_per_scenario)]
+    return jobs + [(make_layout(lid, ego), seed0) for lid in layout_ids(split, layouts)]
+
+
 __all__ = ["CHECK_RESOLUTION_M", "FAMILIES", "GAP_FACTORS", "LayoutId", "SPLITS", "SPLIT_BASE", "SPLIT_SIZE",
-           "layout_ids", "make_layout", "time_limit_s"]
+           "layout_ids", "make_layout", "time_limit_s", "training_jobs"]

@@ -82,16 +82,17 @@ def quantise(actions: np.ndarray, horizon: int, repeat: int, max_linear_mps: flo
 
 
 def collect(episodes_per_scenario: int, ego, robot: Path, progress: bool = True, driver=None,
-            seed0: int = TRAIN_SEED0, horizon: int = HORIZON, repeat: int = REPEAT) -> dict[str, np.ndarray]:
+            seed0: int = TRAIN_SEED0, horizon: int = HORIZON, repeat: int = REPEAT,
+            layouts: int = 0) -> dict[str, np.ndarray]:
     """Conditions from CEM-driven episodes (module doc, step 1), or driven by the planners that
-    ``driver()`` builds (one per episode), on seeds from ``seed0``. Each condition also gets a
+    ``driver()`` builds (one per episode), on seeds from ``seed0``: the shipped scenarios and ``layouts``
+    procedural train-split layouts (sim/layouts.py training_jobs). Each condition also gets a
     demonstration: the plan a CEM planner (fresh per episode, over the driver's navfield) makes
     there, quantised to the action table (:func:`quantise`)."""
+    from hjepa_agent.sim.layouts import training_jobs
     from hjepa_agent.sim.robot import load_robot_description
-    from hjepa_agent.sim.scenario import load_scenario
     from hjepa_agent.sim.world import SimWorld
 
-    scen = [load_scenario(p) for p in sorted(data_path("config", "scenarios").glob("*.yaml"))]
     grid = np.linspace(-PATCH_HALF_M, PATCH_HALF_M, PATCH_N)
     description = load_robot_description(robot)
     n_obs = description.scan.n_beams   # obstacles are the raw beams' returns: at most one a beam
@@ -119,7 +120,7 @@ def collect(episodes_per_scenario: int, ego, robot: Path, progress: bool = True,
         gx, gy = np.meshgrid(ws.pose[0] + grid, ws.pose[1] + grid)
         rows["patch"].append(np.asarray(to_go(np.stack([gx, gy], -1).reshape(-1, 2)), np.float32).reshape(PATCH_N, PATCH_N))
 
-    jobs = [(sc, seed0 + i) for sc in scen for i in range(episodes_per_scenario)]
+    jobs = training_jobs(ego, episodes_per_scenario, seed0, layouts)
     desc = "conditions (CEM drives)" if driver is None else "conditions (the GFlowNet drives)"
     with SimWorld(description) as world:
         for sc, seed in tqdm(jobs, desc=desc, disable=not progress, unit="ep"):
@@ -195,7 +196,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             data = {k: z[k] for k in z.files}
         log.info("conditions from %s (delete it to collect afresh)", cache)
     else:
-        data = collect(args.episodes, ego, robot, progress=not args.quiet, horizon=args.horizon, repeat=args.repeat)
+        data = collect(args.episodes, ego, robot, progress=not args.quiet, horizon=args.horizon, repeat=args.repeat,
+                       layouts=args.layouts)
         if cache is not None:
             np.savez_compressed(cache, **data)
     n_driven = len(data["cond"])
@@ -223,7 +225,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             net.eval()
             new = collect(args.onpolicy_episodes, ego, robot, progress=not args.quiet,
                           driver=lambda: _torch_planner(net, ego, args), seed0=TRAIN_SEED0 + 5000,
-                          horizon=args.horizon, repeat=args.repeat)
+                          horizon=args.horizon, repeat=args.repeat, layouts=args.layouts // 2)
             net.train()
             n_onpolicy = len(new["cond"])
             if args.yaw_copies:
@@ -276,6 +278,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     desc = {"data": {"conditions": int(n), "cem_driven": int(n_driven), "gflownet_driven": int(n_onpolicy),
                      "turned_copies_per_condition": args.yaw_copies,
                      "episodes_per_scenario": args.episodes, "onpolicy_episodes_per_scenario": args.onpolicy_episodes,
+                     "procedural_layouts": {"split": "train", "count": args.layouts,
+                                            "onpolicy_count": args.layouts // 2},
                      "seeds_from": TRAIN_SEED0,
                      "driver": "cem planner, then the GFlowNet being trained halfway (hjepa-agent bench planners loop)",
                      "actions": ACTIONS.tolist(), "horizon": args.horizon, "repeat": args.repeat, "dt_s": DT_S,
@@ -333,6 +337,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="hjepa-agent train planner", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(data_path("models")), help="models dir to write into (manifest merged)")
     ap.add_argument("--episodes", type=int, default=12, help="condition episodes per scenario")
+    ap.add_argument("--layouts", type=int, default=0,
+                    help="also this many procedural train-split layouts (sim/layouts.py), one episode each (half as "
+                         "many again driven by the GFlowNet halfway)")
     ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--horizon", type=int, default=HORIZON, help="policy steps per plan")
     ap.add_argument("--repeat", type=int, default=REPEAT, help=f"roll-out steps of {DT_S} s each action is held")

@@ -157,14 +157,14 @@ def exact_check(space: SubgoalSpace, policy, log_z, raster: np.ndarray, d: float
 
 
 def collect(episodes_per_scenario: int, space: SubgoalSpace, robot: Path, ego, every: int = 2,
-            progress: bool = True, seed0: int = TRAIN_SEED0) -> tuple[np.ndarray, np.ndarray]:
-    """Route rasters and distances from planner-driven episodes (module doc, step 1)."""
+            progress: bool = True, seed0: int = TRAIN_SEED0, layouts: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Route rasters and distances from planner-driven episodes (module doc, step 1) on the shipped
+    scenarios and ``layouts`` procedural train-split layouts (sim/layouts.py training_jobs)."""
     from hjepa_agent.bench_planners import run_episode
+    from hjepa_agent.sim.layouts import training_jobs
     from hjepa_agent.sim.robot import load_robot_description
-    from hjepa_agent.sim.scenario import load_scenario
     from hjepa_agent.sim.world import SimWorld
 
-    scen = [load_scenario(p) for p in sorted(data_path("config", "scenarios").glob("*.yaml"))]
     rasters, ds = [], []
     count = {"n": 0}
 
@@ -178,7 +178,7 @@ def collect(episodes_per_scenario: int, space: SubgoalSpace, robot: Path, ego, e
             rasters.append(raster.astype(np.float32))
             ds.append(d)
 
-    jobs = [(sc, seed0 + i) for sc in scen for i in range(episodes_per_scenario)]
+    jobs = training_jobs(ego, episodes_per_scenario, seed0, layouts)
     with SimWorld(load_robot_description(robot)) as world:
         for sc, seed in tqdm(jobs, desc="conditions (the GFlowNet planner drives)", disable=not progress, unit="ep"):
             run_episode(world, "gflownet", sc, seed, ego, on_decision=record)
@@ -198,7 +198,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     ego = load_ego_model(ego_path)
     fingerprint = load_robot_fingerprint(robot, ego_path, "hjepa-agent train subgoals")
     space = SubgoalSpace(beta=args.beta, cost_clip=args.cost_clip)
-    rasters, ds = collect(args.episodes, space, robot, ego, every=args.every, progress=not args.quiet)
+    rasters, ds = collect(args.episodes, space, robot, ego, every=args.every, progress=not args.quiet,
+                          layouts=args.layouts)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(rasters))
     n_held = max(1, min(args.held_out, len(rasters) // 5))
@@ -239,6 +240,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     err_z = export_onnx(net.logz, torch.zeros(2, space.cond_dim), out / "subgoal_logz.onnx", ["cond"], ["log_z"])
     desc = {"data": {"conditions": int(len(conds)), "driven": int(len(tr)), "mirrored": True,
                      "episodes_per_scenario": args.episodes, "every": args.every, "seeds_from": TRAIN_SEED0,
+                     "procedural_layouts": {"split": "train", "count": args.layouts},
                      "driver": "the shipped GFlowNet planner (hjepa-agent bench planners loop)",
                      "fractions": list(space.fractions), "laterals": list(space.laterals),
                      "raster_along": list(space.raster_along), "raster_lateral": list(space.raster_lateral),
@@ -261,6 +263,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="hjepa-agent train subgoals", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(data_path("models")), help="models dir to write into (manifest merged)")
     ap.add_argument("--episodes", type=int, default=8, help="condition episodes per scenario")
+    ap.add_argument("--layouts", type=int, default=0,
+                    help="also this many procedural train-split layouts (sim/layouts.py), one episode each")
     ap.add_argument("--every", type=int, default=2, help="keep every n-th decision's raster")
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--conds-per-batch", type=int, default=32)

@@ -9,7 +9,7 @@ import numpy as np
 
 from hjepa_agent.core.planner import Budget, beam_points, build_planner
 from hjepa_agent.core.planner.navfield import NavField
-from hjepa_agent.core.planner.recovery import BACKUP_S, FOLLOW_SPEEDS, route_primitives
+from hjepa_agent.core.planner.recovery import BACKUP_S, PRIMITIVES, route_primitives
 from hjepa_agent.core.planner.base import UnicycleModel
 from hjepa_agent.core.perception import scan_to_bins
 from hjepa_agent.core.types import N_LATENT, WORLD_STATE_LABELS, WorldState
@@ -46,12 +46,14 @@ def _nav() -> NavField:
 def test_follow_primitives_go_round_the_wall_without_touching_it() -> None:
     nav = _nav()
     acts = route_primitives(nav, POSE, GOAL, 0.0, 15, 0.2, 0.6, 1.8)
-    assert acts.shape == (len(FOLLOW_SPEEDS) + 2, 15, 2)
+    assert acts.shape == (len(PRIMITIVES), 15, 2)
     states = UnicycleModel().rollout(POSE, acts, 0.2)
     to_go = nav.distance(states[:, :, :2], GOAL, 0.0)
-    assert (to_go[:len(FOLLOW_SPEEDS), -1] < to_go[:len(FOLLOW_SPEEDS), 0] - 0.3).all()   # all make way
-    assert (np.abs(states[:, :, 0] - 0.5) > 0.2).all()                                   # never at the wall
-    assert (acts[len(FOLLOW_SPEEDS):, :int(BACKUP_S / 0.2), 0] < 0).all()                # the back-ups reverse
+    follow = np.array([k == "follow" for k, _ in PRIMITIVES])
+    assert (to_go[follow, -1] < to_go[follow, 0] - 0.3).all()                  # every follow makes way
+    assert (np.abs(states[:, :, 0] - 0.5) > 0.2).all()                         # none comes near the wall
+    assert (acts[~follow, :int(BACKUP_S / 0.2), 0] < 0).all()                  # the back-ups reverse
+    assert route_primitives(nav, POSE, GOAL, 0.0, 15, 0.2, 0.6, 1.8, count=3).shape == (3, 15, 2)
     assert (np.abs(acts[..., 0]) <= 0.6 + 1e-6).all() and (np.abs(acts[..., 1]) <= 1.8 + 1e-6).all()
 
 

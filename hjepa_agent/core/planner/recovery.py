@@ -5,7 +5,7 @@ A sampling planner's 3-s plans, drawn around its last mean, rarely contain "turn
 long-wall layout: stand still cost 2.84, that turn-and-drive 2.71, never sampled). The navfield already
 knows the way; these primitives follow it:
 
-* **follow** (:data:`FOLLOW_SPEEDS`): at each step, head for the steepest descent of the navfield's
+* **follow** (:data:`PRIMITIVES`): at each step, head for the steepest descent of the navfield's
   cost-to-go (the lowest of :data:`DIRECTIONS` points :data:`PROBE_M` away), turning on the spot while the
   heading error exceeds :data:`TURN_FIRST_RAD`, else driving at the speed fraction while steering onto it
   (proportional gain :data:`STEER_GAIN`). The slow one is what goes through a narrow passage at the
@@ -24,14 +24,13 @@ import numpy as np
 
 from hjepa_agent.core.planner.navfield import NavField
 
-FOLLOW_SPEEDS = (1.0, 0.6, 0.35)
-"""Speed fractions (of the operating speed) of the follow primitives."""
+PRIMITIVES = (("follow", 0.6), ("follow", 0.35), ("back_up", 0.35), ("follow", 1.0), ("back_up", 0.6))
+"""The primitives in the order a planner with room for fewer takes them: (kind, speed fraction of the
+operating speed while following)."""
 BACKUP_S = 1.0
 """Seconds of reversing in the back-up primitives."""
 BACKUP_SPEED = 0.3
 """Reversing speed, a fraction of the operating speed."""
-BACKUP_THEN = (0.6, 0.35)
-"""Speed fractions of the follow that comes after backing up."""
 DIRECTIONS = 16
 PROBE_M = 0.2
 TURN_FIRST_RAD = 0.6
@@ -51,15 +50,17 @@ def _descent(nav: NavField, xy: np.ndarray, goal: np.ndarray, stamp_s: float) ->
 
 
 def route_primitives(nav: NavField | None, pose: np.ndarray, goal: np.ndarray, stamp_s: float, horizon: int,
-                     dt_s: float, max_linear_mps: float, max_angular_rps: float) -> np.ndarray:
-    """Plans (K, horizon, 2) of (v, w): the follow primitives, then back up and follow (module doc); none
+                     dt_s: float, max_linear_mps: float, max_angular_rps: float,
+                     count: int = len(PRIMITIVES)) -> np.ndarray:
+    """Plans (K, horizon, 2) of (v, w): the first ``count`` of PRIMITIVES (module doc); none
     (0, horizon, 2) without a navfield or before it has seen anything."""
-    if nav is None or nav.origin is None:
+    kinds = PRIMITIVES[:max(0, count)]
+    if nav is None or nav.origin is None or not kinds:
         return np.zeros((0, horizon, 2), np.float32)
     goal = np.asarray(goal, np.float64)[:2]
-    speeds = np.array(list(FOLLOW_SPEEDS) + list(BACKUP_THEN)) * max_linear_mps
+    speeds = np.array([f for _, f in kinds]) * max_linear_mps
     k = len(speeds)
-    backup = np.r_[np.zeros(len(FOLLOW_SPEEDS), int), np.full(len(BACKUP_THEN), int(round(BACKUP_S / dt_s)))]
+    backup = np.array([int(round(BACKUP_S / dt_s)) if kind == "back_up" else 0 for kind, _ in kinds])
     x = np.tile(np.asarray(pose, np.float64)[:3], (k, 1))
     acts = np.zeros((k, horizon, 2), np.float32)
     for i in range(horizon):
@@ -78,4 +79,4 @@ def route_primitives(nav: NavField | None, pose: np.ndarray, goal: np.ndarray, s
     return acts
 
 
-__all__ = ["BACKUP_S", "BACKUP_SPEED", "BACKUP_THEN", "FOLLOW_SPEEDS", "route_primitives"]
+__all__ = ["BACKUP_S", "BACKUP_SPEED", "PRIMITIVES", "route_primitives"]
