@@ -57,14 +57,14 @@ EXPECTED_IO = {"encoder": (((3, IMAGE_SIZE, IMAGE_SIZE),), ((N_LATENT,),)),
                "habitual_world": (((N_HABITUAL_FEATURES,),), ((len(ACTION_NAMES),),)),
                "world_encoder": (((3, IMAGE_SIZE, IMAGE_SIZE), (N_SCAN_BINS,)), ((N_LATENT,),)),
                "world_predictor": (((N_LATENT,), (len(ACTION_NAMES),)), ((5, N_LATENT),)),
-               "typical_risk": (((5 + N_SCAN_BINS,),), ((4,),))}
-"""Per known model: (input shapes, output shapes), each without the batch axis, in manifest order."""
+               "typical_risk": (((5 + N_SCAN_BINS,),), ((4,),)), "world_look": (((3, IMAGE_SIZE, IMAGE_SIZE),), ((),))}
+"""Per known model: (input shapes, output shapes) without the batch axis, in manifest order (world_look: look.py)."""
 RETRAIN_HINT = "retrain with `hjepa-agent train habitual --out DIR` and point models_dir at DIR"
 TRAINERS = {"encoder": "habitual --latent encoder", "habitual": "habitual --latent encoder",
             "habitual_world": "habitual --latent world",
             "world_encoder": "world-model", "world_predictor": "world-model", "planner_policy": "planner",
             "planner_logz": "planner", "subgoal_policy": "subgoals", "subgoal_logz": "subgoals",
-            "typical_risk": "typical-risk --runs RUNS"}
+            "typical_risk": "typical-risk --runs RUNS", "world_look": "world-model --recalibrate"}
 """The `hjepa-agent train` verb (with the options that matter) that makes each model of the manifest."""
 _DTYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)",
            "int32": "tensor(int32)", "uint8": "tensor(uint8)", "bool": "tensor(bool)"}

@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from hjepa_agent.core.types import (MIN_RETURN_M, N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, UNKNOWN_RANGE_M, Mount,
                                     Percept, sector_index)
+
+if TYPE_CHECKING:
+    from hjepa_agent.core.look import LookModel
 
 IMAGE_SIZE = 64
 """Encoder input is (1, 3, IMAGE_SIZE, IMAGE_SIZE) float32 RGB in [0, 1]."""
@@ -317,9 +320,9 @@ class Perception:
 
     encoder: Encoder
     encoder_reads_scan: bool = False
-    appearance_stats: tuple[np.ndarray, np.ndarray] | None = None
-    """(mean (26,), precision (26, 26)) of appearance_features on the world model's training images:
-    with them each percept carries appearance_log; without, 0.0."""
+    look: LookModel | None = None
+    """The world model's look model (core/look.py load_look_model): with it each percept carries the
+    image's look score as appearance_log; without (models that have none), 0.0."""
     scan_bins: np.ndarray | None = None
     scan_stamp_s: float = -math.inf
     _previous: np.ndarray | None = None
@@ -354,7 +357,7 @@ class Perception:
         self._previous = rgb
         image_u8 = (x[0] * 255.0 + 0.5).astype(np.uint8)  # exact: the training data's images
         noise_log = math.log(float(image_noise_sigma(image_u8)) + 1e-3)
-        look = 0.0 if self.appearance_stats is None else float(appearance_score(image_u8, *self.appearance_stats))
+        look = 0.0 if self.look is None else float(self.look.score(image_u8))
         change = self._history.change(stamp_s, image_u8)
         return Percept(stamp_s, z, bins.copy(), quality, noise_log, look, change)
 
@@ -387,7 +390,7 @@ APPEARANCE_FEATURES = (("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b",
 
 
 def appearance_features(images: np.ndarray) -> np.ndarray:
-    """Global look of images (N, 3, H, W) uint8 (channels first, RGB) -> (N, 14) float32.
+    """Global look of images (N, 3, H, W) uint8 (channels first, RGB) -> (N, 26) float32.
 
     Lighting and colour statistics the world latent is trained to ignore (see the world model's
     look augmentation) but which say whether the camera sees a world like the training one:
@@ -422,13 +425,3 @@ def appearance_features(images: np.ndarray) -> np.ndarray:
                           hists], axis=1).astype(np.float32)
     return out[0] if single else out
 
-
-def appearance_score(images: np.ndarray, mean: np.ndarray, prec: np.ndarray) -> np.ndarray:
-    """log((f - mean)^T prec (f - mean)) of appearance_features(images) (N,) (a float for one image);
-    NaN when mean/prec are empty (models trained before the score existed)."""
-    f = appearance_features(images)
-    if len(mean) == 0:
-        return np.full(f.shape[:-1], np.nan, np.float32) if f.ndim == 2 else float("nan")
-    d = f - mean
-    m = np.einsum("...i,ij,...j->...", d, prec, d)
-    return np.log(m + 1e-9).astype(np.float32) if f.ndim == 2 else float(np.log(m + 1e-9))

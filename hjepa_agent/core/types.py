@@ -139,8 +139,8 @@ class Percept:
     latent: (N_LATENT,) encoder output; scan_bins: (N_SCAN_BINS,) metres, the
     minimum range per sector of the latest scan; quality in [0, 1] (1 = clean image);
     noise_log: log of the image's sensor-noise sigma (grey levels, core.perception.image_noise_sigma);
-    appearance_log: log Mahalanobis distance of the image's look under the world model's training
-    images (core.perception.appearance_score), 0.0 when perception has no such statistics;
+    appearance_log: the image's look score, log of its mean distance to the nearest training looks
+    (core.look.LookModel.score), 0.0 when perception has no look model;
     image_change: mean absolute grey-level change since the image about IMAGE_STILL_S (1 s) earlier
     (core.perception.image_change, paired by time: ImageHistory), -1.0 when perception has none that old.
     """

@@ -26,8 +26,8 @@ import numpy as np
 from hjepa_agent.config.loader import read_yaml
 from hjepa_agent.core.fingerprint import RobotFingerprint
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError, OnnxModel, load_manifest
-from hjepa_agent.core.perception import (APPEARANCE_FEATURES, IMAGE_STILL_K, appearance_score, image_change,
-                                        image_noise_sigma)
+from hjepa_agent.core.look import load_look_model
+from hjepa_agent.core.perception import IMAGE_STILL_K, image_change, image_noise_sigma
 from hjepa_agent.core.types import N_LATENT
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -122,8 +122,8 @@ COMBINED = SCORES
 ``disagreement``, ``density`` and ``surprise`` are read off the latent and the predictor ensemble.
 ``sensor_noise`` (log of the image's Immerkaer noise sigma, core.perception.image_noise_sigma) is
 the sensor-noise part of the uncertainty: the latent hardly moves under heavy pixel noise.
-``appearance`` (log Mahalanobis distance of core.perception.appearance_features under the training
-images' statistics) flags a world that looks unlike the training one: the latent is trained to
+``appearance`` (log mean distance of core.perception.appearance_features to their nearest training
+looks, core/look.py) flags a world that looks unlike the training one: the latent is trained to
 ignore lighting and colours (look augmentation), so the latent scores cannot.
 ``image_stillness`` = log((motion + STILL_MOTION_EPS) / (image change + STILL_CHANGE_EPS)) over
 IMAGE_STILL_K frames, motion = sum of |v| + STILL_W_WEIGHT |w| of the normalised commands in force:
@@ -186,10 +186,6 @@ class WorldModel:
             self.r = _vector(cal["r"], (N_LATENT,), "r")
             self.mean = _vector(cal["latent_mean"], (N_LATENT,), "latent_mean")
             self.prec = _vector(cal["latent_precision"], (N_LATENT, N_LATENT), "latent_precision")
-            app = cal.get("appearance_mean") or []
-            self.app_mean = _vector(app, (len(APPEARANCE_FEATURES),), "appearance_mean") if app else np.zeros(0, np.float32)
-            self.app_prec = (_vector(cal["appearance_precision"], (len(APPEARANCE_FEATURES),) * 2, "appearance_precision")
-                             if app else np.zeros((0, 0), np.float32))
             ref = cal.get("score_ref") or {}
             self.ref: dict[str, tuple[float, float]] = {k: (float(v[0]), float(v[1])) for k, v in ref.items()}
             """Nominal (mean, std) of each score, from the calibration split at training time."""
@@ -197,10 +193,12 @@ class WorldModel:
             """The combined score's AMBIGUITY_QUANTILE on nominal calibration frames (ambiguity 1.0)."""
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelMismatchError(f"{path}: {exc}; retrain with `hjepa-agent train world-model`") from exc
+        self.look = load_look_model(models_dir, manifest, expected)
+        """The look model (core/look.py); None for models without one: the appearance score is NaN."""
 
     def online(self) -> "OnlineScores":
         """A fresh per-frame scorer over this model (see OnlineScores)."""
-        return OnlineScores(self.heads, self.sigma, self.mahalanobis, has_appearance=len(self.app_mean) > 0)
+        return OnlineScores(self.heads, self.sigma, self.mahalanobis, has_appearance=self.look is not None)
 
     def ambiguity(self, scores: dict[str, float]) -> float:
         """The learned part of the world state's ambiguity: combine(scores) / ambiguity_scale, floored
@@ -226,23 +224,10 @@ class WorldModel:
         return np.einsum("ni,ij,nj->n", d, self.prec, d)
 
     def appearance(self, images: np.ndarray) -> np.ndarray:
-        """Log Mahalanobis distance of the images' look (N, 3, H, W) uint8 -> (N,); NaN without statistics."""
-        return appearance_score(images, self.app_mean, self.app_prec)
-
-
-def load_appearance_stats(models_dir: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(mean, precision) of the look statistics from the world model's calibration file, or None
-    when it has none (models trained before the appearance score existed)."""
-    path = Path(models_dir) / WORLD_CALIBRATION_FILE
-    cal = read_yaml(path)
-    if not cal.get("appearance_mean"):
-        return None
-    n = len(APPEARANCE_FEATURES)
-    try:
-        return (_vector(cal["appearance_mean"], (n,), "appearance_mean"),
-                _vector(cal["appearance_precision"], (n, n), "appearance_precision"))
-    except (KeyError, ValueError) as exc:
-        raise ModelMismatchError(f"{path}: {exc}; retrain with `hjepa-agent train world-model`") from exc
+        """Look score of images (N, 3, H, W) uint8 -> (N,) float32 (core/look.py); NaN without a look model."""
+        if self.look is None:
+            return np.full(len(images), np.nan, np.float32)
+        return np.asarray(self.look.score(images), np.float32)
 
 
 def frame_scores(wm: WorldModel, z: np.ndarray, action: np.ndarray, episode: np.ndarray,

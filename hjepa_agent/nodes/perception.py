@@ -11,7 +11,9 @@ Parameters: models_dir, use_cuda, ego_model, robot (read-only; the manifest's ro
             encoder_model (read-only: "encoder", the foundation behaviour-cloned one (default), or
             "world_encoder", the JEPA encoder over camera + scan; the habitual node's latent_source must
             name the same one), scan_max_age_s [s]. With the world encoder each percept also carries the
-            image's noise estimate, look score and 1-s change (the world model's image scores).
+            image's noise estimate, look score (core/look.py: the manifest's world_look, refused at start
+            when its file is missing or altered; 0.0 for models without one) and 1-s change (the world
+            model's image scores).
             urdf (read-only: the robot's URDF, empty = none) and base_frame (read-only, default base_link):
             the scanner's mount, base_frame -> the scan's frame_id, from the URDF's fixed joints (or tf2 where
             tf2_ros is installed and no urdf is given; nodes/mounts.py). The scan is binned into sectors
@@ -29,7 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image, LaserScan
 from hjepa_agent.core.events import Cause
 from hjepa_agent.core.models import load_encoder, load_world_encoder
 from hjepa_agent.core.perception import ImageError, Perception, decode_compressed, decode_image
-from hjepa_agent.core.world_model import load_appearance_stats
+from hjepa_agent.core.look import load_look_model
 from hjepa_agent.nodes.codec import percept_to_msg
 from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
@@ -53,9 +55,9 @@ class PerceptionNode(GuardedNode):
         if which == "encoder":
             self.core = Perception(load_encoder(models_dir, prefer_cuda=use_cuda, expected=declare_robot(self, ego)))
         elif which == "world_encoder":
-            self.core = Perception(load_world_encoder(models_dir, prefer_cuda=use_cuda,
-                                                      expected=declare_robot(self, ego)),
-                                   encoder_reads_scan=True, appearance_stats=load_appearance_stats(models_dir))
+            robot = declare_robot(self, ego)
+            self.core = Perception(load_world_encoder(models_dir, prefer_cuda=use_cuda, expected=robot),
+                                   encoder_reads_scan=True, look=load_look_model(models_dir, expected=robot))
         else:
             raise ValueError(f"encoder_model: must be 'encoder' or 'world_encoder', got {which!r}")
         self.mounts = SensorMounts(self)

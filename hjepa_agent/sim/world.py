@@ -22,6 +22,11 @@ from hjepa_agent.sim.scenario import (OBSTACLE_HEIGHT_M, WALL_THICKNESS_M, Goal,
                                       occupancy_grid)
 
 _LOG = logging.getLogger(__name__)
+_TINY_DEFAULT_LIGHT = dict(lightDirection=[-50.0, 30.0, 100.0], lightColor=[1.0, 1.0, 1.0], lightAmbientCoeff=0.6,
+                           lightDiffuseCoeff=0.35, lightSpecularCoeff=0.05)
+"""PyBullet's tiny renderer's own light (z up), what the default look renders with, passed explicitly: the
+renderer keeps the light of its last call, so without it a default-look frame after another look was lit
+by that look's light (world-model data's default-look episodes, which follow others in one world)."""
 
 _GRAVITY_MPS2 = 9.81
 
@@ -293,7 +298,7 @@ class SimWorld:
         fwd, up = np.array([m[0], m[3], m[6]]), (m[2], m[5], m[8])
         view = bc.computeViewMatrix(eye.tolist(), (eye + fwd).tolist(), up)
         look = self.appearance
-        light = {} if look.is_default else dict(
+        light = _TINY_DEFAULT_LIGHT if look.is_default else dict(
             lightDirection=list(look.light_direction), lightColor=list(look.light_color),
             lightAmbientCoeff=look.ambient, lightDiffuseCoeff=look.diffuse, lightSpecularCoeff=look.specular)
         _, _, rgba, _, _ = bc.getCameraImage(cam.width, cam.height, view, self._proj, shadow=0,

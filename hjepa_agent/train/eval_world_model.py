@@ -31,8 +31,8 @@ d. ambiguity AUROC (OOD frames vs all nominal test frames) for camera blackout, 
    a camera whose picture does not change while the robot is driven.
    ``sensor_noise`` = log of the image's noise sigma (core.perception.image_noise_sigma): the sensor
    part of the uncertainty, which the latent does not show.
-   ``appearance`` = log Mahalanobis distance of the image's look statistics under the training images'
-   (the latent is trained to ignore looks, so this is what sees unseen lighting and colours).
+   ``appearance`` = log mean distance of the image's look statistics to their nearest training looks
+   (core/look.py; the latent is trained to ignore looks, so this is what sees unseen lighting and colours).
    ``ambiguity`` = max over the six scores, each standardised by its nominal mean/std stored with
    the models (``score_ref``, calib split; the train split for older models): any one alarm
    suffices, and standardising makes them commensurable (see COMBINED).

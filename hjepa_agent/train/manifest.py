@@ -50,6 +50,9 @@ class ModelRecord:
     name: str
     file: str
     trained: dict[str, Any] = field(default_factory=dict)
+    io: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
+    """(inputs, outputs) specs ({name, shape, dtype}) of a file that is not an ONNX model (the look
+    bank, core/look.py); None: read from the ONNX file."""
 
 
 def _io_specs(values: Any) -> list[dict[str, Any]]:
@@ -104,7 +107,11 @@ def write_manifest(out_dir: str | Path, robot: str, records: list[ModelRecord],
     models: dict[str, Any] = {}
     for rec in records:
         path = out_dir / rec.file
-        graph = onnx.load(str(path)).graph
+        if rec.io is None:
+            graph = onnx.load(str(path)).graph
+            inputs, outputs = _io_specs(graph.input), _io_specs(graph.output)
+        else:
+            inputs, outputs = _plain(list(rec.io[0])), _plain(list(rec.io[1]))
         trained = dict(_plain(rec.trained))
         trained.setdefault("torch_version", str(torch.__version__))
         trained.setdefault("onnx_version", onnx.__version__)
@@ -113,7 +120,7 @@ def write_manifest(out_dir: str | Path, robot: str, records: list[ModelRecord],
         trained.setdefault("date", stamp)
         models[rec.name] = {"file": rec.file, "sha256": sha256_file(path),
                             "bytes": path.stat().st_size,
-                            "inputs": _io_specs(graph.input), "outputs": _io_specs(graph.output),
+                            "inputs": inputs, "outputs": outputs,
                             "trained": trained}
     obs = {k: list(v) if isinstance(v, tuple) else v for k, v in EXPECTED_OBSERVATION.items()}
     obs["speed_norm"] = [float(s) for s in speed_norm]

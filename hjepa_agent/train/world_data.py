@@ -26,7 +26,10 @@ Seeds (episode seed = scenario jitter seed; appearance drawn from an rng seeded 
 train ``0..n-1``, calibration ``50_000 + i``, test ``60_000 + i``, unseen-appearance test
 ``70_000 + i``: disjoint by construction. Appearance: ``Appearance.sample(rng, "nominal")``
 per episode, except the ``unseen`` split (``"unseen"``) and every DEFAULT_LOOK_EVERY-th episode of
-the other splits, which uses the sim's default look (see :func:`appearance_for`).
+the other splits, which uses the sim's default look (see :func:`appearance_for`). The world model's
+look bank (train/look.py) also rolls these splits out on procedural layouts (sim/layouts.py, whose
+own train/val/test splits are disjoint by seed): train on the layouts' train split, calib on their val
+split from index 500 on; the eval's test and unseen splits use the shipped scenarios only.
 """
 from __future__ import annotations
 

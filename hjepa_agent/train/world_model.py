@@ -26,8 +26,8 @@ Objective, per sampled window (z_t .. z_{t+K}, actions a_t .. a_{t+K-1}), K = ``
 Calibration (on the ``calib`` split, with the exported-equivalent torch modules): for the one-step
 prediction, per latent dimension d, ``sigma_d = sqrt(var_m(zhat^m_d) * s_pred_d + r_d)`` where
 var_m is the variance across the M heads' predictions and (s_pred_d, r_d) >= 0 maximise the
-Gaussian likelihood of the residual ``z_{t+1,d} - mean_m zhat^m_d``. Stored with the latent mean
-and precision (for a Mahalanobis density score) and the nominal statistics of the ambiguity scores.
+Gaussian likelihood of the residual ``z_{t+1,d} - mean_m zhat^m_d``. Stored with the latent mean and
+precision (Mahalanobis density), the ambiguity scores' nominal statistics; the look bank: train/look.py.
 """
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.fingerprint import RobotFingerprint, robot_fingerprint
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE
 from hjepa_agent.core.perception import IMAGE_SIZE
-from hjepa_agent.core.perception import APPEARANCE_FEATURES, appearance_features
 from hjepa_agent.core.world_model import AMBIGUITY_QUANTILE, WorldModel, combine, encode_frames, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
 from hjepa_agent.paths import data_path
 from hjepa_agent.train import world_data
+from hjepa_agent.train.look import look_options, make_look
 from hjepa_agent.train.collect import Limits
 from hjepa_agent.train.export import setup_training_logging, PARITY_TOL, ExportError, _session
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
@@ -385,26 +385,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def calibrate(z_tr: np.ndarray, z_c: np.ndarray, preds: np.ndarray, t1: np.ndarray,
-              train_images: np.ndarray) -> dict[str, Any]:
+def calibrate(z_tr: np.ndarray, z_c: np.ndarray, preds: np.ndarray, t1: np.ndarray) -> dict[str, Any]:
     """The calibration file's numbers (without score statistics): predictive sigma fitted on the calib
     split's one-step predictions ``preds`` (len(t1), M, 16) of latents z_c[t1] -> z_c[t1 + 1], and the
-    latent and appearance densities of the train split (latents z_tr, uint8 images)."""
+    latent density of the train split (latents z_tr)."""
     s_pred, r = fit_calibration(z_c[t1], preds, z_c[t1 + 1])
     if not (np.all(np.isfinite(s_pred)) and np.all(np.isfinite(r))):
         raise RuntimeError(f"calibration is not finite: s_pred {s_pred}, r {r}")
     mean = z_tr.mean(0)
     prec = np.linalg.inv(np.cov(z_tr.T) + 1e-4 * np.eye(N_LATENT))
-    look = appearance_features(train_images)
-    look_mean, look_prec = look.mean(0), np.linalg.inv(np.cov(look.T) + 1e-6 * np.eye(look.shape[1]))
     return {"formula": "sigma_d = sqrt(var_m(next_latent[:, m, d]) * s_pred_d + r_d), one step ahead",
             "s_pred": s_pred.round(6).tolist(), "r": r.round(8).tolist(),
             "latent_mean": mean.round(6).tolist(), "latent_precision": prec.round(6).tolist(),
-            "appearance_features": list(APPEARANCE_FEATURES),
-            "appearance_mean": look_mean.round(6).tolist(), "appearance_precision": look_prec.round(4).tolist(),
-            "note": "Mahalanobis score = (z - latent_mean)^T latent_precision (z - latent_mean); latent and "
-                    "appearance statistics from the train split; score_ref = nominal (mean, std) of each "
-                    "ambiguity score (core.world_model.frame_scores) on the calib split"}
+            "note": "Mahalanobis score = (z - latent_mean)^T latent_precision (z - latent_mean), latent statistics "
+                    "from the train split; appearance: world_look.npz (core/look.py); score_ref = nominal (mean, "
+                    "std) of each ambiguity score (core.world_model.frame_scores) on the calib split of the "
+                    "scenarios and procedural val layouts (train/look.py), frames not in the look bank"}
 
 
 def score_statistics(models_dir: Path, calib_d: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -421,15 +417,15 @@ def score_statistics(models_dir: Path, calib_d: dict[str, np.ndarray]) -> dict[s
 def write_calibration(out: Path, calib: dict[str, Any]) -> None:
     """Write CALIBRATION_FILE in ``out``."""
     (out / CALIBRATION_FILE).write_text("# Written by hjepa_agent.train.world_model: predictive sigma, latent "
-                                        "and appearance density and nominal score statistics of "
-                                        "world_predictor.onnx / world_encoder.onnx.\n"
+                                        "density and nominal score statistics of world_predictor.onnx / "
+                                        "world_encoder.onnx (the look bank: world_look.npz).\n"
                                         + yaml.safe_dump(calib, sort_keys=False, width=110))
 
 
 def recalibrate(args: argparse.Namespace) -> dict[str, Any]:
     """``--recalibrate``: keep the exported ONNX models in --out and redo only the calibration (sigma,
-    densities, score statistics) through ONNX Runtime on the train/calib splits, e.g. after a change
-    of the scoring or a calibration bug; the predictor's manifest entry records it."""
+    densities, the look bank, score statistics) through ONNX Runtime on the train/calib splits, e.g.
+    after a change of the scoring or a calibration bug; the predictor's manifest entry records it."""
     from hjepa_agent.core.models import OnnxModel, load_manifest
     out = Path(args.out or data_path("models"))
     manifest = load_manifest(out)
@@ -442,17 +438,19 @@ def recalibrate(args: argparse.Namespace) -> dict[str, Any]:
 
     z_tr, z_c = (encode_frames(enc, d["image"], d["scan"]) for d in (train_d, calib_d))
     t1 = world_data.windows(calib_d, 1)
-    calib = calibrate(z_tr, z_c, pred(z_c[t1], calib_d["action"][t1]), t1, train_d["image"])
+    calib = calibrate(z_tr, z_c, pred(z_c[t1], calib_d["action"][t1]), t1)
+    look, calib_all = make_look(out, args.data_cache, robot, ego, train_d, calib_d, **look_options(args))
     write_calibration(out, calib)
-    calib.update(score_statistics(out, calib_d))
+    norms = tuple(manifest.observation["speed_norm"]), tuple(manifest.action_scale)
+    write_manifest(out, manifest.robot, [look], *norms, merge=True, fingerprint=fingerprint)
+    calib.update(score_statistics(out, calib_all))
     write_calibration(out, calib)
     entry = manifest.models["world_predictor"]
     trained = {**entry.trained, "calibration": {**calib, "file": CALIBRATION_FILE},
                "recalibrated": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                 "how": "hjepa-agent train world-model --recalibrate (ONNX Runtime latents)"}}
-    write_manifest(out, manifest.robot, [ModelRecord("world_predictor", "world_predictor.onnx", trained)],
-                   tuple(manifest.observation["speed_norm"]), tuple(manifest.action_scale), merge=True,
-                   fingerprint=fingerprint)
+    write_manifest(out, manifest.robot, [ModelRecord("world_predictor", "world_predictor.onnx", trained), look],
+                   *norms, merge=True, fingerprint=fingerprint)
     log.info("recalibrated %s: ambiguity_scale %.3f", out, calib["ambiguity_scale"])
     return calib
 
@@ -501,7 +499,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     t1 = world_data.windows(calib_d, 1)
     with torch.no_grad():
         preds = ens(torch.from_numpy(z_c[t1]), torch.from_numpy(calib_d["action"][t1])).numpy()
-    calib = calibrate(z_tr, z_c, preds, t1, train_d["image"])
+    calib = calibrate(z_tr, z_c, preds, t1)
+    look, calib_all = make_look(out, args.data_cache, robot, ego, train_d, calib_d, **look_options(args))
     # Exports.
     n = 64
     g = np.random.default_rng(1)
@@ -530,12 +529,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         records = [ModelRecord("world_encoder", "world_encoder.onnx",
                                {**common, "metrics": {"onnx_parity_max_abs_err": parity["world_encoder"]}}),
                    ModelRecord("world_predictor", "world_predictor.onnx",
-                               {**common, "metrics": metrics, "calibration": {**calib, "file": CALIBRATION_FILE}})]
+                               {**common, "metrics": metrics, "calibration": {**calib, "file": CALIBRATION_FILE}}),
+                   look]
         write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True,
                        fingerprint=fingerprint)
 
     write_all()
-    calib.update(score_statistics(out, calib_d))  # through the exported models, as the runtime computes them
+    calib.update(score_statistics(out, calib_all))  # through the exported models, as the runtime computes them
     write_all()
     metrics["total_time_s"] = round(time.perf_counter() - t0, 1)
     log.info("world model: %d steps in %.0f s; calib 1-step mse %.4f (copy %.4f); total %.0f s",

@@ -193,6 +193,20 @@ def test_appearance_splits_change_the_image_not_the_geometry(diffbot_world: SimW
         Appearance.sample(rng, "sunny")
 
 
+def test_the_default_look_renders_the_same_after_another_look(diffbot_world: SimWorld) -> None:
+    """PyBullet's tiny renderer keeps the light of its last call: the default look passes its own."""
+    import numpy as np
+    from hjepa_agent.sim.appearance import Appearance
+    from hjepa_agent.sim.scenario import load_scenario
+    from hjepa_agent.paths import data_path
+    sc = load_scenario(data_path("config", "scenarios", "clutter.yaml"))
+    images = []
+    for look in (None, Appearance.sample(np.random.default_rng(70_000), "unseen"), None):
+        diffbot_world.reset(sc, 0, look)
+        images.append(diffbot_world.render_camera())
+    assert not np.array_equal(images[0], images[1]) and np.array_equal(images[0], images[2])
+
+
 def test_expert_side_bias_makes_the_route_choice_consistent() -> None:
     """Without the bias the expert's route round the two_routes block flips with the jitter; with it,
     it is the left (upper) one every time, so behaviour cloning sees one mode, not two to average."""

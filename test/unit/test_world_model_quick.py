@@ -11,8 +11,9 @@ import yaml
 import pytest
 
 from hjepa_agent.core.fingerprint import load_robot_fingerprint
-from hjepa_agent.core.models import OnnxModel, load_manifest
-from hjepa_agent.core.perception import APPEARANCE_FEATURES, Perception, appearance_score, image_noise_sigma
+from hjepa_agent.core.look import LOOK_FILE, load_look_model
+from hjepa_agent.core.models import OnnxModel, load_manifest, sha256_file
+from hjepa_agent.core.perception import APPEARANCE_FEATURES, Perception, image_noise_sigma
 from hjepa_agent.core.perception import IMAGE_STILL_K, image_change
 from hjepa_agent.core.world_model import SCORES, WorldModel, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
@@ -45,7 +46,7 @@ def test_quick_world_model_trains_exports_and_evaluates(quick_models: Path, tmp_
     out = quick_models
 
     m = load_manifest(out)
-    assert {"world_encoder", "world_predictor"} <= set(m.models) and m.fingerprint == SHIPPED
+    assert {"world_encoder", "world_predictor", "world_look"} <= set(m.models) and m.fingerprint == SHIPPED
     trained = m.models["world_predictor"].trained
     assert trained["metrics"]["onnx_parity_max_abs_err"]["world_predictor"] <= 1e-4
     assert trained["metrics"]["onnx_parity_max_abs_err"]["world_encoder"] <= 1e-4
@@ -53,7 +54,12 @@ def test_quick_world_model_trains_exports_and_evaluates(quick_models: Path, tmp_
     cal = yaml.safe_load((out / CALIBRATION_FILE).read_text())
     assert all(v > 0 for v in cal["s_pred"] + cal["r"])
     assert set(cal["score_ref"]) == set(SCORES) and all(sd > 0 for _, sd in cal["score_ref"].values())
-    assert cal["ambiguity_scale"] > 0 and len(cal["appearance_mean"]) == len(APPEARANCE_FEATURES)
+    assert cal["ambiguity_scale"] > 0 and "appearance_mean" not in cal
+    look_entry = m.models["world_look"]
+    assert look_entry.file == LOOK_FILE and look_entry.sha256 == sha256_file(out / LOOK_FILE)
+    look = load_look_model(out, expected=SHIPPED)
+    assert look.bank.shape[1] == len(APPEARANCE_FEATURES) and 1 <= look.k <= len(look.bank)
+    assert look_entry.trained["data"]["quick"] is True and look_entry.trained["data"]["bank_frames"]["layouts_train"] > 0
 
     enc = OnnxModel(out, "world_encoder", m, CPU, expected=SHIPPED)
     pred = OnnxModel(out, "world_predictor", m, CPU, expected=SHIPPED)
@@ -115,7 +121,7 @@ def test_online_scores_equal_the_batch_scores_the_eval_reports(quick_models: Pat
         k = t - IMAGE_STILL_K
         change = image_change(d["image"][t], d["image"][k]) if k >= 0 and d["episode"][k] == d["episode"][t] else -1.0
         rows.append(online.step(z[t], None if new_episode else d["action"][t - 1], noise,
-                                float(appearance_score(d["image"][t], wm.app_mean, wm.app_prec)), change))
+                                wm.look.score(d["image"][t]), change))
     for k in SCORES:
         got = np.array([r[k] for r in rows])
         assert np.array_equal(np.isnan(got), np.isnan(batch[k])), k
@@ -130,9 +136,9 @@ def test_perception_sends_the_image_scores_the_model_was_calibrated_with(quick_m
     wm = WorldModel(quick_models)
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    p = Perception(wm.enc, encoder_reads_scan=True, appearance_stats=(wm.app_mean, wm.app_prec))
+    p = Perception(wm.enc, encoder_reads_scan=True, look=wm.look)
     percept = p.on_image(0.0, rgb, scan_max_age_s=0.3)
     chw = np.ascontiguousarray(rgb.transpose(2, 0, 1))
     assert percept.noise_log == pytest.approx(float(np.log(image_noise_sigma(chw) + 1e-3)), abs=1e-5)
-    assert percept.appearance_log == pytest.approx(float(appearance_score(chw, wm.app_mean, wm.app_prec)), abs=1e-4)
+    assert percept.appearance_log == pytest.approx(wm.look.score(chw), abs=1e-4)
     assert percept.appearance_log > max(wm.ref["appearance"][0] + 3 * wm.ref["appearance"][1], 0.0)  # noise image: far off
