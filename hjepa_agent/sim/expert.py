@@ -155,7 +155,7 @@ class ScriptedExpert:
                 pts[0], pts[-1] = (x, y), (gx, gy)
                 pts = self._shortcut(pts, min(need, 0.9 * self.radius_m + margin))
                 return self._resample(pts, 0.1)
-            _LOG.info("expert: no path with margin %.2f m in %s, trying smaller", margin, self.scenario.name)
+            _LOG.debug("expert: no path with margin %.2f m in %s, trying smaller", margin, self.scenario.name)
         _LOG.warning("expert: no path from (%.2f, %.2f) to goal in %s", x, y, self.scenario.name)
         return np.zeros((0, 2))
 

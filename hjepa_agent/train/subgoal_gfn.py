@@ -16,7 +16,7 @@ hjepa_agent.core.planner.subgoals).
    on routes drawn from P_F with ``epsilon`` uniform over the valid actions, ``conds_per_batch``
    conditions x ``routes_per_cond`` routes per step. One network (trunk, P_F head, P_B head) and
    one for log Z.
-4. **Held-out check**: the route space is small (14^3), so on held-out conditions the sampler's
+4. **Held-out check**: the route space is small (14^4), so on held-out conditions the sampler's
    *exact* distribution over routes (summed over insertion orders) is compared with R/Z: total
    variation, |log Z error|, and how often the best-of-32 sample is the exact best route.
 5. **Export**: ``subgoal_policy.onnx`` (state + condition -> P_F logits, then P_B logits) and

@@ -30,7 +30,7 @@ def _two_level(samples: int = 512) -> HierarchicalPlanner:
 
 
 def test_the_route_goes_round_the_wall_and_the_fast_level_drives_to_its_first_subgoal():
-    planner = _two_level()
+    planner = _two_level(samples=2048)   # a random policy over 14^4 routes: enough samples to find one round
     for p in [(-1.0, y, 0.0) for y in (-1.0, 0.0, 1.0)] + [(-1.0, 0.0, 0.0)]:
         planner.observe(p, *_beams(p, WALL), 0.1, 4.0)
     pose = (-1.0, 0.0, 0.0)
@@ -119,3 +119,18 @@ def test_with_the_navfield_the_segment_seed_goes_round_the_wall_the_straight_one
     assert crosses_wall(straight) and not crosses_wall(along)
     end = model.rollout(pose, along[None], 0.2)[0, -1, :2]
     assert np.hypot(*(end - target)) < np.hypot(*(pose[:2] - target))       # and it gets on towards the target
+
+
+def test_a_subgoal_behind_the_robot_is_passed_only_once_the_robot_is_beyond_it():
+    """The first column is behind the robot (out of a pocket): such a subgoal is not 'left behind' at once."""
+    from hjepa_agent.core.planner.hierarchy import passed
+    start, behind = np.array([0.0, 0.0]), np.array([-1.2, 1.5])
+    assert not passed(start, behind, start, 0.5)
+    assert not passed(np.array([-0.5, 0.6]), behind, start, 0.5)        # on the way there
+    assert passed(np.array([-1.0, 1.3]), behind, start, 0.5)            # reached
+    assert passed(np.array([-1.5, 2.2]), behind, start, 0.1)            # beyond it, away from the start
+    ahead = np.array([2.0, 0.0])                                        # the old rule's case still holds
+    assert not passed(np.array([1.0, 0.3]), ahead, start, 0.5) and passed(np.array([2.3, 0.2]), ahead, start, 0.1)
+    sp = SubgoalSpace()
+    pts = sp.waypoints(np.array([[6, -1, -1, -1]]), 4.0)[0]             # only the behind column, lateral 0
+    assert pts[1, 0] < 0.0 and sp.fractions[0] < 0.0

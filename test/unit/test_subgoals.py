@@ -23,7 +23,7 @@ def test_route_cost_is_zero_for_a_free_straight_line_and_detours_beat_a_block():
     free = np.ones((len(sp.raster_along), len(sp.raster_lateral)))
     straight = np.full((1, sp.n_cols), -1)
     assert sp.cost(straight, free, d)[0] == pytest.approx(0.0, abs=1e-9)
-    left = np.array([[8, 9, 8]])        # laterals 0.8, 1.2, 0.8 m to the left
+    left = np.array([[-1, 8, 9, 8]])    # none behind, then laterals 0.8, 1.2, 0.8 m to the left
     assert sp.cost(left, free, d)[0] > 0.3 * sp.w_subgoal_m
     blocked = _block_raster(sp, d)
     assert sp.cost(straight, blocked, d)[0] > sp.cost(left, blocked, d)[0] + 3.0

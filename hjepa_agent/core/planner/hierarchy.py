@@ -9,7 +9,8 @@
 * **Fast level** (any planner of the interface: the GFlowNet, CEM or MPPI): plans towards the
   route's first subgoal, seeded with the slow plan's first segment (driving to that subgoal
   along the navfield's cost-to-go, see :func:`segment_seed`). A subgoal is passed, and the next one becomes the
-  fast goal, once the robot is within ``reach_m`` of it or beyond it along the line to the goal.
+  fast goal, once the robot is within ``reach_m`` of it or beyond it in the direction it came from (the
+  route's start, or the subgoal before).
   One the robot gets no closer to (by ``stall_m`` in ``stall_s``) is dropped and a new route is
   made without the old one as a candidate: a subgoal the fast level cannot reach must not hold
   the robot.
@@ -78,6 +79,13 @@ def segment_seed(pose: np.ndarray, target: np.ndarray, steps: int, dt_s: float, 
     return out
 
 
+def passed(pose_xy: np.ndarray, subgoal: np.ndarray, came_from: np.ndarray, reach_m: float) -> bool:
+    """Whether the robot at ``pose_xy`` has passed ``subgoal``, which it set out to from ``came_from``:
+    within ``reach_m`` of it, or beyond it in the direction from ``came_from`` to it."""
+    p, sg, f = (np.asarray(a, np.float64)[:2] for a in (pose_xy, subgoal, came_from))
+    return bool(np.hypot(*(sg - p)) < reach_m or np.dot(p - sg, sg - f) > 0.0)
+
+
 @dataclass
 class HierarchicalPlanner:
     """Slow subgoal level over a fast planner (module doc); the Planner interface."""
@@ -105,6 +113,7 @@ class HierarchicalPlanner:
     """Whether the latest slow-level samples went round on both sides (None: no route made)."""
     _subgoals: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     _progress: tuple[np.ndarray, float, float] | None = None   # (subgoal, closest distance, when)
+    _from: np.ndarray = field(default_factory=lambda: np.zeros(2))  # where the robot set out to the next subgoal
 
     def __post_init__(self) -> None:
         self.name = self.name or f"{self.fast.name}+subgoals"
@@ -160,14 +169,12 @@ class HierarchicalPlanner:
                                          refine_until_s=until, previous_margin=self.switch_margin_m)
             self.route_both_sides = self.route.both_sides
             self._subgoals = self.route.subgoals
-        # pass the subgoals reached, or left behind along the line to the goal
-        origin, rot, d = route_frame(pose[:2], goal)
-        while len(self._subgoals):
-            rel = (self._subgoals[0] - origin) @ rot
-            if float(np.hypot(*(self._subgoals[0] - pose[:2]))) < self.reach_m or rel[0] <= 0.0:
-                self._subgoals = self._subgoals[1:]
-            else:
-                break
+            self._from = pose[:2].copy()
+        # pass the subgoals reached, or gone beyond in the direction the robot came to them from (the
+        # route's start, then each passed subgoal): a subgoal behind the robot, on the way out of a pocket,
+        # is passed when the robot is past it going away from where it set out, not at once
+        while len(self._subgoals) and passed(pose[:2], self._subgoals[0], self._from, self.reach_m):
+            self._from, self._subgoals = self._subgoals[0].astype(np.float64), self._subgoals[1:]
         # a subgoal the robot gets no closer to is dropped, and the route made again without it
         if len(self._subgoals):
             sg = self._subgoals[0]
@@ -202,4 +209,4 @@ class HierarchicalPlanner:
         return dataclasses.replace(plan, planner=self.name, extras={**plan.extras, **route})
 
 
-__all__ = ["HierarchicalPlanner", "ROUTE_MARGIN_M", "route_condition", "segment_seed"]
+__all__ = ["HierarchicalPlanner", "ROUTE_MARGIN_M", "passed", "route_condition", "segment_seed"]

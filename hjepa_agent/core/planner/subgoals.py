@@ -5,8 +5,10 @@ coarse-to-fine, by inserting subgoals between the ones it has (start and goal fi
 to the goal (``d`` metres long), y to its left. Subgoal candidates sit on ``n_cols`` columns
 across that line (at ``fractions`` of d) and ``laterals`` (m) along each column. A route is at
 most one subgoal per column; it visits them in column order, so the route start -> subgoals ->
-goal is a polyline that never turns back along the line (a slow level for "which way round",
-not for mazes: the fast level and its navfield handle what is local).
+goal is a polyline. The first column is behind the robot (fraction -0.3): a route can go back
+along the line and round, out of a pocket whose mouth faces the goal's way (a U-shaped dead end
+the robot drove into); otherwise it is a slow level for "which way round", not for mazes: the
+fast level and its navfield handle what is local.
 
 **Objects and moves.** A state is the set of filled columns, ``cols`` (n_cols,) with -1 for
 empty and the lateral index otherwise. A forward action inserts one candidate into an empty
@@ -14,8 +16,8 @@ column (between the two waypoints around it) or stops; so a route of k subgoals 
 in k! orders and its parents are the k routes with one subgoal taken out. The **backward
 policy P_B** (which subgoal to take out) is therefore a real distribution over k choices, and
 it is learned with P_F and log Z by trajectory balance (``hjepa-agent train subgoals``); the
-optimisation mode uses it (:meth:`SubgoalPlanner.mh_round`). With 3 columns and 13 laterals
-there are 14^3 = 2744 routes: few enough to compute the sampler's exact distribution over
+optimisation mode uses it (:meth:`SubgoalPlanner.mh_round`). With 4 columns and 13 laterals
+there are 14^4 = 38416 routes: few enough to compute the sampler's exact distribution over
 them (:func:`exact_terminal_distribution`), which the trainer reports on held-out conditions.
 
 **Reward.** The condition is a *raster* of the navfield's traversal cost factor (1 in free
@@ -34,11 +36,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FRACTIONS = (0.25, 0.5, 0.75)
-"""Columns of subgoal candidates, as fractions of the robot-goal distance."""
+FRACTIONS = (-0.3, 0.25, 0.5, 0.75)
+"""Columns of subgoal candidates, as fractions of the robot-goal distance (the first behind the robot)."""
 LATERALS = tuple(float(x) for x in np.round(np.linspace(-2.4, 2.4, 13), 3))
 """Candidate offsets (m, left positive) on each column (0.4 m apart)."""
-RASTER_ALONG = tuple(float(x) for x in np.round(np.linspace(-0.1, 1.1, 25), 3))
+RASTER_ALONG = tuple(float(x) for x in np.round(np.linspace(-0.45, 1.1, 32), 3))
 """Raster rows: fractions of d along the robot-goal line (0.05 d apart)."""
 RASTER_LATERAL = tuple(float(x) for x in np.round(np.linspace(-2.8, 2.8, 29), 3))
 """Raster columns: metres to the left of the line (0.2 m apart: a 0.8-m gap stays open)."""
