@@ -153,3 +153,11 @@ def test_no_subgoals_when_every_route_is_at_the_cost_clip():
     route = planner.route(walled, d, origin, rot, np.array([d, 0.0]), 0.0, previous=np.array([[2.0, 1.0]]))
     assert len(route.subgoals) == 0 and route.source == "none under the clip"
     assert route.log_reward == pytest.approx(-sp.beta * sp.cost_clip)
+
+
+def test_all_costs_equal_scoring_every_route_one_by_one():
+    rng = np.random.default_rng(3)
+    for sp in (SMALL, SubgoalSpace()):
+        raster = 1.0 + rng.exponential(1.0, (len(sp.raster_along), len(sp.raster_lateral)))
+        for d in (2.0, 4.5):
+            assert np.allclose(sp.all_costs(raster, d), sp.cost(sp.all_states(), raster, d), atol=1e-9)

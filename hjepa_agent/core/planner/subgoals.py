@@ -181,6 +181,31 @@ class SubgoalSpace:
         at = ((self.raster_value(raster, pts[:, 1:-1], d) - 1.0) * filled).sum(axis=1)
         return path - d + self.w_subgoal_m * filled.sum(axis=1) + self.w_at_m * at
 
+    def all_costs(self, raster: np.ndarray, d: float) -> np.ndarray:
+        """:meth:`cost` of every route of :meth:`all_states` (same order), from the cost of each segment
+        between two candidate points (start, every column's laterals, goal) computed once: the same
+        numbers (to rounding) at a fraction of the work of scoring 14^4 polylines one by one."""
+        lat = np.asarray(self.laterals)
+        pts = np.concatenate([[[0.0, 0.0]], np.stack(np.meshgrid(np.asarray(self.fractions) * d, lat, indexing="ij"),
+                                                     -1).reshape(-1, 2), [[d, 0.0]]])
+        a, b = np.meshgrid(np.arange(len(pts)), np.arange(len(pts)), indexing="ij")
+        seg = pts[b] - pts[a]
+        t = (np.arange(SEGMENT_SAMPLES) + 0.5) / SEGMENT_SAMPLES
+        samples = pts[a][..., None, :] + t[None, None, :, None] * seg[..., None, :]
+        seg_cost = self.raster_value(raster, samples, d).mean(axis=-1) * np.linalg.norm(seg, axis=-1)
+        at = self.raster_value(raster, pts, d) - 1.0
+        states = self.all_states()
+        prev = np.zeros(len(states), np.int64)
+        path = np.zeros(len(states))
+        extra = np.zeros(len(states))
+        for c in range(self.n_cols):
+            filled = states[:, c] >= 0
+            idx = 1 + c * self.n_lat + states[filled, c]
+            path[filled] += seg_cost[prev[filled], idx]
+            extra[filled] += self.w_subgoal_m + self.w_at_m * at[idx]
+            prev[filled] = idx
+        return path + seg_cost[prev, len(pts) - 1] - d + extra
+
     def log_reward(self, cols: np.ndarray, raster: np.ndarray, d: float) -> np.ndarray:
         """(N,) log R = -beta * min(cost, clip)."""
         return -self.beta * np.minimum(self.cost(cols, raster, d), self.cost_clip)
@@ -246,7 +271,7 @@ def two_ways_exist(space: SubgoalSpace, raster: np.ndarray, d: float, margin_m: 
     """Whether the best route on each side of the line costs at most ``margin_m`` more than the best
     route of all (and less than the clip): two distinct routes worth sampling (enumerates every route)."""
     states = space.all_states()
-    cost = np.minimum(space.cost(states, raster, d), space.cost_clip)
+    cost = np.minimum(space.all_costs(raster, d), space.cost_clip)
     side = route_side(space, states)
     best = cost.min()
     ok = [cost[side == s].min() <= min(best + margin_m, space.cost_clip - 1e-6) for s in (-1, 1)]
