@@ -20,7 +20,7 @@ def test_the_gflownet_planner_node_plans_on_the_full_stack(ros_context, tmp_path
     from hjepa_agent.paths import data_path
     from hjepa_agent.runner import EmbeddedStack
 
-    path = _planner_params(tmp_path, planner="gflownet")
+    path = _planner_params(tmp_path, planner="gflownet", hierarchy=False)   # the one-level GFlowNet
     stack = EmbeddedStack(ros_context, data_path("config", "scenarios", "corridor.yaml"), seed=0, params_file=path)
     try:
         stack.run(10.0)
