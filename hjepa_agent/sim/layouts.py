@@ -23,6 +23,7 @@ the expert); units m, rad, s.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -273,13 +274,20 @@ def make_layout(lid: LayoutId, ego: EgoModel) -> Scenario:
         if any(ob.distance_to(p[0], p[1]) < max(ENDPOINT_CLEARANCE_M, r + 0.05)
                for ob in obstacles for p in ((sx, sy), (gx, gy))):
             continue
-        path = ScriptedExpert(sc, ego, resolution_m=CHECK_RESOLUTION_M).plan(sx, sy)
+        quiet = logging.getLogger("hjepa_agent.sim.expert")
+        level, quiet.level = quiet.level, logging.ERROR   # an unsolvable draw is drawn again, not a warning
+        try:
+            path = ScriptedExpert(sc, ego, resolution_m=CHECK_RESOLUTION_M).plan(sx, sy)
+        finally:
+            quiet.setLevel(level)
         if len(path) == 0:
             continue
         return Scenario(name=sc.name, seed=sc.seed, arena=sc.arena, obstacles=sc.obstacles, start=sc.start,
                         goal=sc.goal, goal_tolerance_m=sc.goal_tolerance_m,
                         time_limit_s=time_limit_s(_path_length(path), ego.operating.max_linear_mps))
-    raise ValueError(f"{lid.name}: no solvable layout in {MAX_DRAWS} draws")
+    raise ValueError(f"{lid.name}: no solvable layout in {MAX_DRAWS} draws for a footprint of radius {r} m (the rooms "
+                     f"and corridor families' doors and corridors are sized for robots up to about 0.3 m; "
+                     f"--families without them)")
 
 
 def layout_ids(split: str, n: int, first: int = 0, families: tuple[str, ...] = FAMILIES) -> list[LayoutId]:
