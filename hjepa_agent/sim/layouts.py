@@ -113,6 +113,17 @@ def _start_yaw(rng: np.random.Generator, toward: float) -> float:
     return math.atan2(math.sin(yaw), math.cos(yaw))
 
 
+def _either_side(rng: np.random.Generator, hx: float, hy: float, x_wall: float, clear_m: float, yc: float,
+                 spread_m: float) -> tuple[float, float, float, float]:
+    """Start (x, y) left and goal (x, y) right of a wall across the arena at ``x_wall``, each at least
+    ``clear_m`` from it and 0.5 m from the arena's walls, within ``spread_m`` of the line y = ``yc``."""
+    sx = float(rng.uniform(-hx + 0.5, x_wall - clear_m))
+    gx = float(rng.uniform(x_wall + clear_m, hx - 0.5))
+    sy = float(np.clip(yc + rng.uniform(-spread_m, spread_m), -hy + 0.5, hy - 0.5))
+    gy = float(np.clip(yc + rng.uniform(-spread_m, spread_m), -hy + 0.5, hy - 0.5))
+    return sx, sy, gx, gy
+
+
 Draw = tuple[tuple[float, float], list[Obstacle], tuple[float, float, float], tuple[float, float]]
 """(arena size x, y), obstacles, start (x, y, yaw), goal (x, y)."""
 
@@ -161,10 +172,7 @@ def _gap(rng: np.random.Generator, r: float) -> Draw:
         far = -hy + 0.6 if yc > 0 else hy - 0.6
         doors.append((far, 3.0 * 2.0 * r))
     obstacles = _divider(xd, hy, doors)
-    sx = float(rng.uniform(-hx + 0.5, xd - 1.2))
-    gx = float(rng.uniform(xd + 1.2, hx - 0.5))
-    sy = float(np.clip(yc + rng.uniform(-0.8, 0.8), -hy + 0.5, hy - 0.5))
-    gy = float(np.clip(yc + rng.uniform(-0.8, 0.8), -hy + 0.5, hy - 0.5))
+    sx, sy, gx, gy = _either_side(rng, hx, hy, xd, 1.2, yc, 0.8)
     return (sx_, sy_), obstacles, (sx, sy, _start_yaw(rng, _yaw_to(sx, sy, gx, gy))), (gx, gy)
 
 
@@ -217,10 +225,7 @@ def _long_wall(rng: np.random.Generator, r: float) -> Draw:
     room = sy_ - length                        # split between the two ends
     lo = -hy + room * float(rng.uniform(0.35, 0.65))
     obstacles = _walls((xw, lo, xw, lo + length))
-    yc = lo + length / 2
-    sx, gx = float(rng.uniform(-hx + 0.5, xw - 1.0)), float(rng.uniform(xw + 1.0, hx - 0.5))
-    sy = float(np.clip(yc + rng.uniform(-0.4, 0.4), -hy + 0.5, hy - 0.5))
-    gy = float(np.clip(yc + rng.uniform(-0.4, 0.4), -hy + 0.5, hy - 0.5))
+    sx, sy, gx, gy = _either_side(rng, hx, hy, xw, 1.0, lo + length / 2, 0.4)
     return (sx_, sy_), obstacles, (sx, sy, _start_yaw(rng, _yaw_to(sx, sy, gx, gy))), (gx, gy)
 
 

@@ -13,23 +13,13 @@ from hjepa_agent.core.planner.recovery import BACKUP_S, PRIMITIVES, route_primit
 from hjepa_agent.core.planner.base import UnicycleModel
 from hjepa_agent.core.perception import scan_to_bins
 from hjepa_agent.core.types import N_LATENT, WORLD_STATE_LABELS, WorldState
+from test_goal_status import _cast as cast   # the synthetic range scan the navfield tests use
 
 WALL = ((0.5, -2.0), (0.5, 2.0))   # a long wall across the straight route, ends at y = +-2
 
 
-def _cast(pose, n: int = 360, max_range: float = 4.0):
-    x, y, yaw = pose
-    ang = np.linspace(-math.pi, math.pi, n, endpoint=False)
-    d = np.stack([np.cos(yaw + ang), np.sin(yaw + ang)], -1)
-    (x0, y0), (x1, y1) = WALL
-    ex, ey = x1 - x0, y1 - y0
-    den = d[:, 0] * (-ey) - d[:, 1] * (-ex)
-    rx, ry = x0 - x, y0 - y
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (rx * (-ey) - ry * (-ex)) / den
-        u = (d[:, 0] * ry - d[:, 1] * rx) / den
-    ok = (np.abs(den) > 1e-12) & (t > 0) & (u >= 0) & (u <= 1) & (t <= max_range)
-    return ang, np.where(ok, t, np.inf)
+def _cast(pose):
+    return cast(pose, segments=[WALL])
 
 
 POSE = np.array([0.05, 0.6, -0.9])    # 0.45 m from the wall, facing it and away from the way round
