@@ -138,6 +138,13 @@ class Estimator:
         self.P = 0.5 * (self.P + self.P.T)
         self.odom_count += 1
 
+    @property
+    def localised(self) -> bool:
+        """Whether an odometry reading has been fused: before that the pose is the prior's (the origin,
+        its variance growing with time) and a world state would place the robot, its goal and its scan
+        where it is not; the estimator node publishes none until then."""
+        return self.odom_count > 0
+
     def reanchor(self, t_s: float, pose_xyyaw: np.ndarray, twist_vw: np.ndarray) -> None:
         """Start the pose filter again at an odometry reading (pose (3,), twist (2,)): after an odometry
         jump no motion explains, the filter's belief is worth nothing. Goal and latent are kept."""

@@ -4,7 +4,8 @@ Subscribes (through the input guard, nodes/topics.py INPUTS["estimator"]): agent
             odom (nav_msgs/Odometry), goal_pose (geometry_msgs/PoseStamped), cmd_vel (TwistStamped or Twist,
             as the guard's cmd_vel_type says: the action actually sent, for the learned model's prior;
             world_model only).
-Publishes:  agent/world_state (JointState, layout in nodes/codec.py), agent/events (goals accepted or
+Publishes:  agent/world_state (JointState, layout in nodes/codec.py; none before the first odometry reading:
+            the pose would be the prior's, so the watchdog keeps its start-up SAFE_STOP), agent/events (goals accepted or
             rejected, with the reason; the guard's rejections), /diagnostics.
 Goals: in odom_frame as they are; in base_frame placed in odom_frame with the latest odometry pose (a goal
             (1, 0) in base_link is 1 m ahead of the robot as it stands when the goal arrives); in any other frame
@@ -84,6 +85,7 @@ class EstimatorNode(GuardedNode):
             self.core.scorer, self.core.ambiguity_fn = wm.online(), wm.ambiguity
             self.subscribe("command", self.on_cmd)
         self.published = 0
+        self.withheld = 0   # world states not published: no odometry fused yet
         self.last_ambiguity = float("nan")
         self.pub = self.publisher("agent/world_state")
         self.subscribe("percept", self.on_percept)
@@ -158,6 +160,9 @@ class EstimatorNode(GuardedNode):
             ws = self.core.on_percept(percept)
         except ValueError as exc:  # a non-finite learned ambiguity: publish nothing, the watchdog stops
             raise Rejected(Cause.NON_FINITE, f"percept not fused: {exc}") from None
+        if not self.core.localised:   # no position yet (core doc): the watchdog keeps its start-up SAFE_STOP
+            self.withheld += 1
+            return
         self.last_ambiguity = ws.ambiguity
         self.published += 1
         self.pub.publish(world_state_to_msg(ws, self.odom_frame))
@@ -166,9 +171,11 @@ class EstimatorNode(GuardedNode):
         """Publish /diagnostics (the guard adds its counters)."""
         counts = self.input_counts()
         n_rej = sum(v for c in counts.values() for k, v in c.items() if k.startswith("rejected"))
-        level = "OK" if n_rej == 0 and self.core.odom_count else "WARN"
-        self.diag.publish(level, f"{self.published} states, ambiguity {self.last_ambiguity:.3f}",
-                          {"published": self.published, "has_goal": self.core.goal is not None,
+        level = "OK" if n_rej == 0 and self.core.localised else "WARN"
+        self.diag.publish(level, (f"{self.published} states, ambiguity {self.last_ambiguity:.3f}" if self.core.localised
+                                  else f"no odometry yet: {self.withheld} world states withheld"),
+                          {"published": self.published, "withheld": self.withheld,
+                           "has_goal": self.core.goal is not None,
                            "odom_count": self.core.odom_count, "ambiguity": f"{self.last_ambiguity:.4f}",
                            **{f"score_{k}": f"{v:.3f}" for k, v in self.core.scores.items()}})
 

@@ -72,3 +72,36 @@ def test_estimator_refuses_nan_odometry(nodes):
     pub.publish(bad)
     assert spin_until(ex, lambda: estimator.input_counts()["odom"].get("rejected_non_finite") == 1)
     assert estimator.core.odom_count == 1 and np.all(np.isfinite(estimator.core.x))
+
+
+def test_estimator_publishes_no_world_state_before_its_first_odometry(nodes):
+    """A world state before any odometry would put the robot at the prior's origin with a pose variance
+    growing by the second (its ambiguity crossing ambiguity_stop while the watchdog already drives, and the
+    first odometry then a 'jump'): none goes out until a reading is fused; the diagnostics say why."""
+    from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept
+    from hjepa_agent.nodes.codec import msg_to_world_state, percept_to_msg
+    ex, perception, estimator, harness = nodes
+    perception.destroy_node()   # percepts come from the harness here, none from the camera
+    got = []
+    harness.create_subscription(JointState, "agent/world_state", lambda m: got.append(msg_to_world_state(m)), 10)
+    pub = harness.create_publisher(JointState, "agent/percept", 10)
+    odom = harness.create_publisher(Odometry, "odom", 10)
+    assert spin_until(ex, lambda: pub.get_subscription_count() > 0 and odom.get_subscription_count() > 0
+                      and harness.count_publishers("agent/world_state") > 0)
+    bins = np.full(N_SCAN_BINS, 2.0, np.float32)
+    for k in range(5):
+        pub.publish(percept_to_msg(Percept(0.1 * (k + 1), np.zeros(N_LATENT, np.float32), bins, 1.0)))
+    assert spin_until(ex, lambda: estimator.withheld == 5)
+    ex.spin_once(timeout_sec=0.2)
+    assert got == [] and estimator.published == 0
+    first = Odometry()
+    first.header.stamp = to_time(0.55)
+    first.header.frame_id = "odom"
+    first.pose.pose.position.x, first.pose.pose.position.y = 2.0, -1.0
+    first.pose.pose.orientation.w = 1.0
+    odom.publish(first)
+    assert spin_until(ex, lambda: estimator.core.odom_count == 1)
+    pub.publish(percept_to_msg(Percept(0.6, np.zeros(N_LATENT, np.float32), bins, 1.0)))
+    assert spin_until(ex, lambda: len(got) == 1)
+    assert got[0].pose[0] == pytest.approx(2.0, abs=0.05) and got[0].pose[1] == pytest.approx(-1.0, abs=0.05)
+    assert estimator.withheld == 5 and estimator.published == 1

@@ -6,6 +6,7 @@ latent); this checks the plumbing and that the learned uncertainty reacts to a b
 import numpy as np
 import pytest
 from geometry_msgs.msg import TwistStamped
+from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -40,11 +41,12 @@ def test_learned_estimator_runs_and_its_ambiguity_sees_a_blackout(ros_context, w
     img_pub = harness.create_publisher(Image, "camera/image_raw", 10)
     cmd_pub = harness.create_publisher(TwistStamped, "cmd_vel", 10)
     scan_pub = harness.create_publisher(LaserScan, "scan", 10)
+    odom_pub = harness.create_publisher(Odometry, "odom", 10)   # the estimator publishes nothing before odometry
     states, learned = [], []
     harness.create_subscription(JointState, "agent/world_state", lambda m: states.append(msg_to_world_state(m)), 10)
     try:
         assert spin_until(ex, lambda: img_pub.get_subscription_count() > 0 and cmd_pub.get_subscription_count() > 0
-                          and harness.count_publishers("agent/world_state") > 0)
+                          and odom_pub.get_subscription_count() > 0 and harness.count_publishers("agent/world_state") > 0)
         for k in range(30):
             t = 0.1 * (k + 1)
             cmd = TwistStamped()
@@ -58,6 +60,12 @@ def test_learned_estimator_runs_and_its_ambiguity_sees_a_blackout(ros_context, w
                              range_max=4.0, ranges=[float(r) for r in ranges])
             scan.header.stamp, scan.header.frame_id = to_time(t), "base_link"   # the diffbot's laser is on its axis
             scan_pub.publish(scan)
+            x, y, yaw = world.pose()
+            odom = Odometry()
+            odom.header.stamp, odom.header.frame_id = to_time(t), "odom"
+            odom.pose.pose.position.x, odom.pose.pose.position.y = x, y
+            odom.pose.pose.orientation.z, odom.pose.pose.orientation.w = np.sin(yaw / 2), np.cos(yaw / 2)
+            odom_pub.publish(odom)
             rgb = world.render_camera() if k < 25 else np.zeros((64, 64, 3), np.uint8)  # blackout from k = 25
             msg = Image(height=64, width=64, encoding="rgb8", step=192, data=rgb.tobytes())
             msg.header.stamp = to_time(t)
