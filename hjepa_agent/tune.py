@@ -337,6 +337,7 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
     track: dict[str, deque] = defaultdict(deque)   # per episode: (tick, m/s error, rad/s error) over the slip window
     track_max: dict[str, list[float]] = {}
     others: dict[str, list[str]] = {}   # episodes with an intervention no calibrated score decided: why
+    before: dict[str, str] = {}   # per episode: the mode the next tick starts in (the journal's, after a tick)
     for key, entry, core, out in started_ticks(bags, cfg, ego):
         if core.ambiguity is None:
             continue
@@ -358,11 +359,14 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
                 held = [min(x[1] for x in win), min(x[2] for x in win)]
                 prev = track_max.get(key, [0.0, 0.0])
                 track_max[key] = [max(prev[0], held[0]), max(prev[1], held[1])]
+        # the clearance check runs in the mode the tick started in: the tick that left PLANNING for
+        # OPTIMISING (its journal mode already OPTIMISING) is the one whose clearance matters most
         plan = core.clearances(entry["tick"])[1]
-        if entry["mode"] == "PLANNING" and plan is not None:
+        if before.get(key) == "PLANNING" and plan is not None:
             plan_min[key] = min(plan_min.get(key, math.inf), float(plan))
         else:
             plan_min.setdefault(key, math.inf)
+        before[key] = entry["mode"]
     n = len(amb_max)
     if n == 0:
         raise ValueError("tune calibrate: no episode in the runs got past the start-up SAFE_STOP")

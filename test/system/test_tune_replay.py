@@ -61,3 +61,31 @@ def test_replay_reproduces_the_live_decisions_and_other_thresholds_change_them(t
                            "--alpha", "0.05", "--out", str(tmp_path / "x.yaml")], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2 and "too few" in proc.stderr
+
+
+def test_calibrate_scores_the_plan_clearance_of_the_tick_that_leaves_planning(tmp_path):
+    """The clearance check runs in PLANNING; the tick that enters OPTIMISING has OPTIMISING as its
+    journal mode, and it is the one whose clearance matters: a run whose watchdog sends every close plan
+    to OPTIMISING must still show calibrate its close plans (it saw none below the live threshold)."""
+    cfg = yaml.safe_load(data_path("config", "watchdog.yaml").read_text())
+    cfg["clearance_optimise_m"] = cfg["clearance_plan_m"] - 1e-3
+    eager = tmp_path / "eager.yaml"
+    eager.write_text(yaml.safe_dump(cfg))
+    overlay = tmp_path / "eager_params.yaml"
+    overlay.write_text(yaml.safe_dump({"/**/watchdog": {"ros__parameters": {"watchdog_config": str(eager)}}}))
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "sim", "--scenario",
+                           str(data_path("config", "scenarios", "corridor.yaml")), "--episodes", "2", "--out", str(run),
+                           "--params", str(data_path("config", "agent.yaml")), "--params", str(overlay), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    live = _replay(run / "run.mcap", eager, tmp_path / "live.json")
+    assert live["identical"] and live["interventions"]["live"]["OPTIMISING"] >= 1   # close plans happened
+    proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "tune", "calibrate", "--runs", str(run),
+                           "--thresholds", str(eager), "--alpha", "0.99", "--other-rate", "0", "--out",
+                           str(tmp_path / "from_eager.yaml")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout[:proc.stdout.rindex("}") + 1])
+    assert report["scores"]["episode_min_plan_clearance_m"]["min"] < cfg["clearance_optimise_m"]
+    from hjepa_agent.core.watchdog import load_watchdog_config
+    assert load_watchdog_config(tmp_path / "from_eager.yaml").clearance_optimise_m < cfg["clearance_optimise_m"] - 1e-3
