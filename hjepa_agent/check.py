@@ -28,7 +28,7 @@ from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.config.urdf import UrdfError, read_urdf
 from hjepa_agent.core.bringup import (Alternative, Direction, Endpoint, Expectation, ModelFinding, MountRule, Need,
                                       Observed, Sample, ScanShape, TopicEnds, Verdict, judge, resolve_topic,
-                                      selected_models)
+                                      OPTIONAL_MODELS, selected_models)
 from hjepa_agent.core.bringup_report import Report
 from hjepa_agent.node_table import NODES, REMAPPABLE, load_params_files, normalise_namespace, remap_argument
 from hjepa_agent.paths import data_path
@@ -252,6 +252,10 @@ def check_models(setup: CheckSetup, params: dict[str, dict[str, Any]]) -> list[M
                                     fix=retrain_hint(model, expected, verb="train it")))
             continue
         entry = manifest.models.get(model)
+        if entry is None and model in OPTIONAL_MODELS:
+            out.append(ModelFinding(node, model, where, Verdict.OK,
+                                    detail=f"not in {where}: {node} runs without it (no look score)"))
+            continue
         if entry is None:
             out.append(ModelFinding(node, model, where, Verdict.MISSING,
                                     detail=f"no model {model!r} in {where} (has: {', '.join(manifest.models)})",

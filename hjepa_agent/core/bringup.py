@@ -575,10 +575,15 @@ def judge(exp: Expectation, obs: Observed) -> Finding:
 
 
 # ---- selection of models -----------------------------------------------------------------------------
+OPTIONAL_MODELS = frozenset({"world_look"})
+"""Models a node runs without when its manifest lists none (the world encoder's look model: the look score
+is then NaN and leaves the ambiguity); one the manifest lists is checked like any other."""
+
+
 def selected_models(params: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
     """(node, manifest entry) of each model the agent's nodes load with ``params`` ({node: {param:
     value}}, as node_table.load_params_files gives them; a missing parameter is the node's default):
-    perception's encoder_model, the habitual policy of its latent_source, the estimator's predictor
+    perception's encoder_model (with the world encoder its look model, OPTIONAL_MODELS), the habitual policy of its latent_source, the estimator's predictor
     (world_model), the planner's networks (planner: gflownet; hierarchy; ambiguity_weight > 0: the
     predictor) and the watchdog's typical risk (typical_risk)."""
     from hjepa_agent.core.models import HABITUAL_MODELS
@@ -586,8 +591,11 @@ def selected_models(params: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
     def p(node: str, key: str, default: Any) -> Any:
         return params.get(node, {}).get(key, default)
 
-    out = [("perception", str(p("perception", "encoder_model", "encoder"))),
-           ("habitual", HABITUAL_MODELS.get(str(p("habitual", "latent_source", "encoder")), "habitual"))]
+    encoder = str(p("perception", "encoder_model", "encoder"))
+    out = [("perception", encoder)]
+    if encoder == "world_encoder":
+        out.append(("perception", "world_look"))
+    out.append(("habitual", HABITUAL_MODELS.get(str(p("habitual", "latent_source", "encoder")), "habitual")))
     if p("estimator", "world_model", False):
         out.append(("estimator", "world_predictor"))
     if p("planner", "planner", "cem") == "gflownet":
@@ -602,6 +610,6 @@ def selected_models(params: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
 
 
 __all__ = ["Alternative", "Direction", "Endpoint", "Expectation", "Finding", "MIN_RATE_FRACTION", "ModelFinding",
-           "MountRule", "Need", "Observed", "Problem", "Sample", "ScanShape", "Stats", "TopicEnds", "Verdict",
+           "MountRule", "Need", "OPTIONAL_MODELS", "Observed", "Problem", "Sample", "ScanShape", "Stats", "TopicEnds", "Verdict",
            "endpoint_nodes", "expand_topic", "judge", "relative_to", "resolve_topic", "scan_fov_deg",
            "selected_models", "summarise", "tf_connected"]

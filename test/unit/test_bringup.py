@@ -317,7 +317,7 @@ def test_the_text_and_the_json_are_made_from_the_values():
 def test_the_models_selected_follow_the_nodes_parameters():
     from hjepa_agent.node_table import load_params
     shipped = selected_models(load_params(data_path("config", "agent.yaml")))
-    assert shipped == [("perception", "world_encoder"), ("habitual", "habitual_world"),
+    assert shipped == [("perception", "world_encoder"), ("perception", "world_look"), ("habitual", "habitual_world"),
                        ("estimator", "world_predictor"), ("watchdog", "typical_risk")]
     assert selected_models({}) == [("perception", "encoder"), ("habitual", "habitual"), ("watchdog", "typical_risk")]
     every = selected_models({"planner": {"planner": "gflownet", "hierarchy": True, "ambiguity_weight": 0.5},

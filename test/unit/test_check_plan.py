@@ -2,6 +2,7 @@
 its params files, ego model, namespace and remaps (or a driver profile, as rehearse runs it); the models
 its params select, checked against the robot's fingerprint; a message turned into what the judging
 needs, through the agent's own input check."""
+import dataclasses
 import math
 
 import cv2
@@ -88,9 +89,26 @@ def test_bad_remaps_and_durations_are_refused_saying_what_is_wrong():
 # ---- models ----------------------------------------------------------------------------------------------
 def test_the_shipped_models_fit_the_profiles_robot(tb4):
     found = check_models(tb4, plan(tb4).params)
-    assert [(m.node, m.model) for m in found] == [("perception", "world_encoder"), ("habitual", "habitual_world"),
-                                                  ("estimator", "world_predictor"), ("watchdog", "typical_risk")]
+    assert [(m.node, m.model) for m in found] == [("perception", "world_encoder"), ("perception", "world_look"),
+                                                  ("habitual", "habitual_world"), ("estimator", "world_predictor"),
+                                                  ("watchdog", "typical_risk")]
     assert {m.verdict for m in found} == {Verdict.OK}
+
+
+def test_the_look_model_is_checked_when_listed_and_optional_when_not(tb4, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(data_path("models"), models, ignore=shutil.ignore_patterns("skidrover"))
+    (models / "world_look.npz").write_bytes(b"not the bank")          # listed, replaced: refused
+    found = {m.model: m for m in check_models(dataclasses.replace(tb4, models_dir=str(models)), plan(tb4).params)}
+    assert found["world_look"].verdict == Verdict.MODEL_MISMATCH and "sha256" in found["world_look"].detail
+    doc = yaml.safe_load((models / "manifest.yaml").read_text())
+    del doc["models"]["world_look"]                                       # not listed: perception runs without
+    (models / "manifest.yaml").write_text(yaml.safe_dump(doc))
+    found = {m.model: m for m in check_models(dataclasses.replace(tb4, models_dir=str(models)), plan(tb4).params)}
+    assert found["world_look"].verdict == Verdict.OK and "runs without it" in found["world_look"].detail
+    assert found["world_encoder"].verdict == Verdict.OK
 
 
 def test_models_for_another_robot_name_the_keys_that_differ_and_the_training_command(tmp_path):
