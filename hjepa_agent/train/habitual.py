@@ -59,7 +59,8 @@ from hjepa_agent.paths import data_path, share_dir
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenarios
 from hjepa_agent.sim.world import SimWorld
-from hjepa_agent.train.collect import CONTROL_DT_S, Limits, PolicyFn, Samples, run_many, success_table
+from hjepa_agent.train.collect import CONTROL_DT_S, Limits, PolicyFn, Samples, success_table
+from hjepa_agent.train.collect import run_many as collect_many
 from hjepa_agent.train.export import setup_training_logging, export_onnx
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
 from hjepa_agent.train.nets import N_HEAD_FEATURES, AgentNet, HabitualPolicy
@@ -272,6 +273,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ego-model", "--ego", dest="ego", type=Path, default=None,
                     help="ego model YAML (default: the package's config/ego_model.yaml)")
     ap.add_argument("--scenarios", type=Path, default=None, help="scenario YAML or directory")
+    ap.add_argument("--layouts", type=int, default=0,
+                    help="also this many procedural train-split layouts (hjepa_agent/sim/layouts.py, the families "
+                         "in turn), each run with the first --layout-episodes seeds of every round")
+    ap.add_argument("--layout-episodes", type=int, default=1, help="episodes per procedural layout and round")
     ap.add_argument("--max-episode-s", type=float, default=None, help="cut episodes short (default: scenario limit)")
     ap.add_argument("--latent", choices=sorted(LATENT_SOURCES), default="encoder",
                     help="encoder: train an image encoder jointly (encoder.onnx); world: use the frozen JEPA "
@@ -342,6 +347,21 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         teacher = lambda w, e: PlannerTeacher(w, e, args.teacher, args.planner_models,  # noqa: E731
                                               expected=fingerprint)
         log.info("teacher: the %s planner (Mode-2 -> Mode-1 distillation)", args.teacher)
+    layouts = []
+    if args.layouts:
+        from hjepa_agent.train.look import layout_scenarios
+        layouts = layout_scenarios("train", args.layouts, ego)
+
+    def run_many(world: Any, ego: Any, scenarios: list, seeds: list[int], *a: Any, **kw: Any) -> tuple[list, Any]:
+        """collect.run_many over the scenarios with ``seeds``, then over the procedural train layouts
+        (--layouts) with the first --layout-episodes of them; one episode numbering."""
+        results, data = collect_many(world, ego, scenarios, seeds, *a, **kw)
+        if layouts and args.layout_episodes:
+            more, extra = collect_many(world, ego, layouts, seeds[:args.layout_episodes], *a, **kw)
+            data.extend(extra, episode_offset=len(results))
+            results = results + more
+        return results, data
+
     rounds: list[dict[str, Any]] = []
     encode_s = 0.0
     with SimWorld(robot) as world:
@@ -403,7 +423,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                           ["features"], ["action"], low=-1.0, high=1.0)}
         latent_desc = {"latent_source": LATENT_SOURCES["encoder"],
                        "latent_encoder_sha256": sha256_file(out / "encoder.onnx")}
-    data_desc = {"scenarios": [s.name for s in scenarios], "robot_description": _rel(robot_path),
+    data_desc = {"scenarios": [s.name for s in scenarios],
+                 **({"procedural_layouts": {"split": "train", "count": args.layouts,
+                                            "episodes_per_round": args.layout_episodes}} if layouts else {}), "robot_description": _rel(robot_path),
                  "ego_model": _rel(ego_path), "expert_episodes_per_scenario": args.episodes,
                  "teacher": args.teacher if args.teacher == "expert" else
                  f"{args.teacher} planner ({_rel(args.planner_models) if args.planner_models else 'models/'})",

@@ -375,12 +375,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="ego model YAML (default: the package's config/ego_model.yaml)")
     ap.add_argument("--data-cache", type=Path, default=None,
                     help="directory to reuse collected roll-outs from (written there when absent; not shipped)")
+    ap.add_argument("--layouts", type=int, default=0,
+                    help="also train on this many procedural train-split layouts (hjepa_agent/sim/layouts.py; "
+                         "the families in turn); give it again with --recalibrate")
+    ap.add_argument("--layout-episodes", type=int, default=5, help="episodes per procedural layout")
     ap.add_argument("--recalibrate", action="store_true",
                     help="keep the ONNX models in --out, redo only their calibration and score statistics")
     ap.add_argument("--quick", action="store_true", help="tiny data and few steps (tests, < 60 s)")
     args = ap.parse_args(argv)
     if args.quick:
         args.episodes, args.calib_episodes, args.steps, args.max_episode_s, args.batch = 2, 1, 120, 8.0, 64
+        args.layouts, args.layout_episodes = min(args.layouts, 7), 1
         args.finetune_steps = 1500
     return args
 
@@ -433,13 +438,13 @@ def recalibrate(args: argparse.Namespace) -> dict[str, Any]:
     robot, ego, fingerprint = _robot(args)
     enc = OnnxModel(out, "world_encoder", manifest, cpu, expected=fingerprint)
     pred = OnnxModel(out, "world_predictor", manifest, cpu, expected=fingerprint)
-    train_d = _data(args, robot, ego, "train", args.episodes)
+    train_d, shipped_d = _train_data(args, robot, ego)
     calib_d = _data(args, robot, ego, "calib", args.calib_episodes)
 
     z_tr, z_c = (encode_frames(enc, d["image"], d["scan"]) for d in (train_d, calib_d))
     t1 = world_data.windows(calib_d, 1)
     calib = calibrate(z_tr, z_c, pred(z_c[t1], calib_d["action"][t1]), t1)
-    look, calib_all = make_look(out, args.data_cache, robot, ego, train_d, calib_d, **look_options(args))
+    look, calib_all = make_look(out, args.data_cache, robot, ego, shipped_d, calib_d, **look_options(args))
     write_calibration(out, calib)
     norms = tuple(manifest.observation["speed_norm"]), tuple(manifest.action_scale)
     write_manifest(out, manifest.robot, [look], *norms, merge=True, fingerprint=fingerprint)
@@ -478,6 +483,18 @@ def _data(args: argparse.Namespace, robot: Any, ego: Any, split: str, n: int) ->
     return d
 
 
+def _train_data(args: argparse.Namespace, robot: Any, ego: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(the training roll-outs: the shipped scenarios' train split with ``--layouts`` procedural train
+    layouts of ``--layout-episodes`` each, the shipped scenarios' alone: the look bank's own share)."""
+    shipped = _data(args, robot, ego, "train", args.episodes)
+    if not args.layouts:
+        return shipped, shipped
+    from hjepa_agent.train.look import concat, layout_data
+    lay = layout_data(args.data_cache, robot, ego, "train", "train", args.layouts, args.layout_episodes,
+                      args.max_episode_s)
+    return concat(shipped, lay), shipped
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Collect, train, calibrate, export, write manifest entries; returns the metrics."""
     t0 = time.perf_counter()
@@ -486,7 +503,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     robot, ego, fingerprint = _robot(args)
     limits = Limits.from_ego(ego)
-    train_d = _data(args, robot, ego, "train", args.episodes)
+    train_d, shipped_d = _train_data(args, robot, ego)
     calib_d = _data(args, robot, ego, "calib", args.calib_episodes)
     data_s = time.perf_counter() - t0
     enc, ens, hist = train_model(train_d, steps=args.steps, horizon=args.horizon, batch=args.batch, lr=args.lr,
@@ -500,7 +517,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     with torch.no_grad():
         preds = ens(torch.from_numpy(z_c[t1]), torch.from_numpy(calib_d["action"][t1])).numpy()
     calib = calibrate(z_tr, z_c, preds, t1)
-    look, calib_all = make_look(out, args.data_cache, robot, ego, train_d, calib_d, **look_options(args))
+    look, calib_all = make_look(out, args.data_cache, robot, ego, shipped_d, calib_d, **look_options(args))
     # Exports.
     n = 64
     g = np.random.default_rng(1)
@@ -519,6 +536,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                "calib_one_step_mse": round(mse1, 6), "calib_copy_baseline_mse": round(copy1, 6),
                "latent_std_train": z_tr.std(0).round(4).tolist(), "onnx_parity_max_abs_err": parity}
     desc = world_data.describe({"train": args.episodes, "calib": args.calib_episodes}, args.max_episode_s)
+    if args.layouts:
+        desc["layouts"] = (f"layout_ids('train', {args.layouts}) (hjepa_agent/sim/layouts.py), {args.layout_episodes} "
+                           f"episodes each (world_data split 'train' seeds), in the training roll-outs")
     desc.update({"frames": {"train": int(len(train_d["tick"])), "calib": int(len(calib_d["tick"]))},
                  "quick": bool(args.quick)})
     common = {"data": desc, "heads": N_HEADS, "horizon": args.horizon, "steps": hist["steps_done"],
