@@ -19,8 +19,9 @@ the launch remapped are named with ``--remap TOPIC=RECORDED``.
 ``alpha`` of nominal episodes. Some interventions are not decided by a threshold calibrate sets (a
 stale input, a limit, the stall rule's OPTIMISING): the episodes where the replay has one are
 counted, their rate taken as (count + 1) / (n + 1) (or ``--other-rate``) and set aside. The rest,
-alpha', is split over the two scores below, alpha'/2 each, by split conformal: with n episodes,
-the ceil((n+1)(1-alpha'/2))-th smallest episode score, which needs n >= 2/alpha' - 1 (59 for 5 %, where
+alpha', is split over the two scores below, alpha'/2 each (or ``--stop-alpha`` for the stop and the
+rest for the re-plan: a false stop costs more), by split conformal: with n episodes and a score's
+share a, the ceil((n+1)(1-a))-th smallest episode score, which needs n >= 1/a - 1 (59 for 5 %, where
 nothing else happened and 1/(n+1) is set aside):
 
 * ``ambiguity_stop`` (SAFE_STOP): just above that quantile of each episode's largest world-state
@@ -317,7 +318,7 @@ def split_alpha(alpha: float, others: int, n: int, scores: int = 2) -> tuple[flo
 
 
 def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
-              other_rate: float | None = None) -> tuple[dict[str, Any], dict]:
+              other_rate: float | None = None, stop_alpha: float | None = None) -> tuple[dict[str, Any], dict]:
     """Thresholds from nominal recorded runs (every session in ``bags`` an exchangeable nominal
     episode) so that each intervention the watchdog decides from a score fires in at most ``alpha``
     of nominal episodes (split conformal, per score; module doc of tune_main). Returns (the new
@@ -389,9 +390,17 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
                          f"{n} nominal episodes (rate taken as {rest:.3f} >= alpha {alpha}): "
                          f"{'; '.join(' '.join(r) for r in list(others.values())[:3])}; fix their cause or record "
                          f"more nominal episodes")
-    amb = conformal_upper(np.array(list(amb_max.values())), each)
-    neg = conformal_upper(-np.array(list(plan_min.values())), each)   # a low clearance is the alarm
-    if not math.isfinite(amb):
+    # the stop may take less of what is left than the re-plan (--stop-alpha): a false SAFE_STOP halts the
+    # robot until someone clears it, a false OPTIMISING costs a slower plan
+    a_stop = each if stop_alpha is None else float(stop_alpha)
+    a_opt = 2.0 * each - a_stop
+    if not 0.0 < a_stop < 2.0 * each:
+        raise ValueError(f"tune calibrate: --stop-alpha {stop_alpha} must be in (0, {2.0 * each:.4f}): alpha {alpha} "
+                         f"less {rest:.4f} set aside for interventions no threshold decides")
+    amb = conformal_upper(np.array(list(amb_max.values())), a_stop)
+    neg = conformal_upper(-np.array(list(plan_min.values())), a_opt)   # a low clearance is the alarm
+    if not math.isfinite(amb) or neg == math.inf:   # inf: too few for a share (-inf: no plans, nothing to set)
+        each = min(a_stop, a_opt)
         raise ValueError(f"tune calibrate: {n} nominal episodes are too few for alpha {alpha} ({each:.4f} per score, "
                          f"{rest:.4f} set aside for interventions no threshold decides): needs at least "
                          f"{math.ceil(1.0 / each - 1.0)}; record more (hjepa-agent sim --episodes N)")
@@ -417,6 +426,7 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
         old[k] = getattr(cfg, k)
     doc.update(slowed)
     report = {"runs": [str(b) for b in bags], "episodes": n, "alpha": alpha, "alpha_per_score": each,
+              "alpha_ambiguity_stop": a_stop, "alpha_clearance_optimise": a_opt,
               "set_aside_for_other_interventions": {"rate": rest, "episodes": len(others),
                                                     "reasons": list(others.values())}, "before": old,
               "after": {k: doc[k] for k in old},
@@ -948,6 +958,9 @@ def tune_main(argv: list[str] | None = None) -> int:
     c.add_argument("--runs", type=Path, nargs="+", required=True,
                    help="nominal runs: run dirs (every .mcap in them) or .mcap files; every episode counts")
     c.add_argument("--alpha", type=float, default=0.05, help="false-alarm rate per nominal episode to allow")
+    c.add_argument("--stop-alpha", type=float, default=None,
+                   help="the share of alpha for ambiguity_stop (SAFE_STOP); the re-plan's clearance gets the rest "
+                        "of what is not set aside (default: half each)")
     c.add_argument("--other-rate", type=float, default=None,
                    help="rate of nominal interventions no calibrated threshold decides (stale inputs, the stall "
                         "rule), set aside from alpha; default: (episodes with one + 1) / (episodes + 1) in these runs")
@@ -1022,7 +1035,8 @@ def tune_main(argv: list[str] | None = None) -> int:
         if args.out:
             args.out.write_text(text + "\n")
         return 0 if report["inputs_missing_from_bag"] == 0 else 1
-    doc, report = calibrate(_bags(args.runs), args.thresholds, args.ego_model, args.alpha, args.other_rate)
+    doc, report = calibrate(_bags(args.runs), args.thresholds, args.ego_model, args.alpha, args.other_rate,
+                             args.stop_alpha)
     print(json.dumps(report, indent=2))
     if args.out:
         head = (f"# Written by hjepa-agent tune calibrate: alpha {args.alpha} over {report['episodes']} nominal "

@@ -41,3 +41,42 @@ def test_interventions_no_threshold_decides_are_set_aside_from_alpha():
     assert calibrated_intervention(("PLANNING->OPTIMISING", "plan clearance 0.01 m < 0.05 m over 1.0 s"))
     assert not calibrated_intervention(("PLANNING->OPTIMISING", "planning without the habitual proposal: no progress"))
     assert not calibrated_intervention(("HABITUAL->SAFE_STOP", "world_state stale 0.61 s > 0.50 s"))
+
+
+def test_the_stop_can_take_less_of_alpha_than_the_replan(tmp_path, monkeypatch):
+    """--stop-alpha: the ambiguity stop's share of alpha (a false stop costs more than a re-plan); the rest
+    of what is not set aside goes to the clearance. Scores stand in for replayed episodes."""
+    import hjepa_agent.tune as tune
+    from hjepa_agent.paths import data_path
+    rng = np.random.default_rng(3)
+    amb, clear = rng.gamma(4.0, 0.15, 199), 0.02 + rng.gamma(3.0, 0.03, 199)
+
+    class Core:
+        def __init__(self, a, c):
+            self.ambiguity, self.charge, self._c = a, 0.1, c
+
+        def clearances(self, tick):
+            return None, self._c
+
+    def ticks(bags, cfg, ego):   # per episode: a PLANNING tick, then one scored with its plan clearance
+        for i, (a, c) in enumerate(zip(amb, clear)):
+            out = type("Out", (), {"events": [], "status": {"values": {"risk_z": "n/a", "tracking_error_mps": "n/a"}}})
+            yield f"b:{i}", {"tick": 0.0, "mode": "PLANNING"}, Core(a, 1.0), out
+            yield f"b:{i}", {"tick": 0.1, "mode": "PLANNING"}, Core(a, c), out
+
+    monkeypatch.setattr(tune, "started_ticks", ticks)
+    args = ([tmp_path], data_path("config", "watchdog.yaml"), data_path("config", "ego_model.yaml"), 0.05)
+    even, rep = tune.calibrate(*args)
+    lopsided, rep2 = tune.calibrate(*args, stop_alpha=0.01)
+    assert rep["alpha_ambiguity_stop"] == pytest.approx(rep["alpha_clearance_optimise"])
+    assert rep2["alpha_ambiguity_stop"] == 0.01
+    assert rep2["alpha_clearance_optimise"] == pytest.approx(0.05 - 1 / 200 - 0.01)
+    srt = np.sort(amb)
+    assert lopsided["ambiguity_stop"] == pytest.approx(srt[math.ceil(200 * 0.99) - 1] + 1e-3, abs=6e-4)   # 198th
+    assert even["ambiguity_stop"] == pytest.approx(srt[math.ceil(200 * (1 - 0.0225)) - 1] + 1e-3, abs=6e-4)
+    assert lopsided["ambiguity_stop"] > even["ambiguity_stop"]
+    low = np.sort(clear)   # the clearance's larger share: a less extreme quantile from below
+    assert lopsided["clearance_optimise_m"] == pytest.approx(low[199 - math.ceil(200 * (1 - 0.035))] - 1e-3, abs=6e-4)
+    assert lopsided["clearance_optimise_m"] > even["clearance_optimise_m"]
+    with pytest.raises(ValueError, match="stop-alpha"):
+        tune.calibrate(*args, stop_alpha=0.05)
