@@ -83,11 +83,11 @@ class WatchdogConfig:
     """Watchdog thresholds; meaning, units and ranges are documented in config/watchdog.yaml."""
 
     clearance_plan_m: float = 0.15
-    clearance_optimise_m: float = 0.064
+    clearance_optimise_m: float = 0.038
     risk_horizon_s: float = 1.0
     hysteresis_m: float = 0.1
     dwell_s: float = 1.0
-    ambiguity_stop: float = 1.505
+    ambiguity_stop: float = 1.138
     battery_derate_pct: float = 30.0
     temperature_derate_c: float = 60.0
     derate_min_scale: float = 0.3
@@ -96,9 +96,9 @@ class WatchdogConfig:
     slip_tolerance_mps: float = 0.06
     slip_tolerance_rps: float = 0.1
     slip_window_s: float = 0.5
-    risk_limit_z: float = 8.77
-    risk_slow_z: float = 13.15
-    charge_slow: float = 1.77
+    risk_limit_z: float = 12.482
+    risk_slow_z: float = 18.716
+    charge_slow: float = 1.871
     limit_scale: float = 0.6
     slow_scale: float = 0.3
     limit_warn_s: float = 60.0
