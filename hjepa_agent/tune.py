@@ -400,10 +400,10 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
     amb = conformal_upper(np.array(list(amb_max.values())), a_stop)
     neg = conformal_upper(-np.array(list(plan_min.values())), a_opt)   # a low clearance is the alarm
     if not math.isfinite(amb) or neg == math.inf:   # inf: too few for a share (-inf: no plans, nothing to set)
-        each = min(a_stop, a_opt)
-        raise ValueError(f"tune calibrate: {n} nominal episodes are too few for alpha {alpha} ({each:.4f} per score, "
-                         f"{rest:.4f} set aside for interventions no threshold decides): needs at least "
-                         f"{math.ceil(1.0 / each - 1.0)}; record more (hjepa-agent sim --episodes N)")
+        least = min(a_stop, a_opt)
+        raise ValueError(f"tune calibrate: {n} nominal episodes are too few for alpha {alpha} ({least:.4f} for the "
+                         f"smaller score's share, {rest:.4f} set aside for interventions no threshold decides): needs "
+                         f"at least {math.ceil(1.0 / least - 1.0)}; record more (hjepa-agent sim --episodes N)")
     doc = yaml.safe_load(Path(thresholds).read_text())
     old = {"ambiguity_stop": cfg.ambiguity_stop, "clearance_optimise_m": cfg.clearance_optimise_m}
     doc["ambiguity_stop"] = round(amb + 1e-3, 3)

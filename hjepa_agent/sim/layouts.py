@@ -301,6 +301,11 @@ def layout_ids(split: str, n: int, first: int = 0, families: tuple[str, ...] = F
     return [LayoutId(families[k % len(families)], split, first + k // len(families)) for k in range(n)]
 
 
+def layout_scenarios(split: str, n: int, ego: EgoModel, first: int = 0) -> list[Scenario]:
+    """The first ``n`` procedural layouts of ``split`` from index ``first`` (the families in turn)."""
+    return [make_layout(lid, ego) for lid in layout_ids(split, n, first)]
+
+
 def training_jobs(ego: EgoModel, episodes_per_scenario: int, seed0: int, layouts: int = 0,
                   split: str = "train") -> list[tuple[Scenario, int]]:
     """(scenario, episode seed) jobs of a trainer: every shipped scenario (config/scenarios) on seeds
@@ -311,8 +316,8 @@ def training_jobs(ego: EgoModel, episodes_per_scenario: int, seed0: int, layouts
 
     jobs = [(sc, seed0 + i) for sc in load_scenarios(data_path("config", "scenarios"))
             for i in range(episodes_per_scenario)]
-    return jobs + [(make_layout(lid, ego), seed0) for lid in layout_ids(split, layouts)]
+    return jobs + [(sc, seed0) for sc in layout_scenarios(split, layouts, ego)]
 
 
 __all__ = ["CHECK_RESOLUTION_M", "FAMILIES", "GAP_FACTORS", "LayoutId", "SPLITS", "SPLIT_BASE", "SPLIT_SIZE",
-           "layout_ids", "make_layout", "time_limit_s", "training_jobs"]
+           "layout_ids", "layout_scenarios", "make_layout", "time_limit_s", "training_jobs"]

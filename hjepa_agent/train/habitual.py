@@ -349,7 +349,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         log.info("teacher: the %s planner (Mode-2 -> Mode-1 distillation)", args.teacher)
     layouts = []
     if args.layouts:
-        from hjepa_agent.train.look import layout_scenarios
+        from hjepa_agent.sim.layouts import layout_scenarios
         layouts = layout_scenarios("train", args.layouts, ego)
 
     def run_many(world: Any, ego: Any, scenarios: list, seeds: list[int], *a: Any, **kw: Any) -> tuple[list, Any]:

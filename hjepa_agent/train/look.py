@@ -36,7 +36,7 @@ import numpy as np
 
 from hjepa_agent.core.look import LOOK_FILE, LOOK_MODEL, LookModel
 from hjepa_agent.core.perception import APPEARANCE_FEATURES, IMAGE_SIZE, appearance_features
-from hjepa_agent.sim.layouts import FAMILIES, layout_ids, make_layout
+from hjepa_agent.sim.layouts import FAMILIES, layout_scenarios
 from hjepa_agent.train import world_data
 from hjepa_agent.train.manifest import ModelRecord
 
@@ -61,11 +61,6 @@ MIN_SCALE = 0.01
 training (a rare hue's histogram bin) must not turn a small change into a huge distance."""
 FPS_FRACTION = 0.5
 """Fraction of the bank chosen by farthest-point sampling; the rest is drawn uniformly."""
-
-
-def layout_scenarios(split: str, n: int, ego: Any, first: int = 0) -> list:
-    """The first ``n`` procedural layouts of ``split`` from index ``first`` (the families in turn)."""
-    return [make_layout(lid, ego) for lid in layout_ids(split, n, first)]
 
 
 def concat(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -189,5 +184,5 @@ def make_look(out: Path, cache: Path | None, robot: Any, ego: Any, train_d: dict
 
 
 __all__ = ["BANK_SIZE", "CALIB_LAYOUTS", "CALIB_LAYOUT_FIRST", "DEFAULT_LAYOUTS", "K", "LAYOUTS", "LAYOUT_EPISODES",
-           "MIN_SCALE", "concat", "farthest_points", "fit_look", "layout_data", "layout_scenarios", "look_options",
+           "MIN_SCALE", "concat", "farthest_points", "fit_look", "layout_data", "look_options",
            "make_look", "write_look"]
