@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from typing import Any, Callable
 
 import rclpy
@@ -110,6 +112,27 @@ class Diagnostics:
         self._pub.publish(arr)
 
 
+def stop_on_signals() -> threading.Event:
+    """Make SIGINT and SIGTERM a request to stop instead of an exception raised wherever Python happens to
+    be. Installed before rclpy.init, which chains its own handler (shut the contexts down, so the executor
+    raises ExternalShutdownException) in front of this one. Python's default SIGINT handler raised
+    KeyboardInterrupt at the next bytecode; when that was inside a message's constructor called from
+    rclpy's take_message, pybind11 turned it into "RuntimeError: Unable to convert call argument '0'",
+    which escaped spin and made a node stopped by Ctrl-C exit 1 (CI, a rehearsal's watchdog). A second
+    signal while the first is being handled still raises KeyboardInterrupt, so a stuck node can be
+    interrupted."""
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, handler)
+    return stop
+
+
 def run_node(factory: Callable[[], Node]) -> None:
     """Standard main: init, build the node, spin, shut down. Exits 2 with a clear message when the
     node refuses to start (START_ERRORS: bad config, mismatched model; for a managed node with
@@ -117,7 +140,8 @@ def run_node(factory: Callable[[], Node]) -> None:
     while running (a callback raised: its traceback is in the log and on /diagnostics). A managed node
     with ``autostart: false`` spins unconfigured, waiting for a lifecycle manager; a configure that
     fails then leaves it unconfigured and running, as a lifecycle manager expects (nodes/guard.py
-    GuardedLifecycleNode)."""
+    GuardedLifecycleNode). SIGINT and SIGTERM stop it cleanly (exit 0; ``stop_on_signals``)."""
+    stopping = stop_on_signals()
     rclpy.init(args=sys.argv)
     node = None
     try:
@@ -128,11 +152,13 @@ def run_node(factory: Callable[[], Node]) -> None:
             rclpy.spin(node)
         except ExternalShutdownException:
             pass
-        except RCLError:
-            if node.context.ok():
+        except (RCLError, RuntimeError) as exc:
+            if node.context.ok() and not stopping.is_set():
                 raise
-            # SIGINT shut the context down while the executor was between waits: a clean stop, not a failure
-            # (a rehearsal's processes stopped this way showed tracebacks and exit code 1, 3 in 20 episodes)
+            # a signal shut the context down while the executor was taking a message or between waits: a
+            # clean stop, not a failure (a rehearsal's processes stopped this way showed tracebacks and
+            # exit code 1, 3 in 20 episodes)
+            logging.getLogger("hjepa_agent").info("stopping on a signal; the executor said: %s", exc)
         if getattr(node, "failure", None) is not None:
             logging.getLogger("hjepa_agent").error("%s failed stop: %s", node.get_name(), node.failure.error)
             sys.exit(3)

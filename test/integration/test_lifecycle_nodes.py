@@ -341,3 +341,50 @@ def test_the_embedded_runner_brings_them_up_itself_and_a_reactivated_watchdog_st
     assert any(f == "watchdog_stop" for _, f in ours), "the watchdog did not stop the base itself"
     assert all(abs(v) < 1e-9 for v, f in ours if f == "watchdog_stop")
     assert abs(lg.v[-1]) < 1e-9 and wd.core.mode == Mode.SAFE_STOP
+
+
+def test_a_signal_is_a_request_to_stop_and_raises_nothing_until_it_comes_twice():
+    """stop_on_signals: the first SIGINT sets the flag and raises nothing where Python happens to be (Python's
+    default handler raised KeyboardInterrupt there; inside a message constructor called by rclpy's
+    take_message it became a RuntimeError that made a Ctrl-C'd node exit 1); a second one interrupts."""
+    import os
+    import signal
+    from hjepa_agent.nodes.common import stop_on_signals
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stop = stop_on_signals()
+        os.kill(os.getpid(), signal.SIGTERM)
+        total = sum(range(1000))   # bytecode after the signal: where Python runs the handler
+        assert stop.is_set() and total == 499500
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(1000))
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_node_process_stopped_by_a_signal_exits_0_without_a_traceback(sig, ros_context):
+    """A console-script node (as launch starts it) stopped the way launch stops it exits 0, with no
+    traceback: the rehearsal counts any other exit status as a node failure."""
+    import os
+    import signal
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("bridge")), "--ros-args", "-p",
+                             f"ego_model:={data_path('config', 'ego_model.yaml')}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node = Node("watcher", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    try:
+        up = spin_until(ex, lambda: ("bridge", "/") in node.get_node_names_and_namespaces()
+                        and node.count_publishers("/diagnostics") > 0, 60.0)
+        assert up and proc.poll() is None, "the bridge did not come up"
+        os.kill(proc.pid, getattr(signal, sig))
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out[-2000:]
+    assert "Traceback" not in out, out[-2000:]
