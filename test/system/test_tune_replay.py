@@ -72,7 +72,10 @@ def test_calibrate_scores_the_plan_clearance_of_the_tick_that_leaves_planning(tm
     eager = tmp_path / "eager.yaml"
     eager.write_text(yaml.safe_dump(cfg))
     overlay = tmp_path / "eager_params.yaml"
-    overlay.write_text(yaml.safe_dump({"/**/watchdog": {"ros__parameters": {"watchdog_config": str(eager)}}}))
+    overlay.write_text(yaml.safe_dump({"/**/watchdog": {"ros__parameters": {"watchdog_config": str(eager)}},
+                                       # CEM's plans in the corridor come within clearance_plan_m (the two-level
+                                       # GFlowNet's kept clear of it in both episodes): close plans to score
+                                       "/**/planner": {"ros__parameters": {"planner": "cem", "hierarchy": False}}}))
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "hjepa_agent.cli", "sim", "--scenario",
                            str(data_path("config", "scenarios", "corridor.yaml")), "--episodes", "2", "--out", str(run),
