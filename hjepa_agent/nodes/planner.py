@@ -63,8 +63,7 @@ class PlannerNode(GuardedNode):
         super().__init__("planner", **kwargs)
         ego = declare_ego_model(self)
         robot = declare_robot(self, ego)   # the gflownet / subgoal / world-model networks' robot fingerprint
-        kind = declare(self, "planner", "cem", "planner implementation: cem | mppi | gflownet "
-                       "(config/agent.yaml: gflownet with hierarchy; cem, the fallback here, needs no planner networks)")
+        kind = declare(self, "planner", "cem", "planner implementation: cem | mppi | gflownet")
         models_dir = declare(self, "models_dir", "", "models dir for planner: gflownet (empty: the package's)")
         temperature = declare(self, "mppi_temperature", 0.03, "MPPI softmin temperature (planner: mppi)",
                               unit="cost", lo=1e-3, hi=100.0)

@@ -91,8 +91,7 @@ def test_the_profile_as_it_is_passes_through_the_cli_with_every_input_ok(ros_con
     assert scan["frames"] == ["laser_link"] and scan["scans"] == [{"beams": 64, "fov_deg": 360.0}]
     assert data["inputs"][2]["frames"] == ["odom"] and data["inputs"][2]["child_frames"] == ["base_link"]
     assert {m["verdict"] for m in data["models"]} == {"OK"} and [m["model"] for m in data["models"]] == [
-        "world_encoder", "world_look", "habitual_world", "world_predictor", "planner_policy", "planner_logz",
-        "subgoal_policy", "subgoal_logz", "typical_risk"]
+        "world_encoder", "world_look", "habitual_world", "world_predictor", "typical_risk"]
 
 
 def test_a_topic_under_another_name_is_missing_with_the_remap_that_finds_it(ros_context, tb4_world, tmp_path):

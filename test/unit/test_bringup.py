@@ -318,10 +318,9 @@ def test_the_models_selected_follow_the_nodes_parameters():
     from hjepa_agent.node_table import load_params, load_params_files
     shipped = selected_models(load_params(data_path("config", "agent.yaml")))
     assert shipped == [("perception", "world_encoder"), ("perception", "world_look"), ("habitual", "habitual_world"),
-                       ("estimator", "world_predictor"), ("planner", "planner_policy"), ("planner", "planner_logz"),
-                       ("planner", "subgoal_policy"), ("planner", "subgoal_logz"), ("watchdog", "typical_risk")]
+                       ("estimator", "world_predictor"), ("watchdog", "typical_risk")]
     cem = selected_models(load_params_files([data_path("config", "agent.yaml"), data_path("config", "skidrover.params.yaml")]))
-    assert not any(node == "planner" for node, _ in cem)   # skidrover's CEM needs no planner networks
+    assert not any(node == "planner" for node, _ in cem)   # skidrover's CEM (set there) needs no planner networks
     assert selected_models({}) == [("perception", "encoder"), ("habitual", "habitual"), ("watchdog", "typical_risk")]
     every = selected_models({"planner": {"planner": "gflownet", "hierarchy": True, "ambiguity_weight": 0.5},
                              "watchdog": {"typical_risk": False}})

@@ -91,8 +91,6 @@ def test_the_shipped_models_fit_the_profiles_robot(tb4):
     found = check_models(tb4, plan(tb4).params)
     assert [(m.node, m.model) for m in found] == [("perception", "world_encoder"), ("perception", "world_look"),
                                                   ("habitual", "habitual_world"), ("estimator", "world_predictor"),
-                                                  ("planner", "planner_policy"), ("planner", "planner_logz"),
-                                                  ("planner", "subgoal_policy"), ("planner", "subgoal_logz"),
                                                   ("watchdog", "typical_risk")]
     assert {m.verdict for m in found} == {Verdict.OK}
 
