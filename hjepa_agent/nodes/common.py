@@ -145,7 +145,15 @@ def run_node(factory: Callable[[], Node]) -> None:
     rclpy.init(args=sys.argv)
     node = None
     try:
-        node = factory()
+        try:
+            node = factory()
+        except Exception as exc:
+            if not stopping.is_set():
+                raise
+            # a signal shut the context down while the node was being built: its next publish (a
+            # parameter event) failed on the invalid context; a clean stop, not a failure to start
+            logging.getLogger("hjepa_agent").info("stopped on a signal while starting: %s", exc)
+            return
         if hasattr(node, "on_fail_stop"):
             node.on_fail_stop = lambda failure: rclpy.try_shutdown(context=node.context)
         try:

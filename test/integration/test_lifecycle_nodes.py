@@ -388,3 +388,24 @@ def test_a_node_process_stopped_by_a_signal_exits_0_without_a_traceback(sig, ros
             proc.communicate()
     assert proc.returncode == 0, out[-2000:]
     assert "Traceback" not in out, out[-2000:]
+
+
+def test_a_signal_while_the_node_is_being_built_is_a_clean_stop():
+    """SIGINT during the node's construction (launch's Ctrl-C as the models load): rclpy shuts the context
+    down, the constructor's next call into rclpy fails on it (creating the node, or publishing a parameter
+    event), and that is a stop, not a failure to start (it exited 1 with the exception's traceback)."""
+    from hjepa_agent.runner import isolate_dds
+    isolate_dds()
+    code = ("import os, signal, time\n"
+            "from rclpy.node import Node\n"
+            "from hjepa_agent.nodes.common import run_node\n"
+            "def factory():\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(0.5)\n"
+            "    node = Node('early')\n"
+            "    node.declare_parameter('x', 1)\n"
+            "    return node\n"
+            "run_node(factory)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
