@@ -1,6 +1,7 @@
 """Helpers shared by the nodes: parameter declaration with descriptors, /diagnostics, QoS, main()."""
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -112,6 +113,11 @@ class Diagnostics:
         self._pub.publish(arr)
 
 
+STOP_GRACE_S = 8.0
+"""A node still running this long after SIGINT/SIGTERM prints every thread's stack and exits 1 (under
+rehearse's STOP_TIMEOUT_S, 10 s, after which it would be killed without a word)."""
+
+
 def stop_on_signals() -> threading.Event:
     """Make SIGINT and SIGTERM a request to stop instead of an exception raised wherever Python happens to
     be. Installed before rclpy.init, which chains its own handler (shut the contexts down, so the executor
@@ -120,13 +126,16 @@ def stop_on_signals() -> threading.Event:
     rclpy's take_message, pybind11 turned it into "RuntimeError: Unable to convert call argument '0'",
     which escaped spin and made a node stopped by Ctrl-C exit 1 (CI, a rehearsal's watchdog). A second
     signal while the first is being handled still raises KeyboardInterrupt, so a stuck node can be
-    interrupted."""
+    interrupted, and a node still running STOP_GRACE_S after the first prints every thread's stack
+    (faulthandler) and exits 1: a stop that hangs is a failure with its place named, not a silent wait for
+    SIGKILL (a bridge process once outlived the test's 30 s after SIGTERM; not reproduced since)."""
     stop = threading.Event()
 
     def handler(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
+        faulthandler.dump_traceback_later(STOP_GRACE_S, exit=True)
 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, handler)

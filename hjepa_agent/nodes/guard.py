@@ -582,6 +582,9 @@ class GuardedLifecycleNode(GuardedNode, LifecycleNode):
             return self._transition("configure", self._release, TransitionCallbackReturn.FAILURE)
         except Exception as exc:   # noqa: BLE001 - a bug: fail stop, never propagate
             self.configure_error = exc
+            if not self.context.ok():   # shut down as it configured (Ctrl-C at start): a stop, not a bug
+                log.info("%s: configure stopped by shutdown: %s", self.get_name(), exc)
+                return self._transition("configure", self._release, TransitionCallbackReturn.FAILURE)
             self._fail("configure", exc)
             self._transition("configure", self._release)
             return TransitionCallbackReturn.ERROR

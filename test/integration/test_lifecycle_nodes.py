@@ -360,6 +360,8 @@ def test_a_signal_is_a_request_to_stop_and_raises_nothing_until_it_comes_twice()
             os.kill(os.getpid(), signal.SIGINT)
             sum(range(1000))
     finally:
+        import faulthandler
+        faulthandler.cancel_dump_traceback_later()   # the first signal armed the stuck-stop dump (and exit)
         for s, h in before.items():
             signal.signal(s, h)
 
@@ -409,3 +411,26 @@ def test_a_signal_while_the_node_is_being_built_is_a_clean_stop():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_signal_while_a_managed_node_configures_is_a_clean_stop_without_a_traceback():
+    """The same during a managed node's autostart configure (the watchdog declaring its thresholds as
+    Ctrl-C came): the failed declare is the shutdown, not a bug, so no fail-stop report (whose own
+    publishes failed too: two tracebacks in the log) and exit 0."""
+    from hjepa_agent.runner import isolate_dds
+    isolate_dds()
+    code = ("import os, signal, time\n"
+            "from hjepa_agent.nodes.common import run_node\n"
+            "from hjepa_agent.nodes.guard import GuardedLifecycleNode\n"
+            "class Slow(GuardedLifecycleNode):\n"
+            "    def __init__(self):\n"
+            "        super().__init__('slow')\n"
+            "        self.start_if_autostart()\n"
+            "    def configure(self):\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "        time.sleep(0.5)\n"
+            "        self.declare_parameter('threshold', 1.0)\n"
+            "run_node(Slow)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "failed stop" not in done.stderr, done.stderr[-2000:]
