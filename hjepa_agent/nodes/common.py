@@ -159,8 +159,8 @@ def run_node(factory: Callable[[], Node]) -> None:
         except Exception as exc:
             if not stopping.is_set():
                 raise
-            # a signal shut the context down while the node was being built: its next publish (a
-            # parameter event) failed on the invalid context; a clean stop, not a failure to start
+            # a signal shut the context down while the node was being built: its next call into rclpy
+            # (creating the node, publishing a parameter event) failed on it; a stop, not a failure to start
             logging.getLogger("hjepa_agent").info("stopped on a signal while starting: %s", exc)
             return
         if hasattr(node, "on_fail_stop"):

@@ -392,45 +392,48 @@ def test_a_node_process_stopped_by_a_signal_exits_0_without_a_traceback(sig, ros
     assert "Traceback" not in out, out[-2000:]
 
 
+def _stops_cleanly(body: str) -> str:
+    """Run ``body`` (a node main whose start-up calls ``interrupt()``: SIGINT to itself, then time for rclpy's
+    handler to shut the context down) in a fresh process; asserts exit 0 without a traceback, returns its
+    stderr."""
+    from hjepa_agent.runner import isolate_dds
+    isolate_dds()
+    code = ("import os, signal, time\n"
+            "def interrupt():\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(0.5)\n" + body)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    return done.stderr
+
+
 def test_a_signal_while_the_node_is_being_built_is_a_clean_stop():
     """SIGINT during the node's construction (launch's Ctrl-C as the models load): rclpy shuts the context
     down, the constructor's next call into rclpy fails on it (creating the node, or publishing a parameter
     event), and that is a stop, not a failure to start (it exited 1 with the exception's traceback)."""
-    from hjepa_agent.runner import isolate_dds
-    isolate_dds()
-    code = ("import os, signal, time\n"
-            "from rclpy.node import Node\n"
-            "from hjepa_agent.nodes.common import run_node\n"
-            "def factory():\n"
-            "    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    time.sleep(0.5)\n"
-            "    node = Node('early')\n"
-            "    node.declare_parameter('x', 1)\n"
-            "    return node\n"
-            "run_node(factory)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    _stops_cleanly("from rclpy.node import Node\n"
+                   "from hjepa_agent.nodes.common import run_node\n"
+                   "def factory():\n"
+                   "    interrupt()\n"
+                   "    node = Node('early')\n"
+                   "    node.declare_parameter('x', 1)\n"
+                   "    return node\n"
+                   "run_node(factory)\n")
 
 
 def test_a_signal_while_a_managed_node_configures_is_a_clean_stop_without_a_traceback():
     """The same during a managed node's autostart configure (the watchdog declaring its thresholds as
     Ctrl-C came): the failed declare is the shutdown, not a bug, so no fail-stop report (whose own
     publishes failed too: two tracebacks in the log) and exit 0."""
-    from hjepa_agent.runner import isolate_dds
-    isolate_dds()
-    code = ("import os, signal, time\n"
-            "from hjepa_agent.nodes.common import run_node\n"
-            "from hjepa_agent.nodes.guard import GuardedLifecycleNode\n"
-            "class Slow(GuardedLifecycleNode):\n"
-            "    def __init__(self):\n"
-            "        super().__init__('slow')\n"
-            "        self.start_if_autostart()\n"
-            "    def configure(self):\n"
-            "        os.kill(os.getpid(), signal.SIGINT)\n"
-            "        time.sleep(0.5)\n"
-            "        self.declare_parameter('threshold', 1.0)\n"
-            "run_node(Slow)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr and "failed stop" not in done.stderr, done.stderr[-2000:]
+    err = _stops_cleanly("from hjepa_agent.nodes.common import run_node\n"
+                         "from hjepa_agent.nodes.guard import GuardedLifecycleNode\n"
+                         "class Slow(GuardedLifecycleNode):\n"
+                         "    def __init__(self):\n"
+                         "        super().__init__('slow')\n"
+                         "        self.start_if_autostart()\n"
+                         "    def configure(self):\n"
+                         "        interrupt()\n"
+                         "        self.declare_parameter('threshold', 1.0)\n"
+                         "run_node(Slow)\n")
+    assert "failed stop" not in err, err[-2000:]
