@@ -481,7 +481,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``hjepa-agent train habitual``; returns the process exit code."""
+    """Entry point of ``hjepa-agent train habitual``; returns the process exit code. With ``--dataset``
+    the dataset trainer (train/habitual_ds.py, its own generated options) takes over."""
+    import sys
+    if any(a == "--dataset" or a.startswith("--dataset=") for a in (sys.argv[1:] if argv is None else argv)):
+        from hjepa_agent.train.habitual_ds import train_main as from_dataset
+        return from_dataset(argv)
     args = parse_args(argv)
     setup_training_logging()
     train(args)

@@ -32,7 +32,6 @@ precision (Mahalanobis density), the ambiguity scores' nominal statistics; the l
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import time
 from pathlib import Path
@@ -155,18 +154,11 @@ def augment_looks(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     and target views get independent draws, so the appearance of a frame is not predictable from
     the context latent: the latent spends its variance on geometry, which is, instead of on
     lighting and colours, which are not (the unseen-look detector is ``appearance``, a separate
-    image-statistics score in core.world_model).
+    image-statistics score in core.world_model). The draws and their use are train/jepa_loop.py's
+    augment_params and apply_augment (the training loop draws them for the whole batch).
     """
-    n = img.shape[0]
-    perms = torch.tensor([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
-    pick = torch.where(torch.rand(n, generator=gen) < 0.5, torch.randint(1, 6, (n,), generator=gen), 0)
-    out = img[torch.arange(n)[:, None], perms[pick]]
-    gain = 0.6 + 0.8 * torch.rand(n, 3, 1, 1, generator=gen)
-    bright = 0.6 + 0.8 * torch.rand(n, 1, 1, 1, generator=gen)
-    gamma = 0.7 + 0.7 * torch.rand(n, 1, 1, 1, generator=gen)
-    out = (out * gain * bright).clamp(0.0, 1.0).clamp_min(1e-4) ** gamma
-    grey = (torch.rand(n, 1, 1, 1, generator=gen) < 0.2).float()
-    return grey * out.mean(1, keepdim=True).expand_as(out) + (1 - grey) * out
+    from hjepa_agent.train.jepa_loop import apply_augment, augment_params
+    return apply_augment(img, augment_params(img.shape[0], gen))
 
 
 def range_summary(scan: torch.Tensor) -> torch.Tensor:
@@ -198,74 +190,12 @@ def encode_all(enc: nn.Module, data: dict[str, np.ndarray], batch: int = 1024) -
 
 def train_model(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch: int, lr: float, seed: int,
                 ema: float = 0.99, time_budget_s: float | None = None, aux_weight: float = 5.0,
-                augment: bool = True) -> tuple[WorldEncoder, Ensemble, dict]:
-    """Train encoder + ensemble on ``data`` (world_data arrays); returns (encoder, ensemble, history)."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
-    enc, ens = WorldEncoder(), Ensemble(seed=seed)
-    aux = nn.Linear(N_LATENT, 3)   # linear read-out of range_summary; trained, not exported
-    target = copy.deepcopy(enc).requires_grad_(False)
-    params = list(enc.parameters()) + list(ens.parameters()) + list(aux.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    starts = world_data.windows(data, horizon)
-    if len(starts) < batch:
-        raise ValueError(f"only {len(starts)} windows of {horizon + 1} frames; collect more data")
-    hist: dict[str, list] = {"step": [], "pred": [], "var": [], "cov": [], "aux": []}
-    t0 = time.perf_counter()
-    from tqdm import tqdm
-    bar = tqdm(range(steps), desc="world model", unit="step", leave=False)
-    for step in bar:
-        frac = step / max(steps - 1, 1)
-        for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * frac)))
-        enc.train()
-        t = rng.choice(starts, size=batch, replace=False)
-        idx = t[:, None] + np.arange(horizon + 1)[None]                  # (B, K+1)
-        img, scan = _tensors(data, idx.reshape(-1))
-        img = img.view(batch, horizon + 1, 3, IMAGE_SIZE, IMAGE_SIZE)
-        scan = scan.view(batch, horizon + 1, -1)
-        act = torch.from_numpy(data["action"][idx[:, :horizon]])        # (B, K, 2)
-        ctx_img, tgt_img = img[:, 0], img[:, 1:].reshape(-1, 3, IMAGE_SIZE, IMAGE_SIZE)
-        if augment:
-            ctx_img = augment_looks(ctx_img, gen)
-            tgt_img = augment_looks(tgt_img, gen)
-        z0 = enc(ctx_img, scan[:, 0])
-        with torch.no_grad():
-            zbar = target(tgt_img, scan[:, 1:].reshape(batch * horizon, -1))
-            zbar = zbar.view(batch, horizon, -1)
-        w = torch.from_numpy(rng.poisson(1.0, size=(batch, N_HEADS)).astype(np.float32))  # bootstrap
-        zs = z0[:, None].expand(-1, N_HEADS, -1)
-        pred = 0.0
-        for k in range(horizon):
-            zs = ens.step_each(zs, act[:, k])
-            err = ((zs - zbar[:, k, None]) ** 2).mean(-1)                 # (B, M)
-            pred = pred + (err * w).sum() / w.sum().clamp_min(1.0) / horizon
-        var, cov = vicreg_terms(z0)
-        aux_loss = ((aux(z0) - range_summary(scan[:, 0])) ** 2).mean()
-        loss = 25.0 * pred + 25.0 * var + 1.0 * cov + aux_weight * aux_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
-        tau = 1.0 - (1.0 - ema) * 0.5 * (1 + np.cos(np.pi * frac))       # ema -> 1 (BYOL schedule)
-        with torch.no_grad():
-            for p_t, p in zip(target.parameters(), enc.parameters()):
-                p_t.mul_(tau).add_(p.detach(), alpha=1.0 - tau)
-        if step % 50 == 0 or step == steps - 1:
-            hist["step"].append(step)
-            hist["pred"].append(round(float(pred.detach()), 5))
-            hist["var"].append(round(float(var.detach()), 5))
-            hist["cov"].append(round(float(cov.detach()), 5))
-            hist["aux"].append(round(float(aux_loss.detach()), 5))
-            bar.set_postfix(pred=f"{float(pred.detach()):.4f}", var=f"{float(var):.3f}", cov=f"{float(cov):.3f}",
-                            aux=f"{float(aux_loss):.3f}")
-        if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
-            log.warning("time budget %.0f s reached after %d of %d steps", time_budget_s, step + 1, steps)
-            break
-    hist["steps_done"] = step + 1
-    hist["train_s"] = round(time.perf_counter() - t0, 1)
-    return enc.eval(), ens.eval(), hist
+                augment: bool = True, run: Any = None, progress: bool = True) -> tuple[WorldEncoder, Ensemble, dict]:
+    """Train encoder + ensemble on ``data`` (world_data arrays); returns (encoder, ensemble, history).
+    The loop (checkpoints with ``run``, DDP under torchrun) is train/jepa_loop.py's train_jepa."""
+    from hjepa_agent.train.jepa_loop import train_jepa
+    return train_jepa(data, steps=steps, horizon=horizon, batch=batch, lr=lr, seed=seed, ema=ema,
+                      time_budget_s=time_budget_s, aux_weight=aux_weight, augment=augment, run=run, progress=progress)
 
 
 def finetune_predictor(ens: Ensemble, z: np.ndarray, data: dict[str, np.ndarray], *, steps: int, horizon: int,
@@ -564,7 +494,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``hjepa-agent train world-model``; returns the exit code."""
+    """Entry point of ``hjepa-agent train world-model``; returns the exit code. With ``--dataset`` the
+    dataset trainer (train/world_model_ds.py, its own generated options) takes over."""
+    import sys
+    if any(a == "--dataset" or a.startswith("--dataset=") for a in (sys.argv[1:] if argv is None else argv)):
+        from hjepa_agent.train.world_model_ds import train_main as from_dataset
+        return from_dataset(argv)
     args = parse_args(argv)
     setup_training_logging()
     recalibrate(args) if args.recalibrate else train(args)

@@ -1,0 +1,185 @@
+"""``hjepa-agent train habitual --dataset DS``: the habitual (Mode-1) policy by behaviour cloning on a
+dataset's recorded commands, on the latent of a frozen world encoder.
+
+Input and label: core.types.habitual_features from the recorded odometry, goal and scan, with the
+latent of ``world_encoder.onnx`` (--world-models, default --out) run through ONNX Runtime as
+perception runs it (encoder_model: world_encoder); label ``action.command`` (the latest command the
+frame led to) / the ego model's operating limits. Exported as habitual_world.onnx (latent_source
+world_encoder), its manifest entry naming the encoder's sha256, the dataset and the resolved config.
+
+Which rows teach (``--modes``, default HABITUAL,PLANNING,OPTIMISING and rows without a recorded mode):
+* HABITUAL rows are the runtime's own habitual policy where the watchdog let it drive: cloning them
+  keeps its behaviour where it was trusted;
+* PLANNING and OPTIMISING rows are the planner's commands through the bridge, in the states where the
+  habitual policy was not trusted: cloning them is Mode-2 -> Mode-1 distillation, what the habitual
+  policy most needs to learn; they weigh ``--plan-weight`` times as much;
+* rows without a mode are teleoperation (nothing else drives without the watchdog): demonstrations;
+* SAFE_STOP rows are left out: a stop ramp is the watchdog's reaction, not a way to drive.
+States near an obstacle weigh train/habitual.py's NEAR_WEIGHT times more, as in the simulator path.
+No DAgger: a recording cannot be asked what the demonstrator would have done elsewhere (the
+simulator path's ``hjepa-agent train habitual`` does it with the expert). Training is step-based
+(one permutation of the train rows per epoch, drawn from (seed, epoch)), so checkpoints land anywhere
+and ``--resume`` continues exactly; the ``val`` episodes give the held-out loss.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hjepa_agent.core.types import N_LATENT, SCAN_RANGE_MAX_M
+from hjepa_agent.dataset.format import open_dataset
+from hjepa_agent.paths import data_path
+from hjepa_agent.train.runs import Run, TrainConfig, config_from, to_plain
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HabitualConfig(TrainConfig):
+    """``hjepa-agent train habitual --dataset DS`` (generated CLI: --help)."""
+
+    world_models: Path = field(default=None, metadata={"help": "models dir with the frozen world_encoder.onnx "
+                                                               "(default: --out)"})
+    epochs: int = field(default=40, metadata={"help": "passes over the train rows"})
+    batch: int = field(default=128, metadata={"help": "rows per step"})
+    lr: float = field(default=1e-3, metadata={"help": "learning rate (cosine to 0.1x)"})
+    modes: str = field(default="HABITUAL,PLANNING,OPTIMISING,", metadata={
+        "help": "comma-separated modes whose rows teach; an empty item = rows without a recorded mode"})
+    plan_weight: float = field(default=2.0, metadata={"help": "weight of PLANNING and OPTIMISING rows"})
+    threads: int = field(default=2, metadata={"help": "torch threads"})
+
+    def check(self) -> None:
+        if self.dataset is None:
+            raise ValueError("--dataset is required")
+        if self.epochs < 1 or self.batch < 1:
+            raise ValueError("--epochs and --batch must be >= 1")
+
+
+def _arrays(samples: Any, latent: np.ndarray, weight: np.ndarray) -> dict[str, torch.Tensor]:
+    arr = samples.arrays()
+    return {"features": torch.from_numpy(np.concatenate([arr["head"], latent], 1).astype(np.float32)),
+            "action": torch.from_numpy(arr["action"]), "scan": torch.from_numpy(arr["scan"]),
+            "weight": torch.from_numpy(weight.astype(np.float32))}
+
+
+def _loss(net: torch.nn.Module, a: dict[str, torch.Tensor], sel: Any) -> torch.Tensor:
+    from hjepa_agent.train.habitual import NEAR_M, NEAR_WEIGHT
+    near = (a["scan"][sel].min(1).values * SCAN_RANGE_MAX_M < NEAR_M).float()
+    w = (1.0 + (NEAR_WEIGHT - 1.0) * near) * a["weight"][sel]
+    err = (net(a["features"][sel]) - a["action"][sel]).pow(2).mean(1)
+    return (w * err).sum() / w.sum()
+
+
+def _samples(ds: Any, split: str, limits: Any, modes: list[str], enc: Any, plan_weight: float) -> tuple[dict, dict]:
+    from hjepa_agent.train.from_dataset import habitual_samples
+    from hjepa_agent.train.habitual import LatentCache
+    samples, used = habitual_samples(ds, ds.split(split), limits, modes)
+    latent = LatentCache(enc).latents(samples)
+    rows = ds.load(ds.split(split), ["mode", "observation.has_goal"])
+    kept = rows["mode"][np.isin(rows["mode"].astype(str), modes) & rows["observation.has_goal"]].astype(str)
+    weight = np.where(np.isin(kept, ["PLANNING", "OPTIMISING"]), plan_weight, 1.0)
+    return _arrays(samples, latent, weight), used
+
+
+def train(cfg: HabitualConfig) -> dict[str, Any]:
+    """Clone, export, write the manifest entry (module doc); returns the metrics."""
+    from hjepa_agent.core.models import HABITUAL_MODELS, OnnxModel, load_manifest
+    from hjepa_agent.train.collect import Limits
+    from hjepa_agent.train.export import export_onnx
+    from hjepa_agent.train.habitual import LATENT_SOURCES
+    from hjepa_agent.train.manifest import ModelRecord, write_manifest
+    from hjepa_agent.train.nets import N_HEAD_FEATURES, HabitualPolicy
+    from hjepa_agent.train.runs import rng_state, set_rng_state
+    from hjepa_agent.train.world_model_ds import _robot, dataset_record
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out or data_path("models"))
+    _, ego, fingerprint = _robot(cfg, "hjepa-agent train habitual --dataset")
+    limits = Limits.from_ego(ego)
+    world_dir = Path(cfg.world_models or out)
+    enc = OnnxModel(world_dir, "world_encoder", load_manifest(world_dir), ["CPUExecutionProvider"], expected=fingerprint)
+    ds = open_dataset(cfg.dataset)
+    modes = cfg.modes.split(",")
+    tr, used = _samples(ds, "train", limits, modes, enc, cfg.plan_weight)
+    va, _ = _samples(ds, "val", limits, modes, enc, cfg.plan_weight)
+    n = len(tr["action"])
+    per_epoch = -(-n // cfg.batch)
+    steps = cfg.epochs * per_epoch
+    torch.manual_seed(cfg.seed)
+    net = HabitualPolicy()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    run = Run(cfg, "habitual", out)
+    start, hist = 0, {"step": [], "train_bc": [], "val_bc": []}
+    rng = np.random.default_rng(cfg.seed)   # unused by the loop (permutations come from (seed, epoch)); kept in state
+    state = run.load()
+    if state is not None:
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"], rng)
+        start, hist = int(state["step"]), state["history"]
+    running = list(state["running"]) if state is not None else []
+    bar = tqdm(range(start, steps), desc="habitual (BC)", unit="step", leave=False, disable=cfg.quiet,
+               initial=start, total=steps)
+    for step in bar:
+        epoch, i = divmod(step, per_epoch)
+        perm = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+        sel = torch.from_numpy(perm[i * cfg.batch:(i + 1) * cfg.batch])
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / max(steps - 1, 1))))
+        net.train()
+        loss = _loss(net, tr, sel)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running.append(float(loss.detach()))
+        if i == per_epoch - 1:   # end of an epoch: held-out loss
+            net.eval()
+            with torch.no_grad():
+                val = float(_loss(net, va, slice(None)))
+            hist["step"].append(step)
+            hist["train_bc"].append(round(float(np.mean(running)), 6))
+            hist["val_bc"].append(round(val, 6))
+            run.log(step, {"train_bc": hist["train_bc"][-1], "val_bc": val, "lr": opt.param_groups[0]["lr"]})
+            bar.set_postfix(train=f"{hist['train_bc'][-1]:.4f}", val=f"{val:.4f}")
+            running = []
+        if run.due(step, steps):
+            run.save(step + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(rng),
+                                "history": hist, "running": running})
+    run.close()
+    net.eval()
+    name = HABITUAL_MODELS[LATENT_SOURCES["world"]]
+    parity = export_onnx(net, torch.rand(1, N_HEAD_FEATURES + N_LATENT), out / f"{name}.onnx", ["features"],
+                         ["action"], low=-1.0, high=1.0)
+    metrics = {"train_bc": hist["train_bc"][-1], "val_bc": hist["val_bc"][-1], "history": hist,
+               "rows": {"train": n, "val": int(len(va["action"]))}, "rows_by_mode": used,
+               "onnx_parity_max_abs_err": parity, "train_time_s": round(time.perf_counter() - t0, 1)}
+    data = {**dataset_record(ds, ("train", "val")), "modes": modes, "plan_weight": cfg.plan_weight,
+            "label": "action.command / operating limits", "latent_source": LATENT_SOURCES["world"],
+            "latent_encoder_sha256": enc.entry.sha256, "world_models": str(world_dir)}
+    write_manifest(out, ego.robot, [ModelRecord(name, f"{name}.onnx", {"data": data, "config": to_plain(cfg),
+                                                                       "run_dir": str(run.dir), "metrics": metrics})],
+                   limits.speed_norm, limits.action_scale, merge=True, fingerprint=fingerprint)
+    log.info("habitual from %s: %d steps, train_bc %.4f, val_bc %.4f; %.0f s", cfg.dataset, steps,
+             metrics["train_bc"], metrics["val_bc"], metrics["train_time_s"])
+    return metrics
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """Entry point (train/habitual.py hands ``--dataset`` runs here)."""
+    from hjepa_agent.train.export import setup_training_logging
+    cfg = config_from(HabitualConfig, argv, "hjepa-agent train habitual --dataset DS", __doc__.split("\n")[0])
+    setup_training_logging()
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(train_main())
