@@ -82,7 +82,8 @@ class Problem:
     detail: str
 
     def text(self) -> str:
-        when = "" if self.time_s is None else f" at stamp {self.time_s:.3f} s ({self.offset_s:.1f} s into the bag)"
+        clock = "receive time" if self.kind == "unreadable" else "stamp"   # an unread message has no header
+        when = "" if self.time_s is None else f" at {clock} {self.time_s:.3f} s ({self.offset_s:.1f} s into the bag)"
         return f"{self.bag}: {self.topic}{when}: {self.kind}: {self.detail}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -139,6 +140,32 @@ def _static_tree(edges: dict[str, tuple[str, np.ndarray]], base: str, child: str
     return out
 
 
+def _where_it_ends(bag: Path) -> tuple[str, int, int] | None:
+    """(topic, log ns, first log ns) of the last message an MCAP file still holds, read record by record
+    (a truncated file has no summary for rosbags to open); None when not even that can be read."""
+    try:
+        from mcap.records import Channel, Message
+        from mcap.stream_reader import StreamReader
+    except ImportError:
+        return None
+    files = sorted(bag.glob("*.mcap")) if bag.is_dir() else [bag]
+    topics: dict[int, str] = {}
+    last: tuple[str, int, int] | None = None
+    first = None
+    for f in files:
+        try:
+            with f.open("rb") as fh:
+                for rec in StreamReader(fh, skip_magic=False).records:
+                    if isinstance(rec, Channel):
+                        topics[rec.id] = rec.topic
+                    elif isinstance(rec, Message):
+                        first = rec.log_time if first is None else min(first, rec.log_time)
+                        last = (topics.get(rec.channel_id, "?"), rec.log_time, first)
+        except Exception:   # the end of what is readable
+            pass
+    return last
+
+
 def read_bag(bag: Path, opts: BuildOptions) -> tuple[_Streams, list[Problem], tuple[int, int]]:
     """Decode the roles' messages of one recording; problems for what cannot be read or is absent.
     Returns (streams, problems, (first, last) log ns)."""
@@ -159,7 +186,16 @@ def read_bag(bag: Path, opts: BuildOptions) -> tuple[_Streams, list[Problem], tu
         reader = Reader(bag)
         reader.open()
     except Exception as exc:   # rosbags raises many types for a broken file
-        raise BagRefused([Problem(name, "(metadata)", None, None, "unreadable", f"{type(exc).__name__}: {exc}")]) from None
+        end = _where_it_ends(Path(bag))
+        if end is None:
+            raise BagRefused([Problem(name, "(file)", None, None, "unreadable",
+                                      f"cannot be opened ({type(exc).__name__}: {str(exc)[:160]}): not a rosbag2 "
+                                      f"recording, or corrupt")]) from None
+        topic, last_ns, first_ns = end
+        raise BagRefused([Problem(name, topic, last_ns * 1e-9, (last_ns - first_ns) * 1e-9, "unreadable",
+                                  f"the file ends after this message ({type(exc).__name__}: {str(exc)[:120]}): it is "
+                                  f"corrupt or incomplete (a recording cut short); re-record it, or repair it with "
+                                  f"`mcap recover` and build again")]) from None
     try:
         first_log = reader.start_time
         present = {c.topic: c for c in reader.connections if c.msgcount or c.topic in roles}

@@ -96,6 +96,15 @@ def ridge_r2(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndar
     return 1.0 - res / np.maximum(tot, 1e-12)
 
 
+def scan_nearest(scan: np.ndarray) -> np.ndarray:
+    """(N, 3): the nearest scan sector's range (m) and the cos, sin of its centre angle, from scan
+    sectors / SCAN_RANGE_MAX_M (N, 16): the probe targets a robot's recordings have."""
+    from hjepa_agent.core.types import SCAN_RANGE_MAX_M, sector_angles
+    k = scan.argmin(1)
+    ang = sector_angles()[k]
+    return np.c_[scan.min(1) * SCAN_RANGE_MAX_M, np.cos(ang), np.sin(ang)]
+
+
 def rollout_mse(wm: WorldModel, z: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, Any]:
     """Open-loop ensemble-mean rollout MSE at HORIZONS vs the copy baseline."""
     hmax = max(HORIZONS)
@@ -142,19 +151,36 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     robot, ego = load_robot_description(robot_path), load_ego_model(ego_path)
     wm = WorldModel(models, expected=robot_fingerprint(robot, ego, str(robot_path), str(ego_path),
                                                        "hjepa-agent eval world-model"))
-    kw = {"max_time_s": args.max_episode_s, "robot": robot, "ego": ego}
-    test = world_data.collect("test", args.episodes, **kw)
-    unseen = world_data.collect("unseen", args.episodes, **kw)
-    train = world_data.collect("train", args.probe_episodes, **kw)
+    if args.dataset is not None:   # the dataset's held-out test episodes; probes fit on its train episodes
+        from hjepa_agent.dataset.format import open_dataset
+        from hjepa_agent.train.collect import Limits
+        from hjepa_agent.train.from_dataset import world_arrays
+        ds = open_dataset(args.dataset)
+        limits = Limits.from_ego(ego)
+        test, train = world_arrays(ds, ds.split("test"), limits), world_arrays(ds, ds.split("train"), limits)
+        unseen = None
+        source: dict[str, Any] = {"dataset": str(args.dataset), "test_episodes": len(ds.split("test")),
+                                  "probe_train_episodes": len(ds.split("train"))}
+    else:
+        kw = {"max_time_s": args.max_episode_s, "robot": robot, "ego": ego}
+        test = world_data.collect("test", args.episodes, **kw)
+        unseen = world_data.collect("unseen", args.episodes, **kw)
+        train = world_data.collect("train", args.probe_episodes, **kw)
+        source = {"episodes_per_scenario": args.episodes}
     z_te, z_tr = wm.encode(test["image"], test["scan"]), wm.encode(train["image"], train["scan"])
-    res: dict[str, Any] = {"models": str(models), "episodes_per_scenario": args.episodes,
-                           "frames": {"test": int(len(z_te)), "unseen": int(len(unseen["tick"])),
+    res: dict[str, Any] = {"models": str(models), **source,
+                           "frames": {"test": int(len(z_te)), "unseen": 0 if unseen is None else int(len(unseen["tick"])),
                                       "probe_train": int(len(z_tr))}}
     res["prediction_mse"] = rollout_mse(wm, z_te, test)
     res["latent_var_test"] = float(z_te.var(0).mean())
     # b. probes
-    targets = lambda d: np.c_[d["obst_dist"], d["obst_bearing"], d["heading"]]  # noqa: E731
-    names = ("obst_dist", "bearing_cos", "bearing_sin", "heading_cos", "heading_sin")
+    if "obst_dist" in test:   # the simulator's privileged probe targets
+        targets = lambda d: np.c_[d["obst_dist"], d["obst_bearing"], d["heading"]]  # noqa: E731
+        names: tuple[str, ...] = ("obst_dist", "bearing_cos", "bearing_sin", "heading_cos", "heading_sin")
+    else:                     # a robot's recordings: what its own sensors say (scan: nearest surface; odometry)
+        targets = lambda d: np.c_[scan_nearest(d["scan"]), d["heading"]]  # noqa: E731
+        names = ("scan_nearest_m", "scan_bearing_cos", "scan_bearing_sin", "heading_cos", "heading_sin")
+    res["probe_targets"] = list(names)
     r2 = ridge_r2(z_tr, targets(train), z_te, targets(test))
     res["probe_r2"] = dict(zip(names, (float(v) for v in r2)))
     # The world state the estimator publishes: the latent next to the odometry pose (here the sim's
@@ -192,8 +218,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             mask &= np.r_[False, moving[:-1]] & (test["tick"] > CORRUPT_FROM)
         cases[kind] = (wm.encode(img, test["scan"]), test, mask, img)
         shifts[kind] = float(((cases[kind][0] - z_te) ** 2).sum(1)[mask].mean())
-    z_un = wm.encode(unseen["image"], unseen["scan"])
-    cases["unseen"] = (z_un, unseen, np.ones(len(z_un), bool), unseen["image"])
+    if unseen is not None:
+        z_un = wm.encode(unseen["image"], unseen["scan"])
+        cases["unseen"] = (z_un, unseen, np.ones(len(z_un), bool), unseen["image"])
     for kind, (z, d, mask, img) in cases.items():
         s = frame_scores(wm, z, d["action"], d["episode"], img)
         s["ambiguity"] = combine(s, ref)
@@ -209,7 +236,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 def table(res: dict[str, Any]) -> str:
     """Human-readable summary of :func:`evaluate`'s result."""
     p, c = res["prediction_mse"], res["calibration"]
-    lines = [f"world model eval ({res['models']}; test frames {res['frames']['test']}, "
+    lines = [f"world model eval ({res['models']}{'; dataset ' + res['dataset'] if 'dataset' in res else ''}; "
+             f"test frames {res['frames']['test']}, "
              f"latent var {res['latent_var_test']:.3f})",
              "a. latent MSE        " + "  ".join(f"{k}-step {p[f'model_{k}']:.4f} (copy {p[f'copy_{k}']:.4f})"
                                                 for k in HORIZONS),
@@ -242,6 +270,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--probe-episodes", type=int, default=10, help="train-split episodes per scenario for probes")
     ap.add_argument("--max-episode-s", type=float, default=world_data.MAX_EPISODE_S)
     ap.add_argument("--out", type=Path, default=None, help="write the JSON result here")
+    ap.add_argument("--dataset", type=Path, default=None,
+                    help="evaluate on this dataset's held-out test episodes (probes fit on its train episodes; no "
+                         "unseen-look split) instead of simulator roll-outs")
     ap.add_argument("--quick", action="store_true", help="1 episode per scenario and split, 8 s episodes")
     args = ap.parse_args(argv)
     if args.quick:

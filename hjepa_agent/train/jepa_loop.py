@@ -32,7 +32,7 @@ from hjepa_agent.train import world_data
 log = logging.getLogger(__name__)
 
 LOG_EVERY = 50
-"""Steps between recorded metrics (history, CSV, TensorBoard)."""
+"""Default steps between recorded metrics (history, CSV, TensorBoard)."""
 
 
 def init_distributed() -> tuple[int, int]:
@@ -99,13 +99,14 @@ def _tensors(data: dict[str, np.ndarray], idx: np.ndarray) -> tuple[torch.Tensor
 
 def train_jepa(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch: int, lr: float, seed: int,
                ema: float = 0.99, time_budget_s: float | None = None, aux_weight: float = 5.0, augment: bool = True,
-               run: Any = None, progress: bool = True) -> tuple[nn.Module, nn.Module, dict]:
+               run: Any = None, progress: bool = True, log_every: int | None = None) -> tuple[nn.Module, nn.Module, dict]:
     """Phase 1 on ``data`` (world_data arrays: image, scan, action, episode); returns (encoder, ensemble,
     history). ``run`` (train/runs.py Run): checkpoints, resume and metrics; None: none of them."""
     from hjepa_agent.train.world_model import N_HEADS, Ensemble, WorldEncoder
     from hjepa_agent.train.runs import rng_state, set_rng_state
 
     rank, world = init_distributed()
+    log_every = log_every or LOG_EVERY
     if batch % world:
         raise ValueError(f"batch {batch} must divide among {world} processes")
     torch.manual_seed(seed)
@@ -169,7 +170,7 @@ def train_jepa(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch: 
         with torch.no_grad():
             for p_t, p in zip(target.parameters(), enc.parameters()):
                 p_t.mul_(tau).add_(p.detach(), alpha=1.0 - tau)
-        if step % LOG_EVERY == 0 or step == steps - 1:
+        if step % log_every == 0 or step == steps - 1:
             shares = torch.stack([parts["pred"], parts["aux"]])
             if world > 1:
                 import torch.distributed as dist

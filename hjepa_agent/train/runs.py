@@ -61,7 +61,7 @@ def _arg_type(tp: Any) -> Any:
     if origin is typing.Union or str(origin) == "types.UnionType":
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _arg_type(args[0])
-    return {"int": int, "float": float, "str": str, "Path": Path, "bool": bool}.get(getattr(tp, "__name__", str(tp)), str)
+    return {"int": int, "float": float, "str": str, "Path": Path, "bool": bool}.get(getattr(tp, "__name__", ""), str)
 
 
 def parser_for(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
@@ -77,7 +77,8 @@ def parser_for(cls: type, prog: str, description: str) -> argparse.ArgumentParse
             continue
         default = f.default if f.default is not dataclasses.MISSING else None
         choices = f.metadata.get("choices")
-        ap.add_argument(flag, type=kind, default=default, choices=choices,
+        extra = {"nargs": f.metadata["nargs"]} if "nargs" in f.metadata else {}
+        ap.add_argument(flag, type=kind, default=default, choices=choices, **extra,
                         required=f.metadata.get("required", False),
                         help=f"{help_text} (default {default})" if default is not None else help_text)
     return ap
@@ -95,7 +96,9 @@ def config_from(cls: type, argv: list[str] | None, prog: str, description: str) 
 
 def to_plain(cfg: Any) -> dict[str, Any]:
     """The config as YAML-safe values (paths as text)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+    def plain(v: Any) -> Any:
+        return str(v) if isinstance(v, Path) else [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+    return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
 
 
 class Run:

@@ -22,11 +22,11 @@ Reproduce the shipped model (about 10 min for the runs, 1 min here):
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from hjepa_agent.train.runs import TrainConfig
 from hjepa_agent.core.risk import MIN_LOG_SPREAD, N_RISK_FEATURES, N_RISK_STATS, risk_features, risk_logit
 from hjepa_agent.paths import data_path
 
@@ -108,8 +109,9 @@ def deviations(net: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def fit(data: dict[str, np.ndarray], hidden: int, epochs: int, lr: float, weight_decay: float, val_frac: float, seed: int,
-        progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """Train on (1 - val_frac) of the episodes; metrics on the rest (module doc)."""
+        progress: bool = True, run: Any = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Train on (1 - val_frac) of the episodes; metrics on the rest (module doc). ``run`` (train/runs.py):
+    a checkpoint every ``checkpoint_every`` epochs and at the end, --resume, metrics per epoch."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     eps = np.unique(data["episode"])
@@ -121,8 +123,17 @@ def fit(data: dict[str, np.ndarray], hidden: int, epochs: int, lr: float, weight
     net = TypicalRiskNet(hidden)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     batch = 512
-    losses = []
-    for _ in tqdm(range(epochs), desc="typical risk: fitting", disable=not progress):
+    losses: list[float] = []
+    first = 0
+    state = run.load() if run is not None else None
+    if state is not None:
+        from hjepa_agent.train.runs import set_rng_state
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"], np.random.default_rng())
+        first, losses = int(state["step"]), list(state["losses"])
+    for epoch in tqdm(range(first, epochs), desc="typical risk: fitting", disable=not progress, initial=first,
+                      total=epochs):
         perm = torch.randperm(len(xt))
         for i in range(0, len(xt), batch):
             idx = perm[i:i + batch]
@@ -131,6 +142,12 @@ def fit(data: dict[str, np.ndarray], hidden: int, epochs: int, lr: float, weight
             loss.backward()
             opt.step()
             losses.append(loss.item())
+        if run is not None:
+            from hjepa_agent.train.runs import rng_state
+            run.log(epoch, {"train_nll": float(np.mean(losses[-max(1, -(-len(xt) // batch)):]))})
+            if run.due(epoch, epochs):
+                run.save(epoch + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(),
+                                     "rng": rng_state(np.random.default_rng()), "losses": losses})
     net.eval()
     metrics: dict[str, Any] = {"train_ticks": int((~is_val).sum()), "val_ticks": int(is_val.sum()),
                                "train_episodes": int(len(eps) - n_val), "val_episodes": int(n_val),
@@ -152,34 +169,66 @@ def fit(data: dict[str, np.ndarray], hidden: int, epochs: int, lr: float, weight
     return net, metrics
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class TypicalRiskConfig(TrainConfig):
+    """``hjepa-agent train typical-risk`` (generated CLI: --help): from recorded runs (--runs) or from a
+    dataset's risk table (--dataset; hjepa-agent dataset build writes it from recordings with the
+    watchdog's journal). --checkpoint-every counts epochs here."""
+
+    runs: list = field(default=None, metadata={"nargs": "+", "help": "nominal runs recorded by hjepa-agent sim: "
+                                                                      "run dirs (every run.mcap in them) or rosbag2 folders"})
+    thresholds: Path = field(default=None, metadata={"help": "watchdog thresholds the risks are computed with "
+                                                             "(default: the package's config/watchdog.yaml)"})
+    epochs: int = field(default=30, metadata={"help": "passes over the train ticks"})
+    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
+    hidden: int = field(default=64, metadata={"help": "hidden units per layer"})
+    weight_decay: float = field(default=1e-3, metadata={"help": "Adam weight decay"})
+    val_frac: float = field(default=0.2, metadata={"help": "fraction of the episodes held out for the metrics"})
+
+    def check(self) -> None:
+        if (self.runs is None) == (self.dataset is None):
+            raise ValueError("give --runs RUN... or --dataset DS (one of them)")
+
+
+def train(cfg: TypicalRiskConfig) -> dict[str, Any]:
     from hjepa_agent.config.ego_model import load_ego_model
     from hjepa_agent.core.fingerprint import load_robot_fingerprint
     from hjepa_agent.train.collect import Limits
     from hjepa_agent.train.export import export_onnx
     from hjepa_agent.train.manifest import ModelRecord, write_manifest
-    from hjepa_agent.tune import _bags
+    from hjepa_agent.train.runs import Run, to_plain
 
     t0 = time.monotonic()
-    fingerprint = load_robot_fingerprint(args.robot, args.ego_model, "hjepa-agent train typical-risk")
-    bags = _bags([Path(r) for r in args.runs])
-    data = collect(bags, Path(args.thresholds), Path(args.ego_model), progress=not args.quiet)
+    robot = str(cfg.robot or data_path("config", "robots", "diffbot.yaml"))
+    ego_model = str(cfg.ego_model or data_path("config", "ego_model.yaml"))
+    thresholds = str(cfg.thresholds or data_path("config", "watchdog.yaml"))
+    fingerprint = load_robot_fingerprint(robot, ego_model, "hjepa-agent train typical-risk")
+    out = Path(cfg.out or data_path("models"))
+    if cfg.dataset is not None:
+        from hjepa_agent.dataset.build import read_risk
+        data, source = read_risk(cfg.dataset), {"dataset": str(Path(cfg.dataset).resolve())}
+    else:
+        from hjepa_agent.tune import _bags
+        bags = _bags([Path(r) for r in cfg.runs])
+        data, source = collect(bags, Path(thresholds), Path(ego_model), progress=not cfg.quiet), {"runs": [str(b) for b in bags]}
     log.info("typical risk: %d ticks from %d episodes (%d with a plan)", len(data["features"]),
              len(np.unique(data["episode"])), int(np.isfinite(data["targets"][:, 1]).sum()))
-    net, metrics = fit(data, args.hidden, args.epochs, args.lr, args.weight_decay, args.val_frac, args.seed, progress=not args.quiet)
-    out = Path(args.out)
+    run = Run(cfg, "typical-risk", out)
+    net, metrics = fit(data, cfg.hidden, cfg.epochs, cfg.lr, cfg.weight_decay, cfg.val_frac, cfg.seed,
+                       progress=not cfg.quiet, run=run)
+    run.close()
     err = export_onnx(net, torch.zeros(2, N_RISK_FEATURES), out / "typical_risk.onnx", ["context"], ["risk_stats"],
                       low=-1.0, high=2.0)
     metrics.update(parity_max_abs_err=err, train_s=round(time.monotonic() - t0, 1))
-    ego = load_ego_model(Path(args.ego_model))
-    desc = {"data": {"runs": [str(b) for b in bags], "ticks": int(len(data["features"])),
-                     "episodes": int(len(np.unique(data["episode"]))), "thresholds": str(args.thresholds),
+    ego = load_ego_model(Path(ego_model))
+    desc = {"data": {**source, "ticks": int(len(data["features"])),
+                     "episodes": int(len(np.unique(data["episode"]))), "thresholds": thresholds,
                      "context": "core.risk.risk_features (goal, speeds, scan; no camera latent)",
                      "targets": "logit of the habitual risk (clearance over risk_horizon_s, safe at 2 clearance_plan_m) "
                                 "and of the fresh plan's own risk, clipped to [core.risk.RISK_EPS, 1 - RISK_EPS]"},
-            "training": {"epochs": args.epochs, "lr": args.lr, "weight_decay": args.weight_decay, "hidden": args.hidden, "val_frac": args.val_frac,
-                         "seed": args.seed, "objective": "heteroscedastic Gaussian NLL per head"},
-            "metrics": metrics}
+            "training": {"epochs": cfg.epochs, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "hidden": cfg.hidden,
+                         "val_frac": cfg.val_frac, "seed": cfg.seed, "objective": "heteroscedastic Gaussian NLL per head"},
+            "config": to_plain(cfg), "run_dir": str(run.dir), "metrics": metrics}
     limits = Limits.from_ego(ego)
     write_manifest(out, ego.robot, [ModelRecord("typical_risk", "typical_risk.onnx", desc)],
                    limits.speed_norm, limits.action_scale, merge=True, fingerprint=fingerprint)
@@ -187,29 +236,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return metrics
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="hjepa-agent train typical-risk", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", nargs="+", required=True,
-                    help="nominal runs recorded by hjepa-agent sim: run dirs (every run.mcap in them) or rosbag2 folders")
-    ap.add_argument("--out", default=str(data_path("models")), help="models dir to write into (manifest merged)")
-    ap.add_argument("--thresholds", default=str(data_path("config", "watchdog.yaml")),
-                    help="watchdog thresholds the risks are computed with (risk_horizon_s, clearance_plan_m)")
-    ap.add_argument("--ego-model", default=str(data_path("config", "ego_model.yaml")),
-                    help="ego model YAML the runs were recorded with (default: the package's)")
-    ap.add_argument("--robot", default=str(data_path("config", "robots", "diffbot.yaml")),
-                    help="robot description YAML the runs were recorded on (default: the package's diffbot)")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--weight-decay", type=float, default=1e-3)
-    ap.add_argument("--val-frac", type=float, default=0.2, help="fraction of the episodes held out for the metrics")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quiet", action="store_true")
-    return ap.parse_args(argv)
-
-
 def train_main(argv: list[str] | None = None) -> int:
     from hjepa_agent.train.export import setup_training_logging
+    from hjepa_agent.train.runs import config_from
+    cfg = config_from(TypicalRiskConfig, argv, "hjepa-agent train typical-risk", __doc__.split("\n\n")[0])
     setup_training_logging()
-    train(parse_args(argv))
+    train(cfg)
     return 0

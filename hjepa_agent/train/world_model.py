@@ -190,12 +190,14 @@ def encode_all(enc: nn.Module, data: dict[str, np.ndarray], batch: int = 1024) -
 
 def train_model(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch: int, lr: float, seed: int,
                 ema: float = 0.99, time_budget_s: float | None = None, aux_weight: float = 5.0,
-                augment: bool = True, run: Any = None, progress: bool = True) -> tuple[WorldEncoder, Ensemble, dict]:
+                augment: bool = True, run: Any = None, progress: bool = True,
+                log_every: int | None = None) -> tuple[WorldEncoder, Ensemble, dict]:
     """Train encoder + ensemble on ``data`` (world_data arrays); returns (encoder, ensemble, history).
     The loop (checkpoints with ``run``, DDP under torchrun) is train/jepa_loop.py's train_jepa."""
     from hjepa_agent.train.jepa_loop import train_jepa
     return train_jepa(data, steps=steps, horizon=horizon, batch=batch, lr=lr, seed=seed, ema=ema,
-                      time_budget_s=time_budget_s, aux_weight=aux_weight, augment=augment, run=run, progress=progress)
+                      time_budget_s=time_budget_s, aux_weight=aux_weight, augment=augment, run=run, progress=progress,
+                      log_every=log_every)
 
 
 def finetune_predictor(ens: Ensemble, z: np.ndarray, data: dict[str, np.ndarray], *, steps: int, horizon: int,

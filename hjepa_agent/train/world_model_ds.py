@@ -48,6 +48,7 @@ class WorldModelConfig(TrainConfig):
     lr: float = field(default=2e-3, metadata={"help": "peak learning rate (warm-up 100 steps, cosine to 0.1x)"})
     time_budget_s: float = field(default=0.0, metadata={"help": "stop phase 1 after this long (0: no limit)"})
     threads: int = field(default=2, metadata={"help": "torch threads per process"})
+    log_every: int = field(default=50, metadata={"help": "steps between recorded metrics"})
 
     def check(self) -> None:
         if self.dataset is None:
@@ -94,7 +95,7 @@ def train(cfg: WorldModelConfig) -> dict[str, Any] | None:
     run = Run(cfg, "world-model", out, rank=rank)
     enc, ens, hist = wm.train_model(train_d, steps=cfg.steps, horizon=cfg.horizon, batch=cfg.batch, lr=cfg.lr,
                                     seed=cfg.seed, time_budget_s=cfg.time_budget_s or None, run=run,
-                                    progress=not cfg.quiet)
+                                    progress=not cfg.quiet, log_every=cfg.log_every)
     run.close()
     if rank != 0:
         return None
