@@ -193,6 +193,29 @@ def _train(args: argparse.Namespace, rest: list[str]) -> int:
     return int(train_main(rest) or 0)
 
 
+def _dataset(argv: list[str]) -> int:
+    """``hjepa-agent dataset build|collect|info``: each subcommand's options are its module's."""
+    ap = argparse.ArgumentParser(prog="hjepa-agent dataset", description="training datasets (docs/datasets.md)")
+    sub = ap.add_subparsers(dest="what", required=True)
+    from hjepa_agent.dataset.build import add_build_arguments
+    add_build_arguments(sub.add_parser("build", help="recordings (rosbag2/MCAP) -> a dataset"))
+    c = sub.add_parser("collect", help="simulator expert roll-outs -> a dataset, spread over Ray workers")
+    from hjepa_agent.dataset.collect import add_arguments
+    add_arguments(c)
+    i = sub.add_parser("info", help="what a dataset holds")
+    i.add_argument("dataset", type=Path)
+    args = ap.parse_args(argv)
+    if args.what == "build":
+        from hjepa_agent.dataset.build import build_main
+        return build_main(args)
+    if args.what == "collect":
+        from hjepa_agent.dataset.collect import collect_main
+        return collect_main(args)
+    from hjepa_agent.dataset.format import describe, open_dataset
+    print(describe(open_dataset(args.dataset)))
+    return 0
+
+
 def _eval(args: argparse.Namespace, rest: list[str]) -> int:
     from hjepa_agent.train.eval_world_model import eval_main
     return int(eval_main(rest) or 0)
@@ -287,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                         "their fingerprint in the manifest; fingerprint: maintainer step, re-stamp an existing "
                         "manifest with the fingerprint of the robot its models were trained on, without "
                         "retraining; further options go to the trainer (--help)")
+    sub.add_parser("dataset", add_help=False,
+                   help="training datasets: build (from recordings), collect (simulator, Ray workers), info")
     e = sub.add_parser("eval", help="evaluate trained models on held-out data", add_help=False)
     e.add_argument("what", choices=["world-model"], help="world-model: prediction error, probes, calibration, OOD")
     u = sub.add_parser("tune", help="the watchdog's thresholds on recorded runs (replay, calibrate, sweep)",
@@ -356,11 +381,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.verb == "eval":
             return _eval(args, rest)
+        if args.verb == "dataset":
+            return _dataset(rest)
         if args.verb == "tune":
             from hjepa_agent.tune import tune_main
             return int(tune_main([args.what, *rest]) or 0)
         return _train(args, rest)
-    except (ConfigError, ModelMismatchError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, ModelMismatchError, FileNotFoundError, ValueError) as exc:   # DatasetError, BagRefused too
         logging.getLogger("hjepa_agent").error("%s", exc)
         return 2
 

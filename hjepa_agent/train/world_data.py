@@ -100,7 +100,9 @@ def appearance_for(split: str, seed: int) -> Appearance:
 
 def _episode(world: SimWorld, ego: EgoModel, limits: Limits, scenario: Scenario, seed: int, split: str,
              max_time_s: float, explore: bool = True) -> dict[str, np.ndarray]:
-    """One episode's per-tick arrays (see the module docstring), without episode ids."""
+    """One episode's per-tick arrays (see the module docstring), without episode ids; besides KEYS also
+    ``twist`` (N, 2) (v m/s, w rad/s at the observation), ``goal`` (N, 2) (the layout goal x, y m) and
+    ``command`` (N, 2) (the executed (v m/s, w rad/s), un-normalised), which :func:`collect` leaves out."""
     rng = np.random.default_rng([seed, 7])
     look = appearance_for(split, seed)
     world.reset(scenario, seed, look)
@@ -112,13 +114,14 @@ def _episode(world: SimWorld, ego: EgoModel, limits: Limits, scenario: Scenario,
     noise = np.zeros(2)
     random_left, random_cmd = 0, (0.0, 0.0)
     prev = (0.0, 0.0)
-    rows: dict[str, list] = {k: [] for k in KEYS if k != "episode"}
+    rows: dict[str, list] = {k: [] for k in (*KEYS, "twist", "goal", "command") if k != "episode"}
     for tick in range(int(math.ceil(max_time_s / CONTROL_DT_S))):
         image_u8, _, _, bins = observe(world, limits, goal, tick * CONTROL_DT_S)
         x, y, yaw = world.pose()
         dist, px, py = nearest_surface(layout, x, y)
         bearing = math.atan2(py - y, px - x) - yaw
-        v_e, w_e = expert.act((x, y, yaw), world.twist())
+        twist = world.twist()
+        v_e, w_e = expert.act((x, y, yaw), twist)
         if explore and random_left == 0 and rng.random() < 0.04:
             random_left = int(rng.integers(5, 16))
             lin, ang = limits.action_scale
@@ -138,12 +141,15 @@ def _episode(world: SimWorld, ego: EgoModel, limits: Limits, scenario: Scenario,
         rows["obst_bearing"].append((math.cos(bearing), math.sin(bearing)))
         rows["heading"].append((math.cos(yaw), math.sin(yaw)))
         rows["tick"].append(tick)
+        rows["twist"].append(twist)
+        rows["goal"].append(goal)
+        rows["command"].append(prev)
         world.set_cmd(*prev)
         world.step(CONTROL_DT_S)
         if world.in_collision() or world.goal_reached(layout.goal, scenario.goal_tolerance_m):
             break
     out = {k: np.asarray(v) for k, v in rows.items()}
-    for k in ("scan", "action", "pose", "obst_dist", "obst_bearing", "heading"):
+    for k in ("scan", "action", "pose", "obst_dist", "obst_bearing", "heading", "twist", "goal", "command"):
         out[k] = out[k].astype(np.float32)
     return out
 
