@@ -107,7 +107,6 @@ def read_run(bag: Path) -> tuple[dict[str, dict[int, deque]], list[dict[str, Any
     from rosbags.rosbag2 import Reader
     from std_msgs.msg import String
 
-    from hjepa_agent.nodes.codec import time_ns
     from hjepa_agent.nodes.watchdog import INPUTS
 
     inputs: dict[str, dict[int, deque]] = {kind: defaultdict(deque) for kind in INPUTS}
@@ -123,14 +122,37 @@ def read_run(bag: Path) -> tuple[dict[str, dict[int, deque]], list[dict[str, Any
         ns = journals[0][: -len("/" + JOURNAL)]   # the recording's namespace ("" without one)
         by_topic = {_resolve(_REMAPS.get(topic, topic), ns): (kind, cls) for kind, (topic, cls) in INPUTS.items()}
         conns = [c for c in reader.connections if c.topic in by_topic or c.topic == journals[0]]
+        recorded = {c.id: _message_class(c.msgtype) for c in conns}   # e.g. cmd_vel as Twist on a Create 3
         for conn, _, raw in reader.messages(connections=conns):
             if conn.topic == journals[0]:
                 journal.append(json.loads(deserialize_message(raw, String).data))
                 continue
-            kind, cls = by_topic[conn.topic]
-            msg = deserialize_message(raw, cls)
-            inputs[kind][time_ns(msg.header.stamp)].append(msg)
+            kind, _ = by_topic[conn.topic]
+            msg = deserialize_message(raw, recorded[conn.id])
+            # the node journals an unstamped message (a Twist cmd_vel) under stamp 0, in receipt order
+            for key in stamp_keys(msg):
+                inputs[kind][key].append(msg)
     return inputs, journal
+
+
+def stamp_keys(msg: Any) -> tuple[int, ...]:
+    """The journal keys a recorded message may have been consumed under: its exact stamp in ns (0
+    without a header) and, where it differs, what journals written before the exact key read (its
+    stamp through a float of seconds, int(round(ns * 1e-9 * 1e9)): up to ~128 ns off for wall-clock
+    stamps; exact for simulated time), so that older robot recordings still replay."""
+    from hjepa_agent.nodes.codec import time_ns
+    if not hasattr(msg, "header"):
+        return (0,)
+    exact = time_ns(msg.header.stamp)
+    old = int(round(exact * 1e-9 * 1e9))
+    return (exact,) if old == exact else (exact, old)
+
+
+def _message_class(msgtype: str) -> type:
+    """The rclpy class of a recorded type name ("geometry_msgs/msg/Twist")."""
+    import importlib
+    pkg, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{pkg}.msg"), name)
 
 
 JOURNAL = "agent/watchdog/journal"

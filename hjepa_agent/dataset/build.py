@@ -23,6 +23,8 @@ from hjepa_agent.dataset.bags import BagRefused, BuildOptions, DEFAULT_TOPICS, e
 from hjepa_agent.dataset.format import FEATURES, DatasetError, discard, finalize, prepare_out, write_episode
 
 log = logging.getLogger(__name__)
+REPLAYED = ("camera", "scan", "odom", "cmd_vel")
+"""Roles whose --topic remap the watchdog's replay (the risk table) applies too (tune.use_remaps)."""
 RISK_TABLE = Path("risk") / "ticks.parquet"
 """Where a dataset keeps the typical-risk trainer's ticks (features, target logits, group)."""
 
@@ -102,12 +104,21 @@ def build(bag_paths: list[str], out: Path, opts: BuildOptions, *, held_out: floa
         extra: dict[str, Any] = {"build": {"options": {k: v for k, v in vars(opts).items()},
                                            "topics": {r: opts.topic(r) for r in DEFAULT_TOPICS}, "notes": notes}}
         if risk:
-            rows = risk_rows(bags, thresholds or data_path("config", "watchdog.yaml"),
-                             ego_model or data_path("config", "ego_model.yaml"), progress)
-            if rows is not None:
-                write_risk(out, rows)
-                extra["risk_table"] = {"path": str(RISK_TABLE), "ticks": int(len(rows["features"])),
-                                       "thresholds": str(thresholds or "config/watchdog.yaml")}
+            from hjepa_agent.tune import use_remaps
+            use_remaps({DEFAULT_TOPICS[role]: name for role, name in opts.topics if role in REPLAYED})
+            try:
+                rows = risk_rows(bags, thresholds or data_path("config", "watchdog.yaml"),
+                                 ego_model or data_path("config", "ego_model.yaml"), progress)
+            except ValueError as exc:   # the table is optional: the images, scans and commands stand
+                log.warning("no typical-risk table: %s", exc)
+                extra["risk_table"] = {"error": str(exc)}
+            else:
+                if rows is not None:
+                    write_risk(out, rows)
+                    extra["risk_table"] = {"path": str(RISK_TABLE), "ticks": int(len(rows["features"])),
+                                           "thresholds": str(thresholds or "config/watchdog.yaml")}
+            finally:
+                use_remaps({})
         return finalize(out, episodes, FEATURES, source="recordings", sources=[str(b) for b in bags],
                         problems=[p.as_dict() for p in problems], held_out=held_out, seed=seed, extra=extra)
     except BaseException:

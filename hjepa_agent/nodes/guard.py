@@ -97,12 +97,15 @@ def qos_for(kind: str, subscriber: bool) -> QoSProfile:
 class Receipt:
     """When a message arrived: ``stamp_s`` its header stamp (None: unstamped), ``now_s`` the receipt
     time and ``reading_s`` the time it was true (receipt minus its lag), both on the node's receipt
-    clock; ``ros_s`` the node's ROS time at receipt."""
+    clock; ``ros_s`` the node's ROS time at receipt; ``stamp_ns`` the header stamp in exact integer
+    nanoseconds (a wall-clock stamp, ~1.8e18 ns, is not exact as a float of seconds: ``stamp_s``
+    rounds it by up to ~128 ns, so what names a message, e.g. in the watchdog's journal, uses this)."""
 
     stamp_s: float | None
     now_s: float
     reading_s: float
     ros_s: float
+    stamp_ns: int | None = None
 
 
 @dataclass(eq=False)   # identity: two nodes' inputs on one topic are different subscriptions
@@ -262,7 +265,7 @@ class GuardedNode(Node):
         except Rejected as rej:
             self._reject(inp, rej)
             return
-        rx = Receipt(stamp_s, now, self._receipt.reading_time(stamp_s, ros), ros)
+        rx = Receipt(stamp_s, now, self._receipt.reading_time(stamp_s, ros), ros, stamp_ns)
         try:
             callback(value, rx)
         except Rejected as rej:   # the handler refused what only it could judge (e.g. an image the encoder cannot take)

@@ -250,7 +250,7 @@ class WatchdogNode(GuardedLifecycleNode):
             return
         apply_input(self.core, kind, value, rx.now_s, rx.reading_s)
         if self.journal:
-            stamp = 0 if rx.stamp_s is None else int(round(rx.stamp_s * 1e9))
+            stamp = 0 if rx.stamp_ns is None else rx.stamp_ns   # exact: tune.read_run matches it to the bag
             self.consumed.append([kind, stamp, rx.now_s, rx.reading_s])
 
     def on_clock_jump(self, jump: ClockJump) -> None:

@@ -23,3 +23,21 @@ def test_the_journal_is_followed_in_order_with_live_changes_and_missing_inputs_c
             for e, core, out, _, missing in _ticks(journal, inputs, cfg, ego)]
     assert seen == [("a", cfg.ambiguity_stop, Mode.SAFE_STOP, 1), ("a", 1.0, Mode.SAFE_STOP, 0),
                     ("b", cfg.ambiguity_stop, Mode.SAFE_STOP, 0)]     # a new session: a fresh core
+
+
+def test_a_wall_clock_stamp_is_matched_exactly_and_as_older_journals_wrote_it():
+    """A robot's stamps (~1.8e18 ns) do not survive a float of seconds: the journal once keyed them through
+    one (up to ~128 ns off: half a wall-clock rehearsal's inputs went unmatched); it now keys them exactly,
+    and a recording is looked up under both keys, so journals of either age replay."""
+    from geometry_msgs.msg import Twist, TwistStamped
+
+    from hjepa_agent.tune import stamp_keys
+    msg = TwistStamped()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 1796670755, 597495617
+    exact = 1796670755597495617
+    float_key = int(round(exact * 1e-9 * 1e9))
+    assert float_key != exact                       # the loss the exact key avoids
+    assert stamp_keys(msg) == (exact, float_key)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 12, 340000000   # simulated time: exact either way
+    assert stamp_keys(msg) == (12_340_000_000,)
+    assert stamp_keys(Twist()) == (0,)              # unstamped: journaled under 0, in receipt order
