@@ -41,7 +41,6 @@ from the habitual node's ``latent_source`` parameter.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -63,6 +62,7 @@ from hjepa_agent.train.collect import CONTROL_DT_S, Limits, PolicyFn, Samples, s
 from hjepa_agent.train.collect import run_many as collect_many
 from hjepa_agent.train.export import setup_training_logging, export_onnx
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
+from hjepa_agent.train.runs import to_plain
 from hjepa_agent.train.nets import N_HEAD_FEATURES, AgentNet, HabitualPolicy
 
 log = logging.getLogger(__name__)
@@ -256,54 +256,15 @@ def _rel(path: str | Path) -> str:
         return str(path)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options of ``hjepa-agent train habitual``."""
-    ap = argparse.ArgumentParser(prog="hjepa-agent train habitual", description=__doc__.split("\n")[0])
-    ap.add_argument("--episodes", type=int, default=20, help="expert episodes per scenario (round 0)")
-    ap.add_argument("--dagger-rounds", type=int, default=5, help="DAgger rounds after behaviour cloning")
-    ap.add_argument("--dagger-episodes", type=int, default=10,
-                    help="per scenario and round: episodes with the beta-mix, and as many with the policy alone")
-    ap.add_argument("--final-episodes", type=int, default=15, help="ONNX evaluation episodes per scenario")
-    ap.add_argument("--epochs", type=int, default=12, help="epochs per round")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="output models dir (default: the package's models/)")
-    ap.add_argument("--robot", type=Path, default=None,
-                    help="robot description YAML (default: the package's config/robots/diffbot.yaml)")
-    ap.add_argument("--ego-model", "--ego", dest="ego", type=Path, default=None,
-                    help="ego model YAML (default: the package's config/ego_model.yaml)")
-    ap.add_argument("--scenarios", type=Path, default=None, help="scenario YAML or directory")
-    ap.add_argument("--layouts", type=int, default=0,
-                    help="also this many procedural train-split layouts (hjepa_agent/sim/layouts.py, the families "
-                         "in turn), each run with the first --layout-episodes seeds of every round")
-    ap.add_argument("--layout-episodes", type=int, default=1, help="episodes per procedural layout and round")
-    ap.add_argument("--max-episode-s", type=float, default=None, help="cut episodes short (default: scenario limit)")
-    ap.add_argument("--latent", choices=sorted(LATENT_SOURCES), default="encoder",
-                    help="encoder: train an image encoder jointly (encoder.onnx); world: use the frozen JEPA "
-                         "world_encoder.onnx of --world-models and train the policy only")
-    ap.add_argument("--world-models", type=Path, default=None,
-                    help="--latent world: models dir holding world_encoder.onnx and its manifest (default: --out)")
-    ap.add_argument("--teacher", choices=["expert", "cem", "mppi", "gflownet"], default="expert",
-                    help="who drives round 0 and labels every state: the scripted expert (privileged A* + pure "
-                         "pursuit) or a planner on the sensed scan (Mode-2 -> Mode-1 distillation)")
-    ap.add_argument("--planner-models", type=Path, default=None,
-                    help="--teacher gflownet: models dir with the planner's networks (default: the package's)")
-    ap.add_argument("--quick", action="store_true", help="tiny data, 1 epoch, 1 round, 5 s episodes (tests)")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.episodes, args.dagger_rounds, args.dagger_episodes, args.final_episodes, args.epochs = 1, 1, 1, 1, 1
-        args.max_episode_s = 5.0
-    for name in ("episodes", "dagger_episodes", "final_episodes", "epochs"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.dagger_rounds < 0:
-        ap.error(f"--dagger-rounds must be >= 0, got {args.dagger_rounds}")
-    if args.world_models is not None and args.latent != "world":
-        ap.error("--world-models needs --latent world")
-    return args
+def parse_args(argv: list[str] | None) -> Any:
+    """Options of ``hjepa-agent train habitual``: train/habitual_ds.py's HabitualConfig, whose fields make
+    the command line."""
+    from hjepa_agent.train.habitual_ds import HabitualConfig
+    from hjepa_agent.train.runs import config_from
+    return config_from(HabitualConfig, argv, "hjepa-agent train habitual", __doc__.split("\n")[0])
 
 
-def _load_world_encoder(args: argparse.Namespace, out: Path, robot: RobotFingerprint) -> tuple[OnnxModel, Path]:
+def _load_world_encoder(args: Any, out: Path, robot: RobotFingerprint) -> tuple[OnnxModel, Path]:
     """--latent world: the checked world encoder (CPU) of --world-models (default --out), trained for
     ``robot``, and its dir."""
     world_dir = Path(args.world_models or out)
@@ -316,13 +277,13 @@ def _load_world_encoder(args: argparse.Namespace, out: Path, robot: RobotFingerp
     return enc, world_dir
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+def train(args: Any) -> dict[str, Any]:
     """Run collection, training, DAgger, export and the final evaluation; returns the metrics."""
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
     world_mode = getattr(args, "latent", "encoder") == "world"
     robot_path = args.robot or data_path("config", "robots", "diffbot.yaml")
-    ego_path = args.ego or data_path("config", "ego_model.yaml")
+    ego_path = args.ego_model or data_path("config", "ego_model.yaml")
     scen_path = args.scenarios or data_path("config", "scenarios")
     out = Path(args.out or data_path("models"))
     out.mkdir(parents=True, exist_ok=True)
@@ -439,13 +400,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                "rounds": rounds, "onnx_parity_max_abs_err": parity, "epochs_per_round": args.epochs}
     if world_mode:
         metrics["world_encode_s"] = round(encode_s, 1)
-        records = [ModelRecord(name, f"{name}.onnx", {"data": hab_data, "metrics": metrics})]
+        records = [ModelRecord(name, f"{name}.onnx", {"data": hab_data, "metrics": metrics, "config": to_plain(args)})]
         enc_metrics: dict[str, Any] = {}
     else:
         enc_metrics = {"trained_jointly_with": "habitual (its metrics hold the full record)",
                        "val_scan_mse": rounds[-1]["val_scan"], "onnx_parity_max_abs_err": parity["encoder"]}
         records = [ModelRecord("encoder", "encoder.onnx", {"data": data_desc, "metrics": enc_metrics}),
-                   ModelRecord("habitual", "habitual.onnx", {"data": hab_data, "metrics": metrics})]
+                   ModelRecord("habitual", "habitual.onnx", {"data": hab_data, "metrics": metrics,
+                                                             "config": to_plain(args)})]
     write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True,
                    fingerprint=fingerprint)
 
@@ -481,15 +443,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``hjepa-agent train habitual``; returns the process exit code. With ``--dataset``
-    the dataset trainer (train/habitual_ds.py, its own generated options) takes over."""
-    import sys
-    if any(a == "--dataset" or a.startswith("--dataset=") for a in (sys.argv[1:] if argv is None else argv)):
-        from hjepa_agent.train.habitual_ds import train_main as from_dataset
-        return from_dataset(argv)
+    """Entry point of ``hjepa-agent train habitual``; returns the process exit code. With ``--dataset`` the
+    dataset path (train/habitual_ds.py) trains; otherwise this module's simulator path."""
     args = parse_args(argv)
     setup_training_logging()
-    train(args)
+    if args.dataset is not None:
+        from hjepa_agent.train.habitual_ds import train as from_dataset
+        from_dataset(args)
+    else:
+        train(args)
     return 0
 
 

@@ -42,21 +42,61 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class HabitualConfig(TrainConfig):
-    """``hjepa-agent train habitual --dataset DS`` (generated CLI: --help)."""
+    """``hjepa-agent train habitual`` (generated CLI: --help): the one config of the habitual trainer. With
+    ``--dataset``, behaviour cloning on the dataset (this module); without, the simulator path
+    (train/habitual.py: expert or planner teacher, DAgger rounds, a final ONNX evaluation)."""
 
     world_models: Path = field(default=None, metadata={"help": "models dir with the frozen world_encoder.onnx "
                                                                "(default: --out)"})
-    epochs: int = field(default=40, metadata={"help": "passes over the train rows"})
+    epochs: int = field(default=None, metadata={"help": "passes over the data (default: 40 with --dataset; 12 per "
+                                                        "round in the simulator)"})
     batch: int = field(default=128, metadata={"help": "rows per step"})
-    lr: float = field(default=1e-3, metadata={"help": "learning rate (cosine to 0.1x)"})
+    lr: float = field(default=1e-3, metadata={"help": "learning rate"})
     modes: str = field(default="HABITUAL,PLANNING,OPTIMISING,", metadata={
-        "help": "comma-separated modes whose rows teach; an empty item = rows without a recorded mode"})
-    plan_weight: float = field(default=2.0, metadata={"help": "weight of PLANNING and OPTIMISING rows"})
+        "help": "dataset: comma-separated modes whose rows teach; an empty item = rows without a recorded mode"})
+    plan_weight: float = field(default=2.0, metadata={"help": "dataset: weight of PLANNING and OPTIMISING rows"})
     threads: int = field(default=2, metadata={"help": "torch threads"})
+    latent: str = field(default="encoder", metadata={
+        "choices": ["encoder", "world"], "help": "simulator: encoder trains an image encoder jointly (encoder.onnx); "
+                                                 "world uses the frozen JEPA world_encoder.onnx of --world-models "
+                                                 "(a dataset always uses world)"})
+    episodes: int = field(default=20, metadata={"help": "simulator: expert episodes per scenario (round 0)"})
+    dagger_rounds: int = field(default=5, metadata={"help": "simulator: DAgger rounds after behaviour cloning"})
+    dagger_episodes: int = field(default=10, metadata={
+        "help": "simulator: per scenario and round, episodes with the beta-mix, and as many with the policy alone"})
+    final_episodes: int = field(default=15, metadata={"help": "simulator: ONNX evaluation episodes per scenario"})
+    scenarios: Path = field(default=None, metadata={"help": "simulator: scenario YAML or directory"})
+    layouts: int = field(default=0, metadata={
+        "help": "simulator: also this many procedural train-split layouts (sim/layouts.py, the families in turn), "
+                "each run with the first --layout-episodes seeds of every round"})
+    layout_episodes: int = field(default=1, metadata={"help": "simulator: episodes per procedural layout and round"})
+    max_episode_s: float = field(default=None, metadata={"help": "simulator: cut episodes short (default: the "
+                                                                 "scenario's limit)"})
+    teacher: str = field(default="expert", metadata={
+        "choices": ["expert", "cem", "mppi", "gflownet"],
+        "help": "simulator: who drives round 0 and labels every state: the scripted expert (privileged A* + pure "
+                "pursuit) or a planner on the sensed scan (Mode-2 -> Mode-1 distillation)"})
+    planner_models: Path = field(default=None, metadata={"help": "simulator, --teacher gflownet: the planner's "
+                                                                 "models dir (default: the package's)"})
+    quick: bool = field(default=False, metadata={"help": "simulator: tiny data, 1 epoch, 1 round, 5 s episodes (tests)"})
 
     def check(self) -> None:
-        if self.dataset is None:
-            raise ValueError("--dataset is required")
+        if self.dataset is not None:
+            self.epochs = 40 if self.epochs is None else self.epochs
+            if self.quick or self.teacher != "expert" or self.layouts:
+                raise ValueError("--quick, --teacher and --layouts are the simulator path's: not with --dataset")
+        else:
+            self.epochs = 12 if self.epochs is None else self.epochs
+            if self.quick:
+                self.episodes, self.dagger_rounds, self.dagger_episodes, self.final_episodes, self.epochs = 1, 1, 1, 1, 1
+                self.max_episode_s = 5.0
+            if self.world_models is not None and self.latent != "world":
+                raise ValueError("--world-models needs --latent world")
+            if self.dagger_rounds < 0:
+                raise ValueError(f"--dagger-rounds must be >= 0, got {self.dagger_rounds}")
+            for name in ("episodes", "dagger_episodes", "final_episodes"):
+                if getattr(self, name) < 1:
+                    raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.epochs < 1 or self.batch < 1:
             raise ValueError("--epochs and --batch must be >= 1")
 
@@ -175,7 +215,9 @@ def train(cfg: HabitualConfig) -> dict[str, Any]:
 def train_main(argv: list[str] | None = None) -> int:
     """Entry point (train/habitual.py hands ``--dataset`` runs here)."""
     from hjepa_agent.train.export import setup_training_logging
-    cfg = config_from(HabitualConfig, argv, "hjepa-agent train habitual --dataset DS", __doc__.split("\n")[0])
+    cfg = config_from(HabitualConfig, argv, "hjepa-agent train habitual", __doc__.split("\n")[0])
+    if cfg.dataset is None:
+        raise ValueError("--dataset is required here (the simulator path: hjepa-agent train habitual)")
     setup_training_logging()
     train(cfg)
     return 0

@@ -31,7 +31,6 @@ precision (Mahalanobis density), the ambiguity scores' nominal statistics; the l
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -54,6 +53,7 @@ from hjepa_agent.train.look import look_options, make_look
 from hjepa_agent.train.collect import Limits
 from hjepa_agent.train.export import setup_training_logging, PARITY_TOL, ExportError, _session
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
+from hjepa_agent.train.runs import to_plain
 
 log = logging.getLogger(__name__)
 
@@ -287,39 +287,12 @@ def _export(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, in
     return err
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Options of ``hjepa-agent train world-model``."""
-    ap = argparse.ArgumentParser(prog="hjepa-agent train world-model", description=__doc__.split("\n")[0])
-    ap.add_argument("--episodes", type=int, default=40, help="train episodes per scenario")
-    ap.add_argument("--calib-episodes", type=int, default=8, help="calibration episodes per scenario")
-    ap.add_argument("--steps", type=int, default=3000, help="optimiser steps")
-    ap.add_argument("--time-budget-s", type=float, default=600.0, help="stop training after this long")
-    ap.add_argument("--finetune-steps", type=int, default=4000, help="phase-2 predictor steps (encoder frozen)")
-    ap.add_argument("--horizon", type=int, default=5, help="rollout steps in the loss")
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-episode-s", type=float, default=world_data.MAX_EPISODE_S)
-    ap.add_argument("--out", type=Path, default=None, help="models dir (default: the package's models/)")
-    ap.add_argument("--robot", type=Path, default=None,
-                    help="robot description YAML (default: the package's config/robots/diffbot.yaml)")
-    ap.add_argument("--ego-model", type=Path, default=None,
-                    help="ego model YAML (default: the package's config/ego_model.yaml)")
-    ap.add_argument("--data-cache", type=Path, default=None,
-                    help="directory to reuse collected roll-outs from (written there when absent; not shipped)")
-    ap.add_argument("--layouts", type=int, default=0,
-                    help="also train on this many procedural train-split layouts (hjepa_agent/sim/layouts.py; "
-                         "the families in turn); give it again with --recalibrate")
-    ap.add_argument("--layout-episodes", type=int, default=5, help="episodes per procedural layout")
-    ap.add_argument("--recalibrate", action="store_true",
-                    help="keep the ONNX models in --out, redo only their calibration and score statistics")
-    ap.add_argument("--quick", action="store_true", help="tiny data and few steps (tests, < 60 s)")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.episodes, args.calib_episodes, args.steps, args.max_episode_s, args.batch = 2, 1, 120, 8.0, 64
-        args.layouts, args.layout_episodes = min(args.layouts, 7), 1
-        args.finetune_steps = 1500
-    return args
+def parse_args(argv: list[str] | None) -> Any:
+    """Options of ``hjepa-agent train world-model``: train/world_model_ds.py's WorldModelConfig, whose
+    fields make the command line."""
+    from hjepa_agent.train.runs import config_from
+    from hjepa_agent.train.world_model_ds import WorldModelConfig
+    return config_from(WorldModelConfig, argv, "hjepa-agent train world-model", __doc__.split("\n")[0])
 
 
 def calibrate(z_tr: np.ndarray, z_c: np.ndarray, preds: np.ndarray, t1: np.ndarray) -> dict[str, Any]:
@@ -359,7 +332,7 @@ def write_calibration(out: Path, calib: dict[str, Any]) -> None:
                                         + yaml.safe_dump(calib, sort_keys=False, width=110))
 
 
-def recalibrate(args: argparse.Namespace) -> dict[str, Any]:
+def recalibrate(args: Any) -> dict[str, Any]:
     """``--recalibrate``: keep the exported ONNX models in --out and redo only the calibration (sigma,
     densities, the look bank, score statistics) through ONNX Runtime on the train/calib splits, e.g.
     after a change of the scoring or a calibration bug; the predictor's manifest entry records it."""
@@ -392,7 +365,7 @@ def recalibrate(args: argparse.Namespace) -> dict[str, Any]:
     return calib
 
 
-def _robot(args: argparse.Namespace) -> tuple[Any, Any, RobotFingerprint]:
+def _robot(args: Any) -> tuple[Any, Any, RobotFingerprint]:
     """(robot description, ego model, their fingerprint) of --robot and --ego-model (defaults: the package's)."""
     from hjepa_agent.sim.robot import load_robot_description
     robot_path = args.robot or data_path("config", "robots", "diffbot.yaml")
@@ -401,7 +374,7 @@ def _robot(args: argparse.Namespace) -> tuple[Any, Any, RobotFingerprint]:
     return robot, ego, robot_fingerprint(robot, ego, str(robot_path), str(ego_path), "hjepa-agent train world-model")
 
 
-def _data(args: argparse.Namespace, robot: Any, ego: Any, split: str, n: int) -> dict[str, np.ndarray]:
+def _data(args: Any, robot: Any, ego: Any, split: str, n: int) -> dict[str, np.ndarray]:
     """Roll-outs of ``split`` (n episodes per scenario), reused from / written to --data-cache (a cache
     of one robot: keep one per robot)."""
     path = None if args.data_cache is None else args.data_cache / f"{split}_{n}x_{args.max_episode_s:g}s.npz"
@@ -415,7 +388,7 @@ def _data(args: argparse.Namespace, robot: Any, ego: Any, split: str, n: int) ->
     return d
 
 
-def _train_data(args: argparse.Namespace, robot: Any, ego: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _train_data(args: Any, robot: Any, ego: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(the training roll-outs: the shipped scenarios' train split with ``--layouts`` procedural train
     layouts of ``--layout-episodes`` each, the shipped scenarios' alone: the look bank's own share)."""
     shipped = _data(args, robot, ego, "train", args.episodes)
@@ -427,10 +400,9 @@ def _train_data(args: argparse.Namespace, robot: Any, ego: Any) -> tuple[dict[st
     return concat(shipped, lay), shipped
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+def train(args: Any) -> dict[str, Any]:
     """Collect, train, calibrate, export, write manifest entries; returns the metrics."""
     t0 = time.perf_counter()
-    torch.set_num_threads(2)
     out = Path(args.out or data_path("models"))
     out.mkdir(parents=True, exist_ok=True)
     robot, ego, fingerprint = _robot(args)
@@ -438,8 +410,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     train_d, shipped_d = _train_data(args, robot, ego)
     calib_d = _data(args, robot, ego, "calib", args.calib_episodes)
     data_s = time.perf_counter() - t0
+    from hjepa_agent.train.runs import Run
+    run = Run(args, "world-model", out)
+    torch.set_num_threads(args.threads)
     enc, ens, hist = train_model(train_d, steps=args.steps, horizon=args.horizon, batch=args.batch, lr=args.lr,
-                                 seed=args.seed, time_budget_s=args.time_budget_s)
+                                 seed=args.seed, time_budget_s=args.time_budget_s or None, run=run,
+                                 progress=not args.quiet, log_every=args.log_every)
+    run.close()
     z_tr = encode_all(enc, train_d)
     hist.update(finetune_predictor(ens, z_tr, train_d, steps=args.finetune_steps, horizon=args.horizon,
                                    batch=256, lr=1e-3, seed=args.seed))
@@ -474,7 +451,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     desc.update({"frames": {"train": int(len(train_d["tick"])), "calib": int(len(calib_d["tick"]))},
                  "quick": bool(args.quick)})
     common = {"data": desc, "heads": N_HEADS, "horizon": args.horizon, "steps": hist["steps_done"],
-              "batch": args.batch, "lr": args.lr, "loss": "25*pred + 25*vicreg_var + 1*vicreg_cov + 5*aux(linear range_summary of own scan), look "
+              "batch": args.batch, "lr": args.lr, "config": to_plain(args), "run_dir": str(run.dir),
+              "loss": "25*pred + 25*vicreg_var + 1*vicreg_cov + 5*aux(linear range_summary of own scan), look "
                       "augmentation on context and target views, EMA 0.99->1; then heads fine-tuned on the frozen encoder"}
     def write_all() -> None:
         write_calibration(out, calib)
@@ -497,14 +475,16 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 def train_main(argv: list[str] | None = None) -> int:
     """Entry point of ``hjepa-agent train world-model``; returns the exit code. With ``--dataset`` the
-    dataset trainer (train/world_model_ds.py, its own generated options) takes over."""
-    import sys
-    if any(a == "--dataset" or a.startswith("--dataset=") for a in (sys.argv[1:] if argv is None else argv)):
-        from hjepa_agent.train.world_model_ds import train_main as from_dataset
-        return from_dataset(argv)
+    dataset path (train/world_model_ds.py) trains; otherwise this module's simulator path."""
     args = parse_args(argv)
     setup_training_logging()
-    recalibrate(args) if args.recalibrate else train(args)
+    if args.dataset is not None:
+        from hjepa_agent.train.world_model_ds import train as from_dataset
+        from_dataset(args)
+    elif args.recalibrate:
+        recalibrate(args)
+    else:
+        train(args)
     return 0
 
 

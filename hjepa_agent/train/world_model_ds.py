@@ -39,23 +39,41 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorldModelConfig(TrainConfig):
-    """``hjepa-agent train world-model --dataset DS`` (generated CLI: --help)."""
+    """``hjepa-agent train world-model`` (generated CLI: --help): the one config of the world-model trainer.
+    With ``--dataset`` it trains on the dataset (this module); without, on simulator roll-outs it
+    collects itself (train/world_model.py: --episodes, --layouts, --data-cache, --recalibrate, --quick).
+    Checkpoints, --resume and metrics cover phase 1 either way."""
 
     steps: int = field(default=3000, metadata={"help": "phase-1 optimiser steps"})
-    finetune_steps: int = field(default=3000, metadata={"help": "phase-2 predictor steps (encoder frozen)"})
+    finetune_steps: int = field(default=4000, metadata={"help": "phase-2 predictor steps (encoder frozen)"})
     horizon: int = field(default=5, metadata={"help": "rollout steps in the loss"})
     batch: int = field(default=128, metadata={"help": "global batch (split over torchrun's processes)"})
     lr: float = field(default=2e-3, metadata={"help": "peak learning rate (warm-up 100 steps, cosine to 0.1x)"})
     time_budget_s: float = field(default=0.0, metadata={"help": "stop phase 1 after this long (0: no limit)"})
     threads: int = field(default=2, metadata={"help": "torch threads per process"})
     log_every: int = field(default=50, metadata={"help": "steps between recorded metrics"})
+    episodes: int = field(default=40, metadata={"help": "simulator: train episodes per scenario"})
+    calib_episodes: int = field(default=8, metadata={"help": "simulator: calibration episodes per scenario"})
+    max_episode_s: float = field(default=20.0, metadata={"help": "simulator: episode length cap"})
+    data_cache: Path = field(default=None, metadata={
+        "help": "simulator: directory to reuse collected roll-outs from (written there when absent; not shipped)"})
+    layouts: int = field(default=0, metadata={
+        "help": "simulator: also train on this many procedural train-split layouts (sim/layouts.py; the families "
+                "in turn); give it again with --recalibrate"})
+    layout_episodes: int = field(default=5, metadata={"help": "simulator: episodes per procedural layout"})
+    recalibrate: bool = field(default=False, metadata={
+        "help": "simulator: keep the ONNX models in --out, redo only their calibration and score statistics"})
+    quick: bool = field(default=False, metadata={"help": "simulator: tiny data and few steps (tests, < 60 s)"})
 
     def check(self) -> None:
-        if self.dataset is None:
-            raise ValueError("--dataset is required")
         for name in ("steps", "horizon", "batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.dataset is not None and (self.recalibrate or self.quick or self.layouts):
+            raise ValueError("--recalibrate, --quick and --layouts are the simulator path's: not with --dataset")
+        if self.quick:   # the simulator path's smoke size (tests)
+            self.episodes, self.calib_episodes, self.steps, self.max_episode_s, self.batch = 2, 1, 120, 8.0, 64
+            self.layouts, self.layout_episodes, self.finetune_steps = min(self.layouts, 7), 1, 1500
 
 
 def _robot(cfg: TrainConfig, verb: str) -> tuple[Any, Any, Any]:
@@ -154,7 +172,9 @@ def train(cfg: WorldModelConfig) -> dict[str, Any] | None:
 def train_main(argv: list[str] | None = None) -> int:
     """Entry point (train/world_model.py hands ``--dataset`` runs here)."""
     from hjepa_agent.train.export import setup_training_logging
-    cfg = config_from(WorldModelConfig, argv, "hjepa-agent train world-model --dataset DS", __doc__.split("\n")[0])
+    cfg = config_from(WorldModelConfig, argv, "hjepa-agent train world-model", __doc__.split("\n")[0])
+    if cfg.dataset is None:
+        raise ValueError("--dataset is required here (the simulator path: hjepa-agent train world-model)")
     setup_training_logging()
     train(cfg)
     return 0
