@@ -1,7 +1,8 @@
 """hjepa-agent: the command line. Verbs: sim (run the agent in PyBullet), rehearse (the agent as on a robot,
 one process per node, against the simulator acting as the robot's drivers), check (a bring-up check of a
 robot's topics, frames and models before the agent starts), record (record a running agent's
-topics to an MCAP rosbag2), train (fit and export models), eval (judge trained models on held-out data),
+topics to an MCAP rosbag2), dataset (recordings or simulator roll-outs -> a training dataset), train (fit
+and export models, from datasets or the simulator), eval (judge trained models on held-out data),
 tune (the watchdog's thresholds on recordings), bench (measurements that are not tests), security (an
 SROS2 policy for a robot)."""
 from __future__ import annotations

@@ -22,7 +22,7 @@ LASER_YAW = 0.5   # rad: the scanner's mount on base_link, stated only on /tf_st
 
 def write_bag(path: Path, *, seconds: float = 8.0, goal_switch_s: float | None = 4.0, drop: tuple[str, ...] = (),
               camera_gap: tuple[float, float] | None = None, unstamped_cmd: bool = False,
-              scan_frame: str = "base_laser") -> Path:
+              scan_frame: str = "base_laser", compressed: bool = False) -> Path:
     """A recording like the agent's: camera 10 Hz, scan 10 Hz, odom 50 Hz, cmd_vel 20 Hz, goal 2 Hz,
     mode 10 Hz, /tf_static base_link -> base_laser. The robot drives at 0.2 m/s along x; the goal moves
     at ``goal_switch_s`` (a new episode)."""
@@ -46,9 +46,15 @@ def write_bag(path: Path, *, seconds: float = 8.0, goal_switch_s: float | None =
         if camera_gap and camera_gap[0] <= i * 0.1 < camera_gap[1]:
             continue
         img = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-        msgs.append((t, "/camera/image_raw", "sensor_msgs/msg/Image",
-                     T["sensor_msgs/msg/Image"](header=header(t, "camera_link"), height=64, width=64, encoding="rgb8",
-                                                is_bigendian=0, step=192, data=img.reshape(-1))))
+        if compressed:   # the camera's compressed transport only (PNG: lossless, so rows can be compared)
+            import cv2
+            data = np.frombuffer(cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes(), np.uint8)
+            msgs.append((t, "/camera/image_raw/compressed", "sensor_msgs/msg/CompressedImage",
+                         T["sensor_msgs/msg/CompressedImage"](header=header(t, "camera_link"), format="png", data=data)))
+        else:
+            msgs.append((t, "/camera/image_raw", "sensor_msgs/msg/Image",
+                         T["sensor_msgs/msg/Image"](header=header(t, "camera_link"), height=64, width=64,
+                                                    encoding="rgb8", is_bigendian=0, step=192, data=img.reshape(-1))))
         ranges = np.full(360, 2.0, np.float32)
         ranges[:10] = 0.5 + 0.01 * i
         msgs.append((t + 0.001, "/scan", "sensor_msgs/msg/LaserScan", T["sensor_msgs/msg/LaserScan"](
@@ -135,6 +141,13 @@ def test_an_unstamped_command_is_placed_by_receive_time(tmp_path: Path, unstampe
     eps, problems, _ = episodes_from_bag(write_bag(tmp_path / "bag", unstamped_cmd=unstamped), BuildOptions())
     assert problems == []
     assert eps[0]["action.command"][10][0] == pytest.approx(0.21, abs=1e-6)
+
+
+def test_a_compressed_camera_gives_the_same_rows_as_a_raw_one(tmp_path: Path) -> None:
+    raw, _, _ = episodes_from_bag(write_bag(tmp_path / "raw"), BuildOptions())
+    packed, problems, _ = episodes_from_bag(write_bag(tmp_path / "png", compressed=True), BuildOptions())
+    assert problems == [] and len(packed) == 2
+    assert np.array_equal(packed[0]["observation.image"], raw[0]["observation.image"])
 
 
 def test_a_missing_topic_is_refused_naming_bag_and_topic(tmp_path: Path) -> None:
