@@ -325,15 +325,24 @@ def train(args: Any) -> dict[str, Any]:
 
     rounds: list[dict[str, Any]] = []
     encode_s = 0.0
+    from hjepa_agent.train.runs import Run
+    run = Run(args, "habitual", out)   # a checkpoint after every round: the net, the optimiser, the data so far
+    state = run.load()
     with SimWorld(robot) as world:
-        seeds = list(range(args.episodes))
-        results, data = run_many(world, ego, scenarios, seeds, limits, desc=args.teacher,
-                                 max_time_s=args.max_episode_s, teacher=teacher)
-        expert_table = success_table(results)
-        log.info("round 0: expert %d episodes, %d samples, success %.2f", len(results), len(data),
-                 expert_table["all"]["success_rate"])
-        n_eps = len(results)
-        for k in range(args.dagger_rounds + 1):
+        if state is None:
+            seeds = list(range(args.episodes))
+            results, data = run_many(world, ego, scenarios, seeds, limits, desc=args.teacher,
+                                     max_time_s=args.max_episode_s, teacher=teacher)
+            expert_table = success_table(results)
+            log.info("round 0: expert %d episodes, %d samples, success %.2f", len(results), len(data),
+                     expert_table["all"]["success_rate"])
+            n_eps, first = len(results), 0
+        else:
+            net.load_state_dict(state["net"])
+            opt.load_state_dict(state["optimizer"])
+            data = Samples(**{k: list(v) for k, v in state["data"].items()})   # rows of the stacked arrays
+            rounds, expert_table, n_eps, first = state["rounds"], state["expert_table"], state["n_eps"], int(state["step"])
+        for k in range(first, args.dagger_rounds + 1):
             for group in opt.param_groups:
                 group["lr"] = args.lr * max(0.2, 0.6 ** k)
             latent = None
@@ -368,6 +377,10 @@ def train(args: Any) -> dict[str, Any]:
                          record["policy_success"]["all"]["success_rate"],
                          record["policy_success"]["all"]["collisions"], len(res))
             rounds.append(record)
+            run.log(k, {key: v for key, v in record.items() if isinstance(v, (int, float))})
+            run.save(k + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(), "rounds": rounds,
+                             "expert_table": expert_table, "n_eps": n_eps, "data": data.arrays()})
+    run.close()
     train_s = time.perf_counter() - t0
 
     net.eval()

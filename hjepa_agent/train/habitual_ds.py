@@ -79,6 +79,8 @@ class HabitualConfig(TrainConfig):
     planner_models: Path = field(default=None, metadata={"help": "simulator, --teacher gflownet: the planner's "
                                                                  "models dir (default: the package's)"})
     quick: bool = field(default=False, metadata={"help": "simulator: tiny data, 1 epoch, 1 round, 5 s episodes (tests)"})
+    # the simulator path checkpoints after every DAgger round (the net, the optimiser, the data so far):
+    # --resume continues with the next round; --checkpoint-every applies to the dataset path's steps
 
     def check(self) -> None:
         if self.dataset is not None:

@@ -34,9 +34,9 @@ under a minute.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hjepa_agent.train.runs import TrainConfig, config_from
 from hjepa_agent.bench_planners import run_episode
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.fingerprint import load_robot_fingerprint
@@ -181,8 +182,10 @@ def plan_log_reward(data: dict[str, np.ndarray], k: int, idx: np.ndarray, cost: 
     return log_reward(c, beta, cost_clip)
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Collect, train, export (module doc)."""
+def train(args: Any) -> dict[str, Any]:
+    """Collect, train, export (module doc). Checkpoints hold the conditions too (the on-policy half
+    added halfway), so a resumed run continues exactly."""
+    from hjepa_agent.train.runs import Run, rng_state, set_rng_state
     t_start = time.monotonic()
     ego_path = Path(args.ego_model or data_path("config", "ego_model.yaml"))
     ego = load_ego_model(ego_path)
@@ -213,13 +216,23 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     space = PlanSpace(args.horizon, len(ACTIONS), COND_DIM)
     net = PlanGFlowNet(space, hidden=args.hidden)
     opt = tb_optimizer(net, args.lr, args.lr * 10)
-    conds = torch.from_numpy(data["cond"])
-    losses = []
-    bar = tqdm(range(args.steps), desc="trajectory balance", disable=args.quiet, unit="step")
+    losses: list[float] = []
     best: dict[int, list[tuple[float, tuple[int, ...]]]] = {}   # per condition: its best plans so far
     m, n_rep = args.plans_per_cond, int(round(args.replay * args.plans_per_cond))
     onpolicy_step = int(args.steps * 0.5) if args.onpolicy_episodes else -1
-    n_onpolicy = 0
+    n_onpolicy, start = 0, 0
+    out = Path(args.out or data_path("models"))
+    run = Run(args, "planner", out)
+    state = run.load()
+    if state is not None:
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"], rng, gen)
+        data, best, losses = state["data"], state["best"], list(state["losses"])
+        start, n_onpolicy, n = int(state["step"]), int(state["n_onpolicy"]), len(state["data"]["cond"])
+    conds = torch.from_numpy(data["cond"])
+    bar = tqdm(range(start, args.steps), desc="trajectory balance", disable=args.quiet, unit="step", initial=start,
+               total=args.steps)
     for step in bar:
         if step == onpolicy_step:   # DAgger for the planner: the states its own driving leads to
             net.eval()
@@ -264,12 +277,16 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         losses.append(float(loss.detach()))
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            run.log(step, {"balance_loss": float(np.mean(losses[-50:]))})
+        if run.due(step, args.steps):
+            run.save(step + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(rng, gen),
+                                "data": data, "best": best, "losses": losses, "n_onpolicy": n_onpolicy})
+    run.close()
     # held-out check: on unseen conditions, the best of 16 policy samples vs 16 uniform random plans
     net.eval()
     metrics = _evaluate(net, data, rng, cost, scale, model, gen, args)
     metrics["tb_loss_last_200"] = float(np.mean(losses[-200:]))
     metrics["train_s"] = round(time.monotonic() - t_start, 1)
-    out = Path(args.out)
     pol = torch.nn.Sequential(net.pf)
     err_p = export_onnx(pol, torch.zeros(2, space.state_dim + COND_DIM), out / "planner_policy.onnx",
                         ["state_cond"], ["logits"])
@@ -299,7 +316,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return metrics
 
 
-def _torch_planner(net: PlanGFlowNet, ego, args: argparse.Namespace) -> GFlowNetPlanner:
+def _torch_planner(net: PlanGFlowNet, ego, args: Any) -> GFlowNetPlanner:
     """The runtime planner over the torch networks being trained (for on-policy conditions)."""
     pf, log_z = as_numpy(net.pf), as_numpy(net.logz)
     cost = planner_cost(ego.hard.footprint.radius_m)
@@ -333,45 +350,47 @@ def _evaluate(net: PlanGFlowNet, data, rng, cost, scale, model, gen, args,
     return out
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="hjepa-agent train planner", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(data_path("models")), help="models dir to write into (manifest merged)")
-    ap.add_argument("--episodes", type=int, default=12, help="condition episodes per scenario")
-    ap.add_argument("--layouts", type=int, default=0,
-                    help="also this many procedural train-split layouts (sim/layouts.py), one episode each (half as "
-                         "many again driven by the GFlowNet halfway)")
-    ap.add_argument("--steps", type=int, default=10000)
-    ap.add_argument("--horizon", type=int, default=HORIZON, help="policy steps per plan")
-    ap.add_argument("--repeat", type=int, default=REPEAT, help=f"roll-out steps of {DT_S} s each action is held")
-    ap.add_argument("--conds-per-batch", type=int, default=16)
-    ap.add_argument("--plans-per-cond", type=int, default=16)
-    ap.add_argument("--epsilon", type=float, default=0.05)
-    ap.add_argument("--replay", type=float, default=0.25,
-                    help="fraction of each condition's plans taken from its best seen so far (0: none)")
-    ap.add_argument("--yaw-copies", type=int, default=2,
-                    help="extra conditions per driven one, turned by a random number of scan sectors")
-    ap.add_argument("--onpolicy-episodes", type=int, default=4,
-                    help="halfway, episodes per scenario driven by the GFlowNet itself add their conditions (0: none)")
-    ap.add_argument("--objective", choices=["tb", "subtb"], default="subtb",
-                    help="trajectory balance, or sub-trajectory balance (learned intermediate flows)")
-    ap.add_argument("--lam", type=float, default=0.9, help="--objective subtb: weight lam^length per sub-trajectory")
-    ap.add_argument("--beta", type=float, default=BETA, help="log R = -beta * min(cost, cost_clip)")
-    ap.add_argument("--cost-clip", type=float, default=COST_CLIP, help="cost at which log R stops falling")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--conditions-cache", default=None,
-                    help="npz of the CEM-driven conditions: loaded if it exists, else written after collecting "
-                         "(for experiments with the same --episodes)")
-    ap.add_argument("--robot", default=None,
-                    help="robot description YAML (default: the package's config/robots/diffbot.yaml)")
-    ap.add_argument("--ego-model", default=None, help="ego model YAML (default: the package's config/ego_model.yaml)")
-    ap.add_argument("--quick", action="store_true", help="1 episode per scenario, 60 steps (tests)")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.episodes, args.steps, args.onpolicy_episodes, args.yaw_copies = 1, 60, 1, 1
-    return args
+@dataclass
+class PlannerConfig(TrainConfig):
+    """``hjepa-agent train planner`` (generated CLI: --help): the GFlowNet planner by (sub-)trajectory
+    balance on conditions CEM drives in the simulator, and halfway on its own."""
+
+    episodes: int = field(default=12, metadata={"help": "condition episodes per scenario"})
+    layouts: int = field(default=0, metadata={
+        "help": "also this many procedural train-split layouts (sim/layouts.py), one episode each (half as many "
+                "again driven by the GFlowNet halfway)"})
+    steps: int = field(default=10000, metadata={"help": "balance steps"})
+    horizon: int = field(default=HORIZON, metadata={"help": "policy steps per plan"})
+    repeat: int = field(default=REPEAT, metadata={"help": f"roll-out steps of {DT_S} s each action is held"})
+    conds_per_batch: int = field(default=16, metadata={"help": "conditions per step"})
+    plans_per_cond: int = field(default=16, metadata={"help": "plans sampled per condition"})
+    epsilon: float = field(default=0.05, metadata={"help": "exploration: uniform mixing of the policy"})
+    replay: float = field(default=0.25, metadata={
+        "help": "fraction of each condition's plans taken from its best seen so far (0: none)"})
+    yaw_copies: int = field(default=2, metadata={
+        "help": "extra conditions per driven one, turned by a random number of scan sectors"})
+    onpolicy_episodes: int = field(default=4, metadata={
+        "help": "halfway, episodes per scenario driven by the GFlowNet itself add their conditions (0: none)"})
+    objective: str = field(default="subtb", metadata={
+        "choices": ["tb", "subtb"], "help": "trajectory balance, or sub-trajectory balance (learned intermediate flows)"})
+    lam: float = field(default=0.9, metadata={"help": "--objective subtb: weight lam^length per sub-trajectory"})
+    beta: float = field(default=BETA, metadata={"help": "log R = -beta * min(cost, cost_clip)"})
+    cost_clip: float = field(default=COST_CLIP, metadata={"help": "cost at which log R stops falling"})
+    lr: float = field(default=1e-3, metadata={"help": "policy learning rate (log Z: 10x)"})
+    hidden: int = field(default=256, metadata={"help": "hidden units"})
+    conditions_cache: Path = field(default=None, metadata={
+        "help": "npz of the CEM-driven conditions: loaded if it exists, else written after collecting"})
+    quick: bool = field(default=False, metadata={"help": "1 episode per scenario, 60 steps (tests)"})
+    seed: int = field(default=1, metadata={"help": "seed of every draw (the shipped planner's: 1)"})
+
+    def check(self) -> None:
+        if self.quick:
+            self.episodes, self.steps, self.onpolicy_episodes, self.yaw_copies = 1, 60, 1, 1
+
+
+def parse_args(argv: list[str] | None) -> PlannerConfig:
+    """The options of ``hjepa-agent train planner``, generated from PlannerConfig."""
+    return config_from(PlannerConfig, argv, "hjepa-agent train planner", __doc__.split("\n\n")[0])
 
 
 def train_main(argv: list[str] | None = None) -> int:

@@ -24,9 +24,9 @@ hjepa_agent.core.planner.subgoals).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from hjepa_agent.train.runs import TrainConfig, config_from
 from hjepa_agent.core.planner.subgoals import (MIN_DISTANCE_M, SubgoalPlanner, SubgoalSpace,
                                                exact_terminal_distribution, route_side, two_ways_exist)
 from hjepa_agent.core.planner.hierarchy import route_condition
@@ -108,16 +109,27 @@ def tb_loss(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndar
 
 def fit(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndarray, steps: int,
         conds_per_batch: int = 32, routes_per_cond: int = 16, epsilon: float = 0.1, lr: float = 1e-3,
-        seed: int = 0, progress: bool = True) -> list[float]:
-    """Train ``net`` by trajectory balance on the given conditions; returns the losses."""
+        seed: int = 0, progress: bool = True, run: Any = None) -> list[float]:
+    """Train ``net`` by trajectory balance on the given conditions; returns the losses. ``run``
+    (train/runs.py): checkpoints, --resume, metrics."""
+    from hjepa_agent.train.runs import rng_state, set_rng_state
     torch.manual_seed(seed)
     gen = np.random.default_rng(seed)
     opt = torch.optim.Adam([{"params": net.policy.parameters(), "lr": lr},
                             {"params": net.logz.parameters(), "lr": lr * 10}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.05)
     losses: list[float] = []
-    bar = tqdm(range(steps), desc="subgoals (trajectory balance)", disable=not progress, unit="step")
-    for _ in bar:
+    start = 0
+    state = run.load() if run is not None else None
+    if state is not None:
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], gen)
+        start, losses = int(state["step"]), list(state["losses"])
+    bar = tqdm(range(start, steps), desc="subgoals (trajectory balance)", disable=not progress, unit="step",
+               initial=start, total=steps)
+    for step in bar:
         k = gen.integers(0, len(conds), min(conds_per_batch, len(conds)))
         loss, _, _ = tb_loss(net, conds[k], rasters[k], ds[k], routes_per_cond, epsilon, gen)
         opt.zero_grad()
@@ -127,6 +139,11 @@ def fit(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndarray,
         losses.append(float(loss.detach()))
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            if run is not None:
+                run.log(step, {"tb_loss": float(np.mean(losses[-50:])), "lr": opt.param_groups[0]["lr"]})
+        if run is not None and run.due(step, steps):
+            run.save(step + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                "rng": rng_state(gen), "losses": losses})
     return losses
 
 
@@ -185,8 +202,9 @@ def collect(episodes_per_scenario: int, space: SubgoalSpace, robot: Path, ego, e
     return np.stack(rasters), np.asarray(ds, np.float32)
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+def train(args: Any) -> dict[str, Any]:
     from hjepa_agent.config.ego_model import load_ego_model
+    from hjepa_agent.train.runs import Run, to_plain
     from hjepa_agent.core.fingerprint import load_robot_fingerprint
     from hjepa_agent.train.collect import Limits
     from hjepa_agent.train.export import export_onnx
@@ -209,8 +227,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     conds = np.stack([space.features(r, float(d)) for r, d in zip(r_tr, d_tr)])
     log.info("subgoals: %d conditions (%d driven + mirrored), %d held out", len(conds), len(tr), n_held)
     net = SubgoalNet(space, args.hidden)
+    out = Path(args.out or data_path("models"))
+    run = Run(args, "subgoals", out)
     losses = fit(net, conds, r_tr, d_tr, args.steps, args.conds_per_batch, args.routes_per_cond, args.epsilon,
-                 args.lr, args.seed, progress=not args.quiet)
+                 args.lr, args.seed, progress=not args.quiet, run=run)
+    run.close()
     net.eval()
     pol, lz = torch_policy(net)
     checks = [exact_check(space, pol, lz, rasters[k], float(ds[k])) for k in
@@ -234,7 +255,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                                    if any(c["two_ways"] for c in checks) else None),
                "tb_loss_last_200": float(np.mean(losses[-200:])),
                "train_s": round(time.monotonic() - t_start, 1)}
-    out = Path(args.out)
     err_p = export_onnx(net.policy, torch.zeros(2, space.state_dim + space.cond_dim), out / "subgoal_policy.onnx",
                         ["state_cond"], ["logits"])
     err_z = export_onnx(net.logz, torch.zeros(2, space.cond_dim), out / "subgoal_logz.onnx", ["cond"], ["log_z"])
@@ -249,6 +269,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "training": {"steps": args.steps, "conds_per_batch": args.conds_per_batch,
                          "routes_per_cond": args.routes_per_cond, "epsilon": args.epsilon, "lr": args.lr,
                          "hidden": args.hidden, "objective": "trajectory balance with a learned backward policy"},
+            "config": to_plain(args), "run_dir": str(run.dir),
             "metrics": {**metrics, "parity_max_abs_err": max(err_p, err_z)}}
     limits = Limits.from_ego(ego)
     write_manifest(out, ego.robot, [ModelRecord("subgoal_policy", "subgoal_policy.onnx", desc),
@@ -258,33 +279,38 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return metrics
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from hjepa_agent.core.planner.subgoals import BETA, COST_CLIP
-    ap = argparse.ArgumentParser(prog="hjepa-agent train subgoals", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(data_path("models")), help="models dir to write into (manifest merged)")
-    ap.add_argument("--episodes", type=int, default=8, help="condition episodes per scenario")
-    ap.add_argument("--layouts", type=int, default=0,
-                    help="also this many procedural train-split layouts (sim/layouts.py), one episode each")
-    ap.add_argument("--every", type=int, default=2, help="keep every n-th decision's raster")
-    ap.add_argument("--steps", type=int, default=6000)
-    ap.add_argument("--conds-per-batch", type=int, default=32)
-    ap.add_argument("--routes-per-cond", type=int, default=16)
-    ap.add_argument("--epsilon", type=float, default=0.1)
-    ap.add_argument("--beta", type=float, default=BETA, help="log R = -beta * min(cost, cost_clip)")
-    ap.add_argument("--cost-clip", type=float, default=COST_CLIP)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--held-out", type=int, default=40, help="conditions kept out for the exact check")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--robot", default=None,
-                    help="robot description YAML (default: the package's config/robots/diffbot.yaml)")
-    ap.add_argument("--ego-model", default=None, help="ego model YAML (default: the package's config/ego_model.yaml)")
-    ap.add_argument("--quick", action="store_true", help="1 episode per scenario, 100 steps (tests)")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.episodes, args.steps, args.held_out, args.every = 1, 100, 5, 4
-    return args
+@dataclass
+class SubgoalsConfig(TrainConfig):
+    """``hjepa-agent train subgoals`` (generated CLI: --help): the planner's slow level from routes the
+    shipped GFlowNet planner drives in the simulator."""
+
+    episodes: int = field(default=8, metadata={"help": "condition episodes per scenario"})
+    layouts: int = field(default=0, metadata={"help": "also this many procedural train-split layouts "
+                                                      "(sim/layouts.py), one episode each"})
+    every: int = field(default=2, metadata={"help": "keep every n-th decision's raster"})
+    steps: int = field(default=6000, metadata={"help": "trajectory-balance steps"})
+    conds_per_batch: int = field(default=32, metadata={"help": "conditions per step"})
+    routes_per_cond: int = field(default=16, metadata={"help": "routes sampled per condition"})
+    epsilon: float = field(default=0.1, metadata={"help": "exploration: uniform mixing of the policy"})
+    beta: float = field(default=None, metadata={"help": "log R = -beta * min(cost, cost_clip) (default: "
+                                                        "core/planner/subgoals.py BETA)"})
+    cost_clip: float = field(default=None, metadata={"help": "cost at which log R stops falling (default: COST_CLIP)"})
+    lr: float = field(default=1e-3, metadata={"help": "policy learning rate (log Z: 10x)"})
+    hidden: int = field(default=256, metadata={"help": "hidden units"})
+    held_out: int = field(default=40, metadata={"help": "conditions kept out for the exact check"})
+    quick: bool = field(default=False, metadata={"help": "1 episode per scenario, 100 steps (tests)"})
+
+    def check(self) -> None:
+        from hjepa_agent.core.planner.subgoals import BETA, COST_CLIP
+        self.beta = BETA if self.beta is None else self.beta
+        self.cost_clip = COST_CLIP if self.cost_clip is None else self.cost_clip
+        if self.quick:
+            self.episodes, self.steps, self.held_out, self.every = 1, 100, 5, 4
+
+
+def parse_args(argv: list[str] | None) -> SubgoalsConfig:
+    """The options of ``hjepa-agent train subgoals``, generated from SubgoalsConfig."""
+    return config_from(SubgoalsConfig, argv, "hjepa-agent train subgoals", __doc__.split("\n\n")[0])
 
 
 def train_main(argv: list[str] | None = None) -> int:
