@@ -17,10 +17,13 @@ simulator state. Per recording:
 * Episodes: a new one starts where the goal moves by more than ``goal_change_m``, where odometry jumps
   by more than ``jump_m`` between frames (a reset or a simulator's new episode), or where the stamps go
   backwards. Episodes shorter than ``min_episode_s`` are dropped and listed in the build's notes.
+* Goals: in the odom frame as they are; in the base frame placed with the odometry of their stamp; in
+  any other frame F (a map) placed with the latest /tf F -> odom recorded at or before their stamp
+  (what a localisation, e.g. AMCL or a SLAM node, broadcasts).
 * Problems (refused, naming the bag, the topic and the time): a bag that cannot be read to its end
   (corrupt, truncated), a required topic that is absent or empty, a camera gap longer than
   ``max_gap_s`` inside an episode, a frame whose latest scan or odometry is older than ``max_age_s``,
-  a scan whose frame has no known mount, a goal in a frame that cannot be placed. With ``allow_gaps``
+  a scan whose frame has no known mount, a goal in a frame the recording cannot place. With ``allow_gaps``
   the gaps and stale inputs cut the episode there instead, and are listed in meta/problems.jsonl.
 """
 from __future__ import annotations
@@ -110,6 +113,8 @@ class _Streams:
     stamp: dict[str, list[int]] = field(default_factory=dict)
     value: dict[str, list[Any]] = field(default_factory=dict)
     frames: dict[str, Any] = field(default_factory=dict)     # scan frame_id -> Mount | problem text
+    to_odom: dict[str, list[tuple[int, float, float, float]]] = field(default_factory=dict)
+    """/tf's transforms parent -> odom frame (a localisation's map -> odom): parent -> [(stamp ns, x, y, yaw)]."""
 
     def add(self, role: str, log_ns: int, stamp_ns: int, value: Any) -> None:
         self.log.setdefault(role, []).append(log_ns)
@@ -203,10 +208,17 @@ def read_bag(bag: Path, opts: BuildOptions) -> tuple[_Streams, list[Problem], tu
         if not any(c.topic == cam_topic and c.msgcount for c in reader.connections) and compressed in present:
             roles[compressed] = "camera"
             roles.pop(cam_topic, None)
-        conns = [c for c in reader.connections if c.topic in roles or c.topic == "/tf_static"]
+        conns = [c for c in reader.connections if c.topic in roles or c.topic in ("/tf_static", "/tf")]
         for conn, log_ns, raw in reader.messages(connections=conns):
             last_topic, last_log = conn.topic, log_ns
             msg = store.deserialize_cdr(raw, conn.msgtype)
+            if conn.topic == "/tf":   # only what places a goal: parent -> odom (e.g. map -> odom)
+                for tf in msg.transforms:
+                    if tf.child_frame_id == opts.odom_frame and tf.header.frame_id != opts.odom_frame:
+                        tr, r = tf.transform.translation, tf.transform.rotation
+                        streams.to_odom.setdefault(tf.header.frame_id, []).append(
+                            (_ns(tf.header.stamp), tr.x, tr.y, _yaw(r)))
+                continue
             if conn.topic == "/tf_static":
                 for tf in msg.transforms:
                     r, tr = tf.transform.rotation, tf.transform.translation
@@ -277,6 +289,19 @@ def read_bag(bag: Path, opts: BuildOptions) -> tuple[_Streams, list[Problem], tu
     return streams, problems, (first_log or 0, last)
 
 
+def _place(series: list[tuple[int, float, float, float]], t: int, gx: float, gy: float) -> tuple[float, float] | None:
+    """A point (gx, gy) of a frame F in the odom frame, with the latest recorded F -> odom transform at or
+    before ``t`` (the odom frame's pose in F: x, y, yaw); None before the first one."""
+    stamps = [s for s, *_ in series]
+    k = int(np.searchsorted(stamps, t, side="right")) - 1   # series sorted by stamp (episodes_from_bag)
+    if k < 0:
+        return None
+    _, x, y, yaw = series[k]
+    dx, dy = gx - x, gy - y                                   # p_odom = R(-yaw) (p_F - t)
+    c, s = math.cos(yaw), math.sin(yaw)
+    return c * dx + s * dy, -s * dx + c * dy
+
+
 def _latest(stamps: np.ndarray, t: int) -> int:
     """Index of the last stamp <= t, -1 when none (stamps sorted)."""
     return int(np.searchsorted(stamps, t, side="right")) - 1
@@ -294,6 +319,8 @@ def episodes_from_bag(bag: Path, opts: BuildOptions) -> tuple[list[dict[str, Any
     its problems (module doc) and notes (dropped short episodes). Raises BagRefused for an unreadable
     bag or a missing required topic."""
     streams, problems, (first_log, _) = read_bag(bag, opts)
+    for series in streams.to_odom.values():
+        series.sort()
     if problems and any(p.kind in ("missing_topic", "unreadable") for p in problems):
         raise BagRefused(problems)
     name, dt = str(bag), 1.0 / FPS
@@ -343,11 +370,21 @@ def episodes_from_bag(bag: Path, opts: BuildOptions) -> tuple[list[dict[str, Any
                     ox, oy, oyaw = odoms[k][:3]
                     goal = (ox + math.cos(oyaw) * gx - math.sin(oyaw) * gy, oy + math.sin(oyaw) * gx + math.cos(oyaw) * gy)
                     has_goal = True
+            elif frame in streams.to_odom:   # e.g. map: the recorded map -> odom at the goal's stamp
+                placed = _place(streams.to_odom[frame], int(goal_t[k_goal]), gx, gy)
+                if placed is not None:
+                    goal, has_goal = placed, True
+                elif ("goal-early", frame) not in reported:
+                    reported.add(("goal-early", frame))
+                    problems.append(Problem(name, opts.topic("goal"), *where("goal", int(goal_t[k_goal]))[1:],
+                                            "bad_frame", f"goal in frame {frame!r} before any /tf {frame} -> "
+                                                         f"{opts.odom_frame} was recorded"))
             elif ("goal", frame) not in reported:
                 reported.add(("goal", frame))
                 problems.append(Problem(name, opts.topic("goal"), *where("goal", int(goal_t[k_goal]))[1:], "bad_frame",
-                                        f"goal in frame {frame!r}: only {opts.odom_frame!r} or {opts.base_frame!r} can "
-                                        f"be placed without tf2"))
+                                        f"goal in frame {frame!r}: the recording has no /tf {frame} -> "
+                                        f"{opts.odom_frame} (a localisation's); record /tf, or send goals in "
+                                        f"{opts.odom_frame!r} or {opts.base_frame!r}"))
         if last_goal is not None and goal_raw is not None and math.dist(goal_raw, last_goal) > opts.goal_change_m:
             new = True
         if last_pose is not None and math.dist((x, y), last_pose) > opts.jump_m:

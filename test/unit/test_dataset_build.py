@@ -22,7 +22,8 @@ LASER_YAW = 0.5   # rad: the scanner's mount on base_link, stated only on /tf_st
 
 def write_bag(path: Path, *, seconds: float = 8.0, goal_switch_s: float | None = 4.0, drop: tuple[str, ...] = (),
               camera_gap: tuple[float, float] | None = None, unstamped_cmd: bool = False,
-              scan_frame: str = "base_laser", compressed: bool = False) -> Path:
+              scan_frame: str = "base_laser", compressed: bool = False, goal_frame: str = "odom",
+              map_to_odom: tuple[float, float, float] | None = None) -> Path:
     """A recording like the agent's: camera 10 Hz, scan 10 Hz, odom 50 Hz, cmd_vel 20 Hz, goal 2 Hz,
     mode 10 Hz, /tf_static base_link -> base_laser. The robot drives at 0.2 m/s along x; the goal moves
     at ``goal_switch_s`` (a new episode)."""
@@ -85,12 +86,20 @@ def write_bag(path: Path, *, seconds: float = 8.0, goal_switch_s: float | None =
         t = t0 + i * 0.5
         gx = 3.0 if goal_switch_s is None or i * 0.5 < goal_switch_s else -3.0
         msgs.append((t, "/goal_pose", "geometry_msgs/msg/PoseStamped", T["geometry_msgs/msg/PoseStamped"](
-            header=header(t, "odom"), pose=T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](x=gx, y=1.0, z=0.0),
+            header=header(t, goal_frame), pose=T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](x=gx, y=1.0, z=0.0),
                                                                        orientation=quat(0.0)))))
     tf = T["tf2_msgs/msg/TFMessage"](transforms=[T["geometry_msgs/msg/TransformStamped"](
         header=header(t0, "base_link"), child_frame_id="base_laser",
         transform=T["geometry_msgs/msg/Transform"](translation=vec(), rotation=quat(LASER_YAW)))])
     msgs.append((t0 - 0.01, "/tf_static", "tf2_msgs/msg/TFMessage", tf))
+    if map_to_odom is not None:   # a localisation's map -> odom, at 10 Hz
+        mx, my, myaw = map_to_odom
+        for i in range(int(seconds * 10)):
+            t = t0 - 0.05 + i * 0.1
+            msgs.append((t, "/tf", "tf2_msgs/msg/TFMessage", T["tf2_msgs/msg/TFMessage"](transforms=[
+                T["geometry_msgs/msg/TransformStamped"](
+                    header=header(t, "map"), child_frame_id="odom",
+                    transform=T["geometry_msgs/msg/Transform"](translation=vec(mx, my), rotation=quat(myaw)))])))
     msgs.sort(key=lambda m: m[0])
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
         conns = {}
@@ -148,6 +157,18 @@ def test_a_compressed_camera_gives_the_same_rows_as_a_raw_one(tmp_path: Path) ->
     packed, problems, _ = episodes_from_bag(write_bag(tmp_path / "png", compressed=True), BuildOptions())
     assert problems == [] and len(packed) == 2
     assert np.array_equal(packed[0]["observation.image"], raw[0]["observation.image"])
+
+
+def test_a_goal_in_the_map_frame_is_placed_with_the_recorded_map_to_odom(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "bag", goal_frame="map", map_to_odom=(1.0, 2.0, math.pi / 2))
+    eps, problems, _ = episodes_from_bag(bag, BuildOptions())
+    assert problems == []
+    # odom sits at (1, 2) in map, turned 90 deg: map (3, 1) -> odom (-1, -2); map (-3, 1) -> odom (-1, 4)
+    assert np.allclose(eps[0]["observation.goal"][5], (-1.0, -2.0), atol=1e-6)
+    assert np.allclose(eps[1]["observation.goal"][5], (-1.0, 4.0), atol=1e-6)
+    with pytest.raises(BagRefused, match="no /tf map -> odom"):
+        build([str(write_bag(tmp_path / "nomap", goal_frame="map"))], tmp_path / "ds", BuildOptions(), risk=False,
+              progress=False)
 
 
 def test_a_missing_topic_is_refused_naming_bag_and_topic(tmp_path: Path) -> None:
