@@ -91,11 +91,11 @@ class EpisodeWriter:
 
 
 def jobs_for(split: str, episodes_per_scenario: int, scenarios: list[Scenario], layouts: list[Scenario],
-             layout_episodes: int) -> list[tuple[Scenario, int]]:
-    """(scenario, seed) per episode index (module docstring)."""
-    seeds = [world_data.SEED_BASE[split] + i for i in range(episodes_per_scenario)]
+             layout_episodes: int, first: int = 0) -> list[tuple[Scenario, int]]:
+    """(scenario, seed) per episode index (module docstring); ``first`` offsets every seed."""
+    seeds = [world_data.SEED_BASE[split] + first + i for i in range(episodes_per_scenario)]
     jobs = [(sc, s) for s in seeds for sc in scenarios]
-    lseeds = [world_data.SEED_BASE[split] + j for j in range(layout_episodes)]
+    lseeds = [world_data.SEED_BASE[split] + first + j for j in range(layout_episodes)]
     return jobs + [(sc, s) for s in lseeds for sc in layouts]
 
 
@@ -151,13 +151,18 @@ def collect_dataset(out: str | Path, *, split: str = "train", episodes_per_scena
                     scenarios_dir: str | Path | None = None, layouts: int = 0, layout_episodes: int = 1,
                     workers: int = 1, address: str | None = None, robot: str | Path | None = None,
                     ego_model: str | Path | None = None, max_time_s: float = world_data.MAX_EPISODE_S,
-                    held_out: float = 0.3, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                    held_out: float = 0.3, seed: int = 0, progress: bool = True,
+                    scenarios: list[Scenario] | None = None, layout_split: str = "train", first_layout: int = 0,
+                    first: int = 0) -> dict[str, Any]:
     """Roll out the jobs (module docstring) on ``workers`` workers into a new dataset at ``out``.
 
     robot, ego_model: YAML paths (default: the sample diffbot and config/ego_model.yaml);
     scenarios_dir: a scenario file or a folder of them (default config/scenarios); held_out, seed: the
     share of episodes held out (half val, half test) and its draw (format.split_episodes; the episode
-    seeds come from ``split``). Returns episodes, frames, wall_s (the whole
+    seeds come from ``split``). For the trainers' own roll-outs: ``robot`` and ``ego_model`` may also be
+    loaded objects; ``scenarios`` replaces scenarios_dir (an empty list: layouts only); the layouts come
+    from ``layout_split`` from index ``first_layout`` of each family; ``first`` offsets every episode
+    seed (world_data.collect's ``first``). Returns episodes, frames, wall_s (the whole
     call: Ray's start and meta/ included), episodes_per_s, workers, ray_init_s, rollout_s (actors' start
     and the roll-outs) and finalize_s (format.finalize; info.json's collection.wall_s stops before it).
     """
@@ -166,16 +171,20 @@ def collect_dataset(out: str | Path, *, split: str = "train", episodes_per_scena
     if workers < 0 or episodes_per_scenario < 0 or layouts < 0 or layout_episodes < 0:
         raise ValueError("workers, episodes, layouts and layout_episodes must be >= 0")
     t_start = time.perf_counter()
-    robot_path = Path(robot) if robot else data_path("config", "robots", "diffbot.yaml")
-    ego_path = Path(ego_model) if ego_model else data_path("config", "ego_model.yaml")
+    loaded = isinstance(robot, RobotDescription)
+    robot_path = robot.name if loaded else Path(robot) if robot else data_path("config", "robots", "diffbot.yaml")
+    robot_desc = robot if loaded else load_robot_description(robot_path)
+    ego_loaded = isinstance(ego_model, EgoModel)
+    ego_path = ego_model.robot if ego_loaded else Path(ego_model) if ego_model else data_path("config", "ego_model.yaml")
+    ego = ego_model if ego_loaded else load_ego_model(ego_path)
     scen_path = Path(scenarios_dir) if scenarios_dir else data_path("config", "scenarios")
-    robot_desc, ego = load_robot_description(robot_path), load_ego_model(ego_path)
-    scenarios = load_scenarios(scen_path)
+    if scenarios is None:
+        scenarios = load_scenarios(scen_path)
     lay: list[Scenario] = []
     if layouts:
         from hjepa_agent.sim.layouts import layout_scenarios
-        lay = layout_scenarios("train", layouts, ego)
-    jobs = jobs_for(split, episodes_per_scenario, scenarios, lay, layout_episodes)
+        lay = layout_scenarios(layout_split, layouts, ego, first_layout)
+    jobs = jobs_for(split, episodes_per_scenario, scenarios, lay, layout_episodes, first)
     if not jobs:
         raise ValueError("no episodes to collect: give --episodes >= 1 (or --layouts with --layout-episodes)")
     out = fmt.prepare_out(Path(out))
@@ -195,17 +204,18 @@ def collect_dataset(out: str | Path, *, split: str = "train", episodes_per_scena
         sources = []
         if episodes_per_scenario:
             sources.append(f"sim: {len(scenarios)} scenarios ({', '.join(sc.name for sc in scenarios)}) from "
-                           f"{scen_path}, {episodes_per_scenario} episodes each, seeds {world_data.SEED_BASE[split]}.."
-                           f"{world_data.SEED_BASE[split] + episodes_per_scenario - 1} ({split})")
+                           f"{scen_path}, {episodes_per_scenario} episodes each, seeds {world_data.SEED_BASE[split] + first}.."
+                           f"{world_data.SEED_BASE[split] + first + episodes_per_scenario - 1} ({split})")
         if lay and layout_episodes:
-            sources.append(f"sim: {len(lay)} procedural train-split layouts (sim/layouts.py), {layout_episodes} "
-                           f"episodes each, seeds {world_data.SEED_BASE[split]}.."
-                           f"{world_data.SEED_BASE[split] + layout_episodes - 1} ({split})")
+            sources.append(f"sim: {len(lay)} procedural {layout_split}-split layouts (sim/layouts.py) from index "
+                           f"{first_layout}, {layout_episodes} "
+                           f"episodes each, seeds {world_data.SEED_BASE[split] + first}.."
+                           f"{world_data.SEED_BASE[split] + first + layout_episodes - 1} ({split})")
         wall_s = time.perf_counter() - t_start
         collection = {"workers": workers, "address": address, "split": split, "seeds": [min(ep_seeds), max(ep_seeds)],
                       "episodes_per_scenario": episodes_per_scenario, "layouts": layouts,
                       "layout_episodes": layout_episodes, "max_episode_s": max_time_s, "robot": str(robot_path),
-                      "ego_model": str(ego_path), "wall_s": round(wall_s, 3), "ray_init_s": round(ray_init_s, 3),
+                      "ego_model": str(ego_path), "first_seed_offset": first, "wall_s": round(wall_s, 3), "ray_init_s": round(ray_init_s, 3),
                       "rollout_s": round(rollout_s, 3), "episodes_per_s": round(len(jobs) / wall_s, 4)}
         t_fin = time.perf_counter()
         fmt.finalize(out, metas, SIM_FEATURES, source="sim", sources=sources, held_out=held_out, seed=seed,

@@ -162,10 +162,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         source: dict[str, Any] = {"dataset": str(args.dataset), "test_episodes": len(ds.split("test")),
                                   "probe_train_episodes": len(ds.split("train"))}
     else:
-        kw = {"max_time_s": args.max_episode_s, "robot": robot, "ego": ego}
-        test = world_data.collect("test", args.episodes, **kw)
-        unseen = world_data.collect("unseen", args.episodes, **kw)
-        train = world_data.collect("train", args.probe_episodes, **kw)
+        from hjepa_agent.train.collect import Limits
+        from hjepa_agent.train.from_dataset import sim_rollouts   # the simulator's roll-outs, as a dataset
+        kw = {"max_time_s": args.max_episode_s, "robot": robot, "ego_model": ego, "progress": False}
+        lim = Limits.from_ego(ego)
+        test = sim_rollouts(None, "test", lim, split="test", episodes_per_scenario=args.episodes, **kw)
+        unseen = sim_rollouts(None, "unseen", lim, split="unseen", episodes_per_scenario=args.episodes, **kw)
+        train = sim_rollouts(None, "train", lim, split="train", episodes_per_scenario=args.probe_episodes, **kw)
         source = {"episodes_per_scenario": args.episodes}
     z_te, z_tr = wm.encode(test["image"], test["scan"]), wm.encode(train["image"], train["scan"])
     res: dict[str, Any] = {"models": str(models), **source,

@@ -12,7 +12,8 @@ the simulator's roll-outs train the same way.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -41,6 +42,27 @@ def world_arrays(ds: Dataset, episodes: Sequence[int], limits: Limits) -> dict[s
     return out
 
 
+def sim_rollouts(cache: Path | None, name: str, limits: Limits, **collect_kw: Any) -> dict[str, np.ndarray]:
+    """The simulator trainers' roll-outs through the dataset format: dataset/collect.py's collect_dataset
+    (its keyword arguments: split, episodes_per_scenario, scenarios, layouts, workers, ...) into
+    ``cache/name`` (reused when it holds a finished dataset) or a temporary folder, read back with
+    :func:`world_arrays` (every episode, in job order: world_data.collect's arrays and episode ids)."""
+    import tempfile
+
+    from hjepa_agent.dataset.collect import collect_dataset
+    from hjepa_agent.dataset.format import open_dataset
+    if cache is not None:
+        path = Path(cache) / name
+        if not (path / "meta" / "info.json").is_file():
+            collect_dataset(path, **{"workers": 0, **collect_kw})
+        ds = open_dataset(path)
+        return world_arrays(ds, ds.split("all"), limits)
+    with tempfile.TemporaryDirectory(prefix="hjepa_rollouts_") as tmp:
+        collect_dataset(Path(tmp) / name, **{"workers": 0, **collect_kw})
+        ds = open_dataset(Path(tmp) / name)
+        return world_arrays(ds, ds.split("all"), limits)
+
+
 def habitual_samples(ds: Dataset, episodes: Sequence[int], limits: Limits,
                      modes: Sequence[str]) -> tuple[Samples, dict[str, int]]:
     """The behaviour-cloning samples of ``episodes`` whose mode is in ``modes`` ("" = no mode recorded),
@@ -67,4 +89,4 @@ def habitual_samples(ds: Dataset, episodes: Sequence[int], limits: Limits,
     return out, used
 
 
-__all__ = ["habitual_samples", "world_arrays"]
+__all__ = ["habitual_samples", "sim_rollouts", "world_arrays"]

@@ -77,23 +77,19 @@ def concat(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def layout_data(cache: Path | None, robot: Any, ego: Any, split: str, layout_split: str, n_layouts: int,
-                episodes: int, max_time_s: float, first_layout: int = 0, first: int = 0) -> dict[str, np.ndarray]:
+                episodes: int, max_time_s: float, first_layout: int = 0, first: int = 0,
+                workers: int = 0) -> dict[str, np.ndarray]:
     """Roll-outs of world_data split ``split`` (episode seeds from its base + ``first``) on ``n_layouts``
     procedural layouts of ``layout_split`` (from index ``first_layout`` of each family), ``episodes``
-    each; reused from / written to ``cache`` (a directory)."""
-    name = (f"{split}{first or ''}_layouts_{layout_split}{first_layout}+{n_layouts}_{episodes}x_"
-            f"{max_time_s:g}s.npz")
-    path = None if cache is None else Path(cache) / name
-    if path is not None and path.exists():
-        log.info("%s: reusing %s", split, path)
-        return dict(np.load(path))
+    each, through the dataset format (train/from_dataset.py sim_rollouts; ``workers`` Ray workers);
+    reused from / written to ``cache`` (a folder of datasets)."""
+    from hjepa_agent.train.collect import Limits
+    from hjepa_agent.train.from_dataset import sim_rollouts
+    name = f"{split}{first or ''}_layouts_{layout_split}{first_layout}+{n_layouts}_{episodes}x_{max_time_s:g}s"
     scenarios = layout_scenarios(layout_split, n_layouts, ego, first_layout)
-    d = world_data.collect(split, episodes, robot=robot, ego=ego, scenarios=scenarios, max_time_s=max_time_s,
-                           first=first)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        world_data.save(d, path)
-    return d
+    return sim_rollouts(cache, name, Limits.from_ego(ego), split=split, episodes_per_scenario=episodes,
+                        scenarios=scenarios, robot=robot, ego_model=ego, max_time_s=max_time_s, first=first,
+                        workers=workers, progress=True)
 
 
 def farthest_points(x: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
@@ -129,7 +125,8 @@ def look_options(args: Any) -> dict[str, Any]:
     family, one episode, for the bank, its default look and the calibration)."""
     quick = bool(getattr(args, "quick", False))
     sizes = {"layouts": 7, "default_layouts": 7, "calib_layouts": 7, "layout_episodes": 1} if quick else {}
-    return {**sizes, "max_time_s": args.max_episode_s, "seed": args.seed, "quick": quick}
+    return {**sizes, "max_time_s": args.max_episode_s, "seed": args.seed, "quick": quick,
+            "workers": getattr(args, "workers", 0)}
 
 
 def write_look(out: Path, model: LookModel, trained: dict[str, Any]) -> ModelRecord:
@@ -144,18 +141,18 @@ def make_look(out: Path, cache: Path | None, robot: Any, ego: Any, train_d: dict
               calib_d: dict[str, np.ndarray], *, layouts: int = LAYOUTS, default_layouts: int = DEFAULT_LAYOUTS,
               calib_layouts: int = CALIB_LAYOUTS, layout_episodes: int = LAYOUT_EPISODES,
               max_time_s: float = world_data.MAX_EPISODE_S,
-              seed: int = 0, quick: bool = False) -> tuple[ModelRecord, dict[str, np.ndarray]]:
+              seed: int = 0, quick: bool = False, workers: int = 0) -> tuple[ModelRecord, dict[str, np.ndarray]]:
     """Collect the procedural layouts' frames, fit the bank on them and on ``train_d`` (the shipped
     scenarios' train split) and write it into ``out``. Returns its manifest record and the
     calibration frames: ``calib_d`` (the shipped scenarios' calib split) with the val layouts' frames."""
     t0 = time.perf_counter()
-    lay_tr = layout_data(cache, robot, ego, "train", "train", layouts, layout_episodes, max_time_s)
+    lay_tr = layout_data(cache, robot, ego, "train", "train", layouts, layout_episodes, max_time_s, workers=workers)
     per_family = -(-layouts // len(FAMILIES))
     lay_def = (layout_data(cache, robot, ego, "train", "train", default_layouts, 1, max_time_s, per_family,
-                           world_data.DEFAULT_LOOK_EVERY - 1) if default_layouts else {"image": train_d["image"][:0],
+                           world_data.DEFAULT_LOOK_EVERY - 1, workers=workers) if default_layouts else {"image": train_d["image"][:0],
                                                                                      "tick": train_d["tick"][:0]})
     lay_c = layout_data(cache, robot, ego, "calib", "val", calib_layouts, layout_episodes, max_time_s,
-                        CALIB_LAYOUT_FIRST)
+                        CALIB_LAYOUT_FIRST, workers=workers)
     data_s = time.perf_counter() - t0
     images = np.concatenate([train_d["image"], lay_tr["image"], lay_def["image"]])
     model = fit_look(images, seed=seed)

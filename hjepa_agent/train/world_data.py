@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -203,9 +202,4 @@ def describe(splits: dict[str, Any], max_time_s: float) -> dict[str, Any]:
                        for k, n in splits.items()}}
 
 
-def save(data: dict[str, np.ndarray], path: str | Path) -> None:
-    """Write ``data`` to an uncompressed .npz (a cache; not shipped)."""
-    np.savez(Path(path), **data)
-
-
-__all__ = ["KEYS", "MAX_EPISODE_S", "SEED_BASE", "collect", "describe", "nearest_surface", "save", "windows"]
+__all__ = ["KEYS", "MAX_EPISODE_S", "SEED_BASE", "collect", "describe", "nearest_surface", "windows"]

@@ -375,17 +375,13 @@ def _robot(args: Any) -> tuple[Any, Any, RobotFingerprint]:
 
 
 def _data(args: Any, robot: Any, ego: Any, split: str, n: int) -> dict[str, np.ndarray]:
-    """Roll-outs of ``split`` (n episodes per scenario), reused from / written to --data-cache (a cache
-    of one robot: keep one per robot)."""
-    path = None if args.data_cache is None else args.data_cache / f"{split}_{n}x_{args.max_episode_s:g}s.npz"
-    if path is not None and path.exists():
-        log.info("%s: reusing %s", split, path)
-        return dict(np.load(path))
-    d = world_data.collect(split, n, robot=robot, ego=ego, max_time_s=args.max_episode_s)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        world_data.save(d, path)
-    return d
+    """Roll-outs of ``split`` (n episodes per scenario) through the dataset format (from_dataset.sim_rollouts:
+    dataset collect on --workers Ray workers), reused from / written to --data-cache as a dataset (a cache of
+    one robot: keep one per robot)."""
+    from hjepa_agent.train.from_dataset import sim_rollouts
+    return sim_rollouts(args.data_cache, f"{split}_{n}x_{args.max_episode_s:g}s", Limits.from_ego(ego), split=split,
+                        episodes_per_scenario=n, robot=robot, ego_model=ego, max_time_s=args.max_episode_s,
+                        workers=args.workers, progress=not args.quiet)
 
 
 def _train_data(args: Any, robot: Any, ego: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -64,6 +64,8 @@ class WorldModelConfig(TrainConfig):
     recalibrate: bool = field(default=False, metadata={
         "help": "simulator: keep the ONNX models in --out, redo only their calibration and score statistics"})
     quick: bool = field(default=False, metadata={"help": "simulator: tiny data and few steps (tests, < 60 s)"})
+    workers: int = field(default=0, metadata={"help": "simulator: Ray workers for the roll-outs (dataset collect; "
+                                                      "0: in this process)"})
 
     def check(self) -> None:
         for name in ("steps", "horizon", "batch"):
