@@ -1,4 +1,8 @@
-"""Shared test builders: shipped configs as dicts, a YAML writer, and a simulated world."""
+"""Shared test builders: shipped configs as dicts, a YAML writer, and a simulated world; and the suite's
+markers (KINDS): every test is exactly one of unit, integration, system, training. A module may say its
+kind (``pytestmark = pytest.mark.training``); otherwise its folder does (test/unit: unit, test/integration:
+integration, test/system: system). ``pytest -m unit`` is the pure-core loop: no ROS graph, no simulator
+episodes, no torch training."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +12,22 @@ import pytest
 import yaml
 
 from hjepa_agent.paths import data_path
+
+
+KINDS = ("unit", "integration", "system", "training")
+"""The suite's markers (setup.cfg registers them): what a test needs and so how long it takes."""
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Give every test its kind: the module's own mark, else its folder's; two kinds is an error."""
+    for item in items:
+        kinds = {m.name for m in item.iter_markers() if m.name in KINDS}
+        if not kinds:
+            folder = Path(str(item.fspath)).parent.name
+            kinds = {folder if folder in KINDS else "unit"}
+            item.add_marker(getattr(pytest.mark, next(iter(kinds))))
+        if len(kinds) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: marked {sorted(kinds)}; a test is one of {KINDS}")
 
 
 def load_yaml_dict(*parts: str) -> dict[str, Any]:

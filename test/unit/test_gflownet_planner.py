@@ -4,6 +4,7 @@ import dataclasses
 import math
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,8 @@ from hjepa_agent.core.planner.gflownet import (ACTIONS, COND_DIM, HORIZON, REPEA
                                                condition_features, encode_prefix)
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState
 from hjepa_agent.train.gflownet import PlanSpace
+
+pytestmark = pytest.mark.training
 
 
 def _ws(scan, pose=(0.0, 0.0, 0.0), goal=(3.0, 0.0)):

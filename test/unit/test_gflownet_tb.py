@@ -9,6 +9,8 @@ import torch
 from hjepa_agent.train.gflownet import (PlanGFlowNet, PlanSpace, TBConfig, exact_log_z, total_variation, train_tb,
                                         trajectory_balance)
 
+pytestmark = pytest.mark.training
+
 
 def _table(space: PlanSpace, seed: int, spread: float = 3.0) -> torch.Tensor:
     """A random log-reward table over every plan, log R in [-spread, 0]."""

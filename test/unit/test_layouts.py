@@ -13,6 +13,8 @@ from hjepa_agent.sim.expert import ScriptedExpert
 from hjepa_agent.sim.layouts import (CHECK_RESOLUTION_M, FAMILIES, GAP_FACTORS, SPLIT_SIZE, SPLITS, WALL_M, LayoutId,
                                      layout_ids, make_layout, time_limit_s)
 
+pytestmark = pytest.mark.system
+
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
 WIDTH_M = 2.0 * EGO.hard.footprint.radius_m
 

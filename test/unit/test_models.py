@@ -28,6 +28,8 @@ from hjepa_agent.train.manifest import ModelRecord, stamp_fingerprint, write_man
 from hjepa_agent.train.nets import Encoder, HabitualPolicy  # noqa: E402
 from hjepa_agent.train.typical_risk import TypicalRiskNet  # noqa: E402
 
+pytestmark = pytest.mark.training
+
 CPU = ["CPUExecutionProvider"]
 ROBOT = data_path("config", "robots", "diffbot.yaml")
 EGO = data_path("config", "ego_model.yaml")

@@ -6,6 +6,8 @@ import pytest
 from hjepa_agent.core.planner.subgoals import (SubgoalPlanner, SubgoalSpace, exact_terminal_distribution, route_frame,
                                                route_raster)
 
+pytestmark = pytest.mark.training
+
 SMALL = SubgoalSpace(fractions=(0.33, 0.67), laterals=(-1.0, 0.0, 1.0),
                      raster_along=tuple(np.linspace(-0.1, 1.1, 13)), raster_lateral=tuple(np.linspace(-1.5, 1.5, 13)))
 

@@ -15,6 +15,8 @@ from hjepa_agent.core.types import N_HABITUAL_FEATURES, N_LATENT
 from hjepa_agent.paths import data_path
 from hjepa_agent.train.habitual import train_main
 
+pytestmark = pytest.mark.training
+
 CPU = ["CPUExecutionProvider"]
 SHIPPED = load_robot_fingerprint(data_path("config", "robots", "diffbot.yaml"), data_path("config", "ego_model.yaml"))
 """The sample diffbot with the shipped ego model: what the trainers' defaults train for."""

@@ -15,6 +15,8 @@ import yaml
 from hjepa_agent.train.jepa_loop import train_jepa
 from hjepa_agent.train.runs import Run, TrainConfig, config_from, parser_for
 
+pytestmark = pytest.mark.training
+
 
 def _data(n_eps: int = 4, length: int = 30) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)

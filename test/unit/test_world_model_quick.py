@@ -22,6 +22,8 @@ from hjepa_agent.train.eval_world_model import eval_main
 from hjepa_agent.train.world_data import nearest_surface
 from hjepa_agent.train.world_model import CALIBRATION_FILE, N_HEADS, train_main
 
+pytestmark = pytest.mark.training
+
 CPU = ["CPUExecutionProvider"]
 SHIPPED = load_robot_fingerprint(data_path("config", "robots", "diffbot.yaml"), data_path("config", "ego_model.yaml"))
 """The sample diffbot with the shipped ego model: what the trainers' defaults train for."""
