@@ -228,6 +228,7 @@ def _write_run(run_dir, episodes, onsets, namespace="", camera_topic=None):
     (run_dir / "episodes.jsonl").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.integration   # the CLI in a subprocess over recordings written with rclpy: not the pure core
 def test_a_sweep_over_a_tiny_recording_recommends_the_threshold_that_separates_fault_from_nominal(tmp_path):
     calm = lambda t: 0.3 + 0.04 * math.sin(t)                      # nominal: ambiguity 0.26..0.34
     blind = lambda t: 0.3 if t < 3.1 else 1.2                       # a blinded camera: the tick after 3 s
