@@ -149,6 +149,14 @@ def _bench_planners(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.what == "planners":
         return _bench_planners(args)
+    if args.what == "latency":
+        from hjepa_agent.bench_latency import bench as bench_latency
+        from hjepa_agent.paths import data_path
+        scen = Path(args.scenario) if args.scenario else data_path("config", "scenarios")
+        result = bench_latency((scen,), args.episodes, args.seed, Path(args.out) if args.out else None,
+                               progress=not args.quiet)
+        print(json.dumps(result, indent=2))
+        return 0
     import rclpy
 
     from hjepa_agent.config.ego_model import load_ego_model
@@ -321,9 +329,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="replay: re-run the watchdog on a recorded run; calibrate: thresholds from nominal runs "
                         "(conformal); sweep: a grid of thresholds on nominal and faulted runs; options: --help")
     b = sub.add_parser("bench", help="measurements that are not tests")
-    b.add_argument("what", choices=["feeder-loss", "planners"],
+    b.add_argument("what", choices=["feeder-loss", "planners", "latency"],
                    help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire; "
-                        "planners: each planner drives alone in the sim (success, latency, calls, route diversity)")
+                        "planners: each planner drives alone in the sim (success, latency, calls, route diversity); "
+                        "latency: the reflex path camera -> cmd_vel per hop from the run's recording, beside the "
+                        "executor's floor measured in the same run (hjepa_agent/bench_latency.py)")
     b.add_argument("--feeder", default="habitual", choices=["habitual", "bridge"],
                    help="node to kill while driving in HABITUAL: habitual (the bridge stops on its silence) or "
                         "bridge (the watchdog stops the base alone)")
@@ -343,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="planners: the two-level planner (slow subgoal GFlowNet over each planner)")
     b.add_argument("--deadline-ms", type=float, default=60.0, help="planners: deadline per decision (ms)")
     b.add_argument("--samples", type=int, default=None, help="planners: N samples (default: the node's)")
-    b.add_argument("--out", default=None, help="planners: also write the JSON here")
+    b.add_argument("--out", default=None, help="planners: also write the JSON here; latency: keep the run here")
     b.add_argument("--quiet", action="store_true", help="planners: no progress bar")
     c = sub.add_parser("security", help="an SROS2 access-control policy for the agent, from its topic table")
     c.add_argument("what", choices=["policy"], help="policy: one enclave per node, allowed to publish what it owns "

@@ -1,0 +1,53 @@
+"""bench latency's reading of a recording: each hop's receive time minus its camera frame's, matched by stamp."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hjepa_agent.bench_latency import HOPS, path_latency
+
+
+def _bag(path: Path) -> Path:
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+    store = get_typestore(Stores.LATEST)
+    T = store.types
+
+    def header(stamp_ns: int):
+        return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9,
+                                                                               nanosec=stamp_ns % 10**9), frame_id="f")
+
+    def msg(topic: str, stamp_ns: int):
+        if topic == "camera/image_raw":
+            return "sensor_msgs/msg/Image", T["sensor_msgs/msg/Image"](
+                header=header(stamp_ns), height=1, width=1, encoding="rgb8", is_bigendian=0, step=3,
+                data=np.zeros(3, np.uint8))
+        if topic in ("agent/percept", "agent/world_state"):
+            return "sensor_msgs/msg/JointState", T["sensor_msgs/msg/JointState"](
+                header=header(stamp_ns), name=[], position=np.zeros(0), velocity=np.zeros(0), effort=np.zeros(0))
+        vec = T["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0)
+        return "geometry_msgs/msg/TwistStamped", T["geometry_msgs/msg/TwistStamped"](
+            header=header(stamp_ns), twist=T["geometry_msgs/msg/Twist"](linear=vec, angular=vec))
+
+    rows = []
+    for i in range(3):                                   # frames 0.1 s apart; hops 1, 2, 4, 6 ms (+ i ms at the end)
+        stamp, sent = (i + 1) * 100_000_000, 5 * 10**18 + i * 10**8
+        for hop, delay_ms in zip(HOPS, (0, 1, 2, 4, 6 + i)):
+            rows.append((sent + delay_ms * 1_000_000, hop, *msg(hop, stamp)))
+    rows.append((5 * 10**18 + 10**9, "cmd_vel", *msg("cmd_vel", 150_000_000)))   # a bridge tick: no frame has its stamp
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conns = {}
+        for t, topic, typ, m in sorted(rows, key=lambda r: r[0]):
+            if topic not in conns:
+                conns[topic] = w.add_connection(f"/{topic}", typ, typestore=store)
+            w.write(conns[topic], t, store.serialize_cdr(m, typ))
+    return path
+
+
+def test_each_hop_is_measured_from_its_camera_frame(tmp_path: Path) -> None:
+    res = path_latency(_bag(tmp_path / "bag"))
+    assert res["frames"] == 3
+    assert res["camera->agent/percept"]["p50"] == 1.0 and res["camera->agent/world_state"]["p50"] == 2.0
+    assert res["camera->agent/habitual/cmd"]["p50"] == 4.0
+    assert res["end_to_end"]["samples"] == 3 and res["end_to_end"]["p50"] == 7.0 and res["end_to_end"]["max"] == 8.0
