@@ -116,8 +116,7 @@ def episode_windows(episode: np.ndarray, horizon: int) -> np.ndarray:
 
 
 SCORES = ("disagreement", "density", "surprise", "image_stillness", "sensor_noise", "appearance")
-COMBINED = SCORES
-"""Scores entering the combined ``ambiguity`` (max of the standardised scores).
+"""The per-frame scores; every one enters the combined ``ambiguity`` (max of the standardised scores).
 
 ``disagreement``, ``density`` and ``surprise`` are read off the latent and the predictor ensemble.
 ``sensor_noise`` (log of the image's Immerkaer noise sigma, core.perception.image_noise_sigma) is
@@ -309,9 +308,9 @@ class OnlineScores:
 
 
 def combine(scores: dict[str, np.ndarray], ref: dict[str, tuple[float, float]]) -> np.ndarray:
-    """Max over COMBINED scores of (score - mean) / std with ref stats; NaN scores (and scores
+    """Max over the SCORES of (score - mean) / std with ref stats; NaN scores (and scores
     without ref stats) are skipped; NaN when none is defined. Works on arrays and on floats."""
-    z = np.stack([(np.asarray(scores[k], np.float64) - ref[k][0]) / ref[k][1] for k in COMBINED if k in ref])
+    z = np.stack([(np.asarray(scores[k], np.float64) - ref[k][0]) / ref[k][1] for k in SCORES if k in ref])
     with np.errstate(all="ignore"):
         allnan = np.all(np.isnan(z), axis=0)
         out = np.where(allnan, np.nan, np.nanmax(np.where(np.isnan(z), -np.inf, z), axis=0))

@@ -35,7 +35,7 @@ d. ambiguity AUROC (OOD frames vs all nominal test frames) for camera blackout, 
    (core/look.py; the latent is trained to ignore looks, so this is what sees unseen lighting and colours).
    ``ambiguity`` = max over the six scores, each standardised by its nominal mean/std stored with
    the models (``score_ref``, calib split; the train split for older models): any one alarm
-   suffices, and standardising makes them commensurable (see COMBINED).
+   suffices, and standardising makes them commensurable (core.world_model.SCORES).
 e. the world-state ambiguity (combined / ``ambiguity_scale``) on nominal test frames: median, p99 and
    the fraction above 1.0 and above 1.5 (the watchdog's default ``ambiguity_stop``).
    ``latent_shift`` per corruption: mean |z_corrupted - z_clean|^2 over the corrupted frames, next to

@@ -11,9 +11,10 @@ from hjepa_agent.core.planner.cem import CEMConfig, CEMPlanner
 from hjepa_agent.core.planner.mppi import MPPIConfig, MPPIPlanner
 from hjepa_agent.core.planner.navfield import RESOLUTION_M as NAV_RESOLUTION_M, NavField
 
-PLANNERS = {"cem": CEMPlanner, "mppi": MPPIPlanner, "gflownet": None}
-"""Planner implementations by name (the planner node's ``planner`` parameter); gflownet is
-core.planner.gflownet.GFlowNetPlanner, built from its exported networks in ``models_dir``."""
+PLANNERS = ("cem", "mppi", "gflownet")
+"""The planners by name (the planner node's ``planner`` parameter): CEMPlanner, MPPIPlanner and
+core.planner.gflownet.GFlowNetPlanner (built from its exported networks in ``models_dir``); build_planner
+makes each."""
 
 
 def planner_cost(footprint_radius_m: float, max_linear_mps: float | None = None) -> PlanCost:

@@ -50,7 +50,7 @@ class Budget:
 
 
 class Planner(Protocol):
-    """One interface for every planner (CEM today; GFlowNet and MPPI later)."""
+    """One interface for every planner (CEM, MPPI, the GFlowNet and the two-level planner over any of them)."""
 
     name: str
 
