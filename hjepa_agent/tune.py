@@ -136,13 +136,14 @@ def read_run(bag: Path) -> tuple[dict[str, dict[int, deque]], list[dict[str, Any
 
 
 def stamp_keys(msg: Any) -> tuple[int, ...]:
-    """The journal keys a recorded message may have been consumed under: its exact stamp in ns (0
-    without a header) and, where it differs, what journals written before the exact key read (its
-    stamp through a float of seconds, int(round(ns * 1e-9 * 1e9)): up to ~128 ns off for wall-clock
-    stamps; exact for simulated time), so that older robot recordings still replay."""
-    from hjepa_agent.nodes.codec import time_ns
+    """The journal keys a recorded message may have been consumed under. A stamped one: its exact stamp in
+    ns and, where it differs, what journals written before the exact key read (its stamp through a float
+    of seconds, int(round(ns * 1e-9 * 1e9)): up to ~128 ns off for wall-clock stamps; exact for simulated
+    time). An unstamped command (a Twist): its values (codec.content_key), and 0, what older journals
+    read (those match commands in recorded order). So recordings of either age replay."""
+    from hjepa_agent.nodes.codec import content_key, msg_to_command, time_ns
     if not hasattr(msg, "header"):
-        return (0,)
+        return (0, content_key(msg_to_command(msg))) if hasattr(msg, "linear") else (0,)
     exact = time_ns(msg.header.stamp)
     old = int(round(exact * 1e-9 * 1e9))
     return (exact,) if old == exact else (exact, old)

@@ -57,7 +57,7 @@ class BuildOptions:
     odom_frame: str = "odom"
     urdf: str | None = None
     max_gap_s: float = 0.35
-    max_age_s: float = 0.3
+    max_age_s: float = 0.35   # `dataset build` reads perception's scan_max_age_s from the params file
     cmd_timeout_s: float = 0.5
     goal_change_m: float = 0.05
     jump_m: float = 0.5

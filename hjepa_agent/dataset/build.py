@@ -139,7 +139,11 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-frame", default=d.base_frame)
     p.add_argument("--odom-frame", default=d.odom_frame)
     p.add_argument("--max-gap-s", type=float, default=d.max_gap_s, help="a longer camera gap is a problem")
-    p.add_argument("--max-age-s", type=float, default=d.max_age_s, help="an older scan or odometry is a problem")
+    p.add_argument("--max-age-s", type=float, default=None,
+                   help="an older scan or odometry at a frame is a problem (default: perception's scan_max_age_s "
+                        "in --params, the age at which the running agent itself stops trusting a scan)")
+    p.add_argument("--params", type=Path, default=None,
+                   help="the agent's ros__parameters file the recordings ran with (default config/agent.yaml)")
     p.add_argument("--min-episode-s", type=float, default=d.min_episode_s, help="shorter episodes are dropped")
     p.add_argument("--allow-gaps", action="store_true", help="cut episodes at gaps and stale inputs instead of refusing")
     p.add_argument("--held-out", type=float, default=0.3,
@@ -159,8 +163,14 @@ def build_main(args: argparse.Namespace) -> int:
         if not sep or role not in DEFAULT_TOPICS or not name:
             raise DatasetError(f"--topic {item!r}: give ROLE=NAME with ROLE one of {', '.join(DEFAULT_TOPICS)}")
         topics.append((role, name))
+    max_age_s = args.max_age_s
+    if max_age_s is None:   # one rule: a frame is as fresh as the agent requires its scan to be
+        from hjepa_agent.node_table import load_params
+        from hjepa_agent.paths import data_path
+        params = load_params(args.params or data_path("config", "agent.yaml"), args.namespace)
+        max_age_s = float(params.get("perception", {}).get("scan_max_age_s", BuildOptions().max_age_s))
     opts = BuildOptions(namespace=args.namespace, topics=tuple(topics), base_frame=args.base_frame,
-                        odom_frame=args.odom_frame, urdf=args.urdf, max_gap_s=args.max_gap_s, max_age_s=args.max_age_s,
+                        odom_frame=args.odom_frame, urdf=args.urdf, max_gap_s=args.max_gap_s, max_age_s=max_age_s,
                         min_episode_s=args.min_episode_s, allow_gaps=args.allow_gaps)
     info = build(args.bags, args.out, opts, held_out=args.held_out, seed=args.seed, risk=not args.no_risk,
                  thresholds=args.thresholds, ego_model=args.ego_model, progress=not args.quiet)

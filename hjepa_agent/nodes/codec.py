@@ -245,6 +245,15 @@ class Command:
     frame_id: str
 
 
+def content_key(cmd: Command) -> int:
+    """What names an unstamped command (a Twist has no header) in the watchdog's journal: a negative
+    integer made from its values, never a stamp (stamps are >= 0). Identical commands share it, and are
+    interchangeable, so a recording that misses one command misaligns nothing else on replay."""
+    import struct
+    import zlib
+    return -(zlib.crc32(struct.pack("<dd", float(cmd.v), float(cmd.w))) + 1)
+
+
 def msg_to_command(msg: Twist | TwistStamped) -> Command:
     """cmd_vel (Twist or TwistStamped) -> Command (values are NOT validated here: the guard's check_command is)."""
     if isinstance(msg, TwistStamped):

@@ -69,7 +69,7 @@ from hjepa_agent.core.risk import TypicalRisk
 from hjepa_agent.core.timekeeping import ClockJump
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LIVE_UNITS, PROTECTIONS, TIGHTER, Watchdog, load_watchdog_config, tightened
-from hjepa_agent.nodes.codec import command_to_msg, to_time, yaw_from_quaternion
+from hjepa_agent.nodes.codec import Command, command_to_msg, content_key, to_time, yaw_from_quaternion
 from hjepa_agent.nodes.common import (Diagnostics, declare, declare_ego_path, declare_robot_path, robot_fingerprint_at,
                                       run_node)
 from hjepa_agent.nodes.guard import GuardedLifecycleNode, Receipt
@@ -250,7 +250,8 @@ class WatchdogNode(GuardedLifecycleNode):
             return
         apply_input(self.core, kind, value, rx.now_s, rx.reading_s)
         if self.journal:
-            stamp = 0 if rx.stamp_ns is None else rx.stamp_ns   # exact: tune.read_run matches it to the bag
+            # exact stamps (tune.read_run matches them to the bag); an unstamped command by its values
+            stamp = rx.stamp_ns if rx.stamp_ns is not None else content_key(value) if isinstance(value, Command) else 0
             self.consumed.append([kind, stamp, rx.now_s, rx.reading_s])
 
     def on_clock_jump(self, jump: ClockJump) -> None:

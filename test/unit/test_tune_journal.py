@@ -40,4 +40,34 @@ def test_a_wall_clock_stamp_is_matched_exactly_and_as_older_journals_wrote_it():
     assert stamp_keys(msg) == (exact, float_key)
     msg.header.stamp.sec, msg.header.stamp.nanosec = 12, 340000000   # simulated time: exact either way
     assert stamp_keys(msg) == (12_340_000_000,)
-    assert stamp_keys(Twist()) == (0,)              # unstamped: journaled under 0, in receipt order
+    cmd = Twist()
+    cmd.linear.x, cmd.angular.z = 0.25, -0.5
+    keys = stamp_keys(cmd)                          # unstamped: its values, and 0 (older journals: receipt order)
+    assert keys[0] == 0 and keys[1] < 0 and len(keys) == 2
+    other = Twist()
+    other.linear.x, other.angular.z = 0.25, -0.4
+    assert stamp_keys(other)[1] != keys[1] and stamp_keys(cmd) == keys   # other values, another key
+
+
+def test_a_command_the_recording_missed_misaligns_no_other():
+    """Journal keys by content: with one unstamped command lost by the recorder, every other one is still
+    found (keyed by order, the loss shifted every later command onto the wrong tick)."""
+    from collections import defaultdict, deque
+
+    from geometry_msgs.msg import Twist
+
+    from hjepa_agent.nodes.codec import content_key, msg_to_command
+    from hjepa_agent.tune import stamp_keys
+    sent = []
+    for i in range(5):
+        m = Twist()
+        m.linear.x = 0.1 * i
+        sent.append(m)
+    recorded = [m for i, m in enumerate(sent) if i != 1]          # the recorder missed the second
+    inputs: dict = defaultdict(deque)
+    for m in recorded:
+        for key in stamp_keys(m):
+            inputs[key].append(m)
+    journal_keys = [content_key(msg_to_command(m)) for m in sent]   # what the watchdog consumed
+    found = [inputs[k][0] if inputs.get(k) else None for k in journal_keys]
+    assert [f is m for f, m in zip(found, sent)] == [True, False, True, True, True] and found[1] is None
