@@ -332,6 +332,42 @@ def write_calibration(out: Path, calib: dict[str, Any]) -> None:
                                         + yaml.safe_dump(calib, sort_keys=False, width=110))
 
 
+def export_world_models(out: Path, enc: nn.Module, ens: nn.Module, z_c: np.ndarray,
+                        actions: np.ndarray) -> dict[str, float]:
+    """Export world_encoder.onnx and world_predictor.onnx into ``out`` (dynamic batch), each checked
+    against torch (random images and scans; the first 64 calib latents and actions); returns the parity
+    errors by model name."""
+    n = 64
+    g = np.random.default_rng(1)
+    return {"world_encoder": _export(enc, (torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE), torch.rand(2, N_SCAN_BINS)),
+                                     out / "world_encoder.onnx", ["image", "scan"], "latent",
+                                     (g.random((n, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32),
+                                      g.random((n, N_SCAN_BINS), dtype=np.float32))),
+            "world_predictor": _export(ens, (torch.randn(2, N_LATENT), torch.rand(2, 2)),
+                                       out / "world_predictor.onnx", ["latent", "action"], "next_latent",
+                                       (z_c[:n].copy(), actions[:n].copy()))}
+
+
+def write_world_entries(out: Path, calib: dict[str, Any], common: dict[str, Any], metrics: dict[str, Any],
+                        parity: dict[str, float], look: ModelRecord, robot: str, limits: Limits,
+                        fingerprint: RobotFingerprint, calib_frames: dict[str, np.ndarray]) -> None:
+    """The calibration file and the manifest entries (world_encoder, world_predictor, world_look), written
+    twice: the score statistics are computed through the exported models, as the runtime computes them, so
+    they need the first write; ``calib`` gains them."""
+    def write_all() -> None:
+        write_calibration(out, calib)
+        records = [ModelRecord("world_encoder", "world_encoder.onnx",
+                               {**common, "metrics": {"onnx_parity_max_abs_err": parity["world_encoder"]}}),
+                   ModelRecord("world_predictor", "world_predictor.onnx",
+                               {**common, "metrics": metrics, "calibration": {**calib, "file": CALIBRATION_FILE}}),
+                   look]
+        write_manifest(out, robot, records, limits.speed_norm, limits.action_scale, merge=True, fingerprint=fingerprint)
+
+    write_all()
+    calib.update(score_statistics(out, calib_frames))
+    write_all()
+
+
 def recalibrate(args: Any) -> dict[str, Any]:
     """``--recalibrate``: keep the exported ONNX models in --out and redo only the calibration (sigma,
     densities, the look bank, score statistics) through ONNX Runtime on the train/calib splits, e.g.
@@ -423,16 +459,7 @@ def train(args: Any) -> dict[str, Any]:
         preds = ens(torch.from_numpy(z_c[t1]), torch.from_numpy(calib_d["action"][t1])).numpy()
     calib = calibrate(z_tr, z_c, preds, t1)
     look, calib_all = make_look(out, args.data_cache, robot, ego, shipped_d, calib_d, **look_options(args))
-    # Exports.
-    n = 64
-    g = np.random.default_rng(1)
-    parity = {"world_encoder": _export(enc, (torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE), torch.rand(2, N_SCAN_BINS)),
-                                       out / "world_encoder.onnx", ["image", "scan"], "latent",
-                                       (g.random((n, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32),
-                                        g.random((n, N_SCAN_BINS), dtype=np.float32))),
-              "world_predictor": _export(ens, (torch.randn(2, N_LATENT), torch.rand(2, 2)),
-                                         out / "world_predictor.onnx", ["latent", "action"], "next_latent",
-                                         (z_c[:n].copy(), calib_d["action"][:n].copy()))}
+    parity = export_world_models(out, enc, ens, z_c, calib_d["action"])
     # Training-fit figures on the calib split (the held-out eval is eval_world_model.py).
     mu = preds.mean(1)
     mse1 = float(((mu - z_c[t1 + 1]) ** 2).mean())
@@ -450,19 +477,7 @@ def train(args: Any) -> dict[str, Any]:
               "batch": args.batch, "lr": args.lr, "config": to_plain(args), "run_dir": str(run.dir),
               "loss": "25*pred + 25*vicreg_var + 1*vicreg_cov + 5*aux(linear range_summary of own scan), look "
                       "augmentation on context and target views, EMA 0.99->1; then heads fine-tuned on the frozen encoder"}
-    def write_all() -> None:
-        write_calibration(out, calib)
-        records = [ModelRecord("world_encoder", "world_encoder.onnx",
-                               {**common, "metrics": {"onnx_parity_max_abs_err": parity["world_encoder"]}}),
-                   ModelRecord("world_predictor", "world_predictor.onnx",
-                               {**common, "metrics": metrics, "calibration": {**calib, "file": CALIBRATION_FILE}}),
-                   look]
-        write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True,
-                       fingerprint=fingerprint)
-
-    write_all()
-    calib.update(score_statistics(out, calib_all))  # through the exported models, as the runtime computes them
-    write_all()
+    write_world_entries(out, calib, common, metrics, parity, look, ego.robot, limits, fingerprint, calib_all)
     metrics["total_time_s"] = round(time.perf_counter() - t0, 1)
     log.info("world model: %d steps in %.0f s; calib 1-step mse %.4f (copy %.4f); total %.0f s",
              hist["steps_done"], metrics["train_time_s"], mse1, copy1, metrics["total_time_s"])

@@ -23,11 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from hjepa_agent.core.perception import IMAGE_SIZE
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
 from hjepa_agent.dataset.format import open_dataset
 from hjepa_agent.paths import data_path
 from hjepa_agent.train import world_data
@@ -102,7 +99,6 @@ def train(cfg: WorldModelConfig) -> dict[str, Any] | None:
     from hjepa_agent.train.collect import Limits
     from hjepa_agent.train.jepa_loop import init_distributed
     from hjepa_agent.train.look import fit_look, write_look
-    from hjepa_agent.train.manifest import ModelRecord, write_manifest
 
     t0 = time.perf_counter()
     torch.set_num_threads(cfg.threads)
@@ -132,15 +128,7 @@ def train(cfg: WorldModelConfig) -> dict[str, Any] | None:
     look_model = fit_look(train_d["image"], seed=cfg.seed)
     look = write_look(out, look_model, {"score": "core/look.py", "k": look_model.k, "bank_rows": int(len(look_model.bank)),
                                         "data": {**dataset_record(ds, ("train",)), "bank_frames": int(len(train_d["image"]))}})
-    g = np.random.default_rng(1)
-    n = 64
-    parity = {"world_encoder": wm._export(enc, (torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE), torch.rand(2, N_SCAN_BINS)),
-                                          out / "world_encoder.onnx", ["image", "scan"], "latent",
-                                          (g.random((n, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32),
-                                           g.random((n, N_SCAN_BINS), dtype=np.float32))),
-              "world_predictor": wm._export(ens, (torch.randn(2, N_LATENT), torch.rand(2, 2)),
-                                            out / "world_predictor.onnx", ["latent", "action"], "next_latent",
-                                            (z_c[:n].copy(), calib_d["action"][:n].copy()))}
+    parity = wm.export_world_models(out, enc, ens, z_c, calib_d["action"])
     mse1 = float(((preds.mean(1) - z_c[t1 + 1]) ** 2).mean())
     copy1 = float(((z_c[t1] - z_c[t1 + 1]) ** 2).mean())
     metrics = {"train_time_s": hist.pop("train_s"), "history": hist, "calib_one_step_mse": round(mse1, 6),
@@ -152,19 +140,7 @@ def train(cfg: WorldModelConfig) -> dict[str, Any] | None:
               "steps": hist["steps_done"], "batch": cfg.batch, "lr": cfg.lr,
               "loss": "as train/world_model.py (25*pred + 25*vicreg_var + 1*vicreg_cov + 5*aux), from the dataset"}
 
-    def write_all() -> None:
-        wm.write_calibration(out, calib)
-        records = [ModelRecord("world_encoder", "world_encoder.onnx",
-                               {**common, "metrics": {"onnx_parity_max_abs_err": parity["world_encoder"]}}),
-                   ModelRecord("world_predictor", "world_predictor.onnx",
-                               {**common, "metrics": metrics, "calibration": {**calib, "file": wm.CALIBRATION_FILE}}),
-                   look]
-        write_manifest(out, ego.robot, records, limits.speed_norm, limits.action_scale, merge=True,
-                       fingerprint=fingerprint)
-
-    write_all()
-    calib.update(wm.score_statistics(out, calib_d))   # through the exported models, as the runtime computes them
-    write_all()
+    wm.write_world_entries(out, calib, common, metrics, parity, look, ego.robot, limits, fingerprint, calib_d)
     metrics["total_time_s"] = round(time.perf_counter() - t0, 1)
     log.info("world model from %s: %d steps; val 1-step mse %.4f (copy %.4f); total %.0f s", cfg.dataset,
              hist["steps_done"], mse1, copy1, metrics["total_time_s"])
