@@ -325,8 +325,9 @@ def train(args: Any) -> dict[str, Any]:
 
     rounds: list[dict[str, Any]] = []
     encode_s = 0.0
-    from hjepa_agent.train.runs import Run
+    from hjepa_agent.train.runs import Run, restore, snapshot
     run = Run(args, "habitual", out)   # a checkpoint after every round: the net, the optimiser, the data so far
+    parts = {"net": net, "optimizer": opt}
     state = run.load()
     with SimWorld(robot) as world:
         if state is None:
@@ -338,10 +339,9 @@ def train(args: Any) -> dict[str, Any]:
                      expert_table["all"]["success_rate"])
             n_eps, first = len(results), 0
         else:
-            net.load_state_dict(state["net"])
-            opt.load_state_dict(state["optimizer"])
+            first = restore(state, parts)
             data = Samples(**{k: list(v) for k, v in state["data"].items()})   # rows of the stacked arrays
-            rounds, expert_table, n_eps, first = state["rounds"], state["expert_table"], state["n_eps"], int(state["step"])
+            rounds, expert_table, n_eps = state["rounds"], state["expert_table"], state["n_eps"]
         for k in range(first, args.dagger_rounds + 1):
             for group in opt.param_groups:
                 group["lr"] = args.lr * max(0.2, 0.6 ** k)
@@ -378,8 +378,8 @@ def train(args: Any) -> dict[str, Any]:
                          record["policy_success"]["all"]["collisions"], len(res))
             rounds.append(record)
             run.log(k, {key: v for key, v in record.items() if isinstance(v, (int, float))})
-            run.save(k + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(), "rounds": rounds,
-                             "expert_table": expert_table, "n_eps": n_eps, "data": data.arrays()})
+            run.save(k + 1, snapshot(parts, rounds=rounds, expert_table=expert_table, n_eps=n_eps,
+                                     data=data.arrays()))
     run.close()
     train_s = time.perf_counter() - t0
 

@@ -137,7 +137,7 @@ def train(cfg: HabitualConfig) -> dict[str, Any]:
     from hjepa_agent.train.habitual import LATENT_SOURCES
     from hjepa_agent.train.manifest import ModelRecord, write_manifest
     from hjepa_agent.train.nets import N_HEAD_FEATURES, HabitualPolicy
-    from hjepa_agent.train.runs import rng_state, set_rng_state
+    from hjepa_agent.train.runs import restore, snapshot
     from hjepa_agent.train.world_model_ds import _robot, dataset_record
     from tqdm import tqdm
 
@@ -160,13 +160,10 @@ def train(cfg: HabitualConfig) -> dict[str, Any]:
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     run = Run(cfg, "habitual", out)
     start, hist = 0, {"step": [], "train_bc": [], "val_bc": []}
-    rng = np.random.default_rng(cfg.seed)   # unused by the loop (permutations come from (seed, epoch)); kept in state
+    parts = {"net": net, "optimizer": opt}   # the batches come from (seed, epoch): no generator to keep
     state = run.load()
     if state is not None:
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"], rng)
-        start, hist = int(state["step"]), state["history"]
+        start, hist = restore(state, parts), state["history"]
     running = list(state["running"]) if state is not None else []
     bar = tqdm(range(start, steps), desc="habitual (BC)", unit="step", leave=False, disable=cfg.quiet,
                initial=start, total=steps)
@@ -193,8 +190,7 @@ def train(cfg: HabitualConfig) -> dict[str, Any]:
             bar.set_postfix(train=f"{hist['train_bc'][-1]:.4f}", val=f"{val:.4f}")
             running = []
         if run.due(step, steps):
-            run.save(step + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(rng),
-                                "history": hist, "running": running})
+            run.save(step + 1, snapshot(parts, history=hist, running=running))
     run.close()
     net.eval()
     name = HABITUAL_MODELS[LATENT_SOURCES["world"]]

@@ -103,7 +103,7 @@ def train_jepa(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch: 
     """Phase 1 on ``data`` (world_data arrays: image, scan, action, episode); returns (encoder, ensemble,
     history). ``run`` (train/runs.py Run): checkpoints, resume and metrics; None: none of them."""
     from hjepa_agent.train.world_model import N_HEADS, Ensemble, WorldEncoder
-    from hjepa_agent.train.runs import rng_state, set_rng_state
+    from hjepa_agent.train.runs import restore, snapshot
 
     rank, world = init_distributed()
     log_every = log_every or LOG_EVERY
@@ -120,13 +120,10 @@ def train_jepa(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch: 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     hist: dict[str, list] = {"step": [], "loss": [], "pred": [], "var": [], "cov": [], "aux": []}
     start = 0
+    held = {"objective": objective, "target": target, "optimizer": opt}   # what a checkpoint holds
     state = run.load() if run is not None else None
     if state is not None:
-        objective.load_state_dict(state["objective"])
-        target.load_state_dict(state["target"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"], rng, gen)
-        hist, start = state["history"], int(state["step"])
+        start, hist = restore(state, held, rng, gen), state["history"]
     model: nn.Module = objective
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -186,8 +183,7 @@ def train_jepa(data: dict[str, np.ndarray], *, steps: int, horizon: int, batch: 
             bar.set_postfix(pred=f"{pred:.4f}", var=f"{var:.3f}", cov=f"{cov:.3f}", aux=f"{aux_l:.3f}")
         over = time_budget_s is not None and time.perf_counter() - t0 > time_budget_s
         if run is not None and (run.due(step, steps) or over):
-            run.save(step + 1, {"objective": objective.state_dict(), "target": target.state_dict(),
-                                "optimizer": opt.state_dict(), "rng": rng_state(rng, gen), "history": hist})
+            run.save(step + 1, snapshot(held, rng, gen, history=hist))
         if over:
             log.warning("time budget %.0f s reached after %d of %d steps", time_budget_s, step + 1, steps)
             break

@@ -185,7 +185,7 @@ def plan_log_reward(data: dict[str, np.ndarray], k: int, idx: np.ndarray, cost: 
 def train(args: Any) -> dict[str, Any]:
     """Collect, train, export (module doc). Checkpoints hold the conditions too (the on-policy half
     added halfway), so a resumed run continues exactly."""
-    from hjepa_agent.train.runs import Run, rng_state, set_rng_state
+    from hjepa_agent.train.runs import Run, restore, snapshot
     t_start = time.monotonic()
     ego_path = Path(args.ego_model or data_path("config", "ego_model.yaml"))
     ego = load_ego_model(ego_path)
@@ -223,13 +223,12 @@ def train(args: Any) -> dict[str, Any]:
     n_onpolicy, start = 0, 0
     out = Path(args.out or data_path("models"))
     run = Run(args, "planner", out)
+    parts = {"net": net, "optimizer": opt}
     state = run.load()
     if state is not None:
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"], rng, gen)
+        start = restore(state, parts, rng, gen)
         data, best, losses = state["data"], state["best"], list(state["losses"])
-        start, n_onpolicy, n = int(state["step"]), int(state["n_onpolicy"]), len(state["data"]["cond"])
+        n_onpolicy, n = int(state["n_onpolicy"]), len(state["data"]["cond"])
     conds = torch.from_numpy(data["cond"])
     bar = tqdm(range(start, args.steps), desc="trajectory balance", disable=args.quiet, unit="step", initial=start,
                total=args.steps)
@@ -279,8 +278,7 @@ def train(args: Any) -> dict[str, Any]:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
             run.log(step, {"balance_loss": float(np.mean(losses[-50:]))})
         if run.due(step, args.steps):
-            run.save(step + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(rng, gen),
-                                "data": data, "best": best, "losses": losses, "n_onpolicy": n_onpolicy})
+            run.save(step + 1, snapshot(parts, rng, gen, data=data, best=best, losses=losses, n_onpolicy=n_onpolicy))
     run.close()
     # held-out check: on unseen conditions, the best of 16 policy samples vs 16 uniform random plans
     net.eval()

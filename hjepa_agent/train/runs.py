@@ -208,20 +208,38 @@ class Run:
             self._tb.close()
 
 
-def rng_state(np_rng: Any, torch_gen: Any = None) -> dict[str, Any]:
-    """The RNG states a checkpoint keeps: numpy Generator, a torch Generator, torch's global one."""
+def rng_state(np_rng: Any = None, torch_gen: Any = None) -> dict[str, Any]:
+    """The RNG states a checkpoint keeps: a numpy Generator and a torch Generator (each when the loop draws
+    from one), torch's global one."""
     import torch
-    return {"numpy": np_rng.bit_generator.state, "torch_gen": None if torch_gen is None else torch_gen.get_state(),
-            "torch_global": torch.get_rng_state()}
+    return {"numpy": None if np_rng is None else np_rng.bit_generator.state,
+            "torch_gen": None if torch_gen is None else torch_gen.get_state(), "torch_global": torch.get_rng_state()}
 
 
-def set_rng_state(state: dict[str, Any], np_rng: Any, torch_gen: Any = None) -> None:
+def set_rng_state(state: dict[str, Any], np_rng: Any = None, torch_gen: Any = None) -> None:
     """Restore :func:`rng_state`'s states."""
     import torch
-    np_rng.bit_generator.state = state["numpy"]
+    if np_rng is not None:
+        np_rng.bit_generator.state = state["numpy"]
     if torch_gen is not None and state["torch_gen"] is not None:
         torch_gen.set_state(state["torch_gen"])
     torch.set_rng_state(state["torch_global"])
 
 
-__all__ = ["RESUMABLE", "Run", "TrainConfig", "config_from", "parser_for", "rng_state", "set_rng_state", "to_plain"]
+def snapshot(parts: dict[str, Any], np_rng: Any = None, torch_gen: Any = None, **extra: Any) -> dict[str, Any]:
+    """A checkpoint's state: the state_dict of each of ``parts`` (models, optimisers, schedulers) under its
+    name, the RNG states and ``extra``. One ``parts`` mapping per trainer serves this and :func:`restore`,
+    so what is saved and what is loaded cannot drift apart."""
+    return {**{name: part.state_dict() for name, part in parts.items()}, "rng": rng_state(np_rng, torch_gen), **extra}
+
+
+def restore(state: dict[str, Any], parts: dict[str, Any], np_rng: Any = None, torch_gen: Any = None) -> int:
+    """Load :func:`snapshot`'s ``state`` back into ``parts`` and the RNGs; returns the step it was saved at."""
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    set_rng_state(state["rng"], np_rng, torch_gen)
+    return int(state["step"])
+
+
+__all__ = ["RESUMABLE", "Run", "TrainConfig", "config_from", "parser_for", "restore", "rng_state", "set_rng_state",
+           "snapshot", "to_plain"]

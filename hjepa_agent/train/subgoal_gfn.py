@@ -112,7 +112,7 @@ def fit(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndarray,
         seed: int = 0, progress: bool = True, run: Any = None) -> list[float]:
     """Train ``net`` by trajectory balance on the given conditions; returns the losses. ``run``
     (train/runs.py): checkpoints, --resume, metrics."""
-    from hjepa_agent.train.runs import rng_state, set_rng_state
+    from hjepa_agent.train.runs import restore, snapshot
     torch.manual_seed(seed)
     gen = np.random.default_rng(seed)
     opt = torch.optim.Adam([{"params": net.policy.parameters(), "lr": lr},
@@ -120,13 +120,10 @@ def fit(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndarray,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.05)
     losses: list[float] = []
     start = 0
+    parts = {"net": net, "optimizer": opt, "scheduler": sched}
     state = run.load() if run is not None else None
     if state is not None:
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"], gen)
-        start, losses = int(state["step"]), list(state["losses"])
+        start, losses = restore(state, parts, gen), list(state["losses"])
     bar = tqdm(range(start, steps), desc="subgoals (trajectory balance)", disable=not progress, unit="step",
                initial=start, total=steps)
     for step in bar:
@@ -142,8 +139,7 @@ def fit(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndarray,
             if run is not None:
                 run.log(step, {"tb_loss": float(np.mean(losses[-50:])), "lr": opt.param_groups[0]["lr"]})
         if run is not None and run.due(step, steps):
-            run.save(step + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                                "rng": rng_state(gen), "losses": losses})
+            run.save(step + 1, snapshot(parts, gen, losses=losses))
     return losses
 
 

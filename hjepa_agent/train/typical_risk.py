@@ -125,13 +125,11 @@ def fit(data: dict[str, np.ndarray], hidden: int, epochs: int, lr: float, weight
     batch = 512
     losses: list[float] = []
     first = 0
+    parts = {"net": net, "optimizer": opt}   # the batches come from torch's global generator (randperm)
     state = run.load() if run is not None else None
     if state is not None:
-        from hjepa_agent.train.runs import set_rng_state
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"], np.random.default_rng())
-        first, losses = int(state["step"]), list(state["losses"])
+        from hjepa_agent.train.runs import restore
+        first, losses = restore(state, parts), list(state["losses"])
     for epoch in tqdm(range(first, epochs), desc="typical risk: fitting", disable=not progress, initial=first,
                       total=epochs):
         perm = torch.randperm(len(xt))
@@ -143,11 +141,10 @@ def fit(data: dict[str, np.ndarray], hidden: int, epochs: int, lr: float, weight
             opt.step()
             losses.append(loss.item())
         if run is not None:
-            from hjepa_agent.train.runs import rng_state
+            from hjepa_agent.train.runs import snapshot
             run.log(epoch, {"train_nll": float(np.mean(losses[-max(1, -(-len(xt) // batch)):]))})
             if run.due(epoch, epochs):
-                run.save(epoch + 1, {"net": net.state_dict(), "optimizer": opt.state_dict(),
-                                     "rng": rng_state(np.random.default_rng()), "losses": losses})
+                run.save(epoch + 1, snapshot(parts, losses=losses))
     net.eval()
     metrics: dict[str, Any] = {"train_ticks": int((~is_val).sum()), "val_ticks": int(is_val.sum()),
                                "train_episodes": int(len(eps) - n_val), "val_episodes": int(n_val),
