@@ -19,7 +19,7 @@ from hjepa_agent.core.models import ModelMismatchError
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from hjepa_agent.runner import RunConfig, run
+    from hjepa_agent.harness.runner import RunConfig, run
     from hjepa_agent.sim.faults import parse_faults
 
     faults = parse_faults(args.faults or "")
@@ -48,8 +48,8 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _rehearse(args: argparse.Namespace) -> int:
-    from hjepa_agent.paths import data_path
-    from hjepa_agent.rehearse import RehearsalConfig, run
+    from hjepa_agent.config.paths import data_path
+    from hjepa_agent.harness.rehearse import RehearsalConfig, run
 
     scenarios = tuple(Path(s) for s in (args.scenario or [data_path("config", "scenarios")]))
     cfg = RehearsalConfig(profile=args.profile, scenarios=scenarios, episodes=args.episodes, seed=args.seed,
@@ -77,7 +77,7 @@ def _rehearse(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import tempfile
 
-    from hjepa_agent.check import CheckSetup, parse_remap, run_check, setup_for_profile
+    from hjepa_agent.harness.check import CheckSetup, parse_remap, run_check, setup_for_profile
     from hjepa_agent.core.bringup_report import render, report_json
 
     given = {"namespace": args.namespace, "params_files": tuple(str(p) for p in args.params or ()),
@@ -119,9 +119,9 @@ def _positive_s(text: str) -> float:
 
 
 def _bench_planners(args: argparse.Namespace) -> int:
-    from hjepa_agent.bench_planners import bench
+    from hjepa_agent.harness.bench_planners import bench
     from hjepa_agent.config.ego_model import load_ego_model
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
 
     ego = load_ego_model(args.ego_model or data_path("config", "ego_model.yaml"))
     groups = None
@@ -150,8 +150,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.what == "planners":
         return _bench_planners(args)
     if args.what == "latency":
-        from hjepa_agent.bench_latency import bench as bench_latency
-        from hjepa_agent.paths import data_path
+        from hjepa_agent.harness.bench_latency import bench as bench_latency
+        from hjepa_agent.config.paths import data_path
         scen = Path(args.scenario) if args.scenario else data_path("config", "scenarios")
         result = bench_latency((scen,), args.episodes, args.seed, Path(args.out) if args.out else None,
                                progress=not args.quiet)
@@ -160,9 +160,9 @@ def _bench(args: argparse.Namespace) -> int:
     import rclpy
 
     from hjepa_agent.config.ego_model import load_ego_model
-    from hjepa_agent.node_table import load_params
-    from hjepa_agent.paths import data_path
-    from hjepa_agent.runner import feeder_loss, isolate_dds
+    from hjepa_agent.nodes.node_table import load_params
+    from hjepa_agent.config.paths import data_path
+    from hjepa_agent.harness.runner import feeder_loss, isolate_dds
 
     isolate_dds()
     ctx = rclpy.Context()
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "(namespace, params files, remaps), listens --duration seconds on this "
                                    "ROS_DOMAIN_ID, judges each input against the agent's parameters and the ego "
                                    "model, and says the remap or parameter that fixes each problem "
-                                   "(hjepa_agent/check.py).")
+                                   "(hjepa_agent/harness/check.py).")
     k.add_argument("--profile", type=Path, default=None,
                    help="driver profile YAML: fills the others as `hjepa-agent rehearse` would run the agent")
     k.add_argument("--namespace", default=None, help="the agent's namespace (as robot.launch.py namespace:=)")
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire; "
                         "planners: each planner drives alone in the sim (success, latency, calls, route diversity); "
                         "latency: the reflex path camera -> cmd_vel per hop from the run's recording, beside the "
-                        "executor's floor measured in the same run (hjepa_agent/bench_latency.py)")
+                        "executor's floor measured in the same run (hjepa_agent/harness/bench_latency.py)")
     b.add_argument("--feeder", default="habitual", choices=["habitual", "bridge"],
                    help="node to kill while driving in HABITUAL: habitual (the bridge stops on its silence) or "
                         "bridge (the watchdog stops the base alone)")

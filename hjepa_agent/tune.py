@@ -196,7 +196,7 @@ def _typical():
     if not _TYPICAL["loaded"]:
         from hjepa_agent.core.models import load_typical_risk
         from hjepa_agent.core.risk import TypicalRisk
-        from hjepa_agent.paths import data_path
+        from hjepa_agent.config.paths import data_path
         _TYPICAL["model"] = TypicalRisk(load_typical_risk(_TYPICAL["models_dir"] or data_path("models")))
         _TYPICAL["loaded"] = True
     return _TYPICAL["model"]
@@ -972,7 +972,7 @@ def _bags(paths: list[Path]) -> list[Path]:
 def tune_main(argv: list[str] | None = None) -> int:
     import yaml
 
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     ap = argparse.ArgumentParser(prog="hjepa-agent tune", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
     r = sub.add_parser("replay", help="re-run the watchdog on a recorded run with given thresholds")

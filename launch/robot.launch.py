@@ -1,4 +1,4 @@
-"""Launch the agent on a physical robot: one process per node from hjepa_agent.node_table.NODES.
+"""Launch the agent on a physical robot: one process per node from hjepa_agent.nodes.node_table.NODES.
 
     ros2 launch hjepa_agent robot.launch.py namespace:=robot1 \
         ego_model:=/path/ego_model.yaml robot:=/path/robot.yaml params_file:=/path/agent.yaml \
@@ -32,10 +32,10 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from hjepa_agent.node_table import NODES, RECORDER_NODE, REMAPPABLE, check_launch_params, robot_state_publisher
-from hjepa_agent.node_table import remap_argument as _arg
+from hjepa_agent.nodes.node_table import NODES, RECORDER_NODE, REMAPPABLE, check_launch_params, robot_state_publisher
+from hjepa_agent.nodes.node_table import remap_argument as _arg
 from hjepa_agent.nodes.mounts import MOUNT_NODES
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -2,7 +2,7 @@
 
     ros2 launch hjepa_agent sim.launch.py scenario:=$(ros2 pkg prefix hjepa_agent)/share/hjepa_agent/config/scenarios/clutter.yaml
 
-The agent's nodes come from hjepa_agent.node_table.NODES (as for the robot and for
+The agent's nodes come from hjepa_agent.nodes.node_table.NODES (as for the robot and for
 `hjepa-agent sim`); the simulator runs free at realtime_factor x real time. The simulator publishes
 its scans in the laser link's frame: the nodes that place the beams (nodes/mounts.py MOUNT_NODES) read
 that link's mount from the ``urdf`` argument, which must be the ``robot`` description's URDF.
@@ -13,9 +13,9 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from hjepa_agent.node_table import NODES, SIM_NODE, check_launch_params
+from hjepa_agent.nodes.node_table import NODES, SIM_NODE, check_launch_params
 from hjepa_agent.nodes.mounts import MOUNT_NODES
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 
 KINDS = ("unit", "integration", "system", "training")
@@ -58,7 +58,7 @@ def diffbot_world() -> Iterator[Any]:
 @pytest.fixture
 def ros_context() -> Iterator[Any]:
     """A fresh rclpy Context on this run's private, localhost-only DDS domain; shut down afterwards."""
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.harness.runner import isolate_dds
     isolate_dds()
     import rclpy
     ctx = rclpy.Context()
@@ -80,7 +80,7 @@ class SimClock:
     def advance(self, dt_s: float) -> None:
         """Publish t + dt on /clock and let the executor process what follows before returning."""
         from hjepa_agent.nodes.codec import to_time
-        from hjepa_agent.lockstep import spin_until_idle
+        from hjepa_agent.harness.lockstep import spin_until_idle
         self.t_s += dt_s
         self._pub.publish(self._cls(clock=to_time(self.t_s)))
         spin_until_idle(self._executor)
@@ -97,8 +97,8 @@ def spin_until(executor: Any, cond: Callable[[], bool], timeout_s: float = 5.0) 
 
 @pytest.fixture
 def stack(ros_context: Any) -> Iterator[Any]:
-    """A running simulator + agent on the 'open' scenario (hjepa_agent.runner.EmbeddedStack)."""
-    from hjepa_agent.runner import EmbeddedStack
+    """A running simulator + agent on the 'open' scenario (hjepa_agent.harness.runner.EmbeddedStack)."""
+    from hjepa_agent.harness.runner import EmbeddedStack
     s = EmbeddedStack(ros_context, data_path("config", "scenarios", "open.yaml"))
     yield s
     s.close()

@@ -740,7 +740,7 @@ def sequences(node: str, focus: str, inputs: dict[str, InputSpec], max_steps: in
 @dataclass
 class WireJudge:
     """Judges the bridge's cmd_vel as received: silences (properties 2) and hard-limit violations
-    (property 3, by hjepa_agent.report.count_limit_violations) on the monotone timeline p_s.
+    (property 3, by hjepa_agent.harness.report.count_limit_violations) on the monotone timeline p_s.
 
     Silence: an output (or a tick without one) more than one period plus the size of the tick it
     came in after the previous output. ``check()`` judges what arrived since the last check and
@@ -791,7 +791,7 @@ class WireJudge:
     def check(self) -> Counter:
         """Limit violations among the outputs since the last check (with the three before them as
         context, whose own violations were counted before)."""
-        from hjepa_agent.report import count_limit_violations
+        from hjepa_agent.harness.report import count_limit_violations
         new = self.outputs[self._checked:]
         self._checked = len(self.outputs)
         if not new:
@@ -975,7 +975,7 @@ class FuzzStack:
     def barrier(self) -> bool:
         """Spin until what was set off is handled (lockstep.lockstep_barrier); False on a miss (counted)."""
         from hjepa_agent.nodes.traffic import settle_traffic
-        from hjepa_agent.lockstep import lockstep_barrier
+        from hjepa_agent.harness.lockstep import lockstep_barrier
         t_ns = int(round(self.t_s * 1e9)) if self.t_s > 0 else 0
         ok = lockstep_barrier(self.executor, list(self.nodes.values()), t_ns, self.ctx, max_s=2.0)
         if not ok:
@@ -1130,7 +1130,7 @@ def fuzz_stack(build_nodes: Callable[[Any], dict[str, Any]], ego: Any, report: F
     private DDS domain; afterwards the guards' counters go into ``report`` and everything is shut down."""
     import rclpy
 
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.harness.runner import isolate_dds
     isolate_dds()
     ctx = rclpy.Context()
     rclpy.init(context=ctx)

@@ -4,7 +4,7 @@ graph and heard on each topic (:class:`Observed`, :class:`Sample`), and a typed 
 the remap or parameter that would fix it (:func:`judge` -> :class:`Finding`); the whole check's report and its
 display are in :mod:`hjepa_agent.core.bringup_report`.
 
-ROS-free: hjepa_agent/check.py builds the expectations from the agent's params files, ego model and
+ROS-free: hjepa_agent/harness/check.py builds the expectations from the agent's params files, ego model and
 topic table (nodes/topics.py), observes the graph and the messages (its thin ROS part) and calls
 :func:`judge` here; every time is a value passed in (``received_s``: the system clock at receipt, as
 the agent runs on wall time on a robot).

@@ -77,7 +77,7 @@ def build(bag_paths: list[str], out: Path, opts: BuildOptions, *, held_out: floa
           risk: bool = True, thresholds: Path | None = None, ego_model: Path | None = None,
           progress: bool = True) -> dict[str, Any]:
     """Build the dataset (module doc); returns its info.json. BagRefused lists every problem found."""
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     bags = find_bags(bag_paths)
     out = prepare_out(out)
     episodes: list[dict[str, Any]] = []
@@ -165,8 +165,8 @@ def build_main(args: argparse.Namespace) -> int:
         topics.append((role, name))
     max_age_s = args.max_age_s
     if max_age_s is None:   # one rule: a frame is as fresh as the agent requires its scan to be
-        from hjepa_agent.node_table import load_params
-        from hjepa_agent.paths import data_path
+        from hjepa_agent.nodes.node_table import load_params
+        from hjepa_agent.config.paths import data_path
         params = load_params(args.params or data_path("config", "agent.yaml"), args.namespace)
         max_age_s = float(params.get("perception", {}).get("scan_max_age_s", BuildOptions().max_age_s))
     opts = BuildOptions(namespace=args.namespace, topics=tuple(topics), base_frame=args.base_frame,

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.types import SCAN_RANGE_MAX_M
 from hjepa_agent.dataset import format as fmt
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import RobotDescription, load_robot_description
 from hjepa_agent.sim.scenario import Scenario, load_scenarios
 from hjepa_agent.train import world_data

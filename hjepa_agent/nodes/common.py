@@ -20,7 +20,7 @@ from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.fingerprint import RobotFingerprint, robot_fingerprint
 from hjepa_agent.core.models import ModelMismatchError
 from hjepa_agent.nodes.guard import RELIABLE_QOS, SENSOR_QOS
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 
 START_ERRORS = (ConfigError, ModelMismatchError, FileNotFoundError, ValueError)

@@ -43,7 +43,7 @@ from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, de
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.nodes.mounts import declare_base_frame
 from hjepa_agent.nodes.topics import Rejected
-from hjepa_agent.paths import models_dir as models_path
+from hjepa_agent.config.paths import models_dir as models_path
 
 
 class EstimatorNode(GuardedNode):

@@ -17,7 +17,7 @@ from hjepa_agent.core.types import WorldState
 from hjepa_agent.nodes.codec import proposal_to_msg
 from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
-from hjepa_agent.paths import models_dir as models_path
+from hjepa_agent.config.paths import models_dir as models_path
 
 
 class HabitualNode(GuardedNode):

@@ -37,7 +37,7 @@ from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, de
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.nodes.mounts import SensorMounts
 from hjepa_agent.nodes.topics import MAX_IMAGE_PIXELS, Rejected
-from hjepa_agent.paths import models_dir as models_path
+from hjepa_agent.config.paths import models_dir as models_path
 
 
 class PerceptionNode(GuardedNode):

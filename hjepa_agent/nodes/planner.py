@@ -138,7 +138,7 @@ class PlannerNode(GuardedNode):
             return None
         from hjepa_agent.core.models import select_providers
         from hjepa_agent.core.planner.latent import load_latent_ambiguity
-        from hjepa_agent.paths import data_path
+        from hjepa_agent.config.paths import data_path
         return load_latent_ambiguity(models_dir or data_path("models"), select_providers(True)[0], robot, weight=weight)
 
     def on_mode(self, mode: Mode, rx: Receipt) -> None:

@@ -55,7 +55,7 @@ from hjepa_agent.nodes.guard import LATCHED_QOS, GuardedNode, Receipt, qos_for
 from hjepa_agent.nodes.tf import odom_transform, rclpy_type, tf_message
 from hjepa_agent.nodes.traffic import CountingPublisher
 from hjepa_agent.nodes.topics import TOPICS
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.faults import FaultInjector, Intruder
 from hjepa_agent.sim.robot import RobotDescription, load_robot_description
 from hjepa_agent.sim.scenario import Scenario, load_scenario

@@ -1,5 +1,5 @@
 """Lockstep accounting: what the counting publishers of one process (one rclpy Context) sent to its
-counted subscriptions, and what those took, so that the lockstep (hjepa_agent/lockstep.py) can wait
+counted subscriptions, and what those took, so that the lockstep (hjepa_agent/harness/lockstep.py) can wait
 until everything in flight between the process's nodes has been handled instead of for a fixed
 wall-clock time. Every guarded input (nodes/guard.py) is a counted subscription; every publisher a
 GuardedNode makes is a counting one.

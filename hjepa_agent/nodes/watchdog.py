@@ -74,8 +74,8 @@ from hjepa_agent.nodes.common import (Diagnostics, declare, declare_ego_path, de
                                       run_node)
 from hjepa_agent.nodes.guard import GuardedLifecycleNode, Receipt
 from hjepa_agent.nodes.topics import TOPICS, guarded_topics, inputs_of
-from hjepa_agent.paths import models_dir as models_path
-from hjepa_agent.paths import package_relative
+from hjepa_agent.config.paths import models_dir as models_path
+from hjepa_agent.config.paths import package_relative
 
 INPUTS: dict[str, tuple[str, type]] = {kind: (spec.topic, spec.spec.type) for kind, spec in inputs_of("watchdog").items()}
 """What the watchdog consumes: input kind -> (topic, message type), from nodes/topics.py. The journal

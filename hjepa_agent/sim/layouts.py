@@ -311,7 +311,7 @@ def training_jobs(ego: EgoModel, episodes_per_scenario: int, seed0: int, layouts
     """(scenario, episode seed) jobs of a trainer: every shipped scenario (config/scenarios) on seeds
     seed0 .. seed0 + episodes_per_scenario - 1, then ``layouts`` procedural layouts of ``split`` (the
     families in turn), one episode each on seed ``seed0``: the layout itself is what varies."""
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     from hjepa_agent.sim.scenario import load_scenarios
 
     jobs = [(sc, seed0 + i) for sc in load_scenarios(data_path("config", "scenarios"))

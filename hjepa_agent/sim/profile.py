@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hjepa_agent.config.loader import build, read_yaml, require
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 CMD_VEL_TYPES = ("twist", "twist_stamped")
 ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
@@ -76,7 +76,7 @@ class DriverProfile:
     """Whether the base publishes a battery state at all."""
 
     def __post_init__(self) -> None:
-        from hjepa_agent.node_table import REMAPPABLE
+        from hjepa_agent.nodes.node_table import REMAPPABLE
         require(bool(self.name), "name", "must not be empty")
         require(self.cmd_vel_type in CMD_VEL_TYPES, "cmd_vel_type",
                 f"must be one of {', '.join(CMD_VEL_TYPES)}, got {self.cmd_vel_type!r}")

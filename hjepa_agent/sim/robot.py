@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hjepa_agent.config.loader import ConfigError, build, read_yaml, require
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 DRIVE_TYPES = ("diff",)
 """Supported drive types. Skid-steer robots are driven as 'diff' with several wheels per side, their

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from hjepa_agent.core.world_model import SCORES, WorldModel, combine, frame_scores
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.train import world_data
 
 log = logging.getLogger(__name__)

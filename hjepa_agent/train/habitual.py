@@ -54,7 +54,7 @@ from hjepa_agent.core.fingerprint import RobotFingerprint, robot_fingerprint
 from hjepa_agent.core.models import HABITUAL_MODELS, OnnxModel, load_manifest, sha256_file
 from hjepa_agent.core.perception import IMAGE_SIZE
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M
-from hjepa_agent.paths import data_path, share_dir
+from hjepa_agent.config.paths import data_path, share_dir
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenarios
 from hjepa_agent.sim.world import SimWorld

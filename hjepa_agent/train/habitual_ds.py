@@ -34,7 +34,7 @@ import torch
 
 from hjepa_agent.core.types import N_LATENT, SCAN_RANGE_MAX_M
 from hjepa_agent.dataset.format import open_dataset
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.train.runs import Run, TrainConfig, config_from, to_plain
 
 log = logging.getLogger(__name__)

@@ -190,7 +190,7 @@ def stamp_main(argv: list[str] | None = None) -> int:
     """``hjepa-agent train fingerprint``: :func:`stamp_fingerprint` (a maintainer step)."""
     import argparse
 
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     ap = argparse.ArgumentParser(
         prog="hjepa-agent train fingerprint",
         description="Maintainer step: write the robot fingerprint of --robot with --ego-model into the manifest "

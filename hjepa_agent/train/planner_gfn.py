@@ -45,7 +45,7 @@ import torch
 from tqdm import tqdm
 
 from hjepa_agent.train.runs import TrainConfig, config_from
-from hjepa_agent.bench_planners import run_episode
+from hjepa_agent.harness.bench_planners import run_episode
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.fingerprint import load_robot_fingerprint
 from hjepa_agent.core.planner import Budget, NavField, build_planner, planner_cost
@@ -54,7 +54,7 @@ from hjepa_agent.core.planner.gflownet import (ACTIONS, BETA, COND_DIM, COST_CLI
                                                condition_features, expand,
                                                log_reward)
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.train.collect import Limits
 from hjepa_agent.train.export import as_numpy, export_onnx, setup_training_logging
 from hjepa_agent.train.gflownet import PlanGFlowNet, PlanSpace, balance_loss, tb_optimizer

@@ -39,7 +39,7 @@ from hjepa_agent.train.runs import TrainConfig, config_from
 from hjepa_agent.core.planner.subgoals import (MIN_DISTANCE_M, SubgoalPlanner, SubgoalSpace,
                                                exact_terminal_distribution, route_side, two_ways_exist)
 from hjepa_agent.core.planner.hierarchy import route_condition
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def collect(episodes_per_scenario: int, space: SubgoalSpace, robot: Path, ego, e
             progress: bool = True, seed0: int = TRAIN_SEED0, layouts: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Route rasters and distances from planner-driven episodes (module doc, step 1) on the shipped
     scenarios and ``layouts`` procedural train-split layouts (sim/layouts.py training_jobs)."""
-    from hjepa_agent.bench_planners import run_episode
+    from hjepa_agent.harness.bench_planners import run_episode
     from hjepa_agent.sim.layouts import training_jobs
     from hjepa_agent.sim.robot import load_robot_description
     from hjepa_agent.sim.world import SimWorld

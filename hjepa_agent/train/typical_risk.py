@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from hjepa_agent.train.runs import TrainConfig
 from hjepa_agent.core.risk import MIN_LOG_SPREAD, N_RISK_FEATURES, N_RISK_STATS, risk_features, risk_logit
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from hjepa_agent.core.models import WORLD_CALIBRATION_FILE
 from hjepa_agent.core.perception import IMAGE_SIZE
 from hjepa_agent.core.world_model import AMBIGUITY_QUANTILE, WorldModel, combine, encode_frames, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.train import world_data
 from hjepa_agent.train.look import look_options, make_look
 from hjepa_agent.train.collect import Limits

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from hjepa_agent.dataset.format import open_dataset
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.train import world_data
 from hjepa_agent.train.from_dataset import world_arrays
 from hjepa_agent.train.runs import Run, TrainConfig, config_from, to_plain

@@ -10,8 +10,8 @@ from std_srvs.srv import Trigger
 from conftest import spin_until
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.types import Mode
-from hjepa_agent.node_table import load_params
-from hjepa_agent.paths import data_path
+from hjepa_agent.nodes.node_table import load_params
+from hjepa_agent.config.paths import data_path
 
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
 BRIDGE = load_params(data_path("config", "agent.yaml"))["bridge"]
@@ -20,7 +20,7 @@ TIMEOUT_S = BRIDGE["source_timeout_s"]
 
 
 def test_killing_the_habitual_node_decelerates_within_limits_and_holds(ros_context):
-    from hjepa_agent.runner import feeder_loss
+    from hjepa_agent.harness.runner import feeder_loss
     r = feeder_loss(ros_context, "habitual", drive_s=3.0, after_s=3.0)
     assert r["speed_before_mps"] > 0.2, "robot should be driving before the fault"
     assert r["max_output_gap_s"] <= PERIOD_S + 0.01 + 1e-9, "cmd_vel went silent"
@@ -34,7 +34,7 @@ def test_killing_the_bridge_lets_the_watchdog_stop_the_base_alone(ros_context):
     """No bridge: the base would hold its last command; the watchdog notices the silence within
     bridge_max_age_s and ramps the base down itself, within the deceleration limit, and holds zero."""
     from hjepa_agent.core.watchdog import load_watchdog_config
-    from hjepa_agent.runner import feeder_loss
+    from hjepa_agent.harness.runner import feeder_loss
     wd = load_watchdog_config(data_path("config", "watchdog.yaml"))
     tick_s = 1.0 / float(load_params(data_path("config", "agent.yaml")).get("watchdog", {}).get("tick_hz", 20.0))
     r = feeder_loss(ros_context, "bridge", drive_s=3.0, after_s=3.0)
@@ -91,8 +91,8 @@ def test_the_planner_maps_what_the_scan_sees(stack):
 def test_each_plan_is_explained_with_its_mode_and_why(ros_context):
     """On the corridor the watchdog hands over to the planner within seconds; every published plan
     then carries an account that starts with the mode and the watchdog's reason."""
-    from hjepa_agent.paths import data_path
-    from hjepa_agent.runner import EmbeddedStack
+    from hjepa_agent.config.paths import data_path
+    from hjepa_agent.harness.runner import EmbeddedStack
 
     stack = EmbeddedStack(ros_context, data_path("config", "scenarios", "corridor.yaml"), seed=0)
     try:

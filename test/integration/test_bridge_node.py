@@ -14,7 +14,7 @@ from conftest import SimClock, spin_until
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.nodes.bridge import BridgeNode
 from hjepa_agent.nodes.codec import from_time, msg_to_bridge_output, to_time
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
 DT = 0.01

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 import pytest
 from rclpy.executors import SingleThreadedExecutor
 
-from hjepa_agent.check import run_check, setup_for_profile
+from hjepa_agent.harness.check import run_check, setup_for_profile
 from hjepa_agent.core.bringup import Need, Verdict
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 PROFILE = data_path("config", "profiles", "turtlebot4_like.yaml")
 LISTEN_S = 1.5

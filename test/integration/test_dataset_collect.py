@@ -10,7 +10,7 @@ import pytest
 
 from hjepa_agent.dataset.collect import add_arguments, collect_dataset, collect_main
 from hjepa_agent.dataset.format import FEATURES, PRIVILEGED, DatasetError, open_dataset
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.train.collect import CONTROL_DT_S
 
 OPEN = data_path("config", "scenarios", "open.yaml")

@@ -32,10 +32,10 @@ from hypothesis import strategies as st
 
 from fuzz_strategies import NOMINAL_HZ, STRATEGIES, FuzzStack, budget, fuzz_stack, failure_text, sequences, strategy_for
 from hjepa_agent.config.ego_model import load_ego_model
-from hjepa_agent.node_table import NODES, SIM_NODE, load_params
+from hjepa_agent.nodes.node_table import NODES, SIM_NODE, load_params
 from hjepa_agent.nodes.mounts import MOUNT_NODES
 from hjepa_agent.nodes.topics import all_inputs, inputs_of
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
 PAIRS = [(node, key) for node, ins in all_inputs().items() for key in ins]

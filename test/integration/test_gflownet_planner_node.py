@@ -8,7 +8,7 @@ from hjepa_agent.core.planner.gflownet import HORIZON, N_FALLBACKS, REPEAT
 
 def _planner_params(tmp_path, **planner):
     """config/agent.yaml with these planner parameters, written to a file in tmp_path."""
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     params = yaml.safe_load(data_path("config", "agent.yaml").read_text())
     params["/**/planner"]["ros__parameters"].update(planner)
     path = tmp_path / "agent_planner.yaml"
@@ -17,8 +17,8 @@ def _planner_params(tmp_path, **planner):
 
 
 def test_the_gflownet_planner_node_plans_on_the_full_stack(ros_context, tmp_path):
-    from hjepa_agent.paths import data_path
-    from hjepa_agent.runner import EmbeddedStack
+    from hjepa_agent.config.paths import data_path
+    from hjepa_agent.harness.runner import EmbeddedStack
 
     path = _planner_params(tmp_path, planner="gflownet", hierarchy=False)   # the one-level GFlowNet
     stack = EmbeddedStack(ros_context, data_path("config", "scenarios", "corridor.yaml"), seed=0, params_file=path)
@@ -42,8 +42,8 @@ def test_the_two_level_planner_node_routes_on_the_full_stack(ros_context, tmp_pa
     """``hierarchy: true`` over the GFlowNet with the shipped slow level, and the learned world
     model's predicted-state ambiguity in the cost: on two_routes the planner plans with a route of
     subgoals, says so (and the plan's predicted ambiguity) in its explanation; the robot keeps clear."""
-    from hjepa_agent.paths import data_path
-    from hjepa_agent.runner import EmbeddedStack
+    from hjepa_agent.config.paths import data_path
+    from hjepa_agent.harness.runner import EmbeddedStack
 
     path = _planner_params(tmp_path, planner="gflownet", hierarchy=True, always_plan=True, ambiguity_weight=0.5)
     stack = EmbeddedStack(ros_context, data_path("config", "scenarios", "two_routes.yaml"), seed=0, params_file=path)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from rclpy.parameter import Parameter
 
-from hjepa_agent.node_table import NODES, SIM_NODE
+from hjepa_agent.nodes.node_table import NODES, SIM_NODE
 from hjepa_agent.nodes.guard import GuardedNode
 from hjepa_agent.nodes.topics import TOPICS, all_inputs
 

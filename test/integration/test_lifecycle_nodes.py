@@ -25,7 +25,7 @@ from conftest import SimClock, load_yaml_dict, spin_until
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.nodes.codec import from_time, msg_to_bridge_output, to_time
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
 DT = 0.01
@@ -170,7 +170,7 @@ def test_a_configure_with_a_bad_ego_model_fails_naming_it_and_the_node_stays_unc
 def test_with_autostart_a_bad_ego_model_exits_2_with_the_reason(tmp_path, write_yaml):
     """run_node (the console script, as `ros2 run` and a launch file start it): the node configures at start;
     the failed configure is the exit status 2 it always was, with the reason."""
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.harness.runner import isolate_dds
     isolate_dds()
     bad = load_yaml_dict("config", "ego_model.yaml")
     bad["hard"]["kinematics"]["linear_x"]["max_decel"] = -1.0
@@ -303,7 +303,7 @@ def test_cleanup_releases_what_configure_made_and_the_lockstep_accounting_with_i
 
 
 def test_the_embedded_runner_brings_them_up_itself_and_a_reactivated_watchdog_stops_until_cleared(stack):
-    """hjepa_agent.runner: the managed nodes come with autostart false and active (build_agent_nodes drove their
+    """hjepa_agent.harness.runner: the managed nodes come with autostart false and active (build_agent_nodes drove their
     transitions); the robot drives. A deactivated watchdog says SAFE_STOP once and the bridge stops the base
     at once; reactivated, it has been blind and stops (latched) until agent/clear_safe_stop. A deactivated
     bridge stops the base and goes silent; the watchdog then stops the base itself (its own zeros)."""
@@ -396,7 +396,7 @@ def _stops_cleanly(body: str) -> str:
     """Run ``body`` (a node main whose start-up calls ``interrupt()``: SIGINT to itself, then time for rclpy's
     handler to shut the context down) in a fresh process; asserts exit 0 without a traceback, returns its
     stderr."""
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.harness.runner import isolate_dds
     isolate_dds()
     code = ("import os, signal, time\n"
             "def interrupt():\n"

@@ -10,7 +10,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from hjepa_agent.core.watchdog import TIGHTER
-from hjepa_agent.node_table import NODES
+from hjepa_agent.nodes.node_table import NODES
 
 LIVE = {"bridge": {"max_linear_mps", "max_angular_rps"}, "watchdog": set(TIGHTER)}
 """The only parameters an operator may change at run time (each change checked: tighten only)."""
@@ -65,9 +65,9 @@ def test_a_namespaced_bring_up_has_every_parameter_of_the_params_file_in_force(p
     from rcl_interfaces.srv import GetParameters
     from rclpy.parameter import parameter_value_to_python
 
-    from hjepa_agent.node_table import load_params
-    from hjepa_agent.paths import data_path
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.nodes.node_table import load_params
+    from hjepa_agent.config.paths import data_path
+    from hjepa_agent.harness.runner import isolate_dds
 
     isolate_dds()
     path = data_path("config", params_file)

@@ -205,7 +205,7 @@ def test_frames_go_into_the_bag_tf_from_odometry_and_tf_static_from_the_urdf(ros
     transform it states, at its receive time; odometry with unnamed frames stays in the bag but gives no /tf."""
     from rosbags.typesys import Stores, get_typestore
 
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     ex, add = harness
     urdf = data_path("urdf", "diffbot.urdf")
     rec = add(RecorderNode(context=ros_context, parameter_overrides=[Parameter("out", value=str(tmp_path / "bag")),

@@ -8,7 +8,7 @@ from rclpy.parameter import Parameter
 from hjepa_agent.core.models import ModelMismatchError
 from hjepa_agent.nodes.habitual import HabitualNode
 from hjepa_agent.nodes.watchdog import WatchdogNode
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 SKIDBOT = str(data_path("config", "robots", "skidbot.yaml"))
 

@@ -14,7 +14,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from conftest import spin_until
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.codec import msg_to_percept, to_time
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def twist_context():
     builds without the params file."""
     import rclpy
 
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.harness.runner import isolate_dds
     isolate_dds()
     ctx = rclpy.Context()
     rclpy.init(context=ctx, args=["--ros-args", "-p", "cmd_vel_type:=twist"])
@@ -33,7 +33,7 @@ def twist_context():
 
 
 def test_with_cmd_vel_type_twist_the_agent_drives_the_robot_with_unstamped_twists(twist_context, tmp_path):
-    from hjepa_agent.runner import EmbeddedStack
+    from hjepa_agent.harness.runner import EmbeddedStack
     params = yaml.safe_load(data_path("config", "agent.yaml").read_text())
     params["/**"]["ros__parameters"]["cmd_vel_type"] = "twist"
     params_file = tmp_path / "agent_twist.yaml"
@@ -102,7 +102,7 @@ def compressed_context():
     """A fresh rclpy Context (private DDS domain) whose every node has image_transport compressed."""
     import rclpy
 
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.harness.runner import isolate_dds
     isolate_dds()
     ctx = rclpy.Context()
     rclpy.init(context=ctx, args=["--ros-args", "-p", "image_transport:=compressed"])

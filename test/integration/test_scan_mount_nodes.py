@@ -17,7 +17,7 @@ from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, UNKNOWN_RANGE_
 from hjepa_agent.nodes.codec import msg_to_percept, to_time
 from hjepa_agent.nodes.perception import PerceptionNode
 from hjepa_agent.nodes.planner import PlannerNode
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 LASER = '<origin xyz="0 0 0.075"/>'
 

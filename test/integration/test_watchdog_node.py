@@ -48,7 +48,7 @@ def context_without_motor_temperature():
     read-only parameter motor_temperature: false, set for the node named sim), as on a Create 3."""
     import rclpy
 
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.harness.runner import isolate_dds
     isolate_dds()
     ctx = rclpy.Context()
     rclpy.init(context=ctx, args=["--ros-args", "-p", "sim:motor_temperature:=false"])
@@ -65,8 +65,8 @@ def test_with_motor_temperature_absent_the_watchdog_does_not_subscribe_and_drive
 
     from hjepa_agent.core.events import Cause
     from hjepa_agent.core.watchdog import PROTECTIONS
-    from hjepa_agent.paths import data_path
-    from hjepa_agent.runner import EmbeddedStack
+    from hjepa_agent.config.paths import data_path
+    from hjepa_agent.harness.runner import EmbeddedStack
     ego = yaml.safe_load(data_path("config", "ego_model.yaml").read_text())
     ego["hard"]["sensors"]["temperature"] = {"presence": "absent"}
     ego["hard"]["sensors"]["battery"]["presence"] = "optional"

@@ -16,7 +16,7 @@ from conftest import spin_until
 from hjepa_agent.nodes.codec import msg_to_world_state, to_time
 from hjepa_agent.nodes.estimator import EstimatorNode
 from hjepa_agent.nodes.perception import PerceptionNode
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenario
 from hjepa_agent.sim.world import SimWorld

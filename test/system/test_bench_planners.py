@@ -2,9 +2,9 @@
 sampled plans on both sides of the robot-goal line."""
 import numpy as np
 
-from hjepa_agent.bench_planners import both_sides, run_episode, summarise
+from hjepa_agent.harness.bench_planners import both_sides, run_episode, summarise
 from hjepa_agent.config.ego_model import load_ego_model
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenario
 from hjepa_agent.sim.world import SimWorld

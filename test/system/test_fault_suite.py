@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 COUNTS = ("episodes", "detected", "named_wrongly", "collisions", "breaches", "limit_violations", "node_failures")
 
@@ -19,7 +19,7 @@ def _sim(out, *args):
 
 def _run_kinds(out, kinds, watchdog_off=False):
     """One episode per fault (kind@onset) on the open scenario, through the runner as `sim` runs it."""
-    script = ("import json, sys; from pathlib import Path; from hjepa_agent.runner import RunConfig, run; "
+    script = ("import json, sys; from pathlib import Path; from hjepa_agent.harness.runner import RunConfig, run; "
               "from hjepa_agent.sim.faults import parse_faults; "
               "f = parse_faults(sys.argv[1]); "
               "run(RunConfig(scenarios=(Path(sys.argv[2]),), episodes=len(f), seed=0, out=Path(sys.argv[3]), "

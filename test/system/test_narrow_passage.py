@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hjepa_agent.bench_planners import run_episode
+from hjepa_agent.harness.bench_planners import run_episode
 from hjepa_agent.config.ego_model import load_ego_model
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import Arena, Goal, Obstacle, Scenario, Start
 from hjepa_agent.sim.world import SimWorld

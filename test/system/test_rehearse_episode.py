@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 
 def test_one_rehearsed_episode_reaches_the_goal_within_the_limits(tmp_path):

@@ -8,7 +8,7 @@ import yaml
 from rosbags.rosbag2 import Reader
 
 from hjepa_agent.core.fingerprint import RobotFingerprint
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 
 def test_cli_sim_runs_two_episodes_and_writes_its_outputs(tmp_path):

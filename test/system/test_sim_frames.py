@@ -10,7 +10,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
 from hjepa_agent.config.urdf import link_mount, quaternion_matrix, rpy_matrix
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 
 def _read(bag):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import RobotDescription, ScanSpec, load_robot_description
 from hjepa_agent.sim.scenario import Arena, Goal, Obstacle, Scenario, Start
 from hjepa_agent.sim.world import SimWorld

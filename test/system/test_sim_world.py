@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hjepa_agent.config.ego_model import load_ego_model
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.expert import ScriptedExpert, run_expert_episode
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import Arena, Goal, Obstacle, Scenario, Start, load_scenarios
@@ -178,7 +178,7 @@ def test_appearance_splits_change_the_image_not_the_geometry(diffbot_world: SimW
     import numpy as np
     from hjepa_agent.sim.appearance import Appearance
     from hjepa_agent.sim.scenario import load_scenario
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     sc = load_scenario(data_path("config", "scenarios", "clutter.yaml"))
     rng = np.random.default_rng(0)
     images, scans = [], []
@@ -198,7 +198,7 @@ def test_the_default_look_renders_the_same_after_another_look(diffbot_world: Sim
     import numpy as np
     from hjepa_agent.sim.appearance import Appearance
     from hjepa_agent.sim.scenario import load_scenario
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     sc = load_scenario(data_path("config", "scenarios", "clutter.yaml"))
     images = []
     for look in (None, Appearance.sample(np.random.default_rng(70_000), "unseen"), None):

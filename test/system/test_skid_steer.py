@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from hjepa_agent.config.ego_model import load_ego_model
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import SkidSteerSpec, load_robot_description
 from hjepa_agent.sim.scenario import Arena, Goal, Scenario, Start
 from hjepa_agent.sim.world import SimWorld

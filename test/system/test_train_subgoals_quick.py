@@ -12,7 +12,7 @@ import yaml
 from hjepa_agent.core.planner import Budget, build_planner
 from hjepa_agent.core.planner.subgoals import SubgoalSpace
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 
 def test_quick_training_exports_a_slow_level_the_two_level_planner_routes_with(tmp_path):

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 
 def _replay(bag, thresholds, out):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hjepa_agent.bench_latency import HOPS, path_latency
+from hjepa_agent.harness.bench_latency import HOPS, path_latency
 
 
 def _bag(path: Path) -> Path:

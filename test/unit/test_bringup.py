@@ -14,7 +14,7 @@ from hjepa_agent.core.bringup import (MIN_RATE_FRACTION, Alternative, Direction,
                                       relative_to, resolve_topic, scan_fov_deg, selected_models, summarise,
                                       tf_connected)
 from hjepa_agent.core.bringup_report import Report, render, report_json
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 NS = "/robot1"
 DRIVER = "/robot1/sim"
@@ -315,7 +315,7 @@ def test_the_text_and_the_json_are_made_from_the_values():
 
 # ---- which models the params select ------------------------------------------------------------------------
 def test_the_models_selected_follow_the_nodes_parameters():
-    from hjepa_agent.node_table import load_params, load_params_files
+    from hjepa_agent.nodes.node_table import load_params, load_params_files
     shipped = selected_models(load_params(data_path("config", "agent.yaml")))
     assert shipped == [("perception", "world_encoder"), ("perception", "world_look"), ("habitual", "habitual_world"),
                        ("estimator", "world_predictor"), ("watchdog", "typical_risk")]

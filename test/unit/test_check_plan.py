@@ -1,4 +1,4 @@
-"""`hjepa-agent check` without DDS (hjepa_agent/check.py): what the agent needs of a robot, worked out from
+"""`hjepa-agent check` without DDS (hjepa_agent/harness/check.py): what the agent needs of a robot, worked out from
 its params files, ego model, namespace and remaps (or a driver profile, as rehearse runs it); the models
 its params select, checked against the robot's fingerprint; a message turned into what the judging
 needs, through the agent's own input check."""
@@ -12,11 +12,11 @@ import yaml
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CompressedImage, Image, LaserScan
 
-from hjepa_agent.check import CheckSetup, check_models, parse_remap, plan, setup_for_profile, to_sample
+from hjepa_agent.harness.check import CheckSetup, check_models, parse_remap, plan, setup_for_profile, to_sample
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.bringup import Direction, Need, Verdict
 from hjepa_agent.nodes.topics import check_compressed_image, check_image, check_odom, check_scan
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 PROFILE = data_path("config", "profiles", "turtlebot4_like.yaml")
 

@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.config.loader import ConfigError
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 GOOD = yaml.safe_load(data_path("config", "ego_model.yaml").read_text())
 

@@ -14,7 +14,7 @@ from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.fingerprint import (FINGERPRINT_DECIMALS, RobotFingerprint, canonical_json,
                                           load_robot_fingerprint, robot_fingerprint, robot_values)
 from hjepa_agent.core.models import load_manifest
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import CameraSpec, ScanSpec, load_robot_description
 
 ROBOT = data_path("config", "robots", "diffbot.yaml")

@@ -46,7 +46,7 @@ def test_the_watchdog_stops_on_a_foreign_publisher_or_only_warns():
     from hjepa_agent.config.ego_model import load_ego_model
     from hjepa_agent.core.types import Mode
     from hjepa_agent.core.watchdog import Watchdog, WatchdogConfig
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     ego = load_ego_model(data_path("config", "ego_model.yaml"))
     for action, stops in (("stop", True), ("warn", False)):
         wd = Watchdog(WatchdogConfig(foreign_publishers=action), ego)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hjepa_agent.config.urdf import link_mount, matrix_quaternion, quaternion_matrix, read_urdf, rpy_matrix
 from hjepa_agent.core.frames import (FrameTransform, GoalFrameError, base_to_odom, goal_frame_refusal, goal_in_odom,
                                      planar_transform)
-from hjepa_agent.node_table import REMAPPABLE, remap_argument
-from hjepa_agent.paths import data_path
+from hjepa_agent.nodes.node_table import REMAPPABLE, remap_argument
+from hjepa_agent.config.paths import data_path
 
 coord = st.floats(-1e3, 1e3, allow_nan=False)
 angle = st.floats(-4 * math.pi, 4 * math.pi, allow_nan=False)

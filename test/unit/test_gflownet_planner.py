@@ -67,7 +67,7 @@ def test_a_models_dir_without_the_planner_networks_is_refused_with_what_to_do(tm
 
     from hjepa_agent.core.models import ModelMismatchError
     from hjepa_agent.core.planner import build_planner
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     models = tmp_path / "models"
     shutil.copytree(data_path("models"), models)
     text = (models / "manifest.yaml").read_text()

@@ -75,7 +75,7 @@ def test_subgoals_are_passed_and_the_goal_is_last():
 def test_bad_set_ups_are_refused_with_what_to_do(tmp_path):
     from hjepa_agent.core.models import ModelMismatchError
     from hjepa_agent.core.planner import build_planner
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     kw = dict(footprint_radius_m=0.2, max_linear_mps=0.6, max_angular_rps=1.8, prefer_cuda=False)
     with pytest.raises(ValueError, match="navfield"):
         build_planner("cem", navfield=False, hierarchy=True, **kw)

@@ -52,7 +52,7 @@ def test_a_planner_that_pays_for_ambiguity_keeps_out_of_the_blind_spot():
 
 def test_the_shipped_world_model_gives_nominal_plans_a_low_ambiguity():
     from hjepa_agent.core.world_model import WorldModel
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     amb = load_latent_ambiguity(data_path("models"))
     z0 = WorldModel(data_path("models"), with_encoder=False).mean     # the training latents' mean
     acts = np.stack([np.full((8, 15), 0.3), np.linspace(-1.0, 1.0, 8)[:, None].repeat(15, 1)], -1).astype(np.float32)

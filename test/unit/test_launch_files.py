@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hjepa_agent.node_table import NODES, RECORDER_NODE, REMAPPABLE, SIM_NODE, remap_argument
+from hjepa_agent.nodes.node_table import NODES, RECORDER_NODE, REMAPPABLE, SIM_NODE, remap_argument
 from hjepa_agent.nodes.mounts import MOUNT_NODES
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 pytest.importorskip("launch_ros", reason="launch_ros is not installed (ROS 2's launch has no PyPI wheels): these "
                                          "tests execute the launch files on a machine with ROS 2")

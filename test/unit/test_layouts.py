@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from hjepa_agent.config.ego_model import load_ego_model
-from hjepa_agent.paths import data_path
-from hjepa_agent.report import EpisodeResult, family_table
+from hjepa_agent.config.paths import data_path
+from hjepa_agent.harness.report import EpisodeResult, family_table
 from hjepa_agent.sim.expert import ScriptedExpert
 from hjepa_agent.sim.layouts import (CHECK_RESOLUTION_M, FAMILIES, GAP_FACTORS, SPLIT_SIZE, SPLITS, WALL_M, LayoutId,
                                      layout_ids, make_layout, time_limit_s)

@@ -17,7 +17,7 @@ from hjepa_agent.core.look import LOOK_EPS, LOOK_FILE, LOOK_MODEL, LookModel, lo
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError
 from hjepa_agent.core.perception import APPEARANCE_FEATURES, Perception, appearance_features
 from hjepa_agent.core.types import N_LATENT
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.appearance import Appearance
 from hjepa_agent.sim.scenario import Scenario, Start, load_scenario
 from hjepa_agent.train.look import fit_look

@@ -21,7 +21,7 @@ from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core import models as core_models
 from hjepa_agent.core.fingerprint import load_robot_fingerprint, robot_fingerprint
 from hjepa_agent.core.models import ModelMismatchError, OnnxModel, load_manifest, select_providers
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.train.export import export_onnx
 from hjepa_agent.train.manifest import ModelRecord, stamp_fingerprint, write_manifest  # noqa: E402

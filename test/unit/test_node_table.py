@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from hjepa_agent.config.loader import ConfigError
-from hjepa_agent.node_table import NODES, RECORDER_NODE, SIM_NODE, key_target, load_params
-from hjepa_agent.paths import data_path
+from hjepa_agent.nodes.node_table import NODES, RECORDER_NODE, SIM_NODE, key_target, load_params
+from hjepa_agent.config.paths import data_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def test_params_file_matches_declared_parameters(name):
 @pytest.mark.parametrize("launch", ["sim.launch.py", "robot.launch.py"])
 def test_launch_files_build_nodes_from_the_table(launch):
     tree = ast.parse((ROOT / "launch" / launch).read_text())
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "hjepa_agent.node_table"
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "hjepa_agent.nodes.node_table"
                 for a in n.names}
     assert "NODES" in imported
     loops = [n for n in ast.walk(tree) if isinstance(n, ast.comprehension) and getattr(n.iter, "id", "") == "NODES"]

@@ -5,9 +5,9 @@ import pytest
 import yaml
 
 from hjepa_agent.config.loader import ConfigError
-from hjepa_agent.node_table import NODES, REMAPPABLE, load_params_files, node_command
-from hjepa_agent.paths import data_path
-from hjepa_agent.rehearse import agent_commands_for, robot_params, sent_commands
+from hjepa_agent.nodes.node_table import NODES, REMAPPABLE, load_params_files, node_command
+from hjepa_agent.config.paths import data_path
+from hjepa_agent.harness.rehearse import agent_commands_for, robot_params, sent_commands
 from hjepa_agent.sim.profile import load_profile
 
 PROFILE = data_path("config", "profiles", "turtlebot4_like.yaml")
@@ -82,7 +82,7 @@ def test_sent_commands_are_ordered_by_the_bridges_stamps():
 
 def test_a_relative_models_dir_is_found_in_the_package_when_not_here(tmp_path, monkeypatch):
     """A params file (the Jackal-like profile's) names models/skidrover: from anywhere it is the package's."""
-    from hjepa_agent.paths import models_dir
+    from hjepa_agent.config.paths import models_dir
     monkeypatch.chdir(tmp_path)
     assert models_dir("") == data_path("models")
     assert models_dir("models/skidrover") == data_path("models", "skidrover")

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import load_yaml_dict
 from hjepa_agent.config.loader import ConfigError
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.sim.robot import load_robot_description, resolve_urdf
 from hjepa_agent.sim.scenario import (JITTER_KEEP_OUT_M, Obstacle, load_scenario, load_scenarios,

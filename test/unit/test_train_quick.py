@@ -12,7 +12,7 @@ import yaml
 from hjepa_agent.core.fingerprint import load_robot_fingerprint
 from hjepa_agent.core.models import ModelMismatchError, OnnxModel, load_manifest
 from hjepa_agent.core.types import N_HABITUAL_FEATURES, N_LATENT
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.train.habitual import train_main
 
 pytestmark = pytest.mark.training
@@ -63,7 +63,7 @@ def test_world_latent_is_what_perception_computes() -> None:
     with encoder_model=world_encoder, and the head's scan part is the scan input it feeds."""
     from hjepa_agent.config.ego_model import load_ego_model
     from hjepa_agent.core.perception import Perception
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     from hjepa_agent.sim.robot import load_robot_description
     from hjepa_agent.sim.scenario import load_scenarios
     from hjepa_agent.sim.world import SimWorld
@@ -97,7 +97,7 @@ def test_world_latent_is_what_perception_computes() -> None:
 def test_quick_world_latent_training(tmp_path: Path) -> None:
     """--latent world trains only habitual_world.onnx on the frozen world encoder, merges the manifest."""
     from hjepa_agent.core.models import load_habitual
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
 
     out = tmp_path / "models"
     shutil.copytree(data_path("models"), out)

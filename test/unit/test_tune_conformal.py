@@ -47,7 +47,7 @@ def test_the_stop_can_take_less_of_alpha_than_the_replan(tmp_path, monkeypatch):
     """--stop-alpha: the ambiguity stop's share of alpha (a false stop costs more than a re-plan); the rest
     of what is not set aside goes to the clearance. Scores stand in for replayed episodes."""
     import hjepa_agent.tune as tune
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     rng = np.random.default_rng(3)
     amb, clear = rng.gamma(4.0, 0.15, 199), 0.02 + rng.gamma(3.0, 0.03, 199)
 

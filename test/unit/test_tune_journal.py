@@ -5,7 +5,7 @@ from collections import defaultdict, deque
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import load_watchdog_config
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.tune import _ticks
 
 

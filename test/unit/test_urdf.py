@@ -8,7 +8,7 @@ import pytest
 
 from hjepa_agent.config.urdf import UrdfError, link_mount, mount_from_matrix, quaternion_matrix, read_urdf, rpy_matrix
 from hjepa_agent.core.types import Mount
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 
 CHAIN = """<?xml version="1.0"?>
 <robot name="chain">

@@ -17,7 +17,7 @@ from hjepa_agent.core.perception import APPEARANCE_FEATURES, Perception, image_n
 from hjepa_agent.core.perception import IMAGE_STILL_K, image_change
 from hjepa_agent.core.world_model import SCORES, WorldModel, frame_scores
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS
-from hjepa_agent.paths import data_path
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.train.eval_world_model import eval_main
 from hjepa_agent.train.world_data import nearest_surface
 from hjepa_agent.train.world_model import CALIBRATION_FILE, N_HEADS, train_main
@@ -92,7 +92,7 @@ def test_quick_world_model_trains_exports_and_evaluates(quick_models: Path, tmp_
 
 
 def test_nearest_surface_matches_obstacle_distance() -> None:
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     from hjepa_agent.sim.scenario import load_scenarios
 
     layout = load_scenarios(data_path("config", "scenarios"))[0].jittered(3)
@@ -106,7 +106,7 @@ def test_nearest_surface_matches_obstacle_distance() -> None:
 
 def test_online_scores_equal_the_batch_scores_the_eval_reports(quick_models: Path) -> None:
     """The estimator's per-frame scorer and the evaluation's batch scorer are the same function."""
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     from hjepa_agent.sim.scenario import load_scenario
     from hjepa_agent.train import world_data
 

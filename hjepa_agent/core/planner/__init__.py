@@ -76,7 +76,7 @@ def _load_networks(models_dir, prefer_cuda: bool, prefix: str, what: str, expect
     """(models dir, ``<prefix>_policy``, ``<prefix>_logz``) as OnnxModels, manifest (and, with ``expected``,
     the robot fingerprint) checked; a mismatch names ``what`` and gives the command that trains the networks."""
     from hjepa_agent.core.models import ModelMismatchError, OnnxModel, select_providers
-    from hjepa_agent.paths import data_path
+    from hjepa_agent.config.paths import data_path
     where = models_dir or data_path("models")
     providers = select_providers(prefer_cuda)[0]
     try:

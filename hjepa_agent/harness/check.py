@@ -30,8 +30,8 @@ from hjepa_agent.core.bringup import (Alternative, Direction, Endpoint, Expectat
                                       Observed, Sample, ScanShape, TopicEnds, Verdict, judge, resolve_topic,
                                       OPTIONAL_MODELS, selected_models)
 from hjepa_agent.core.bringup_report import Report
-from hjepa_agent.node_table import NODES, REMAPPABLE, load_params_files, normalise_namespace, remap_argument
-from hjepa_agent.paths import data_path
+from hjepa_agent.nodes.node_table import NODES, REMAPPABLE, load_params_files, normalise_namespace, remap_argument
+from hjepa_agent.config.paths import data_path
 
 PROBE_NAME = "hjepa_check"
 """The check's node on the graph (its own subscriptions do not count as the robot's)."""
@@ -92,7 +92,7 @@ def setup_for_profile(profile_path: str | Path, workdir: Path, **given: Any) -> 
     params files (then the robot params file rehearse writes, here into ``workdir``), ego model, robot
     and topic names as remaps. ``given`` (CheckSetup fields, None = not given) override the profile's;
     given remaps are added to the profile's (a given one wins)."""
-    from hjepa_agent.rehearse import robot_params
+    from hjepa_agent.harness.rehearse import robot_params
     from hjepa_agent.sim.profile import load_profile
     profile = load_profile(profile_path)
     robot_file = robot_params(profile, workdir / "robot_params.yaml")

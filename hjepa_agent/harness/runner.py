@@ -1,10 +1,10 @@
 """The embedded default: the simulator and every agent node in one process, over real DDS.
 
 `hjepa-agent sim` calls :func:`run`. Nodes come from the same node table as the launch
-files (hjepa_agent.node_table.NODES), with parameters from config/agent.yaml. Each
+files (hjepa_agent.nodes.node_table.NODES), with parameters from config/agent.yaml. Each
 episode gets freshly constructed agent nodes (no state carries over); the sim node
 lives for the whole run and its clock never goes back. The loop is lockstep
-(:mod:`hjepa_agent.lockstep`): the simulator waits for everything each tick set off to be
+(:mod:`hjepa_agent.harness.lockstep`): the simulator waits for everything each tick set off to be
 handled, so the run is faster than real time yet the agent never misses a frame because the
 computer was busy. Each episode is judged here (outcome, faults, limit violations on the wire).
 """
@@ -25,15 +25,15 @@ from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LEVELS
-from hjepa_agent.lockstep import Lockstep
-from hjepa_agent.node_table import NODES, load_params, load_params_files
-from hjepa_agent.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
-from hjepa_agent.paths import data_path
+from hjepa_agent.harness.lockstep import Lockstep
+from hjepa_agent.nodes.node_table import NODES, load_params, load_params_files
+from hjepa_agent.harness.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
+from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.layouts import FAMILIES, layout_ids, make_layout
 from hjepa_agent.sim.scenario import Scenario, load_scenarios
 
-log = logging.getLogger("hjepa_agent.runner")
+log = logging.getLogger("hjepa_agent.harness.runner")
 
 MAX_MISSES = 10
 """An episode with more lockstep misses than this (each a lockstep.LOCKSTEP_WAIT_S wait) is abandoned: lockstep_lost."""

@@ -67,7 +67,7 @@ def executor_floor(hops: int = len(HOPS) - 1, samples: int = 300, rate_hz: float
     from rclpy.experimental import EventsExecutor
     from std_msgs.msg import Float32MultiArray
 
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.harness.runner import isolate_dds
 
     isolate_dds()
     ctx = rclpy.Context()
@@ -113,7 +113,7 @@ def executor_floor(hops: int = len(HOPS) - 1, samples: int = 300, rate_hz: float
 def bench(scenarios: tuple[Path, ...], episodes: int, seed: int, out: Path | None = None,
           progress: bool = True) -> dict[str, Any]:
     """Run the agent with its recording, then the floor; returns the figures (module doc)."""
-    from hjepa_agent.runner import RunConfig, run
+    from hjepa_agent.harness.runner import RunConfig, run
 
     with tempfile.TemporaryDirectory(prefix="hjepa_latency_") as tmp:
         where = Path(out) if out is not None else Path(tmp) / "run"

@@ -36,15 +36,15 @@ import numpy as np
 
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.types import Mode
-from hjepa_agent.node_table import NODES, load_params_files, node_command
-from hjepa_agent.paths import data_path
-from hjepa_agent.report import EpisodeResult, agent_commands, count_limit_violations, summarise
-from hjepa_agent.runner import held_stop
+from hjepa_agent.nodes.node_table import NODES, load_params_files, node_command
+from hjepa_agent.config.paths import data_path
+from hjepa_agent.harness.report import EpisodeResult, agent_commands, count_limit_violations, summarise
+from hjepa_agent.harness.runner import held_stop
 from hjepa_agent.sim.profile import DriverProfile, load_profile
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenarios
 
-log = logging.getLogger("hjepa_agent.rehearse")
+log = logging.getLogger("hjepa_agent.harness.rehearse")
 
 START_TIMEOUT_S = 90.0
 """An agent whose nodes are not all on the graph this long after their processes started failed to start."""
@@ -170,7 +170,7 @@ def _graph_names(node) -> set[str]:
 
 def run(cfg: RehearsalConfig, progress: bool = True) -> dict[str, Any]:
     """Rehearse the profile's robot over the scenarios; write summary.json and episodes.jsonl to cfg.out."""
-    from hjepa_agent.runner import isolate_dds
+    from hjepa_agent.harness.runner import isolate_dds
     isolate_dds()
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -179,7 +179,7 @@ def run(cfg: RehearsalConfig, progress: bool = True) -> dict[str, Any]:
 
     from hjepa_agent.nodes.driver import TICK_S, DriverNode
     from hjepa_agent.nodes.recorder import MetricsNode
-    from hjepa_agent.node_table import normalise_namespace
+    from hjepa_agent.nodes.node_table import normalise_namespace
     from hjepa_agent.sim.world import SimWorld
 
     profile = load_profile(cfg.profile)

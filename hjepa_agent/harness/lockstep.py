@@ -1,5 +1,5 @@
 """Lockstep: the simulator and the agent's nodes in one process advance together, one 10-ms tick at a
-time (used by :mod:`hjepa_agent.runner` and the fuzz battery).
+time (used by :mod:`hjepa_agent.harness.runner` and the fuzz battery).
 
 After each tick (physics, then /clock) and after each sensor frame, :func:`lockstep_barrier` spins
 until every node's clock shows the new time, every timer that was due has run and every message
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-log = logging.getLogger("hjepa_agent.lockstep")
+log = logging.getLogger("hjepa_agent.harness.lockstep")
 
 LOCKSTEP_WAIT_S = 10.0
 """Wall-clock bound on one lockstep wait: only a hung node reaches it (a miss)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def share_dir() -> Path:
