@@ -284,7 +284,7 @@ def replay(bag: Path, thresholds: Path, ego_model: Path) -> dict[str, Any]:
         ticks += 1
         live_ticks[entry["mode"]] += 1
         replay_ticks[out.mode.name] += 1
-        events = [[ev.kind, list(ev.reasons)] for ev in out.events]
+        events = [[ev.kind, list(ev.text())] for ev in out.events]
         live_tr += [(entry["session"], entry["tick"], r[0]) for k, r in entry["events"] if k == "mode"]
         replay_tr += [(entry["session"], entry["tick"], r[0]) for k, r in events if k == "mode"]
         if out.mode.name != entry["mode"] or events != entry["events"]:
@@ -367,9 +367,9 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
             continue
         amb_max[key] = max(amb_max.get(key, -math.inf), core.ambiguity)
         for ev in out.events:
-            if (ev.kind == "mode" and ev.reasons[0].split("->")[-1] in INTERVENTIONS
-                    and not calibrated_intervention(ev.reasons)):
-                others.setdefault(key, list(ev.reasons))
+            if (ev.kind == "mode" and ev.transition.after in INTERVENTIONS
+                    and not calibrated_intervention(ev.text())):
+                others.setdefault(key, list(ev.text()))
         z = out.status["values"].get("risk_z", "n/a")
         z_max[key] = max(z_max.get(key, -math.inf), -math.inf if z == "n/a" else float(z))
         charge_max[key] = max(charge_max.get(key, 0.0), core.charge)
@@ -713,7 +713,7 @@ def _replay_sessions(run: _Run, cfg: WatchdogConfig, ego: EgoModel) -> tuple[dic
     per: dict[str, list[TickRecord]] = defaultdict(list)
     missing = 0
     for entry, _, out, _, miss in _ticks(run.journal, run.inputs, cfg, ego):
-        per[entry["session"]].append((entry["tick"], out.mode.name, [(ev.kind, ev.reasons) for ev in out.events]))
+        per[entry["session"]].append((entry["tick"], out.mode.name, [(ev.kind, ev.text()) for ev in out.events]))
         missing += miss
     return per, missing
 

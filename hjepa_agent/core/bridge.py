@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.config.loader import require
-from hjepa_agent.core.events import Cause, Event
+from hjepa_agent.core.events import Cause, Event, Transition
 from hjepa_agent.core.limits import AxisState, limit_axis, stopping_point
 from hjepa_agent.core.types import Mode, Proposal
 
@@ -355,7 +355,8 @@ class Bridge:
         events = self._pending
         self._pending = []
         if state != self._state or (p is None and cause != self._cause):
-            events.append(Event(now_s, "state", (f"{self._state}->{state}", reason or f"following {self._active_source()}")))
+            events.append(Event(now_s, "state", (reason or f"following {self._active_source()}",),
+                                transition=Transition(self._state, state)))
             if cause in ("source_stale", "mode_stale") and cause != self._cause:
                 self.counters["stale_stops"] += 1
         begun = [c for c in clamps_t if c not in self._clamps]

@@ -8,7 +8,8 @@ are display text made from values, for people, and are never parsed back.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 
 class Cause(str, enum.Enum):
@@ -64,6 +65,24 @@ class Cause(str, enum.Enum):
     """The proposal's or the plan's risk is well above the typical risk in this context."""
     AFFECTIVE_CHARGE = "affective_charge"
     """The course's log reward dropped with the new world state (the affective charge)."""
+    # the watchdog's deliberation (Mode 1 -> Mode 2 -> optimisation): why it deliberates harder
+    HABITUAL_CLEARANCE = "habitual_clearance"
+    """The habitual proposal's predicted clearance is below clearance_plan_m: plan (Mode 2)."""
+    PLAN_CLEARANCE = "plan_clearance"
+    """The plan's predicted clearance is below clearance_optimise_m: optimise it."""
+    STALL = "stall"
+    """No progress towards the goal over stall_window_s: deliberate (or deliberate harder)."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of a state machine's state, by name (a watchdog mode, a graded level, a bridge state)."""
+
+    before: str
+    after: str
+
+    def __str__(self) -> str:
+        return f"{self.before}->{self.after}"
 
 
 @dataclass(frozen=True)
@@ -71,16 +90,26 @@ class Event:
     """One decision with its reasons.
 
     stamp_s: time (s) on the caller's clock when it was decided; kind: a short tag,
-    e.g. "mode" (watchdog transition), "state" (bridge state change), "rejection",
-    "clamp", "estop", "limits", "input" (a guard's rejection), "clock", "foreign",
-    "node"; reasons: human-readable strings, most important first; causes: the typed
-    codes behind them (empty for events that are not about a fault).
+    e.g. "mode" (watchdog transition), "graded" (watchdog slow-down level), "state"
+    (bridge state change), "rejection", "clamp", "estop", "limits", "input" (a guard's
+    rejection), "clock", "foreign", "node"; reasons: human-readable strings, most
+    important first; causes: the typed codes behind them (empty for events that are
+    not about a fault); transition: the typed state change a "mode", "graded" or
+    "state" event is (None otherwise); values: the numbers the decision was made on,
+    by name (SI units in the name's suffix). Code decides on kind, transition, causes
+    and values; :meth:`text` is for people and is never parsed back.
     """
 
     stamp_s: float
     kind: str
     reasons: tuple[str, ...]
     causes: tuple[Cause, ...] = ()
+    transition: Transition | None = None
+    values: Mapping[str, float] = field(default_factory=dict)
+
+    def text(self) -> tuple[str, ...]:
+        """The display text: the transition ("A->B") first where there is one, then the reasons."""
+        return ((str(self.transition),) if self.transition is not None else ()) + tuple(self.reasons)
 
 
-__all__ = ["Cause", "Event"]
+__all__ = ["Cause", "Event", "Transition"]

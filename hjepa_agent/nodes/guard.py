@@ -135,11 +135,14 @@ class NodeFailure:
 
 def _event_json(ev: Event) -> str:
     return json.dumps({"stamp_s": round(ev.stamp_s, 4), "kind": ev.kind, "reasons": list(ev.reasons),
-                       "causes": [c.value for c in ev.causes]})
+                       "causes": [c.value for c in ev.causes],
+                       "transition": None if ev.transition is None else [ev.transition.before, ev.transition.after],
+                       "values": {k: float(v) for k, v in ev.values.items()}})
 
 
 event_to_json = _event_json
-"""Event -> one-line JSON for agent/events: {stamp_s, kind, reasons, causes}."""
+"""Event -> one-line JSON for agent/events: {stamp_s, kind, reasons, causes, transition: [before, after] or null,
+values}."""
 
 
 def declare_transport(node: Node) -> Transport:
@@ -350,7 +353,7 @@ class GuardedNode(Node):
         if self._events_pub is not None:
             self._events_pub.publish(String(data=event_to_json(ev)))
         else:
-            self.get_logger().info(f"{ev.kind}: {'; '.join(ev.reasons)}")
+            self.get_logger().info(f"{ev.kind}: {'; '.join(ev.text())}")
 
     # ---- fail-stop --------------------------------------------------------------------------------
     def _failsafe(self, fn: Callable[..., Any], where: str) -> Callable[..., Any]:

@@ -153,7 +153,7 @@ class PlannerNode(GuardedNode):
         except ValueError:
             return  # not an event this node reads
         if isinstance(ev, dict) and ev.get("kind") in ("mode", "stall") and isinstance(ev.get("reasons"), list):
-            self.mode_why = "; ".join(str(r) for r in ev["reasons"][1:])
+            self.mode_why = "; ".join(str(r) for r in ev["reasons"])
 
     def on_stalled(self, stalled: bool, rx: Receipt) -> None:
         """Track whether the watchdog handed over because the habitual policy stalled; on the
@@ -198,7 +198,7 @@ class PlannerNode(GuardedNode):
         status = self.goal_judge.status_of(nav, ws.pose, ws.goal)
         for ev in self.goal_judge.step(rx.now_s, ws.goal, status):
             self.emit(ev)
-            self.get_logger().info(f"goal: {'; '.join(ev.reasons)}")
+            self.get_logger().info(f"goal: {'; '.join(ev.text())}")
         target = status.edge_xy or tuple(ws.goal[:2])
         self.goal_pub.publish(goal_status_to_msg(ws.stamp_s, GOAL_CODES[self.goal_judge.verdict],
                                                  tuple(ws.goal[:2]), target, status.straight_m))

@@ -317,12 +317,12 @@ class WatchdogNode(GuardedLifecycleNode):
         self.stalled_pub.publish(Bool(data=bool(out.habitual_stalled)))
         for ev in out.events:
             self.emit(ev)
-            self.get_logger().info(f"{ev.kind}: {'; '.join(ev.reasons)}")
+            self.get_logger().info(f"{ev.kind}: {'; '.join(ev.text())}")
         if self.journal:
             self.journal_pub.publish(String(data=json.dumps(
                 {"session": self.session, "tick": now, "inputs": self.consumed, "mode": decided.mode.name,
                  **({} if self.enabled else {"enforced": False}),
-                 "events": [[ev.kind, list(ev.reasons)] for ev in out.events]})))
+                 "events": [[ev.kind, list(ev.text())] for ev in out.events]})))
             self.consumed = []
         self.last = out
 

@@ -1,6 +1,7 @@
 """The watchdog node's switch for the fault suite's comparison cannot be used on a robot."""
 import pytest
 from rclpy.parameter import Parameter
+from hjepa_agent.core.events import Transition
 
 
 def test_the_watchdog_cannot_be_switched_off_outside_simulation(ros_context):
@@ -87,7 +88,7 @@ def test_with_motor_temperature_absent_the_watchdog_does_not_subscribe_and_drive
         assert [e.reasons for e in said if e.kind == "protection"] == [(f"temperature: absent: "
                                                                         f"{PROTECTIONS['temperature']}",)]
         assert [e.causes for e in said if e.kind == "protection"] == [(Cause.INPUT_ABSENT,)]
-        assert any(e.kind == "mode" and e.reasons[0] == "SAFE_STOP->HABITUAL" for e in said), said
+        assert any(e.kind == "mode" and e.transition == Transition("SAFE_STOP", "HABITUAL") for e in said), said
         values = wd.last.status["values"]
         assert values["temperature_input"] == f"absent: {PROTECTIONS['temperature']}"
         assert values["age_temperature_s"] == "absent"

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.config.loader import ConfigError, build
+from hjepa_agent.core.events import Transition
 from hjepa_agent.core.bridge import AxisConfig, Bridge, BridgeConfig
 from hjepa_agent.core.types import Mode, Proposal
 
@@ -245,7 +246,7 @@ def test_due_and_events_on_state_change() -> None:
     b.on_proposal(Proposal(0.05, 0.5, 0.0, "habitual"), 0.05)
     out = b.step(0.05)
     assert out.state == "DRIVING"
-    assert any(e.kind == "state" and e.reasons[0] == "STOPPED->DRIVING" for e in out.events)
+    assert any(e.kind == "state" and e.transition == Transition("STOPPED", "DRIVING") for e in out.events)
     assert any(e.kind == "clamp" for e in out.events) and b.counters["clamps"] >= 1
     assert b.counters["outputs"] == 2
 

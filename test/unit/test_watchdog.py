@@ -10,6 +10,7 @@ import pytest
 
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.core.events import Transition
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState
 from hjepa_agent.core.watchdog import (Watchdog, WatchdogConfig, load_watchdog_config, predicted_clearance,
                                        rollout_clearance)
@@ -160,7 +161,7 @@ def test_starts_in_safe_stop_until_inputs_fresh() -> None:
     assert out.status["level"] == "ERROR"
     f.skip = set()
     out = f.at(0.1)
-    assert out.mode == Mode.HABITUAL and out.events[0].reasons[0] == "SAFE_STOP->HABITUAL"
+    assert out.mode == Mode.HABITUAL and out.events[0].transition == Transition("SAFE_STOP", "HABITUAL")
 
 
 @pytest.mark.parametrize("change, expect", [
@@ -183,7 +184,7 @@ def test_each_safe_stop_cause_latches_and_clears(change, expect: str) -> None:
     outs = f.run(1.1, 2.0)
     stop = next(o for o in outs if o.mode == Mode.SAFE_STOP)
     ev = [e for e in stop.events if e.kind == "mode"]
-    assert ev and ev[0].reasons[0] == "HABITUAL->SAFE_STOP"
+    assert ev and ev[0].transition == Transition("HABITUAL", "SAFE_STOP")
     assert any(expect in r for r in ev[0].reasons), ev[0].reasons
     assert stop.status["level"] == "ERROR"
     ok, reason = f.wd.clear_safe_stop(2.0)
@@ -197,7 +198,7 @@ def test_each_safe_stop_cause_latches_and_clears(change, expect: str) -> None:
     assert f.wd.clear_safe_stop(3.0) == (True, "cleared")
     out = f.at(3.1)
     assert out.mode == Mode.HABITUAL
-    assert any(e.reasons == ("SAFE_STOP->HABITUAL", "safe stop cleared") for e in out.events)
+    assert any(e.transition == Transition("SAFE_STOP", "HABITUAL") and e.reasons == ("safe stop cleared",) for e in out.events)
 
 
 def test_stale_input_reports_which_and_how_old() -> None:
@@ -216,7 +217,7 @@ def test_planner_silence_in_planning_stops() -> None:
     assert out.mode == Mode.PLANNING
     outs = f.run(0.2, 2.0)   # no plan ever arrives
     stop = next(o for o in outs if o.mode == Mode.SAFE_STOP)
-    assert "planner silent" in stop.events[0].reasons[1]
+    assert "planner silent" in stop.events[0].reasons[0]
     assert 0.1 + CFG.planner_max_age_s - 1e-9 <= stop.stamp_s <= 0.1 + CFG.planner_max_age_s + 0.1 + 1e-9
 
 
@@ -233,7 +234,7 @@ def test_hysteresis_no_chattering_around_threshold() -> None:
     assert modes.count(Mode.PLANNING) == len(modes)   # entered once, stayed
     f.scan = scan({0: RADIUS + CFG.clearance_plan_m + CFG.hysteresis_m + 0.05})
     out = f.at(6.0)
-    assert out.mode == Mode.HABITUAL and "habitual clearance" in out.events[0].reasons[1]
+    assert out.mode == Mode.HABITUAL and "habitual clearance" in out.events[0].reasons[0]
 
 
 def test_dwell_time_before_less_cautious_mode() -> None:
@@ -253,7 +254,7 @@ def test_optimising_when_plan_also_too_close_and_steps_back() -> None:
     f.scan = scan({0: RADIUS + 0.2})   # standing plan's clearance 0.2 < 0.25
     assert f.at(0.1).mode == Mode.PLANNING
     out = f.at(0.2)
-    assert out.mode == Mode.OPTIMISING and out.events[0].reasons[0] == "PLANNING->OPTIMISING"
+    assert out.mode == Mode.OPTIMISING and out.events[0].transition == Transition("PLANNING", "OPTIMISING")
     assert out.status["level"] == "WARN"
     f.scan = scan({0: RADIUS + 0.4})   # plan clearance 0.4 > 0.25 + 0.1, habitual 0.4 < 0.5
     outs = f.run(0.3, 3.0)
@@ -296,7 +297,7 @@ def test_unknown_input_name_and_bad_stamp() -> None:
 
 
 def _modes(outs) -> list[str]:
-    return [e.reasons for o in outs for e in o.events if e.kind == "mode"]
+    return [e.text() for o in outs for e in o.events if e.kind == "mode"]
 
 
 def test_a_stalled_habitual_policy_hands_over_to_the_planner_and_the_planner_is_held():
@@ -323,7 +324,7 @@ def test_planning_without_the_proposal_that_still_goes_nowhere_escalates_to_opti
     f = Feed(dataclasses.replace(CFG, stall_window_s=4.0, stall_progress_m=0.1, stall_goal_radius_m=0.5))
     f.goal, f.hab, f.plan_clear = (3.0, 0.0), (0.3, 0.0), 10.0
     outs = f.run(0.0, 5.0)
-    t_stall = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode" and e.reasons[0] == "HABITUAL->PLANNING")
+    t_stall = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode" and e.transition == Transition("HABITUAL", "PLANNING"))
     outs = f.run(5.1, t_stall + 3.9)               # held PLANNING, the robot still not moving
     assert all(o.mode == Mode.PLANNING for o in outs)
     outs = f.run(round(t_stall + 4.0, 1), t_stall + 4.5)
@@ -344,7 +345,7 @@ def test_a_detour_away_from_the_goal_while_planning_is_not_a_stall_to_escalate()
                                  stall_motion_m=0.3))
     f.goal, f.hab, f.plan_clear = (3.0, 0.0), (0.3, 0.0), 10.0
     outs = f.run(0.0, 5.0)
-    t_stall = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode" and e.reasons[0] == "HABITUAL->PLANNING")
+    t_stall = next(e.stamp_s for o in outs for e in o.events if e.kind == "mode" and e.transition == Transition("HABITUAL", "PLANNING"))
     modes = []
     for k in range(1, 81):                            # sideways, on a circle round the goal: distance stays 3 m
         t = round(5.0 + 0.1 * k, 9)

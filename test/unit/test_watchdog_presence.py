@@ -33,7 +33,7 @@ def protection_events(outs, cause: Cause | None = None) -> list:
 
 
 def stops(outs) -> list:
-    return [e for o in outs for e in o.events if e.kind == "mode" and e.reasons[0].endswith("->SAFE_STOP")]
+    return [e for o in outs for e in o.events if e.kind == "mode" and e.transition.after == "SAFE_STOP"]
 
 
 def test_every_input_that_may_be_missing_says_what_is_off_without_it() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from hjepa_agent.core.risk import (MIN_LOG_SPREAD, N_RISK_FEATURES, TypicalRisk, clearance_risk, course_log_reward,
                                    deviation, risk_features, risk_logit)
-from hjepa_agent.core.events import Cause
+from hjepa_agent.core.events import Cause, Transition
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LEVELS, Watchdog
 from test_watchdog import AHEAD, CFG, EGO, Feed, command_for_2_s, scan, started, world
@@ -24,7 +24,7 @@ def fixed_typical(mean_logit: float, log_spread: float):
 
 
 def graded(outs) -> list[str]:
-    return [e.reasons[0] for o in outs for e in o.events if e.kind == "graded"]
+    return [str(e.transition) for o in outs for e in o.events if e.kind == "graded"]
 
 
 def test_clearance_risk_shape() -> None:
@@ -72,8 +72,8 @@ def test_risk_far_above_the_typical_level_slows_the_robot_then_recovers_step_by_
     f.scan = scan({k: 0.6 for k in AHEAD})                  # a wall 0.6 m ahead: clearance ~0.15 m in 1.5 s
     out = f.at(1.1)
     ev = [e for e in out.events if e.kind == "graded"]
-    assert ev and ev[0].reasons[0] == "NORMAL->SLOW", out.events
-    assert "spreads above the typical risk" in ev[0].reasons[1] and ev[0].causes == (Cause.RISK,)
+    assert ev and ev[0].transition == Transition("NORMAL", "SLOW"), out.events
+    assert "spreads above the typical risk" in ev[0].reasons[0] and ev[0].causes == (Cause.RISK,)
     assert out.speed_scale == pytest.approx(cfg.slow_scale)
     assert float(out.status["values"]["risk_z"]) >= 6.0
     f.scan = scan()
@@ -105,7 +105,7 @@ def test_an_obstacle_appearing_on_the_course_charges_it() -> None:
     f.scan = scan({k: 0.5 for k in AHEAD})
     out = f.at(1.1)
     ev = [e for e in out.events if e.kind == "graded"]
-    assert ev and ev[0].reasons[0] == "NORMAL->SLOW" and "affective charge" in ev[0].reasons[1], out.events
+    assert ev and ev[0].transition == Transition("NORMAL", "SLOW") and "affective charge" in ev[0].reasons[0], out.events
     assert ev[0].causes == (Cause.AFFECTIVE_CHARGE,)
     assert f.wd.charge >= 1.0
 

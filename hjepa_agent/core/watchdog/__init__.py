@@ -55,7 +55,7 @@ import numpy as np
 
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.config.loader import build, read_yaml, require
-from hjepa_agent.core.events import Cause, Event
+from hjepa_agent.core.events import Cause, Event, Transition
 from hjepa_agent.core.risk import TypicalRisk, clearance_risk, course_log_reward, deviation, risk_features
 from hjepa_agent.core.watchdog.foreign import ForeignPublishers
 from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
@@ -794,7 +794,7 @@ class Watchdog:
                 causes = tuple(dict.fromkeys(w[2] for w in want if w[0] >= new))
             else:
                 reasons, causes = [f"{LEVELS[self._level]} not needed for {now_s - self._level_since:.1f} s"], ()
-            self._pending.append(Event(now_s, "graded", (f"{LEVELS[self._level]}->{LEVELS[new]}", *reasons), causes))
+            self._pending.append(Event(now_s, "graded", tuple(reasons), causes, Transition(LEVELS[self._level], LEVELS[new])))
             self._level, self._level_since = new, now_s
         elif target == self._level and target > 0:
             self._level_since = now_s   # still needed: the dwell counts from the last time it was
@@ -817,8 +817,10 @@ class Watchdog:
             tem = float(np.interp(temp, [t0, tmax], [1.0, lo])) if temp <= tmax else 0.0
         return max(0.0, min(1.0, bat, tem))
 
-    def _go(self, mode: Mode, now_s: float, reasons: tuple[str, ...], causes: tuple[Cause, ...] = ()) -> None:
-        self._pending.append(Event(now_s, "mode", (f"{self._mode.name}->{mode.name}", *reasons), causes))
+    def _go(self, mode: Mode, now_s: float, reasons: tuple[str, ...], causes: tuple[Cause, ...] = (),
+            values: dict[str, float] | None = None) -> None:
+        self._pending.append(Event(now_s, "mode", tuple(reasons), causes, Transition(self._mode.name, mode.name),
+                                   values or {}))
         if mode != Mode.SAFE_STOP:
             self._base_stop = False
         if mode in (Mode.HABITUAL, Mode.SAFE_STOP):
@@ -864,17 +866,19 @@ class Watchdog:
             self._hold_until = now_s + c.stall_window_s
             stall = None
         if mode == Mode.HABITUAL and hab is not None and hab < c.clearance_plan_m:
-            self._go(Mode.PLANNING, now_s, (f"habitual clearance {hab:.2f} m < {c.clearance_plan_m:.2f} m {horizon}",))
+            self._go(Mode.PLANNING, now_s, (f"habitual clearance {hab:.2f} m < {c.clearance_plan_m:.2f} m {horizon}",),
+                     (Cause.HABITUAL_CLEARANCE,), {"habitual_clearance_m": hab, "clearance_plan_m": c.clearance_plan_m})
         elif stall is not None:
-            self._go(Mode.PLANNING, now_s, (stall,))
+            self._go(Mode.PLANNING, now_s, (stall,), (Cause.STALL,))
             self._hold_until = now_s + c.stall_window_s
             self._stalled_habitual = True
         elif again is not None:
-            self._go(Mode.OPTIMISING, now_s, (f"planning without the habitual proposal: {again}",))
+            self._go(Mode.OPTIMISING, now_s, (f"planning without the habitual proposal: {again}",), (Cause.STALL,))
             self._hold_until = now_s + c.stall_window_s
         elif mode == Mode.PLANNING and plan is not None and plan < c.clearance_optimise_m:
             self._go(Mode.OPTIMISING, now_s,
-                     (f"plan clearance {plan:.2f} m < {c.clearance_optimise_m:.2f} m {horizon}",))
+                     (f"plan clearance {plan:.2f} m < {c.clearance_optimise_m:.2f} m {horizon}",),
+                     (Cause.PLAN_CLEARANCE,), {"plan_clearance_m": plan, "clearance_optimise_m": c.clearance_optimise_m})
         elif (mode == Mode.PLANNING and dwelt and now_s >= self._hold_until and hab is not None
               and hab > c.clearance_plan_m + c.hysteresis_m):
             self._go(Mode.HABITUAL, now_s, (f"habitual clearance {hab:.2f} m > {c.clearance_plan_m:.2f} "
