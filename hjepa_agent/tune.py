@@ -370,11 +370,11 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
             if (ev.kind == "mode" and ev.transition.after in INTERVENTIONS
                     and not calibrated_intervention(ev.text())):
                 others.setdefault(key, list(ev.text()))
-        z = out.status["values"].get("risk_z", "n/a")
-        z_max[key] = max(z_max.get(key, -math.inf), -math.inf if z == "n/a" else float(z))
+        z = out.readings.get("risk_z")
+        z_max[key] = max(z_max.get(key, -math.inf), -math.inf if z is None else float(z))
         charge_max[key] = max(charge_max.get(key, 0.0), core.charge)
-        vals = out.status["values"]
-        if vals["tracking_error_mps"] != "n/a":   # the error held over the slip window: its minimum there
+        vals = out.readings
+        if vals["tracking_error_mps"] is not None:   # the error held over the slip window: its minimum there
             win = track[key]
             win.append((entry["tick"], float(vals["tracking_error_mps"]), float(vals["tracking_error_rps"])))
             while win[0][0] < entry["tick"] - cfg.slip_window_s:
@@ -753,11 +753,8 @@ def _timeline(run: _Run, session: str, cfg: WatchdogConfig, ego: EgoModel) -> di
         rows["speed_scale"].append(out.speed_scale)
         rows["mode"].append(int(out.mode))
         for name in ("risk_z", "charge"):
-            try:
-                v = float(out.status.get("values", {}).get(name, "n/a"))
-            except (TypeError, ValueError):   # "n/a" and the like: no value this tick
-                continue
-            if math.isfinite(v):
+            v = out.readings.get(name)
+            if v is not None and math.isfinite(v):
                 extra[name].append((t, v))
     odom = sorted((ns * 1e-9 - start, m.twist.twist.linear.x) for ns, q in run.inputs.get("odom", {}).items()
                   if start <= ns * 1e-9 <= end for m in q)

@@ -24,7 +24,6 @@ import numpy as np
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import Mode
-from hjepa_agent.core.watchdog import LEVELS
 from hjepa_agent.harness.lockstep import Lockstep
 from hjepa_agent.nodes.node_table import NODES, load_params, load_params_files
 from hjepa_agent.harness.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
@@ -370,7 +369,7 @@ def _decided(nodes: list, metrics) -> tuple[Mode, int]:
     wd = next((n for n in nodes if n.get_name() == "watchdog"), None)
     if wd is None:
         return metrics.mode, 0
-    level = 0 if wd.last is None else LEVELS.index(wd.last.status["values"]["graded"])
+    level = 0 if wd.last is None else int(wd.last.readings["graded_level"])
     return wd.core.mode, level
 
 

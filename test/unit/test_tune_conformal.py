@@ -60,7 +60,7 @@ def test_the_stop_can_take_less_of_alpha_than_the_replan(tmp_path, monkeypatch):
 
     def ticks(bags, cfg, ego):   # per episode: a PLANNING tick, then one scored with its plan clearance
         for i, (a, c) in enumerate(zip(amb, clear)):
-            out = type("Out", (), {"events": [], "status": {"values": {"risk_z": "n/a", "tracking_error_mps": "n/a"}}})
+            out = type("Out", (), {"events": [], "readings": {"risk_z": None, "tracking_error_mps": None}})
             yield f"b:{i}", {"tick": 0.0, "mode": "PLANNING"}, Core(a, 1.0), out
             yield f"b:{i}", {"tick": 0.1, "mode": "PLANNING"}, Core(a, c), out
 

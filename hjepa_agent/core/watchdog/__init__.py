@@ -49,7 +49,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -319,6 +319,11 @@ class WatchdogOutput:
     """True while the watchdog asks the base itself to stop (base_stop): a SAFE_STOP entered because
     something other than the agent publishes on cmd_vel, which the agent's own zero commands cannot
     overrule."""
+    readings: Mapping[str, float | None] = dataclasses.field(default_factory=dict)
+    """The numbers behind ``status`` (None where there is none yet), typed: code reads these, never the
+    status text. Keys: speed_scale, habitual_clearance_m, plan_clearance_m, ambiguity, battery_pct,
+    temperature_c, tracking_error_mps, tracking_error_rps, risk_z, habitual_risk, plan_risk, charge,
+    graded_level (an index into LEVELS)."""
 
 
 class Watchdog:
@@ -910,12 +915,24 @@ class Watchdog:
         scale = min(self._speed_scale(now_s), self._graded(now_s, risks))
         events, self._pending = tuple(self._pending), []
         self._instant = []
+        readings = self._readings(hab, plan, scale, risks)
         return WatchdogOutput(now_s, self._mode, scale, events,
-                              self._status(now_s, causes, hab, plan, scale, risks),
-                              habitual_stalled=self._stalled_habitual, base_stop=self._base_stop)
+                              self._status(now_s, causes, readings),
+                              habitual_stalled=self._stalled_habitual, base_stop=self._base_stop, readings=readings)
 
-    def _status(self, now_s: float, causes: list[tuple[Cause, str]], hab: float | None, plan: float | None,
-                scale: float, risks: dict[str, float | None]) -> dict[str, Any]:
+    def _readings(self, hab: float | None, plan: float | None, scale: float,
+                  risks: dict[str, float | None]) -> dict[str, float | None]:
+        """The typed numbers of one tick (WatchdogOutput.readings)."""
+        return {"speed_scale": scale, "habitual_clearance_m": hab, "plan_clearance_m": plan,
+                "ambiguity": None if self._ws is None else float(self._ws.ambiguity),
+                "battery_pct": self._battery, "temperature_c": self._temp,
+                "tracking_error_mps": None if self._tracking is None else self._tracking[0],
+                "tracking_error_rps": None if self._tracking is None else self._tracking[1],
+                "risk_z": risks["z"], "habitual_risk": risks["habitual_risk"], "plan_risk": risks["plan_risk"],
+                "charge": self._charge, "graded_level": float(self._level)}
+
+    def _status(self, now_s: float, causes: list[tuple[Cause, str]], r: Mapping[str, float | None]) -> dict[str, Any]:
+        scale = r["speed_scale"]
         if self._mode == Mode.SAFE_STOP:
             level = "ERROR"
             why = "; ".join(t for _, t in causes) or ("latched: call clear_safe_stop" if self._latched else "starting")
@@ -928,13 +945,10 @@ class Watchdog:
                 f", {n} not in force ({PROTECTIONS[n]})" for n in off)
         fmt = (lambda x: "n/a" if x is None else f"{x:.3f}")
         values = {"mode": self._mode.name, "latched": str(self._latched), "speed_scale": f"{scale:.3f}",
-                  "habitual_clearance_m": fmt(hab), "plan_clearance_m": fmt(plan),
-                  "ambiguity": fmt(None if self._ws is None else self._ws.ambiguity),
-                  "battery_pct": fmt(self._battery), "temperature_c": fmt(self._temp),
-                  "tracking_error_mps": fmt(None if self._tracking is None else self._tracking[0]),
-                  "tracking_error_rps": fmt(None if self._tracking is None else self._tracking[1]),
-                  "risk_z": fmt(risks["z"]), "habitual_risk": fmt(risks["habitual_risk"]),
-                  "plan_risk": fmt(risks["plan_risk"]), "charge": fmt(self._charge), "graded": LEVELS[self._level],
+                  **{k: fmt(r[k]) for k in ("habitual_clearance_m", "plan_clearance_m", "ambiguity", "battery_pct",
+                                            "temperature_c", "tracking_error_mps", "tracking_error_rps")},
+                  "risk_z": fmt(r["risk_z"]), "habitual_risk": fmt(r["habitual_risk"]),
+                  "plan_risk": fmt(r["plan_risk"]), "charge": fmt(r["charge"]), "graded": LEVELS[self._level],
                   "causes": "; ".join(t for _, t in causes), "cause_codes": ",".join(dict.fromkeys(c.value for c, _ in causes))}
         for name in INPUTS:
             seen = self._seen.get(name)
