@@ -15,7 +15,7 @@ from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, planner_cost
 from hjepa_agent.core.types import (MIN_RETURN_M, N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, UNKNOWN_ENTRY_M,
                                     UNKNOWN_RANGE_M, WORLD_STATE_LABELS, Mount, Percept, WorldState, sector_index,
                                     unknown_clearance_m, unknown_sectors)
-from hjepa_agent.core.watchdog import obstacle_points, predicted_clearance
+from hjepa_agent.core.geometry import obstacle_points, predicted_clearance
 from hjepa_agent.core.watchdog.odometry import _reproject, _scan_error
 
 WIDTH = 2.0 * math.pi / N_SCAN_BINS
@@ -214,7 +214,7 @@ def test_a_stale_scan_lets_the_robot_turn_but_not_move():
 def test_watchdog_and_rule_agree_on_entering_unknown_sectors(unknown, v, w, horizon_s):
     """Contact from unknown sectors alone iff some point of the rollout lies in one beyond UNKNOWN_ENTRY_M;
     a turn in place never is."""
-    from hjepa_agent.core.watchdog import rollout
+    from hjepa_agent.core.geometry import rollout
     bins = np.where(unknown, UNKNOWN_RANGE_M, SCAN_RANGE_MAX_M).astype(np.float32)
     clear = predicted_clearance(bins, v, w, horizon_s, RADIUS)
     pos = rollout(np.array([[v, w]]), horizon_s, horizon_s)

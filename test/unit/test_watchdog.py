@@ -12,8 +12,8 @@ from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.events import Transition
 from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState
-from hjepa_agent.core.watchdog import (Watchdog, WatchdogConfig, load_watchdog_config, predicted_clearance,
-                                       rollout_clearance)
+from hjepa_agent.core.geometry import predicted_clearance, rollout_clearance
+from hjepa_agent.core.watchdog import Watchdog, WatchdogConfig, load_watchdog_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EGO = load_ego_model(ROOT / "config" / "ego_model.yaml")
