@@ -37,9 +37,9 @@ counts what it sends to the guarded subscriptions of the same process, and every
 subscription counts what it took, so the lockstep can wait until everything in flight has been
 handled instead of for a fixed wall-clock time.
 
-Managed nodes (:class:`GuardedLifecycleNode`: the bridge and the watchdog) are the same guard on a
-``rclpy.lifecycle.LifecycleNode``: what ``configure`` makes (inputs, publishers, timers, services) goes
-through the same paths, and cleanup releases it, leaving the lockstep accounting as a destroyed node does.
+The rules (stamps, /clock, counters, what is reported, the events) are ROS-free in core/inputs.py;
+this module is their rclpy side. Managed nodes (the bridge and the watchdog) are the same guard on a
+``rclpy.lifecycle.LifecycleNode``: nodes/lifecycle.py :class:`GuardedLifecycleNode` (importable from here too).
 """
 from __future__ import annotations
 
@@ -47,20 +47,20 @@ import json
 import logging
 import time
 import traceback
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterNotDeclaredException
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
 
 from hjepa_agent.core.events import Cause, Event
-from hjepa_agent.core.timekeeping import ClockJump, ReceiptClock, valid_ros_time
+from hjepa_agent.core.inputs import (InputLedger, InputRecord, Refusal, clock_rejection_event, failure_event,
+                                     jump_event, jump_text, rejection_event, stamp_ns, time_refusal)
+from hjepa_agent.core.timekeeping import ClockJump, ReceiptClock
 from hjepa_agent.nodes.topics import InputSpec, Rejected, TopicSpec, Transport, inputs_of
 from hjepa_agent.nodes.traffic import CountingPublisher, Reader, join, leave
 
@@ -110,18 +110,14 @@ class Receipt:
 
 @dataclass(eq=False)   # identity: two nodes' inputs on one topic are different subscriptions
 class _Input(Reader):
-    """One guarded input: its row of the input table, its counters and, as a Reader, its part in the
-    lockstep accounting."""
+    """One guarded input: its row of the input table, its record (core/inputs.py: counters, order) and,
+    as a Reader, its part in the lockstep accounting."""
 
     key: str = ""
     spec: InputSpec | None = None
     carried: TopicSpec | None = None
     """The topic's row as this robot carries it (Transport.topic)."""
-    received: int = 0
-    accepted: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    last_stamp_ns: int | None = None
-    last_reading_s: float | None = None
+    record: InputRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -169,8 +165,7 @@ class GuardedNode(Node):
         self.failure: NodeFailure | None = None
         self.on_fail_stop: Callable[[NodeFailure], None] | None = None
         self._inputs: dict[str, _Input] = {}
-        self._reported: set[tuple[str, Cause]] = set()
-        self._clock_rejects: Counter = Counter()
+        self._ledger = InputLedger()
         self._timer_instants: list[list[int | None]] = []   # per timer: the clock time it last ran at
         self._receipt: ReceiptClock | None = None
         self._events_pub = None
@@ -211,18 +206,15 @@ class GuardedNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_jump(self, jump: ClockJump) -> None:
-        for inp in self._inputs.values():   # stamps before the jump say nothing about order after it
-            inp.last_stamp_ns = None
+        self._ledger.forget_order()   # stamps before the jump say nothing about order after it
         ros_clock = self.get_clock()
         for timer in self.timers:   # a period on the ROS clock starts again from the new time
             if timer.clock is ros_clock and not timer.is_canceled():
                 timer.reset()
         for last in self._timer_instants:   # the time a timer last ran at may come again
             last[0] = None
-        way = "back" if jump.backwards else "forward"
-        self.emit(Event(self._receipt.now_s, "clock", (f"clock jumped {way} {abs(jump.size_s):.3f} s "
-                                                       f"(to {jump.ros_s:.3f} s)",), (Cause.CLOCK_JUMP,)))
-        self.get_logger().warning(f"clock jumped {way} {abs(jump.size_s):.3f} s to {jump.ros_s:.3f} s")
+        self.emit(jump_event(self._receipt.now_s, jump))
+        self.get_logger().warning(jump_text(jump))
         self.on_clock_jump(jump)
 
     def on_clock_jump(self, jump: ClockJump) -> None:
@@ -239,7 +231,7 @@ class GuardedNode(Node):
         ``callback(value, receipt)`` gets the validated value."""
         spec = self.transport.input(inputs_of(self._guard_kind)[key])
         topic = self.transport.topic(spec.topic)
-        inp = _Input(key=key, spec=spec, carried=topic, owner=self.get_name())
+        inp = _Input(key=key, spec=spec, carried=topic, owner=self.get_name(), record=self._ledger.add(key, spec.order))
 
         def on_msg(msg: Any) -> None:
             self._take(inp, msg, callback)
@@ -253,14 +245,19 @@ class GuardedNode(Node):
 
     def _take(self, inp: _Input, msg: Any, callback: Callable[[Any, Receipt], None]) -> None:
         inp.take()
-        inp.received += 1
+        rec = inp.record
+        rec.received += 1
         ros, now = self._observe_time()
         spec = inp.spec
         try:
-            stamp_s = stamp_ns = None
+            stamp_s = ns = None
             if inp.carried.stamped:
-                stamp_ns = self._check_stamp(inp, msg.header.stamp, ros)
-                stamp_s = stamp_ns * 1e-9
+                stamp = msg.header.stamp
+                refusal = rec.stamp_refusal(stamp.sec, stamp.nanosec, ros, self.future_stamp_tolerance_s)
+                if refusal is not None:
+                    raise Rejected(refusal.cause, refusal.detail)
+                ns = stamp_ns(stamp.sec, stamp.nanosec)
+                stamp_s = ns * 1e-9
                 if spec.frame is not None and msg.header.frame_id != self.frames[spec.frame]:
                     raise Rejected(Cause.BAD_FRAME, f"frame {msg.header.frame_id[:40]!r}, expected "
                                                     f"{self.frames[spec.frame]!r}")
@@ -268,64 +265,30 @@ class GuardedNode(Node):
         except Rejected as rej:
             self._reject(inp, rej)
             return
-        rx = Receipt(stamp_s, now, self._receipt.reading_time(stamp_s, ros), ros, stamp_ns)
+        rx = Receipt(stamp_s, now, self._receipt.reading_time(stamp_s, ros), ros, ns)
         try:
             callback(value, rx)
         except Rejected as rej:   # the handler refused what only it could judge (e.g. an image the encoder cannot take)
             self._reject(inp, rej)
             return
-        inp.accepted += 1
-        inp.last_reading_s = rx.reading_s
-        if stamp_ns is not None and spec.order:
-            inp.last_stamp_ns = stamp_ns
-
-    def _check_stamp(self, inp: _Input, stamp: Any, ros_now: float) -> int:
-        sec, nsec = int(stamp.sec), int(stamp.nanosec)
-        if sec < 0 or not 0 <= nsec < 1_000_000_000:
-            raise Rejected(Cause.BAD_STAMP, f"stamp ({sec}, {nsec}) is not a time")
-        ns = sec * 1_000_000_000 + nsec
-        why = valid_ros_time(ns * 1e-9)
-        if why is not None:
-            raise Rejected(Cause.BAD_STAMP, why)
-        if ros_now > 0.0 and ns * 1e-9 - ros_now > self.future_stamp_tolerance_s:
-            raise Rejected(Cause.BAD_STAMP, f"stamp {ns * 1e-9:.3f} s is {ns * 1e-9 - ros_now:.3f} s in the future "
-                                            f"(tolerance {self.future_stamp_tolerance_s:.3f} s)")
-        if inp.spec.order and inp.last_stamp_ns is not None and ns <= inp.last_stamp_ns:
-            what = "a duplicate of" if ns == inp.last_stamp_ns else "older than"
-            raise Rejected(Cause.OUT_OF_ORDER, f"stamp {ns * 1e-9:.3f} s is {what} the last accepted "
-                                               f"{inp.last_stamp_ns * 1e-9:.3f} s")
-        return ns
+        rec.accept(rx.reading_s, ns)
 
     def _reject(self, inp: _Input, rej: Rejected) -> None:
-        inp.rejected[rej.cause] += 1
-        if (inp.key, rej.cause) not in self._reported:
-            self._reported.add((inp.key, rej.cause))
-            self.emit(Event(self.now_s(), "input", (f"{inp.topic}: rejected: {rej.detail}",
-                                                    f"(further {rej.cause.value} rejections on it are only counted)"),
-                            (rej.cause,)))
+        if self._ledger.reject(inp.record, rej.cause):
+            self.emit(rejection_event(self.now_s(), inp.topic, Refusal(rej.cause, rej.detail)))
             self.get_logger().warning(f"{inp.topic}: rejected ({rej.cause.value}): {rej.detail}")
 
     def input_age_s(self, key: str) -> float | None:
         """Age (s, receipt clock) of input ``key``'s last accepted reading; None before one."""
-        inp = self._inputs[key]
-        return None if inp.last_reading_s is None else self.now_s() - inp.last_reading_s
+        return self._inputs[key].record.age_s(self.now_s())
 
     def input_counts(self) -> dict[str, dict[str, int]]:
         """Per input: received, accepted and rejected per cause."""
-        return {k: {"received": i.received, "accepted": i.accepted,
-                    **{f"rejected_{c.value}": n for c, n in i.rejected.items()}} for k, i in self._inputs.items()}
+        return self._ledger.counts()
 
     def guard_values(self) -> dict[str, str]:
         """The guard's counters and input ages, for /diagnostics."""
-        out: dict[str, str] = {}
-        now = self.now_s()
-        for key, inp in self._inputs.items():
-            out[f"in_{key}_received"] = str(inp.received)
-            if inp.rejected:
-                out[f"in_{key}_rejected"] = ",".join(f"{c.value}={n}" for c, n in sorted(inp.rejected.items()))
-            out[f"in_{key}_age_s"] = "never" if inp.last_reading_s is None else f"{now - inp.last_reading_s:.3f}"
-        if self._clock_rejects:
-            out["clock_rejected"] = ",".join(f"{c.value}={n}" for c, n in self._clock_rejects.items())
+        out = self._ledger.diagnostics(self.now_s())
         out["clock_jumps"] = str(self.clock_jumps)
         if self.failure is not None:
             out["failed_in"] = self.failure.where
@@ -376,9 +339,8 @@ class GuardedNode(Node):
         self.failure = NodeFailure(where, f"{type(exc).__name__}: {exc}", tb)
         try:
             self.get_logger().error(f"failed stop in {where}: {type(exc).__name__}: {exc}\n{tb}")
-            self.emit(Event(self._receipt.now_s if self._receipt else 0.0, "node",
-                            (f"{self.get_name()} failed in {where}: {type(exc).__name__}: {exc}",
-                             "fail-stop: it publishes nothing more"), (Cause.NODE_FAILED,)))
+            self.emit(failure_event(self._receipt.now_s if self._receipt else 0.0, self.get_name(), where,
+                                    self.failure.error))
             diag = getattr(self, "diag", None)
             if diag is not None:
                 diag.publish("ERROR", f"failed in {where}: {type(exc).__name__}: {exc}", {})
@@ -397,16 +359,10 @@ class GuardedNode(Node):
 
     def _clock_guard(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         def on_clock(msg: Any) -> None:
-            sec, nsec = int(msg.clock.sec), int(msg.clock.nanosec)
-            why = (f"({sec}, {nsec}) is not a time" if sec < 0 or not 0 <= nsec < 1_000_000_000
-                   else valid_ros_time(sec + nsec * 1e-9))
+            why = time_refusal(int(msg.clock.sec), int(msg.clock.nanosec))
             if why is not None:
-                self._clock_rejects[Cause.CLOCK_INVALID] += 1
-                if ("/clock", Cause.CLOCK_INVALID) not in self._reported:
-                    self._reported.add(("/clock", Cause.CLOCK_INVALID))
-                    self.emit(Event(self._receipt.now_s if self._receipt else 0.0, "input",
-                                    (f"/clock: rejected: {why}; the clock keeps its last time",),
-                                    (Cause.CLOCK_INVALID,)))
+                if self._ledger.reject_clock(Cause.CLOCK_INVALID):
+                    self.emit(clock_rejection_event(self._receipt.now_s if self._receipt else 0.0, why))
                     self.get_logger().error(f"/clock rejected: {why}")
                 return
             callback(msg)
@@ -508,196 +464,13 @@ class GuardedNode(Node):
         super().destroy_node()
 
 
-# ---- managed nodes -------------------------------------------------------------------------------
-class GuardedLifecycleNode(GuardedNode, LifecycleNode):
-    """A :class:`GuardedNode` that is a managed (lifecycle) node, as Nav2's servers and ros2_control's
-    controllers are. The guard behaves as in any GuardedNode; the node's life is split the ROS 2 way:
-
-    - ``__init__`` declares the parameters that need no file read (paths, rates, switches: read-only),
-      and ``autostart``; it loads nothing and makes no input or output.
-    - configure (:meth:`configure`, the subclass's): loads and checks the files and models, declares the
-      live parameters whose ranges come from them, and makes the core, the inputs (guarded, counted for
-      the lockstep), the publishers (counted), the services and the timers. A refusal (any of
-      ``nodes/common.py START_ERRORS``: a bad file, key or value, a model trained for another robot) is
-      logged with its reason and kept in ``configure_error``; the transition FAILS and the node stays
-      unconfigured, holding nothing configure made.
-    - activate / deactivate (:meth:`activate`, :meth:`deactivate`): ``active`` on and off; each node
-      gates its own outputs on it (what an inactive node still sends, if anything, its module says).
-    - cleanup, shutdown and error processing release everything configure made: inputs and publishers
-      leave the lockstep accounting and are destroyed, so are its timers and services; the live
-      parameters are undeclared (the next configure declares them again from the overrides).
-
-    ``autostart`` (read-only, default true): the node configures and activates itself at the end of its
-    ``__init__`` (:meth:`start_if_autostart`), so a plain launch or ``ros2 run`` starts it as an
-    unmanaged node was started; a refusal then destroys it and raises the reason out of the constructor
-    (``run_node``: exit 2). False: it waits unconfigured for a lifecycle manager's calls of
-    ``<node>/change_state`` (lifecycle_msgs/srv/ChangeState), or for :func:`bring_up`.
-
-    A transition that raises anything else is a bug: the node fails stop, as for any callback, and a
-    failed node refuses to be configured or activated again."""
-
-    def __init__(self, kind: str, *, events: bool = True, **kwargs: Any) -> None:
-        self.active = False
-        self.configure_error: BaseException | None = None
-        self._before: dict[str, set] | None = None   # what existed before configure (what release keeps)
-        super().__init__(kind, events=events, **kwargs)
-        from hjepa_agent.nodes.common import declare
-        self._autostart = declare(self, "autostart", True, "configure and activate at start; false: stay "
-                                  "unconfigured until a lifecycle manager calls change_state")
-
-    @property
-    def lifecycle_state(self) -> str:
-        """The lifecycle state's label: unconfigured, inactive, active, finalized (or a transition's)."""
-        return self._state_machine.current_state[1]
-
-    # ---- the subclass's part ---------------------------------------------------------------------
-    def configure(self) -> None:
-        """Load and check, make the core, inputs, outputs, services and timers; raise a START_ERROR to refuse."""
-
-    def activate(self) -> None:
-        """Turn the outputs on (``active`` is set once this returns)."""
-
-    def deactivate(self) -> None:
-        """Turn the outputs off safely (``active`` is already false)."""
-
-    def start_if_autostart(self) -> None:
-        """The last line of a managed node's ``__init__``: with ``autostart``, :func:`bring_up`; a refusal
-        destroys the node and raises its reason."""
-        if not self._autostart:
-            return
-        try:
-            bring_up(self)
-        except BaseException:
-            self.destroy_node()
-            raise
-
-    # ---- transitions --------------------------------------------------------------------------------
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Run :meth:`configure`; a START_ERROR fails the transition with its reason logged, releasing what it made."""
-        from hjepa_agent.nodes.common import START_ERRORS
-        if self.failure is not None:
-            self.get_logger().error(f"configure refused: the node failed stop in {self.failure.where}")
-            return TransitionCallbackReturn.FAILURE
-        self.configure_error = None
-        self._before = self._existing()
-        try:
-            self.configure()
-        except START_ERRORS as exc:
-            self.configure_error = exc
-            self.get_logger().error(f"configure failed, the node stays unconfigured: {exc}")
-            return self._transition("configure", self._release, TransitionCallbackReturn.FAILURE)
-        except Exception as exc:   # noqa: BLE001 - a bug: fail stop, never propagate
-            self.configure_error = exc
-            if not self.context.ok():   # shut down as it configured (Ctrl-C at start): a stop, not a bug
-                log.info("%s: configure stopped by shutdown: %s", self.get_name(), exc)
-                return self._transition("configure", self._release, TransitionCallbackReturn.FAILURE)
-            self._fail("configure", exc)
-            self._transition("configure", self._release)
-            return TransitionCallbackReturn.ERROR
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Run :meth:`activate`, then ``active``; refused for a node that failed stop."""
-        if self.failure is not None:
-            self.get_logger().error(f"activate refused: the node failed stop in {self.failure.where}")
-            return TransitionCallbackReturn.FAILURE
-
-        def on() -> None:
-            self.activate()
-            self.active = True
-        return self._transition("activate", on)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """``active`` off, then :meth:`deactivate` (not for a node that failed stop: it publishes nothing more)."""
-        self.active = False
-        if self.failure is not None:
-            return TransitionCallbackReturn.SUCCESS
-        return self._transition("deactivate", self.deactivate)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release everything configure made."""
-        return self._transition("cleanup", self._release)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Deactivate if active, then release everything configure made."""
-        was_active, self.active = self.active, False
-
-        def down() -> None:
-            if was_active and self.failure is None:
-                self.deactivate()
-            self._release()
-        return self._transition("shutdown", down)
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """After a transition raised: release everything configure made; the node goes back to unconfigured."""
-        self.active = False
-        return self._transition("error processing", self._release)
-
-    def _transition(self, where: str, fn: Callable[[], None],
-                    done: TransitionCallbackReturn = TransitionCallbackReturn.SUCCESS) -> TransitionCallbackReturn:
-        """``done`` once ``fn`` ran; ERROR if it raised (a bug: the node fails stop)."""
-        try:
-            fn()
-        except Exception as exc:   # noqa: BLE001 - a bug: fail stop, never propagate
-            if self.failure is None:
-                self._fail(f"{where} transition", exc)
-            else:
-                self.get_logger().error(f"{where} transition failed too: {type(exc).__name__}: {exc}")
-            return TransitionCallbackReturn.ERROR
-        return done
-
-    # ---- what configure made ------------------------------------------------------------------------
-    def _existing(self) -> dict[str, set]:
-        return {"entities": {id(e) for group in (self.subscriptions, self.publishers, self.timers, self.services,
-                                                 self.clients) for e in group},
-                "parameters": set(self._parameters),
-                "on_set": {id(c) for c in self._on_set_parameters_callbacks},
-                "timer_instants": {id(t) for t in self._timer_instants}}
-
-    def _release(self) -> None:
-        """Destroy everything made since configure began (nothing if it never ran or was released)."""
-        before, self._before = self._before, None
-        if before is None:
-            return
-        old = before["entities"]
-        for key, inp in [(k, i) for k, i in self._inputs.items() if id(i.sub) not in old]:
-            leave(self.context, inp)
-            del self._inputs[key]
-        for pub in [p for p in self._own_publishers if id(p._pub) not in old]:
-            self.drop_publisher(pub)
-        for sub in [s for s in self.subscriptions if id(s) not in old]:
-            self.destroy_subscription(sub)
-        for pub in [p for p in self.publishers if id(p) not in old]:
-            self.destroy_publisher(pub)
-        for timer in [t for t in self.timers if id(t) not in old]:
-            self.destroy_timer(timer)
-        for srv in [s for s in self.services if id(s) not in old]:
-            self.destroy_service(srv)
-        for client in [c for c in self.clients if id(c) not in old]:
-            self.destroy_client(client)
-        self._timer_instants = [t for t in self._timer_instants if id(t) in before["timer_instants"]]
-        for cb in [c for c in self._on_set_parameters_callbacks if id(c) not in before["on_set"]]:
-            self.remove_on_set_parameters_callback(cb)
-        for name in [n for n in self._parameters if n not in before["parameters"]]:
-            self.undeclare_parameter(name)   # configure declares only live ones: read-only ones raise here
-
-    def destroy_node(self) -> None:
-        """Leave the lockstep accounting, then destroy (as GuardedNode; nothing more is published)."""
-        self.active = False
-        super().destroy_node()
+def __getattr__(name: str) -> Any:
+    """The managed nodes' names (nodes/lifecycle.py), importable from here as before."""
+    if name in ("GuardedLifecycleNode", "bring_up"):
+        from hjepa_agent.nodes import lifecycle
+        return getattr(lifecycle, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def bring_up(node: GuardedLifecycleNode) -> None:
-    """Configure, then activate ``node`` through its own transitions (trigger_configure, trigger_activate):
-    what ``autostart`` does and what the embedded runner does. Raises the reason configure failed (the
-    node's ``configure_error``: a START_ERROR, or the bug that failed it stop), RuntimeError if a transition
-    failed otherwise."""
-    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-        raise node.configure_error or RuntimeError(f"{node.get_name()}: configure failed (state "
-                                                   f"{node.lifecycle_state}); see its log")
-    if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-        raise RuntimeError(f"{node.get_name()}: activate failed (state {node.lifecycle_state}); see its log")
-
-
-__all__ = ["CLOCK_JUMP_TOLERANCE_S", "FUTURE_STAMP_TOLERANCE_S", "GuardedLifecycleNode", "GuardedNode", "LATCHED_QOS",
-           "NodeFailure", "RELIABLE_QOS", "Receipt", "SENSOR_QOS", "bring_up", "event_to_json", "qos_for"]
+__all__ = ["CLOCK_JUMP_TOLERANCE_S", "FUTURE_STAMP_TOLERANCE_S", "GuardedNode", "LATCHED_QOS",
+           "NodeFailure", "RELIABLE_QOS", "Receipt", "SENSOR_QOS", "event_to_json", "qos_for"]

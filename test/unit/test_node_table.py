@@ -24,9 +24,11 @@ def _declared(spec) -> set[str]:
     if "SensorMounts(self)" in src:   # nodes/mounts.py: the scanner's mount (urdf, base_frame)
         mounts = (ROOT / "hjepa_agent" / "nodes" / "mounts.py").read_text()
         names |= set(re.findall(r'declare\(\s*node, "([a-z_]+)"', mounts))
-    # the input guard's own parameters (nodes/guard.py), managed nodes' autostart among them
+    # the input guard's own parameters (nodes/guard.py), managed nodes' autostart (nodes/lifecycle.py) among them
     if "(GuardedNode)" in src or "(GuardedLifecycleNode)" in src:
         guard = (ROOT / "hjepa_agent" / "nodes" / "guard.py").read_text()
+        if "(GuardedLifecycleNode)" in src:
+            guard += (ROOT / "hjepa_agent" / "nodes" / "lifecycle.py").read_text()
         names |= set(re.findall(r'declare\(\s*(?:self|node), "([a-z_]+)"', guard))
     return names
 
