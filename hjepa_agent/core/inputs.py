@@ -1,6 +1,7 @@
 """The input guard's rules, ROS-free: header stamp and /clock checks, the bookkeeping of each guarded
 input (received, accepted, rejected per cause, the last accepted stamp and reading time), which
-rejections are reported (once per input and cause) and the guard's events.
+rejections are reported (once per input and cause), the guard's events, and what a callback gets with
+each message (:class:`Receipt`) or a failed node keeps (:class:`NodeFailure`).
 
 The rclpy side (subscriptions, the receipt clock's feed, publishing) is nodes/guard.py; this module
 decides. Times are values passed in (``ros_now_s``: the node's ROS clock at receipt; ``now_s``: its
@@ -35,6 +36,30 @@ def time_refusal(sec: int, nanosec: int) -> str | None:
     if sec < 0 or not 0 <= nanosec < NS_PER_S:
         return f"({sec}, {nanosec}) is not a time"
     return valid_ros_time(sec + nanosec * 1e-9)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """When a message arrived: ``stamp_s`` its header stamp (None: unstamped), ``now_s`` the receipt
+    time and ``reading_s`` the time it was true (receipt minus its lag), both on the node's receipt
+    clock; ``ros_s`` the node's ROS time at receipt; ``stamp_ns`` the header stamp in exact integer
+    nanoseconds (a wall-clock stamp, ~1.8e18 ns, is not exact as a float of seconds: ``stamp_s``
+    rounds it by up to ~128 ns, so what names a message, e.g. in the watchdog's journal, uses this)."""
+
+    stamp_s: float | None
+    now_s: float
+    reading_s: float
+    ros_s: float
+    stamp_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeFailure:
+    """Why a node failed stop: where (which callback), the exception and its traceback."""
+
+    where: str
+    error: str
+    traceback: str
 
 
 @dataclass(eq=False)
@@ -173,5 +198,5 @@ def failure_event(now_s: float, node: str, where: str, error: str) -> Event:
                  (Cause.NODE_FAILED,))
 
 
-__all__ = ["InputLedger", "InputRecord", "Refusal", "clock_rejection_event", "failure_event", "jump_event",
+__all__ = ["InputLedger", "InputRecord", "NodeFailure", "Receipt", "Refusal", "clock_rejection_event", "failure_event", "jump_event",
            "jump_text", "rejection_event", "stamp_ns", "time_refusal"]

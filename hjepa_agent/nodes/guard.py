@@ -58,8 +58,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from std_msgs.msg import String
 
 from hjepa_agent.core.events import Cause, Event
-from hjepa_agent.core.inputs import (InputLedger, InputRecord, Refusal, clock_rejection_event, failure_event,
-                                     jump_event, jump_text, rejection_event, stamp_ns, time_refusal)
+from hjepa_agent.core.inputs import (InputLedger, InputRecord, NodeFailure, Receipt, Refusal, clock_rejection_event,
+                                     failure_event, jump_event, jump_text, rejection_event, stamp_ns, time_refusal)
 from hjepa_agent.core.timekeeping import ClockJump, ReceiptClock
 from hjepa_agent.nodes.topics import InputSpec, Rejected, TopicSpec, Transport, inputs_of
 from hjepa_agent.nodes.traffic import CountingPublisher, Reader, join, leave
@@ -93,21 +93,6 @@ def qos_for(kind: str, subscriber: bool) -> QoSProfile:
 
 
 # ---- the guard ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Receipt:
-    """When a message arrived: ``stamp_s`` its header stamp (None: unstamped), ``now_s`` the receipt
-    time and ``reading_s`` the time it was true (receipt minus its lag), both on the node's receipt
-    clock; ``ros_s`` the node's ROS time at receipt; ``stamp_ns`` the header stamp in exact integer
-    nanoseconds (a wall-clock stamp, ~1.8e18 ns, is not exact as a float of seconds: ``stamp_s``
-    rounds it by up to ~128 ns, so what names a message, e.g. in the watchdog's journal, uses this)."""
-
-    stamp_s: float | None
-    now_s: float
-    reading_s: float
-    ros_s: float
-    stamp_ns: int | None = None
-
-
 @dataclass(eq=False)   # identity: two nodes' inputs on one topic are different subscriptions
 class _Input(Reader):
     """One guarded input: its row of the input table, its record (core/inputs.py: counters, order) and,
@@ -118,15 +103,6 @@ class _Input(Reader):
     carried: TopicSpec | None = None
     """The topic's row as this robot carries it (Transport.topic)."""
     record: InputRecord | None = None
-
-
-@dataclass(frozen=True)
-class NodeFailure:
-    """Why a node failed stop: where (which callback), the exception and its traceback."""
-
-    where: str
-    error: str
-    traceback: str
 
 
 def _event_json(ev: Event) -> str:
