@@ -1,4 +1,4 @@
-"""The report of `hjepa-agent check` (the judging is :mod:`hjepa_agent.core.bringup`): one finding per
+"""The report of `hjepa-agent check` (the judging is :mod:`hjepa_agent.core.bringup_judge`): one finding per
 input and per selected model, the exit code, the display text (made from the values, never parsed back)
 and the JSON (the values and the verdicts' names). ROS-free."""
 from __future__ import annotations
@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from hjepa_agent.core.bringup import (MIN_RATE_FRACTION, Direction, Endpoint, Finding, ModelFinding, Need,
-                                      Verdict, endpoint_nodes)
+from hjepa_agent.core.bringup import Direction, Endpoint, Need
+from hjepa_agent.core.bringup_judge import MIN_RATE_FRACTION, Finding, ModelFinding, Verdict, endpoint_nodes
 
 
 # ---- the report ----------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ base must subscribe with the type cmd_vel_type says), each resolved under the na
 the rates, ages and frames the agent and the ego model require (:func:`plan`). Then a probe node reads
 the ROS graph and listens for ``duration_s`` seconds to every input, putting each message through the
 agent's own input check (nodes/topics.py validators), and to /tf_static (:func:`observe`). The judging
-is ROS-free (hjepa_agent/core/bringup.py): one typed verdict per input, with the remap or parameter
+is ROS-free (hjepa_agent/core/bringup.py, bringup_judge.py): one typed verdict per input, with the remap or parameter
 that would fix it. The models the params select are checked against this robot's fingerprint as the
 nodes would (:func:`check_models`). Exit status (cli.py): 0 when nothing required fails, 1 otherwise,
 2 for a configuration that cannot be read.
@@ -26,9 +26,9 @@ from typing import Any, Callable
 from hjepa_agent.config.ego_model import Sensors, load_ego_model
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.config.urdf import UrdfError, read_urdf
-from hjepa_agent.core.bringup import (Alternative, Direction, Endpoint, Expectation, ModelFinding, MountRule, Need,
-                                      Observed, Sample, ScanShape, TopicEnds, Verdict, judge, resolve_topic,
-                                      OPTIONAL_MODELS, selected_models)
+from hjepa_agent.core.bringup import (Alternative, Direction, Endpoint, Expectation, MountRule, Need, Observed, Sample,
+                                      ScanShape, TopicEnds, resolve_topic, OPTIONAL_MODELS, selected_models)
+from hjepa_agent.core.bringup_judge import ModelFinding, Verdict, judge
 from hjepa_agent.core.bringup_report import Report
 from hjepa_agent.nodes.node_table import NODES, REMAPPABLE, load_params_files, normalise_namespace, remap_argument
 from hjepa_agent.config.paths import data_path
@@ -328,7 +328,7 @@ def read_graph(node: Any) -> dict[str, TopicEnds]:
 
 def observe(context: Any, the_plan: Plan, namespace: str, duration_s: float) -> Observed:
     """Listen on ``context`` for ``duration_s`` (s, wall clock) to every input the robot must publish and
-    to /tf_static, then read the graph: the Observed that core/bringup.py judges."""
+    to /tf_static, then read the graph: the Observed that core/bringup_judge.py judges."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter

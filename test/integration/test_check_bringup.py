@@ -12,7 +12,8 @@ import pytest
 from rclpy.executors import SingleThreadedExecutor
 
 from hjepa_agent.harness.check import run_check, setup_for_profile
-from hjepa_agent.core.bringup import Need, Verdict
+from hjepa_agent.core.bringup import Need
+from hjepa_agent.core.bringup_judge import Verdict
 from hjepa_agent.config.paths import data_path
 
 PROFILE = data_path("config", "profiles", "turtlebot4_like.yaml")

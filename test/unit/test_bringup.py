@@ -1,4 +1,4 @@
-"""The judging of `hjepa-agent check` (core/bringup.py): observed facts (graph endpoints, samples heard,
+"""The judging of `hjepa-agent check` (core/bringup.py, core/bringup_judge.py): observed facts (graph endpoints, samples heard,
 static transforms) -> a typed verdict per input with the fix; names resolved as rcl does; the models a
 params set selects; the report's exit code, text and JSON."""
 import json
@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hjepa_agent.config.urdf import read_urdf
-from hjepa_agent.core.bringup import (MIN_RATE_FRACTION, Alternative, Direction, Endpoint, Expectation, ModelFinding,
-                                      MountRule, Need, Observed, Sample, ScanShape, TopicEnds, Verdict, judge,
-                                      relative_to, resolve_topic, scan_fov_deg, selected_models, summarise,
-                                      tf_connected)
+from hjepa_agent.core.bringup import (Alternative, Direction, Endpoint, Expectation, MountRule, Need, Observed, Sample,
+                                      ScanShape, TopicEnds, relative_to, resolve_topic, scan_fov_deg, selected_models,
+                                      summarise)
+from hjepa_agent.core.bringup_judge import MIN_RATE_FRACTION, ModelFinding, Verdict, judge, tf_connected
 from hjepa_agent.core.bringup_report import Report, render, report_json
 from hjepa_agent.config.paths import data_path
 

@@ -14,7 +14,8 @@ from sensor_msgs.msg import CompressedImage, Image, LaserScan
 
 from hjepa_agent.harness.check import CheckSetup, check_models, parse_remap, plan, setup_for_profile, to_sample
 from hjepa_agent.config.loader import ConfigError
-from hjepa_agent.core.bringup import Direction, Need, Verdict
+from hjepa_agent.core.bringup import Direction, Need
+from hjepa_agent.core.bringup_judge import Verdict
 from hjepa_agent.nodes.topics import check_compressed_image, check_image, check_odom, check_scan
 from hjepa_agent.config.paths import data_path
 
