@@ -33,8 +33,8 @@ Parameters: ego_model, watchdog_config (YAML paths, read-only), models_dir and t
             journal, enabled
             (false: simulation only, for the fault suite's watchdog-off comparison),
             trusted_publishers (node names, besides the agent's, allowed on its topics; read-only),
-            every live threshold of core.watchdog.TIGHTER (start: the YAML's; live: tighten only; declared
-            at configure, from the YAML), autostart (read-only, default true), and the guard's
+            every live threshold of config/thresholds.py (start: the YAML's; live: tighten only; unit, range
+            and description from its schema; declared at configure, from the YAML), autostart (read-only, default true), and the guard's
             (nodes/guard.py), image_transport and cmd_vel_type among them: the camera and cmd_vel are read
             (and its stop sent) as the other nodes do.
 Lifecycle (a managed node, nodes/guard.py GuardedLifecycleNode): configure checks the switch and loads the
@@ -62,13 +62,14 @@ from std_srvs.srv import Trigger
 
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.config.loader import ConfigError
+from hjepa_agent.config.thresholds import THRESHOLDS, TIGHTER, load_watchdog_config, tightened
 from hjepa_agent.core.models import load_typical_risk
 from hjepa_agent.core.planner.goal import GOAL_CODES
 from hjepa_agent.core.planner.navfield import GoalKind
 from hjepa_agent.core.risk import TypicalRisk
 from hjepa_agent.core.timekeeping import ClockJump
 from hjepa_agent.core.types import Mode
-from hjepa_agent.core.watchdog import LIVE_UNITS, PROTECTIONS, TIGHTER, Watchdog, load_watchdog_config, tightened
+from hjepa_agent.core.watchdog import PROTECTIONS, Watchdog
 from hjepa_agent.nodes.codec import Command, command_to_msg, content_key, to_time, yaw_from_quaternion
 from hjepa_agent.nodes.common import (Diagnostics, declare, declare_ego_path, declare_robot_path, robot_fingerprint_at,
                                       run_node)
@@ -183,10 +184,10 @@ class WatchdogNode(GuardedLifecycleNode):
                                                     expected=robot_fingerprint_at(self, self.robot_path, ego)))
         start = load_watchdog_config(package_relative(self.config_path, "config", "watchdog.yaml"))
         self.ego, self.start_cfg = ego, start
-        for name in TIGHTER:   # live thresholds: tighten only, checked in _on_set (core.watchdog.tightened)
-            unit, lo, hi = LIVE_UNITS[name]
-            declare(self, name, float(getattr(start, name)), f"watchdog threshold (config/watchdog.yaml); live, "
-                    f"tighten only ({'raise' if TIGHTER[name] > 0 else 'lower'} it)", unit=unit, lo=lo, hi=hi,
+        for name in TIGHTER:   # live thresholds, described by their schema; tighten only, checked in _on_set
+            t = THRESHOLDS[name]
+            declare(self, name, float(getattr(start, name)), f"{t.doc} (config/watchdog.yaml); live, tighten only "
+                    f"({'raise' if t.tighter > 0 else 'lower'} it)", unit=t.unit, lo=t.bounds[0], hi=t.bounds[1],
                     live=True)
         self.core = Watchdog(dataclasses.replace(start, **{n: float(self.get_parameter(n).value) for n in TIGHTER}), ego,
                              typical, enforced=self.enabled)

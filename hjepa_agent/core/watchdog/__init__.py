@@ -41,19 +41,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from hjepa_agent.config.ego_model import EgoModel
-from hjepa_agent.config.loader import build, read_yaml, require
+from hjepa_agent.config.thresholds import LIVE_UNITS, TIGHTER, WatchdogConfig, load_watchdog_config, tightened
 from hjepa_agent.core.events import Cause, Event, Transition
 from hjepa_agent.core.risk import TypicalRisk, clearance_risk, course_log_reward, deviation, risk_features
 from hjepa_agent.core.watchdog.foreign import ForeignPublishers
 from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
 from hjepa_agent.core.geometry import obstacle_points, predicted_clearance, rollout, rollout_clearance
-from hjepa_agent.core.types import SCAN_RANGE_MAX_M, Mode, Plan, Proposal, WorldState
+from hjepa_agent.core.types import Mode, Plan, Proposal, WorldState
 
 COMMAND_LAG_S = 0.4
 """The slip check compares the measured speed with every command of this last stretch of time."""
@@ -71,151 +70,6 @@ LEVELS = ("NORMAL", "LIMIT", "SLOW")
 """Graded responses before a stop: full speed, speed limited (limit_scale), slow (slow_scale)."""
 
 
-@dataclass(frozen=True)
-class WatchdogConfig:
-    """Watchdog thresholds; meaning, units and ranges are documented in config/watchdog.yaml."""
-
-    clearance_plan_m: float = 0.15
-    clearance_optimise_m: float = 0.038
-    risk_horizon_s: float = 1.0
-    hysteresis_m: float = 0.1
-    dwell_s: float = 1.0
-    ambiguity_stop: float = 1.138
-    battery_derate_pct: float = 30.0
-    temperature_derate_c: float = 60.0
-    derate_min_scale: float = 0.3
-    overspeed_tolerance: float = 0.1
-    limit_predict_s: float = 3.0
-    slip_tolerance_mps: float = 0.06
-    slip_tolerance_rps: float = 0.1
-    slip_window_s: float = 0.5
-    risk_limit_z: float = 12.482
-    risk_slow_z: float = 18.716
-    charge_slow: float = 1.871
-    limit_scale: float = 0.6
-    slow_scale: float = 0.3
-    limit_warn_s: float = 60.0
-    stall_window_s: float = 4.0
-    stall_progress_m: float = 0.1
-    stall_motion_m: float = 0.3
-    stall_goal_radius_m: float = 0.2
-    world_state_max_age_s: float = 0.5
-    habitual_max_age_s: float = 0.5
-    planner_max_age_s: float = 1.0
-    bridge_max_age_s: float = 0.5
-    foreign_publishers: str = "stop"
-    foreign_match_window_s: float = 0.25
-    odom_jump_margin_m: float = 0.15
-    odom_jump_margin_rad: float = 0.2
-
-    def __post_init__(self) -> None:
-        c = self
-        require(0.0 < c.clearance_plan_m <= SCAN_RANGE_MAX_M, "clearance_plan_m",
-                f"must be in (0, {SCAN_RANGE_MAX_M}] m, got {c.clearance_plan_m=}")
-        require(0.0 <= c.clearance_optimise_m <= c.clearance_plan_m, "clearance_optimise_m",
-                f"must be in [0, clearance_plan_m={c.clearance_plan_m}] m, got {c.clearance_optimise_m=}")
-        require(0.0 < c.risk_horizon_s <= 10.0, "risk_horizon_s", f"must be in (0, 10] s, got {c.risk_horizon_s=}")
-        require(0.0 <= c.hysteresis_m <= 1.0, "hysteresis_m", f"must be in [0, 1] m, got {c.hysteresis_m=}")
-        require(0.0 <= c.dwell_s <= 30.0, "dwell_s", f"must be in [0, 30] s, got {c.dwell_s=}")
-        require(0.0 < c.ambiguity_stop <= 1e6, "ambiguity_stop", f"must be in (0, 1e6], got {c.ambiguity_stop=}")
-        require(0.0 < c.battery_derate_pct <= 100.0, "battery_derate_pct",
-                f"must be in (0, 100] %, got {c.battery_derate_pct=}")
-        require(-60.0 <= c.temperature_derate_c <= 150.0, "temperature_derate_c",
-                f"must be in [-60, 150] degC, got {c.temperature_derate_c=}")
-        require(0.0 <= c.derate_min_scale <= 1.0, "derate_min_scale", f"must be in [0, 1], got {c.derate_min_scale=}")
-        require(0.0 <= c.overspeed_tolerance <= 1.0, "overspeed_tolerance",
-                f"must be in [0, 1], got {c.overspeed_tolerance=}")
-        require(0.0 <= c.limit_predict_s <= 60.0, "limit_predict_s", f"must be in [0, 60] s, got {c.limit_predict_s=}")
-        require(0.0 < c.slip_tolerance_mps <= 5.0, "slip_tolerance_mps",
-                f"must be in (0, 5] m/s, got {c.slip_tolerance_mps=}")
-        require(0.0 < c.slip_tolerance_rps <= 10.0, "slip_tolerance_rps",
-                f"must be in (0, 10] rad/s, got {c.slip_tolerance_rps=}")
-        require(0.0 <= c.slip_window_s <= 10.0, "slip_window_s", f"must be in [0, 10] s (0 = off), got {c.slip_window_s=}")
-        require(0.0 < c.risk_limit_z <= c.risk_slow_z <= 100.0, "risk_limit_z",
-                f"need 0 < risk_limit_z <= risk_slow_z <= 100, got {c.risk_limit_z=}, {c.risk_slow_z=}")
-        require(0.0 < c.charge_slow <= 10.0, "charge_slow", f"must be in (0, 10] nats, got {c.charge_slow=}")
-        require(0.0 <= c.slow_scale <= c.limit_scale <= 1.0, "slow_scale",
-                f"need 0 <= slow_scale <= limit_scale <= 1, got {c.slow_scale=}, {c.limit_scale=}")
-        require(c.limit_warn_s == 0.0 or c.limit_predict_s <= c.limit_warn_s <= 3600.0, "limit_warn_s",
-                f"must be 0 (off) or in [limit_predict_s={c.limit_predict_s}, 3600] s, got {c.limit_warn_s=}")
-        require(c.stall_window_s == 0.0 or 0.5 <= c.stall_window_s <= 60.0, "stall_window_s",
-                f"must be 0 (off) or in [0.5, 60] s, got {c.stall_window_s=}")
-        require(0.0 <= c.stall_progress_m <= 5.0, "stall_progress_m", f"must be in [0, 5] m, got {c.stall_progress_m=}")
-        require(0.0 < c.stall_motion_m <= 100.0, "stall_motion_m", f"must be in (0, 100] m, got {c.stall_motion_m=}")
-        require(0.0 <= c.stall_goal_radius_m <= 10.0, "stall_goal_radius_m",
-                f"must be in [0, 10] m, got {c.stall_goal_radius_m=}")
-        require(c.foreign_publishers in ("stop", "warn"), "foreign_publishers",
-                f"must be 'stop' or 'warn', got {c.foreign_publishers!r}")
-        require(0.01 <= c.foreign_match_window_s <= 5.0, "foreign_match_window_s",
-                f"must be in [0.01, 5] s, got {c.foreign_match_window_s=}")
-        require(0.0 < c.odom_jump_margin_m <= 10.0, "odom_jump_margin_m",
-                f"must be in (0, 10] m, got {c.odom_jump_margin_m=}")
-        require(0.0 < c.odom_jump_margin_rad <= math.pi, "odom_jump_margin_rad",
-                f"must be in (0, pi] rad, got {c.odom_jump_margin_rad=}")
-        for name in ("world_state_max_age_s", "habitual_max_age_s", "planner_max_age_s", "bridge_max_age_s"):
-            val = getattr(c, name)
-            require(0.0 < val <= 10.0, name, f"must be in (0, 10] s, got {name}={val}")
-
-    def check_against(self, ego: EgoModel) -> None:
-        """Cross-check with the ego model; ValueError("key: reason") when inconsistent."""
-        floor = ego.hard.power.battery_floor_pct
-        require(self.battery_derate_pct > floor, "battery_derate_pct",
-                f"{self.battery_derate_pct} % must be above the ego battery floor {floor} %")
-        th = ego.hard.thermal
-        require(th.min_operating_temp_c <= self.temperature_derate_c < th.max_operating_temp_c,
-                "temperature_derate_c", f"{self.temperature_derate_c} degC must be in the ego operating range "
-                f"[{th.min_operating_temp_c}, {th.max_operating_temp_c}) degC")
-
-
-TIGHTER = {"clearance_plan_m": 1, "clearance_optimise_m": 1, "risk_horizon_s": 1, "hysteresis_m": 1,
-           "dwell_s": 1, "ambiguity_stop": -1, "battery_derate_pct": 1, "temperature_derate_c": -1,
-           "derate_min_scale": -1, "overspeed_tolerance": -1, "limit_predict_s": 1, "slip_tolerance_mps": -1, "slip_tolerance_rps": -1,
-           "risk_limit_z": -1, "risk_slow_z": -1, "charge_slow": -1, "limit_scale": -1, "slow_scale": -1,
-           "limit_warn_s": 1,
-           "world_state_max_age_s": -1, "habitual_max_age_s": -1, "planner_max_age_s": -1,
-           "bridge_max_age_s": -1}
-"""The thresholds an operator may change live, and which way is tighter (+1: higher, -1: lower). A
-live change may only tighten, relative to the values the watchdog started with (the YAML's); the
-others (stall rule, slip window whose 0 means off) are fixed at start."""
-
-
-LIVE_UNITS = {"clearance_plan_m": ("m", 0.0, SCAN_RANGE_MAX_M), "clearance_optimise_m": ("m", 0.0, SCAN_RANGE_MAX_M),
-              "risk_horizon_s": ("s", 0.0, 10.0), "hysteresis_m": ("m", 0.0, 1.0), "dwell_s": ("s", 0.0, 30.0),
-              "ambiguity_stop": ("", 0.0, 1e6), "battery_derate_pct": ("%", 0.0, 100.0),
-              "temperature_derate_c": ("degC", -60.0, 150.0), "derate_min_scale": ("", 0.0, 1.0),
-              "overspeed_tolerance": ("", 0.0, 1.0), "limit_predict_s": ("s", 0.0, 60.0),
-              "slip_tolerance_mps": ("m/s", 0.0, 5.0), "slip_tolerance_rps": ("rad/s", 0.0, 10.0),
-              "risk_limit_z": ("spreads", 0.0, 100.0), "risk_slow_z": ("spreads", 0.0, 100.0),
-              "charge_slow": ("nats", 0.0, 10.0), "limit_scale": ("", 0.0, 1.0), "slow_scale": ("", 0.0, 1.0),
-              "limit_warn_s": ("s", 0.0, 3600.0), "world_state_max_age_s": ("s", 0.0, 10.0),
-              "habitual_max_age_s": ("s", 0.0, 10.0), "planner_max_age_s": ("s", 0.0, 10.0),
-              "bridge_max_age_s": ("s", 0.0, 10.0)}
-"""Unit and the outer range (as WatchdogConfig checks it) of each live threshold, for the node's
-parameter descriptors; which way is tighter is TIGHTER's."""
-
-
-def tightened(start: WatchdogConfig, now: WatchdogConfig, changes: dict[str, float], ego: EgoModel) -> WatchdogConfig:
-    """``now`` with ``changes`` applied, if each is a live threshold moved no looser than ``start``
-    and the result passes the range and cross-field checks (and the ego model's); ValueError naming
-    the threshold otherwise."""
-    for name, value in changes.items():
-        if name not in TIGHTER:
-            raise ValueError(f"{name}: not a live threshold (live: {', '.join(TIGHTER)})")
-        if (float(value) - getattr(start, name)) * TIGHTER[name] < 0.0:
-            way = "higher" if TIGHTER[name] > 0 else "lower"
-            raise ValueError(f"{name}: {value} would loosen it past its start value {getattr(start, name)} "
-                             f"(tighter is {way}; loosening needs a restart with a new config)")
-    new = dataclasses.replace(now, **{k: float(v) for k, v in changes.items()})
-    new.check_against(ego)
-    return new
-
-
-def load_watchdog_config(path: str | Path) -> WatchdogConfig:
-    """Load config/watchdog.yaml; ConfigError naming file, key and value on any problem."""
-    return build(WatchdogConfig, read_yaml(path), path)
-
-
-# ---- the watchdog -----------------------------------------------------------------
 @dataclass(frozen=True)
 class WatchdogOutput:
     """One decision: mode; speed_scale in [0, 1] (derating, for the operating limits);
