@@ -90,6 +90,7 @@ import numpy as np
 
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.core.watchdog import WatchdogConfig
+from hjepa_agent.nodes.journal import ReplayContext, check_remaps, read_run, rerun, started_ticks
 
 log = logging.getLogger("hjepa_agent.tune")
 
@@ -100,175 +101,9 @@ GRADED = "graded"
 one that does not step back to "NORMAL" is a fault's detection."""
 
 
-def read_run(bag: Path) -> tuple[dict[str, dict[int, deque]], list[dict[str, Any]]]:
-    """The watchdog's recorded inputs (kind -> header stamp ns -> messages in recorded order) and
-    its journal entries (in recorded order) from a rosbag2 MCAP."""
-    from rclpy.serialization import deserialize_message
-    from rosbags.rosbag2 import Reader
-    from std_msgs.msg import String
-
-    from hjepa_agent.nodes.watchdog import INPUTS
-
-    inputs: dict[str, dict[int, deque]] = {kind: defaultdict(deque) for kind in INPUTS}
-    journal: list[dict[str, Any]] = []
-    with Reader(bag) as reader:
-        journals = sorted({c.topic for c in reader.connections if c.topic.endswith("/" + JOURNAL)})
-        if not journals:
-            raise ValueError(f"{bag}: no {JOURNAL} topic: the run was recorded without the watchdog's "
-                             f"journal (watchdog parameter journal: true), so it cannot be replayed")
-        if len(journals) > 1:
-            raise ValueError(f"{bag}: several watchdog journals ({', '.join(journals)}): one robot per replay; "
-                             f"record each robot's namespace on its own")
-        ns = journals[0][: -len("/" + JOURNAL)]   # the recording's namespace ("" without one)
-        by_topic = {_resolve(_REMAPS.get(topic, topic), ns): (kind, cls) for kind, (topic, cls) in INPUTS.items()}
-        conns = [c for c in reader.connections if c.topic in by_topic or c.topic == journals[0]]
-        recorded = {c.id: _message_class(c.msgtype) for c in conns}   # e.g. cmd_vel as Twist on a Create 3
-        for conn, _, raw in reader.messages(connections=conns):
-            if conn.topic == journals[0]:
-                journal.append(json.loads(deserialize_message(raw, String).data))
-                continue
-            kind, _ = by_topic[conn.topic]
-            msg = deserialize_message(raw, recorded[conn.id])
-            # the node journals an unstamped message (a Twist cmd_vel) under stamp 0, in receipt order
-            for key in stamp_keys(msg):
-                inputs[kind][key].append(msg)
-    return inputs, journal
-
-
-def stamp_keys(msg: Any) -> tuple[int, ...]:
-    """The journal keys a recorded message may have been consumed under. A stamped one: its exact stamp in
-    ns and, where it differs, what journals written before the exact key read (its stamp through a float
-    of seconds, int(round(ns * 1e-9 * 1e9)): up to ~128 ns off for wall-clock stamps; exact for simulated
-    time). An unstamped command (a Twist): its values (codec.content_key), and 0, what older journals
-    read (those match commands in recorded order). So recordings of either age replay."""
-    from hjepa_agent.nodes.codec import content_key, msg_to_command, time_ns
-    if not hasattr(msg, "header"):
-        return (0, content_key(msg_to_command(msg))) if hasattr(msg, "linear") else (0,)
-    exact = time_ns(msg.header.stamp)
-    old = int(round(exact * 1e-9 * 1e9))
-    return (exact,) if old == exact else (exact, old)
-
-
-def _message_class(msgtype: str) -> type:
-    """The rclpy class of a recorded type name ("geometry_msgs/msg/Twist")."""
-    import importlib
-    pkg, _, name = msgtype.split("/")
-    return getattr(importlib.import_module(f"{pkg}.msg"), name)
-
-
-JOURNAL = "agent/watchdog/journal"
-"""The watchdog node's journal topic (relative: a recording under a namespace has it there)."""
-_REMAPS: dict[str, str] = {}
-"""The robot launch's topic remaps (watchdog's topic -> recorded name) in effect; :func:`use_remaps`."""
-
-
-def use_remaps(remaps: dict[str, str]) -> None:
-    """Read the watchdog's inputs from the recorded topics they were remapped to (the robot launch's
-    ``*_topic`` arguments), e.g. {"camera/image_raw": "/front_camera/image_raw"}; a relative name is
-    resolved in the recording's namespace."""
-    from hjepa_agent.nodes.watchdog import INPUTS
-    known = {topic for topic, _ in INPUTS.values()}
-    for key in remaps:
-        if key not in known:
-            raise ValueError(f"--remap {key}=...: not a watchdog input topic (those: {', '.join(sorted(known))})")
-    _REMAPS.clear()
-    _REMAPS.update(remaps)
-
-
-def _resolve(topic: str, namespace: str) -> str:
-    """A topic name as recorded: absolute names stay, relative ones go under ``namespace``."""
-    return topic if topic.startswith("/") else f"{namespace}/{topic}"
-
-
-_TYPICAL: dict[str, Any] = {"models_dir": None, "model": None, "loaded": False}
-"""The typical-risk network the replayed watchdogs use (the node's typical_risk / models_dir):
-by default the package's models; :func:`use_typical_risk` changes it."""
-
-
-def use_typical_risk(models_dir: str | Path | None, enabled: bool = True) -> None:
-    """Replay with the typical-risk network in ``models_dir`` (None: the package's models), as the
-    watchdog node with that models_dir does, or without one (``enabled=False``: typical_risk: false)."""
-    _TYPICAL.update(models_dir=models_dir, model=None, loaded=not enabled)
-
-
-def _typical():
-    """The network set by :func:`use_typical_risk`, loaded once (ModelMismatchError as the node's)."""
-    if not _TYPICAL["loaded"]:
-        from hjepa_agent.core.models import load_typical_risk
-        from hjepa_agent.core.risk import TypicalRisk
-        from hjepa_agent.config.paths import data_path
-        _TYPICAL["model"] = TypicalRisk(load_typical_risk(_TYPICAL["models_dir"] or data_path("models")))
-        _TYPICAL["loaded"] = True
-    return _TYPICAL["model"]
-
-
-def _ticks(journal: list[dict[str, Any]], inputs: dict[str, dict[int, deque]], cfg, ego):
-    """Re-run the core along the journal: yields (entry, core, output, tick seconds, missing inputs)
-    per journal tick; one fresh core per session (watchdog node run). ``inputs`` is only read (the
-    messages of one kind and stamp are taken in recorded order), so one parsed run serves any number
-    of replays."""
-    from hjepa_agent.core.watchdog import Watchdog
-    from hjepa_agent.nodes.topics import inputs_of
-    from hjepa_agent.nodes.watchdog import apply_input
-
-    validators = inputs_of("watchdog")
-
-    cores: dict[str, Any] = {}
-    taken: dict[tuple[str, int], int] = defaultdict(int)   # (kind, stamp) -> messages of it used so far
-    for entry in journal:
-        if entry["session"] not in cores:
-            cores[entry["session"]] = Watchdog(cfg, ego, _typical(), enforced=entry.get("enforced", True))
-        core = cores[entry["session"]]
-        missing = 0
-        for kind, key, now, *reading in entry["inputs"]:
-            if kind == "clear":
-                core.clear_safe_stop(now)
-                continue
-            if kind == "params":   # a live threshold change: key holds the changes
-                core.reconfigure(dataclasses.replace(core.cfg, **key))
-                continue
-            if kind == "graph":    # what the ROS graph showed: who publishes a guarded topic
-                core.foreign.on_graph(key["topic"], list(key["publishers"]), tuple(key["allowed"]), now)
-                continue
-            if kind == "clock_jump":
-                core.on_clock_jump(now, float(key))
-                continue
-            queue = inputs.get(kind, {}).get(int(key))
-            used = taken[kind, int(key)]
-            if not queue or used >= len(queue):
-                missing += 1
-                continue
-            taken[kind, int(key)] = used + 1
-            apply_input(core, kind, validators[kind].validate(queue[used]), now, reading[0] if reading else None)
-        t0 = time.perf_counter()
-        out = core.tick(entry["tick"])
-        yield entry, core, out, time.perf_counter() - t0, missing
-
-
-def started_ticks(bags: list[Path], cfg, ego):
-    """Replay every recording in ``bags`` (as :func:`_ticks`) and yield (episode key "bag:session",
-    journal entry, core, output) for each tick from the one where the episode left the start-up
-    SAFE_STOP (the wait for fresh inputs is nobody's score): what calibrate and the typical-risk
-    trainer learn from."""
-    from hjepa_agent.core.types import Mode
-
-    for bag in bags:
-        inputs, journal = read_run(bag)
-        started: set[str] = set()
-        for entry, core, out, _, _ in _ticks(journal, inputs, cfg, ego):
-            key = f"{bag}:{entry['session']}"
-            if out.mode != Mode.SAFE_STOP:
-                started.add(key)
-            if key in started:
-                yield key, entry, core, out
-
-
-def replay(bag: Path, thresholds: Path, ego_model: Path) -> dict[str, Any]:
-    """Re-run the watchdog on ``bag`` with ``thresholds`` (module doc); returns the report."""
-    from hjepa_agent.config.ego_model import load_ego_model
-    from hjepa_agent.core.watchdog import load_watchdog_config
-
-    inputs, journal = read_run(bag)
+def replay(bag: Path, ctx: ReplayContext) -> dict[str, Any]:
+    """Re-run the watchdog on ``bag`` with ``ctx`` (module doc); returns the report."""
+    inputs, journal = read_run(bag, ctx.remaps)
     sessions: set[str] = set()
     ticks = mismatched = missing = 0
     first_mismatch: dict[str, Any] | None = None
@@ -277,7 +112,7 @@ def replay(bag: Path, thresholds: Path, ego_model: Path) -> dict[str, Any]:
     replay_ticks: dict[str, int] = defaultdict(int)
     live_tr: list[tuple[str, float, str]] = []
     replay_tr: list[tuple[str, float, str]] = []
-    for entry, _, out, dt, miss in _ticks(journal, inputs, load_watchdog_config(thresholds), load_ego_model(ego_model)):
+    for entry, _, out, dt, miss in rerun(journal, inputs, ctx):
         sessions.add(entry["session"])
         missing += miss
         tick_ms.append(dt * 1e3)
@@ -300,7 +135,7 @@ def replay(bag: Path, thresholds: Path, ego_model: Path) -> dict[str, Any]:
     def episodes_with(tr: list[tuple[str, float, str]]) -> int:
         return len({t[0] for t in tr if t[2].split("->")[-1] in INTERVENTIONS})
 
-    return {"bag": str(bag), "thresholds": str(thresholds), "sessions": len(sessions), "ticks": ticks,
+    return {"bag": str(bag), "thresholds": str(ctx.thresholds), "sessions": len(sessions), "ticks": ticks,
             "identical": mismatched == 0 and missing == 0, "ticks_differing": mismatched,
             "inputs_missing_from_bag": missing, "first_difference": first_mismatch,
             "transitions": {"live": len(live_tr), "replay": len(replay_tr),
@@ -340,20 +175,17 @@ def split_alpha(alpha: float, others: int, n: int, scores: int = 2) -> tuple[flo
     return (alpha - rest) / scores, rest
 
 
-def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
+def calibrate(bags: list[Path], ctx: ReplayContext, alpha: float,
               other_rate: float | None = None, stop_alpha: float | None = None) -> tuple[dict[str, Any], dict]:
     """Thresholds from nominal recorded runs (every session in ``bags`` an exchangeable nominal
     episode) so that each intervention the watchdog decides from a score fires in at most ``alpha``
-    of nominal episodes (split conformal, per score; module doc of tune_main). Returns (the new
-    thresholds as a dict, the report)."""
+    of nominal episodes (split conformal, per score; module doc of tune_main), replayed with ``ctx`` (whose
+    thresholds YAML is the one copied). Returns (the new thresholds as a dict, the report)."""
     import yaml
-
-    from hjepa_agent.config.ego_model import load_ego_model
-    from hjepa_agent.core.watchdog import load_watchdog_config
 
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"tune calibrate: --alpha must be in (0, 1), got {alpha}")
-    cfg, ego = load_watchdog_config(thresholds), load_ego_model(ego_model)
+    cfg = ctx.cfg
     amb_max: dict[str, float] = {}
     plan_min: dict[str, float] = {}
     z_max: dict[str, float] = {}
@@ -362,7 +194,7 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
     track_max: dict[str, list[float]] = {}
     others: dict[str, list[str]] = {}   # episodes with an intervention no calibrated score decided: why
     before: dict[str, str] = {}   # per episode: the mode the next tick starts in (the journal's, after a tick)
-    for key, entry, core, out in started_ticks(bags, cfg, ego):
+    for key, entry, core, out in started_ticks(bags, ctx):
         if core.ambiguity is None:
             continue
         amb_max[key] = max(amb_max.get(key, -math.inf), core.ambiguity)
@@ -427,7 +259,7 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
         raise ValueError(f"tune calibrate: {n} nominal episodes are too few for alpha {alpha} ({least:.4f} for the "
                          f"smaller score's share, {rest:.4f} set aside for interventions no threshold decides): needs "
                          f"at least {math.ceil(1.0 / least - 1.0)}; record more (hjepa-agent sim --episodes N)")
-    doc = yaml.safe_load(Path(thresholds).read_text())
+    doc = yaml.safe_load(Path(ctx.thresholds).read_text())
     old = {"ambiguity_stop": cfg.ambiguity_stop, "clearance_optimise_m": cfg.clearance_optimise_m}
     doc["ambiguity_stop"] = round(amb + 1e-3, 3)
     # OPTIMISING below the clearance that at most alpha of nominal PLANNING episodes reach; never above
@@ -438,7 +270,7 @@ def calibrate(bags: list[Path], thresholds: Path, ego_model: Path, alpha: float,
     # slowed down in at most alpha of nominal episodes by the risk deviation and the charge together
     slowed = {}
     zs = np.array([v for v in z_max.values() if math.isfinite(v)])
-    if len(zs) == n:   # the typical-risk network was on (use_typical_risk)
+    if len(zs) == n:   # the typical-risk network was on (ctx.typical)
         z_hi = conformal_upper(zs, alpha / 2.0)
         slowed["risk_limit_z"] = round(float(np.clip(z_hi + 1e-3, 1e-3, 100.0)), 3)
         # SLOW keeps its distance from LIMIT (the ratio of the thresholds it started with)
@@ -668,7 +500,7 @@ class _Run:
     episodes: list[dict[str, Any]]
 
 
-def _load_run(path: Path, faulted: bool) -> _Run:
+def _load_run(path: Path, faulted: bool, remaps: Mapping[str, str]) -> _Run:
     """Parse the run directory ``path`` (run.mcap + episodes.jsonl, as `hjepa-agent sim` writes; the
     rosbag2 folder itself is taken too): the i-th journal session is the i-th episode."""
     path = Path(path)
@@ -678,7 +510,7 @@ def _load_run(path: Path, faulted: bool) -> _Run:
         bag, run_dir = path / "run.mcap", path
     if not bag.exists():
         raise FileNotFoundError(f"{path}: no run.mcap in it (a run directory written by hjepa-agent sim)")
-    inputs, journal = read_run(bag)
+    inputs, journal = read_run(bag, remaps)
     sessions = list(dict.fromkeys(e["session"] for e in journal))
     jsonl = run_dir / "episodes.jsonl"
     if jsonl.is_file():
@@ -708,20 +540,19 @@ def _load_run(path: Path, faulted: bool) -> _Run:
     return _Run(run_dir, inputs, journal, sessions, episodes)
 
 
-def _replay_sessions(run: _Run, cfg: WatchdogConfig, ego: EgoModel) -> tuple[dict[str, list[TickRecord]], int]:
-    """Replay ``run`` with ``cfg``: each session's ticks (TickRecord), and the inputs missing from the bag."""
+def _replay_sessions(run: _Run, ctx: ReplayContext) -> tuple[dict[str, list[TickRecord]], int]:
+    """Replay ``run`` with ``ctx``: each session's ticks (TickRecord), and the inputs missing from the bag."""
     per: dict[str, list[TickRecord]] = defaultdict(list)
     missing = 0
-    for entry, _, out, _, miss in _ticks(run.journal, run.inputs, cfg, ego):
+    for entry, _, out, _, miss in rerun(run.journal, run.inputs, ctx):
         per[entry["session"]].append((entry["tick"], out.mode.name, [(ev.kind, ev.text()) for ev in out.events]))
         missing += miss
     return per, missing
 
 
-def _score_run(run: _Run, cfg: WatchdogConfig, ego: EgoModel,
-               faulted: bool) -> tuple[list[tuple[str, EpisodeScore]], int]:
-    """(fault label or "", score) per episode of ``run`` replayed with ``cfg``; and the missing inputs."""
-    per, missing = _replay_sessions(run, cfg, ego)
+def _score_run(run: _Run, ctx: ReplayContext, faulted: bool) -> tuple[list[tuple[str, EpisodeScore]], int]:
+    """(fault label or "", score) per episode of ``run`` replayed with ``ctx``; and the missing inputs."""
+    per, missing = _replay_sessions(run, ctx)
     scores = []
     for session, ep in zip(run.sessions, run.episodes):
         if faulted:
@@ -732,8 +563,8 @@ def _score_run(run: _Run, cfg: WatchdogConfig, ego: EgoModel,
     return scores, missing
 
 
-def _timeline(run: _Run, session: str, cfg: WatchdogConfig, ego: EgoModel) -> dict[str, Any]:
-    """One episode replayed with ``cfg``, tick by tick (times in s since its first tick): ambiguity,
+def _timeline(run: _Run, session: str, ctx: ReplayContext) -> dict[str, Any]:
+    """One episode replayed with ``ctx``, tick by tick (times in s since its first tick): ambiguity,
     habitual and plan clearance (m; NaN: none, or no obstacle in reach), speed_scale, mode, and the status
     values risk_z and charge where the core reports them; and the measured speed (recorded odom)."""
     from hjepa_agent.core.types import Mode
@@ -743,7 +574,7 @@ def _timeline(run: _Run, session: str, cfg: WatchdogConfig, ego: EgoModel) -> di
     rows: dict[str, list[float]] = defaultdict(list)
     extra: dict[str, list[tuple[float, float]]] = defaultdict(list)
     nan = float("nan")
-    for entry, core, out, _, _ in _ticks(journal, run.inputs, cfg, ego):
+    for entry, core, out, _, _ in rerun(journal, run.inputs, ctx):
         t = entry["tick"] - start
         hab, plan = core.clearances(entry["tick"])
         rows["t"].append(t)
@@ -847,23 +678,20 @@ def _plot_timeline(tl: dict[str, Any], cfg: WatchdogConfig, onset_s: float | Non
     plt.close(fig)
 
 
-def sweep(nominal: list[Path], faulted: list[Path], grid: str, thresholds: Path, ego_model: Path, alpha: float,
+def sweep(nominal: list[Path], faulted: list[Path], grid: str, ctx: ReplayContext, alpha: float,
           out: Path, timeline_episode: int | None = None, command: str = "", progress: bool = True,
           max_slowed: float | None = None) -> dict[str, Any]:
-    """Replay the runs at every grid point (module doc), write sweep.json, roc.png and, when a point
-    qualifies, recommended.yaml and timeline.png to ``out``; returns sweep.json's content (its
-    "recommended": the index of the chosen point, or None)."""
+    """Replay the runs at every grid point (module doc) on top of ``ctx``'s thresholds, write sweep.json,
+    roc.png and, when a point qualifies, recommended.yaml and timeline.png to ``out``; returns sweep.json's
+    content (its "recommended": the index of the chosen point, or None)."""
     import yaml
     from tqdm import tqdm
 
-    from hjepa_agent.config.ego_model import load_ego_model
-    from hjepa_agent.core.watchdog import load_watchdog_config
-
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"tune sweep: --alpha must be in [0, 1], got {alpha}")
-    base, ego = load_watchdog_config(thresholds), load_ego_model(ego_model)
+    base, ego, thresholds = ctx.cfg, ctx.ego, ctx.thresholds
     grid_points = parse_grid(grid, base, ego)
-    runs = [(_load_run(p, f), f) for p, f in tqdm([(p, False) for p in nominal] + [(p, True) for p in faulted],
+    runs = [(_load_run(p, f, ctx.remaps), f) for p, f in tqdm([(p, False) for p in nominal] + [(p, True) for p in faulted],
                                                    desc="read runs", unit="run", disable=not progress)]
     n_nom = sum(len(r.sessions) for r, f in runs if not f)
     if n_nom == 0:
@@ -878,12 +706,12 @@ def sweep(nominal: list[Path], faulted: list[Path], grid: str, thresholds: Path,
     faulted_scores: list[list[EpisodeScore]] = []   # per point, the faulted episodes' scores in pool order
     bar = tqdm(total=len(grid_points) * len(runs), desc="sweep", unit="replay", disable=not progress)
     for values in grid_points:
-        cfg = dataclasses.replace(base, **values)
+        point = ctx.with_cfg(dataclasses.replace(base, **values))
         nom: list[EpisodeScore] = []
         flt: list[tuple[str, EpisodeScore]] = []
         false_ids: list[str] = []
         for run, is_faulted in runs:
-            scores, missing = _score_run(run, cfg, ego, is_faulted)
+            scores, missing = _score_run(run, point, is_faulted)
             if missing and not points:
                 log.warning("%s: %d recorded inputs are missing from the bag: the replay is not the live run",
                             run.path, missing)
@@ -901,7 +729,7 @@ def sweep(nominal: list[Path], faulted: list[Path], grid: str, thresholds: Path,
              **{k: ep[k] for k in ("fault_detected", "detection_delay_s", "breach", "lead_s", "outcome") if k in ep}}
             for run, f in runs if f for i, ep in enumerate(run.episodes)]
     report: dict[str, Any] = {
-        "command": command, "thresholds": str(thresholds), "ego_model": str(ego_model), "alpha": alpha,
+        "command": command, "thresholds": str(thresholds), "ego_model": str(ctx.ego_model), "alpha": alpha,
         "max_slowed": max_slowed,
         "nominal": {"runs": [str(r.path) for r, f in runs if not f], "episodes": n_nom},
         "faulted": {"runs": [str(r.path) for r, f in runs if f], "episodes": len(live)},
@@ -934,7 +762,7 @@ def sweep(nominal: list[Path], faulted: list[Path], grid: str, thresholds: Path,
             f"# Command: {command}\n# See config/watchdog.yaml for what each threshold means.\n")
     (out / "recommended.yaml").write_text(head + yaml.safe_dump(doc, sort_keys=False))
     # the timeline: one episode replayed with the recommended thresholds
-    cfg = dataclasses.replace(base, **best["values"])
+    best_ctx = ctx.with_cfg(dataclasses.replace(base, **best["values"]))
     if timeline_episode is not None:
         pick = timeline_episode
     else:
@@ -945,31 +773,17 @@ def sweep(nominal: list[Path], faulted: list[Path], grid: str, thresholds: Path,
     what = f"faults {', '.join(run.episodes[i]['faults'])}" if faulted else "nominal"
     title = (f"{run.path} episode {run.episodes[i].get('episode', i)} ({what}); thresholds: "
              + ", ".join(f"{k}={v:g}" for k, v in best["values"].items()))
-    _plot_timeline(_timeline(run, run.sessions[i], cfg, ego), cfg, onset, title, out / "timeline.png")
+    _plot_timeline(_timeline(run, run.sessions[i], best_ctx), best_ctx.cfg, onset, title, out / "timeline.png")
     report["timeline"] = {"run": str(run.path), "episode": run.episodes[i].get("episode", i), "pool_index": pick}
     (out / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
-
-
-def _bags(paths: list[Path]) -> list[Path]:
-    """Recordings: a rosbag2 folder (with metadata.yaml, as `hjepa-agent sim` writes run.mcap), an .mcap
-    file, or a folder searched for rosbag2 folders."""
-    out = []
-    for p in paths:
-        if (p / "metadata.yaml").is_file() or p.is_file():
-            found = [p]
-        else:
-            found = sorted(m.parent for m in p.rglob("metadata.yaml"))
-        if not found:
-            raise FileNotFoundError(f"{p}: no recording (rosbag2 folder or .mcap) in it")
-        out += found
-    return out
 
 
 def tune_main(argv: list[str] | None = None) -> int:
     import yaml
 
     from hjepa_agent.config.paths import data_path
+    from hjepa_agent.dataset.bags import find_bags
     ap = argparse.ArgumentParser(prog="hjepa-agent tune", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
     r = sub.add_parser("replay", help="re-run the watchdog on a recorded run with given thresholds")
@@ -1019,7 +833,6 @@ def tune_main(argv: list[str] | None = None) -> int:
         q.add_argument("--out", type=Path, default=None,
                        help="replay: also write the report (JSON) here; calibrate: the thresholds YAML to write")
     args = ap.parse_args(argv)
-    use_typical_risk(args.models, enabled=not args.no_typical_risk)
     remaps = {}
     for spec in args.remap:
         key, sep, val = spec.partition("=")
@@ -1027,12 +840,13 @@ def tune_main(argv: list[str] | None = None) -> int:
             ap.error(f"--remap {spec!r}: expected TOPIC=RECORDED")
         remaps[key.strip("/")] = val
     try:
-        use_remaps(remaps)
+        check_remaps(remaps)
     except ValueError as exc:
         ap.error(str(exc))
+    ctx = ReplayContext.load(args.thresholds, args.ego_model, args.models, not args.no_typical_risk, remaps)
     if args.what == "sweep":
         command = shlex.join(["hjepa-agent", "tune", *(sys.argv[1:] if argv is None else argv)])
-        report = sweep(args.nominal, args.faulted, args.grid, args.thresholds, args.ego_model, args.alpha, args.out,
+        report = sweep(args.nominal, args.faulted, args.grid, ctx, args.alpha, args.out,
                        args.timeline_episode, command, progress=not args.quiet,
                        max_slowed=args.alpha if args.max_slowed is None else args.max_slowed)
         rec = report["recommended"]
@@ -1049,14 +863,13 @@ def tune_main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if args.what == "replay":
-        report = replay(args.bag, args.thresholds, args.ego_model)
+        report = replay(args.bag, ctx)
         text = json.dumps(report, indent=2)
         print(text)
         if args.out:
             args.out.write_text(text + "\n")
         return 0 if report["inputs_missing_from_bag"] == 0 else 1
-    doc, report = calibrate(_bags(args.runs), args.thresholds, args.ego_model, args.alpha, args.other_rate,
-                             args.stop_alpha)
+    doc, report = calibrate(find_bags(args.runs), ctx, args.alpha, args.other_rate, args.stop_alpha)
     print(json.dumps(report, indent=2))
     if args.out:
         head = (f"# Written by hjepa-agent tune calibrate: alpha {args.alpha} over {report['episodes']} nominal "
@@ -1068,5 +881,4 @@ def tune_main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["GRADED", "INTERVENTIONS", "EpisodeScore", "calibrate", "conformal_upper", "fault_of", "parse_grid",
-           "point_summary", "read_run", "recommend", "replay", "score_episode", "started_ticks", "sweep", "tune_main",
-           "use_remaps", "use_typical_risk"]
+           "point_summary", "recommend", "replay", "score_episode", "sweep", "tune_main"]

@@ -24,7 +24,7 @@ from hjepa_agent.dataset.format import FEATURES, DatasetError, discard, finalize
 
 log = logging.getLogger(__name__)
 REPLAYED = ("camera", "scan", "odom", "cmd_vel")
-"""Roles whose --topic remap the watchdog's replay (the risk table) applies too (tune.use_remaps)."""
+"""Roles whose --topic remap the watchdog's replay (the risk table) applies too (nodes/journal.ReplayContext remaps)."""
 RISK_TABLE = Path("risk") / "ticks.parquet"
 """Where a dataset keeps the typical-risk trainer's ticks (features, target logits, group)."""
 
@@ -32,18 +32,20 @@ RISK_TABLE = Path("risk") / "ticks.parquet"
 def _has_journal(bag: Path) -> bool:
     from rosbags.rosbag2 import Reader
 
-    from hjepa_agent.tune import JOURNAL
+    from hjepa_agent.nodes.journal import JOURNAL
     with Reader(bag) as r:
         return any(c.topic.endswith("/" + JOURNAL) and c.msgcount for c in r.connections)
 
 
-def risk_rows(bags: list[Path], thresholds: Path, ego_model: Path, progress: bool) -> dict[str, np.ndarray] | None:
-    """The typical-risk ticks of the bags that carry a watchdog journal (None when none does)."""
+def risk_rows(bags: list[Path], thresholds: Path, ego_model: Path, progress: bool,
+              remaps: dict[str, str] | None = None) -> dict[str, np.ndarray] | None:
+    """The typical-risk ticks of the bags that carry a watchdog journal (None when none does); ``remaps``:
+    watchdog inputs recorded under other names."""
     from hjepa_agent.train.typical_risk import collect
     with_journal = [b for b in bags if _has_journal(b)]
     if not with_journal:
         return None
-    return collect(with_journal, thresholds, ego_model, progress=progress)
+    return collect(with_journal, thresholds, ego_model, progress=progress, remaps=remaps)
 
 
 def write_risk(root: Path, data: dict[str, np.ndarray]) -> None:
@@ -104,11 +106,10 @@ def build(bag_paths: list[str], out: Path, opts: BuildOptions, *, held_out: floa
         extra: dict[str, Any] = {"build": {"options": {k: v for k, v in vars(opts).items()},
                                            "topics": {r: opts.topic(r) for r in DEFAULT_TOPICS}, "notes": notes}}
         if risk:
-            from hjepa_agent.tune import use_remaps
-            use_remaps({DEFAULT_TOPICS[role]: name for role, name in opts.topics if role in REPLAYED})
+            remaps = {DEFAULT_TOPICS[role]: name for role, name in opts.topics if role in REPLAYED}
             try:
                 rows = risk_rows(bags, thresholds or data_path("config", "watchdog.yaml"),
-                                 ego_model or data_path("config", "ego_model.yaml"), progress)
+                                 ego_model or data_path("config", "ego_model.yaml"), progress, remaps)
             except ValueError as exc:   # the table is optional: the images, scans and commands stand
                 log.warning("no typical-risk table: %s", exc)
                 extra["risk_table"] = {"error": str(exc)}
@@ -117,8 +118,6 @@ def build(bag_paths: list[str], out: Path, opts: BuildOptions, *, held_out: floa
                     write_risk(out, rows)
                     extra["risk_table"] = {"path": str(RISK_TABLE), "ticks": int(len(rows["features"])),
                                            "thresholds": str(thresholds or "config/watchdog.yaml")}
-            finally:
-                use_remaps({})
         return finalize(out, episodes, FEATURES, source="recordings", sources=[str(b) for b in bags],
                         problems=[p.as_dict() for p in problems], held_out=held_out, seed=seed, extra=extra)
     except BaseException:

@@ -42,15 +42,15 @@ from hjepa_agent.config.paths import data_path
 log = logging.getLogger(__name__)
 
 
-def collect(bags: list[Path], thresholds: Path, ego_model: Path, progress: bool = True) -> dict[str, np.ndarray]:
+def collect(bags: list[Path], thresholds: Path, ego_model: Path, progress: bool = True,
+            remaps: dict[str, str] | None = None) -> dict[str, np.ndarray]:
     """Per tick after the start-up wait: features (N, 21), targets (N, 2) risk logits (NaN where a risk
-    is missing: no plan), episode index (N,). Refuses runs whose episodes had injected faults."""
-    from hjepa_agent.config.ego_model import load_ego_model
-    from hjepa_agent.core.watchdog import load_watchdog_config
-    from hjepa_agent.tune import started_ticks, use_typical_risk
+    is missing: no plan), episode index (N,). Refuses runs whose episodes had injected faults. ``remaps``:
+    watchdog inputs recorded under other names (nodes/journal.ReplayContext)."""
+    from hjepa_agent.nodes.journal import ReplayContext, started_ticks
 
-    use_typical_risk(None, enabled=False)   # the targets are raw risks: no deviation needed (nor a model yet)
-    cfg, ego = load_watchdog_config(thresholds), load_ego_model(ego_model)
+    # the targets are raw risks: no deviation needed (nor a typical-risk model yet)
+    ctx = ReplayContext.load(thresholds, ego_model, typical_risk=False, remaps=remaps)
     feats, targets, episodes = [], [], []
     keys: dict[str, int] = {}
     for bag in tqdm(bags, desc="typical risk: replaying runs", disable=not progress):
@@ -60,7 +60,7 @@ def collect(bags: list[Path], thresholds: Path, ego_model: Path, progress: bool 
                 if line.strip() and json.loads(line).get("faults"):
                     raise ValueError(f"{bag}: has episodes with injected faults ({episodes_file}); the typical "
                                      f"risk is learned from nominal runs only")
-        for key, entry, core, _ in started_ticks([bag], cfg, ego):
+        for key, entry, core, _ in started_ticks([bag], ctx):
             ws = core.world_state
             if ws is None:
                 continue
@@ -205,8 +205,8 @@ def train(cfg: TypicalRiskConfig) -> dict[str, Any]:
         from hjepa_agent.dataset.build import read_risk
         data, source = read_risk(cfg.dataset), {"dataset": str(Path(cfg.dataset).resolve())}
     else:
-        from hjepa_agent.tune import _bags
-        bags = _bags([Path(r) for r in cfg.runs])
+        from hjepa_agent.dataset.bags import find_bags
+        bags = find_bags([Path(r) for r in cfg.runs])
         data, source = collect(bags, Path(thresholds), Path(ego_model), progress=not cfg.quiet), {"runs": [str(b) for b in bags]}
     log.info("typical risk: %d ticks from %d episodes (%d with a plan)", len(data["features"]),
              len(np.unique(data["episode"])), int(np.isfinite(data["targets"][:, 1]).sum()))

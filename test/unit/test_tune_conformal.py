@@ -58,14 +58,16 @@ def test_the_stop_can_take_less_of_alpha_than_the_replan(tmp_path, monkeypatch):
         def clearances(self, tick):
             return None, self._c
 
-    def ticks(bags, cfg, ego):   # per episode: a PLANNING tick, then one scored with its plan clearance
+    def ticks(bags, ctx):   # per episode: a PLANNING tick, then one scored with its plan clearance
         for i, (a, c) in enumerate(zip(amb, clear)):
             out = type("Out", (), {"events": [], "readings": {"risk_z": None, "tracking_error_mps": None}})
             yield f"b:{i}", {"tick": 0.0, "mode": "PLANNING"}, Core(a, 1.0), out
             yield f"b:{i}", {"tick": 0.1, "mode": "PLANNING"}, Core(a, c), out
 
+    from hjepa_agent.nodes.journal import ReplayContext
     monkeypatch.setattr(tune, "started_ticks", ticks)
-    args = ([tmp_path], data_path("config", "watchdog.yaml"), data_path("config", "ego_model.yaml"), 0.05)
+    args = ([tmp_path], ReplayContext.load(data_path("config", "watchdog.yaml"), data_path("config", "ego_model.yaml"),
+                                           typical_risk=False), 0.05)
     even, rep = tune.calibrate(*args)
     lopsided, rep2 = tune.calibrate(*args, stop_alpha=0.01)
     assert rep["alpha_ambiguity_stop"] == pytest.approx(rep["alpha_clearance_optimise"])

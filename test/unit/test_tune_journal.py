@@ -6,7 +6,7 @@ from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import load_watchdog_config
 from hjepa_agent.config.paths import data_path
-from hjepa_agent.tune import _ticks
+from hjepa_agent.nodes.journal import ReplayContext, rerun
 
 
 def test_the_journal_is_followed_in_order_with_live_changes_and_missing_inputs_counted():
@@ -20,7 +20,7 @@ def test_the_journal_is_followed_in_order_with_live_changes_and_missing_inputs_c
     ]
     inputs = {"camera": defaultdict(deque)}          # the camera frame of stamp 123 is not in the "bag"
     seen = [(e["session"], core.cfg.ambiguity_stop, out.mode, missing)
-            for e, core, out, _, missing in _ticks(journal, inputs, cfg, ego)]
+            for e, core, out, _, missing in rerun(journal, inputs, ReplayContext(cfg, ego))]
     assert seen == [("a", cfg.ambiguity_stop, Mode.SAFE_STOP, 1), ("a", 1.0, Mode.SAFE_STOP, 0),
                     ("b", cfg.ambiguity_stop, Mode.SAFE_STOP, 0)]     # a new session: a fresh core
 
@@ -31,7 +31,7 @@ def test_a_wall_clock_stamp_is_matched_exactly_and_as_older_journals_wrote_it():
     and a recording is looked up under both keys, so journals of either age replay."""
     from geometry_msgs.msg import Twist, TwistStamped
 
-    from hjepa_agent.tune import stamp_keys
+    from hjepa_agent.nodes.journal import stamp_keys
     msg = TwistStamped()
     msg.header.stamp.sec, msg.header.stamp.nanosec = 1796670755, 597495617
     exact = 1796670755597495617
@@ -57,7 +57,7 @@ def test_a_command_the_recording_missed_misaligns_no_other():
     from geometry_msgs.msg import Twist
 
     from hjepa_agent.nodes.codec import content_key, msg_to_command
-    from hjepa_agent.tune import stamp_keys
+    from hjepa_agent.nodes.journal import stamp_keys
     sent = []
     for i in range(5):
         m = Twist()

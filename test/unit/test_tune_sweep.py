@@ -266,20 +266,17 @@ def test_a_sweep_over_a_tiny_recording_recommends_the_threshold_that_separates_f
 def test_a_recording_under_a_namespace_with_a_remapped_camera_reads_the_same(tmp_path):
     """The robot launch's recorder writes /robot1/agent/... and the remapped camera's own name: the replay
     finds the namespace from the journal topic and takes the camera from --remap."""
-    from hjepa_agent.tune import read_run, use_remaps
+    from hjepa_agent.nodes.journal import ReplayContext, read_run
     calm = lambda t: 0.3
     _write_run(tmp_path / "plain", [calm], [None])
     _write_run(tmp_path / "ns", [calm], [None], namespace="/robot1", camera_topic="/front_camera/image_raw")
     plain_inputs, plain_journal = read_run(tmp_path / "plain" / "run.mcap")
-    try:
-        use_remaps({"camera/image_raw": "/front_camera/image_raw"})
-        inputs, journal = read_run(tmp_path / "ns" / "run.mcap")
-        use_remaps({})
-        no_remap, _ = read_run(tmp_path / "ns" / "run.mcap")
-        with pytest.raises(ValueError, match="not a watchdog input topic"):
-            use_remaps({"camera": "/x"})
-    finally:
-        use_remaps({})
+    inputs, journal = read_run(tmp_path / "ns" / "run.mcap", {"camera/image_raw": "/front_camera/image_raw"})
+    no_remap, _ = read_run(tmp_path / "ns" / "run.mcap")
+    with pytest.raises(ValueError, match="not a watchdog input topic"):
+        read_run(tmp_path / "ns" / "run.mcap", {"camera": "/x"})
+    with pytest.raises(ValueError, match="not a watchdog input topic"):
+        ReplayContext(BASE, EGO, remaps={"camera": "/x"})
     assert journal == plain_journal
     for kind in plain_inputs:
         assert sorted(inputs[kind]) == sorted(plain_inputs[kind]), kind
