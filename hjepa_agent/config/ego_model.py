@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hjepa_agent.config.loader import ConfigError, build, read_yaml, require
+from hjepa_agent.config.thresholds import LOWER, tighten_only
 
 
 @dataclass(frozen=True)
@@ -200,17 +201,17 @@ class EgoModel:
                   max_angular_rps: float | None = None) -> "EgoModel":
         """Return a copy with operating limits changed; raising any limit is refused.
 
-        Raises ValueError naming the limit when a value would loosen it or is negative.
+        Raises ValueError naming the limit when a value would loosen it (config/thresholds.py
+        tighten_only: the one rule of every live limit) or is negative.
         """
         op = self.operating
-        new_lin = op.max_linear_mps if max_linear_mps is None else float(max_linear_mps)
-        new_ang = op.max_angular_rps if max_angular_rps is None else float(max_angular_rps)
-        if new_lin > op.max_linear_mps + 1e-12:
-            raise ValueError(f"max_linear_mps: may only be tightened live ({new_lin} > {op.max_linear_mps})")
-        if new_ang > op.max_angular_rps + 1e-12:
-            raise ValueError(f"max_angular_rps: may only be tightened live ({new_ang} > {op.max_angular_rps})")
-        return dataclasses.replace(self, operating=dataclasses.replace(
-            op, max_linear_mps=new_lin, max_angular_rps=new_ang))
+        new = {"max_linear_mps": op.max_linear_mps if max_linear_mps is None else float(max_linear_mps),
+               "max_angular_rps": op.max_angular_rps if max_angular_rps is None else float(max_angular_rps)}
+        for name, value in new.items():
+            why = tighten_only(name, getattr(op, name), value, LOWER)
+            if why is not None:
+                raise ValueError(why)
+        return dataclasses.replace(self, operating=dataclasses.replace(op, **new))
 
 
 def load_ego_model(path: str | Path) -> EgoModel:

@@ -2,8 +2,9 @@
 
 Picks the proposal source the watchdog's mode allows, stops when that source, the
 mode or the e-stop says so (or while the node holds it: :meth:`Bridge.hold`), and shapes
-every output with :func:`limit_axis` (velocity = operating limit; accel, decel, jerk = hard
-limits of the ego model).
+every output with :func:`limit_axis` (velocity = the operating limit in force: the operator's live
+limits, tighten only, times the watchdog's speed scale; accel, decel, jerk = hard limits of the ego
+model).
 
 Use from a node::
 
@@ -14,6 +15,8 @@ Use from a node::
     # fixed-rate timer at cfg.rate_hz, so the output never goes silent:
     if bridge.due(now):
         publish(bridge.step(now))
+    bridge.on_speed_scale(scale, now)              # the watchdog's derating
+    bridge.set_operating_limits(lin, ang, now)     # an operator's live change (ValueError: refused)
 
 Units: v in m/s, w in rad/s, times in s on the node's clock.
 """
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.config.loader import require
+from hjepa_agent.config.thresholds import LOWER, tighten_only
 from hjepa_agent.core.events import Cause, Event, Transition
 from hjepa_agent.core.limits import AxisState, limit_axis, stopping_point
 from hjepa_agent.core.types import Mode, Proposal
@@ -35,6 +39,8 @@ MODE_SOURCE = {Mode.HABITUAL: "habitual", Mode.PLANNING: "planner", Mode.OPTIMIS
 AXES = ("linear_x", "angular_z")
 STATES = ("DRIVING", "STOPPING", "STOPPED", "ESTOP")
 _STILL = 1e-9  # |v|, |w| at or below this count as standing still
+SCALE_STEP = 0.01
+"""The watchdog's speed scale changes the limits in force only when it moves by more than this."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,9 @@ class Bridge:
     def __init__(self, cfg: BridgeConfig) -> None:
         self.cfg = cfg
         self._axis_cfg = (cfg.linear, cfg.angular)
-        self._op = [cfg.linear.max_velocity, cfg.angular.max_velocity]
+        self._operator = (cfg.linear.max_velocity, cfg.angular.max_velocity)   # set live (tighten only)
+        self._scale = 1.0                                                       # the watchdog's derating
+        self._op = [cfg.linear.max_velocity, cfg.angular.max_velocity]          # in force: their product
         self._ceiling = list(self._op)   # velocity bound passed to limit_axis, >= _op
         self._axes = [AxisState(0.0, 0.0), AxisState(0.0, 0.0)]
         self._latest: dict[str, tuple[Proposal, float]] = {}
@@ -221,29 +229,50 @@ class Bridge:
 
     def set_operating_limits(self, max_linear_mps: float, max_angular_rps: float,
                              now_s: float | None = None) -> None:
-        """Change the operating velocity limits (m/s, rad/s).
+        """The operator's operating velocity limits (m/s, rad/s), set live.
 
-        Any value in [0, start value] is accepted (tightening, or loosening back up to
-        the ego model's operating value at start); above it raises ValueError naming
-        the limit. A speed above a tightened limit comes down within decel and jerk limits.
+        Each may only be tightened relative to its value at start (config/thresholds.py tighten_only,
+        the one rule of every live limit): any value in [0, start value] is accepted, so loosening back
+        up to the start value is too; a negative, non-finite or higher one raises ValueError naming the
+        limit. In force: these times the watchdog's speed scale (:meth:`on_speed_scale`). A speed above a
+        tightened limit comes down within decel and jerk limits.
         """
         for name, val, start in (("max_linear_mps", max_linear_mps, self.cfg.linear.max_velocity),
                                  ("max_angular_rps", max_angular_rps, self.cfg.angular.max_velocity)):
             if not (math.isfinite(val) and 0.0 <= val):
                 raise ValueError(f"{name}: must be finite and >= 0, got {val}")
-            if val > start + 1e-12:
-                raise ValueError(f"{name}: {val} exceeds the operating limit at start {start}; "
-                                 "it may only be tightened live")
-        self._op = [float(max_linear_mps), float(max_angular_rps)]
+            why = tighten_only(name, start, float(val), LOWER)
+            if why is not None:
+                raise ValueError(why)
+        self._operator = (float(max_linear_mps), float(max_angular_rps))
+        self._limits_in_force(now_s)
+
+    def on_speed_scale(self, scale: float, now_s: float | None = None) -> None:
+        """The watchdog's derating in [0, 1] (agent/speed_scale; ValueError outside): the operating limits
+        in force are the operator's times this, changed only when it moves by more than SCALE_STEP."""
+        if not 0.0 <= scale <= 1.0:
+            raise ValueError(f"speed_scale: must be in [0, 1], got {scale}")
+        if abs(scale - self._scale) > SCALE_STEP:
+            self._scale = float(scale)
+            self._limits_in_force(now_s)
+
+    def _limits_in_force(self, now_s: float | None) -> None:
+        """Operating limits in force = the operator's x the watchdog's speed scale; a "limits" event."""
+        lin, ang = (limit * self._scale for limit in self._operator)
+        self._op = [lin, ang]
         stamp = now_s if now_s is not None else (self._last_step_s or 0.0)
-        self._pending.append(Event(stamp, "limits", (f"max_linear_mps={max_linear_mps:g}",
-                                                     f"max_angular_rps={max_angular_rps:g}")))
+        self._pending.append(Event(stamp, "limits", (f"max_linear_mps={lin:g}", f"max_angular_rps={ang:g}")))
 
     # ---- queries ------------------------------------------------------------------
     @property
     def operating_limits(self) -> tuple[float, float]:
         """Operating velocity limits in force: (m/s, rad/s)."""
         return self._op[0], self._op[1]
+
+    @property
+    def operator_limits(self) -> tuple[float, float]:
+        """The operator's operating velocity limits (m/s, rad/s): the start values until set live."""
+        return self._operator
 
     def is_active_source(self, source: str, now_s: float) -> bool:
         """True when a proposal from ``source`` would drive the base now (publish at once)."""
@@ -372,5 +401,5 @@ class Bridge:
                             clamps_t, tuple(events))
 
 
-__all__ = ["AXES", "AxisConfig", "Bridge", "BridgeConfig", "BridgeOutput", "Event", "MODE_SOURCE", "SOURCES",
-           "STATES"]
+__all__ = ["AXES", "AxisConfig", "Bridge", "BridgeConfig", "BridgeOutput", "Event", "MODE_SOURCE", "SCALE_STEP",
+           "SOURCES", "STATES"]

@@ -103,8 +103,6 @@ class BridgeNode(GuardedLifecycleNode):
         self.last = None
         self._stamp_offset: float | None = None
         self._last_publish_wall = time.monotonic()
-        self.param_limits = (op.max_linear_mps, op.max_angular_rps)  # set live by an operator (tighten only)
-        self.speed_scale = 1.0  # set by the watchdog (derating)
 
     def activate(self) -> None:
         """Output on: the core released (the inputs decide again); cmd_vel from the next proposal or timer."""
@@ -127,28 +125,22 @@ class BridgeNode(GuardedLifecycleNode):
         return self.active or self._stopping
 
     def _on_set(self, params) -> SetParametersResult:
-        lin, ang = self.param_limits
+        """Live operating limits: the core checks them (tighten only) and composes them with the derating."""
+        lin, ang = self.core.operator_limits
         for p in params:
             if p.name == "max_linear_mps":
                 lin = float(p.value)
             elif p.name == "max_angular_rps":
                 ang = float(p.value)
         try:
-            self._apply_limits((lin, ang), self.speed_scale)
+            self.core.set_operating_limits(lin, ang, self.now_s())
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
-    def _apply_limits(self, param_limits: tuple[float, float], scale: float) -> None:
-        """Operating limits in force = operator's limits x watchdog's derating (ValueError if raised)."""
-        self.core.set_operating_limits(param_limits[0] * scale, param_limits[1] * scale, self.now_s())
-        self.param_limits, self.speed_scale = param_limits, scale
-
     def on_speed_scale(self, scale: float, rx: Receipt) -> None:
-        """Apply the watchdog's derating (the guard refused anything outside [0, 1]) when it changes by
-        more than 1 %."""
-        if abs(scale - self.speed_scale) > 0.01:
-            self._apply_limits(self.param_limits, scale)
+        """The watchdog's derating (the guard refused anything outside [0, 1])."""
+        self.core.on_speed_scale(scale, self.now_s())
 
     def _stamp_of(self, now: float) -> float:
         """The ROS time (s) of the receipt-clock instant ``now`` a command was computed for: ``now`` plus the

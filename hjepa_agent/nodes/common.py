@@ -37,9 +37,10 @@ def declare(node: Node, name: str, default: Any, description: str, *, unit: str 
     """Declare a parameter with a descriptor (unit in the description, range, read_only) and return its value.
 
     Every parameter is read-only at run time (read once at start: a live set would be ignored, or
-    would change a safety decision under the robot) unless ``live``: then a node callback checks each
-    change (the operating limits and watchdog thresholds, which may only be tightened). rclpy itself
-    rejects values outside the range, at start and when set live, and refuses a read-only one naming it.
+    would change a safety decision under the robot) unless ``live``: then a node callback hands each
+    change to its core, which checks it (the operating limits and watchdog thresholds may only be
+    tightened: config/thresholds.py tighten_only, the one rule). rclpy itself rejects values outside
+    the range, at start and when set live, and refuses a read-only one naming it.
     """
     desc = ParameterDescriptor(description=f"{description}" + (f" [{unit}]" if unit else ""), read_only=not live)
     if lo is not None and hi is not None:

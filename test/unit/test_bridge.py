@@ -237,6 +237,36 @@ def test_operating_limit_tightening_takes_effect_and_raising_refused() -> None:
     assert b.operating_limits == (0.6, 1.8)
 
 
+def test_operator_limits_times_the_watchdogs_speed_scale_are_in_force() -> None:
+    """The node passes both through: the core composes them (tighten only on the operator's, the scale
+    applied when it moves by more than SCALE_STEP) and says so in a "limits" event."""
+    from hjepa_agent.core.bridge import SCALE_STEP
+    b = make()
+    lin0, ang0 = b.operating_limits
+    b.set_operating_limits(0.4, 1.0, now_s=1.0)
+    b.on_speed_scale(0.5, now_s=1.5)
+    assert b.operating_limits == (0.4 * 0.5, 1.0 * 0.5) and b.operator_limits == (0.4, 1.0)
+    limits = [e for e in b.step(1.5).events if e.kind == "limits"]
+    assert [e.reasons for e in limits] == [("max_linear_mps=0.4", "max_angular_rps=1"),
+                                           ("max_linear_mps=0.2", "max_angular_rps=0.5")]
+    b.on_speed_scale(0.5 + 0.9 * SCALE_STEP, now_s=2.0)      # less than a step: not worth a change
+    assert b.operating_limits == (0.2, 0.5)
+    b.on_speed_scale(0.5 + 2 * SCALE_STEP, now_s=2.0)
+    assert b.operating_limits == pytest.approx((0.4 * 0.52, 1.0 * 0.52))
+    b.set_operating_limits(lin0, ang0, now_s=3.0)           # back up to the start: the scale still applies
+    assert b.operating_limits == pytest.approx((lin0 * 0.52, ang0 * 0.52))
+    with pytest.raises(ValueError, match="^max_linear_mps: .* loosen .* only be tightened"):
+        b.set_operating_limits(lin0 + 1e-6, ang0)            # the scale does not make room for a looser one
+    for bad in (math.nan, math.inf, -0.1):
+        with pytest.raises(ValueError, match="^max_angular_rps: must be finite and >= 0"):
+            b.set_operating_limits(lin0, bad)
+    for bad in (-0.01, 1.01, math.nan):
+        with pytest.raises(ValueError, match="speed_scale"):
+            b.on_speed_scale(bad, now_s=4.0)
+    b.on_speed_scale(0.0, now_s=5.0)                         # a full derating stops the base within its limits
+    assert b.operating_limits == (0.0, 0.0) and b.operator_limits == (lin0, ang0)
+
+
 def test_due_and_events_on_state_change() -> None:
     b = Bridge(CFG)
     assert b.due(0.0)
