@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "dataset":
             return _dataset(rest)
         if args.verb == "tune":
-            from hjepa_agent.tune import tune_main
+            from hjepa_agent.tune.cli import tune_main
             return int(tune_main([args.what, *rest]) or 0)
         return _train(args, rest)
     except (ConfigError, ModelMismatchError, FileNotFoundError, ValueError) as exc:   # DatasetError, BagRefused too

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from hjepa_agent.tune import conformal_upper
+from hjepa_agent.tune.scoring import conformal_upper
 
 
 def test_the_order_statistic_and_too_few_episodes():
@@ -30,7 +30,7 @@ def test_a_new_nominal_score_exceeds_the_threshold_at_most_alpha_of_the_time():
 
 
 def test_interventions_no_threshold_decides_are_set_aside_from_alpha():
-    from hjepa_agent.tune import calibrated_intervention, split_alpha
+    from hjepa_agent.tune.scoring import calibrated_intervention, split_alpha
     each, rest = split_alpha(0.05, 0, 39)
     assert rest == pytest.approx(1 / 40) and each == pytest.approx((0.05 - 1 / 40) / 2)
     each, rest = split_alpha(0.05, 4, 160)
@@ -46,7 +46,7 @@ def test_interventions_no_threshold_decides_are_set_aside_from_alpha():
 def test_the_stop_can_take_less_of_alpha_than_the_replan(tmp_path, monkeypatch):
     """--stop-alpha: the ambiguity stop's share of alpha (a false stop costs more than a re-plan); the rest
     of what is not set aside goes to the clearance. Scores stand in for replayed episodes."""
-    import hjepa_agent.tune as tune
+    import hjepa_agent.tune.calibrate as tune
     from hjepa_agent.config.paths import data_path
     rng = np.random.default_rng(3)
     amb, clear = rng.gamma(4.0, 0.15, 199), 0.02 + rng.gamma(3.0, 0.03, 199)

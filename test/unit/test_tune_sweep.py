@@ -13,7 +13,7 @@ import yaml
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.watchdog import load_watchdog_config
 from hjepa_agent.config.paths import data_path
-from hjepa_agent.tune import fault_of, parse_grid, point_summary, recommend, score_episode
+from hjepa_agent.tune.scoring import fault_of, parse_grid, point_summary, recommend, score_episode
 
 BASE = load_watchdog_config(data_path("config", "watchdog.yaml"))
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
