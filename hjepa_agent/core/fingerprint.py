@@ -6,7 +6,7 @@ hjepa_agent/sim/robot.py: the simulator's config/robots/*.yaml) and an ego model
 (hjepa_agent/config/ego_model.py) into a flat, named, canonical set of values, joined by the
 observation and action spaces this runtime builds, and the sha256 of its canonical JSON. The trainers
 write both into models/manifest.yaml; every node that loads a model compares the manifest's fingerprint
-with its own robot's (hjepa_agent/core/models.py), key by key, so that a refusal says what differs.
+with its own robot's (hjepa_agent/core/models/robot.py), key by key, so that a refusal says what differs.
 
 Keys are dotted paths, as in the YAML files:
 

@@ -36,7 +36,7 @@ def build_planner(kind: str, *, footprint_radius_m: float, max_linear_mps: float
     it needs the navfield. ``ambiguity``: a planner/latent.LatentAmbiguity whose predicted-state
     ambiguity penalty is added to every candidate's cost (the fast level's, with ``hierarchy``).
     ``expected``: the RobotFingerprint (core/fingerprint.py) of the robot this runs on; networks
-    trained for another robot are refused (core/models.py OnnxModel)."""
+    trained for another robot are refused (core/models/ OnnxModel)."""
     if kind not in PLANNERS:
         raise ValueError(f"planner: unknown planner {kind!r} (available: {', '.join(PLANNERS)})")
     if hierarchy:
