@@ -45,7 +45,7 @@ import torch
 from tqdm import tqdm
 
 from hjepa_agent.train.runs import TrainConfig, config_from
-from hjepa_agent.harness.bench_planners import run_episode
+from hjepa_agent.sim.planner_episode import run_episode
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.fingerprint import load_robot_fingerprint
 from hjepa_agent.core.planner import Budget, NavField, build_planner, planner_cost

@@ -173,7 +173,7 @@ def collect(episodes_per_scenario: int, space: SubgoalSpace, robot: Path, ego, e
             progress: bool = True, seed0: int = TRAIN_SEED0, layouts: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Route rasters and distances from planner-driven episodes (module doc, step 1) on the shipped
     scenarios and ``layouts`` procedural train-split layouts (sim/layouts.py training_jobs)."""
-    from hjepa_agent.harness.bench_planners import run_episode
+    from hjepa_agent.sim.planner_episode import run_episode
     from hjepa_agent.sim.layouts import training_jobs
     from hjepa_agent.sim.robot import load_robot_description
     from hjepa_agent.sim.world import SimWorld

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hjepa_agent.harness.bench_planners import first_command, sense
+from hjepa_agent.sim.planner_episode import first_command, sense
 from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.core.planner import Budget, build_planner
 
@@ -43,7 +43,7 @@ class PlannerTeacher:
 
     def act(self, pose, twist) -> tuple[float, float]:
         """First action of a plan from the current scan (the planner benchmark's sensing,
-        hjepa_agent.harness.bench_planners.sense); (0, 0) inside half the goal tolerance. ``pose`` and
+        hjepa_agent.sim.planner_episode.sense); (0, 0) inside half the goal tolerance. ``pose`` and
         ``twist`` are the expert interface's; the world state reads them from the simulator."""
         pose = np.asarray(pose, np.float32)
         if float(np.hypot(*(self.goal - pose[:2]))) <= 0.5 * self.tolerance_m:

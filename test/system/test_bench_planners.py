@@ -2,7 +2,8 @@
 sampled plans on both sides of the robot-goal line."""
 import numpy as np
 
-from hjepa_agent.harness.bench_planners import both_sides, run_episode, summarise
+from hjepa_agent.harness.bench_planners import summarise
+from hjepa_agent.sim.planner_episode import both_sides, run_episode
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description

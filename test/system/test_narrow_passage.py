@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hjepa_agent.harness.bench_planners import run_episode
+from hjepa_agent.sim.planner_episode import run_episode
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
