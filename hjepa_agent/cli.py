@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("what", choices=["feeder-loss", "planners", "latency"],
                    help="feeder-loss: kill the node feeding the bridge mid-run, measure cmd_vel on the wire; "
                         "planners: each planner drives alone in the sim (success, latency, calls, route diversity); "
-                        "latency: the reflex path camera -> cmd_vel per hop from the run's recording, beside the "
+                        "latency: the reflex path camera -> cmd_vel per hop, timed as the nodes publish, beside the "
                         "executor's floor measured in the same run (hjepa_agent/harness/bench_latency.py)")
     b.add_argument("--feeder", default="habitual", choices=["habitual", "bridge"],
                    help="node to kill while driving in HABITUAL: habitual (the bridge stops on its silence) or "

@@ -1,15 +1,20 @@
 """``hjepa-agent bench latency``: the reflex path's latency per hop and end to end, next to the executor's
 floor measured in the same run (a benchmark, not a test).
 
-1. The agent: ``hjepa-agent sim`` over the given scenarios with its recording; from the run's own MCAP,
-   for every camera frame, the recorder's receive time of each message the frame caused, matched by
-   header stamp (each node stamps its output with the stamp of the frame it came from): camera ->
-   agent/percept -> agent/world_state -> agent/habitual/cmd -> cmd_vel. A hop's latency is the receive
-   time of its message minus the camera frame's; the recorder receives every topic the same way, so its
-   own delay cancels to first order.
+1. The agent: ``hjepa-agent sim`` over the given scenarios. The runner times every stamped publication on
+   the reflex path (nodes/traffic.time_publications: the first publication of each header stamp, every
+   node stamping its output with its input's): camera -> agent/percept -> agent/world_state ->
+   agent/habitual/cmd -> cmd_vel, summary.json ``reflex_path_ms`` (:func:`hop_latency`). A hop's latency
+   is when its message for a frame was published minus when the frame was. A command published after the
+   planner's plan for the same frame answered the plan (Mode 2, which waits for planning by design): it is
+   counted apart (``answered_by_plan``); ``reflex`` is the rest, the habitual policy's answers.
 2. The floor: a chain of the same number of hops (source -> relays -> sink, std_msgs/Float32MultiArray of
    256 floats, the source on a 30 Hz timer) in one rclpy.experimental.EventsExecutor spun with spin_once
    in the main thread, as the runner spins the agent (../shared/MEASURED.md's method).
+
+:func:`path_latency` reads the same figures off a recording by the recorder's receive times: right for a
+robot's recording (the recorder in a process of its own), not for the embedded runner's, whose recorder
+is spun after the reflex nodes (harness/lockstep.Tiered).
 
 Prints JSON: per hop and end-to-end p50 / p99 / max (ms), the floor's p50 / p99, and their ratios.
 """
@@ -25,6 +30,8 @@ import numpy as np
 
 HOPS = ("camera/image_raw", "agent/percept", "agent/world_state", "agent/habitual/cmd", "cmd_vel")
 """The reflex path, in order: what a camera frame causes."""
+PLAN = "agent/plan"
+"""The planner's plan: a command published after the plan with its frame's stamp answered the plan."""
 
 
 def _stats(ms: list[float]) -> dict[str, Any]:
@@ -57,6 +64,31 @@ def path_latency(bag: Path, namespace: str = "") -> dict[str, Any]:
     for hop in HOPS[1:]:
         out[f"camera->{hop}"] = _stats([(t - cams[s]) * 1e-6 for s, t in first[hop].items() if s in cams and t >= cams[s]])
     out["end_to_end"] = out[f"camera->{HOPS[-1]}"]
+    out["frames"] = len(cams)
+    return out
+
+
+def hop_latency(published: dict[str, dict[int, int]], namespace: str = "") -> dict[str, Any]:
+    """Per hop (cumulative from the camera frame) and end-to-end latency from publication times (the
+    runner's table from nodes/traffic.time_publications: topic -> header stamp ns -> perf_counter ns):
+    a hop's latency is when its message with a frame's stamp was published minus when the frame was."""
+    ns = namespace.strip("/")
+    name = (lambda t: f"/{ns}/{t}" if ns else f"/{t}")
+    cams = published.get(name(HOPS[0]), {})
+    out: dict[str, Any] = {}
+    for hop in HOPS[1:]:
+        got = published.get(name(hop), {})
+        out[f"camera->{hop}"] = _stats([(t - cams[s]) * 1e-6 for s, t in got.items() if s in cams and t >= cams[s]])
+    # A command the planner answered (Mode 2: its plan from this frame was out before the command) is not
+    # the reflex path's: it waited for the plan by design.
+    plans = published.get(name(PLAN), {})
+    reflex, planned = [], []
+    for s, t in published.get(name(HOPS[-1]), {}).items():
+        if s in cams and t >= cams[s]:
+            (planned if s in plans and plans[s] <= t else reflex).append((t - cams[s]) * 1e-6)
+    out["end_to_end"] = out[f"camera->{HOPS[-1]}"]
+    out["reflex"] = _stats(reflex)
+    out["answered_by_plan"] = _stats(planned)
     out["frames"] = len(cams)
     return out
 
@@ -119,9 +151,9 @@ def bench(scenarios: tuple[Path, ...], episodes: int, seed: int, out: Path | Non
         where = Path(out) if out is not None else Path(tmp) / "run"
         summary = run(RunConfig(scenarios=scenarios, episodes=episodes, seed=seed, out=where, record=True),
                       progress=progress)
-        path = path_latency(where / "run.mcap")
     floor = executor_floor()
-    e2e = path["end_to_end"]
+    path = summary["reflex_path_ms"]
+    e2e = path["reflex"]
     result = {"episodes": episodes, "successes": summary["successes"], "collisions": summary["collisions"],
               "limit_violations": summary["limit_violations"], "path": path, "executor_floor": floor}
     if e2e.get("samples") and floor.get("samples"):
@@ -129,4 +161,4 @@ def bench(scenarios: tuple[Path, ...], episodes: int, seed: int, out: Path | Non
     return result
 
 
-__all__ = ["HOPS", "bench", "executor_floor", "path_latency"]
+__all__ = ["HOPS", "bench", "executor_floor", "hop_latency", "path_latency"]

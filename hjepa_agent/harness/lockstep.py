@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Collection
 
 log = logging.getLogger("hjepa_agent.harness.lockstep")
 
@@ -20,6 +21,61 @@ LOCKSTEP_WAIT_S = 10.0
 LOST_AFTER_S = 2.0
 """A message between the process's nodes still in flight after this much wall time of spinning is
 taken as lost by the middleware: logged and counted (lost_messages), no longer waited for."""
+
+class Tiered:
+    """Two rclpy EventsExecutors spun from one thread, the reflex tier first: while a message is in flight
+    to a reflex node (nodes/node_table.py ``reflex``: perception, estimator, habitual, bridge and the
+    simulated base) or one of their timers is due, only the reflex tier is spun; otherwise the tiers take
+    turns, one callback each. So a camera frame's way to cmd_vel never queues behind the planner, the
+    watchdog's roll-outs or the recorder (one EventsExecutor ran callbacks first come first served, and the
+    frame waited behind them). Same interface as an executor for the lockstep: add_node, remove_node,
+    spin_once, shutdown."""
+
+    def __init__(self, context, reflex: Collection[str]) -> None:
+        from rclpy.experimental import EventsExecutor
+        self.context = context
+        self.reflex_names = frozenset(reflex)
+        self.fast, self.slow = EventsExecutor(context=context), EventsExecutor(context=context)
+        self._fast_nodes: list = []
+        self._turn = False
+
+    def add_node(self, node) -> None:
+        if node.get_name() in self.reflex_names:
+            self._fast_nodes.append(node)
+            self.fast.add_node(node)
+        else:
+            self.slow.add_node(node)
+
+    def remove_node(self, node) -> None:
+        if any(n is node for n in self._fast_nodes):
+            self._fast_nodes = [n for n in self._fast_nodes if n is not node]
+            self.fast.remove_node(node)
+        else:
+            self.slow.remove_node(node)
+
+    def reflex_busy(self) -> bool:
+        """A message in flight to a reflex node, or a reflex node's timer due."""
+        from hjepa_agent.nodes.traffic import in_flight
+        return (any(who in self.reflex_names for _, who in in_flight(self.context))
+                or any(_timer_due(tm) for n in self._fast_nodes for tm in n.timers))
+
+    def spin_once(self, timeout_sec: float | None = None) -> None:
+        if self.reflex_busy():
+            self.fast.spin_once(timeout_sec=0.0 if timeout_sec is None else timeout_sec)
+            return
+        self._turn = not self._turn
+        (self.fast if self._turn else self.slow).spin_once(timeout_sec=timeout_sec)
+
+    def shutdown(self) -> None:
+        self.fast.shutdown()
+        self.slow.shutdown()
+
+
+def reflex_node_names() -> tuple[str, ...]:
+    """The nodes on the reflex path (nodes/node_table.py: the agent's reflex nodes and the simulator)."""
+    from hjepa_agent.nodes.node_table import NODES, SIM_NODE
+    return tuple(spec.name for spec in NODES + (SIM_NODE,) if spec.reflex)
+
 
 def spin_until_idle(executor, quiet_s: float = 0.002, quiet_spins: int = 2, max_s: float = 0.5) -> None:
     """Spin until ``quiet_spins`` consecutive spins found nothing to do within ``quiet_s`` each.

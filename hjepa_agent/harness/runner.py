@@ -24,7 +24,8 @@ import numpy as np
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import Mode
-from hjepa_agent.harness.lockstep import Lockstep
+from hjepa_agent.harness.bench_latency import HOPS, PLAN, hop_latency
+from hjepa_agent.harness.lockstep import Lockstep, Tiered, reflex_node_names
 from hjepa_agent.nodes.node_table import NODES, load_params, load_params_files
 from hjepa_agent.harness.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
 from hjepa_agent.config.paths import data_path
@@ -85,13 +86,13 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """Run the episodes; write summary.json, episodes.jsonl, trajectories.png and run.mcap to cfg.out."""
     isolate_dds()
     import rclpy
-    from rclpy.experimental import EventsExecutor
     from rclpy.parameter import Parameter
     from tqdm import tqdm
 
     from hjepa_agent.nodes.recorder import MetricsNode, Recorder
     from hjepa_agent.nodes.sim import SimNode
     from hjepa_agent.nodes.topics import Transport
+    from hjepa_agent.nodes.traffic import time_publications
     from hjepa_agent.sim.faults import FaultInjector
     from hjepa_agent.sim.world import SimWorld
 
@@ -111,10 +112,11 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
+    published = time_publications(ctx, [f"/{t}" for t in HOPS + (PLAN,)])   # the reflex path, frame by frame
     world = SimWorld(robot, gui=cfg.gui)
     params = with_robot_urdf(params, world.urdf_path)
     params = with_robot_description(params, cfg.robot or data_path("config", "robots", "diffbot.yaml"))
-    executor = EventsExecutor(context=ctx)
+    executor = Tiered(ctx, reflex_node_names())   # the reflex path never queues behind the slow nodes
     carried = transport_params(params)
     sim = SimNode(world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)]
                   + [Parameter(k, value=v) for k, v in carried.items()])
@@ -160,6 +162,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
         world.close()
         rclpy.shutdown(context=ctx)
     summary = summarise(results, sim.log.latency_ms, enforced=not cfg.watchdog_off)
+    summary["reflex_path_ms"] = hop_latency(published)
     summary["ego_model"] = str(ego_path)
     summary["scenarios"] = sorted({s.name for s in scenario_list})
     (cfg.out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -16,12 +16,14 @@ from hjepa_agent.config.loader import ConfigError, read_yaml
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One node: its ROS name, console script, class (module:Class) and default remaps."""
+    """One node: its ROS name, console script, class (module:Class), default remaps, and whether it is on
+    the reflex path (camera -> cmd_vel: the embedded runner spins those first, harness/lockstep.Tiered)."""
 
     name: str
     executable: str
     cls: str
     remaps: tuple[tuple[str, str], ...] = ()
+    reflex: bool = False
 
     def load_class(self) -> type:
         """Import and return the node class."""
@@ -30,16 +32,16 @@ class NodeSpec:
 
 
 NODES: tuple[NodeSpec, ...] = (
-    NodeSpec("perception", "perception", "hjepa_agent.nodes.perception:PerceptionNode"),
-    NodeSpec("estimator", "estimator", "hjepa_agent.nodes.estimator:EstimatorNode"),
-    NodeSpec("habitual", "habitual", "hjepa_agent.nodes.habitual:HabitualNode"),
+    NodeSpec("perception", "perception", "hjepa_agent.nodes.perception:PerceptionNode", reflex=True),
+    NodeSpec("estimator", "estimator", "hjepa_agent.nodes.estimator:EstimatorNode", reflex=True),
+    NodeSpec("habitual", "habitual", "hjepa_agent.nodes.habitual:HabitualNode", reflex=True),
     NodeSpec("planner", "planner", "hjepa_agent.nodes.planner:PlannerNode"),
     NodeSpec("watchdog", "watchdog", "hjepa_agent.nodes.watchdog:WatchdogNode"),
-    NodeSpec("bridge", "bridge", "hjepa_agent.nodes.bridge:BridgeNode"),
+    NodeSpec("bridge", "bridge", "hjepa_agent.nodes.bridge:BridgeNode", reflex=True),
 )
 """The agent's nodes, in data-flow order."""
 
-SIM_NODE = NodeSpec("sim", "sim", "hjepa_agent.nodes.sim:SimNode")
+SIM_NODE = NodeSpec("sim", "sim", "hjepa_agent.nodes.sim:SimNode", reflex=True)
 """The PyBullet simulator node (sim.launch.py and `hjepa-agent sim` only)."""
 
 RECORDER_NODE = NodeSpec("recorder", "recorder", "hjepa_agent.nodes.recorder:RecorderNode")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -41,6 +41,9 @@ class _Traffic:
     def __init__(self) -> None:
         self.subs: dict[str, list[Reader]] = {}
         self.pubs: dict[str, list[CountingPublisher]] = {}
+        self.probe: dict[str, dict[int, int]] | None = None
+        """While timing (:func:`time_publications`): topic -> header stamp ns -> perf_counter_ns of the first
+        publication with that stamp."""
 
     def sent(self, topic: str) -> None:
         now = time.monotonic()
@@ -97,6 +100,16 @@ def in_flight(context: Any) -> dict[tuple[str, str], int]:
             for inp in subs if inp.expected > inp.taken}
 
 
+def time_publications(context: Any, topics: Iterable[str] | None) -> dict[str, dict[int, int]] | None:
+    """Start timing the counting publishers of ``context`` on ``topics`` (resolved names): each stamped
+    message's first publication is kept as (header stamp ns -> time.perf_counter_ns()), so a frame's way
+    through the nodes can be followed by its stamp (every node stamps its output with its input's). None
+    stops it. Returns the live table (filled in as the nodes publish)."""
+    t = _traffic(context)
+    t.probe = None if topics is None else {topic: {} for topic in topics}
+    return t.probe
+
+
 def pending_messages(context: Any) -> int:
     """Messages published by counting publishers of ``context`` that a guarded subscription of the
     same context has not taken yet (0: nothing in flight between the nodes of this process)."""
@@ -120,7 +133,12 @@ class CountingPublisher:
             pubs.remove(self)
 
     def publish(self, msg: Any) -> None:
-        """Publish and count."""
+        """Publish and count (and time it, while :func:`time_publications` asks for this topic)."""
+        probe = self._traffic.probe
+        if probe is not None and self.topic_name in probe:
+            stamp = getattr(getattr(msg, "header", None), "stamp", None)
+            if stamp is not None:
+                probe[self.topic_name].setdefault(stamp.sec * 1_000_000_000 + stamp.nanosec, time.perf_counter_ns())
         self._pub.publish(msg)
         self.sent += 1
         self._traffic.sent(self.topic_name)
@@ -165,4 +183,4 @@ def leave(context: Any, reader: Reader) -> None:
 
 
 __all__ = ["CountingPublisher", "Reader", "counted_subscription", "drop_lost", "in_flight", "join", "leave",
-           "pending_messages", "settle_traffic", "unmatched"]
+           "pending_messages", "settle_traffic", "time_publications", "unmatched"]

@@ -51,3 +51,31 @@ def test_each_hop_is_measured_from_its_camera_frame(tmp_path: Path) -> None:
     assert res["camera->agent/percept"]["p50"] == 1.0 and res["camera->agent/world_state"]["p50"] == 2.0
     assert res["camera->agent/habitual/cmd"]["p50"] == 4.0
     assert res["end_to_end"]["samples"] == 3 and res["end_to_end"]["p50"] == 7.0 and res["end_to_end"]["max"] == 8.0
+
+
+def test_publication_times_split_the_reflex_from_commands_that_answered_a_plan() -> None:
+    from hjepa_agent.harness.bench_latency import PLAN, hop_latency
+    ms = 1_000_000
+    cams = {s: 10 * s * ms for s in (1, 2, 3, 4)}                       # frame s published at 10 s ms
+    table = {"/camera/image_raw": cams,
+             "/agent/percept": {s: t + 1 * ms for s, t in cams.items()},
+             "/agent/world_state": {s: t + 2 * ms for s, t in cams.items()},
+             "/agent/habitual/cmd": {s: t + 3 * ms for s, t in cams.items()},
+             f"/{PLAN}": {3: cams[3] + 20 * ms, 4: cams[4] + 30 * ms},      # plans for frames 3 and 4
+             # frames 1, 2: the bridge followed the habitual proposal; frame 3: it followed the plan (after
+             # it); frame 4: it answered before the plan came (still the reflex); 99: a stamp of no frame
+             "/cmd_vel": {1: cams[1] + 4 * ms, 2: cams[2] + 5 * ms, 3: cams[3] + 21 * ms, 4: cams[4] + 6 * ms,
+                          99: 10**12}}
+    res = hop_latency(table)
+    assert res["frames"] == 4
+    assert res["camera->agent/percept"]["p50"] == 1.0 and res["camera->agent/habitual/cmd"]["max"] == 3.0
+    assert res["reflex"]["samples"] == 3 and res["reflex"]["p50"] == 5.0 and res["reflex"]["max"] == 6.0
+    assert res["answered_by_plan"] == {"p50": 21.0, "p99": 21.0, "max": 21.0, "samples": 1}
+    assert res["end_to_end"]["samples"] == 4
+
+
+def test_a_namespace_prefixes_every_topic() -> None:
+    from hjepa_agent.harness.bench_latency import hop_latency
+    table = {"/robot1/camera/image_raw": {5: 0}, "/robot1/cmd_vel": {5: 2_000_000}}
+    assert hop_latency(table, "robot1")["reflex"]["p50"] == 2.0
+    assert hop_latency(table)["reflex"] == {"samples": 0}
