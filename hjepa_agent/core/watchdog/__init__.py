@@ -38,10 +38,8 @@ Units: m, s, rad, %, degC. Times are seconds on the caller's clock (``now_s``).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +48,8 @@ from hjepa_agent.config.thresholds import LIVE_UNITS, TIGHTER, WatchdogConfig, l
 from hjepa_agent.core.events import Cause, Event, Transition
 from hjepa_agent.core.risk import TypicalRisk, clearance_risk, course_log_reward, deviation, risk_features
 from hjepa_agent.core.watchdog.foreign import ForeignPublishers
+from hjepa_agent.core.watchdog.status import (LEVELS, PROTECTIONS, Readings, WatchdogOutput, WatchdogStatus,
+                                              protection_text)
 from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
 from hjepa_agent.core.geometry import obstacle_points, predicted_clearance, rollout, rollout_clearance
 from hjepa_agent.core.types import Mode, Plan, Proposal, WorldState
@@ -62,37 +62,6 @@ SENSOR_INPUTS = ("camera", "scan", "odom", "battery", "temperature")
 """Inputs whose maximum age comes from the ego model's sensors section."""
 INPUTS = SENSOR_INPUTS + ("world_state", "habitual", "planner")
 """Every input name :meth:`Watchdog.on_input` accepts."""
-PROTECTIONS = {"battery": "no battery floor, no battery derating, no battery trend stop",
-               "temperature": "no temperature limits, no thermal derating, no temperature trend stop"}
-"""What is off while an input that may be missing (config/ego_model.py MAY_BE_MISSING) is not in
-force: display text for the protection events and the status."""
-LEVELS = ("NORMAL", "LIMIT", "SLOW")
-"""Graded responses before a stop: full speed, speed limited (limit_scale), slow (slow_scale)."""
-
-
-@dataclass(frozen=True)
-class WatchdogOutput:
-    """One decision: mode; speed_scale in [0, 1] (derating, for the operating limits);
-    events since the last tick; status for /diagnostics: {"level": "OK"|"WARN"|"ERROR",
-    "message": str, "values": {key: str}}; habitual_stalled: True while deliberation was
-    entered because the habitual policy stalled (the planner must then not refine the
-    habitual proposal: it is the thing that failed)."""
-
-    stamp_s: float
-    mode: Mode
-    speed_scale: float
-    events: tuple[Event, ...]
-    status: dict[str, Any]
-    habitual_stalled: bool = False
-    base_stop: bool = False
-    """True while the watchdog asks the base itself to stop (base_stop): a SAFE_STOP entered because
-    something other than the agent publishes on cmd_vel, which the agent's own zero commands cannot
-    overrule."""
-    readings: Mapping[str, float | None] = dataclasses.field(default_factory=dict)
-    """The numbers behind ``status`` (None where there is none yet), typed: code reads these, never the
-    status text. Keys: speed_scale, habitual_clearance_m, plan_clearance_m, ambiguity, battery_pct,
-    temperature_c, tracking_error_mps, tracking_error_rps, risk_z, habitual_risk, plan_risk, charge,
-    graded_level (an index into LEVELS)."""
 
 
 class Watchdog:
@@ -318,12 +287,7 @@ class Watchdog:
     def protection_status(self, now_s: float) -> dict[str, str]:
         """Per PROTECTIONS input, its presence and, while its protections are off, why and what is off,
         e.g. {"battery": "optional, not received: no battery floor, ...", "temperature": "required"}."""
-        out = {}
-        for name, what in PROTECTIONS.items():
-            presence, why = self._presence[name], self._missing(name, now_s)
-            out[name] = (presence if why is None else f"absent: {what}" if presence == "absent"
-                         else f"optional, {why}: {what}")
-        return out
+        return {name: protection_text(name, self._presence[name], self._missing(name, now_s)) for name in PROTECTIONS}
 
     @property
     def absent_inputs(self) -> tuple[str, ...]:
@@ -685,46 +649,26 @@ class Watchdog:
         events, self._pending = tuple(self._pending), []
         self._instant = []
         readings = self._readings(hab, plan, scale, risks)
-        return WatchdogOutput(now_s, self._mode, scale, events,
-                              self._status(now_s, causes, readings),
-                              habitual_stalled=self._stalled_habitual, base_stop=self._base_stop, readings=readings)
+        return WatchdogOutput(now_s, self._mode, scale, events, self._status(now_s, causes, readings),
+                              habitual_stalled=self._stalled_habitual, base_stop=self._base_stop)
 
     def _readings(self, hab: float | None, plan: float | None, scale: float,
-                  risks: dict[str, float | None]) -> dict[str, float | None]:
+                  risks: dict[str, float | None]) -> Readings:
         """The typed numbers of one tick (WatchdogOutput.readings)."""
-        return {"speed_scale": scale, "habitual_clearance_m": hab, "plan_clearance_m": plan,
-                "ambiguity": None if self._ws is None else float(self._ws.ambiguity),
-                "battery_pct": self._battery, "temperature_c": self._temp,
-                "tracking_error_mps": None if self._tracking is None else self._tracking[0],
-                "tracking_error_rps": None if self._tracking is None else self._tracking[1],
-                "risk_z": risks["z"], "habitual_risk": risks["habitual_risk"], "plan_risk": risks["plan_risk"],
-                "charge": self._charge, "graded_level": float(self._level)}
+        return Readings(speed_scale=scale, habitual_clearance_m=hab, plan_clearance_m=plan,
+                        ambiguity=None if self._ws is None else float(self._ws.ambiguity),
+                        battery_pct=self._battery, temperature_c=self._temp,
+                        tracking_error_mps=None if self._tracking is None else self._tracking[0],
+                        tracking_error_rps=None if self._tracking is None else self._tracking[1],
+                        risk_z=risks["z"], habitual_risk=risks["habitual_risk"], plan_risk=risks["plan_risk"],
+                        charge=self._charge, graded_level=float(self._level))
 
-    def _status(self, now_s: float, causes: list[tuple[Cause, str]], r: Mapping[str, float | None]) -> dict[str, Any]:
-        scale = r["speed_scale"]
-        if self._mode == Mode.SAFE_STOP:
-            level = "ERROR"
-            why = "; ".join(t for _, t in causes) or ("latched: call clear_safe_stop" if self._latched else "starting")
-            message = f"SAFE_STOP: {why}"
-        else:   # an optional input missing is a warning (its protections are off); an absent one is the robot
-            off = [n for n in PROTECTIONS if self._presence[n] == "optional" and self._missing(n, now_s) is not None]
-            level = "WARN" if self._mode != Mode.HABITUAL or scale < 1.0 or off else "OK"
-            message = self._mode.name + (f", speed scaled to {scale:.2f}" if scale < 1.0 else "") + (
-                f", {LEVELS[self._level]}" if self._level else "") + "".join(
-                f", {n} not in force ({PROTECTIONS[n]})" for n in off)
-        fmt = (lambda x: "n/a" if x is None else f"{x:.3f}")
-        values = {"mode": self._mode.name, "latched": str(self._latched), "speed_scale": f"{scale:.3f}",
-                  **{k: fmt(r[k]) for k in ("habitual_clearance_m", "plan_clearance_m", "ambiguity", "battery_pct",
-                                            "temperature_c", "tracking_error_mps", "tracking_error_rps")},
-                  "risk_z": fmt(r["risk_z"]), "habitual_risk": fmt(r["habitual_risk"]),
-                  "plan_risk": fmt(r["plan_risk"]), "charge": fmt(r["charge"]), "graded": LEVELS[self._level],
-                  "causes": "; ".join(t for _, t in causes), "cause_codes": ",".join(dict.fromkeys(c.value for c, _ in causes))}
-        for name in INPUTS:
-            seen = self._seen.get(name)
-            values[f"age_{name}_s"] = ("absent" if self._presence.get(name) == "absent" else "never" if seen is None
-                                       else f"{now_s - seen:.3f}")
-        values.update({f"{name}_input": text for name, text in self.protection_status(now_s).items()})
-        return {"level": level, "message": message, "values": values}
+    def _status(self, now_s: float, causes: list[tuple[Cause, str]], readings: Readings) -> WatchdogStatus:
+        """The typed status of one tick (WatchdogOutput.diagnosis)."""
+        ages = {name: None if self._seen.get(name) is None else now_s - self._seen[name] for name in INPUTS}
+        return WatchdogStatus(self._mode, self._latched, readings, tuple(causes), ages,
+                              tuple(n for n in INPUTS if self._presence.get(n) == "absent"),
+                              {n: (self._presence[n], self._missing(n, now_s)) for n in PROTECTIONS})
 
     def clear_safe_stop(self, now_s: float) -> tuple[bool, str]:
         """Operator request to leave a latched SAFE_STOP; refused while any cause remains."""
