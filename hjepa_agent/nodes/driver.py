@@ -27,9 +27,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from hjepa_agent.nodes.codec import time_ns, to_time
 from hjepa_agent.nodes.sim import SimNode
 from hjepa_agent.sim.profile import DriverProfile
-
-TICK_S = 0.01
-"""Physics step per :meth:`DriverNode.advance` (s); the caller paces it to real time."""
+from hjepa_agent.sim.sensors import TICK_S, noisy_image
 
 
 def encode_frame(rgb: np.ndarray, width: int, height: int, encoding: str) -> tuple[bytes, int]:
@@ -144,10 +142,7 @@ class DriverNode(SimNode):
         if self._due("scan", prof.scan_rate_hz):
             self._publish_scan(stamp, self.world.scan())
         if self._due("camera", prof.camera.rate_hz):
-            rgb = self.world.render_camera()
-            noise = self._rng.integers(-3, 4, size=rgb.shape, dtype=np.int16)
-            rgb = np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-            self._publish_image(stamp, rgb)
+            self._publish_image(stamp, noisy_image(self.world.render_camera(), self._rng))
             return time_ns(stamp)
         return None
 

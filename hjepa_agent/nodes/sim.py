@@ -22,6 +22,8 @@ Injected faults (sim/faults.py, ``SimNode.faults``): what the sensors send, /clo
            created at their onset on the executor given to :meth:`SimNode.attach` and destroyed at the
            episode's end.
 
+When each sensor is due and the noise it adds: sim/sensors.py; the intruder nodes: nodes/intruders.py.
+
 Two ways to run: ``hjepa-agent sim`` drives :meth:`SimNode.advance` in lockstep with the
 agent (faster than real time); sim.launch.py lets a steady-clock timer advance it at
 ``realtime_factor`` x real time.
@@ -31,44 +33,30 @@ from __future__ import annotations
 import math
 import time
 from array import array
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import BatteryState, CameraInfo, Image, JointState, LaserScan, Temperature
-from std_msgs.msg import Bool, Float32, String
 
 from hjepa_agent.config.urdf import read_urdf
-from hjepa_agent.core.types import WORLD_STATE_LABELS
-from hjepa_agent.nodes.codec import (BRIDGE_OUTPUT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS, Command, from_time,
-                                     plan_labels, time_ns, to_time)
+from hjepa_agent.nodes.codec import Command, from_time, time_ns, to_time
 from hjepa_agent.nodes.common import Diagnostics, declare
-from hjepa_agent.nodes.guard import LATCHED_QOS, GuardedNode, Receipt, qos_for
+from hjepa_agent.nodes.guard import LATCHED_QOS, GuardedNode, Receipt
+from hjepa_agent.nodes.intruders import IntruderNode
 from hjepa_agent.nodes.tf import odom_transform, rclpy_type, tf_message
-from hjepa_agent.nodes.traffic import CountingPublisher
-from hjepa_agent.nodes.topics import TOPICS
 from hjepa_agent.config.paths import data_path
-from hjepa_agent.sim.faults import FaultInjector, Intruder
+from hjepa_agent.sim.faults import FaultInjector
 from hjepa_agent.sim.robot import RobotDescription, load_robot_description
 from hjepa_agent.sim.scenario import Scenario, load_scenario
+from hjepa_agent.sim.sensors import (CAMERA_EVERY, CAMERA_PHASE, TICK_S, DelayLine, camera_due, noisy_image, odom_due,
+                                     odom_reading, slow_due)
 from hjepa_agent.sim.world import SimWorld
-
-TICK_S = 0.01
-"""Lockstep tick: /clock advances by this much per advance()."""
-CAMERA_EVERY, CAMERA_PHASE = 10, 2
-"""Camera and scan at 10 Hz, 20 ms after the bridge's 20 Hz ticks, as unsynchronised hardware would be."""
-ODOM_EVERY = 2
-"""Odometry and joint states at 50 Hz."""
-SLOW_EVERY = 50
-"""Battery, temperature and goal at 2 Hz."""
 
 
 @dataclass
@@ -94,74 +82,6 @@ class CmdLog:
         """Forget the previous episode's commands (the run's latency samples stay)."""
         for xs in (self.sim_t, self.v, self.w, self.stamp_ns, self.frame, self.declared, self.origins_ns):
             xs.clear()
-
-
-_BAD = (math.nan, math.inf, -math.inf)
-
-
-def garbage(topic: str, k: int, stamp: Time) -> object:
-    """The ``k``-th message a babbling node sends on ``topic``: the topic's type and layout (nodes/codec.py:
-    labels, sizes, frame), stamped ``stamp``, its numbers NaN, +inf or -inf in turn (a String topic gets
-    the text "nan"), so that only the receivers' validators can tell it from the real thing."""
-    bad = _BAD[k % 3]
-    spec = TOPICS[topic]
-    if spec.type is TwistStamped:
-        msg = TwistStamped()
-        msg.header.stamp, msg.header.frame_id = stamp, "base_link"
-        msg.twist.linear.x = msg.twist.angular.z = bad
-        return msg
-    if spec.type is String:
-        return String(data="nan")
-    if spec.type is Float32:
-        return Float32(data=bad)
-    labels, frame = {"agent/percept": (PERCEPT_LABELS, ""),
-                     "agent/world_state": (WORLD_STATE_LABELS + ("ambiguity",), "odom"),
-                     "agent/plan": (plan_labels(15), "odom"),
-                     "agent/bridge/output": (BRIDGE_OUTPUT_LABELS, "DRIVING"),
-                     "agent/goal_status": (GOAL_STATUS_LABELS, "odom")}[topic]
-    msg = JointState()
-    msg.header.stamp, msg.header.frame_id = stamp, frame
-    msg.name = list(labels)
-    msg.position = [bad] * len(labels)
-    msg.velocity = [0.0] * len(labels) if topic == "agent/world_state" else []
-    return msg
-
-
-class IntruderNode(Node):
-    """A node that is not the agent's (sim/faults.Intruder), in the simulator's process: named as the
-    fault says (or as the topic's owner), publishing with the topic's QoS, counted for the lockstep."""
-
-    def __init__(self, spec: Intruder, **kwargs) -> None:
-        name = spec.node or (TOPICS[spec.topic].publishers or ("intruder",))[0]
-        super().__init__(name, enable_rosout=False, start_parameter_services=False,
-                         parameter_overrides=[Parameter("start_type_description_service", value=False)], **kwargs)
-        self.spec = spec
-        topic = TOPICS[spec.topic]
-        self.pub = CountingPublisher(self.create_publisher(topic.type, topic.name, qos_for(topic.qos, False)),
-                                     self.context)
-        self.sent = 0
-
-    def publish_due(self, t_s: float, stamp: Time) -> None:
-        """Publish what is due by ``t_s`` (s into the episode; several in one tick above 100 Hz)."""
-        while self.sent < self.spec.due(t_s):
-            self.pub.publish(self._message(self.sent, stamp))
-            self.sent += 1
-
-    def _message(self, k: int, stamp: Time) -> object:
-        if self.spec.payload == "forward":
-            msg = TwistStamped()
-            msg.header.stamp, msg.header.frame_id = stamp, "base_link"
-            msg.twist.linear.x = float(self.spec.value)
-            return msg
-        if self.spec.payload == "toggle":
-            return Bool(data=k % 2 == 0)
-        return garbage(self.spec.topic, k, stamp)
-
-    def destroy_node(self) -> None:
-        """Leave the lockstep accounting (else the next episode's discovery waits for a reader to match
-        a publisher that is gone), then destroy."""
-        self.pub.leave()
-        super().destroy_node()
 
 
 class SimNode(GuardedNode):
@@ -200,7 +120,7 @@ class SimNode(GuardedNode):
         """How far /clock and the stamps are from the simulator's own time (a clock fault), s."""
         self.clock_s = 0.0
         """The last valid time published on /clock (s): where every sim-time node's clock stands."""
-        self._delayed: deque = deque()   # (sim time s, stamp, rgb, ranges) waiting to go out (sensor_delay)
+        self._delayed = DelayLine()   # (stamp, rgb, ranges) waiting to go out (sensor_delay)
         self._executor = None
         self.intruders: list[IntruderNode] = []
         """This episode's intruder nodes (sim/faults.Intruder), created at their onset."""
@@ -375,25 +295,20 @@ class SimNode(GuardedNode):
             self._intrude(t_ep, stamp)
             if self._goal_target(t_ep) != self._goal_sent:   # a user who sets a new goal sends it at once
                 self._publish_goal(stamp, t_ep)
-        if self.tick % ODOM_EVERY == 0:
+        if odom_due(self.tick):
             self._publish_odom(stamp)
-        if self.tick % SLOW_EVERY == 1:
+        if slow_due(self.tick):
             self._publish_slow(stamp)
         out = None
         if self.faults is not None and self.faults.sensors_dead(t_ep):
             self._delayed.clear()
-        elif self.tick % CAMERA_EVERY == CAMERA_PHASE:
-            rgb = self.world.render_camera()
-            # Sensor noise (sigma ~2 grey levels): a real camera never repeats a frame bit for bit,
-            # so perception's frozen-camera check means the same thing here as on a robot.
-            noise = self._rng.integers(-3, 4, size=rgb.shape, dtype=np.int16)
-            rgb = np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        elif camera_due(self.tick):
+            rgb = noisy_image(self.world.render_camera(), self._rng)
             if self.faults is not None:   # a frozen camera does repeat its frame bit for bit
                 rgb = self.faults.image(rgb, t_ep)
-            self._delayed.append((t_ep, stamp, rgb, self.world.scan()))
+            self._delayed.push(t_ep, (stamp, rgb, self.world.scan()))
         delay = 0.0 if self.faults is None else self.faults.delay_s(t_ep)
-        while self._delayed and self._delayed[0][0] <= t_ep - delay + 1e-9:
-            _, old_stamp, rgb, ranges = self._delayed.popleft()
+        for old_stamp, rgb, ranges in self._delayed.due(t_ep, delay):
             self._publish_scan(old_stamp, ranges)
             self._publish_image(old_stamp, rgb)
             out = time_ns(old_stamp)
@@ -470,23 +385,15 @@ class SimNode(GuardedNode):
         if self.faults is not None:   # odom_jump: the pose in the odom frame jumps, the robot does not
             dx, dy = self.faults.odom_offset(self.world.time_s, (x, y, yaw))
             x, y = x + dx, y + dy
-        v, w = self.world.twist()
-        noise = self._rng.normal(0.0, [0.002, 0.002, 0.005, 0.005, 0.01])
+        odo = odom_reading((x, y, yaw), self.world.twist(), self.world.lateral_speed(), self._rng)
         msg = Odometry()
         msg.header.stamp = stamp
         msg.header.frame_id = "odom"
         msg.child_frame_id = "base_link"
-        msg.pose.pose.position.x, msg.pose.pose.position.y = x + noise[0], y + noise[1]
-        yaw_n = yaw + noise[2]
-        msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = math.sin(yaw_n / 2), math.cos(yaw_n / 2)
-        msg.twist.twist.linear.x, msg.twist.twist.angular.z = v + noise[3], w + noise[4]
-        # sideways speed, as a fused odometry (wheels + IMU) reports it: ~0 with grip, a slide without
-        msg.twist.twist.linear.y = self.world.lateral_speed() + float(self._rng.normal(0.0, 0.005))
-        cov_p = [0.0] * 36
-        cov_p[0], cov_p[7], cov_p[14], cov_p[21], cov_p[28], cov_p[35] = 4e-6, 4e-6, 1e6, 1e6, 1e6, 2.5e-5
-        cov_t = [0.0] * 36
-        cov_t[0], cov_t[7], cov_t[14], cov_t[21], cov_t[28], cov_t[35] = 2.5e-5, 2.5e-5, 1e6, 1e6, 1e6, 1e-4
-        msg.pose.covariance, msg.twist.covariance = cov_p, cov_t
+        msg.pose.pose.position.x, msg.pose.pose.position.y = odo.x, odo.y
+        msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = odo.quaternion_zw
+        msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.angular.z = odo.v, odo.vy, odo.w
+        msg.pose.covariance, msg.twist.covariance = list(odo.pose_covariance), list(odo.twist_covariance)
         self.pub_odom.publish(msg)
         if self.pub_tf is not None:
             self.pub_tf.publish(tf_message([odom_transform(msg)], stamp.sec, stamp.nanosec, rclpy_type))
@@ -536,3 +443,6 @@ def main() -> None:
     """Entry point for sim.launch.py: the simulator, free-running at realtime_factor."""
     from hjepa_agent.nodes.common import run_node
     run_node(lambda: SimNode(free_running=True))
+
+
+__all__ = ["CAMERA_EVERY", "CAMERA_PHASE", "CmdLog", "SimNode", "TICK_S", "camera_info", "main"]

@@ -1,10 +1,10 @@
-"""What the simulator's babbling node sends (nodes/sim.py garbage) is the real thing's type and layout with
+"""What the simulator's babbling node sends (nodes/intruders.py garbage) is the real thing's type and layout with
 non-finite numbers: every validator that reads the topic refuses it for an expected cause of nan_flood,
 never for its layout alone (so the flood tests the validators, not the decoder)."""
 import pytest
 from builtin_interfaces.msg import Time
 
-from hjepa_agent.nodes.sim import garbage
+from hjepa_agent.nodes.intruders import garbage
 from hjepa_agent.nodes.topics import Rejected, all_inputs
 from hjepa_agent.sim.faults import EXPECTED_CAUSES, NAN_FLOOD_TOPICS
 
