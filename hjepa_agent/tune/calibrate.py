@@ -61,7 +61,7 @@ def calibrate(bags: list[Path], ctx: ReplayContext, alpha: float,
         amb_max[key] = max(amb_max.get(key, -math.inf), core.ambiguity)
         for ev in out.events:
             if (ev.kind == "mode" and ev.transition.after in INTERVENTIONS
-                    and not calibrated_intervention(ev.text())):
+                    and not calibrated_intervention(ev)):
                 others.setdefault(key, list(ev.text()))
         z = out.readings.get("risk_z")
         z_max[key] = max(z_max.get(key, -math.inf), -math.inf if z is None else float(z))

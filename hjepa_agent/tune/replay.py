@@ -27,6 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from hjepa_agent.core.events import Transition
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.journal import Inputs, ReplayContext, read_run, rerun
 from hjepa_agent.tune.scoring import INTERVENTIONS, TickRecord, fault_of
@@ -43,8 +44,11 @@ def replay(bag: Path, ctx: ReplayContext) -> dict[str, Any]:
     tick_ms: list[float] = []
     live_ticks: dict[str, int] = defaultdict(int)
     replay_ticks: dict[str, int] = defaultdict(int)
-    live_tr: list[tuple[str, float, str]] = []
-    replay_tr: list[tuple[str, float, str]] = []
+    # the mode transitions, live and replayed, from each session's per-tick modes (the watchdog starts in
+    # SAFE_STOP): (session, tick s, Transition)
+    live_tr: list[tuple[str, float, Transition]] = []
+    replay_tr: list[tuple[str, float, Transition]] = []
+    last: dict[str, tuple[str, str]] = {}   # session -> (live mode, replayed mode) after its latest tick
     for entry, _, out, dt, miss in rerun(journal, inputs, ctx):
         sessions.add(entry["session"])
         missing += miss
@@ -52,9 +56,14 @@ def replay(bag: Path, ctx: ReplayContext) -> dict[str, Any]:
         ticks += 1
         live_ticks[entry["mode"]] += 1
         replay_ticks[out.mode.name] += 1
+        live_before, replay_before = last.get(entry["session"], (Mode.SAFE_STOP.name, Mode.SAFE_STOP.name))
+        if entry["mode"] != live_before:
+            live_tr.append((entry["session"], entry["tick"], Transition(live_before, entry["mode"])))
+        if out.mode.name != replay_before:
+            replay_tr.append((entry["session"], entry["tick"], Transition(replay_before, out.mode.name)))
+        last[entry["session"]] = (entry["mode"], out.mode.name)
+        # the identity check: the journal holds each tick's events as [kind, text]; equal text, nothing parsed
         events = [[ev.kind, list(ev.text())] for ev in out.events]
-        live_tr += [(entry["session"], entry["tick"], r[0]) for k, r in entry["events"] if k == "mode"]
-        replay_tr += [(entry["session"], entry["tick"], r[0]) for k, r in events if k == "mode"]
         if out.mode.name != entry["mode"] or events != entry["events"]:
             mismatched += 1
             if first_mismatch is None:
@@ -62,11 +71,11 @@ def replay(bag: Path, ctx: ReplayContext) -> dict[str, Any]:
                                   "live": {"mode": entry["mode"], "events": entry["events"]},
                                   "replay": {"mode": out.mode.name, "events": events}}
 
-    def entered(tr: list[tuple[str, float, str]]) -> dict[str, int]:
-        return {m: sum(t[2].split("->")[-1] == m for t in tr) for m in INTERVENTIONS}
+    def entered(tr: list[tuple[str, float, Transition]]) -> dict[str, int]:
+        return {m: sum(t[2].after == m for t in tr) for m in INTERVENTIONS}
 
-    def episodes_with(tr: list[tuple[str, float, str]]) -> int:
-        return len({t[0] for t in tr if t[2].split("->")[-1] in INTERVENTIONS})
+    def episodes_with(tr: list[tuple[str, float, Transition]]) -> int:
+        return len({t[0] for t in tr if t[2].after in INTERVENTIONS})
 
     return {"bag": str(bag), "thresholds": str(ctx.thresholds), "sessions": len(sessions), "ticks": ticks,
             "identical": mismatched == 0 and missing == 0, "ticks_differing": mismatched,
@@ -79,7 +88,7 @@ def replay(bag: Path, ctx: ReplayContext) -> dict[str, Any]:
             "core_tick_ms": ({"p50": round(float(np.percentile(tick_ms, 50)), 3),
                               "p99": round(float(np.percentile(tick_ms, 99)), 3),
                               "max": round(float(np.max(tick_ms)), 3)} if tick_ms else None),
-            "replay_transitions": [{"session": s, "stamp_s": t, "transition": tr} for s, t, tr in replay_tr]}
+            "replay_transitions": [{"session": s, "stamp_s": t, "transition": str(tr)} for s, t, tr in replay_tr]}
 
 
 @dataclass
@@ -139,7 +148,7 @@ def replay_sessions(run: Run, ctx: ReplayContext) -> tuple[dict[str, list[TickRe
     per: dict[str, list[TickRecord]] = defaultdict(list)
     missing = 0
     for entry, _, out, _, miss in rerun(run.journal, run.inputs, ctx):
-        per[entry["session"]].append((entry["tick"], out.mode.name, [(ev.kind, ev.text()) for ev in out.events]))
+        per[entry["session"]].append(TickRecord(entry["tick"], out.mode, tuple(out.events)))
         missing += miss
     return per, missing
 

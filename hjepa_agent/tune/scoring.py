@@ -6,18 +6,20 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Collection, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from hjepa_agent.config.ego_model import EgoModel
-from hjepa_agent.core.watchdog import WatchdogConfig
+from hjepa_agent.core.events import Cause, Event
+from hjepa_agent.core.types import Mode
+from hjepa_agent.core.watchdog import LEVELS, WatchdogConfig
 
 INTERVENTIONS = ("SAFE_STOP", "OPTIMISING")
 """Modes whose entry counts as an intervention."""
 GRADED = "graded"
-"""Event kind of a graded response (a speed limit short of a stop, reasons[0] "FROM->TO"): in ``tune sweep``
-one that does not step back to "NORMAL" is a fault's detection."""
+"""Event kind of a graded response (a speed limit short of a stop; its transition goes between LEVELS): in
+``tune sweep`` one that does not step back to "NORMAL" is a fault's detection."""
 
 
 def conformal_upper(scores: np.ndarray, alpha: float) -> float:
@@ -28,13 +30,14 @@ def conformal_upper(scores: np.ndarray, alpha: float) -> float:
     return float(s[k - 1]) if 1 <= k <= len(s) else math.inf
 
 
-def calibrated_intervention(reasons: Sequence[str]) -> bool:
-    """Whether a mode event's reasons ("A->B", cause, ...) are an intervention decided by a calibrated
-    score: SAFE_STOP on ambiguity alone, or OPTIMISING on plan clearance."""
-    target = reasons[0].split("->")[-1]
-    if target == "SAFE_STOP":
-        return len(reasons) > 1 and all(r.startswith("ambiguity") for r in reasons[1:])
-    return target == "OPTIMISING" and len(reasons) > 1 and reasons[1].startswith("plan clearance")
+def calibrated_intervention(event: Event) -> bool:
+    """Whether a mode event is an intervention decided by a calibrated score, by its transition and
+    causes: SAFE_STOP with every cause AMBIGUITY, or OPTIMISING with the cause PLAN_CLEARANCE."""
+    if event.transition is None or not event.causes:
+        return False
+    if event.transition.after == Mode.SAFE_STOP.name:
+        return all(c == Cause.AMBIGUITY for c in event.causes)
+    return event.transition.after == Mode.OPTIMISING.name and Cause.PLAN_CLEARANCE in event.causes
 
 
 def split_alpha(alpha: float, others: int, n: int, scores: int = 2) -> tuple[float, float]:
@@ -46,8 +49,12 @@ def split_alpha(alpha: float, others: int, n: int, scores: int = 2) -> tuple[flo
     return (alpha - rest) / scores, rest
 
 
-TickRecord = tuple[float, str, Sequence[tuple[str, Sequence[str]]]]
-"""One replayed tick: (tick time s, mode after the tick, events of the tick as (kind, reasons))."""
+class TickRecord(NamedTuple):
+    """One replayed tick: its time (s), the mode after it and its events (typed: kind, transition, causes)."""
+
+    tick_s: float
+    mode: Mode
+    events: tuple[Event, ...] = ()
 
 
 def parse_grid(spec: str, base: WatchdogConfig, ego: EgoModel | None = None) -> list[dict[str, float]]:
@@ -146,26 +153,28 @@ def score_episode(ticks: Sequence[TickRecord], onset_s: float | None = None,
     for tick_s, mode, events in ticks:
         t = float(tick_s) - start
         after_onset = onset_s is not None and t >= onset_s - 1e-9
-        for kind, reasons in events:
-            if kind == GRADED:
-                if reasons and str(reasons[0]).endswith("->NORMAL"):   # back to full speed: no reaction
+        for ev in events:
+            if ev.transition is None:
+                continue
+            if ev.kind == GRADED:
+                if ev.transition.after == LEVELS[0]:   # back to full speed: no reaction
                     continue
                 graded.append(t)
                 if after_onset and reaction is None:
                     reaction = (t, GRADED)
                 continue
-            if kind != "mode" or not reasons:
+            if ev.kind != "mode":
                 continue
-            before, _, entered = str(reasons[0]).partition("->")
+            before, entered = ev.transition.before, ev.transition.after
             if started is None:
-                if before == "SAFE_STOP" and entered != "SAFE_STOP":
+                if before == Mode.SAFE_STOP.name and entered != Mode.SAFE_STOP.name:
                     started = t
                 continue
             if entered in INTERVENTIONS:
                 interventions.append((t, entered))
             if after_onset and reaction is None and entered in responses:
                 reaction = (t, entered)
-        if started is None and mode != "SAFE_STOP":   # out of SAFE_STOP without its event: started anyway
+        if started is None and mode != Mode.SAFE_STOP:   # out of SAFE_STOP without its event: started anyway
             started = t
     return EpisodeScore(started, tuple(interventions), tuple(graded), onset_s, reaction)
 

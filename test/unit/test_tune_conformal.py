@@ -36,11 +36,19 @@ def test_interventions_no_threshold_decides_are_set_aside_from_alpha():
     each, rest = split_alpha(0.05, 4, 160)
     assert rest == pytest.approx(5 / 161) and 0 < each < 0.01
     assert split_alpha(0.05, 3, 40)[0] < 0                                  # the others alone use up alpha
-    assert calibrated_intervention(("PLANNING->SAFE_STOP", "ambiguity 1.6 > 1.5"))
-    assert not calibrated_intervention(("PLANNING->SAFE_STOP", "ambiguity 1.6 > 1.5", "planner silent 1.2 s > 1.0 s"))
-    assert calibrated_intervention(("PLANNING->OPTIMISING", "plan clearance 0.01 m < 0.05 m over 1.0 s"))
-    assert not calibrated_intervention(("PLANNING->OPTIMISING", "planning without the habitual proposal: no progress"))
-    assert not calibrated_intervention(("HABITUAL->SAFE_STOP", "world_state stale 0.61 s > 0.50 s"))
+    from hjepa_agent.core.events import Cause, Event, Transition
+
+    def mode(before, after, *causes):   # decided on the transition and the causes; the text says nothing
+        return Event(1.0, "mode", ("whatever the text says",), causes, Transition(before, after))
+
+    assert calibrated_intervention(mode("PLANNING", "SAFE_STOP", Cause.AMBIGUITY))
+    assert not calibrated_intervention(mode("PLANNING", "SAFE_STOP", Cause.AMBIGUITY, Cause.STALE_INPUT))
+    assert not calibrated_intervention(mode("PLANNING", "SAFE_STOP"))                   # no cause: not a score's
+    assert calibrated_intervention(mode("PLANNING", "OPTIMISING", Cause.PLAN_CLEARANCE))
+    assert not calibrated_intervention(mode("PLANNING", "OPTIMISING", Cause.STALL))
+    assert not calibrated_intervention(mode("HABITUAL", "SAFE_STOP", Cause.STALE_INPUT))
+    assert not calibrated_intervention(mode("HABITUAL", "PLANNING", Cause.HABITUAL_CLEARANCE))   # not one at all
+    assert not calibrated_intervention(Event(1.0, "stop", ("ambiguity",), (Cause.AMBIGUITY,)))   # no transition
 
 
 def test_the_stop_can_take_less_of_alpha_than_the_replan(tmp_path, monkeypatch):

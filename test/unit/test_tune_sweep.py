@@ -13,7 +13,9 @@ import yaml
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.watchdog import load_watchdog_config
 from hjepa_agent.config.paths import data_path
-from hjepa_agent.tune.scoring import fault_of, parse_grid, point_summary, recommend, score_episode
+from hjepa_agent.core.events import Event, Transition
+from hjepa_agent.core.types import Mode
+from hjepa_agent.tune.scoring import TickRecord, fault_of, parse_grid, point_summary, recommend, score_episode
 
 BASE = load_watchdog_config(data_path("config", "watchdog.yaml"))
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
@@ -48,32 +50,33 @@ def test_a_bad_grid_is_refused_naming_what_is_wrong(spec, says):
 
 # ---- one episode's score ----------------------------------------------------------------------------
 def _ticks(t0, n, transitions=(), graded=()):
-    """n ticks 0.05 s apart from t0; ``transitions``: (time since t0, "A->B"); ``graded`` likewise."""
-    out, mode = [], "SAFE_STOP"
+    """n ticks 0.05 s apart from t0 (TickRecords with typed events); ``transitions``: (time since t0,
+    (mode before, mode after)); ``graded`` likewise with graded levels."""
+    out, mode = [], Mode.SAFE_STOP
     for i in range(n):
         t = round(i * 0.05, 6)
         events = []
-        for when, tr in transitions:
+        for when, (before, after) in transitions:
             if abs(when - t) < 1e-9:
-                events.append(("mode", (tr, "why")))
-                mode = tr.split("->")[1]
-        events += [("graded", (g, "why")) for when, g in graded if abs(when - t) < 1e-9]
-        out.append((t0 + t, mode, events))
+                events.append(Event(t0 + t, "mode", ("why",), (), Transition(before, after)))
+                mode = Mode[after]
+        events += [Event(t0 + t, "graded", ("why",), (), Transition(*g)) for when, g in graded if abs(when - t) < 1e-9]
+        out.append(TickRecord(t0 + t, mode, tuple(events)))
     return out
 
 
 def test_the_start_up_is_not_an_intervention_and_planning_is_not_one():
-    s = score_episode(_ticks(100.0, 100, [(0.1, "SAFE_STOP->HABITUAL"), (2.0, "HABITUAL->PLANNING"),
-                                          (3.0, "PLANNING->HABITUAL")]))
+    s = score_episode(_ticks(100.0, 100, [(0.1, ("SAFE_STOP", "HABITUAL")), (2.0, ("HABITUAL", "PLANNING")),
+                                          (3.0, ("PLANNING", "HABITUAL"))]))
     assert s.started_s == pytest.approx(0.1) and s.interventions == () and not s.false_alarm
     assert s.detected is None and s.delay_s is None                       # nominal: no fault to detect
 
 
 def test_interventions_after_the_start_up_are_false_alarms_in_a_nominal_episode():
-    s = score_episode(_ticks(100.0, 100, [(0.1, "SAFE_STOP->HABITUAL"), (2.0, "HABITUAL->PLANNING"),
-                                          (2.5, "PLANNING->OPTIMISING")]))
+    s = score_episode(_ticks(100.0, 100, [(0.1, ("SAFE_STOP", "HABITUAL")), (2.0, ("HABITUAL", "PLANNING")),
+                                          (2.5, ("PLANNING", "OPTIMISING"))]))
     assert s.interventions == (pytest.approx((2.5, "OPTIMISING")),) and s.false_alarm
-    s = score_episode(_ticks(0.0, 100, [(0.1, "SAFE_STOP->HABITUAL"), (4.0, "HABITUAL->SAFE_STOP")]))
+    s = score_episode(_ticks(0.0, 100, [(0.1, ("SAFE_STOP", "HABITUAL")), (4.0, ("HABITUAL", "SAFE_STOP"))]))
     assert [m for _, m in s.interventions] == ["SAFE_STOP"] and s.false_alarm
 
 
@@ -84,37 +87,38 @@ def test_a_watchdog_that_never_lets_the_robot_start_is_a_false_alarm():
 
 def test_a_fault_is_detected_by_the_first_safe_stop_at_or_after_its_onset():
     # the episode starts at its first tick (50.0): the onset 4 s is at 54.0; the stop at 54.5
-    s = score_episode(_ticks(50.0, 120, [(0.05, "SAFE_STOP->HABITUAL"), (4.5, "HABITUAL->SAFE_STOP")]), 4.0)
+    s = score_episode(_ticks(50.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (4.5, ("HABITUAL", "SAFE_STOP"))]), 4.0)
     assert s.detected and s.reaction == pytest.approx((4.5, "SAFE_STOP")) and s.delay_s == pytest.approx(0.5)
     assert not s.false_alarm
-    at = score_episode(_ticks(0.0, 120, [(0.05, "SAFE_STOP->HABITUAL"), (4.0, "HABITUAL->SAFE_STOP")]), 4.0)
+    at = score_episode(_ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (4.0, ("HABITUAL", "SAFE_STOP"))]), 4.0)
     assert at.detected and at.delay_s == pytest.approx(0.0)                # at the onset counts
 
 
 def test_a_stop_before_the_onset_is_a_false_alarm_and_no_detection():
-    s = score_episode(_ticks(0.0, 120, [(0.05, "SAFE_STOP->HABITUAL"), (3.0, "HABITUAL->SAFE_STOP")]), 4.0)
+    s = score_episode(_ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (3.0, ("HABITUAL", "SAFE_STOP"))]), 4.0)
     assert not s.detected and s.false_alarm
-    late = score_episode(_ticks(0.0, 120, [(4.5, "SAFE_STOP->HABITUAL")]), 4.0)   # still starting at the onset
+    late = score_episode(_ticks(0.0, 120, [(4.5, ("SAFE_STOP", "HABITUAL"))]), 4.0)   # still starting at the onset
     assert late.false_alarm and not late.detected                          # the start-up is no reaction
 
 
 def test_planning_detects_an_obstacle_drop_only_and_graded_escalations_detect_any_fault():
-    ticks = _ticks(0.0, 120, [(0.05, "SAFE_STOP->HABITUAL"), (4.2, "HABITUAL->PLANNING")])
+    ticks = _ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (4.2, ("HABITUAL", "PLANNING"))])
     label, onset, responses = fault_of(["obstacle_drop@4"])
     assert (label, onset) == ("obstacle_drop", 4.0)
     assert score_episode(ticks, onset, responses).delay_s == pytest.approx(0.2)
     assert not score_episode(ticks, *fault_of(["camera_blackout@4"])[1:]).detected
-    graded = _ticks(0.0, 120, [(0.05, "SAFE_STOP->HABITUAL")], graded=[(3.0, "LIMIT->NORMAL"), (4.3, "LIMIT->NORMAL"),
-                                                                       (4.6, "NORMAL->LIMIT")])
+    graded = _ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL"))],
+                    graded=[(3.0, ("LIMIT", "NORMAL")), (4.3, ("LIMIT", "NORMAL")), (4.6, ("NORMAL", "LIMIT"))])
     s = score_episode(graded, 4.0)
     assert s.reaction == pytest.approx((4.6, "graded")) and s.graded == pytest.approx((4.6,))
     assert fault_of(["battery_sag@3:500", "camera_blackout@4"])[:2] == ("battery_sag+camera_blackout", 3.0)
 
 
 def test_a_point_summary_counts_episodes_and_delays_per_fault_kind():
-    nominal = [score_episode(_ticks(0.0, 100, [(0.1, "SAFE_STOP->HABITUAL")])),
-               score_episode(_ticks(0.0, 100, [(0.1, "SAFE_STOP->HABITUAL"), (2.0, "HABITUAL->SAFE_STOP")]))]
-    stop_at = lambda t: score_episode(_ticks(0.0, 120, [(0.1, "SAFE_STOP->HABITUAL"), (t, "HABITUAL->SAFE_STOP")]), 4.0)
+    nominal = [score_episode(_ticks(0.0, 100, [(0.1, ("SAFE_STOP", "HABITUAL"))])),
+               score_episode(_ticks(0.0, 100, [(0.1, ("SAFE_STOP", "HABITUAL")), (2.0, ("HABITUAL", "SAFE_STOP"))]))]
+    stop_at = lambda t: score_episode(_ticks(0.0, 120, [(0.1, ("SAFE_STOP", "HABITUAL")),
+                                                        (t, ("HABITUAL", "SAFE_STOP"))]), 4.0)
     faulted = [("camera_blackout", stop_at(4.5)), ("camera_blackout", stop_at(5.0)), ("wheel_slip", stop_at(3.0))]
     p = point_summary({"ambiguity_stop": 1.0}, nominal, faulted)
     assert p["false_rate"] == 0.5 and p["false_episodes"] == 1 and p["never_started"] == 0
