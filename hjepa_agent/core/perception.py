@@ -389,6 +389,26 @@ APPEARANCE_FEATURES = (("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b",
 """Names of :func:`appearance_features`' columns."""
 
 
+_HUE_BIN = ((np.arange(256) * 8 // 180) % 8).astype(np.intp)
+"""OpenCV's 8-bit hue (0..179) -> one of 8 bins, by table (the frame's look is on the reflex path)."""
+_VALUE_BIN = (np.arange(256) * 4 // 256).astype(np.intp)
+_SATURATION = np.arange(256) / 255.0
+
+
+def _percentiles(x: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """np.percentile(x, qs, axis=1).T (its default, linear interpolation) for rows x (N, M), bit for bit,
+    from the two order statistics around each percentile instead of a sort (a third of the time)."""
+    m = x.shape[-1]
+    at = np.asarray(qs, np.float64) / 100.0 * (m - 1)
+    lo = np.floor(at).astype(np.intp)
+    hi = np.minimum(lo + 1, m - 1)
+    part = np.partition(x, np.unique(np.concatenate([lo, hi])), axis=-1)
+    a, b = part[..., lo], part[..., hi]
+    frac = at - lo
+    diff = b - a
+    return np.where(frac >= 0.5, b - diff * (1 - frac), a + diff * frac)
+
+
 def appearance_features(images: np.ndarray) -> np.ndarray:
     """Global look of images (N, 3, H, W) uint8 (channels first, RGB) -> (N, 26) float32.
 
@@ -411,16 +431,15 @@ def appearance_features(images: np.ndarray) -> np.ndarray:
     total = flat.sum(1) + 1e-3
     chroma = (flat[:, :2] / total[:, None]).mean(2)
     sat = (flat.max(1) - flat.min(1)).mean(1)
-    pct = np.percentile(grey, (10, 50, 90), axis=1).T
+    pct = _percentiles(grey, (10, 50, 90))
     edge = np.abs(np.diff(x.mean(1), axis=2)).mean(axis=(1, 2))
     floor = x[:, :, -x.shape[2] // 4:].mean(axis=(1, 2, 3))
     hists = np.empty((n, 12), np.float32)
     u8 = np.asarray(images, dtype=np.uint8).reshape(n, 3, x.shape[2], x.shape[3])
     for i in range(n):
         hsv = cv2.cvtColor(np.ascontiguousarray(u8[i].transpose(1, 2, 0)), cv2.COLOR_RGB2HSV).reshape(-1, 3)
-        h, sv, v = hsv[:, 0].astype(np.int64) * 8 // 180, hsv[:, 1] / 255.0, hsv[:, 2].astype(np.int64) * 4 // 256
-        hists[i, :8] = np.bincount(h % 8, weights=sv, minlength=8) / len(h)
-        hists[i, 8:] = np.bincount(v, minlength=4) / len(v)
+        hists[i, :8] = np.bincount(_HUE_BIN[hsv[:, 0]], weights=_SATURATION[hsv[:, 1]], minlength=8) / len(hsv)
+        hists[i, 8:] = np.bincount(_VALUE_BIN[hsv[:, 2]], minlength=4) / len(hsv)
     out = np.concatenate([flat.mean(2), flat.std(2), chroma, sat[:, None], pct, edge[:, None], floor[:, None],
                           hists], axis=1).astype(np.float32)
     return out[0] if single else out

@@ -25,7 +25,7 @@ from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import Mode
 from hjepa_agent.harness.bench_latency import HOPS, PLAN, hop_latency
-from hjepa_agent.harness.lockstep import Lockstep, Tiered, reflex_node_names
+from hjepa_agent.harness.lockstep import Lockstep, Tiered, garbage_between_ticks, reflex_node_names
 from hjepa_agent.nodes.node_table import NODES, load_params, load_params_files
 from hjepa_agent.harness.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
 from hjepa_agent.config.paths import data_path
@@ -142,7 +142,8 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
             key = tuple(faults)
             sim.faults = FaultInjector(faults, turn=turns.get(key, 0)) if faults else None
             turns[key] = turns.get(key, 0) + 1
-            res = _run_episode(i, scenario, cfg.seed + i, sim, metrics, executor, ctx, params, ego, ego_path)
+            with garbage_between_ticks():   # no collection lands on a frame's way to cmd_vel
+                res = _run_episode(i, scenario, cfg.seed + i, sim, metrics, executor, ctx, params, ego, ego_path)
             res.family = ids[i].family if ids else ""
             episodes_file.write(json.dumps({k: v for k, v in res.__dict__.items() if k != "path"}) + "\n")
             episodes_file.flush()

@@ -189,3 +189,15 @@ def test_a_bank_file_needing_pickle_is_refused(tmp_path: Path) -> None:
              mean=np.zeros(F), scale=np.ones(F), bank=np.zeros((2, F)), k=np.int64(1))
     with pytest.raises(ValueError, match="plain arrays"):
         LookModel.read(path)
+
+
+def test_the_brightness_percentiles_are_numpys_bit_for_bit() -> None:
+    from hjepa_agent.core.perception import _percentiles
+    rng = np.random.default_rng(3)
+    rows = [rng.random((4, 4096), dtype=np.float32), rng.random((1, 7), dtype=np.float32),
+            np.full((2, 100), 0.25, np.float32), (rng.integers(0, 5, (3, 999)) / 4).astype(np.float32),
+            rng.random((1, 1), dtype=np.float32), rng.random((2, 2), dtype=np.float32)]
+    for x in rows:
+        want = np.percentile(x, (10, 50, 90), axis=1).T
+        got = _percentiles(x, (10, 50, 90))
+        assert got.dtype == want.dtype and np.array_equal(got, want), (x.shape, got, want)
