@@ -1,28 +1,27 @@
-"""GFlowNet over plans, trained with trajectory balance (torch; the runtime never imports this).
+"""GFlowNet training (torch; the runtime never imports this): the one balance loss both planner
+levels train with (:func:`balance_loss`), and the fast level's network over plans.
 
-A plan is a sequence of ``horizon`` discrete actions out of ``n_actions``, built by appending one
-action at a time: the state after t steps is the prefix a[0:t], conditioned on a vector ``cond``
-(the start state and the goal when planning). Every state has one parent (drop the last action),
-so the backward policy of these append-only plans is P_B = 1 and a trajectory *is* its terminal
-plan. (The planner's coarse-to-fine subgoal level, where a state has many parents and P_B is
-learned, is a separate network.)
+**Balance.** For a trajectory tau = (s_0 -> ... -> s_T = x) with forward actions drawn by P_F and
+backward steps scored by P_B, trajectory balance (Malkin et al., 2022) is
 
-Trajectory balance (Malkin et al., 2022) for a trajectory tau ending in plan x:
+    L(tau) = (log Z(cond) + sum_t log P_F(s_t -> s_t+1) - log R(x | cond) - sum_t log P_B(s_t+1 -> s_t))^2.
 
-    L(tau) = (log Z(cond) + sum_t log P_F(a_t | a[0:t], cond) - log R(x | cond) - sum_t log P_B)^2
+At its minimum the sampler draws x with probability R(x) / Z and the learned log Z equals
+log sum_x R(x): the plan's log R - log Z is its log-probability under the reward, which is what
+the planner's risk is read from. Sub-trajectory balance (Madan et al., 2023) adds learned flows
+F(s_1..s_T-1) and asks every sub-trajectory s_i -> s_j to balance,
+log F(s_i) + sum_{t=i}^{j-1} (log P_F - log P_B) = log F(s_j), weighted lam^(j-i): denser credit,
+every prefix gets a target. The slow level (train/subgoal_gfn.py: routes by insertion, a learned
+P_B) trains with trajectory balance; the fast one (train/planner_gfn.py) with either.
 
-with log P_B = 0 here. At its minimum the sampler draws x with probability R(x) / Z and the
-learned log Z equals log sum_x R(x): the plan's log R - log Z is its log-probability under the
-reward, which is what the planner's risk is read from. Training is off-policy: trajectories are
-drawn from P_F mixed with ``epsilon`` of uniform actions, the loss uses P_F itself.
-
-State encoding: the prefix as a (horizon * n_actions) one-hot block (zeros for steps not yet
-taken) and the step as a (horizon + 1) one-hot, concatenated with ``cond``. It is injective, so
-the network can represent any P_F over prefixes (needed for the exactness test).
+**Plans.** A plan is a sequence of ``horizon`` actions out of ``n_actions``, built by appending
+one action at a time (core/planner/gfn/plans.py PlanSpace: its state encoding is the runtime's),
+conditioned on a vector ``cond``. Every state has one parent, so P_B = 1 and a trajectory *is*
+its terminal plan. Training is off-policy: trajectories are drawn from P_F mixed with ``epsilon``
+of uniform actions, the loss uses P_F itself.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,39 +30,34 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from hjepa_agent.core.planner.gfn.plans import PlanSpace
 
-@dataclass(frozen=True)
-class PlanSpace:
-    """Plans of ``horizon`` actions from ``n_actions`` choices, conditioned on ``cond_dim`` floats."""
 
-    horizon: int
-    n_actions: int
-    cond_dim: int = 0
+def balance_loss(log_z: torch.Tensor, log_pf: torch.Tensor, log_r: torch.Tensor, log_pb: torch.Tensor | None = None,
+                 *, objective: str = "tb", log_flows: torch.Tensor | None = None, lam: float = 0.9) -> torch.Tensor:
+    """The balance loss of the module doc, mean over the batch.
 
-    def __post_init__(self) -> None:
-        if self.horizon < 1 or self.n_actions < 2 or self.cond_dim < 0:
-            raise ValueError(f"PlanSpace: horizon >= 1, n_actions >= 2, cond_dim >= 0; got {self}")
-
-    @property
-    def state_dim(self) -> int:
-        """Length of the state encoding (prefix one-hot + step one-hot), without ``cond``."""
-        return self.horizon * self.n_actions + self.horizon + 1
-
-    def encode(self, actions: torch.Tensor, step: int) -> torch.Tensor:
-        """(N, state_dim) encoding of the prefixes ``actions[:, :step]`` (long (N, >= step))."""
-        n = actions.shape[0]
-        prefix = torch.zeros(n, self.horizon, self.n_actions)
-        if step:
-            prefix[:, :step].scatter_(2, actions[:, :step, None], 1.0)
-        onehot = torch.zeros(n, self.horizon + 1)
-        onehot[:, step] = 1.0
-        return torch.cat([prefix.reshape(n, -1), onehot], dim=1)
-
-    def all_plans(self) -> torch.Tensor:
-        """Every plan (n_actions ** horizon, horizon), lexicographic; only for small spaces."""
-        if self.n_actions ** self.horizon > 1_000_000:
-            raise ValueError("all_plans: too many plans to enumerate")
-        return torch.tensor(list(itertools.product(range(self.n_actions), repeat=self.horizon)), dtype=torch.long)
+    ``log_z`` (N,), ``log_pf`` (N, T) per forward step (0 after a trajectory's end), ``log_r`` (N,),
+    ``log_pb`` (N, T) per backward step (None: P_B = 1). ``objective``: "tb" (trajectory balance)
+    or "subtb" (sub-trajectory balance over trajectories of T steps each, with ``log_flows``
+    (N, T-1) the learned log F of the intermediate states and weights lam^length)."""
+    if log_pb is not None and log_pb.shape != log_pf.shape:
+        raise ValueError(f"balance_loss: log_pb {tuple(log_pb.shape)} must match log_pf {tuple(log_pf.shape)}")
+    if objective == "tb":
+        resid = log_z + log_pf.sum(1) - log_r
+        return ((resid if log_pb is None else resid - log_pb.sum(1)) ** 2).mean()
+    if objective == "subtb":
+        steps = log_pf if log_pb is None else log_pf - log_pb
+        if log_flows is None:
+            raise ValueError("balance_loss: objective 'subtb' needs log_flows")
+        n, h = steps.shape
+        flows = torch.cat([log_z[:, None], log_flows, log_r[:, None]], dim=1)            # (N, T+1)
+        cum = torch.cat([torch.zeros(n, 1), torch.cumsum(steps, dim=1)], dim=1)         # (N, T+1)
+        i, j = torch.triu_indices(h + 1, h + 1, offset=1)
+        resid = flows[:, i] + (cum[:, j] - cum[:, i]) - flows[:, j]
+        w = lam ** (j - i).float()
+        return ((resid ** 2) * w[None]).sum(1).mean() / w.sum()
+    raise ValueError(f"objective must be 'tb' or 'subtb', got {objective!r}")
 
 
 class PlanGFlowNet(nn.Module):
@@ -87,10 +81,14 @@ class PlanGFlowNet(nn.Module):
             raise ValueError(f"cond must be ({n}, {self.space.cond_dim}), got {None if cond is None else cond.shape}")
         return cond
 
+    def _encode(self, actions: torch.Tensor, step: int) -> torch.Tensor:
+        """(N, state_dim) the runtime's encoding of the prefixes ``actions[:, :step]``."""
+        return torch.from_numpy(self.space.encode(self.space.prefixes(actions.numpy(), step)))
+
     def logits(self, actions: torch.Tensor, step: int, cond: torch.Tensor | None) -> torch.Tensor:
         """(N, n_actions) logits of P_F at ``step`` after the prefix ``actions[:, :step]``."""
         n = actions.shape[0]
-        return self.pf(torch.cat([self.space.encode(actions, step), self._cond(cond, n)], dim=1))
+        return self.pf(torch.cat([self._encode(actions, step), self._cond(cond, n)], dim=1))
 
     def log_z(self, cond: torch.Tensor | None, n: int) -> torch.Tensor:
         """(N,) learned log partition function for each condition."""
@@ -111,9 +109,16 @@ class PlanGFlowNet(nn.Module):
         """(N, horizon - 1) learned log F of the intermediate prefixes actions[:, :t], t = 1..horizon-1."""
         n = actions.shape[0]
         c = self._cond(cond, n)
-        return torch.cat([self.logflow(torch.cat([self.space.encode(actions, t), c], dim=1))
+        return torch.cat([self.logflow(torch.cat([self._encode(actions, t), c], dim=1))
                           for t in range(1, self.space.horizon)], dim=1) if self.space.horizon > 1 \
             else torch.zeros(n, 0)
+
+    def loss(self, plans: torch.Tensor, cond: torch.Tensor | None, log_r: torch.Tensor, objective: str = "tb",
+             lam: float = 0.9) -> torch.Tensor:
+        """:func:`balance_loss` of ``objective`` ("tb" or "subtb") on a batch of plans (N, horizon)."""
+        n = plans.shape[0]
+        return balance_loss(self.log_z(cond, n), self.log_pf_steps(plans, cond), log_r, objective=objective,
+                            log_flows=self.log_flows(plans, cond) if objective == "subtb" else None, lam=lam)
 
     @torch.no_grad()
     def sample(self, n: int, cond: torch.Tensor | None, generator: torch.Generator,
@@ -129,34 +134,9 @@ class PlanGFlowNet(nn.Module):
     @torch.no_grad()
     def terminal_distribution(self, cond: torch.Tensor | None = None) -> torch.Tensor:
         """P_F's probability of every plan of ``space.all_plans()`` for one condition (1, cond_dim)."""
-        plans = self.space.all_plans()
+        plans = torch.from_numpy(self.space.all_plans())
         c = None if cond is None else cond.expand(len(plans), -1)
         return torch.exp(self.log_pf(plans, c))
-
-
-def trajectory_balance(log_z: torch.Tensor, log_pf: torch.Tensor, log_r: torch.Tensor,
-                       log_pb: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean over the batch of (log Z + sum log P_F - log R - sum log P_B)^2."""
-    pb = torch.zeros_like(log_pf) if log_pb is None else log_pb
-    return ((log_z + log_pf - log_r - pb) ** 2).mean()
-
-
-def subtrajectory_balance(log_z: torch.Tensor, log_pf_steps: torch.Tensor, log_flows: torch.Tensor,
-                          log_r: torch.Tensor, lam: float = 0.9) -> torch.Tensor:
-    """Sub-trajectory balance (Madan et al., 2023) for append-only plans (log P_B = 0).
-
-    The flows along each trajectory are F(s_0) = Z, the learned F(s_1..s_{H-1}) (``log_flows``
-    (N, H-1)) and F(s_H) = R(x). Every sub-trajectory s_i -> s_j (i < j) should balance,
-    log F(s_i) + sum_{t=i}^{j-1} log P_F = log F(s_j); the loss is the lam^(j-i)-weighted mean
-    of the squared residuals over all of them (lam -> large weights the long ones, and with
-    only i=0, j=H it is trajectory balance). Denser credit than TB: every prefix gets a target."""
-    n, h = log_pf_steps.shape
-    flows = torch.cat([log_z[:, None], log_flows, log_r[:, None]], dim=1)            # (N, H+1)
-    cum = torch.cat([torch.zeros(n, 1), torch.cumsum(log_pf_steps, dim=1)], dim=1)   # (N, H+1)
-    i, j = torch.triu_indices(h + 1, h + 1, offset=1)
-    resid = flows[:, i] + (cum[:, j] - cum[:, i]) - flows[:, j]
-    w = lam ** (j - i).float()
-    return ((resid ** 2) * w[None]).sum(1).mean() / w.sum()
 
 
 @dataclass(frozen=True)
@@ -181,18 +161,6 @@ def tb_optimizer(net: PlanGFlowNet, lr: float, lr_logz: float) -> torch.optim.Op
                              {"params": net.logz.parameters(), "lr": lr_logz}])
 
 
-def balance_loss(net: PlanGFlowNet, plans: torch.Tensor, cond: torch.Tensor | None, log_r: torch.Tensor,
-                 objective: str = "tb", lam: float = 0.9) -> torch.Tensor:
-    """The training loss of ``objective`` ("tb" or "subtb") on a batch of plans."""
-    n = plans.shape[0]
-    if objective == "tb":
-        return trajectory_balance(net.log_z(cond, n), net.log_pf(plans, cond), log_r)
-    if objective == "subtb":
-        return subtrajectory_balance(net.log_z(cond, n), net.log_pf_steps(plans, cond), net.log_flows(plans, cond),
-                                     log_r, lam)
-    raise ValueError(f"objective must be 'tb' or 'subtb', got {objective!r}")
-
-
 def train_tb(net: PlanGFlowNet, log_reward: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
              cfg: TBConfig, cond_sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None,
              progress: bool = True) -> list[float]:
@@ -214,7 +182,7 @@ def train_tb(net: PlanGFlowNet, log_reward: Callable[[torch.Tensor, torch.Tensor
             log_r = log_reward(plans, cond)
         if not torch.all(torch.isfinite(log_r)):
             raise ValueError("train_tb: log_reward returned non-finite values")
-        loss = balance_loss(net, plans, cond, log_r, cfg.objective, cfg.lam)
+        loss = net.loss(plans, cond, log_r, cfg.objective, cfg.lam)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -234,5 +202,4 @@ def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
     return 0.5 * float(torch.abs(p - q).sum())
 
 
-__all__ = ["PlanGFlowNet", "PlanSpace", "TBConfig", "balance_loss", "exact_log_z", "subtrajectory_balance",
-           "tb_optimizer", "total_variation", "train_tb", "trajectory_balance"]
+__all__ = ["PlanGFlowNet", "TBConfig", "balance_loss", "exact_log_z", "tb_optimizer", "total_variation", "train_tb"]

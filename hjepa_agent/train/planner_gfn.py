@@ -16,8 +16,8 @@ balance on the planner's own cost (torch; see hjepa_agent.core.planner.gflownet 
    effort) on the unicycle roll-out of tau. No cost network is learned: the GFlowNet amortises
    the search, the reward is the task's.
 3. **Training**: PlanGFlowNet (hjepa_agent.train.gflownet) over HORIZON steps of the ACTIONS
-   table, conditioned on condition_features(c); off-policy trajectory balance (or sub-trajectory
-   balance with ``--objective subtb``), epsilon-uniform
+   table, conditioned on condition_features(c); off-policy sub-trajectory balance (or trajectory
+   balance with ``--objective tb``: train.gflownet.balance_loss, the slow level's too), epsilon-uniform
    exploration; batches of ``conds_per_batch`` conditions x ``plans_per_cond`` plans, of which a
    ``replay`` fraction are replayed from the best plans seen for that condition (trajectory
    balance holds for any sampling distribution, and the good plans are the rare ones). Each
@@ -57,7 +57,8 @@ from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M
 from hjepa_agent.config.paths import data_path
 from hjepa_agent.train.collect import Limits
 from hjepa_agent.train.export import as_numpy, export_onnx, setup_training_logging
-from hjepa_agent.train.gflownet import PlanGFlowNet, PlanSpace, balance_loss, tb_optimizer
+from hjepa_agent.core.planner.gfn.plans import PlanSpace
+from hjepa_agent.train.gflownet import PlanGFlowNet, tb_optimizer
 from hjepa_agent.train.manifest import ModelRecord, write_manifest
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ def train(args: Any) -> dict[str, Any]:
                         if tuple(pl[j * m + i]) not in seen)
             pool.sort(key=lambda e: -e[0])
             del pool[REPLAY_KEEP:]
-        loss = balance_loss(net, plans, c, torch.from_numpy(log_r).float(), args.objective, args.lam)
+        loss = net.loss(plans, c, torch.from_numpy(log_r).float(), args.objective, args.lam)
         opt.zero_grad()
         loss.backward()
         opt.step()

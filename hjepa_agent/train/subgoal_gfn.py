@@ -1,6 +1,6 @@
 """``hjepa-agent train subgoals``: the slow level of the two-level planner, a GFlowNet over routes
 of subgoals built by insertion, with a learned backward policy (torch; the runtime is
-hjepa_agent.core.planner.subgoals).
+hjepa_agent.core.planner.subgoals; the route space is core/planner/gfn/routes.py).
 
 1. **Conditions** (progress bar): the shipped GFlowNet planner drives the simulated robot alone
    over config/scenarios on seeds 20_000+ (never the benchmark's); every ``--every``-th decision
@@ -9,7 +9,8 @@ hjepa_agent.core.planner.subgoals).
    mirrored (left <-> right), so neither way round is favoured by the data.
 2. **Reward**: SubgoalSpace.log_reward on the raster: the route's factor-weighted length beyond
    the straight line, clipped. Computed exactly; nothing is learned about it.
-3. **Training**: trajectory balance with a learned P_B,
+3. **Training**: trajectory balance with a learned P_B (train.gflownet.balance_loss, the fast
+   level's too),
 
        (log Z(c) + sum log P_F(a_t | s_t, c) - log R(x | c) - sum log P_B(s_t | s_t+1, c))^2,
 
@@ -36,8 +37,10 @@ from torch import nn
 from tqdm import tqdm
 
 from hjepa_agent.train.runs import TrainConfig, config_from
-from hjepa_agent.core.planner.subgoals import (MIN_DISTANCE_M, SubgoalPlanner, SubgoalSpace,
-                                               exact_terminal_distribution, route_side, two_ways_exist)
+from hjepa_agent.core.planner.gfn.routes import SubgoalSpace
+from hjepa_agent.core.planner.subgoals import (MIN_DISTANCE_M, SubgoalPlanner, exact_terminal_distribution, route_side,
+                                               two_ways_exist)
+from hjepa_agent.train.gflownet import balance_loss
 from hjepa_agent.core.planner.hierarchy import route_condition
 from hjepa_agent.config.paths import data_path
 
@@ -72,8 +75,7 @@ def tb_loss(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndar
     cond = torch.from_numpy(np.repeat(conds, per_cond, axis=0))
     cols = np.full((n, sp.n_cols), -1, np.int64)
     live = np.ones(n, bool)
-    sum_pf = torch.zeros(n)
-    sum_pb = torch.zeros(n)
+    pf_steps, pb_steps = [], []          # per step (n,): log P_F of the action, log P_B of undoing it
     last_col = np.full(n, -1)
     for _ in range(sp.n_cols + 1):
         x = torch.cat([torch.from_numpy(sp.encode(cols)), cond], dim=1)
@@ -83,7 +85,7 @@ def tb_loss(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndar
         if came.any():
             pb = _masked_log_softmax(out[:, sp.n_actions:], torch.from_numpy(sp.backward_mask(cols)))
             pick = pb.gather(1, torch.from_numpy(np.maximum(last_col, 0))[:, None]).squeeze(1)
-            sum_pb = sum_pb + torch.where(torch.tensor(came), pick, torch.zeros(n))
+            pb_steps.append(torch.where(torch.tensor(came), pick, torch.zeros(n)))
         last_col[:] = -1
         if not live.any():
             break
@@ -95,16 +97,18 @@ def tb_loss(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndar
         a = np.minimum((np.cumsum(probs, axis=1) < u).sum(axis=1), sp.n_actions - 1)
         a = np.where(fmask[np.arange(n), a], a, sp.stop)
         pick = lp.gather(1, torch.from_numpy(a)[:, None]).squeeze(1)
-        sum_pf = sum_pf + torch.where(torch.tensor(live), pick, torch.zeros(n))   # a copy: live changes below
+        pf_steps.append(torch.where(torch.tensor(live), pick, torch.zeros(n)))   # a copy: live changes below
         ins = live & (a != sp.stop)
         last_col[ins] = a[ins] // sp.n_lat
         cols[ins] = sp.apply(cols[ins], a[ins])
         live &= a != sp.stop
     log_r = np.concatenate([sp.log_reward(cols[i * per_cond:(i + 1) * per_cond], rasters[i], float(ds[i]))
                             for i in range(b)])
-    log_z = net.logz(cond).squeeze(1)
-    resid = log_z + sum_pf - torch.from_numpy(log_r).float() - sum_pb
-    return (resid ** 2).mean(), cols, log_r
+    # every step but the last has had its P_B taken at the state it led to; the last is a stop (P_B = 1)
+    log_pb = torch.stack(pb_steps + [torch.zeros(n)], dim=1)
+    loss = balance_loss(net.logz(cond).squeeze(1), torch.stack(pf_steps, dim=1), torch.from_numpy(log_r).float(),
+                        log_pb)
+    return loss, cols, log_r
 
 
 def fit(net: SubgoalNet, conds: np.ndarray, rasters: np.ndarray, ds: np.ndarray, steps: int,
@@ -289,7 +293,7 @@ class SubgoalsConfig(TrainConfig):
     routes_per_cond: int = field(default=16, metadata={"help": "routes sampled per condition"})
     epsilon: float = field(default=0.1, metadata={"help": "exploration: uniform mixing of the policy"})
     beta: float = field(default=None, metadata={"help": "log R = -beta * min(cost, cost_clip) (default: "
-                                                        "core/planner/subgoals.py BETA)"})
+                                                        "core/planner/gfn/routes.py BETA)"})
     cost_clip: float = field(default=None, metadata={"help": "cost at which log R stops falling (default: COST_CLIP)"})
     lr: float = field(default=1e-3, metadata={"help": "policy learning rate (log Z: 10x)"})
     hidden: int = field(default=256, metadata={"help": "hidden units"})
@@ -297,7 +301,7 @@ class SubgoalsConfig(TrainConfig):
     quick: bool = field(default=False, metadata={"help": "1 episode per scenario, 100 steps (tests)"})
 
     def check(self) -> None:
-        from hjepa_agent.core.planner.subgoals import BETA, COST_CLIP
+        from hjepa_agent.core.planner.gfn.routes import BETA, COST_CLIP
         self.beta = BETA if self.beta is None else self.beta
         self.cost_clip = COST_CLIP if self.cost_clip is None else self.cost_clip
         if self.quick:

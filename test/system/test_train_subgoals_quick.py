@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 from hjepa_agent.core.planner import Budget, build_planner
-from hjepa_agent.core.planner.subgoals import SubgoalSpace
+from hjepa_agent.core.planner.gfn.routes import SubgoalSpace
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState
 from hjepa_agent.config.paths import data_path
 

@@ -1,5 +1,6 @@
-"""GFlowNet planner runtime: the prefix encoding matches training's, the condition is in the robot
-frame, and with any policy the plan never touches when the robot stands clear (fallbacks)."""
+"""GFlowNet planner runtime: the plan space's prefix encoding (the one training uses), the condition
+in the robot frame, with any policy a plan that never touches when the robot stands clear (fallbacks),
+and the optimisation mode's back-and-forth moves (core/planner/gfn) on append-only plans."""
 import dataclasses
 import math
 
@@ -10,10 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hjepa_agent.core.planner import Budget, PlanCost
+from hjepa_agent.core.planner import gfn
+from hjepa_agent.core.planner.gfn.plans import PlanSpace
+from hjepa_agent.core.planner.gfn.space import forward_log_probs, initial, policy_logits
 from hjepa_agent.core.planner.gflownet import (ACTIONS, COND_DIM, HORIZON, REPEAT, GFlowNetPlanner,
-                                               condition_features, encode_prefix)
+                                               condition_features)
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState
-from hjepa_agent.train.gflownet import PlanSpace
+from hjepa_agent.train.gflownet import PlanGFlowNet
 
 pytestmark = pytest.mark.training
 
@@ -24,13 +28,24 @@ def _ws(scan, pose=(0.0, 0.0, 0.0), goal=(3.0, 0.0)):
                       np.asarray(scan, np.float32), np.zeros(N_LATENT, np.float32), np.zeros(n, np.float32), 0.1)
 
 
-def test_prefix_encoding_matches_the_training_encoding():
+def test_prefix_encoding_is_the_prefix_one_hot_then_the_step_and_training_uses_it():
     space = PlanSpace(HORIZON, len(ACTIONS), COND_DIM)
-    rng = np.random.default_rng(0)
-    acts = rng.integers(0, len(ACTIONS), (5, HORIZON))
+    acts = np.random.default_rng(0).integers(0, len(ACTIONS), (5, HORIZON))
+    net = PlanGFlowNet(space, hidden=8)
     for step in (0, 1, HORIZON - 1, HORIZON):
-        ref = space.encode(torch.from_numpy(acts), step).numpy()
-        assert np.array_equal(encode_prefix(acts, step), ref)
+        want = np.zeros((5, HORIZON * len(ACTIONS) + HORIZON + 1), np.float32)
+        for i in range(5):
+            for t in range(step):
+                want[i, t * len(ACTIONS) + acts[i, t]] = 1.0
+            want[i, HORIZON * len(ACTIONS) + step] = 1.0
+        enc = space.encode(space.prefixes(acts, step))
+        assert enc.dtype == np.float32 and np.array_equal(enc, want)
+        assert np.array_equal(net._encode(torch.from_numpy(acts), step).numpy(), want)
+    # appending, and the one parent (the last action) of each prefix
+    pre = space.prefixes(acts, 2)
+    nxt = space.apply(pre, acts[:, 2])
+    assert np.array_equal(nxt, space.prefixes(acts, 3))
+    assert np.array_equal(np.nonzero(space.backward_mask(nxt))[1], np.full(5, 2))
 
 
 def test_condition_is_in_the_robot_frame():
@@ -93,25 +108,35 @@ def test_back_and_forth_moves_leave_the_reward_distribution_invariant():
     proposals come from a P_F that has nothing to do with R."""
     from hjepa_agent.core.planner.gflownet import log_reward
     h, n_act = 2, len(ACTIONS)
+    space = PlanSpace(h, n_act, COND_DIM)
     cond = np.zeros(COND_DIM, np.float32)
     table = np.random.default_rng(1).uniform(0.0, 1.0, (n_act, n_act))   # cost of each plan: log R in [-5, 0] at beta 5
-    score = lambda states, ix: (table[ix[:, 0], ix[:, 1]], np.zeros(len(ix)))  # noqa: E731
-    planner = GFlowNetPlanner(_linear_policy(2, h * n_act + h + 1 + COND_DIM), None, PlanCost(0.2), 0.6, 1.8,
-                              horizon=h, repeat=1, seed=3, beta=5.0, explore=0.3)
-    planner._rng = np.random.default_rng(3)
+    score = lambda ix, k, extra: (log_reward(table[ix[:, 0], ix[:, 1]], 5.0), None)  # noqa: E731
+    policy = _linear_policy(2, space.state_dim + COND_DIM)
+    rng = np.random.default_rng(3)
     m = 20000
     idx = np.zeros((m, h), np.int64)
-    states = np.zeros((m, h + 1, 3), np.float32)
     lr = log_reward(table[idx[:, 0], idx[:, 1]], 5.0)
     for i in range(60):
-        idx, states, lr, _ = planner.mh_round(cond, idx, states, lr, 2 if i % 2 == 0 else 1, score)
+        idx, lr, _, _ = gfn.mh_round(space, policy, cond, idx, lr, 2 if i % 2 == 0 else 1, score, rng, explore=0.3)
     target = np.exp(log_reward(table.reshape(-1), 5.0))
     target /= target.sum()
     emp = np.bincount(idx[:, 0] * n_act + idx[:, 1], minlength=n_act * n_act) / m
     assert 0.5 * np.abs(emp - target).sum() < 0.06
     # without the proposal ratio the chains would follow R * (something of P_F), not R: P_F is far off
-    pf = np.exp(np.array([planner._log_softmax(np.array([[a, 0]]), 0, cond)[0, a] for a in range(n_act)]))
+    empty = initial(space, 1)
+    pf = np.exp(forward_log_probs(space, policy_logits(space, policy, empty, cond), empty)[0])
     assert 0.5 * np.abs(pf - target.reshape(n_act, n_act).sum(1)).sum() > 0.2
+
+
+def test_sampled_plans_carry_their_log_pf_and_log_z_and_a_plan_of_one_parent_has_log_pb_zero():
+    space = PlanSpace(3, len(ACTIONS), COND_DIM)
+    policy = _linear_policy(4, space.state_dim + COND_DIM)
+    cond = np.random.default_rng(0).normal(size=COND_DIM).astype(np.float32)
+    traj = gfn.sample(space, policy, cond, 50, np.random.default_rng(1), lambda c: np.full((len(c), 1), 1.5))
+    assert traj.states.shape == (50, 3) and np.all(traj.states >= 0) and np.array_equal(traj.actions, traj.states)
+    assert np.allclose(traj.log_pf, gfn.path_log_pf(space, policy, cond, traj.actions), atol=1e-12)
+    assert np.all(traj.log_pb == 0.0) and traj.log_z == 1.5
 
 
 def test_refine_keeps_to_the_call_budget_and_returns_the_best_plan_seen():

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from hjepa_agent.train.gflownet import (PlanGFlowNet, PlanSpace, TBConfig, exact_log_z, total_variation, train_tb,
-                                        trajectory_balance)
+from hjepa_agent.core.planner.gfn.plans import PlanSpace
+from hjepa_agent.train.gflownet import PlanGFlowNet, TBConfig, balance_loss, exact_log_z, total_variation, train_tb
 
 pytestmark = pytest.mark.training
 
@@ -66,9 +66,20 @@ def test_conditioned_sampler_matches_each_conditions_reward():
 def test_trajectory_balance_is_zero_exactly_at_balance():
     log_r = torch.tensor([-1.0, -2.0])
     log_z = torch.tensor([math.log(3.0), math.log(3.0)])
-    log_pf = log_r - log_z                                   # P_F(x) = R(x) / Z
-    assert float(trajectory_balance(log_z, log_pf, log_r)) == pytest.approx(0.0, abs=1e-12)
-    assert float(trajectory_balance(log_z + 0.5, log_pf, log_r)) == pytest.approx(0.25)
+    log_pf = (log_r - log_z)[:, None] * torch.tensor([[0.25, 0.75]])   # P_F(x) = R(x) / Z over two steps
+    assert float(balance_loss(log_z, log_pf, log_r)) == pytest.approx(0.0, abs=1e-12)
+    assert float(balance_loss(log_z + 0.5, log_pf, log_r)) == pytest.approx(0.25)
+
+
+def test_trajectory_balance_with_a_backward_policy_counts_its_log_probs():
+    """Where a state has several parents, balance is log Z + log P_F(tau) = log R(x) + log P_B(tau)."""
+    log_r, log_z = torch.tensor([-1.0]), torch.tensor([0.0])
+    log_pb = torch.tensor([[0.0, -0.7, 0.0]])                       # one step undone at 1 of 2 parents (~0.5)
+    log_pf = torch.tensor([[-0.5, -0.4, -0.8]])                     # sum -1.7 = log R + log P_B
+    assert float(balance_loss(log_z, log_pf, log_r, log_pb)) == pytest.approx(0.0, abs=1e-12)
+    assert float(balance_loss(log_z, log_pf, log_r)) == pytest.approx(0.7 ** 2, rel=1e-6)
+    with pytest.raises(ValueError, match="log_pb"):
+        balance_loss(log_z, log_pf, log_r, log_pb[:, :2])
 
 
 def test_bad_inputs_are_refused():
@@ -98,15 +109,15 @@ def test_subtrajectory_balance_also_matches_reward_and_log_z():
 
 
 def test_subtrajectory_balance_is_zero_exactly_at_balance_and_counts_every_sub_trajectory():
-    from hjepa_agent.train.gflownet import subtrajectory_balance
     log_z = torch.tensor([0.0])
     steps = torch.tensor([[-1.0, -0.5]])                    # P_F of the two steps
     flows = torch.tensor([[-1.0]])                          # F(s_1) = Z * P_F(step 1): balanced
     log_r = torch.tensor([-1.5])                            # R = Z * P_F(plan): balanced
-    assert float(subtrajectory_balance(log_z, steps, flows, log_r)) == pytest.approx(0.0, abs=1e-12)
+    assert float(balance_loss(log_z, steps, log_r, objective="subtb", log_flows=flows)) == pytest.approx(0.0, abs=1e-12)
     # F(s_1) off by 1: the two length-1 sub-trajectories through it are off by 1, the whole one is not
-    loss = float(subtrajectory_balance(log_z, steps, flows + 1.0, log_r, lam=0.5))
+    loss = float(balance_loss(log_z, steps, log_r, objective="subtb", log_flows=flows + 1.0, lam=0.5))
     assert loss == pytest.approx((0.5 * 1 + 0.5 * 1 + 0.25 * 0) / (0.5 + 0.5 + 0.25))
     with pytest.raises(ValueError, match="objective"):
-        from hjepa_agent.train.gflownet import balance_loss
-        balance_loss(PlanGFlowNet(PlanSpace(2, 2)), torch.zeros(1, 2, dtype=torch.long), None, log_r, "db")
+        PlanGFlowNet(PlanSpace(2, 2)).loss(torch.zeros(1, 2, dtype=torch.long), None, log_r, "db")
+    with pytest.raises(ValueError, match="log_flows"):
+        balance_loss(log_z, steps, log_r, objective="subtb")

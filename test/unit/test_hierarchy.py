@@ -8,7 +8,8 @@ import yaml
 
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, NavField, UnicycleModel, beam_points, planner_cost
 from hjepa_agent.core.planner.hierarchy import HierarchicalPlanner, route_condition, segment_seed
-from hjepa_agent.core.planner.subgoals import SubgoalPlanner, SubgoalSpace
+from hjepa_agent.core.planner.gfn.routes import SubgoalSpace
+from hjepa_agent.core.planner.subgoals import SubgoalPlanner
 from test_navfield import WALL, _beams, _scan_of_segments, _ws
 
 

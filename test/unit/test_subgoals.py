@@ -3,8 +3,10 @@ policy on an enumerable route space, back-and-forth moves through P_B, and the r
 import numpy as np
 import pytest
 
-from hjepa_agent.core.planner.subgoals import (SubgoalPlanner, SubgoalSpace, exact_terminal_distribution, route_frame,
-                                               route_raster)
+from hjepa_agent.core.planner import gfn
+from hjepa_agent.core.planner.gfn.routes import SubgoalSpace
+from hjepa_agent.core.planner.gfn.space import backward_log_probs, forward_log_probs, initial, policy_logits
+from hjepa_agent.core.planner.subgoals import SubgoalPlanner, exact_terminal_distribution, route_frame, route_raster
 
 pytestmark = pytest.mark.training
 
@@ -99,19 +101,46 @@ def test_back_and_forth_moves_through_the_backward_policy_keep_r_invariant():
     target /= target.sum()
 
     def run(always: bool) -> float:
-        planner = SubgoalPlanner(pol, None, sp, seed=7, explore=0.2)
+        rng = np.random.default_rng(7)
         m = 10000
         cols = np.tile(np.array([[0, 0]]), (m, 1))
         lr = score(cols)
         for i in range(60):
             sc = (lambda c, i=i: np.full(len(c), 1e6 * (i + 1))) if always else score
-            cols, lr, _ = planner.mh_round(cond, cols, lr, 2 if i % 2 == 0 else 1, sc)
+            cols, lr, _, _ = gfn.mh_round(sp, pol, cond, cols, lr, 2 if i % 2 == 0 else 1,
+                                          lambda c, k, extra, sc=sc: (sc(c), None), rng, explore=0.2)
         assert np.all((cols >= 0).all(axis=1))      # the moves keep the number of subgoals
         emp = np.bincount(sp.index(cols), minlength=len(sp.all_states()))[sp.index(two)] / m
         return 0.5 * np.abs(emp - target).sum()
 
     assert run(False) < 0.05
     assert run(True) > 0.2
+
+
+def test_sampled_routes_carry_the_log_pf_and_log_pb_of_each_step_and_log_z():
+    """The one sampler's bookkeeping on routes: replaying each trajectory's insertions gives its
+    per-step log P_F, and log P_B of undoing each insertion at the route it led to (0 for the stop)."""
+    sp = SMALL
+    pol = _linear_policy(2, sp)
+    cond = sp.features(_block_raster(sp, 3.0), 3.0)
+    traj = gfn.sample(sp, pol, cond, 200, np.random.default_rng(3), lambda c: np.full((len(c), 1), -0.5))
+    assert traj.log_z == -0.5 and traj.actions.shape == (200, sp.max_steps)
+    for i in range(200):
+        st = initial(sp, 1)
+        for t, a in enumerate(traj.actions[i]):
+            if a < 0:
+                assert traj.log_pf[i, t] == 0.0 and traj.log_pb[i, t] == 0.0
+                continue
+            logits = policy_logits(sp, pol, st, cond)
+            assert traj.log_pf[i, t] == pytest.approx(forward_log_probs(sp, logits, st)[0, a], abs=1e-12)
+            if a == sp.stop:
+                assert traj.log_pb[i, t] == 0.0
+                continue
+            st = sp.apply(st, np.array([a]))
+            after = backward_log_probs(sp, policy_logits(sp, pol, st, cond), st)[0, a // sp.n_lat]
+            assert traj.log_pb[i, t] == pytest.approx(after, abs=1e-12)
+        assert np.array_equal(st[0], traj.states[i])
+    assert (traj.actions == sp.stop).sum() == 200 and np.any(traj.log_pb < 0.0)
 
 
 def test_route_raster_samples_the_navfield_in_the_route_frame():

@@ -91,7 +91,8 @@ def _hierarchical(fast, models_dir, prefer_cuda: bool, max_linear_mps: float, ma
     the route space is rebuilt from the manifest record and must match this runtime's)."""
     from hjepa_agent.core.models import ModelMismatchError
     from hjepa_agent.core.planner.hierarchy import HierarchicalPlanner
-    from hjepa_agent.core.planner.subgoals import SubgoalPlanner, SubgoalSpace
+    from hjepa_agent.core.planner.gfn.routes import SubgoalSpace
+    from hjepa_agent.core.planner.subgoals import SubgoalPlanner
     where, policy, log_z = _load_networks(models_dir, prefer_cuda, "subgoal", "hierarchy", expected)
     data = policy.entry.trained.get("data", {})
     space = SubgoalSpace(beta=float(data.get("beta", SubgoalSpace.beta)),
