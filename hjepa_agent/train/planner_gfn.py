@@ -29,8 +29,8 @@ balance on the planner's own cost (torch; see hjepa_agent.core.planner.gflownet 
    manifest with the training data and metrics.
 
 ``--robot`` / ``--ego-model`` (default: the sample diffbot): the robot driven and the limits planned
-within; their fingerprint goes into the manifest. ``--quick`` (tests): few conditions, few steps,
-under a minute.
+within; their fingerprint goes into the manifest. ``--quick`` (tests) is a preset of smaller
+defaults (QUICK: few conditions, few steps, under a minute); flags given with it still win.
 """
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 TRAIN_SEED0 = 10_000
 """Condition episodes use seeds from here (the benchmark uses 0..)."""
+QUICK = {"episodes": 1, "steps": 60, "onpolicy_episodes": 1, "yaw_copies": 1}
+"""``--quick`` (tests): 1 episode per scenario, 60 steps, under a minute."""
 REPLAY_KEEP = 8
 """Best plans kept per condition for replay."""
 PATCH_HALF_M = 2.0
@@ -194,16 +196,8 @@ def train(args: Any) -> dict[str, Any]:
     fingerprint = load_robot_fingerprint(robot, ego_path, "hjepa-agent train planner")
     scale = np.array([ego.operating.max_linear_mps, ego.operating.max_angular_rps], np.float32)
     rng = np.random.default_rng(args.seed)
-    cache = Path(args.conditions_cache) if args.conditions_cache else None
-    if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            data = {k: z[k] for k in z.files}
-        log.info("conditions from %s (delete it to collect afresh)", cache)
-    else:
-        data = collect(args.episodes, ego, robot, progress=not args.quiet, horizon=args.horizon, repeat=args.repeat,
-                       layouts=args.layouts)
-        if cache is not None:
-            np.savez_compressed(cache, **data)
+    data = collect(args.episodes, ego, robot, progress=not args.quiet, horizon=args.horizon, repeat=args.repeat,
+                   layouts=args.layouts)
     n_driven = len(data["cond"])
     if args.yaw_copies:
         data = _concat(data, augment_yaw(data, args.yaw_copies, rng, *scale))
@@ -377,19 +371,15 @@ class PlannerConfig(TrainConfig):
     cost_clip: float = field(default=COST_CLIP, metadata={"help": "cost at which log R stops falling"})
     lr: float = field(default=1e-3, metadata={"help": "policy learning rate (log Z: 10x)"})
     hidden: int = field(default=256, metadata={"help": "hidden units"})
-    conditions_cache: Path = field(default=None, metadata={
-        "help": "npz of the CEM-driven conditions: loaded if it exists, else written after collecting"})
-    quick: bool = field(default=False, metadata={"help": "1 episode per scenario, 60 steps (tests)"})
+    quick: bool = field(default=False, metadata={"help": "the tests' preset: " + ", ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()) + " (flags given with it win)"})
     seed: int = field(default=1, metadata={"help": "seed of every draw (the shipped planner's: 1)"})
-
-    def check(self) -> None:
-        if self.quick:
-            self.episodes, self.steps, self.onpolicy_episodes, self.yaw_copies = 1, 60, 1, 1
 
 
 def parse_args(argv: list[str] | None) -> PlannerConfig:
-    """The options of ``hjepa-agent train planner``, generated from PlannerConfig."""
-    return config_from(PlannerConfig, argv, "hjepa-agent train planner", __doc__.split("\n\n")[0])
+    """The options of ``hjepa-agent train planner``, generated from PlannerConfig (``--quick``: QUICK)."""
+    return config_from(PlannerConfig, argv, "hjepa-agent train planner", __doc__.split("\n\n")[0],
+                       presets={"quick": QUICK})
 
 
 def train_main(argv: list[str] | None = None) -> int:

@@ -84,9 +84,17 @@ def parser_for(cls: type, prog: str, description: str) -> argparse.ArgumentParse
     return ap
 
 
-def config_from(cls: type, argv: list[str] | None, prog: str, description: str) -> Any:
-    """Parse ``argv`` into a ``cls`` instance."""
-    ns = parser_for(cls, prog, description).parse_args(argv)
+def config_from(cls: type, argv: list[str] | None, prog: str, description: str,
+                presets: dict[str, dict[str, Any]] | None = None) -> Any:
+    """Parse ``argv`` into a ``cls`` instance. ``presets``: {boolean field: {field: value}}: a preset
+    flag given (e.g. ``--quick``) makes its values the defaults, so flags given with it still win."""
+    ap = parser_for(cls, prog, description)
+    if presets:
+        given = vars(ap.parse_args(argv))
+        for flag, values in presets.items():
+            if given[flag]:
+                ap.set_defaults(**values)
+    ns = ap.parse_args(argv)
     cfg = cls(**vars(ns))
     check = getattr(cfg, "check", None)
     if check is not None:

@@ -37,7 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 from hjepa_agent.train.runs import TrainConfig, config_from
-from hjepa_agent.core.planner.gfn.routes import SubgoalSpace
+from hjepa_agent.core.planner.gfn.routes import BETA, COST_CLIP, SubgoalSpace
 from hjepa_agent.core.planner.subgoals import (MIN_DISTANCE_M, SubgoalPlanner, exact_terminal_distribution, route_side,
                                                two_ways_exist)
 from hjepa_agent.train.gflownet import balance_loss
@@ -47,6 +47,8 @@ from hjepa_agent.config.paths import data_path
 log = logging.getLogger(__name__)
 
 TRAIN_SEED0 = 20_000
+QUICK = {"episodes": 1, "steps": 100, "held_out": 5, "every": 4}
+"""``--quick`` (tests): 1 episode per scenario, 100 steps."""
 
 
 class SubgoalNet(nn.Module):
@@ -292,25 +294,19 @@ class SubgoalsConfig(TrainConfig):
     conds_per_batch: int = field(default=32, metadata={"help": "conditions per step"})
     routes_per_cond: int = field(default=16, metadata={"help": "routes sampled per condition"})
     epsilon: float = field(default=0.1, metadata={"help": "exploration: uniform mixing of the policy"})
-    beta: float = field(default=None, metadata={"help": "log R = -beta * min(cost, cost_clip) (default: "
-                                                        "core/planner/gfn/routes.py BETA)"})
-    cost_clip: float = field(default=None, metadata={"help": "cost at which log R stops falling (default: COST_CLIP)"})
+    beta: float = field(default=BETA, metadata={"help": "log R = -beta * min(cost, cost_clip)"})
+    cost_clip: float = field(default=COST_CLIP, metadata={"help": "cost at which log R stops falling"})
     lr: float = field(default=1e-3, metadata={"help": "policy learning rate (log Z: 10x)"})
     hidden: int = field(default=256, metadata={"help": "hidden units"})
     held_out: int = field(default=40, metadata={"help": "conditions kept out for the exact check"})
-    quick: bool = field(default=False, metadata={"help": "1 episode per scenario, 100 steps (tests)"})
-
-    def check(self) -> None:
-        from hjepa_agent.core.planner.gfn.routes import BETA, COST_CLIP
-        self.beta = BETA if self.beta is None else self.beta
-        self.cost_clip = COST_CLIP if self.cost_clip is None else self.cost_clip
-        if self.quick:
-            self.episodes, self.steps, self.held_out, self.every = 1, 100, 5, 4
+    quick: bool = field(default=False, metadata={"help": "the tests' preset: " + ", ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()) + " (flags given with it win)"})
 
 
 def parse_args(argv: list[str] | None) -> SubgoalsConfig:
-    """The options of ``hjepa-agent train subgoals``, generated from SubgoalsConfig."""
-    return config_from(SubgoalsConfig, argv, "hjepa-agent train subgoals", __doc__.split("\n\n")[0])
+    """The options of ``hjepa-agent train subgoals``, generated from SubgoalsConfig (``--quick``: QUICK)."""
+    return config_from(SubgoalsConfig, argv, "hjepa-agent train subgoals", __doc__.split("\n\n")[0],
+                       presets={"quick": QUICK})
 
 
 def train_main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,19 @@ def test_the_cli_is_generated_from_the_config_dataclass(tmp_path: Path) -> None:
         config_from(_Cfg, ["--steps", "x"], "p", "d")
 
 
+def test_a_preset_flag_sets_defaults_and_flags_given_with_it_win() -> None:
+    presets = {"flag": {"steps": 3, "rate": 0.1}}
+    cfg = config_from(_Cfg, ["--flag"], "p", "d", presets)
+    assert (cfg.steps, cfg.rate) == (3, 0.1)
+    cfg = config_from(_Cfg, ["--steps", "10", "--flag"], "p", "d", presets)     # given, though equal to the default
+    assert (cfg.steps, cfg.rate, cfg.flag) == (10, 0.1, True)
+    assert config_from(_Cfg, ["--rate", "0.3"], "p", "d", presets).steps == 10
+    from hjepa_agent.train.planner_gfn import QUICK, parse_args
+    assert parse_args(["--quick"]).steps == QUICK["steps"] and parse_args(["--quick", "--steps", "9"]).steps == 9
+    from hjepa_agent.train.subgoal_gfn import QUICK as SUB_QUICK, parse_args as sub_args
+    assert sub_args(["--quick", "--every", "3"]).every == 3 and sub_args(["--quick"]).held_out == SUB_QUICK["held_out"]
+
+
 def _train(tmp_path: Path, run_dir: str, resume: bool = False, stop_at: int | None = None):
     cfg = _Cfg(run_dir=tmp_path / run_dir, checkpoint_every=10, resume=resume, seed=3)
     run = Run(cfg, "world-model", tmp_path)
