@@ -31,10 +31,12 @@ class PlanSpace:
 
     @property
     def n_slots(self) -> int:
+        """One slot per step of the plan."""
         return self.horizon
 
     @property
     def max_steps(self) -> int:
+        """A plan ends after ``horizon`` actions (there is no stop)."""
         return self.horizon
 
     @property

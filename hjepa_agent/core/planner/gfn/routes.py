@@ -92,6 +92,7 @@ class SubgoalSpace:
 
     @property
     def n_slots(self) -> int:
+        """One slot per column."""
         return self.n_cols
 
     @property
