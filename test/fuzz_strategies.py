@@ -19,7 +19,7 @@ are placed on the timeline ``p_s`` of what a base lives through: an ordinary ste
 (forward, within the nodes' clock_jump_tolerance_s) adds its size; a jump (back, to zero, or
 forward beyond the tolerance) adds one ordinary step (the simulator's tick went on, physics did
 not jump); a hold or a refused /clock adds nothing. The bridge's wire is judged on it
-(``WireJudge``): its silences and, by report.count_limit_violations, its limits.
+(``WireJudge``): its silences and, by judge.count_limit_violations, its limits.
 """
 from __future__ import annotations
 
@@ -582,21 +582,33 @@ def _json_values() -> st.SearchStrategy[Any]:
 
 
 def events(spec: InputSpec) -> st.SearchStrategy[Draft]:
-    """agent/events: well-formed events (mode and stall ones with any reasons); wild: other JSON,
-    JSON nested very deep, NaN/Infinity literals, broken JSON, any text, text beyond 64 KiB."""
+    """agent/events: well-formed events (nodes/topics.py event_to_json: any kind, reasons, known causes, a
+    transition or none, values); wild: the same with a field missing or mistyped, the old untyped shape,
+    other JSON, JSON nested very deep, NaN/Infinity literals, broken JSON, any text, text beyond 64 KiB."""
     from std_msgs.msg import String
+
+    from hjepa_agent.core.events import Cause
     kinds = st.sampled_from(("mode", "stall", "input", "clock", "node", "goal", "state"))
-    event = st.fixed_dictionaries({"stamp_s": num(0, 100, wild=False), "kind": kinds,
-                                   "reasons": st.one_of(st.lists(TEXT, max_size=4), st.lists(_json_values(), max_size=3),
-                                                        _json_values()),
-                                   "causes": st.lists(TEXT, max_size=2)}).map(json.dumps)
+    modes = st.sampled_from(tuple(Mode.__members__))
+    fields = {"stamp_s": num(0, 100, wild=False), "kind": kinds, "reasons": st.lists(TEXT, max_size=4),
+              "causes": st.lists(st.sampled_from([c.value for c in Cause]), max_size=3),
+              "transition": st.one_of(st.none(), st.lists(modes, min_size=2, max_size=2)),
+              "values": st.dictionaries(TEXT, st.floats(width=64), max_size=3)}
+    event = st.fixed_dictionaries(fields)
+    broken = st.tuples(event, st.sampled_from(tuple(fields)), st.one_of(st.just("drop"), _json_values())).map(
+        lambda a: {k: v for k, v in a[0].items() if k != a[1]} | ({} if a[2] == "drop" else {a[1]: a[2]}))
+    untyped = st.fixed_dictionaries({"stamp_s": num(0, 100, wild=False), "kind": kinds,
+                                     "reasons": st.one_of(st.lists(TEXT, max_size=4), st.lists(_json_values(), max_size=3),
+                                                          _json_values()),
+                                     "causes": st.lists(TEXT, max_size=2)})
     deep = st.tuples(st.one_of(st.integers(1, 64), st.sampled_from((1500, 5000, 32_000)), st.integers(1000, 32_000)),
                      st.sampled_from(("[", '{"a":'))).map(
         lambda a: a[1] * a[0] + "1" + ("]" if a[1] == "[" else "}") * a[0])
-    other = st.one_of(_json_values().map(json.dumps), st.just("NaN"), st.just('{"kind": "mode", "reasons": [NaN, Infinity]}'),
+    other = st.one_of(broken.map(json.dumps), untyped.map(json.dumps), _json_values().map(json.dumps), st.just("NaN"),
+                      st.just('{"kind": "mode", "reasons": [NaN, Infinity]}'),
                       st.just('{"kind": "mode", "reasons": "not a list"}'), st.just("{"), st.just(""), TEXT, deep, deep,
                       st.integers(65_530, 70_000).map(lambda n: "x" * n))
-    return _unstamped(spec.topic, lambda wild: (other if wild else event).map(lambda s: String(data=s)))
+    return _unstamped(spec.topic, lambda wild: (other if wild else event.map(json.dumps)).map(lambda s: String(data=s)))
 
 
 STRATEGIES: dict[str, Callable[[InputSpec], st.SearchStrategy[Draft]]] = {
@@ -740,7 +752,7 @@ def sequences(node: str, focus: str, inputs: dict[str, InputSpec], max_steps: in
 @dataclass
 class WireJudge:
     """Judges the bridge's cmd_vel as received: silences (properties 2) and hard-limit violations
-    (property 3, by hjepa_agent.harness.report.count_limit_violations) on the monotone timeline p_s.
+    (property 3, by hjepa_agent.harness.judge.count_limit_violations) on the monotone timeline p_s.
 
     Silence: an output (or a tick without one) more than one period plus the size of the tick it
     came in after the previous output. ``check()`` judges what arrived since the last check and
@@ -791,7 +803,7 @@ class WireJudge:
     def check(self) -> Counter:
         """Limit violations among the outputs since the last check (with the three before them as
         context, whose own violations were counted before)."""
-        from hjepa_agent.harness.report import count_limit_violations
+        from hjepa_agent.harness.judge import count_limit_violations
         new = self.outputs[self._checked:]
         self._checked = len(self.outputs)
         if not new:

@@ -43,7 +43,6 @@ this module is their rclpy side. Managed nodes (the bridge and the watchdog) are
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
@@ -61,7 +60,7 @@ from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.inputs import (InputLedger, InputRecord, NodeFailure, Receipt, Refusal, clock_rejection_event,
                                      failure_event, jump_event, jump_text, rejection_event, stamp_ns, time_refusal)
 from hjepa_agent.core.timekeeping import ClockJump, ReceiptClock
-from hjepa_agent.nodes.topics import InputSpec, Rejected, TopicSpec, Transport, inputs_of
+from hjepa_agent.nodes.topics import InputSpec, Rejected, TopicSpec, Transport, event_to_json, inputs_of
 from hjepa_agent.nodes.traffic import CountingPublisher, Reader, join, leave
 
 log = logging.getLogger("hjepa_agent.guard")
@@ -103,18 +102,6 @@ class _Input(Reader):
     carried: TopicSpec | None = None
     """The topic's row as this robot carries it (Transport.topic)."""
     record: InputRecord | None = None
-
-
-def _event_json(ev: Event) -> str:
-    return json.dumps({"stamp_s": round(ev.stamp_s, 4), "kind": ev.kind, "reasons": list(ev.reasons),
-                       "causes": [c.value for c in ev.causes],
-                       "transition": None if ev.transition is None else [ev.transition.before, ev.transition.after],
-                       "values": {k: float(v) for k, v in ev.values.items()}})
-
-
-event_to_json = _event_json
-"""Event -> one-line JSON for agent/events: {stamp_s, kind, reasons, causes, transition: [before, after] or null,
-values}."""
 
 
 def declare_transport(node: Node) -> Transport:

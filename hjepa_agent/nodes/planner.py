@@ -5,7 +5,8 @@ Subscribes (through the input guard, nodes/topics.py INPUTS["planner"]):
             (TwistStamped: the habitual proposal seeds the plan, which refines it), and
             agent/habitual_stalled (std_msgs/Bool: while true the habitual proposal is ignored
             and the warm start dropped once, since Mode 2 was asked for because Mode 1 stalled),
-            agent/events (std_msgs/String JSON: the last mode event's reasons say why it plans),
+            agent/events (std_msgs/String JSON, decoded by nodes/topics.py check_event: the last mode or stall
+            event's text says why it plans; a malformed event is rejected and counted like any input),
             scan (sensor_msgs/LaserScan: placed from the base origin through the scanner's mount (urdf,
             base_frame: nodes/mounts.py; a frame with no known mount is rejected, bad_frame), folded into
             the navfield at the world state's pose, and its returns are the obstacles the plan keeps clear
@@ -20,7 +21,8 @@ Parameters: planner ("cem" | "mppi" | "gflownet"), models_dir (gflownet's networ
 horizon, dt_s [s], samples, iterations, optimise_factor (world-model call budget multiplier in
 OPTIMISING, where the GFlowNet refines its plan until the deadline), max_world_model_calls, deadline_ms [ms],
 optimise_deadline_ms [ms] (the deadline in OPTIMISING), always_plan (plan in every
-mode, so the watchdog can compare), navfield, navfield_resolution_m [m], navfield_size_m [m]
+mode, so the watchdog can compare; gating, budget and input freshness: core/planner/budget.py), navfield,
+navfield_resolution_m [m], navfield_size_m [m]
 (the goal cost goes round the obstacles seen so far; read-only), ego_model and robot (read-only; the
 networks' robot fingerprint must be this robot description's: nodes/common.py declare_robot), urdf and
 base_frame (read-only: the scanner's mount, as for the perception node).
@@ -28,7 +30,6 @@ base_frame (read-only: the scanner's mount, as for the perception node).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
 import numpy as np
@@ -37,7 +38,9 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import String
 
 from hjepa_agent.core.events import Cause, Event
-from hjepa_agent.core.planner import NAV_RESOLUTION_M, Budget, beam_points, build_planner
+from hjepa_agent.core.planner import NAV_RESOLUTION_M, beam_points, build_planner
+from hjepa_agent.core.planner.budget import (BudgetConfig, deliberating, fresh_beams, plan_budget, plan_seed,
+                                             scan_at_pose)
 from hjepa_agent.core.planner.explain import explain_plan
 from hjepa_agent.core.perception import beams_in_base
 from hjepa_agent.core.planner.goal import GOAL_CODES, GoalJudge
@@ -48,12 +51,6 @@ from hjepa_agent.nodes.codec import goal_status_to_msg, plan_to_msg, plan_to_pat
 from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.nodes.mounts import SensorMounts
-
-SCAN_POSE_SKEW_S = 0.25
-"""A scan is folded into the navfield at a world state's pose only if their stamps are this close."""
-BEAMS_MAX_AGE_S = 0.25
-"""A plan's clearance is taken from the latest scan's raw beams while they are at most this old (s) at the
-world state's stamp (a 10 Hz scanner's period and its skew); older, from the world state's sectors."""
 
 
 class PlannerNode(GuardedNode):
@@ -70,13 +67,15 @@ class PlannerNode(GuardedNode):
         horizon = declare(self, "horizon", 15, "plan length in steps", lo=1, hi=100)
         dt_s = declare(self, "dt_s", 0.2, "duration of one plan step", unit="s", lo=0.02, hi=1.0)
         samples = declare(self, "samples", 64, "candidate plans per iteration", lo=4, hi=4096)
-        iterations = declare(self, "iterations", 3, "sampling iterations per plan in PLANNING", lo=1, hi=50)
-        self.optimise_factor = declare(self, "optimise_factor", 3, "iteration multiplier in OPTIMISING", lo=1, hi=20)
-        self.max_calls = declare(self, "max_world_model_calls", 20000, "world-model calls per plan", lo=1, hi=10**7)
-        self.deadline_ms = declare(self, "deadline_ms", 60.0, "wall-clock deadline per plan", unit="ms", lo=1.0, hi=5000.0)
-        self.optimise_deadline_ms = declare(self, "optimise_deadline_ms", 20.0,
-                                            "deadline per plan in OPTIMISING, where the GFlowNet refines "
-                                            "until it (anytime)", unit="ms", lo=1.0, hi=5000.0)
+        self.budget = BudgetConfig(
+            iterations=declare(self, "iterations", 3, "sampling iterations per plan in PLANNING", lo=1, hi=50),
+            optimise_factor=declare(self, "optimise_factor", 3, "iteration multiplier in OPTIMISING", lo=1, hi=20),
+            max_world_model_calls=declare(self, "max_world_model_calls", 20000, "world-model calls per plan", lo=1,
+                                          hi=10**7),
+            deadline_ms=declare(self, "deadline_ms", 60.0, "wall-clock deadline per plan", unit="ms", lo=1.0,
+                                hi=5000.0),
+            optimise_deadline_ms=declare(self, "optimise_deadline_ms", 20.0, "deadline per plan in OPTIMISING, where "
+                                         "the GFlowNet refines until it (anytime)", unit="ms", lo=1.0, hi=5000.0))
         self.always_plan = declare(self, "always_plan", False, "plan in every mode, not only when asked")
         navfield = declare(self, "navfield", True, "goal cost = distance round the obstacles seen so far "
                            "(core/planner/navfield.py); false = straight-line distance")
@@ -94,13 +93,12 @@ class PlannerNode(GuardedNode):
         self.core = build_planner(kind, footprint_radius_m=ego.hard.footprint.radius_m,
                                   max_linear_mps=ego.operating.max_linear_mps,
                                   max_angular_rps=ego.operating.max_angular_rps, horizon=horizon, dt_s=dt_s,
-                                  samples=samples, iterations=iterations * self.optimise_factor,
+                                  samples=samples, iterations=self.budget.iterations * self.budget.optimise_factor,
                                   mppi_temperature=temperature, navfield=navfield,
                                   navfield_resolution_m=nav_res, navfield_size_m=nav_size,
                                   models_dir=models_dir or None, hierarchy=hierarchy, expected=robot,
                                   ambiguity=self._ambiguity(amb_weight, models_dir, robot))
         self.mounts = SensorMounts(self)
-        self.iterations = iterations
         self.mode = Mode.HABITUAL
         self.plans = 0
         self.last_ms = 0.0
@@ -145,15 +143,11 @@ class PlannerNode(GuardedNode):
         """Track the watchdog's mode (the guard refused anything that is not a mode's name)."""
         self.mode = mode
 
-    def on_event(self, text: str, rx: Receipt) -> None:
-        """Keep why the watchdog chose the current mode (its last mode or stall event's reasons), for
-        the explanation only: nothing is decided on it."""
-        try:
-            ev = json.loads(text)
-        except ValueError:
-            return  # not an event this node reads
-        if isinstance(ev, dict) and ev.get("kind") in ("mode", "stall") and isinstance(ev.get("reasons"), list):
-            self.mode_why = "; ".join(str(r) for r in ev["reasons"])
+    def on_event(self, ev: Event, rx: Receipt) -> None:
+        """Keep why the watchdog chose the current mode (its last mode or stall event's display text), for
+        the explanation only: nothing is decided on it (the guard decoded the event, or refused it)."""
+        if ev.kind in ("mode", "stall"):
+            self.mode_why = "; ".join(ev.text())
 
     def on_stalled(self, stalled: bool, rx: Receipt) -> None:
         """Track whether the watchdog handed over because the habitual policy stalled; on the
@@ -207,38 +201,26 @@ class PlannerNode(GuardedNode):
         """Fold the latest scan into the planner's map at this pose; judge the goal; plan when
         deliberation is asked for (or always_plan)."""
         self._reanchor(ws, rx)
-        if self.scan is not None and abs(self.scan[0] - ws.stamp_s) <= SCAN_POSE_SKEW_S:
+        if self.scan is not None and scan_at_pose(self.scan[0], ws.stamp_s):
             self.core.observe(ws.pose, *self.scan[1:])
             self.scans_folded += 1
             self.beams = (ws.stamp_s, beam_points(ws.pose, *self.scan[1:]))
             self.scan = None
         self._judge_goal(ws, rx)
-        if not (self.always_plan or self.mode in (Mode.PLANNING, Mode.OPTIMISING)):
+        if not deliberating(self.mode, self.always_plan):
             self.core.reset()
             return
         if not ws.has_goal:
             return
-        optimising = self.mode == Mode.OPTIMISING
-        factor = self.optimise_factor if optimising else 1
-        calls = min(self.max_calls, self.core.calls_per_iteration * self.iterations * factor)
         t0 = time.monotonic()
-        seed = None
-        if self.habitual_stalled:
+        budget = plan_budget(self.budget, self.mode, self.core.calls_per_iteration, t0)
+        if self.habitual_stalled:   # the seed is dropped (plan_seed): counted for /diagnostics
             self.unseeded += 1
-        elif self.seed is not None and abs(self.seed[0] - ws.stamp_s) < 0.5:
-            seed = np.array(self.seed[1:], dtype=np.float32)
-        # clearance from the raw beams of the latest scan (odom-frame points: they hold at any later pose)
-        # while it is fresh, else from the world state's sectors. Before, only a world state stamped with
-        # the scan had the beams: with a 30 Hz camera and a 10 Hz scan two plans in three saw the coarser
-        # sectors, which can close a passage the beams see open, and the plans flipped between driving
-        # through and standing still (the Jackal-like rehearsal stuck in 7 of 20 episodes)
-        fresh = self.beams is not None and 0.0 <= ws.stamp_s - self.beams[0] <= BEAMS_MAX_AGE_S
-        beams = self.beams[1] if fresh else None
-        plan = self.core.plan(ws, ws.goal, Budget(calls, t0 + (self.optimise_deadline_ms if optimising else self.deadline_ms) * 1e-3,
-                                                   refine=optimising),
-                              seed=seed, obstacles=beams)
+        # obstacles: the latest scan's raw beams while fresh, else the world state's sectors (fresh_beams)
+        plan = self.core.plan(ws, ws.goal, budget, seed=plan_seed(self.seed, ws.stamp_s, self.habitual_stalled),
+                              obstacles=fresh_beams(self.beams, ws.stamp_s))
         self.last_ms = (time.monotonic() - t0) * 1e3
-        self.last_calls, self.last_budget = plan.world_model_calls, calls
+        self.last_calls, self.last_budget = plan.world_model_calls, budget.max_world_model_calls
         self.plans += 1
         why = self.mode_why + ("; habitual proposal ignored" if self.habitual_stalled else "")
         plan = dataclasses.replace(plan, explanation=explain_plan(plan, ws.goal, self.mode.name, why))

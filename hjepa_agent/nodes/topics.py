@@ -34,7 +34,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import BatteryState, CameraInfo, CompressedImage, Image, JointState, LaserScan, Temperature
 from std_msgs.msg import Bool, Float32, String
 
-from hjepa_agent.core.events import Cause
+from hjepa_agent.core.events import Cause, Event, Transition
 from hjepa_agent.core.perception import SUPPORTED_ENCODINGS, ImageError, compressed_format, compressed_image_size
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.codec import Command, MessageError, msg_to_command
@@ -269,23 +269,67 @@ json.loads raised RecursionError (not a ValueError) on 40,000 nested arrays and 
 the fuzz battery)."""
 
 
-def check_event(msg: String) -> str:
-    """An agent event (nodes/guard.py event_to_json): JSON text up to 64 KiB, nested at most
-    MAX_EVENT_DEPTH deep; the text itself is returned (the reader parses it again, safely)."""
-    text = check_string(msg)
+def event_to_json(ev: Event) -> str:
+    """Event -> one-line JSON for agent/events: {stamp_s, kind, reasons, causes (Cause values), transition:
+    [before, after] or null, values}; :func:`event_from_json` reads it back."""
+    return json.dumps({"stamp_s": round(ev.stamp_s, 4), "kind": ev.kind, "reasons": list(ev.reasons),
+                       "causes": [c.value for c in ev.causes],
+                       "transition": None if ev.transition is None else [ev.transition.before, ev.transition.after],
+                       "values": {k: float(v) for k, v in ev.values.items()}})
+
+
+_CAUSES = {c.value: c for c in Cause}
+
+
+def _event_field(doc: dict, key: str, ok: Callable[[Any], bool], what: str) -> Any:
+    if key not in doc:
+        raise Rejected(Cause.BAD_LAYOUT, f"event has no {key!r}")
+    if not ok(doc[key]):
+        raise Rejected(Cause.BAD_LAYOUT, f"event {key} is not {what}: {str(doc[key])[:40]!r}")
+    return doc[key]
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def event_from_json(text: str) -> Event:
+    """The :class:`~hjepa_agent.core.events.Event` of :func:`event_to_json`'s JSON; Rejected (BAD_LAYOUT) for
+    anything else: not JSON, nested deeper than MAX_EVENT_DEPTH, a missing or ill-typed field, a cause
+    code this runtime does not know, a transition that is not two state names; a non-finite stamp_s is
+    NON_FINITE (``values`` may hold any float: display numbers, decided on by no reader)."""
     try:
-        value = json.loads(text)
+        doc = json.loads(text)
     except RecursionError:
         raise Rejected(Cause.BAD_LAYOUT, "event nested too deeply to parse") from None
     except ValueError as exc:
         raise Rejected(Cause.BAD_LAYOUT, f"event is not JSON: {str(exc)[:60]}") from None
-    level, depth = [value], 0
+    level, depth = [doc], 0
     while level:
         level = [v for x in level for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else ())]
         depth += 1
         if depth > MAX_EVENT_DEPTH:
             raise Rejected(Cause.BAD_LAYOUT, f"event nested deeper than {MAX_EVENT_DEPTH}")
-    return text
+    if not isinstance(doc, dict):
+        raise Rejected(Cause.BAD_LAYOUT, f"event is a JSON {type(doc).__name__}, not an object")
+    stamp = _event_field(doc, "stamp_s", _number, "a number")
+    _finite("event stamp_s", stamp)
+    kind = _event_field(doc, "kind", lambda x: isinstance(x, str) and 0 < len(x) <= 64, "a short string")
+    reasons = _event_field(doc, "reasons", lambda x: isinstance(x, list) and all(isinstance(r, str) for r in x),
+                           "a list of strings")
+    causes = _event_field(doc, "causes", lambda x: isinstance(x, list) and all(isinstance(c, str) and c in _CAUSES
+                                                                               for c in x), "a list of cause codes")
+    transition = _event_field(doc, "transition", lambda x: x is None or (
+        isinstance(x, list) and len(x) == 2 and all(isinstance(t, str) and t for t in x)), "null or [before, after]")
+    values = _event_field(doc, "values", lambda x: isinstance(x, dict) and all(_number(v) for v in x.values()),
+                          "an object of numbers")
+    return Event(float(stamp), kind, tuple(reasons), tuple(_CAUSES[c] for c in causes),
+                 None if transition is None else Transition(*transition), {k: float(v) for k, v in values.items()})
+
+
+def check_event(msg: String) -> Event:
+    """An agent event (:func:`event_to_json`) in a String of up to 64 KiB, decoded (:func:`event_from_json`)."""
+    return event_from_json(check_string(msg))
 
 
 def codec_check(decoder: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -442,4 +486,5 @@ __all__ = ["AGENT_NODES", "CAMERA_TOPIC", "CMD_VEL_TYPES", "IMAGE_TRANSPORTS", "
            "MAX_IMAGE_PIXELS", "MAX_EVENT_DEPTH", "MAX_SCAN_BEAMS", "MAX_TWIST", "Rejected", "TOPICS", "TopicSpec",
            "Transport", "all_inputs", "check_battery", "check_bool", "check_command", "check_compressed_image",
            "check_event", "check_goal", "check_image", "check_mode", "check_odom", "check_scale", "check_scan",
-           "check_string", "check_temperature", "check_twist", "codec_check", "guarded_topics", "inputs_of"]
+           "check_string", "check_temperature", "check_twist", "codec_check", "event_from_json", "event_to_json",
+           "guarded_topics", "inputs_of"]
