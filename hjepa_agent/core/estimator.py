@@ -13,7 +13,7 @@ learned world model (JEPA encoder + predictor ensemble) for the latent.
 * ``ambiguity`` is a scalar read off that uncertainty: the latent's RMS
   innovation relative to ``latent_nominal_std`` plus ``quality_weight`` times the
   image-quality deficit plus the position standard deviation in metres.
-* Learned mode (``latent_filter`` and ``scorer`` set, the estimator node's ``world_model: true``):
+* Learned mode (a :class:`LearnedLatent` given, the estimator node's ``world_model: true``):
   the latent is the posterior mean of core.world_model.LatentFilter (predictor-ensemble prior from
   the last command, encoder measurement) and its variance the filter's, which carries both the
   calibrated sensor noise and the ensemble disagreement. The latent term of ``ambiguity`` is then
@@ -25,13 +25,14 @@ learned world model (JEPA encoder + predictor ensemble) for the latent.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept, WorldState, unknown_sectors
-from hjepa_agent.core.world_model import LatentFilter, OnlineScores
+from hjepa_agent.core.world_model import LatentCalibration, LatentFilter, OnlineScores, WorldModel
 
 
 LATENT_GAP_STEPS = 3.0
@@ -70,32 +71,59 @@ class EstimatorConfig:
             raise ValueError(f"latent_step_s: must be in (0, 1] s, got {self.latent_step_s}")
 
 
-@dataclass
-class Estimator:
-    """Fuses odometry, percepts and the goal into a WorldState with a variance."""
+@dataclass(frozen=True)
+class LearnedLatent:
+    """The learned world model's part of the estimator (module doc, learned mode): the latent filter and,
+    optionally, the per-frame scorer and the map from its scores to the latent ambiguity."""
 
-    cfg: EstimatorConfig = field(default_factory=EstimatorConfig)
-    x: np.ndarray = field(default_factory=lambda: np.zeros(5))
-    P: np.ndarray = field(default_factory=lambda: np.diag([1.0, 1.0, 1.0, 1.0, 1.0]))
-    t_s: float | None = None
-    goal: np.ndarray | None = None
-    latent_mean: np.ndarray | None = None
-    latent_var: np.ndarray = field(default_factory=lambda: np.ones(N_LATENT, dtype=np.float64))
-    scan_bins: np.ndarray = field(default_factory=lambda: np.zeros(N_SCAN_BINS, dtype=np.float32))
-    latent: np.ndarray = field(default_factory=lambda: np.zeros(N_LATENT, dtype=np.float32))
-    quality: float = 0.0
-    odom_count: int = 0
-    latent_filter: LatentFilter | None = None
-    action: np.ndarray | None = None
-    """Last commanded action (2,), normalised by the hard velocity limits; the filter's a_{t-1}."""
-    latent_ambiguity: float = 1.0
+    latent_filter: LatentFilter
     scorer: OnlineScores | None = None
-    """Learned mode: per-frame ambiguity scores (see the module docstring)."""
     ambiguity_fn: Callable[[dict[str, float]], float] | None = None
-    scores: dict[str, float] = field(default_factory=dict)
-    """The latest frame's scores (learned mode), for diagnostics."""
-    latent_t_s: float | None = None
-    """Stamp of the percept the latent filter last stepped on (learned mode)."""
+
+    @classmethod
+    def from_world_model(cls, wm: WorldModel, models_dir: str) -> "LearnedLatent":
+        """The filter and scores of a loaded world model. The calibrated one-step residual variance r splits
+        evenly into process noise (model error per step) and measurement noise (encoder noise): an assumption,
+        see core/world_model.py. ModelMismatchError when the calibration has no runtime ambiguity."""
+        if not wm.ref or not math.isfinite(wm.ambiguity_scale) or wm.ambiguity_scale <= 0:
+            raise ModelMismatchError(f"{models_dir}/{WORLD_CALIBRATION_FILE} has no score_ref / ambiguity_scale "
+                                     "(models trained before the runtime ambiguity existed); retrain with "
+                                     "`hjepa-agent train world-model`")
+        return cls(LatentFilter(wm.heads, LatentCalibration(wm.s_pred, wm.r / 2, wm.r / 2)), wm.online(), wm.ambiguity)
+
+
+class Estimator:
+    """Fuses odometry, percepts and the goal into a WorldState with a variance: ``cfg`` its noise model,
+    ``learned`` the learned world model's latent filter and scores (None: the foundation filter)."""
+
+    def __init__(self, cfg: EstimatorConfig | None = None, learned: LearnedLatent | None = None) -> None:
+        self.cfg = cfg if cfg is not None else EstimatorConfig()
+        self.latent_filter: LatentFilter | None = None if learned is None else learned.latent_filter
+        self.scorer: OnlineScores | None = None if learned is None else learned.scorer
+        """Learned mode: per-frame ambiguity scores (see the module docstring)."""
+        self.ambiguity_fn: Callable[[dict[str, float]], float] | None = None if learned is None else learned.ambiguity_fn
+        self.x = np.zeros(5)
+        self.P = np.diag([1.0, 1.0, 1.0, 1.0, 1.0])
+        self.t_s: float | None = None
+        self.goal: np.ndarray | None = None
+        self.latent_mean: np.ndarray | None = None
+        self.latent_var = np.ones(N_LATENT, dtype=np.float64)
+        self.scan_bins = np.zeros(N_SCAN_BINS, dtype=np.float32)
+        self.latent = np.zeros(N_LATENT, dtype=np.float32)
+        self.quality = 0.0
+        self.odom_count = 0
+        self.action: np.ndarray | None = None
+        """Last commanded action (2,), normalised by the hard velocity limits; the filter's a_{t-1}."""
+        self.latent_ambiguity = 1.0
+        self.scores: dict[str, float] = {}
+        """The latest frame's scores (learned mode), for diagnostics."""
+        self.latent_t_s: float | None = None
+        """Stamp of the percept the latent filter last stepped on (learned mode)."""
+
+    def restart_clock(self) -> None:
+        """Stamps before a clock jump say nothing about time after it: the next reading starts the filter's
+        time again."""
+        self.t_s = None
 
     def _predict(self, t_s: float) -> None:
         if self.t_s is None:
@@ -119,7 +147,9 @@ class Estimator:
 
     def on_odom(self, t_s: float, pose_xyyaw: np.ndarray, twist_vw: np.ndarray,
                 variance: np.ndarray | None = None) -> None:
-        """Correct with an odometry reading. pose (3,) m, m, rad; twist (2,) m/s, rad/s.
+        """Correct with an odometry reading. pose (3,) m, m, rad; twist (2,) m/s, rad/s; ``variance`` (5,)
+        of x, y, yaw, v, w from the reading's covariance, used where every one is finite and > 0 (else the
+        configured odom_variance).
 
         Raises ValueError on non-finite input (the caller counts and drops it).
         """
@@ -127,7 +157,8 @@ class Estimator:
         if z.shape != (5,) or not np.all(np.isfinite(z)):
             raise ValueError(f"odometry must be 5 finite values, got {z}")
         self._predict(t_s)
-        R = np.diag(variance if variance is not None else self.cfg.odom_variance)
+        usable = variance is not None and np.all(np.asarray(variance) > 0) and np.all(np.isfinite(variance))
+        R = np.diag(variance if usable else self.cfg.odom_variance)
         innov = z - self.x
         innov[2] = wrap_angle(innov[2])
         S = self.P + R

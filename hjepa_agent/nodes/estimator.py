@@ -23,21 +23,19 @@ Time: a clock jump re-anchors the filter's time (the next reading starts it agai
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 
-from hjepa_agent.core.estimator import Estimator
+from hjepa_agent.core.estimator import Estimator, EstimatorConfig, LearnedLatent
 from hjepa_agent.config.urdf import quaternion_matrix
 from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.frames import GoalFrameError, goal_in_odom
-from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError, select_providers, world_action_norm
+from hjepa_agent.core.models import select_providers, world_action_norm
 from hjepa_agent.core.timekeeping import ClockJump
 from hjepa_agent.core.types import Percept
 from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
-from hjepa_agent.core.world_model import LatentCalibration, LatentFilter, WorldModel
+from hjepa_agent.core.world_model import WorldModel
 from hjepa_agent.nodes.codec import Command, world_state_to_msg, yaw_from_quaternion
 from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
@@ -65,24 +63,19 @@ class EstimatorNode(GuardedNode):
             self._tf_error = tf2_ros.TransformException
             self._tf = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf, self)
-        self.core = Estimator()
         self.ego = declare_ego_model(self)
         self.robot = declare_robot(self, self.ego)   # the world model's robot fingerprint must be this one
         self.odometry = OdometryConsistency(OdometryCheckConfig.from_ego(self.ego))
+        learned = None
         if declare(self, "world_model", False, "fuse the latent with the learned predictor ensemble"):
             models_dir = str(models_path(declare(self, "models_dir", "", "directory with manifest.yaml and ONNX "
                                                          "models (relative: from here, else the package's)")))
             use_cuda = declare(self, "use_cuda", True, "use CUDA when it truly works")
             wm = WorldModel(models_dir, select_providers(use_cuda)[0], self.robot, with_encoder=False)
             self.action_norm = world_action_norm(wm.pred)
-            if not wm.ref or not math.isfinite(wm.ambiguity_scale) or wm.ambiguity_scale <= 0:
-                raise ModelMismatchError(f"{models_dir}/{WORLD_CALIBRATION_FILE} has no score_ref / ambiguity_scale "
-                                         "(models trained before the runtime ambiguity existed); retrain with "
-                                         "`hjepa-agent train world-model`")
-            # The calibrated one-step residual variance r splits evenly into process noise (model
-            # error per step) and measurement noise (encoder noise): an assumption, see core/world_model.py.
-            self.core.latent_filter = LatentFilter(wm.heads, LatentCalibration(wm.s_pred, wm.r / 2, wm.r / 2))
-            self.core.scorer, self.core.ambiguity_fn = wm.online(), wm.ambiguity
+            learned = LearnedLatent.from_world_model(wm, models_dir)
+        self.core = Estimator(EstimatorConfig(), learned)
+        if learned is not None:
             self.subscribe("command", self.on_cmd)
         self.published = 0
         self.withheld = 0   # world states not published: no odometry fused yet
@@ -96,7 +89,7 @@ class EstimatorNode(GuardedNode):
 
     def on_clock_jump(self, jump: ClockJump) -> None:
         """Stamps before the jump say nothing about time after it: the filter restarts its clock."""
-        self.core.t_s = None
+        self.core.restart_clock()
         self.odometry.reset()
 
     def on_odom(self, msg: Odometry, rx: Receipt) -> None:
@@ -113,7 +106,7 @@ class EstimatorNode(GuardedNode):
             self.emit(Event(rx.now_s, "odometry", (f"estimator re-anchored: {jump.describe()}",),
                             (Cause.ODOMETRY_JUMP,)))
             return
-        self.core.on_odom(rx.stamp_s, pose, twist, var if np.all(var > 0) and np.all(np.isfinite(var)) else None)
+        self.core.on_odom(rx.stamp_s, pose, twist, var)
 
     def on_cmd(self, cmd: Command, rx: Receipt) -> None:
         """The command sent to the base (finite: the guard checked): the action between this percept and the next."""

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from hjepa_agent.core.estimator import Estimator
+from hjepa_agent.core.estimator import Estimator, LearnedLatent
 from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, WORLD_STATE_LABELS, Percept, WorldState
 
 
@@ -68,7 +68,7 @@ def test_learned_latent_filter_path_uses_the_commanded_action_and_reports_disagr
         return (z[:, None, :] + a[:, :1, None] + np.linspace(-spread, spread, 5)[None, :, None]).astype(np.float32)
 
     cal = LatentCalibration(np.ones(N_LATENT), np.full(N_LATENT, 1e-3), np.full(N_LATENT, 1e-2))
-    est = Estimator(latent_filter=LatentFilter(predictor, cal))
+    est = Estimator(learned=LearnedLatent(LatentFilter(predictor, cal)))
     ws0 = est.on_percept(_percept(0.1, np.zeros(N_LATENT)))
     assert not calls and np.allclose(ws0.variance[-N_LATENT:], 1e-2)  # first frame: measurement only
     est.on_action(np.array([1.0, 0.0]))
@@ -92,8 +92,8 @@ def test_learned_mode_reads_its_ambiguity_off_the_world_model_scores_and_refuses
     cal = LatentCalibration(np.ones(N_LATENT), np.full(N_LATENT, 1e-3), np.full(N_LATENT, 1e-2))
     scorer = OnlineScores(predictor, lambda p: np.sqrt(p.var(1) + 1e-2), lambda z: (z ** 2).sum(1), True)
     ref = {k: (0.0, 1.0) for k in SCORES}
-    est = Estimator(latent_filter=LatentFilter(predictor, cal), scorer=scorer,
-                    ambiguity_fn=lambda s: max(float(combine(s, ref)), 0.0) / 4.0)
+    est = Estimator(learned=LearnedLatent(LatentFilter(predictor, cal), scorer,
+                                          lambda s: max(float(combine(s, ref)), 0.0) / 4.0))
     p = Percept(0.1, np.zeros(N_LATENT, np.float32), np.full(N_SCAN_BINS, 2.0, np.float32), 1.0, 0.5, 1.0)
     ws = est.on_percept(p)
     # first frame: disagreement, density, noise and appearance are defined; the max is the appearance 1.0
@@ -133,7 +133,7 @@ def test_the_latent_filter_steps_at_the_world_models_rate_whatever_the_cameras()
     from hjepa_agent.core.estimator import Estimator
     counts = {}
     for hz in (10.0, 30.0):
-        est = Estimator(latent_filter=_CountingFilter())
+        est = Estimator(learned=LearnedLatent(_CountingFilter()))
         for k in range(int(3 * hz)):
             ws = est.on_percept(_percept(k / hz, np.full(N_LATENT, k / hz)))
             assert ws.stamp_s == k / hz
@@ -145,8 +145,28 @@ def test_a_gap_in_the_frames_restarts_the_latent_filter_instead_of_stepping_acro
     """The predictor steps 0.1 s: after 0.5 s without frames (a camera stall, six nodes starting on two
     cores) the filter starts afresh, as at an episode's start, rather than reading the gap as surprise."""
     from hjepa_agent.core.estimator import LATENT_GAP_STEPS, Estimator
-    est = Estimator(latent_filter=_CountingFilter())
+    est = Estimator(learned=LearnedLatent(_CountingFilter()))
     late = 0.2 + 0.1 * LATENT_GAP_STEPS + 0.05
     for t in (0.0, 0.1, 0.2, late, late + 0.1):
         est.on_percept(_percept(t, np.zeros(N_LATENT)))
     assert est.latent_filter.steps == [True, False, False, True, False]   # True: stepped as a first frame
+
+
+def test_the_constructor_takes_the_noise_model_and_the_learned_parts_and_odometry_variance_is_checked():
+    """Everything the estimator uses comes through its constructor (the node assigns nothing after it);
+    an odometry covariance with a zero, negative or non-finite variance falls back to the configured one."""
+    from hjepa_agent.core.estimator import EstimatorConfig
+    cfg = EstimatorConfig(latent_alpha=0.25)
+    learned = LearnedLatent(_CountingFilter(), None, None)
+    est = Estimator(cfg, learned)
+    assert est.cfg is cfg and est.latent_filter is learned.latent_filter and est.scorer is None
+    plain, odd = Estimator(), Estimator()
+    for bad in (np.array([0.0, 1e-4, 1e-3, 4e-4, 4e-3]), np.array([np.nan, 1e-4, 1e-3, 4e-4, 4e-3]), None):
+        plain.on_odom(0.0, np.zeros(3), np.zeros(2), None)
+        odd.on_odom(0.0, np.zeros(3), np.zeros(2), bad)
+        assert np.allclose(plain.P, odd.P)
+    tight = Estimator()
+    tight.on_odom(0.0, np.zeros(3), np.zeros(2), np.full(5, 1e-8))
+    assert tight.P[0, 0] < plain.P[0, 0]
+    tight.restart_clock()
+    assert tight.t_s is None
