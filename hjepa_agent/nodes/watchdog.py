@@ -10,7 +10,7 @@ Subscribes (through the input guard, nodes/topics.py INPUTS["watchdog"]): camera
             battery_state and motor_temperature follow the ego model's
             hard.sensors.<battery|temperature>.presence: required (stale: SAFE_STOP), optional (missing:
             its protections off, said on agent/events and /diagnostics) or absent (not subscribed at
-            all); core/watchdog's module docstring says what each means.
+            all); core/watchdog/freshness.py's module docstring says what each means.
 Publishes:  agent/mode (std_msgs/String: HABITUAL|PLANNING|OPTIMISING|SAFE_STOP, at tick_hz),
             agent/speed_scale (std_msgs/Float32 in [0, 1]: derating and graded responses, at tick_hz),
             agent/habitual_stalled (std_msgs/Bool, at tick_hz: deliberating because the habitual
