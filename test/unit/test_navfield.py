@@ -123,7 +123,7 @@ def test_cem_with_navfield_leaves_the_dead_end():
 def test_line_sweeps_equal_plain_8_neighbour_relaxation():
     """The fast wavefront (exact propagation along whole rows, columns and diagonals) gives the
     same field as step-by-step 8-neighbour relaxation, on random obstacles."""
-    from hjepa_agent.core.planner.navfield import _shift
+    from hjepa_agent.core.planner.grid import shift
     rng = np.random.default_rng(3)
     nav = NavField(resolution_m=0.2, size_m=8.0)
     nav.observe((0.0, 0.0, 0.0), np.zeros(1), np.ones(1) * 9.0)  # sets the origin, no hits
@@ -134,12 +134,12 @@ def test_line_sweeps_equal_plain_8_neighbour_relaxation():
     ref = np.full(cost.shape, np.inf)
     r, c, _ = nav._cells(goal[None])
     ref[r[0], c[0]] = 0.0
-    moves = [(dy, dx, 0.5 * (cost + _shift(cost, dy, dx, np.inf)) * math.hypot(dy, dx))
+    moves = [(dy, dx, 0.5 * (cost + shift(cost, dy, dx, np.inf)) * math.hypot(dy, dx))
              for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
     while True:
         before = ref.copy()
         for dy, dx, step in moves:
-            ref = np.minimum(ref, _shift(ref, dy, dx, np.inf) + step)
+            ref = np.minimum(ref, shift(ref, dy, dx, np.inf) + step)
         if np.array_equal(before, ref):
             break
     assert np.all(np.isfinite(fast))

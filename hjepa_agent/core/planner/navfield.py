@@ -34,18 +34,20 @@ what is known to be in the way); this is a small one.
   unknown cells and everything beyond the grid as free; see :class:`GoalKind`.
 
 Recomputed at most every ``min_interval_s`` (of world-state time) and only when the
-memory or the goal changed. Units: metres, seconds; odom frame.
+memory or the goal changed. Units: metres, seconds; odom frame. The grid kernels (the line-sweep
+wavefront, dilation) are core/planner/grid.py.
 """
 from __future__ import annotations
 
 import enum
-import functools
 import math
 import time
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from hjepa_agent.core.planner.grid import border_cells, grow, norm_m, wavefront
 
 
 HIT_GAIN = 2
@@ -61,8 +63,6 @@ BLOCKED_FACTOR = 100.0
 its inflation cost 5 m to cross, so a detour longer than that (an S-bend corridor, a room's far door) lost
 to driving into the wall; at 100 crossing costs more than any detour on the default grid, yet stays finite
 (a robot inside an inflated cell still gets a ranking)."""
-_BIG_M = float(np.finfo(np.float64).max)
-"""Distances saturate here (two finite points can be further apart than the largest float)."""
 
 
 class GoalKind(enum.Enum):
@@ -130,12 +130,6 @@ class GoalStatus:
     start_shift_m: float = math.nan
     edge_xy: tuple[float, float] | None = None
     edge_to_goal_m: float = math.nan
-
-
-def _norm_m(dxy: np.ndarray) -> np.ndarray:
-    """Length of vectors (..., 2), saturating at the largest float instead of overflowing."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.minimum(np.hypot(dxy[..., 0], dxy[..., 1]), _BIG_M)
 
 
 def _finite_xy(name: str, value: object, what: str, sizes: tuple[int, ...] = (2,)) -> np.ndarray:
@@ -256,7 +250,7 @@ class NavField:
         free[r[inside], c[inside]] = True
         # a beam grazing a wall crosses the wall's own cells before its return: cells next to a
         # return of this very scan are not cleared by it
-        free &= ~_grow(mark, 1)
+        free &= ~grow(mark, 1)
         before = self.occupied()
         self.hits[free] = np.maximum(self.hits[free] - 1, 0)
         self.hits[mark] = np.minimum(self.hits[mark] + HIT_GAIN, HIT_MAX)
@@ -291,27 +285,13 @@ class NavField:
         if cell is not None:
             dist[cell] = 0.0
         else:  # goal off the grid: seed the border with straight-line distances from it
-            border = _border(n)
+            border = border_cells(n)
             xs, ys = self._centres()
             yy, xx = np.meshgrid(ys, xs, indexing="ij")
             with np.errstate(over="ignore", invalid="ignore"):
                 dxy = np.stack([xx[border] - goal[0], yy[border] - goal[1]], -1)
-            dist[border] = _norm_m(dxy)
-        # moving between neighbours costs the mean of the two cells' costs times the step length.
-        # A sweep propagates exactly along every whole line of the grid in the four directions
-        # (rows, columns, both diagonals via a skewed copy), both ways, with cumulative edge costs
-        # and running minima; sweeps repeat until nothing changes (one per turn of the longest
-        # shortest path, so a handful)
-        lines = [_Lines(cost, kind) for kind in ("row", "col", "diag", "anti")]
-        for _ in range(4 * n):
-            before = dist.copy()
-            for ln in lines:
-                with np.errstate(over="ignore", invalid="ignore"):  # seeds near the largest float
-                    dist = ln.relax(dist)
-            with np.errstate(invalid="ignore"):  # inf - inf where still unreached
-                if not np.nanmax(before - dist, initial=0.0) > 1e-6:  # converged (up to rounding)
-                    break
-        return dist
+            dist[border] = norm_m(dxy)
+        return wavefront(dist, cost)
 
     def distance(self, xy: np.ndarray, goal: np.ndarray, stamp_s: float) -> np.ndarray:
         """Cost-to-go (m) from points ``xy`` (..., 2) to ``goal`` (2,): the field where it is
@@ -324,11 +304,11 @@ class NavField:
             raise ValueError(f"NavField.distance: needs finite points (..., 2) and a finite stamp, got shape "
                              f"{xy.shape}, {int(np.size(xy) - np.isfinite(xy).sum())} non-finite, stamp {stamp_s}")
         with np.errstate(over="ignore"):
-            euclid = _norm_m(xy - goal)
+            euclid = norm_m(xy - goal)
         if self.origin is None:
             return euclid
         with np.errstate(over="ignore"):
-            moved = self._field_goal is None or float(_norm_m(goal - self._field_goal)) > 0.5 * self.resolution_m
+            moved = self._field_goal is None or float(norm_m(goal - self._field_goal)) > 0.5 * self.resolution_m
         due = stamp_s - self._field_stamp >= self.min_interval_s or stamp_s < self._field_stamp
         if self._field is None or moved or (self._dirty and due):
             t0 = time.perf_counter()
@@ -379,7 +359,7 @@ class NavField:
         pose = _finite_xy("pose_xy", pose_xy, "goal_status", (2, 3))
         goal = _finite_xy("goal_xy", goal_xy, "goal_status")
         with np.errstate(over="ignore"):
-            straight = float(_norm_m(goal - pose))
+            straight = float(norm_m(goal - pose))
         if self.origin is None:
             return GoalStatus(GoalKind.NO_MAP, False, straight)
         res, n = self.resolution_m, self.n
@@ -391,7 +371,7 @@ class NavField:
         passable = clear >= 0.0
         count, labels = cv2.connectedComponents(passable.astype(np.uint8), connectivity=8)
         labels = labels.astype(np.int64)   # 0 = not passable
-        border = _border(n)
+        border = border_cells(n)
         to_border = np.zeros(count, bool)  # components that reach the free space beyond the grid
         to_border[np.unique(labels[border & passable])] = True
         xs, ys = self._centres()
@@ -440,84 +420,8 @@ class NavField:
             return GoalStatus(GoalKind.OUTSIDE_MAP, False, straight, math.inf, start_xy, shift)
         rr, cc = np.nonzero(ok)
         with np.errstate(over="ignore"):
-            d_goal = _norm_m(np.stack([xs[cc] - goal[0], ys[rr] - goal[1]], -1))
+            d_goal = norm_m(np.stack([xs[cc] - goal[0], ys[rr] - goal[1]], -1))
         best = int(np.argmin(d_goal))
         br, bc = int(rr[best]), int(cc[best])
         return GoalStatus(GoalKind.OUTSIDE_MAP, False, straight, float(clear[br, bc]), start_xy, shift,
                           (float(xs[bc]), float(ys[br])), float(d_goal[best]))
-
-
-@functools.lru_cache(maxsize=8)
-def _border(n: int) -> np.ndarray:
-    """(n, n) bool: the outermost ring of cells (read-only)."""
-    border = np.zeros((n, n), bool)
-    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
-    border.setflags(write=False)
-    return border
-
-
-@functools.lru_cache(maxsize=16)
-def _line_layout(n: int, kind: str) -> tuple[tuple[int, int], np.ndarray, np.ndarray, float]:
-    """Where each cell of an (n, n) grid sits in the line layout of ``kind``: (shape, flat index
-    per cell, mask of laid-out positions, step length in cells)."""
-    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    if kind == "row":
-        k, p, lines, step = i, j, n, 1.0          # line k = row i, position p = j
-    elif kind == "col":
-        k, p, lines, step = j, i, n, 1.0
-    elif kind == "diag":
-        k, p, lines, step = j - i + n - 1, i, 2 * n - 1, math.sqrt(2.0)
-    else:
-        k, p, lines, step = (n - 1 - j) - i + n - 1, i, 2 * n - 1, math.sqrt(2.0)
-    flat = (k * n + p).ravel()
-    inside = np.zeros((lines, n), bool)
-    inside.ravel()[flat] = True
-    flat.setflags(write=False)
-    inside.setflags(write=False)
-    return (lines, n), flat, inside, step
-
-
-class _Lines:
-    """One family of grid lines (rows, columns, diagonals or anti-diagonals) laid out as the
-    rows of a (possibly skewed) array, with cumulative edge costs along them, for exact
-    two-way propagation of a distance field along every line at once."""
-
-    def __init__(self, cost: np.ndarray, kind: str) -> None:
-        self.shape, self.flat, inside, step = _line_layout(cost.shape[0], kind)
-        c = self._gather(cost, 0.0)
-        both = inside[:, 1:] & inside[:, :-1]
-        edge = np.zeros(self.shape)
-        edge[:, 1:][both] = (0.5 * (c[:, 1:] + c[:, :-1]) * step)[both]   # from position p-1 to p
-        self.cum = np.cumsum(edge, axis=1)
-
-    def _gather(self, a: np.ndarray, fill: float) -> np.ndarray:
-        out = np.full(self.shape, fill)
-        out.ravel()[self.flat] = a.ravel()
-        return out
-
-    def relax(self, dist: np.ndarray) -> np.ndarray:
-        """``dist`` improved by travel along these lines, both ways."""
-        d, c = self._gather(dist, np.inf), self.cum
-        d = np.minimum(d, c + np.minimum.accumulate(d - c, axis=1))
-        d = np.minimum(d, np.minimum.accumulate((d + c)[:, ::-1], axis=1)[:, ::-1] - c)
-        return d.ravel()[self.flat].reshape(dist.shape)
-
-
-def _grow(mask: np.ndarray, k: int) -> np.ndarray:
-    """``mask`` dilated by a disc of ``k`` cells."""
-    out = mask.copy()
-    for dy in range(-k, k + 1):
-        for dx in range(-k, k + 1):
-            if (dx or dy) and dx * dx + dy * dy <= k * k:
-                out |= _shift(mask, dy, dx, False)
-    return out
-
-
-def _shift(a: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
-    """``a`` moved so that out[y, x] = a[y + dy, x + dx] (``fill`` beyond the edge)."""
-    out = np.full_like(a, fill)
-    n0, n1 = a.shape
-    ys, yd = (slice(dy, n0), slice(0, n0 - dy)) if dy >= 0 else (slice(0, n0 + dy), slice(-dy, n0))
-    xs, xd = (slice(dx, n1), slice(0, n1 - dx)) if dx >= 0 else (slice(0, n1 + dx), slice(-dx, n1))
-    out[yd, xd] = a[ys, xs]
-    return out
