@@ -238,13 +238,16 @@ class WatchdogConfig:
             require(why is None, t.name, str(why))
         c = self   # the rules between two thresholds
         require(c.clearance_optimise_m <= c.clearance_plan_m, "clearance_optimise_m",
-                f"must be in [0, clearance_plan_m={c.clearance_plan_m}] m, got clearance_optimise_m={c.clearance_optimise_m}")
+                f"must be in [0, clearance_plan_m={c.clearance_plan_m}] m, "
+                f"got clearance_optimise_m={c.clearance_optimise_m}")
         require(c.risk_limit_z <= c.risk_slow_z, "risk_limit_z",
-                f"need 0 < risk_limit_z <= risk_slow_z <= 100, got risk_limit_z={c.risk_limit_z}, risk_slow_z={c.risk_slow_z}")
+                f"need 0 < risk_limit_z <= risk_slow_z <= 100, "
+                f"got risk_limit_z={c.risk_limit_z}, risk_slow_z={c.risk_slow_z}")
         require(c.slow_scale <= c.limit_scale, "slow_scale",
                 f"need 0 <= slow_scale <= limit_scale <= 1, got slow_scale={c.slow_scale}, limit_scale={c.limit_scale}")
         require(c.limit_warn_s == 0.0 or c.limit_predict_s <= c.limit_warn_s, "limit_warn_s",
-                f"must be 0 (off) or in [limit_predict_s={c.limit_predict_s}, 3600] s, got limit_warn_s={c.limit_warn_s}")
+                f"must be 0 (off) or in [limit_predict_s={c.limit_predict_s}, 3600] s, "
+                f"got limit_warn_s={c.limit_warn_s}")
 
     def check_against(self, ego: EgoModel) -> None:
         """Cross-check with the ego model; ValueError("key: reason") when inconsistent."""

@@ -66,7 +66,8 @@ class Watchdog:
         self.slip = SlipMonitor()
         self.trend = TrendMonitor()
         self.stall = StallMonitor()
-        self.risk = RiskMonitor(typical, (k.linear_x.max_velocity, k.angular_z.max_velocity), ego.hard.footprint.radius_m)
+        self.risk = RiskMonitor(typical, (k.linear_x.max_velocity, k.angular_z.max_velocity),
+                                ego.hard.footprint.radius_m)
         self.foreign = ForeignPublishers(cfg.foreign_match_window_s)
         self.odometry = OdometryConsistency(OdometryCheckConfig.from_ego(
             ego, jump_margin_m=cfg.odom_jump_margin_m, jump_margin_rad=cfg.odom_jump_margin_rad))
@@ -338,10 +339,12 @@ class Watchdog:
         scale = min(self._speed_scale(now_s), self._graded(now_s, risks))
         events, self._pending = tuple(self._pending), []
         self._instant = []
-        tracking = self.slip.tracking
-        readings = Readings(scale, hab, plan, self.ambiguity, self.trend.last["battery"], self.trend.last["temperature"],
-                            None if tracking is None else tracking[0], None if tracking is None else tracking[1],
-                            risks["z"], risks["habitual_risk"], risks["plan_risk"], self.risk.charge, float(self._level))
+        track = self.slip.tracking or (None, None)
+        readings = Readings(speed_scale=scale, habitual_clearance_m=hab, plan_clearance_m=plan,
+                            ambiguity=self.ambiguity, battery_pct=self.trend.last["battery"],
+                            temperature_c=self.trend.last["temperature"], tracking_error_mps=track[0],
+                            tracking_error_rps=track[1], risk_z=risks["z"], habitual_risk=risks["habitual_risk"],
+                            plan_risk=risks["plan_risk"], charge=self.risk.charge, graded_level=float(self._level))
         diagnosis = WatchdogStatus(self._mode, self._latched, readings, tuple(causes), self.freshness.ages(now_s),
                                    self.freshness.absent, self.freshness.protection_states(now_s))
         return WatchdogOutput(now_s, self._mode, scale, events, diagnosis, habitual_stalled=self._stalled_habitual,
