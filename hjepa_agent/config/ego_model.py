@@ -103,7 +103,8 @@ be ``required``."""
 
 @dataclass(frozen=True)
 class SensorLimits:
-    """Expected publication rate (Hz), maximum age before a reading is stale (s) and presence
+    """Expected publication rate (Hz: `hjepa-agent check` calls an input SLOW below 0.8 of it, and the
+    maximum age must cover one period of it), maximum age before a reading is stale (s) and presence
     (PRESENCE). The rate and age may be left out (None) only when the input is ``absent``."""
 
     rate_hz: float | None = None
@@ -148,26 +149,22 @@ class Sensors:
 
 @dataclass(frozen=True)
 class HardLimits:
-    """Limits nobody may raise at run time."""
+    """Limits nobody may raise at run time. The stopping distance is not one of them: it is the
+    kinematics' own, ``max_velocity^2 / (2 max_decel)`` of ``linear_x`` (what core/limits.py brakes with)."""
 
     kinematics: Kinematics
     footprint: Footprint
-    stopping_distance_m: float
     power: Power
     thermal: Thermal
     sensors: Sensors
 
-    def __post_init__(self) -> None:
-        lin = self.kinematics.linear_x
-        needed = lin.max_velocity ** 2 / (2.0 * lin.max_decel)
-        require(self.stopping_distance_m >= needed - 1e-9, "stopping_distance_m",
-                f"{self.stopping_distance_m} m is shorter than v^2/(2*decel)={needed:.3f} m "
-                f"for max_velocity={lin.max_velocity} and max_decel={lin.max_decel}")
-
 
 @dataclass(frozen=True)
 class OperatingLimits:
-    """Limits in force now; each at or below its hard limit. May be tightened live."""
+    """Limits in force now; each at or below its hard limit. May be tightened live. ``min_clearance_m``: the
+    clearance (m, footprint to obstacle) the robot keeps in habitual driving; the floor under the
+    watchdog's ``clearance_plan_m`` (config/thresholds.py check_against), so deliberation starts before
+    a proposal comes closer than it."""
 
     max_linear_mps: float
     max_angular_rps: float

@@ -145,7 +145,7 @@ class PlanCost:
     ``speed_ref_mps`` set, a step at speed ``v`` needs ``safe_clearance_m * min(1, (v / speed_ref_mps)^2)``
     (:meth:`needed_clearance`): like a stopping distance it grows with the square of the speed, and it is
     the whole ``safe_clearance_m`` at the operating speed (0.25 m at 0.6 m/s for the sample robot, 2.2
-    times its hard stopping distance there). So a passage with clearance ``c`` each side costs nothing
+    times its braking distance v^2 / (2 max_decel) there). So a passage with clearance ``c`` each side costs nothing
     extra at ``v <= speed_ref_mps * sqrt(c / safe_clearance_m)`` (:func:`passage_speed`): a gap 1.2
     footprint widths wide (c = 0.04 m for the 0.2-m radius) at 0.24 m/s, 1.5 widths (0.1 m) at 0.38 m/s.
     Touching (clearance below zero) is a collision at any speed. Without ``speed_ref_mps`` every step
