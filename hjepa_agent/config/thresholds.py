@@ -258,6 +258,9 @@ class WatchdogConfig:
         require(th.min_operating_temp_c <= self.temperature_derate_c < th.max_operating_temp_c,
                 "temperature_derate_c", f"{self.temperature_derate_c} degC must be in the ego operating range "
                 f"[{th.min_operating_temp_c}, {th.max_operating_temp_c}) degC")
+        floor_m = ego.operating.min_clearance_m   # deliberation starts before a proposal comes closer than it
+        require(self.clearance_plan_m >= floor_m, "clearance_plan_m",
+                f"{self.clearance_plan_m} m must be at least the ego operating min_clearance_m {floor_m} m")
 
 
 THRESHOLDS: dict[str, Threshold] = {f.name: f.metadata["threshold"] for f in dataclasses.fields(WatchdogConfig)}

@@ -91,3 +91,21 @@ def test_operating_limits_only_tighten(lin, ang):
         t = ego.tightened(max_linear_mps=lin, max_angular_rps=ang)
         assert t.operating.max_linear_mps == lin and t.operating.max_angular_rps == ang
         assert t.hard == ego.hard
+
+
+def test_min_clearance_is_the_floor_under_the_watchdogs_clearance_plan_m():
+    """operating.min_clearance_m is the clearance habitual driving keeps: a watchdog that asks for a plan only
+    below a smaller predicted clearance would let the robot drive inside it (config/thresholds.py check_against)."""
+    import dataclasses
+
+    from hjepa_agent.config.thresholds import load_watchdog_config
+    ego = load_ego_model(data_path("config", "ego_model.yaml"))
+    cfg = load_watchdog_config(data_path("config", "watchdog.yaml"))
+    cfg.check_against(ego)   # the shipped pair: 0.15 m >= 0.05 m
+    at_floor = dataclasses.replace(cfg, clearance_plan_m=ego.operating.min_clearance_m,
+                                   clearance_optimise_m=min(cfg.clearance_optimise_m, ego.operating.min_clearance_m))
+    at_floor.check_against(ego)
+    below = dataclasses.replace(at_floor, clearance_plan_m=0.04, clearance_optimise_m=0.03)
+    with pytest.raises(ValueError, match="clearance_plan_m: 0.04 m must be at least the ego operating min_clearance_m 0.05 m"):
+        below.check_against(ego)
+
