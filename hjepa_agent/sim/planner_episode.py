@@ -18,10 +18,11 @@ from typing import Any, Callable
 import numpy as np
 
 from hjepa_agent.config.ego_model import EgoModel
-from hjepa_agent.core.perception import beams_in_base, scan_to_bins
+from hjepa_agent.core.perception import beams_in_base
 from hjepa_agent.core.planner import Budget, beam_points, build_planner
 from hjepa_agent.core.planner.subgoals import two_ways_exist
-from hjepa_agent.core.types import WORLD_STATE_LABELS, N_LATENT, WorldState
+from hjepa_agent.core.types import WorldState
+from hjepa_agent.sim.sensors import true_world_state
 
 DECISION_DT_S = 0.1
 """Seconds between decisions (the camera rate at which the agent decides)."""
@@ -69,17 +70,12 @@ def sense(world, planner, goal: np.ndarray, stamp_s: float) -> tuple[WorldState,
     folded into the planner's map (``planner.observe``); both from the base origin, through the laser's
     mount (SimWorld.scan_mount), as the nodes place them."""
     spec = world.robot.scan
-    pose = np.asarray(world.pose(), np.float32)
     ranges = world.scan()
-    mount = world.scan_mount()
-    bins = scan_to_bins(ranges, spec.angle_min_rad, spec.angle_increment_rad, spec.range_min_m, spec.range_max_m,
-                        mount)
-    ws = WorldState(stamp_s, pose, np.asarray(world.twist(), np.float32), np.asarray(goal, np.float32), True, bins,
-                    np.zeros(N_LATENT, np.float32), np.zeros(len(WORLD_STATE_LABELS), np.float32), 0.0)
+    ws = true_world_state(world, goal, stamp_s, ranges)
     beams = beams_in_base(ranges, spec.angle_min_rad, spec.angle_increment_rad, spec.range_min_m, spec.range_max_m,
-                          mount)
-    planner.observe(pose, *beams)
-    return ws, beam_points(pose, *beams)
+                          world.scan_mount())
+    planner.observe(ws.pose, *beams)
+    return ws, beam_points(ws.pose, *beams)
 
 
 def first_command(plan, ego: EgoModel) -> tuple[float, float]:

@@ -15,6 +15,9 @@ Noise, drawn from the episode's generator in a fixed order (a run is reproducibl
   speed (as a fused odometry, wheels + IMU, reports it: ~0 with grip, a slide without); the covariances
   published with it (POSE_COVARIANCE, TWIST_COVARIANCE: REP-105's 6x6 row-major, 1e6 on the axes a planar
   base does not measure) are those noises' variances.
+
+And the world state an ideal estimator would make of the simulator's present (:func:`true_world_state`):
+what the planner-driven episodes and the trainers' collection give their planners and policies.
 """
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from hjepa_agent.core.perception import scan_to_bins
+from hjepa_agent.core.types import N_LATENT, WORLD_STATE_LABELS, WorldState
 
 TICK_S = 0.01
 """Lockstep tick: /clock advances by this much per step."""
@@ -130,6 +136,20 @@ class DelayLine:
         self._queue.clear()
 
 
+def true_world_state(world: Any, goal: Any, stamp_s: float, ranges: np.ndarray | None = None) -> WorldState:
+    """The world state of a sim/world.py SimWorld ``world`` now, as an ideal estimator would give it: the true
+    pose and speeds (the odom frame is the world's), ``goal`` (2,) set, the scan's sectors binned from the base
+    origin through the laser's mount as perception bins them (``ranges``: the scan already taken, else
+    ``world.scan()``), no latent, zero variance and ambiguity."""
+    spec = world.robot.scan
+    ranges = world.scan() if ranges is None else ranges
+    bins = scan_to_bins(ranges, spec.angle_min_rad, spec.angle_increment_rad, spec.range_min_m, spec.range_max_m,
+                        world.scan_mount())
+    return WorldState(stamp_s, np.asarray(world.pose(), np.float32), np.asarray(world.twist(), np.float32),
+                      np.asarray(goal, np.float32), True, bins, np.zeros(N_LATENT, np.float32),
+                      np.zeros(len(WORLD_STATE_LABELS), np.float32), 0.0)
+
+
 __all__ = ["CAMERA_EVERY", "CAMERA_NOISE_LEVELS", "CAMERA_PHASE", "DelayLine", "LATERAL_NOISE_STD", "ODOM_EVERY",
            "ODOM_NOISE_STD", "OdomReading", "POSE_COVARIANCE", "SLOW_EVERY", "TICK_S", "TWIST_COVARIANCE",
-           "camera_due", "noisy_image", "odom_due", "odom_reading", "slow_due"]
+           "camera_due", "noisy_image", "odom_due", "odom_reading", "slow_due", "true_world_state"]

@@ -24,10 +24,11 @@ import numpy as np
 from tqdm import tqdm
 
 from hjepa_agent.config.ego_model import EgoModel
-from hjepa_agent.core.perception import preprocess_image, scan_to_bins
-from hjepa_agent.core.types import N_LATENT, SCAN_RANGE_MAX_M, WORLD_STATE_LABELS, WorldState, habitual_features
+from hjepa_agent.core.perception import preprocess_image
+from hjepa_agent.core.types import N_LATENT, SCAN_RANGE_MAX_M, habitual_features
 from hjepa_agent.sim.expert import ScriptedExpert
 from hjepa_agent.sim.scenario import Scenario
+from hjepa_agent.sim.sensors import true_world_state
 from hjepa_agent.sim.world import SimWorld
 
 log = logging.getLogger(__name__)
@@ -125,18 +126,12 @@ def observe(world: SimWorld, limits: Limits, goal: tuple[float, float], stamp_s:
     Returns (rgb (64, 64, 3) uint8 after the encoder's resize rules, image (1, 3, 64, 64)
     float32 in [0, 1], head (21,) non-latent habitual features, scan bins (16,) m).
     """
-    spec = world.robot.scan
     rgb = world.render_camera()
     image = preprocess_image(rgb)
-    bins = scan_to_bins(world.scan(), spec.angle_min_rad, spec.angle_increment_rad,
-                        spec.range_min_m, spec.range_max_m, world.scan_mount())   # in base_link, as perception
-    n = len(WORLD_STATE_LABELS)
-    ws = WorldState(stamp_s, np.asarray(world.pose(), np.float32), np.asarray(world.twist(), np.float32),
-                    np.asarray(goal, np.float32), True, bins, np.zeros(N_LATENT, np.float32),
-                    np.zeros(n, np.float32), 0.0)
+    ws = true_world_state(world, goal, stamp_s)   # scan bins in base_link, as perception
     feats = habitual_features(ws, *limits.speed_norm)
     image_u8 = (image[0] * 255.0 + 0.5).astype(np.uint8)  # exact: preprocess is x/255 of uint8
-    return image_u8, image, feats[:-N_LATENT], bins
+    return image_u8, image, feats[:-N_LATENT], ws.scan_bins
 
 
 def run_episode(world: SimWorld, ego: EgoModel, scenario: Scenario, seed: int, limits: Limits,

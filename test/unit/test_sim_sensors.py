@@ -63,3 +63,34 @@ def test_the_delay_line_holds_readings_for_the_delay_and_keeps_their_order() -> 
     assert line.due(0.5, delay_s=0.2) == [3]
     line.clear()
     assert line.due(10.0, delay_s=0.0) == []
+
+
+def test_the_true_world_state_is_the_simulators_present_binned_as_perception_bins_it() -> None:
+    """One builder of a WorldState from simulator state (the planner-driven episodes and the trainers'
+    collection both use it): true pose and speeds, the goal set, the scan's sectors through the laser's mount."""
+    from types import SimpleNamespace
+
+    from hjepa_agent.core.perception import scan_to_bins
+    from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, WORLD_STATE_LABELS, Mount
+    from hjepa_agent.sim.sensors import true_world_state
+    spec = SimpleNamespace(angle_min_rad=-np.pi, angle_increment_rad=2 * np.pi / 64, range_min_m=0.1, range_max_m=8.0)
+    ranges = np.linspace(0.5, 6.0, 64).astype(np.float32)
+    mount = Mount(x_m=0.1, z_m=0.3, yaw_rad=0.4)
+    scans = []
+
+    def scan() -> np.ndarray:
+        scans.append(1)
+        return ranges
+    world = SimpleNamespace(robot=SimpleNamespace(scan=spec), scan=scan, scan_mount=lambda: mount,
+                            pose=lambda: (1.0, -2.0, 0.5), twist=lambda: (0.3, -0.1))
+    ws = true_world_state(world, (4.0, 1.0), 7.5)
+    assert scans == [1]
+    assert ws.stamp_s == 7.5 and ws.has_goal and np.allclose(ws.goal, (4.0, 1.0))
+    assert np.allclose(ws.pose, (1.0, -2.0, 0.5)) and np.allclose(ws.twist, (0.3, -0.1))
+    assert ws.scan_bins.shape == (N_SCAN_BINS,)
+    assert np.array_equal(ws.scan_bins, scan_to_bins(ranges, spec.angle_min_rad, spec.angle_increment_rad,
+                                                      spec.range_min_m, spec.range_max_m, mount))
+    assert not ws.latent.any() and ws.latent.shape == (N_LATENT,) and ws.ambiguity == 0.0
+    assert ws.variance.shape == (len(WORLD_STATE_LABELS),) and not ws.variance.any()
+    again = true_world_state(world, (4.0, 1.0), 7.5, ranges=ranges)   # a scan already taken is not taken again
+    assert scans == [1] and np.array_equal(again.scan_bins, ws.scan_bins)
