@@ -38,8 +38,8 @@ from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.types import Mode
 from hjepa_agent.nodes.node_table import NODES, load_params_files, node_command
 from hjepa_agent.config.paths import data_path
-from hjepa_agent.harness.report import EpisodeResult, agent_commands, count_limit_violations, summarise
-from hjepa_agent.harness.runner import held_stop
+from hjepa_agent.harness.judge import agent_commands, count_limit_violations, episode_end, held_stop, settle
+from hjepa_agent.harness.report import EpisodeResult, summarise
 from hjepa_agent.sim.profile import DriverProfile, load_profile
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.scenario import load_scenarios
@@ -376,21 +376,11 @@ def _episode(res: EpisodeResult, scenario, pace: Pace, metrics, procs: AgentProc
             x, y, _ = world.pose()
             res.path.append((round(x, 3), round(y, 3)))
             res.min_clearance_m = min(res.min_clearance_m, world.min_obstacle_clearance())
-        if world.in_collision():
-            res.collision, res.outcome = True, "collision"
-            break
-        if world.goal_reached(driver.goal_xy, scenario.goal_tolerance_m):
-            res.success, res.outcome, res.time_to_goal_s = True, "goal", round(elapsed, 3)
-            break
-        if elapsed >= scenario.time_limit_s:
-            res.outcome = "timeout"
-            break
-        if procs.exited():
-            res.outcome = "node_failed"
-            break
         stopped_since, given_up = held_stop(stopped_since, elapsed, mode, driver)
-        if given_up:
-            res.outcome = "safe_stop"
+        end = episode_end(world.in_collision(), world.goal_reached(driver.goal_xy, scenario.goal_tolerance_m),
+                          elapsed, scenario.time_limit_s, "node_failed" if procs.exited() else None, given_up)
+        if end is not None:
+            settle(res, end, elapsed)
             break
     res.time_s = driver.world.time_s - t_start
     res.events = metrics.events[-50:]

@@ -1,18 +1,19 @@
-"""Judging a run: per-episode results, limit violations on the wire, the summary and the plot.
+"""A run's report: per-episode results, the summary and the plot (what each figure means is the
+judge's: harness/judge.py).
 
-ROS-free: works on the command log the simulator collected (times in sim seconds).
+ROS-free: works on what the runner collected (times in sim seconds).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Mapping
+from typing import Any
 
 import numpy as np
 
-from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.core.types import Mode
+from hjepa_agent.sim.faults import parse_faults
 from hjepa_agent.sim.scenario import Scenario
 
 
@@ -46,7 +47,7 @@ class EpisodeResult:
     faults: list[str] = field(default_factory=list)
     """Injected faults (kind@onset_s), if any (sim/faults.py)."""
     fault_detected: bool | None = None
-    """Detected and named correctly (sim/faults.py :func:`~hjepa_agent.sim.faults.judge`): the first event
+    """Detected and named correctly (harness/judge.py :func:`~hjepa_agent.harness.judge.judge`): the first event
     after the onset that carried typed causes carried one of the kind's EXPECTED_CAUSES (obstacle_drop,
     which has none: the watchdog left HABITUAL). What the agent *decided*: with ``--watchdog off`` it is
     not enforced. None without faults."""
@@ -76,72 +77,6 @@ class EpisodeResult:
     """Nodes that failed stop (a callback raised): node, where, error, traceback; the episode failed."""
     foreign_commands: int = 0
     """Commands on cmd_vel that neither the bridge nor the watchdog sent (judged apart from the agent's)."""
-
-
-def agent_commands(t: list[float], v: list[float], w: list[float], stamp_ns: list[int], frame: list[str],
-                   declared: Collection[int] | Mapping[int, Collection[tuple[float, float]]],
-                   own_frame: str = "watchdog_stop", unstamped_ours: bool = False
-                   ) -> tuple[list[float], list[float], list[float], int]:
-    """The agent's commands among what arrived on cmd_vel: those the bridge declared (its
-    agent/bridge/output records carry their stamps and values) and the watchdog's own stop ramp
-    (``own_frame``). ``declared``: stamp ns -> the (v, w) the bridge declared with it, so that a foreign
-    publisher stamping in the same instant (a teleop on the same clock) is not taken for the bridge; a
-    plain collection of stamps matches on the stamp alone. An unstamped command (a geometry_msgs/Twist:
-    stamp -1, no frame) cannot be told apart on the wire: with ``unstamped_ours`` (nobody else publishes
-    on cmd_vel: no injected foreign publisher) it is the agent's, so every command is judged; without, it
-    is the agent's when the bridge declared its values under any stamp (the watchdog's own Twist stop ramp
-    is then left unjudged). Returns (t, v, w) of those and the number of other (foreign) commands."""
-    values = ({x for vals in declared.values() for x in vals} if isinstance(declared, Mapping) else set())
-
-    def ours(i: int) -> bool:
-        if stamp_ns[i] < 0:
-            return unstamped_ours or (v[i], w[i]) in values
-        if frame[i] == own_frame:
-            return True
-        if isinstance(declared, Mapping):
-            return (v[i], w[i]) in declared.get(stamp_ns[i], ())
-        return stamp_ns[i] in declared
-
-    keep = [i for i in range(len(t)) if ours(i)]
-    return [t[i] for i in keep], [v[i] for i in keep], [w[i] for i in keep], len(t) - len(keep)
-
-
-def count_limit_violations(t: list[float], v: list[float], w: list[float], ego: EgoModel) -> dict[str, int]:
-    """Commands outside the ego model's HARD limits, as a base would feel them, by kind.
-
-    A base holds the latest command it received: of several commands arriving at the same instant
-    (receiver's sim clock) it acts on the last, so each instant is judged by its last command. Between
-    consecutive instants, dt from the receiver's clock:
-    accel: |dv| <= max_accel*dt while |v| grows, <= max_decel*dt otherwise;
-    jerk: |a_i - a_(i-1)| <= max_jerk*dt_i with a_i = dv_i/dt_i.
-    velocity: every command, |v| <= max_velocity.
-    """
-    k = ego.hard.kinematics
-    eps, dv_eps = 1e-6, 1e-4
-    out = {"velocity": 0, "accel": 0, "jerk": 0}
-    felt: list[tuple[float, float, float]] = []   # (t, v, w): the last command of each instant
-    for ti, vi, wi in zip(t, v, w):
-        if abs(vi) > k.linear_x.max_velocity + eps or abs(wi) > k.angular_z.max_velocity + eps:
-            out["velocity"] += 1
-        if felt and ti <= felt[-1][0]:
-            felt[-1] = (felt[-1][0], vi, wi)
-        else:
-            felt.append((ti, vi, wi))
-    prev_acc: tuple[float, float] | None = None  # unknown before the second distinct instant
-    for (t0, v0, w0), (t1, v1, w1) in zip(felt, felt[1:]):
-        dt = t1 - t0
-        acc = []
-        for axis, cur, old in ((k.linear_x, v1, v0), (k.angular_z, w1, w0)):
-            bound = axis.max_accel if abs(cur) > abs(old) and cur * old >= 0 else axis.max_decel
-            if abs(cur - old) > bound * dt + dv_eps:
-                out["accel"] += 1
-            acc.append((cur - old) / dt)
-        if prev_acc is not None:
-            for axis, a_new, a_old in ((k.linear_x, acc[0], prev_acc[0]), (k.angular_z, acc[1], prev_acc[1])):
-                if abs(a_new - a_old) > axis.max_jerk * dt + dv_eps / dt:
-                    out["jerk"] += 1
-        prev_acc = (acc[0], acc[1])
-    return out
 
 
 def rss_summary(rss_mb: list[float | None], settle: int = 20) -> dict[str, Any] | None:
@@ -234,8 +169,7 @@ def fault_summary(results: list[EpisodeResult]) -> dict[str, Any]:
     the detections were enforced: :func:`detections_note`."""
     out: dict[str, Any] = {}
     for r in results:
-        for f in r.faults:
-            k = f.split("@")[0]
+        for k in (f.kind for f in parse_faults(",".join(r.faults))):
             d = out.setdefault(k, {**{c: 0 for c in FAULT_COUNTS}, "named_wrongly_causes": {}, "stop_causes": {},
                                    "detection_delay_s": [], "lead_s": []})
             stop = ",".join(r.stop_causes) or "no stop"
@@ -269,7 +203,7 @@ def detections_note(enforced: bool) -> str:
     """What a fault summary's "detected" means for this run (summary.json ``fault_detections``)."""
     if enforced:
         return ("decided and enforced: detected = the first typed causes after the onset name the fault "
-                "(EXPECTED_CAUSES, sim/faults.py), and the watchdog's decisions were in force")
+                "(EXPECTED_CAUSES, harness/judge.py), and the watchdog's decisions were in force")
     return ("decided, not enforced (--watchdog off): detected = the first typed causes after the onset name "
             "the fault, but the watchdog published HABITUAL at full speed whatever it decided")
 

@@ -27,7 +27,9 @@ from hjepa_agent.core.types import Mode
 from hjepa_agent.harness.bench_latency import HOPS, PLAN, hop_latency
 from hjepa_agent.harness.lockstep import Lockstep, Tiered, garbage_between_ticks, reflex_node_names
 from hjepa_agent.nodes.node_table import NODES, load_params, load_params_files
-from hjepa_agent.harness.report import EpisodeResult, agent_commands, count_limit_violations, plot_trajectories, summarise
+from hjepa_agent.harness.judge import (FaultJudge, agent_commands, breach, count_limit_violations, episode_end,
+                                       held_stop, settle)
+from hjepa_agent.harness.report import EpisodeResult, plot_trajectories, summarise
 from hjepa_agent.config.paths import data_path
 from hjepa_agent.sim.robot import load_robot_description
 from hjepa_agent.sim.layouts import FAMILIES, layout_ids, make_layout
@@ -39,9 +41,6 @@ MAX_MISSES = 10
 """An episode with more lockstep misses than this (each a lockstep.LOCKSTEP_WAIT_S wait) is abandoned: lockstep_lost."""
 FAULT_EVENTS_KEPT = 30
 """The first events after a fault's onset kept in episodes.jsonl (``fault_events``), besides the last 50."""
-STOPPED_GIVE_UP_S = 5.0
-"""An episode in a stop that only a person can clear (the watchdog's SAFE_STOP, or the bridge's latched
-e-stop) with the robot standing still this long (sim s) ends as a safe stop."""
 
 
 @dataclass(frozen=True)
@@ -169,17 +168,6 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     (cfg.out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_trajectories(results, {s.name: s for s in scenario_list}, cfg.out / "trajectories.png")
     return summary
-
-
-def held_stop(since: float | None, elapsed: float, mode: Mode, sim) -> tuple[float | None, bool]:
-    """The judge's rule for a stop only a person can clear: the watchdog's SAFE_STOP or the bridge's latched
-    e-stop (``sim.bridge_state``) with the robot standing (``sim.world``). Returns when that began (None: not
-    in one) and whether it has held STOPPED_GIVE_UP_S (the episode ends as a safe stop)."""
-    moving = abs(sim.world.twist()[0]) > 0.01
-    if not (mode == Mode.SAFE_STOP or sim.bridge_state == "ESTOP") or moving:
-        return None, False
-    since = elapsed if since is None else since
-    return since, elapsed - since > STOPPED_GIVE_UP_S
 
 
 def resident_mb() -> float | None:
@@ -395,11 +383,10 @@ def _rejections(nodes: list) -> dict[str, set[Cause]]:
 
 def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, ctx, params: dict,
                  ego: EgoModel, ego_path: Path) -> EpisodeResult:
-    """One episode in lockstep, judged: outcome, collisions and breaches, limit violations on the wire and,
-    with injected faults, detection (sim/faults.py :func:`judge`: the agent's response, read from what the
+    """One episode in lockstep, judged (harness/judge.py): outcome, collisions and breaches, limit violations
+    on the wire and, with injected faults, detection (FaultJudge: the agent's response, read from what the
     watchdog decided, and the typed causes of the events after the onset)."""
     from hjepa_agent.nodes.sim import CAMERA_EVERY, CAMERA_PHASE
-    from hjepa_agent.sim.faults import judge
 
     res = EpisodeResult(episode=i, scenario=scenario.name, seed=seed)
     sim.start_episode(scenario, seed)
@@ -418,10 +405,8 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
         res.intruders = [{"kind": x.kind, "node": x.node or "(the topic's owner)", "topic": x.topic,
                           "rate_hz": x.rate_hz} for x in (sim.faults.intruders() if sim.faults else [])]
         onset = min((f.onset_s for f in injected), default=math.inf)
-        responses = ({Mode.PLANNING, Mode.OPTIMISING, Mode.SAFE_STOP} if kinds == ["obstacle_drop"]
-                     else {Mode.SAFE_STOP})
-        response_at = naming_at = breach_at = None
-        naming: list[str] | None = None
+        fault = FaultJudge(kinds, onset)
+        breach_at = None
         seen_events = 0
         prev_decided, prev_level = Mode.SAFE_STOP, 0
         hard = ego.hard
@@ -434,12 +419,8 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                 res.safe_stops += 1
             elapsed = sim.sim_time_s - t_start
             if injected and elapsed >= onset:
-                # the response: what the watchdog decided (enforced or not): SAFE_STOP entered (for a
-                # dropped box: out of HABITUAL), or its graded response raised (speed limited or slowed)
-                if response_at is None and ((decided in responses and (decided != prev_decided
-                                                                        or decided != Mode.SAFE_STOP))
-                                            or level > prev_level):
-                    response_at = elapsed
+                # the response: what the watchdog decided (enforced or not)
+                fault.on_decision(elapsed, prev_decided, decided, prev_level, level)
                 # the name: the typed causes of the events after the onset, in the order they came
                 for ev in metrics.events[seen_events:]:
                     if len(res.fault_events) < FAULT_EVENTS_KEPT:
@@ -448,16 +429,10 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                     for c in causes:
                         if c not in res.fault_causes:
                             res.fault_causes.append(c)
-                    if causes and naming is None:
-                        naming, naming_at = causes, elapsed
+                    fault.on_causes(elapsed, causes)
                     if causes and ev.get("kind") == "mode" and not res.stop_causes:   # the watchdog's stop
                         res.stop_causes = causes
-                moving = abs(sim.world.twist()[0]) > 0.01
-                why = ("collision" if sim.world.in_collision() else
-                       "battery below floor while moving"
-                       if moving and 100.0 * sim.world.battery()[1] < hard.power.battery_floor_pct else
-                       "motor above its maximum temperature while moving"
-                       if moving and sim.world.motor_temperature_c() > hard.thermal.max_operating_temp_c else None)
+                why = breach(sim.world, hard)
                 if why is not None and res.breach is None:
                     res.breach, breach_at = why, elapsed
             seen_events = len(metrics.events)
@@ -467,33 +442,23 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
             x, y, _ = sim.world.pose()
             res.path.append((round(x, 3), round(y, 3)))
             res.min_clearance_m = min(res.min_clearance_m, sim.world.min_obstacle_clearance())
-            if sim.world.in_collision():
-                res.collision, res.outcome = True, "collision"
-                break
-            if sim.world.goal_reached(sim.goal_xy, scenario.goal_tolerance_m):   # the goal the user set now
-                res.success, res.outcome, res.time_to_goal_s = True, "goal", round(elapsed, 3)
-                break
-            if elapsed >= scenario.time_limit_s:
-                res.outcome = "timeout"
-                break
-            if step.misses > MAX_MISSES:   # the lockstep is lost (a hung node, a clock that never arrives)
-                res.outcome = "lockstep_lost"
-                break
             stopped_since, given_up = held_stop(stopped_since, elapsed, mode, sim)
-            if given_up:
-                res.outcome = "safe_stop"
+            end = episode_end(sim.world.in_collision(), sim.world.goal_reached(sim.goal_xy, scenario.goal_tolerance_m),
+                              elapsed, scenario.time_limit_s, "lockstep_lost" if step.misses > MAX_MISSES else None,
+                              given_up)   # the goal the user set now; MAX_MISSES: a hung node, a clock that never comes
+            if end is not None:
+                settle(res, end, elapsed)
                 break
         res.time_s = sim.sim_time_s - t_start
         if injected:
             flooded = [x.topic for x in sim.faults.intruders() if x.payload == "garbage"]
             rejected = _rejections(step.nodes + [sim]) if flooded else {}
             res.rejected_on = {t: sorted(c.value for c in rejected.get(t, ())) for t in flooded}
-            verdict = judge(kinds, response_at is not None, naming, flooded, rejected)
+            verdict = fault.verdict(flooded, rejected)
             res.fault_detected = verdict.detected
             res.fault_named_wrongly = verdict.named_wrongly
             res.naming_causes = [c.value if isinstance(c, Cause) else str(c) for c in verdict.causes]
-            at = [t for t in (response_at, naming_at) if t is not None]
-            detected_at = min(at) if verdict.detected and at else None
+            detected_at = fault.detected_at(verdict)
             res.detection_delay_s = None if detected_at is None else round(detected_at - onset, 3)
             if breach_at is not None and detected_at is not None:
                 res.lead_s = round(breach_at - detected_at, 3)
@@ -511,8 +476,7 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
                 node.destroy_node()
     res.events = metrics.events[-50:]
     if res.node_failures:   # a node failed stop: whatever else happened, the episode failed
-        res.success = False
-        res.outcome = "collision" if res.collision else "node_failed"
+        settle(res, "collision" if res.collision else "node_failed", res.time_s)
     lg = sim.log
     alone = not any(x["topic"] == "cmd_vel" for x in res.intruders)   # nobody else publishes on cmd_vel
     t, v, w, res.foreign_commands = agent_commands(lg.sim_t[log_start:], lg.v[log_start:], lg.w[log_start:],

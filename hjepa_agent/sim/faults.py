@@ -1,6 +1,6 @@
 """Injected faults for the simulated robot (the fault suite): what ``hjepa-agent sim --faults`` does to
-the sensors, the physics, the clock and the ROS graph from a given time into each episode, and what
-the agent must say about each (:data:`EXPECTED_CAUSES`, judged by :func:`judge`).
+the sensors, the physics, the clock and the ROS graph from a given time into each episode. What the
+agent must say about each, and whether it did, is the judge's (harness/judge.py EXPECTED_CAUSES).
 
 Spec: comma-separated ``kind@onset_s[:magnitude]``, e.g. ``camera_blackout@4,battery_sag@3:5000``.
 ``suite`` is every kind at ONSET_S (the seven original kinds first, then the rest, in :data:`DEFAULTS`
@@ -47,11 +47,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
-
-from hjepa_agent.core.events import Cause
 
 ONSET_S = 4.0
 """Onset of every fault in ``suite``: the robot is on its way by then."""
@@ -63,36 +61,6 @@ DEFAULTS = {"camera_blackout": None, "camera_frozen": None, "sensor_delay": 0.8,
 """Fault kinds and their default magnitude (module doc)."""
 NEW_KINDS = tuple(list(DEFAULTS)[7:])
 """The kinds added after the original seven: ``suite_new``."""
-
-_C = Cause
-EXPECTED_CAUSES: dict[str, frozenset[Cause]] = {
-    "camera_blackout": frozenset({_C.AMBIGUITY, _C.STALE_INPUT}),
-    "camera_frozen": frozenset({_C.AMBIGUITY, _C.STALE_INPUT}),
-    "sensor_delay": frozenset({_C.STALE_INPUT}),
-    "battery_sag": frozenset({_C.LIMIT_TREND, _C.BATTERY}),
-    "overheating": frozenset({_C.LIMIT_TREND, _C.TEMPERATURE}),
-    "obstacle_drop": frozenset(),
-    "wheel_slip": frozenset({_C.WHEEL_SLIP}),
-    "clock_back": frozenset({_C.CLOCK_JUMP, _C.CLOCK_INVALID}),
-    "clock_forward": frozenset({_C.CLOCK_JUMP, _C.CLOCK_INVALID}),
-    "clock_back_blind": frozenset({_C.CLOCK_JUMP, _C.CLOCK_INVALID}),
-    "clock_negative": frozenset({_C.CLOCK_JUMP, _C.CLOCK_INVALID}),
-    "foreign_cmd_20": frozenset({_C.FOREIGN_PUBLISHER}),
-    "foreign_cmd_100": frozenset({_C.FOREIGN_PUBLISHER}),
-    "odom_jump": frozenset({_C.ODOMETRY_JUMP}),
-    "far_goal": frozenset({_C.GOAL_OUTSIDE_MAP}),
-    "goal_in_obstacle": frozenset({_C.GOAL_UNREACHABLE}),
-    "nan_flood": frozenset({_C.NON_FINITE, _C.BAD_LAYOUT}),
-    "estop_storm": frozenset({_C.ESTOP}),
-}
-"""What "detected and named correctly" means, per kind: the typed causes (core/events.py) of which the
-*naming* event must carry one. The naming event is the first event after the onset (as the runner
-received them) that carries any typed cause at all: what the agent said first about what went wrong.
-So a foreign cmd_vel publisher first called WHEEL_SLIP (the base not doing what the bridge commanded)
-is named wrongly, even if FOREIGN_PUBLISHER follows. The camera faults have no cause of their own:
-the world model's AMBIGUITY (or a STALE_INPUT) is their name. Empty (``obstacle_drop``): no cause names
-a dropped box, which is the planner's business and not a fault of the robot; it is judged by the
-response alone (:func:`judge`). Never judged from an event's reasons text."""
 
 NAN_FLOOD_TOPICS: tuple[tuple[str, float], ...] = (
     ("agent/percept", 10.0), ("agent/world_state", 10.0), ("agent/habitual/cmd", 10.0), ("agent/plan", 10.0),
@@ -166,45 +134,6 @@ def parse_faults(spec: str) -> list[Fault]:
         except ValueError as exc:
             raise ValueError(f"fault {part!r}: {exc}") from exc
     return out
-
-
-# ---- judging -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Verdict:
-    """One episode's fault judged: ``detected`` (named correctly; for a kind judged by its response
-    alone, responded), ``named_wrongly`` (the naming event's causes miss the expected ones), ``causes``
-    (the naming event's causes, as seen)."""
-
-    detected: bool
-    named_wrongly: bool
-    causes: tuple[Cause | str, ...]
-
-
-def _cause(c: Cause | str) -> Cause | str:
-    """A typed cause from its value; a value this code does not know stays as it came (it still names
-    something, only not one of the expected causes)."""
-    return c if isinstance(c, Cause) else Cause(c) if c in Cause._value2member_map_ else str(c)
-
-
-def judge(kinds: Sequence[str], responded: bool, naming: Iterable[Cause | str] | None,
-          flooded: Sequence[str] = (), rejected: Mapping[str, Iterable[Cause | str]] | None = None) -> Verdict:
-    """The verdict on an episode with the faults ``kinds`` (EXPECTED_CAUSES: the union over them).
-
-    ``responded``: after the onset the watchdog decided a response (SAFE_STOP, a graded slow-down, or, for
-    obstacle_drop, leaving HABITUAL); ``naming``: the typed causes of the first event after the onset that
-    carried any (None: none did). A kind with expected causes is detected when the naming event carries
-    one of them, and named wrongly when it carries only others; a kind without (obstacle_drop) is
-    detected when the agent responded. ``flooded``: the topics a babbling node flooded (nan_flood);
-    ``rejected``: per topic, the causes for which the agent's input guards rejected messages on it. A
-    flood is named only if every flooded topic's garbage was rejected for an expected cause there."""
-    expected = frozenset().union(*(EXPECTED_CAUSES[k] for k in kinds)) if kinds else frozenset()
-    causes = tuple(_cause(c) for c in naming) if naming is not None else ()
-    if not expected:
-        return Verdict(bool(responded), False, causes)
-    named = any(c in expected for c in causes)
-    rejected = rejected or {}
-    named = named and all(any(_cause(c) in expected for c in rejected.get(t, ())) for t in flooded)
-    return Verdict(named, bool(causes) and not named, causes)
 
 
 # ---- injection -----------------------------------------------------------------------------------
@@ -358,6 +287,5 @@ class FaultInjector:
         return out
 
 
-__all__ = ["CLOCK_KINDS", "DEFAULTS", "EXPECTED_CAUSES", "FOREIGN_CMD_HZ", "Fault", "FaultInjector", "Intruder",
-           "NAN_FLOOD_TOPICS", "NEW_KINDS", "ONSET_S", "Verdict", "judge", "nearest_obstacle_centre",
-           "parse_faults"]
+__all__ = ["CLOCK_KINDS", "DEFAULTS", "FOREIGN_CMD_HZ", "Fault", "FaultInjector", "Intruder", "NAN_FLOOD_TOPICS",
+           "NEW_KINDS", "ONSET_S", "nearest_obstacle_centre", "parse_faults"]

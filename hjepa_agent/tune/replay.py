@@ -148,7 +148,8 @@ def replay_sessions(run: Run, ctx: ReplayContext) -> tuple[dict[str, list[TickRe
     per: dict[str, list[TickRecord]] = defaultdict(list)
     missing = 0
     for entry, _, out, _, miss in rerun(run.journal, run.inputs, ctx):
-        per[entry["session"]].append(TickRecord(entry["tick"], out.mode, tuple(out.events)))
+        per[entry["session"]].append(TickRecord(entry["tick"], out.mode, tuple(out.events),
+                                                int(out.readings["graded_level"])))
         missing += miss
     return per, missing
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Any, Collection, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from hjepa_agent.config.ego_model import EgoModel
 from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.types import Mode
 from hjepa_agent.core.watchdog import LEVELS, WatchdogConfig
+from hjepa_agent.harness.judge import FaultJudge, Verdict
 
 INTERVENTIONS = ("SAFE_STOP", "OPTIMISING")
 """Modes whose entry counts as an intervention."""
@@ -50,11 +51,13 @@ def split_alpha(alpha: float, others: int, n: int, scores: int = 2) -> tuple[flo
 
 
 class TickRecord(NamedTuple):
-    """One replayed tick: its time (s), the mode after it and its events (typed: kind, transition, causes)."""
+    """One replayed tick: its time (s), the mode and graded level (an index of LEVELS) after it, and its
+    events (typed: kind, transition, causes)."""
 
     tick_s: float
     mode: Mode
     events: tuple[Event, ...] = ()
+    level: int = 0
 
 
 def parse_grid(spec: str, base: WatchdogConfig, ego: EgoModel | None = None) -> list[dict[str, float]]:
@@ -107,14 +110,15 @@ class EpisodeScore:
 
     started_s: when it left the start-up SAFE_STOP (None: never); interventions: (time, mode entered)
     for every SAFE_STOP or OPTIMISING entry after the start-up; graded: times of graded escalations;
-    onset_s: the fault's onset (None: a nominal episode); reaction: the first (time, response) at or
-    after the onset, response a mode entered or "graded" (None: none, or no fault)."""
+    onset_s: the fault's onset (None: a nominal episode); verdict: the judge's on the fault
+    (harness/judge.py; None without one); detected_at_s: when it counts as detected (None: not)."""
 
     started_s: float | None
     interventions: tuple[tuple[float, str], ...]
     graded: tuple[float, ...]
     onset_s: float | None = None
-    reaction: tuple[float, str] | None = None
+    verdict: Verdict | None = None
+    detected_at_s: float | None = None
 
     @property
     def false_alarm(self) -> bool:
@@ -126,71 +130,77 @@ class EpisodeScore:
 
     @property
     def detected(self) -> bool | None:
-        """Whether the fault got a reaction (None without a fault)."""
-        return None if self.onset_s is None else self.reaction is not None
+        """Whether the fault was detected, by the judge's definition (None without a fault)."""
+        return None if self.verdict is None else self.verdict.detected
+
+    @property
+    def named_wrongly(self) -> bool | None:
+        """Whether the first causes after the onset missed the fault's (None without a fault)."""
+        return None if self.verdict is None else self.verdict.named_wrongly
 
     @property
     def delay_s(self) -> float | None:
-        """Reaction time minus onset (s), or None."""
-        return None if self.reaction is None or self.onset_s is None else self.reaction[0] - self.onset_s
+        """Detection time minus onset (s), or None."""
+        return None if self.detected_at_s is None or self.onset_s is None else self.detected_at_s - self.onset_s
 
 
 def score_episode(ticks: Sequence[TickRecord], onset_s: float | None = None,
-                  responses: Collection[str] = ("SAFE_STOP",)) -> EpisodeScore:
+                  kinds: Sequence[str] = ()) -> EpisodeScore:
     """Score one episode's replayed ticks (in order; the first tick is taken as the episode's start).
 
     Interventions are entries of INTERVENTIONS after the start-up (the watchdog starts in SAFE_STOP;
-    leaving it the first time is the start-up, not an intervention). With a fault at ``onset_s`` (s
-    since the start), the reaction is the first, at or after the onset, entry of a mode in
-    ``responses`` or GRADED event (other than a step back to NORMAL)."""
+    leaving it the first time is the start-up, not an intervention); graded escalations are GRADED events
+    other than a step back to NORMAL. With faults of ``kinds`` at ``onset_s`` (s since the start), the
+    judge (harness/judge.FaultJudge) follows every tick's mode and graded level and every event's typed
+    causes from the onset on: detected as live (no ``kinds``: judged by the response alone)."""
     if not ticks:
         raise ValueError("score_episode: an episode without ticks")
-    start = float(ticks[0][0])
+    start = float(ticks[0].tick_s)
     started: float | None = None
     interventions: list[tuple[float, str]] = []
     graded: list[float] = []
-    reaction: tuple[float, str] | None = None
-    for tick_s, mode, events in ticks:
-        t = float(tick_s) - start
-        after_onset = onset_s is not None and t >= onset_s - 1e-9
-        for ev in events:
+    fault = None if onset_s is None else FaultJudge(kinds, onset_s)
+    before, level_before = Mode.SAFE_STOP, 0   # as the watchdog starts
+    for tick in ticks:
+        t = float(tick.tick_s) - start
+        if fault is not None:
+            fault.on_decision(t, before, tick.mode, level_before, tick.level)
+        for ev in tick.events:
+            if fault is not None:
+                fault.on_causes(t, ev.causes)
             if ev.transition is None:
                 continue
             if ev.kind == GRADED:
-                if ev.transition.after == LEVELS[0]:   # back to full speed: no reaction
-                    continue
-                graded.append(t)
-                if after_onset and reaction is None:
-                    reaction = (t, GRADED)
+                if ev.transition.after != LEVELS[0]:   # back to full speed is no escalation
+                    graded.append(t)
                 continue
             if ev.kind != "mode":
                 continue
-            before, entered = ev.transition.before, ev.transition.after
+            entered = ev.transition.after
             if started is None:
-                if before == Mode.SAFE_STOP.name and entered != Mode.SAFE_STOP.name:
+                if ev.transition.before == Mode.SAFE_STOP.name and entered != Mode.SAFE_STOP.name:
                     started = t
                 continue
             if entered in INTERVENTIONS:
                 interventions.append((t, entered))
-            if after_onset and reaction is None and entered in responses:
-                reaction = (t, entered)
-        if started is None and mode != Mode.SAFE_STOP:   # out of SAFE_STOP without its event: started anyway
+        if started is None and tick.mode != Mode.SAFE_STOP:   # out of SAFE_STOP without its event: started anyway
             started = t
-    return EpisodeScore(started, tuple(interventions), tuple(graded), onset_s, reaction)
+        before, level_before = tick.mode, tick.level
+    verdict = None if fault is None else fault.verdict()
+    return EpisodeScore(started, tuple(interventions), tuple(graded), onset_s, verdict,
+                        None if fault is None else fault.detected_at(verdict))
 
 
 def fault_of(faults: Sequence[str]) -> tuple[str, float, tuple[str, ...]]:
     """An episode's injected faults (episodes.jsonl "faults": ["kind@onset_s", ...]) -> (label: the kinds
-    joined by "+", onset: the earliest (s since the episode start), responses: the modes whose entry
-    counts as its detection: SAFE_STOP, and PLANNING or OPTIMISING too when every fault is obstacle_drop)."""
+    joined by "+", onset: the earliest (s since the episode start), the kinds)."""
     from hjepa_agent.sim.faults import parse_faults
 
     parsed = parse_faults(",".join(faults))
     if not parsed:
         raise ValueError("no faults")
-    kinds = sorted({f.kind for f in parsed})
-    responses = ("SAFE_STOP", "PLANNING", "OPTIMISING") if kinds == ["obstacle_drop"] else ("SAFE_STOP",)
-    return "+".join(kinds), min(f.onset_s for f in parsed), responses
+    kinds = tuple(sorted({f.kind for f in parsed}))
+    return "+".join(kinds), min(f.onset_s for f in parsed), kinds
 
 
 def _delays(delays: list[float]) -> dict[str, float] | None:
@@ -201,8 +211,9 @@ def _delays(delays: list[float]) -> dict[str, float] | None:
 def point_summary(values: Mapping[str, float], nominal: Sequence[EpisodeScore],
                   faulted: Sequence[tuple[str, EpisodeScore]]) -> dict[str, Any]:
     """One grid point's figures from its episode scores: false_rate (nominal episodes with a false alarm,
-    EpisodeScore.false_alarm), detection_rate (faulted episodes with a reaction; None without any), the
-    detection delays (s, median and max), and the same per fault label (``faulted``: (label, score))."""
+    EpisodeScore.false_alarm), detection_rate (faulted episodes detected; None without any), the
+    detection delays (s, median and max), and the same per fault label (``faulted``: (label, score)), with
+    the episodes whose first causes named the fault wrongly."""
     false = [s.false_alarm for s in nominal]
     det = [s.detected for _, s in faulted]
     by_kind: dict[str, dict[str, Any]] = {}
@@ -210,6 +221,7 @@ def point_summary(values: Mapping[str, float], nominal: Sequence[EpisodeScore],
         mine = [s for k, s in faulted if k == label]
         hit = sum(bool(s.detected) for s in mine)
         by_kind[label] = {"episodes": len(mine), "detected": hit, "rate": round(hit / len(mine), 4),
+                          "named_wrongly": sum(bool(s.named_wrongly) for s in mine),
                           "delay_s": _delays([s.delay_s for s in mine if s.delay_s is not None]),
                           "false_alarm_before_onset": sum(s.false_alarm for s in mine)}
     return {"values": dict(values),

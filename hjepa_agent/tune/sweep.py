@@ -9,11 +9,12 @@ replays every run. Per grid point:
 * the nominal false-intervention rate: the fraction of nominal episodes with an intervention (an entry
   of SAFE_STOP or OPTIMISING) after the start-up (the watchdog starts in SAFE_STOP: leaving it the
   first time is not one), or with no start-up at all (a watchdog that never lets the robot go);
-* the detection rate: the fraction of faulted episodes with a reaction at or after the fault's onset
-  (the earliest, if several): entering SAFE_STOP, for an obstacle_drop also PLANNING or OPTIMISING
-  (an entry: unlike the live count in episodes.jsonl, a PLANNING already under way at the onset is
-  not one), or a "graded" event (a speed limit short of a stop); with the delay (reaction - onset)
-  median and max, overall and per fault kind.
+* the detection rate: the fraction of faulted episodes detected by the judge's definition, as live
+  (harness/judge.py): the first typed causes at or after the fault's onset (the earliest, if several)
+  name it; a kind no cause names (obstacle_drop) is detected by the watchdog's response (SAFE_STOP
+  entered, deliberating, or a graded slow-down raised). Only the watchdog core's events are replayed,
+  so a fault only an input guard or the planner names goes unnamed here. With the delay (detection -
+  onset) median and max, overall and per fault kind, and per kind the episodes named wrongly.
 
 An episode's start is taken as the first journal tick of its session (approximation: the watchdog
 starts within a tick of the episode; episodes match sessions by order, replay.load_run), and the onsets
@@ -54,8 +55,8 @@ def score_run(run: Run, ctx: ReplayContext, faulted: bool) -> tuple[list[tuple[s
     scores = []
     for session, ep in zip(run.sessions, run.episodes):
         if faulted:
-            label, onset, responses = fault_of(ep["faults"])
-            scores.append((label, score_episode(per[session], onset, responses)))
+            label, onset, kinds = fault_of(ep["faults"])
+            scores.append((label, score_episode(per[session], onset, kinds)))
         else:
             scores.append(("", score_episode(per[session])))
     return scores, missing

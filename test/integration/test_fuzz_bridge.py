@@ -7,7 +7,7 @@ Properties:
 1. no exception escapes a callback (``failure`` stays None);
 2. cmd_vel is never silent for longer than one period plus one tick of the test's clock, whatever
    the inputs and the clock do (steps back and forward included: the bridge publishes at a jump);
-3. no command exceeds the ego model's hard limits (hjepa_agent.harness.report.count_limit_violations);
+3. no command exceeds the ego model's hard limits (hjepa_agent.harness.judge.count_limit_violations);
 4. after valid driving, a stale or garbage source (nothing, or only what the guard or the bridge
    refuses, on agent/habitual/cmd or agent/plan; or on agent/mode) stops the base: the bridge leaves
    DRIVING no later than the source's timeout plus one period (plus a tick) after the last valid
@@ -33,7 +33,7 @@ from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.nodes.codec import PLAN_HEAD, plan_labels
 from hjepa_agent.nodes.topics import inputs_of
 from hjepa_agent.config.paths import data_path
-from hjepa_agent.harness.report import count_limit_violations
+from hjepa_agent.harness.judge import count_limit_violations
 
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
 LIN, ANG = EGO.hard.kinematics.linear_x, EGO.hard.kinematics.angular_z

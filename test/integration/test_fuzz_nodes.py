@@ -14,7 +14,7 @@ Properties, after every sequence:
    a validator, not a caught crash);
 2. the bridge never went silent for longer than one period plus one tick of the test's clock
    (judged on its cmd_vel as received, throughout the module, whatever the clock did: jumps too);
-3. no cmd_vel of the bridge exceeds the ego model's hard limits (report.count_limit_violations).
+3. no cmd_vel of the bridge exceeds the ego model's hard limits (judge.count_limit_violations).
 A failure is printed at once (``FUZZ FAILURE``) and the failed node is rebuilt for the next test.
 
 The budget: DEFAULT_PER_INPUT sequences per input (CI: with test_fuzz_bridge.py about 45 s on a

@@ -1,5 +1,5 @@
 """`hjepa-agent sim --faults`: injected faults are detected and named by their typed causes after the
-onset (sim/faults.py EXPECTED_CAUSES), the robot stops clear of everything and within its limits, and the
+onset (harness/judge.py EXPECTED_CAUSES), the robot stops clear of everything and within its limits, and the
 summary reports it per fault kind. Kept short (CI): the full suite is measured by hand (README)."""
 import json
 import subprocess

@@ -6,7 +6,8 @@ from builtin_interfaces.msg import Time
 
 from hjepa_agent.nodes.intruders import garbage
 from hjepa_agent.nodes.topics import Rejected, all_inputs
-from hjepa_agent.sim.faults import EXPECTED_CAUSES, NAN_FLOOD_TOPICS
+from hjepa_agent.harness.judge import EXPECTED_CAUSES
+from hjepa_agent.sim.faults import NAN_FLOOD_TOPICS
 
 
 @pytest.mark.parametrize("topic", [t for t, _ in NAN_FLOOD_TOPICS])

@@ -5,7 +5,8 @@ import pytest
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.limits import AxisState, limit_axis
 from hjepa_agent.config.paths import data_path
-from hjepa_agent.harness.report import EpisodeResult, count_limit_violations, summarise
+from hjepa_agent.harness.judge import count_limit_violations
+from hjepa_agent.harness.report import EpisodeResult, summarise
 
 EGO = load_ego_model(data_path("config", "ego_model.yaml"))
 LIN, ANG = EGO.hard.kinematics.linear_x, EGO.hard.kinematics.angular_z
@@ -56,7 +57,7 @@ def test_summary_fractions_and_rates():
 
 
 def test_agent_commands_leave_foreign_ones_out():
-    from hjepa_agent.harness.report import agent_commands
+    from hjepa_agent.harness.judge import agent_commands
     t, v, w, foreign = agent_commands([0.0, 0.01, 0.02, 0.03], [0.1, 0.8, 0.1, 0.0], [0.0] * 4, [10, 11, 12, 13],
                                       ["base_link", "", "base_link", "watchdog_stop"], {10, 12})
     assert (t, v, foreign) == ([0.0, 0.02, 0.03], [0.1, 0.1, 0.0], 1)
@@ -65,7 +66,7 @@ def test_agent_commands_leave_foreign_ones_out():
 def test_unstamped_commands_are_judged_as_the_agents_only_when_nobody_else_publishes():
     """A geometry_msgs/Twist has no stamp (-1): alone on cmd_vel every command is the agent's (judged for
     limits); with a foreign publisher only values the bridge declared count as the agent's."""
-    from hjepa_agent.harness.report import agent_commands
+    from hjepa_agent.harness.judge import agent_commands
     declared = {10: {(0.1, 0.0)}, 11: {(0.2, 0.0)}}
     args = ([0.0, 0.01, 0.02], [0.1, 0.9, 0.2], [0.0] * 3, [-1, -1, -1], [""] * 3, declared)
     t, v, w, foreign = agent_commands(*args, unstamped_ours=True)

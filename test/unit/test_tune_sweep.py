@@ -13,8 +13,9 @@ import yaml
 from hjepa_agent.config.ego_model import load_ego_model
 from hjepa_agent.core.watchdog import load_watchdog_config
 from hjepa_agent.config.paths import data_path
-from hjepa_agent.core.events import Event, Transition
+from hjepa_agent.core.events import Cause, Event, Transition
 from hjepa_agent.core.types import Mode
+from hjepa_agent.core.watchdog import LEVELS
 from hjepa_agent.tune.scoring import TickRecord, fault_of, parse_grid, point_summary, recommend, score_episode
 
 BASE = load_watchdog_config(data_path("config", "watchdog.yaml"))
@@ -51,17 +52,21 @@ def test_a_bad_grid_is_refused_naming_what_is_wrong(spec, says):
 # ---- one episode's score ----------------------------------------------------------------------------
 def _ticks(t0, n, transitions=(), graded=()):
     """n ticks 0.05 s apart from t0 (TickRecords with typed events); ``transitions``: (time since t0,
-    (mode before, mode after)); ``graded`` likewise with graded levels."""
-    out, mode = [], Mode.SAFE_STOP
+    (mode before, mode after)[, causes]); ``graded`` likewise with graded levels."""
+    out, mode, level = [], Mode.SAFE_STOP, 0
     for i in range(n):
         t = round(i * 0.05, 6)
         events = []
-        for when, (before, after) in transitions:
-            if abs(when - t) < 1e-9:
-                events.append(Event(t0 + t, "mode", ("why",), (), Transition(before, after)))
-                mode = Mode[after]
-        events += [Event(t0 + t, "graded", ("why",), (), Transition(*g)) for when, g in graded if abs(when - t) < 1e-9]
-        out.append(TickRecord(t0 + t, mode, tuple(events)))
+        for kind, changes in (("mode", transitions), ("graded", graded)):
+            for when, (before, after), *causes in changes:
+                if abs(when - t) < 1e-9:
+                    events.append(Event(t0 + t, kind, ("why",), tuple(causes[0]) if causes else (),
+                                        Transition(before, after)))
+                    if kind == "mode":
+                        mode = Mode[after]
+                    else:
+                        level = LEVELS.index(after)
+        out.append(TickRecord(t0 + t, mode, tuple(events), level))
     return out
 
 
@@ -88,7 +93,7 @@ def test_a_watchdog_that_never_lets_the_robot_start_is_a_false_alarm():
 def test_a_fault_is_detected_by_the_first_safe_stop_at_or_after_its_onset():
     # the episode starts at its first tick (50.0): the onset 4 s is at 54.0; the stop at 54.5
     s = score_episode(_ticks(50.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (4.5, ("HABITUAL", "SAFE_STOP"))]), 4.0)
-    assert s.detected and s.reaction == pytest.approx((4.5, "SAFE_STOP")) and s.delay_s == pytest.approx(0.5)
+    assert s.detected and s.detected_at_s == pytest.approx(4.5) and s.delay_s == pytest.approx(0.5)
     assert not s.false_alarm
     at = score_episode(_ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (4.0, ("HABITUAL", "SAFE_STOP"))]), 4.0)
     assert at.detected and at.delay_s == pytest.approx(0.0)                # at the onset counts
@@ -101,17 +106,40 @@ def test_a_stop_before_the_onset_is_a_false_alarm_and_no_detection():
     assert late.false_alarm and not late.detected                          # the start-up is no reaction
 
 
-def test_planning_detects_an_obstacle_drop_only_and_graded_escalations_detect_any_fault():
+def test_planning_detects_an_obstacle_drop_only_and_graded_escalations_are_a_response():
     ticks = _ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (4.2, ("HABITUAL", "PLANNING"))])
-    label, onset, responses = fault_of(["obstacle_drop@4"])
-    assert (label, onset) == ("obstacle_drop", 4.0)
-    assert score_episode(ticks, onset, responses).delay_s == pytest.approx(0.2)
+    label, onset, kinds = fault_of(["obstacle_drop@4"])
+    assert (label, onset, kinds) == ("obstacle_drop", 4.0, ("obstacle_drop",))
+    assert score_episode(ticks, onset, kinds).delay_s == pytest.approx(0.2)
     assert not score_episode(ticks, *fault_of(["camera_blackout@4"])[1:]).detected
     graded = _ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL"))],
-                    graded=[(3.0, ("LIMIT", "NORMAL")), (4.3, ("LIMIT", "NORMAL")), (4.6, ("NORMAL", "LIMIT"))])
-    s = score_episode(graded, 4.0)
-    assert s.reaction == pytest.approx((4.6, "graded")) and s.graded == pytest.approx((4.6,))
-    assert fault_of(["battery_sag@3:500", "camera_blackout@4"])[:2] == ("battery_sag+camera_blackout", 3.0)
+                    graded=[(3.0, ("NORMAL", "LIMIT")), (3.5, ("LIMIT", "NORMAL")), (4.3, ("NORMAL", "LIMIT")),
+                            (4.4, ("LIMIT", "NORMAL")), (4.6, ("NORMAL", "LIMIT"))])
+    s = score_episode(graded, 4.0)   # no kinds: judged by the response alone
+    assert s.detected_at_s == pytest.approx(4.3) and s.graded == pytest.approx((3.0, 4.3, 4.6))
+    assert fault_of(["battery_sag@3:500", "camera_blackout@4"]) == ("battery_sag+camera_blackout", 3.0,
+                                                                    ("battery_sag", "camera_blackout"))
+
+
+def test_a_fault_is_detected_in_replay_as_live_by_the_first_causes_after_its_onset():
+    """The judge's definition (harness/judge.py): a stop after the onset detects a blinded camera only if the
+    first typed causes after the onset are its own; a dropped box is answered by deliberating, even one
+    already under way at the onset."""
+    kinds = ("camera_blackout",)
+    named = _ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (4.5, ("HABITUAL", "SAFE_STOP"), [Cause.AMBIGUITY])])
+    s = score_episode(named, 4.0, kinds)
+    assert s.detected and not s.named_wrongly and s.delay_s == pytest.approx(0.5)
+    slowed_first = _ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")),
+                                     (4.5, ("HABITUAL", "SAFE_STOP"), [Cause.AMBIGUITY])],
+                          graded=[(4.2, ("NORMAL", "LIMIT"), [Cause.RISK])])
+    s = score_episode(slowed_first, 4.0, kinds)
+    assert not s.detected and s.named_wrongly and s.delay_s is None
+    before = _ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (3.9, ("HABITUAL", "PLANNING"),
+                                                                   [Cause.HABITUAL_CLEARANCE])])
+    s = score_episode(before, 4.0, ("obstacle_drop",))
+    assert s.detected and s.delay_s == pytest.approx(0.0)
+    unnamed = _ticks(0.0, 120, [(0.05, ("SAFE_STOP", "HABITUAL")), (4.5, ("HABITUAL", "SAFE_STOP"))])
+    assert not score_episode(unnamed, 4.0, kinds).detected            # a stop naming nothing names no fault
 
 
 def test_a_point_summary_counts_episodes_and_delays_per_fault_kind():
@@ -125,6 +153,7 @@ def test_a_point_summary_counts_episodes_and_delays_per_fault_kind():
     assert p["detection_rate"] == pytest.approx(2 / 3) and p["delay_s"] == {"median": 0.75, "max": 1.0}
     assert p["by_kind"]["camera_blackout"]["rate"] == 1.0 and p["by_kind"]["wheel_slip"]["detected"] == 0
     assert p["by_kind"]["wheel_slip"]["false_alarm_before_onset"] == 1
+    assert p["by_kind"]["camera_blackout"]["named_wrongly"] == 0
 
 
 # ---- the recommendation ---------------------------------------------------------------------------
