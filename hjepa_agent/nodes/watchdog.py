@@ -251,7 +251,7 @@ class WatchdogNode(GuardedLifecycleNode):
             return
         apply_input(self.core, kind, value, rx.now_s, rx.reading_s)
         if self.journal:
-            # exact stamps (tune.read_run matches them to the bag); an unstamped command by its values
+            # exact stamps (nodes/journal.read_run matches them to the bag); an unstamped command by its values
             stamp = rx.stamp_ns if rx.stamp_ns is not None else content_key(value) if isinstance(value, Command) else 0
             self.consumed.append([kind, stamp, rx.now_s, rx.reading_s])
 
