@@ -273,12 +273,11 @@ def _build_node(spec, ctx, params: dict, ego_path: Path, executor):
 
 
 class EmbeddedStack:
-    """Simulator + every agent node in one EventsExecutor, stepped in lockstep: one episode, for
-    tests and fault benchmarks (``hjepa-agent bench feeder-loss``)."""
+    """Simulator + every agent node, spun as the main job spins them (lockstep.Tiered) and stepped in
+    lockstep: one episode, for tests and fault benchmarks (``hjepa-agent bench feeder-loss``)."""
 
     def __init__(self, ctx, scenario: Path, seed: int = 0, robot: Path | None = None,
                  params_file: Path | None = None, ego_model: Path | None = None) -> None:
-        from rclpy.experimental import EventsExecutor
         from rclpy.parameter import Parameter
 
         from hjepa_agent.nodes.recorder import MetricsNode
@@ -287,7 +286,7 @@ class EmbeddedStack:
         from hjepa_agent.sim.world import SimWorld
 
         self.world = SimWorld(load_robot_description(robot or data_path("config", "robots", "diffbot.yaml")))
-        self.executor = EventsExecutor(context=ctx)
+        self.executor = Tiered(ctx, reflex_node_names())
         carried = transport_params(load_params(params_file or data_path("config", "agent.yaml")))
         self.sim = SimNode(self.world, context=ctx, parameter_overrides=[Parameter("use_sim_time", value=False)]
                            + [Parameter(k, value=v) for k, v in carried.items()])

@@ -171,6 +171,9 @@ def rerun(journal: list[dict[str, Any]], inputs: Inputs, ctx: ReplayContext) -> 
             if kind == "clock_jump":
                 core.on_clock_jump(now, float(key))
                 continue
+            if kind == "reactivated":   # the node was inactive this long: blind meanwhile
+                core.on_reactivated(now, float(key))
+                continue
             queue = inputs.get(kind, {}).get(int(key))
             used = taken[kind, int(key)]
             if not queue or used >= len(queue):

@@ -145,7 +145,8 @@ class WatchdogNode(GuardedLifecycleNode):
     object: {"session": id of this node's run, "tick": the tick's time (s, receipt clock), "inputs":
     [[kind, header stamp (ns), time consumed (s), reading time (s)], ...] in the order consumed since the
     previous tick ("clear" for agent/clear_safe_stop calls with its result, "params" for live threshold
-    changes, "graph" for what the ROS graph showed, "clock_jump" with its size), "mode": the mode
+    changes, "graph" for what the ROS graph showed, "clock_jump" with its size, "reactivated" with how long it
+    was inactive), "mode": the mode
     decided, "events": [[kind, reasons], ...], and "enforced": false with enabled: false}. With the recorded inputs that is everything needed to
     run the same core again, offline, and get the same decisions at the same times
     (``hjepa-agent tune replay``).
@@ -215,18 +216,28 @@ class WatchdogNode(GuardedLifecycleNode):
             self.steady_timer(1.0 / self.tick_hz, self.on_tick)
         self.create_timer(1.0, self.report)
         self.last = None
+        self._inactive_since = 0.0
         self.base_stop = False
         self._graph_at = -1e9
         self._graph_seen: dict[str, tuple[str, ...]] = {}
 
     def activate(self) -> None:
-        """Output on: base_stop's state first (latched: the base's stop input has a value from the start)."""
+        """Output on: base_stop's state first (latched: the base's stop input has a value from the start).
+        Reactivated after deciding before, the core has been blind meanwhile and stops (latched) at its next
+        tick, whichever of its inputs or its tick comes first."""
         self.base_stop_pub.publish(Bool(data=self.base_stop))
+        if self.last is not None:
+            now = self.now_s()
+            blind = max(0.0, now - self._inactive_since)
+            self.core.on_reactivated(now, blind)
+            if self.journal:
+                self.consumed.append(["reactivated", blind, now])
 
     def deactivate(self) -> None:
         """Output off: SAFE_STOP once on agent/mode, so the bridge stops at once rather than after its
         mode_timeout_s; base_stop keeps its last (latched) value."""
         self.mode_pub.publish(String(data=Mode.SAFE_STOP.name))
+        self._inactive_since = self.now_s()
         self.get_logger().info("inactive: published SAFE_STOP once; no mode, no stop of its own, no journal until "
                                "activated")
 

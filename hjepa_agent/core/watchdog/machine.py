@@ -186,6 +186,11 @@ class Watchdog:
         self._instant.append((Cause.CLOCK_JUMP, f"clock jumped {way} {abs(size_s):.3f} s"))
         self.odometry.reset()   # odometry stamps before the jump say nothing about those after it
 
+    def on_reactivated(self, now_s: float, blind_s: float) -> None:
+        """The node was inactive for ``blind_s`` (it took no input and decided nothing): it stops (SAFE_STOP
+        at the next tick, latched) whatever its inputs say when they come back, until a person clears it."""
+        self._instant.append((Cause.STALE_INPUT, f"watchdog inactive {blind_s:.2f} s: blind meanwhile"))
+
     def on_goal_status(self, unreachable: str | None, now_s: float) -> None:
         """The planner's judgement of the goal: None (reachable, or outside the map and headed for), or
         why it cannot be reached (SAFE_STOP while it holds)."""
