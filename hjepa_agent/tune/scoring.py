@@ -19,8 +19,8 @@ from hjepa_agent.harness.judge import FaultJudge, Verdict
 INTERVENTIONS = ("SAFE_STOP", "OPTIMISING")
 """Modes whose entry counts as an intervention."""
 GRADED = "graded"
-"""Event kind of a graded response (a speed limit short of a stop; its transition goes between LEVELS): in
-``tune sweep`` one that does not step back to "NORMAL" is a fault's detection."""
+"""Event kind of a graded response (a speed limit short of a stop; its transition goes between LEVELS): one
+that does not step back to "NORMAL" is an escalation (EpisodeScore.graded: the nominal episodes slowed)."""
 
 
 def conformal_upper(scores: np.ndarray, alpha: float) -> float:

@@ -18,18 +18,19 @@ replays every run. Per grid point:
 
 An episode's start is taken as the first journal tick of its session (approximation: the watchdog
 starts within a tick of the episode; episodes match sessions by order, replay.load_run), and the onsets
-in episodes.jsonl (s since the episode start) are counted from there. Lead time (detection to breach) cannot come from a replay, which cannot show a breach that
-did not happen live: the live "breach" and "lead_s" of each faulted episode are copied as recorded.
+in episodes.jsonl (s since the episode start) are counted from there. Lead time (detection to breach)
+cannot come from a replay, which cannot show a breach that did not happen live: the live "breach" and
+"lead_s" of each faulted episode are copied as recorded.
 
 Recommended: among the points whose false-intervention rate is <= alpha and which slow down (a graded
 response: speed limited or slowed) at most ``--max-slowed`` of the nominal episodes (default alpha;
 a slowdown is not an intervention, but a watchdog that slows every other run is not a good one), the
-one with the highest detection rate (ties: the lowest false rate, then the closest to ``--thresholds``): DIR/recommended.yaml
-(``--thresholds`` with the swept keys replaced, a header saying how and with what rates). Also
-DIR/sweep.json (every point: values, rates, per fault kind), DIR/roc.png (false rate against detection
-rate, alpha as a line) and DIR/timeline.png (one episode replayed with the recommended thresholds:
-ambiguity, clearances, speed scale, mode, measured speed, fault onset). No point within alpha: it says
-so, writes sweep.json and roc.png only, and exits 1.
+one with the highest detection rate (ties: the lowest false rate, then the closest to ``--thresholds``):
+DIR/recommended.yaml (``--thresholds`` with the swept keys replaced, a header saying how and with what
+rates). Also DIR/sweep.json (every point: values, rates, per fault kind), DIR/roc.png (false rate
+against detection rate, alpha as a line) and DIR/timeline.png (one episode replayed with the recommended
+thresholds: ambiguity, clearances, speed scale, mode, measured speed, fault onset). No point within
+alpha: it says so, writes sweep.json and roc.png only, and exits 1.
 """
 from __future__ import annotations
 
