@@ -1,12 +1,12 @@
 """``hjepa-agent tune calibrate --runs DIR... --alpha A --out FILE``: thresholds from nominal runs.
 
 It sets thresholds from nominal recorded runs (every episode in them exchangeable and fault-free) so
-that interventions fire in at most a fraction ``alpha`` of nominal episodes. Some interventions are not decided by a threshold calibrate sets (a
-stale input, a limit, the stall rule's OPTIMISING): the episodes where the replay has one are
-counted, their rate taken as (count + 1) / (n + 1) (or ``--other-rate``) and set aside. The rest,
-alpha', is split over the two scores below, alpha'/2 each (or ``--stop-alpha`` for the stop and the
-rest for the re-plan: a false stop costs more), by split conformal: with n episodes and a score's
-share a, the ceil((n+1)(1-a))-th smallest episode score, which needs n >= 1/a - 1 (59 for 5 %, where
+that interventions fire in at most a fraction ``alpha`` of nominal episodes. Some interventions are not
+decided by a threshold calibrate sets (a stale input, a limit, the stall rule's OPTIMISING): the
+episodes where the replay has one are counted, their rate taken as (count + 1) / (n + 1) (or
+``--other-rate``) and set aside. The rest, alpha', is split over the two scores below, alpha'/2 each (or
+``--stop-alpha`` for the stop and the rest for the re-plan: a false stop costs more), by split
+conformal: with n episodes and a score's share a, the ceil((n+1)(1-a))-th smallest episode score, which needs n >= 1/a - 1 (59 for 5 %, where
 nothing else happened and 1/(n+1) is set aside):
 
 * ``ambiguity_stop`` (SAFE_STOP): just above that quantile of each episode's largest world-state

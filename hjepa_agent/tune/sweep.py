@@ -75,8 +75,9 @@ def sweep(nominal: list[Path], faulted: list[Path], grid: str, ctx: ReplayContex
         raise ValueError(f"tune sweep: --alpha must be in [0, 1], got {alpha}")
     base, ego, thresholds = ctx.cfg, ctx.ego, ctx.thresholds
     grid_points = parse_grid(grid, base, ego)
-    runs = [(load_run(p, f, ctx.remaps), f) for p, f in tqdm([(p, False) for p in nominal] + [(p, True) for p in faulted],
-                                                   desc="read runs", unit="run", disable=not progress)]
+    runs = [(load_run(p, f, ctx.remaps), f)
+            for p, f in tqdm([(p, False) for p in nominal] + [(p, True) for p in faulted], desc="read runs", unit="run",
+                             disable=not progress)]
     n_nom = sum(len(r.sessions) for r, f in runs if not f)
     if n_nom == 0:
         raise ValueError("tune sweep: the nominal runs have no episodes")
