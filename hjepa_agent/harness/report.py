@@ -165,8 +165,8 @@ FAULT_COUNTS = ("episodes", "detected", "named_wrongly", "collisions", "breaches
 def fault_summary(results: list[EpisodeResult]) -> dict[str, Any]:
     """Per injected fault kind: episodes, detected (and named correctly), named wrongly (with the naming
     causes seen then, and how often), the watchdog's stop decisions by their causes, collisions, breaches,
-    limit violations, node failures, detection delay and lead, and for nan_flood the topics flooded; an "all" row with the counts summed. Whether
-    the detections were enforced: :func:`detections_note`."""
+    limit violations, node failures, detection delay and lead, and for nan_flood the topics flooded; an
+    "all" row with the counts summed. Whether the detections were enforced: :func:`detections_note`."""
     out: dict[str, Any] = {}
     for r in results:
         for k in (f.kind for f in parse_faults(",".join(r.faults))):

@@ -6,8 +6,8 @@ decided by a threshold calibrate sets (a stale input, a limit, the stall rule's 
 episodes where the replay has one are counted, their rate taken as (count + 1) / (n + 1) (or
 ``--other-rate``) and set aside. The rest, alpha', is split over the two scores below, alpha'/2 each (or
 ``--stop-alpha`` for the stop and the rest for the re-plan: a false stop costs more), by split
-conformal: with n episodes and a score's share a, the ceil((n+1)(1-a))-th smallest episode score, which needs n >= 1/a - 1 (59 for 5 %, where
-nothing else happened and 1/(n+1) is set aside):
+conformal: with n episodes and a score's share a, the ceil((n+1)(1-a))-th smallest episode score, which
+needs n >= 1/a - 1 (59 for 5 %, where nothing else happened and 1/(n+1) is set aside):
 
 * ``ambiguity_stop`` (SAFE_STOP): just above that quantile of each episode's largest world-state
   ambiguity (after the start-up wait for fresh inputs);
