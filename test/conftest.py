@@ -1,5 +1,6 @@
-"""Shared test builders: shipped configs as dicts, a YAML writer, and a simulated world; and the suite's
-markers (KINDS): every test is exactly one of unit, integration, system, training. A module may say its
+"""Shared test builders: shipped configs as dicts, a YAML writer, a simulated world, world states (test/builders.py,
+re-exported here); and the suite's markers (KINDS): every test is exactly one of unit, integration, system,
+training. A module may say its
 kind (``pytestmark = pytest.mark.training``); otherwise its folder does (test/unit: unit, test/integration:
 integration, test/system: system). ``pytest -m unit`` is the pure-core loop: no ROS graph, no simulator
 episodes, no torch training."""
@@ -11,6 +12,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
+from builders import clear_scan, world_state  # noqa: F401  (shared builders: import them from builders)
 from hjepa_agent.config.paths import data_path
 
 

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import yaml
 
+from builders import world_state
 from hjepa_agent.core.planner import Budget, build_planner
 from hjepa_agent.core.planner.gflownet import HORIZON, REPEAT
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState
 from hjepa_agent.config.paths import data_path
 
 
@@ -31,10 +31,7 @@ def test_quick_training_exports_networks_the_runtime_plans_with(tmp_path):
             assert after[name]["sha256"] == entry["sha256"]
     planner = build_planner("gflownet", footprint_radius_m=0.2, max_linear_mps=0.6, max_angular_rps=1.8,
                             models_dir=models, prefer_cuda=False)
-    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + N_LATENT
-    ws = WorldState(0.0, np.zeros(3, np.float32), np.zeros(2, np.float32), np.array([3.0, 0.0], np.float32), True,
-                    np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32), np.zeros(N_LATENT, np.float32),
-                    np.zeros(n, np.float32), 0.0)
+    ws = world_state(goal=(3.0, 0.0))
     plan = planner.plan(ws, np.array([3.0, 0.0], np.float32), Budget(10**6))
     assert plan.actions.shape == (HORIZON * REPEAT, 2) and plan.planner == "gflownet"
     assert plan.world_model_calls == (planner.samples + 3) * HORIZON * REPEAT   # no warm start yet

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import yaml
 
+from builders import world_state
 from hjepa_agent.core.planner import Budget, build_planner
 from hjepa_agent.core.planner.gfn.routes import SubgoalSpace
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState
 from hjepa_agent.config.paths import data_path
 
 
@@ -37,10 +37,8 @@ def test_quick_training_exports_a_slow_level_the_two_level_planner_routes_with(t
     pose = np.zeros(3, np.float32)
     angles = np.linspace(-np.pi, np.pi, 90, endpoint=False)
     planner.observe(pose, angles, np.full(90, 3.0), 0.1, 4.0)     # a ring of returns 3 m out
-    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + N_LATENT
     goal = np.array([2.5, 0.0], np.float32)
-    ws = WorldState(0.0, pose, np.zeros(2, np.float32), goal, True, np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32),
-                    np.zeros(N_LATENT, np.float32), np.zeros(n, np.float32), 0.0)
+    ws = world_state(pose=pose, goal=goal)
     plan = planner.plan(ws, goal, Budget(10**6))
     assert "subgoals" in plan.extras and np.isfinite(plan.extras["route_log_z"])
     assert plan.extras["route_source"] in ("policy", "straight", "none under the clip")

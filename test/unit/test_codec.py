@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
 
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, WORLD_STATE_LABELS, Percept, Plan, WorldState
+from builders import world_state
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept, Plan
 from hjepa_agent.nodes.codec import (MessageError, from_time, msg_to_percept, msg_to_plan, msg_to_world_state,
                                      percept_to_msg, plan_to_msg, plan_to_path, route_to_path, time_ns, to_time,
                                      world_state_to_msg)
 
 
 def _ws():
-    n = len(WORLD_STATE_LABELS)
-    return WorldState(12.3, np.array([1, 2, 0.5], np.float32), np.array([0.3, -0.1], np.float32),
-                      np.array([3, 4], np.float32), True, np.linspace(0.5, 4, N_SCAN_BINS).astype(np.float32),
-                      np.arange(N_LATENT, dtype=np.float32), np.full(n, 0.01, np.float32), 0.42)
+    return world_state(stamp_s=12.3, pose=(1, 2, 0.5), twist=(0.3, -0.1), goal=(3, 4),
+                       scan=np.linspace(0.5, 4, N_SCAN_BINS), latent=np.arange(N_LATENT), variance=0.01,
+                       ambiguity=0.42)
 
 
 def test_time_is_nanosecond_exact():

@@ -1,7 +1,6 @@
 """GFlowNet planner runtime: the plan space's prefix encoding (the one training uses), the condition
 in the robot frame, with any policy a plan that never touches when the robot stands clear (fallbacks),
 and the optimisation mode's back-and-forth moves (core/planner/gfn) on append-only plans."""
-import dataclasses
 import math
 
 import numpy as np
@@ -10,22 +9,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from builders import world_state
 from hjepa_agent.core.planner import Budget, PlanCost
 from hjepa_agent.core.planner import gfn
 from hjepa_agent.core.planner.gfn.plans import PlanSpace
 from hjepa_agent.core.planner.gfn.space import forward_log_probs, initial, policy_logits
 from hjepa_agent.core.planner.gflownet import (ACTIONS, COND_DIM, HORIZON, REPEAT, GFlowNetPlanner,
                                                condition_features)
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState
+from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M
 from hjepa_agent.train.gflownet import PlanGFlowNet
 
 pytestmark = pytest.mark.training
 
 
-def _ws(scan, pose=(0.0, 0.0, 0.0), goal=(3.0, 0.0)):
-    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + N_LATENT
-    return WorldState(0.0, np.asarray(pose, np.float32), np.zeros(2, np.float32), np.asarray(goal, np.float32), True,
-                      np.asarray(scan, np.float32), np.zeros(N_LATENT, np.float32), np.zeros(n, np.float32), 0.1)
+def _ws(scan, pose=(0.0, 0.0, 0.0), goal=(3.0, 0.0), stamp_s=0.0):
+    return world_state(stamp_s=stamp_s, pose=pose, goal=goal, scan=scan, ambiguity=0.1)
 
 
 def test_prefix_encoding_is_the_prefix_one_hot_then_the_step_and_training_uses_it():
@@ -185,6 +183,6 @@ def test_a_seed_takes_a_policy_samples_place_so_a_pass_never_costs_more():
                               samples=15, seed=0)
     goal = np.array([3.0, 0.0], np.float32)
     planner.plan(_ws(np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M)), goal, Budget(10**6))
-    ws = WorldState(0.1, *dataclasses.astuple(_ws(np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M)))[1:])
+    ws = _ws(np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M), stamp_s=0.1)
     plan = planner.plan(ws, goal, Budget(10**6), seed=np.array([0.3, 0.0], np.float32))   # warm start and seed
     assert plan.world_model_calls == planner.calls_per_iteration == (15 + 3 + 1) * HORIZON * REPEAT

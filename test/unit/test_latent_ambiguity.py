@@ -3,9 +3,10 @@ disagreement score rolled along a plan, the planners pay for it, and the shipped
 import numpy as np
 import pytest
 
+from builders import world_state
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, planner_cost
 from hjepa_agent.core.planner.latent import LatentAmbiguity, load_latent_ambiguity
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState
+from hjepa_agent.core.types import N_LATENT
 
 OFFSETS = np.random.default_rng(0).normal(size=(5, N_LATENT))
 OFFSETS -= OFFSETS.mean(axis=0)
@@ -35,10 +36,7 @@ def test_the_score_is_the_standardised_disagreement_over_the_plans_first_second(
 def test_a_planner_that_pays_for_ambiguity_keeps_out_of_the_blind_spot():
     """With the goal straight ahead and nothing in the way, CEM drives to it; when the world model
     says that driving forward leads where its heads disagree, and that costs, it drives less far."""
-    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + N_LATENT
-    ws = WorldState(0.0, np.zeros(3, np.float32), np.zeros(2, np.float32), np.array([3.0, 0.0], np.float32), True,
-                    np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32), np.zeros(N_LATENT, np.float32),
-                    np.zeros(n, np.float32), 0.1)
+    ws = world_state(goal=(3.0, 0.0), ambiguity=0.1)
     plain = CEMPlanner(CEMConfig(iterations=4), planner_cost(0.2))
     wary = CEMPlanner(CEMConfig(iterations=4), planner_cost(0.2),
                       ambiguity=LatentAmbiguity(_heads_spreading_with_speed, (-8.0, 1.0), 1.0, (0.6, 1.8), weight=5.0))

@@ -8,15 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from builders import world_state
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, PlanCost, beam_points
 from hjepa_agent.core.planner.navfield import GoalKind, NavField
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState, sector_angles
+from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, sector_angles
 
 
 def _ws(pose, scan, goal=(3.0, 0.0), stamp=0.0):
-    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + N_LATENT
-    return WorldState(stamp, np.asarray(pose, np.float32), np.zeros(2, np.float32), np.asarray(goal, np.float32),
-                      True, np.asarray(scan, np.float32), np.zeros(N_LATENT, np.float32), np.zeros(n, np.float32), 0.1)
+    return world_state(stamp_s=stamp, pose=pose, goal=goal, scan=scan, ambiguity=0.1)
 
 
 def _beams(pose, segments, n_beams=64):

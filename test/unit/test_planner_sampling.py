@@ -8,15 +8,13 @@ from hypothesis import strategies as st
 
 import pytest
 
+from builders import world_state
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, MPPIConfig, MPPIPlanner, PlanCost, obstacle_points
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WorldState, sector_angles
+from hjepa_agent.core.types import N_SCAN_BINS, SCAN_RANGE_MAX_M, sector_angles
 
 
 def _ws(scan=None, goal=(3.0, 0.0)):
-    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + N_LATENT
-    return WorldState(0.0, np.zeros(3, np.float32), np.zeros(2, np.float32), np.asarray(goal, np.float32), True,
-                      np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M, np.float32) if scan is None else scan,
-                      np.zeros(N_LATENT, np.float32), np.zeros(n, np.float32), 0.1)
+    return world_state(goal=goal, scan=scan, ambiguity=0.1)
 
 
 def _planner(kind="cem", **kw):

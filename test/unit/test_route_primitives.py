@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 
+from builders import world_state
 from hjepa_agent.core.planner import Budget, beam_points, build_planner
 from hjepa_agent.core.planner.navfield import NavField
 from hjepa_agent.core.planner.recovery import BACKUP_S, PRIMITIVES, route_primitives
 from hjepa_agent.core.planner.base import UnicycleModel
 from hjepa_agent.core.perception import scan_to_bins
-from hjepa_agent.core.types import N_LATENT, WORLD_STATE_LABELS, WorldState
 from test_goal_status import _cast as cast   # the synthetic range scan the navfield tests use
 
 WALL = ((0.5, -2.0), (0.5, 2.0))   # a long wall across the straight route, ends at y = +-2
@@ -59,9 +59,7 @@ def test_cem_facing_a_long_wall_moves_instead_of_standing_still() -> None:
     ang, rng = _cast(POSE)
     planner.observe(POSE, ang, rng, 0.05, 4.0)
     bins = scan_to_bins(rng, -math.pi, 2 * math.pi / len(rng), 0.05, 4.0)
-    n = len(WORLD_STATE_LABELS)
-    ws = WorldState(0.0, POSE.astype(np.float32), np.zeros(2, np.float32), GOAL.astype(np.float32), True,
-                    bins.astype(np.float32), np.zeros(N_LATENT, np.float32), np.zeros(n, np.float32), 0.1)
+    ws = world_state(pose=POSE, goal=GOAL, scan=bins, ambiguity=0.1)
     plan = planner.plan(ws, GOAL, Budget(20000, time.monotonic() + 1.0), obstacles=beam_points(POSE, ang, rng, 0.05, 4.0))
     assert np.abs(plan.actions).sum() > 1.0, plan.actions[:3]
     states = UnicycleModel().rollout(POSE, plan.actions[None], 0.2)[0]

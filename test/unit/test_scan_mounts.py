@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from builders import world_state
 from hjepa_agent.core.estimator import Estimator
 from hjepa_agent.core.perception import beams_in_base, scan_to_bins
 from hjepa_agent.core.planner import Budget, CEMConfig, CEMPlanner, planner_cost
 from hjepa_agent.core.types import (MIN_RETURN_M, N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, UNKNOWN_ENTRY_M,
-                                    UNKNOWN_RANGE_M, WORLD_STATE_LABELS, Mount, Percept, WorldState, sector_index,
-                                    unknown_clearance_m, unknown_sectors)
+                                    UNKNOWN_RANGE_M, Mount, Percept, WorldState, sector_index, unknown_clearance_m,
+                                    unknown_sectors)
 from hjepa_agent.core.geometry import obstacle_points, predicted_clearance
 from hjepa_agent.core.watchdog.odometry import _reproject, _scan_error
 
@@ -226,8 +227,7 @@ def test_watchdog_and_rule_agree_on_entering_unknown_sectors(unknown, v, w, hori
 
 
 def _ws(bins: np.ndarray, pose=(1.0, -2.0, 0.7)) -> WorldState:
-    return WorldState(0.0, np.asarray(pose, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32), True,
-                      bins, np.zeros(N_LATENT, np.float32), np.zeros(len(WORLD_STATE_LABELS), np.float32), 0.0)
+    return world_state(pose=pose, goal=(0.0, 0.0), scan=bins)
 
 
 def test_plan_cost_uses_the_same_rule_in_the_odom_frame():

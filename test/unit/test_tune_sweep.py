@@ -6,7 +6,6 @@ import math
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import yaml
 
@@ -204,7 +203,7 @@ def _write_run(run_dir, episodes, onsets, namespace="", camera_topic=None):
     from sensor_msgs.msg import BatteryState, Image, LaserScan, Temperature
     from std_msgs.msg import String
 
-    from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, WORLD_STATE_LABELS, WorldState
+    from builders import world_state
     from hjepa_agent.nodes.codec import time_ns, to_time, world_state_to_msg
 
     run_dir.mkdir()
@@ -241,10 +240,7 @@ def _write_run(run_dir, episodes, onsets, namespace="", camera_topic=None):
             msgs["battery"].percentage = 0.9
             msgs["temperature"].temperature = 30.0
             msgs["habitual"].twist.linear.x = 0.3
-            n = len(WORLD_STATE_LABELS)
-            ws = WorldState(now - 0.01, np.zeros(3), np.array([0.3, 0.0]), np.zeros(2), False,
-                            np.full(N_SCAN_BINS, SCAN_RANGE_MAX_M), np.zeros(N_LATENT), np.zeros(n),
-                            float(ambiguity(now - t0)))
+            ws = world_state(stamp_s=now - 0.01, twist=(0.3, 0.0), ambiguity=float(ambiguity(now - t0)))
             msgs["world_state"] = world_state_to_msg(ws)
             consumed = []
             for kind, m in msgs.items():

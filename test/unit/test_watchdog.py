@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import world_state
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.config.loader import ConfigError
 from hjepa_agent.core.events import Transition
@@ -34,13 +35,7 @@ def scan(obstacles: dict[int, float] | None = None) -> np.ndarray:
 
 def world(t: float, scan_bins: np.ndarray, ambiguity: float = 0.1, xy: tuple[float, float] = (0.0, 0.0),
           goal: tuple[float, float] | None = None) -> WorldState:
-    n = 3 + 2 + 2 + 1 + N_SCAN_BINS + 16
-    mean = np.zeros(n, dtype=np.float32)
-    mean[0:2] = xy
-    if goal is not None:
-        mean[5:8] = (goal[0], goal[1], 1.0)
-    mean[8:8 + N_SCAN_BINS] = scan_bins
-    return WorldState.from_vector(t, mean, np.zeros(n, dtype=np.float32), ambiguity)
+    return world_state(stamp_s=t, pose=(xy[0], xy[1], 0.0), goal=goal, scan=scan_bins, ambiguity=ambiguity)
 
 
 class Feed:
