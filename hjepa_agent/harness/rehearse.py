@@ -343,16 +343,22 @@ def _wait_for_agent(pace: Pace, procs: AgentProcesses, want: set[str]) -> str | 
 
 def _wait_until_ready(pace: Pace, metrics, procs: AgentProcesses) -> str | None:
     """Run the drivers, the robot standing still, until the watchdog leaves SAFE_STOP (every input fresh,
-    every model loaded): None then, else why not (READY_TIMEOUT_S passed, or a process exited)."""
+    every model loaded) and a command of the bridge reached the drivers (cmd_vel matched across the
+    processes: the bridge sends zeros while stopped): None then, else why not (READY_TIMEOUT_S passed, or a
+    process exited). Without the second, a start whose cmd_vel was not matched yet stood still under
+    commands and the watchdog rightly stopped it for wheel slip (issue 16's rehearsal flake)."""
     t0 = time.monotonic()
-    while metrics.mode == Mode.SAFE_STOP:
+    log = pace.driver.log
+    while metrics.mode == Mode.SAFE_STOP or not log.v:
         pace.step()
         gone = procs.exited()
         if gone:
             name, code = next(iter(gone.items()))
             return f"{name} exited with code {code}: {procs.tail(name, 3)}"
         if time.monotonic() - t0 > READY_TIMEOUT_S:
-            return f"the watchdog stayed in SAFE_STOP {READY_TIMEOUT_S:.0f} s after every node was up"
+            return (f"the watchdog stayed in SAFE_STOP {READY_TIMEOUT_S:.0f} s after every node was up"
+                    if metrics.mode == Mode.SAFE_STOP else
+                    f"no command of the bridge reached the drivers {READY_TIMEOUT_S:.0f} s after every node was up")
     return None
 
 
