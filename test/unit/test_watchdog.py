@@ -474,3 +474,17 @@ def test_live_changes_only_tighten_and_keep_the_cross_field_checks() -> None:
     wd = Watchdog(start, EGO)
     wd.reconfigure(tight)
     assert wd.cfg is tight and wd._max_age["habitual"] == 0.3
+
+
+def test_reactivated_after_being_blind_it_stops_latched_even_with_fresh_inputs() -> None:
+    from hjepa_agent.core.events import Cause
+    f = started()
+    f.run(0.1, 1.0)
+    f.wd.on_reactivated(1.0, 2.5)                 # the node was inactive 2.5 s; its inputs are fresh now
+    out = f.at(1.05)
+    assert out.mode == Mode.SAFE_STOP
+    ev = next(e for e in out.events if e.kind == "mode")
+    assert ev.causes == (Cause.STALE_INPUT,) and ev.reasons == ("watchdog inactive 2.50 s: blind meanwhile",)
+    assert all(o.mode == Mode.SAFE_STOP for o in f.run(1.1, 2.0))   # latched, though nothing is stale
+    assert f.wd.clear_safe_stop(2.0) == (True, "cleared")
+    assert f.at(2.05).mode == Mode.HABITUAL
