@@ -13,8 +13,10 @@ from hjepa_agent.sim.sensors import (CAMERA_NOISE_LEVELS, LATERAL_NOISE_STD, ODO
 def test_the_schedule_gives_each_sensor_its_rate_and_the_camera_its_phase() -> None:
     ticks = range(1000)   # 10 s
     camera = [t for t in ticks if camera_due(t)]
-    assert len(camera) == 100 and camera[:2] == [2, 12]   # 10 Hz, 20 ms after the bridge's 20 Hz ticks
+    assert len(camera) == 100 and camera[:2] == [3, 13]   # 10 Hz, 30 ms after the bridge's 20 Hz ticks
     assert sum(odom_due(t) for t in ticks) == 500 and sum(slow_due(t) for t in ticks) == 20
+    # unsynchronised, as separate drivers are: no frame shares its tick with odometry or the bridge's tick
+    assert not any(odom_due(t) or t % 5 == 0 for t in camera)
     assert TICK_S == pytest.approx(0.01)
 
 
