@@ -239,9 +239,8 @@ def image_quality(rgb: np.ndarray, previous: np.ndarray | None) -> tuple[float, 
     Low when the image is nearly black or saturated, flat (no contrast), or
     bit-identical to the previous frame (a frozen camera).
     """
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    mean = float(gray.mean())
-    std = float(gray.std())
+    m, s = cv2.meanStdDev(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    mean, std = float(m[0, 0]), float(s[0, 0])
     if mean < 8.0:
         return 0.0, "blackout"
     if mean > 250.0:

@@ -362,9 +362,9 @@ class SimNode(GuardedNode):
         if len(self.camera_wall) > 100:
             self.camera_wall.pop(next(iter(self.camera_wall)))
         self.last_camera_ns = ns
-        self.pub_image.publish(msg)
-        self.camera_info.header = msg.header
+        self.camera_info.header = msg.header   # first: the frame's way to cmd_vel starts with the frame
         self.pub_camera_info.publish(self.camera_info)
+        self.pub_image.publish(msg)
 
     def _publish_scan(self, stamp, ranges: np.ndarray) -> None:
         n = ranges.size
