@@ -66,6 +66,7 @@ class Tiered:
         self.fast, self.slow = EventsExecutor(context=context), EventsExecutor(context=context)
         self._fast_nodes: list = []
         self._turn = False
+        self._fast_idle = False
 
     def add_node(self, node) -> None:
         if node.get_name() in self.reflex_names:
@@ -98,15 +99,23 @@ class Tiered:
         """Handle one thing: for the reflex tier if it has work, else for the slow tier if it has, else for
         a tier with a node in ``lagging`` (whose clock has not taken the last /clock yet: the lockstep's
         barrier says which), else each tier in turn. An idle EventsExecutor's spin_once costs ~75 us even
-        with no timeout, so the tier that has work is picked rather than polled."""
+        with no timeout, so the tier that has work is picked rather than polled. A reflex message counted but
+        not delivered (a new publisher not matched yet: lost, given up after lockstep.LOST_AFTER_S) must not
+        starve the slow tier: after a reflex spin that found nothing, the slow tier gets the next one."""
         fast, slow = self._busy()
-        if not (fast or slow) and lagging:
+        if fast and self._fast_idle:
+            fast, self._fast_idle = False, False
+        elif not (fast or slow) and lagging:
             fast = any(n.get_name() in self.reflex_names for n in lagging)
-            slow = not fast
-        if not (fast or slow):
+        elif not (fast or slow):
             self._turn = not self._turn
             fast = self._turn
-        (self.fast if fast else self.slow).spin_once(timeout_sec=timeout_sec)
+        if fast:
+            t0 = time.perf_counter()
+            self.fast.spin_once(timeout_sec=timeout_sec)
+            self._fast_idle = timeout_sec is not None and time.perf_counter() - t0 >= timeout_sec
+        else:
+            self.slow.spin_once(timeout_sec=timeout_sec)
 
     def shutdown(self) -> None:
         self.fast.shutdown()

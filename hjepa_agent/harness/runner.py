@@ -416,7 +416,9 @@ def _run_episode(i: int, scenario: Scenario, seed: int, sim, metrics, executor, 
             res.mode_ticks[mode.name] += 1
             if mode == Mode.SAFE_STOP and prev_mode != Mode.SAFE_STOP:
                 res.safe_stops += 1
-            elapsed = sim.sim_time_s - t_start
+            # the episode's own clock, the one the fault injector starts its faults by (sim.sim_time_s - t_start
+            # is the same up to rounding, which put a fault's first tick just before its onset)
+            elapsed = sim.world.time_s
             if injected and elapsed >= onset:
                 # the response: what the watchdog decided (enforced or not)
                 fault.on_decision(elapsed, prev_decided, decided, prev_level, level)
