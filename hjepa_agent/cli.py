@@ -42,6 +42,8 @@ def _sim(args: argparse.Namespace) -> int:
                                      "mean_time_to_goal_s", "cmd_latency_ms", "mode_time_fraction", "safe_stops",
                                      "safe_stop_episodes", "by_family", "lockstep_misses", "lost_messages", "node_failures", "foreign_commands", "rss_mb",
                                      "faults") if k in summary}
+    if "reflex_path_ms" in summary:   # camera -> cmd_vel: the habitual policy's answers, and those of a plan
+        brief["reflex_ms"] = {k: summary["reflex_path_ms"][k] for k in ("reflex", "answered_by_plan")}
     print(json.dumps(brief, indent=2))
     print(f"wrote {args.out}/summary.json, episodes.jsonl, trajectories.png" + ("" if args.no_record else ", run.mcap"))
     return 0
