@@ -7,8 +7,12 @@ coexist in one process. Frames: world x/y on the floor, z up; yaw counter-clockw
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
+from typing import Iterator
 
 import numpy as np
 import pybullet as p
@@ -31,6 +35,20 @@ by that look's light (world-model data's default-look episodes, which follow oth
 _GRAVITY_MPS2 = 9.81
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 goes to 2 for the block (C code's prints included)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 class SimWorld:
     """One robot (from a :class:`RobotDescription`) in a scenario; fixed physics step ``physics_dt_s``."""
 
@@ -43,7 +61,8 @@ class SimWorld:
         """Scales battery drain (fault tests set it > 1 to empty the battery quickly)."""
         self.heating_multiplier = 1.0
         """Scales motor heating (fault tests set it > 1 to overheat quickly)."""
-        self._bc = bullet_client.BulletClient(connection_mode=p.GUI if gui else p.DIRECT)
+        with _stdout_to_stderr():   # PyBullet's C code prints "argv[0]=" on stdout, which carries JSON output
+            self._bc = bullet_client.BulletClient(connection_mode=p.GUI if gui else p.DIRECT)
         self._urdf = str(resolve_urdf(robot.urdf))
         cam = robot.camera
         self._proj = self._bc.computeProjectionMatrixFOV(cam.fov_deg, cam.width / cam.height, cam.near_m, cam.far_m)
