@@ -61,3 +61,41 @@ def test_the_reflex_tier_goes_first_whatever_was_queued_before(ros_context) -> N
     # it: never after b when a ran before b. One tier (first come, first served) runs a, b, f instead.
     rounds = _rounds(_order(ros_context, ("bridge",)))
     assert len(rounds) == 10 and all(r in ("afb", "baf") for r in rounds), rounds
+
+
+def test_a_reflex_message_that_never_comes_does_not_starve_the_slow_tier(ros_context) -> None:
+    # a message counted for a reflex node but never delivered (a publisher not matched yet: the lockstep
+    # gives it up after LOST_AFTER_S) must not keep the slow tier from being spun meanwhile
+    from rclpy.node import Node
+    from std_msgs.msg import Float32
+
+    from hjepa_agent.harness.lockstep import Tiered
+    from hjepa_agent.nodes.guard import RELIABLE_QOS
+    from hjepa_agent.nodes.traffic import CountingPublisher, Reader, counted_subscription, join, leave
+
+    ctx = ros_context
+    src, slow = Node("source", context=ctx), Node("slowpoke", context=ctx)
+    got: list[float] = []
+    pub = CountingPublisher(src.create_publisher(Float32, "s", RELIABLE_QOS), ctx)
+    counted_subscription(slow, Float32, "s", lambda m: got.append(m.data), RELIABLE_QOS)
+    ghost = Reader(topic="/never", owner="bridge", expected=1)   # in flight to a reflex node, forever
+    ex = Tiered(ctx, ("bridge",))
+    for n in (src, slow):
+        ex.add_node(n)
+    try:
+        deadline = time.monotonic() + 10.0
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.01)
+        join(ctx, ghost)
+        assert ex.reflex_busy()
+        pub.publish(Float32(data=7.0))
+        for _ in range(20):
+            ex.spin_once(timeout_sec=0.002)
+            if got:
+                break
+        assert got == [7.0]
+    finally:
+        leave(ctx, ghost)
+        ex.shutdown()
+        for n in (src, slow):
+            n.destroy_node()
