@@ -68,29 +68,43 @@ def path_latency(bag: Path, namespace: str = "") -> dict[str, Any]:
     return out
 
 
-def hop_latency(published: dict[str, dict[int, int]], namespace: str = "") -> dict[str, Any]:
-    """Per hop (cumulative from the camera frame) and end-to-end latency from publication times (the
-    runner's table from nodes/traffic.time_publications: topic -> header stamp ns -> perf_counter ns):
-    a hop's latency is when its message with a frame's stamp was published minus when the frame was."""
+def hop_samples(published: dict[str, dict[int, int]], namespace: str = "") -> dict[str, list[float]]:
+    """Latencies (ms) from publication times (the runner's table from nodes/traffic.time_publications:
+    topic -> header stamp ns -> perf_counter ns): a hop's latency is when its message with a frame's stamp
+    was published minus when the frame was. Keys: camera->HOP for each hop after the camera (cumulative),
+    reflex and answered_by_plan (the last hop split by who it answered)."""
     ns = namespace.strip("/")
     name = (lambda t: f"/{ns}/{t}" if ns else f"/{t}")
     cams = published.get(name(HOPS[0]), {})
-    out: dict[str, Any] = {}
+    out: dict[str, list[float]] = {}
     for hop in HOPS[1:]:
         got = published.get(name(hop), {})
-        out[f"camera->{hop}"] = _stats([(t - cams[s]) * 1e-6 for s, t in got.items() if s in cams and t >= cams[s]])
+        out[f"camera->{hop}"] = [(t - cams[s]) * 1e-6 for s, t in got.items() if s in cams and t >= cams[s]]
     # A command the planner answered (Mode 2: its plan from this frame was out before the command) is not
     # the reflex path's: it waited for the plan by design.
     plans = published.get(name(PLAN), {})
-    reflex, planned = [], []
+    out["reflex"], out["answered_by_plan"] = [], []
     for s, t in published.get(name(HOPS[-1]), {}).items():
         if s in cams and t >= cams[s]:
-            (planned if s in plans and plans[s] <= t else reflex).append((t - cams[s]) * 1e-6)
-    out["end_to_end"] = out[f"camera->{HOPS[-1]}"]
-    out["reflex"] = _stats(reflex)
-    out["answered_by_plan"] = _stats(planned)
-    out["frames"] = len(cams)
+            out["answered_by_plan" if s in plans and plans[s] <= t else "reflex"].append((t - cams[s]) * 1e-6)
     return out
+
+
+def latency_summary(samples: dict[str, list[float]], frames: int) -> dict[str, Any]:
+    """:func:`hop_samples` (or several concatenated key by key) over ``frames`` camera frames -> p50 / p99 / max
+    per key, end_to_end, frames."""
+    out: dict[str, Any] = {k: _stats(v) for k, v in samples.items()}
+    out["end_to_end"] = out[f"camera->{HOPS[-1]}"]
+    out["frames"] = frames
+    return out
+
+
+def hop_latency(published: dict[str, dict[int, int]], namespace: str = "") -> dict[str, Any]:
+    """Per hop (cumulative from the camera frame) and end-to-end latency of a publication-time table
+    (:func:`hop_samples`, summarised)."""
+    ns = namespace.strip("/")
+    return latency_summary(hop_samples(published, namespace),
+                           len(published.get(f"/{ns}/{HOPS[0]}" if ns else f"/{HOPS[0]}", {})))
 
 
 def executor_floor(hops: int = len(HOPS) - 1, samples: int = 300, rate_hz: float = 30.0) -> dict[str, Any]:
@@ -161,4 +175,4 @@ def bench(scenarios: tuple[Path, ...], episodes: int, seed: int, out: Path | Non
     return result
 
 
-__all__ = ["HOPS", "bench", "executor_floor", "hop_latency", "path_latency"]
+__all__ = ["HOPS", "PLAN", "bench", "executor_floor", "hop_latency", "hop_samples", "latency_summary", "path_latency"]

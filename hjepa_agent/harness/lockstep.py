@@ -53,8 +53,7 @@ def garbage_between_ticks() -> Iterator[None]:
 class Tiered:
     """Two rclpy EventsExecutors spun from one thread, the reflex tier first: while a message is in flight
     to a reflex node (nodes/node_table.py ``reflex``: perception, estimator, habitual, bridge and the
-    simulated base) or one of their timers is due, only the reflex tier is spun; otherwise the tiers take
-    turns, one callback each. So a camera frame's way to cmd_vel never queues behind the planner, the
+    simulated base) or one of their timers is due, only the reflex tier is spun (:meth:`spin_once`). So a camera frame's way to cmd_vel never queues behind the planner, the
     watchdog's roll-outs or the recorder (one EventsExecutor ran callbacks first come first served, and the
     frame waited behind them). Same interface as an executor for the lockstep: add_node, remove_node,
     spin_once, shutdown."""
@@ -64,23 +63,14 @@ class Tiered:
         self.context = context
         self.reflex_names = frozenset(reflex)
         self.fast, self.slow = EventsExecutor(context=context), EventsExecutor(context=context)
-        self._fast_nodes: list = []
         self._turn = False
         self._fast_idle = False
 
     def add_node(self, node) -> None:
-        if node.get_name() in self.reflex_names:
-            self._fast_nodes.append(node)
-            self.fast.add_node(node)
-        else:
-            self.slow.add_node(node)
+        (self.fast if node.get_name() in self.reflex_names else self.slow).add_node(node)
 
     def remove_node(self, node) -> None:
-        if any(n is node for n in self._fast_nodes):
-            self._fast_nodes = [n for n in self._fast_nodes if n is not node]
-            self.fast.remove_node(node)
-        else:
-            self.slow.remove_node(node)
+        (self.fast if any(n is node for n in self.fast.get_nodes()) else self.slow).remove_node(node)
 
     def reflex_busy(self) -> bool:
         """A message in flight to a reflex node, or a reflex node's timer due."""
@@ -90,7 +80,8 @@ class Tiered:
         """(reflex tier, slow tier): a message in flight to one of its nodes, or one of their timers due."""
         from hjepa_agent.nodes.traffic import in_flight
         owners = {who for _, who in in_flight(self.context)}
-        fast = bool(owners & self.reflex_names) or any(_timer_due(tm) for n in self._fast_nodes for tm in n.timers)
+        fast = bool(owners & self.reflex_names) or any(_timer_due(tm) for n in self.fast.get_nodes()
+                                                       for tm in n.timers)
         slow = bool(owners - self.reflex_names) or any(_timer_due(tm) for n in self.slow.get_nodes()
                                                        for tm in n.timers)
         return fast, slow
