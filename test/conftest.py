@@ -12,7 +12,6 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from builders import clear_scan, world_state  # noqa: F401  (shared builders: import them from builders)
 from hjepa_agent.config.paths import data_path
 
 
