@@ -21,9 +21,13 @@ learned world model (JEPA encoder + predictor ensemble) for the latent.
   surprise, image stillness, image noise, appearance, each standardised by its nominal statistics, max,
   scaled so 1.0 is the 99.9th percentile of nominal frames) — the same numbers
   `hjepa-agent eval world-model` reports AUROCs for.
+* Two steps per camera frame: :meth:`Estimator.on_early` folds in the latent and scan sectors (everything
+  but the ambiguity: what the habitual policy reads), :meth:`Estimator.on_percept` completes the frame with
+  the image statistics the ambiguity needs. on_percept alone does both (a recording of percepts).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -31,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from hjepa_agent.core.models import WORLD_CALIBRATION_FILE, ModelMismatchError
-from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, Percept, WorldState, unknown_sectors
+from hjepa_agent.core.types import N_LATENT, N_SCAN_BINS, EarlyPercept, Percept, WorldState, unknown_sectors
 from hjepa_agent.core.world_model import LatentCalibration, LatentFilter, OnlineScores, WorldModel
 
 
@@ -119,11 +123,17 @@ class Estimator:
         """The latest frame's scores (learned mode), for diagnostics."""
         self.latent_t_s: float | None = None
         """Stamp of the percept the latent filter last stepped on (learned mode)."""
+        self._pending: _Pending | None = None
+        """The frame folded in by on_early, waiting for its image statistics (on_percept)."""
+        self._folded_t_s: float | None = None
+        """Stamp of the frame folded in last."""
 
     def restart_clock(self) -> None:
         """Stamps before a clock jump say nothing about time after it: the next reading starts the filter's
-        time again."""
+        time again (a frame waiting for its statistics is dropped: they would complete it after the jump)."""
         self.t_s = None
+        self._pending = None
+        self._folded_t_s = None
 
     def _predict(self, t_s: float) -> None:
         if self.t_s is None:
@@ -206,14 +216,15 @@ class Estimator:
         last = self.latent_t_s
         return last is None or stamp_s < last or stamp_s - last >= 0.8 * self.cfg.latent_step_s
 
-    def on_percept(self, p: Percept) -> WorldState:
-        """Fold in a percept and return the world state at its stamp."""
+    def on_early(self, p: EarlyPercept) -> WorldState | None:
+        """Fold in a frame's latent and scan sectors (perception's early percept: the filter's step) and return
+        the world state at its stamp, its ambiguity NaN: :meth:`on_percept` with the same frame's image
+        statistics completes it. None when this frame was already folded in (its whole percept came first)."""
+        if self._pending is None and self._folded_t_s == p.stamp_s:
+            return None
         self._predict(p.stamp_s)
-        if self.latent_filter is not None and not self._latent_due(p.stamp_s):
-            self.scan_bins = p.scan_bins.astype(np.float32)   # a frame between two world-model steps
-            self.quality = float(p.quality)
-            return self.world_state(p.stamp_s)
-        if self.latent_filter is not None:
+        step = None
+        if self.latent_filter is not None and self._latent_due(p.stamp_s):
             gap = None if self.latent_t_s is None else p.stamp_s - self.latent_t_s
             if gap is not None and not 0.0 <= gap <= LATENT_GAP_STEPS * self.cfg.latent_step_s:
                 # frames lost (a camera stall, a busy computer starting six nodes) or time went back: the
@@ -225,33 +236,72 @@ class Estimator:
             first = self.latent_filter.mean is None
             a_prev = None if first else (self.action if self.action is not None else np.zeros(2, np.float32))
             mean, var = self.latent_filter.step(p.latent, a_prev)
-            if self.scorer is not None and self.ambiguity_fn is not None:
-                self.scores = self.scorer.step(p.latent, a_prev, p.noise_log, p.appearance_log, p.image_change)
-                learned = self.ambiguity_fn(self.scores)
-                if not math.isfinite(learned):
-                    raise ValueError(f"world-model ambiguity is not finite: scores {self.scores}")
-                self.latent_ambiguity = learned
-            else:
+            step = (p.latent, a_prev)
+            if self.scorer is None or self.ambiguity_fn is None:
                 r = np.asarray(self.latent_filter.cal.r)
                 self.latent_ambiguity = (math.sqrt(float(np.mean(self.latent_filter.disagreement / r)))
                                          + math.sqrt(self.latent_filter.nis))
             self.latent, self.latent_var = mean.astype(np.float32), var
-            self.scan_bins = p.scan_bins.astype(np.float32)
-            self.quality = float(p.quality)
-            return self.world_state(p.stamp_s)
-        z = p.latent.astype(np.float64)
-        a = self.cfg.latent_alpha
-        if self.latent_mean is None:
-            self.latent_mean = z.copy()
-            self.latent_var = np.full(N_LATENT, self.cfg.latent_nominal_std ** 2)
-        else:
-            innov = z - self.latent_mean
-            self.latent_mean = self.latent_mean + a * innov
-            self.latent_var = (1.0 - a) * (self.latent_var + a * innov * innov)
-        self.latent = p.latent.astype(np.float32)
+        elif self.latent_filter is None:
+            z = p.latent.astype(np.float64)
+            a = self.cfg.latent_alpha
+            if self.latent_mean is None:
+                self.latent_mean = z.copy()
+                self.latent_var = np.full(N_LATENT, self.cfg.latent_nominal_std ** 2)
+            else:
+                innov = z - self.latent_mean
+                self.latent_mean = self.latent_mean + a * innov
+                self.latent_var = (1.0 - a) * (self.latent_var + a * innov * innov)
+            self.latent = p.latent.astype(np.float32)
+        # else: a frame between two world-model steps updates the scan (and, completed, the quality) only
         self.scan_bins = p.scan_bins.astype(np.float32)
+        ws = dataclasses.replace(self.world_state(p.stamp_s), ambiguity=math.nan)
+        self._pending = _Pending(ws, self._pos_std(), step)
+        self._folded_t_s = p.stamp_s
+        return ws
+
+    def on_percept(self, p: Percept) -> WorldState:
+        """Complete the frame :meth:`on_early` folded in with its image statistics (quality, noise, look,
+        change: the ambiguity) and return its world state: the early one with its ambiguity. A percept of
+        another frame is folded in whole first (its early part never came, or a recording holds percepts
+        only: the same result). ValueError when the learned ambiguity is not finite (nothing published);
+        OutOfOrder for a frame older than the one folded in last (superseded)."""
+        pending = self._pending
+        if pending is None or pending.ws.stamp_s != p.stamp_s:
+            if self._folded_t_s is not None and 0.0 < self._folded_t_s - p.stamp_s <= LATE_PERCEPT_S:
+                raise OutOfOrder(f"percept at {p.stamp_s:.3f} s came after the frame at {self._folded_t_s:.3f} s "
+                                 f"was folded in")
+            self._pending = None
+            self.on_early(EarlyPercept(p.stamp_s, p.latent, p.scan_bins))
+            pending = self._pending
+        self._pending = None
         self.quality = float(p.quality)
-        return self.world_state(p.stamp_s)
+        if pending.step is not None and self.scorer is not None and self.ambiguity_fn is not None:
+            latent, a_prev = pending.step
+            self.scores = self.scorer.step(latent, a_prev, p.noise_log, p.appearance_log, p.image_change)
+            learned = self.ambiguity_fn(self.scores)
+            if not math.isfinite(learned):
+                raise ValueError(f"world-model ambiguity is not finite: scores {self.scores}")
+            self.latent_ambiguity = learned
+        return dataclasses.replace(pending.ws, ambiguity=self._ambiguity(pending.pos_std))
+
+    @property
+    def folded_t_s(self) -> float | None:
+        """Stamp of the frame folded in last (s); None before one, or after a clock jump."""
+        return self._folded_t_s
+
+    def _pos_std(self) -> float:
+        """The position's standard deviation (m): sqrt of the trace of its covariance."""
+        return math.sqrt(max(float(self.P[0, 0] + self.P[1, 1]), 0.0))
+
+    def _ambiguity(self, pos_std: float) -> float:
+        """The latent term (learned: the world model's; foundation: the latent's spread) + the image quality's
+        + the position's spread ``pos_std``."""
+        if self.latent_filter is not None:
+            latent_term = self.latent_ambiguity
+        else:
+            latent_term = math.sqrt(float(np.mean(self.latent_var))) / self.cfg.latent_nominal_std
+        return float(latent_term + self.cfg.quality_weight * (1.0 - self.quality) + pos_std)
 
     def world_state(self, stamp_s: float) -> WorldState:
         """Current belief as a WorldState (mean, variance in WORLD_STATE_LABELS order, ambiguity)."""
@@ -260,12 +310,26 @@ class Estimator:
                             self.cfg.scan_variance_m2)
         goal = self.goal if self.goal is not None else np.zeros(2)
         variance = np.concatenate([np.diag(self.P), [0.0, 0.0, 0.0], scan_var, self.latent_var]).astype(np.float32)
-        if self.latent_filter is not None:
-            latent_term = self.latent_ambiguity
-        else:
-            latent_term = math.sqrt(float(np.mean(self.latent_var))) / self.cfg.latent_nominal_std
-        pos_std = math.sqrt(max(float(self.P[0, 0] + self.P[1, 1]), 0.0))
-        ambiguity = latent_term + self.cfg.quality_weight * (1.0 - self.quality) + pos_std
         return WorldState(stamp_s, self.x[:3].astype(np.float32), self.x[3:].astype(np.float32),
                           np.asarray(goal, dtype=np.float32), self.goal is not None,
-                          self.scan_bins.copy(), latent, variance, float(ambiguity))
+                          self.scan_bins.copy(), latent, variance, self._ambiguity(self._pos_std()))
+
+
+LATE_PERCEPT_S = 1.0
+"""A percept up to this much (s) older than the frame folded in last is late (its frame was superseded:
+:class:`OutOfOrder`); an older one is a clock that went back, folded in as a new frame."""
+
+
+class OutOfOrder(ValueError):
+    """A percept whose frame was superseded by a later one already folded in."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A frame :meth:`Estimator.on_early` folded in and :meth:`Estimator.on_percept` has not completed: its
+    world state (ambiguity NaN), its position spread then, and its latent step (latent, previous action)
+    for the scores; None when it was not a step of the learned filter."""
+
+    ws: WorldState
+    pos_std: float
+    step: tuple[np.ndarray, np.ndarray | None] | None

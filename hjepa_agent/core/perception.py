@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
-from hjepa_agent.core.types import (MIN_RETURN_M, N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, UNKNOWN_RANGE_M, Mount,
-                                    Percept, sector_index)
+from hjepa_agent.core.types import (MIN_RETURN_M, N_LATENT, N_SCAN_BINS, SCAN_RANGE_MAX_M, UNKNOWN_RANGE_M,
+                                    EarlyPercept, Mount, Percept, sector_index)
 
 if TYPE_CHECKING:
     from hjepa_agent.core.look import LookModel
@@ -336,12 +336,19 @@ class Perception:
         self.scan_stamp_s = stamp_s
 
     def on_image(self, stamp_s: float, rgb: np.ndarray, scan_max_age_s: float) -> Percept:
-        """Encode one image into a Percept with the latest scan.
+        """Encode one image into a Percept with the latest scan: :meth:`encode` then :meth:`describe`.
 
         A scan older than ``scan_max_age_s`` (or none yet) makes every sector unknown
         (UNKNOWN_RANGE_M), which downstream counts as occupied beyond the footprint: missing range
         data never looks like free space. Raises ImageError for unusable images.
         """
+        early, x = self.encode(stamp_s, rgb, scan_max_age_s)
+        return self.describe(early, rgb, x)
+
+    def encode(self, stamp_s: float, rgb: np.ndarray, scan_max_age_s: float) -> tuple[EarlyPercept, np.ndarray]:
+        """What the reflex path needs of one image: (its EarlyPercept: latent and the latest scan's sectors,
+        stale ones unknown as in :meth:`on_image`; the preprocessed image, for :meth:`describe`). Raises
+        ImageError for unusable images."""
         x = preprocess_image(rgb)
         fresh = self.scan_bins is not None and (stamp_s - self.scan_stamp_s) <= scan_max_age_s
         bins = self.scan_bins if fresh else np.full(N_SCAN_BINS, UNKNOWN_RANGE_M, dtype=np.float32)
@@ -352,13 +359,20 @@ class Perception:
         z = np.asarray(out, dtype=np.float32).reshape(-1)
         if z.shape != (N_LATENT,) or not np.all(np.isfinite(z)):
             raise ImageError(f"encoder returned shape {z.shape} or non-finite values")
+        return EarlyPercept(stamp_s, z, bins.copy()), x
+
+    def describe(self, early: EarlyPercept, rgb: np.ndarray, x: np.ndarray) -> Percept:
+        """The whole Percept of an image :meth:`encode` took (``rgb`` the image, ``x`` its preprocessed
+        form): the early part with the image statistics only the ambiguity reads (quality, noise, look,
+        1-s change). Called once per encoded image, in their order (the frozen-camera check and the
+        change compare with earlier images)."""
         quality, _ = image_quality(rgb, self._previous)
         self._previous = rgb
         image_u8 = (x[0] * 255.0 + 0.5).astype(np.uint8)  # exact: the training data's images
         noise_log = math.log(float(image_noise_sigma(image_u8)) + 1e-3)
         look = 0.0 if self.look is None else float(self.look.score(image_u8))
-        change = self._history.change(stamp_s, image_u8)
-        return Percept(stamp_s, z, bins.copy(), quality, noise_log, look, change)
+        change = self._history.change(early.stamp_s, image_u8)
+        return Percept(early.stamp_s, early.latent, early.scan_bins, quality, noise_log, look, change)
 
 
 _NOISE_KERNEL_NORM = math.sqrt(math.pi / 2.0) / 6.0

@@ -133,6 +133,33 @@ class Mode(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class EarlyPercept:
+    """The part of a camera frame's Percept that the reflex path needs (latent and scan sectors), which
+    perception publishes before it computes the image statistics (quality, noise, look, change) that only
+    the ambiguity reads: the estimator folds it in and the habitual policy answers while they are computed."""
+
+    stamp_s: float
+    latent: np.ndarray
+    scan_bins: np.ndarray
+
+    SIZE = N_LATENT + N_SCAN_BINS
+
+    def vector(self) -> np.ndarray:
+        """[latent (16), scan_bins (16)], float32 (32,): the head of Percept.vector."""
+        return np.concatenate([self.latent, self.scan_bins]).astype(np.float32)
+
+    @staticmethod
+    def from_vector(stamp_s: float, v: np.ndarray) -> "EarlyPercept":
+        """Inverse of :meth:`vector`; raises ValueError on a wrong size or non-finite values."""
+        v = np.asarray(v, dtype=np.float32)
+        if v.shape != (EarlyPercept.SIZE,):
+            raise ValueError(f"early percept vector has shape {v.shape}, expected ({EarlyPercept.SIZE},)")
+        if not np.all(np.isfinite(v)):
+            raise ValueError("early percept vector has non-finite values")
+        return EarlyPercept(stamp_s, v[:N_LATENT].copy(), v[N_LATENT:].copy())
+
+
+@dataclass(frozen=True)
 class Percept:
     """What perception hands the estimator for one camera frame.
 

@@ -3,8 +3,9 @@ floor measured in the same run (a benchmark, not a test).
 
 1. The agent: ``hjepa-agent sim`` over the given scenarios. The runner times every stamped publication on
    the reflex path (nodes/traffic.time_publications: the first publication of each header stamp, every
-   node stamping its output with its input's): camera -> agent/percept -> agent/world_state ->
-   agent/habitual/cmd -> cmd_vel, summary.json ``reflex_path_ms`` (:func:`hop_latency`). A hop's latency
+   node stamping its output with its input's): camera -> agent/percept/early -> agent/world_state/early ->
+   agent/habitual/cmd -> cmd_vel, summary.json ``reflex_path_ms`` (:func:`hop_latency`), and beside it
+   camera -> agent/percept and camera -> agent/world_state (AFTER: the frame with its ambiguity). A hop's latency
    is when its message for a frame was published minus when the frame was. A command published after the
    planner's plan for the same frame answered the plan (Mode 2, which waits for planning by design): it is
    counted apart (``answered_by_plan``); ``reflex`` is the rest, the habitual policy's answers.
@@ -28,8 +29,11 @@ from typing import Any
 
 import numpy as np
 
-HOPS = ("camera/image_raw", "agent/percept", "agent/world_state", "agent/habitual/cmd", "cmd_vel")
+HOPS = ("camera/image_raw", "agent/percept/early", "agent/world_state/early", "agent/habitual/cmd", "cmd_vel")
 """The reflex path, in order: what a camera frame causes."""
+AFTER = ("agent/percept", "agent/world_state")
+"""Timed beside the path, not on it: the frame's whole percept and its world state with the ambiguity (what
+the watchdog and the planner read), published after the path's early ones."""
 PLAN = "agent/plan"
 """The planner's plan: a command published after the plan with its frame's stamp answered the plan."""
 
@@ -49,7 +53,7 @@ def path_latency(bag: Path, namespace: str = "") -> dict[str, Any]:
 
     store = get_typestore(Stores.LATEST)
     ns = namespace.strip("/")
-    names = {(f"/{ns}/{t}" if ns else f"/{t}"): t for t in HOPS}
+    names = {(f"/{ns}/{t}" if ns else f"/{t}"): t for t in HOPS + AFTER}
     first: dict[str, dict[int, int]] = defaultdict(dict)   # hop -> stamp ns -> first receive ns
     with Reader(bag) as reader:
         conns = [c for c in reader.connections if c.topic in names]
@@ -61,7 +65,7 @@ def path_latency(bag: Path, namespace: str = "") -> dict[str, Any]:
             first[names[conn.topic]].setdefault(stamp, log_ns)
     cams = first[HOPS[0]]
     out: dict[str, Any] = {}
-    for hop in HOPS[1:]:
+    for hop in HOPS[1:] + AFTER:
         out[f"camera->{hop}"] = _stats([(t - cams[s]) * 1e-6 for s, t in first[hop].items() if s in cams and t >= cams[s]])
     out["end_to_end"] = out[f"camera->{HOPS[-1]}"]
     out["frames"] = len(cams)
@@ -71,13 +75,14 @@ def path_latency(bag: Path, namespace: str = "") -> dict[str, Any]:
 def hop_samples(published: dict[str, dict[int, int]], namespace: str = "") -> dict[str, list[float]]:
     """Latencies (ms) from publication times (the runner's table from nodes/traffic.time_publications:
     topic -> header stamp ns -> perf_counter ns): a hop's latency is when its message with a frame's stamp
-    was published minus when the frame was. Keys: camera->HOP for each hop after the camera (cumulative),
+    was published minus when the frame was. Keys: camera->HOP for each hop after the camera (cumulative) and
+    each of AFTER,
     reflex and answered_by_plan (the last hop split by who it answered)."""
     ns = namespace.strip("/")
     name = (lambda t: f"/{ns}/{t}" if ns else f"/{t}")
     cams = published.get(name(HOPS[0]), {})
     out: dict[str, list[float]] = {}
-    for hop in HOPS[1:]:
+    for hop in HOPS[1:] + AFTER:
         got = published.get(name(hop), {})
         out[f"camera->{hop}"] = [(t - cams[s]) * 1e-6 for s, t in got.items() if s in cams and t >= cams[s]]
     # A command the planner answered (Mode 2: its plan from this frame was out before the command) is not
@@ -175,4 +180,4 @@ def bench(scenarios: tuple[Path, ...], episodes: int, seed: int, out: Path | Non
     return result
 
 
-__all__ = ["HOPS", "PLAN", "bench", "executor_floor", "hop_latency", "hop_samples", "latency_summary", "path_latency"]
+__all__ = ["AFTER", "HOPS", "PLAN", "bench", "executor_floor", "hop_latency", "hop_samples", "latency_summary", "path_latency"]

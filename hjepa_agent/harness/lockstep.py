@@ -56,13 +56,16 @@ class Tiered:
     simulated base) or one of their timers is due, only the reflex tier is spun (:meth:`spin_once`). So a camera frame's way to cmd_vel never queues behind the planner, the
     watchdog's roll-outs or the recorder (one EventsExecutor ran callbacks first come first served, and the
     frame waited behind them). Same interface as an executor for the lockstep: add_node, remove_node,
-    spin_once, shutdown."""
+    spin_once, shutdown. Work a reflex node left for later (GuardedNode.later) runs when the reflex tier has
+    none, before the slow tier's."""
 
     def __init__(self, context, reflex: Collection[str]) -> None:
         from rclpy.experimental import EventsExecutor
         self.context = context
         self.reflex_names = frozenset(reflex)
         self.fast, self.slow = EventsExecutor(context=context), EventsExecutor(context=context)
+        from hjepa_agent.nodes.traffic import claim_later
+        self.later = claim_later(context)   # the nodes' later work (GuardedNode.later): run here, after the reflex tier
         self._turn = False
         self._fast_idle = False
 
@@ -94,6 +97,8 @@ class Tiered:
         not delivered (a new publisher not matched yet: lost, given up after lockstep.LOST_AFTER_S) must not
         starve the slow tier: after a reflex spin that found nothing, the slow tier gets the next one."""
         fast, slow = self._busy()
+        if not fast and self._run_later():
+            return
         if fast and self._fast_idle:
             fast, self._fast_idle = False, False
         elif not (fast or slow) and lagging:
@@ -107,6 +112,14 @@ class Tiered:
             self._fast_idle = timeout_sec is not None and time.perf_counter() - t0 >= timeout_sec
         else:
             self.slow.spin_once(timeout_sec=timeout_sec)
+
+    def _run_later(self) -> bool:
+        """Run one job of the nodes' later work (oldest queue first), if any is queued: what a reflex node
+        left for after the reflex path (perception's image statistics), before anything of the slow tier."""
+        for work in self.later:
+            if work.run_one():
+                return True
+        return False
 
     def shutdown(self) -> None:
         self.fast.shutdown()

@@ -24,7 +24,7 @@ import numpy as np
 from hjepa_agent.config.ego_model import EgoModel, load_ego_model
 from hjepa_agent.core.events import Cause
 from hjepa_agent.core.types import Mode
-from hjepa_agent.harness.bench_latency import HOPS, PLAN, hop_samples, latency_summary
+from hjepa_agent.harness.bench_latency import AFTER, HOPS, PLAN, hop_samples, latency_summary
 from hjepa_agent.harness.lockstep import Lockstep, Tiered, garbage_between_ticks, reflex_node_names
 from hjepa_agent.nodes.node_table import NODES, load_params, load_params_files
 from hjepa_agent.harness.judge import (FaultJudge, agent_commands, breach, count_limit_violations, episode_end,
@@ -111,7 +111,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    published = time_publications(ctx, [f"/{t}" for t in HOPS + (PLAN,)])   # the reflex path, frame by frame
+    published = time_publications(ctx, [f"/{t}" for t in HOPS + AFTER + (PLAN,)])   # the reflex path, frame by frame
     latency: dict[str, list[float]] = {}
     frames = 0
     world = SimWorld(robot, gui=cfg.gui)

@@ -14,8 +14,13 @@ Per topic:
 
 * ``agent/percept``: labels z_0..z_15, scan_0..scan_15, quality, image_noise_log, appearance_log, image_change
   (core.types.Percept.vector).
+* ``agent/percept/early``: labels z_0..z_15, scan_0..scan_15 (core.types.EarlyPercept.vector): the same
+  frame's latent and sectors, published before ``agent/percept`` (whose image statistics take longer).
 * ``agent/world_state``: labels core.types.WORLD_STATE_LABELS + ["ambiguity"];
   velocity = variance (0 for ambiguity).
+* ``agent/world_state/early``: labels core.types.WORLD_STATE_LABELS, velocity = variance: the world state
+  of ``agent/world_state`` with the same stamp, published before its ambiguity is known (read as a
+  WorldState whose ambiguity is NaN: not computed yet).
 * ``agent/plan``: labels risk, log_reward, ambiguity, dt_s, world_model_calls,
   then for k in 0..H-1: a{k}_v, a{k}_w, lp{k}; then for k in 0..H: s{k}_x, s{k}_y, s{k}_yaw.
 * ``agent/bridge/output``: one per cmd_vel the bridge publishes; header.stamp = that cmd_vel's stamp
@@ -33,6 +38,7 @@ Per topic:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -43,10 +49,11 @@ from nav_msgs.msg import Path
 from sensor_msgs.msg import JointState
 
 from hjepa_agent.core.events import Cause
-from hjepa_agent.core.types import (LATENT_LABELS, SCAN_LABELS, WORLD_STATE_LABELS, Percept,
+from hjepa_agent.core.types import (LATENT_LABELS, SCAN_LABELS, WORLD_STATE_LABELS, EarlyPercept, Percept,
                                     Plan, Proposal, WorldState)
 
-PERCEPT_LABELS = LATENT_LABELS + SCAN_LABELS + ("quality", "image_noise_log", "appearance_log", "image_change")
+EARLY_PERCEPT_LABELS = LATENT_LABELS + SCAN_LABELS
+PERCEPT_LABELS = EARLY_PERCEPT_LABELS + ("quality", "image_noise_log", "appearance_log", "image_change")
 PLAN_HEAD = ("risk", "log_reward", "ambiguity", "dt_s", "world_model_calls")
 
 
@@ -109,6 +116,17 @@ def msg_to_percept(msg: JointState) -> Percept:
     return Percept.from_vector(from_time(msg.header.stamp), values)
 
 
+def early_percept_to_msg(p: EarlyPercept) -> JointState:
+    """EarlyPercept -> JointState (layout in the module docstring)."""
+    return _vector_msg(p.stamp_s, EARLY_PERCEPT_LABELS, p.vector())
+
+
+def msg_to_early_percept(msg: JointState) -> EarlyPercept:
+    """JointState -> EarlyPercept; MessageError on a wrong layout or non-finite values."""
+    values = _check(msg, EARLY_PERCEPT_LABELS, "early percept")
+    return EarlyPercept.from_vector(from_time(msg.header.stamp), values)
+
+
 def world_state_to_msg(ws: WorldState, frame_id: str = "odom") -> JointState:
     """WorldState -> JointState (mean in position, variance in velocity, ambiguity last)."""
     values = np.concatenate([ws.vector(), [ws.ambiguity]])
@@ -116,16 +134,35 @@ def world_state_to_msg(ws: WorldState, frame_id: str = "odom") -> JointState:
     return _vector_msg(ws.stamp_s, WORLD_STATE_LABELS + ("ambiguity",), values, variances, frame_id)
 
 
+def early_world_state_to_msg(ws: WorldState, frame_id: str = "odom") -> JointState:
+    """WorldState -> the agent/world_state/early JointState (mean and variance, no ambiguity)."""
+    return _vector_msg(ws.stamp_s, WORLD_STATE_LABELS, ws.vector(), ws.variance, frame_id)
+
+
 def msg_to_world_state(msg: JointState) -> WorldState:
     """JointState -> WorldState; MessageError on a wrong layout or non-finite values."""
-    labels = WORLD_STATE_LABELS + ("ambiguity",)
-    values = _check(msg, labels, "world_state")
+    values, var = _world_state_arrays(msg, WORLD_STATE_LABELS + ("ambiguity",), "world_state")
+    return WorldState.from_vector(from_time(msg.header.stamp), values[:-1], var[:-1], float(values[-1]))
+
+
+def msg_to_early_world_state(msg: JointState) -> WorldState:
+    """agent/world_state/early JointState -> WorldState with ambiguity NaN (not computed yet); MessageError on a
+    wrong layout or non-finite values."""
+    values, var = _world_state_arrays(msg, WORLD_STATE_LABELS, "early world_state")
+    ws = WorldState.from_vector(from_time(msg.header.stamp), values, var, 0.0)
+    return dataclasses.replace(ws, ambiguity=math.nan)
+
+
+def _world_state_arrays(msg: JointState, labels: tuple[str, ...], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values, variances) of a world-state message with ``labels``; MessageError on a wrong layout,
+    non-finite values or negative variances."""
+    values = _check(msg, labels, what)
     var = np.asarray(msg.velocity, dtype=np.float64)
     if var.shape != (len(labels),):
-        raise MessageError("world_state: velocity (variance) must match position")
+        raise MessageError(f"{what}: velocity (variance) must match position")
     if not np.all(np.isfinite(var)) or np.any(var < 0.0):
-        raise MessageError("world_state: variances must be finite and >= 0", Cause.NON_FINITE)
-    return WorldState.from_vector(from_time(msg.header.stamp), values[:-1], var[:-1], float(values[-1]))
+        raise MessageError(f"{what}: variances must be finite and >= 0", Cause.NON_FINITE)
+    return values, var
 
 
 def plan_labels(horizon: int) -> tuple[str, ...]:

@@ -1,11 +1,15 @@
 """estimator node: percept + odometry + goal -> world state (mean, variance, ambiguity).
 
-Subscribes (through the input guard, nodes/topics.py INPUTS["estimator"]): agent/percept (JointState),
+Subscribes (through the input guard, nodes/topics.py INPUTS["estimator"]): agent/percept/early and agent/percept
+            (JointState: a frame's latent and sectors first, then the same frame with its image statistics),
             odom (nav_msgs/Odometry), goal_pose (geometry_msgs/PoseStamped), cmd_vel (TwistStamped or Twist,
             as the guard's cmd_vel_type says: the action actually sent, for the learned model's prior;
             world_model only).
-Publishes:  agent/world_state (JointState, layout in nodes/codec.py; none before the first odometry reading:
-            the pose would be the prior's, so the watchdog keeps its start-up SAFE_STOP), agent/events (goals accepted or
+Publishes:  agent/world_state/early (JointState: the frame's world state without its ambiguity, as soon as its
+            early percept is folded in: what the habitual policy reads) and agent/world_state (the same with its
+            ambiguity, once the frame's percept completes it), layouts in nodes/codec.py; neither before the first
+            odometry reading: the pose would be the prior's, so the watchdog keeps its start-up SAFE_STOP;
+            agent/events (goals accepted or
             rejected, with the reason; the guard's rejections), /diagnostics.
 Goals: in odom_frame as they are; in base_frame placed in odom_frame with the latest odometry pose (a goal
             (1, 0) in base_link is 1 m ahead of the robot as it stands when the goal arrives); in any other frame
@@ -27,16 +31,16 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 
-from hjepa_agent.core.estimator import Estimator, EstimatorConfig, LearnedLatent
+from hjepa_agent.core.estimator import Estimator, EstimatorConfig, LearnedLatent, OutOfOrder
 from hjepa_agent.config.urdf import quaternion_matrix
 from hjepa_agent.core.events import Cause, Event
 from hjepa_agent.core.frames import GoalFrameError, goal_in_odom
 from hjepa_agent.core.models import select_providers, world_action_norm
 from hjepa_agent.core.timekeeping import ClockJump
-from hjepa_agent.core.types import Percept
+from hjepa_agent.core.types import EarlyPercept, Percept
 from hjepa_agent.core.watchdog.odometry import OdometryCheckConfig, OdometryConsistency
 from hjepa_agent.core.world_model import WorldModel
-from hjepa_agent.nodes.codec import Command, world_state_to_msg, yaw_from_quaternion
+from hjepa_agent.nodes.codec import Command, early_world_state_to_msg, world_state_to_msg, yaw_from_quaternion
 from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.nodes.mounts import declare_base_frame
@@ -80,7 +84,9 @@ class EstimatorNode(GuardedNode):
         self.published = 0
         self.withheld = 0   # world states not published: no odometry fused yet
         self.last_ambiguity = float("nan")
+        self.pub_early = self.publisher("agent/world_state/early")
         self.pub = self.publisher("agent/world_state")
+        self.subscribe("early_percept", self.on_early_percept)
         self.subscribe("percept", self.on_percept)
         self.subscribe("odom", self.on_odom)
         self.subscribe("goal", self.on_goal)
@@ -147,15 +153,28 @@ class EstimatorNode(GuardedNode):
         xyz = r @ np.array([p.x, p.y, p.z]) + np.array([t.translation.x, t.translation.y, t.translation.z])
         return xyz[:2]
 
+    def on_early_percept(self, early: EarlyPercept, rx: Receipt) -> None:
+        """Fold in a frame's latent and scan sectors and publish its early world state (the habitual policy's
+        input), before the frame's image statistics come."""
+        ws = self.core.on_early(early)
+        if ws is not None and self.core.localised:
+            self.pub_early.publish(early_world_state_to_msg(ws, self.odom_frame))
+
     def on_percept(self, percept: Percept, rx: Receipt) -> None:
-        """Fold in the percept and publish the world state."""
+        """Complete the frame with its image statistics and publish the world state (the early one too when
+        the frame's early percept never came: the core folded in the whole percept)."""
+        early_before = self.core.folded_t_s
         try:
             ws = self.core.on_percept(percept)
+        except OutOfOrder as exc:
+            raise Rejected(Cause.OUT_OF_ORDER, str(exc)) from None
         except ValueError as exc:  # a non-finite learned ambiguity: publish nothing, the watchdog stops
             raise Rejected(Cause.NON_FINITE, f"percept not fused: {exc}") from None
         if not self.core.localised:   # no position yet (core doc): the watchdog keeps its start-up SAFE_STOP
             self.withheld += 1
             return
+        if early_before != percept.stamp_s:
+            self.pub_early.publish(early_world_state_to_msg(ws, self.odom_frame))
         self.last_ambiguity = ws.ambiguity
         self.published += 1
         self.pub.publish(world_state_to_msg(ws, self.odom_frame))

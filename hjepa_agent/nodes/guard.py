@@ -61,7 +61,7 @@ from hjepa_agent.core.inputs import (InputLedger, InputRecord, NodeFailure, Rece
                                      failure_event, jump_event, jump_text, rejection_event, stamp_ns, time_refusal)
 from hjepa_agent.core.timekeeping import ClockJump, ReceiptClock
 from hjepa_agent.nodes.topics import InputSpec, Rejected, TopicSpec, Transport, event_to_json, inputs_of
-from hjepa_agent.nodes.traffic import CountingPublisher, Reader, join, leave
+from hjepa_agent.nodes.traffic import CountingPublisher, Later, Reader, drop_later, join, later_work, leave
 
 log = logging.getLogger("hjepa_agent.guard")
 
@@ -116,6 +116,10 @@ def declare_transport(node: Node) -> Transport:
                              "'twist_stamped' (geometry_msgs/TwistStamped) or 'twist' (geometry_msgs/Twist)"))
 
 
+LATER_PERIOD_S = 1e-6
+"""The timer that runs a node's later work (GuardedNode.later) is due this soon (s) after it is woken."""
+
+
 class GuardedNode(Node):
     """An agent node whose inputs, clock and callbacks are guarded (module doc). ``kind`` names its
     row in INPUTS (the node's name in the node table). ``events``: publish events on agent/events
@@ -133,6 +137,8 @@ class GuardedNode(Node):
         self._receipt: ReceiptClock | None = None
         self._events_pub = None
         self._own_publishers: list[CountingPublisher] = []
+        self._later: Later | None = None
+        self._later_timer = None
         super().__init__(kind, **kwargs)
         from hjepa_agent.nodes.common import declare
         self.future_stamp_tolerance_s = declare(
@@ -273,6 +279,26 @@ class GuardedNode(Node):
         pub.leave()
         self._own_publishers = [p for p in self._own_publishers if p is not pub]
         Node.destroy_publisher(self, pub._pub)
+
+    def later(self, job: Callable[[], None], where: str) -> None:
+        """Run ``job`` after this callback has returned (nodes/traffic.py Later: at once in a node's own
+        process, when the reflex path is idle in the embedded runner), fail-safe like a callback
+        (``where`` names it in a failure)."""
+        if self._later is None:
+            self._later = later_work(self, self._wake_later)
+        self._later.submit(self._failsafe(job, where))
+
+    def _wake_later(self) -> None:
+        """Have the executor run the later work next: a steady timer, due at once, cancelled once it ran (a
+        timer, not a guard condition: rclpy's EventsExecutor takes no guard conditions)."""
+        if self._later_timer is None:
+            self._later_timer = Node.create_timer(self, LATER_PERIOD_S, self._run_later, clock=self._steady)
+        else:
+            self._later_timer.reset()
+
+    def _run_later(self) -> None:
+        self._later_timer.cancel()
+        self._later.run_all()
 
     def emit(self, ev: Event) -> None:
         """Publish an event on agent/events (a node without events: log it)."""
@@ -424,6 +450,8 @@ class GuardedNode(Node):
             leave(self.context, inp)
         for pub in self._own_publishers:
             pub.leave()
+        if self._later is not None:
+            drop_later(self.context, self._later)
         super().destroy_node()
 
 

@@ -1,6 +1,7 @@
 """habitual node: world state -> proposed velocity (Mode-1, one ONNX call per state).
 
-Subscribes (through the input guard, nodes/topics.py INPUTS["habitual"]): agent/world_state (JointState).
+Subscribes (through the input guard, nodes/topics.py INPUTS["habitual"]): agent/world_state/early (JointState:
+            the estimator's world state before its ambiguity is computed; the policy does not read it).
 Publishes:  agent/habitual/cmd (geometry_msgs/TwistStamped, header.stamp = origin camera stamp), /diagnostics.
 Parameters: models_dir, use_cuda, ego_model, robot (the manifest's robot fingerprint must be this robot
             description's with this ego model: nodes/common.py declare_robot), latent_source (all

@@ -13,7 +13,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32, String
 
 from hjepa_agent.core.types import WORLD_STATE_LABELS
-from hjepa_agent.nodes.codec import BRIDGE_OUTPUT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS, plan_labels
+from hjepa_agent.nodes.codec import (BRIDGE_OUTPUT_LABELS, EARLY_PERCEPT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS,
+                                     plan_labels)
 from hjepa_agent.nodes.guard import qos_for
 from hjepa_agent.nodes.topics import TOPICS
 from hjepa_agent.nodes.traffic import CountingPublisher
@@ -38,7 +39,9 @@ def garbage(topic: str, k: int, stamp: Time) -> object:
     if spec.type is Float32:
         return Float32(data=bad)
     labels, frame = {"agent/percept": (PERCEPT_LABELS, ""),
+                     "agent/percept/early": (EARLY_PERCEPT_LABELS, ""),
                      "agent/world_state": (WORLD_STATE_LABELS + ("ambiguity",), "odom"),
+                     "agent/world_state/early": (WORLD_STATE_LABELS, "odom"),
                      "agent/plan": (plan_labels(15), "odom"),
                      "agent/bridge/output": (BRIDGE_OUTPUT_LABELS, "DRIVING"),
                      "agent/goal_status": (GOAL_STATUS_LABELS, "odom")}[topic]
@@ -46,7 +49,7 @@ def garbage(topic: str, k: int, stamp: Time) -> object:
     msg.header.stamp, msg.header.frame_id = stamp, frame
     msg.name = list(labels)
     msg.position = [bad] * len(labels)
-    msg.velocity = [0.0] * len(labels) if topic == "agent/world_state" else []
+    msg.velocity = [0.0] * len(labels) if topic.startswith("agent/world_state") else []
     return msg
 
 

@@ -5,7 +5,10 @@ Subscribes (through the input guard, nodes/topics.py INPUTS["perception"]): came
             camera/image_raw/compressed (sensor_msgs/CompressedImage: jpeg, png); scan (sensor_msgs/LaserScan).
             An image of any size from 16 px on its short side: the encoder sees its central square
             (core/perception.py preprocess_image).
-Publishes:  agent/percept (sensor_msgs/JointState, layout in nodes/codec.py), /diagnostics.
+Publishes:  agent/percept/early (sensor_msgs/JointState: the frame's latent and scan sectors) as soon as the
+            image is encoded, then agent/percept (the same with the image statistics the ambiguity reads:
+            quality, noise, look, change; computed after the callback has returned, GuardedNode.later, so
+            the reflex path does not wait for them), layouts in nodes/codec.py; /diagnostics.
 Parameters: models_dir, use_cuda, ego_model, robot (read-only; the manifest's robot fingerprint must be
             that of this robot description with this ego model: nodes/common.py declare_robot),
             encoder_model (read-only: "encoder", the foundation behaviour-cloned one (default), or
@@ -32,7 +35,7 @@ from hjepa_agent.core.events import Cause
 from hjepa_agent.core.models import load_encoder, load_world_encoder
 from hjepa_agent.core.perception import ImageError, Perception, decode_compressed, decode_image
 from hjepa_agent.core.look import load_look_model
-from hjepa_agent.nodes.codec import percept_to_msg
+from hjepa_agent.nodes.codec import early_percept_to_msg, percept_to_msg
 from hjepa_agent.nodes.common import Diagnostics, declare, declare_ego_model, declare_robot, run_node
 from hjepa_agent.nodes.guard import GuardedNode, Receipt
 from hjepa_agent.nodes.mounts import SensorMounts
@@ -62,6 +65,7 @@ class PerceptionNode(GuardedNode):
             raise ValueError(f"encoder_model: must be 'encoder' or 'world_encoder', got {which!r}")
         self.mounts = SensorMounts(self)
         self.frames = 0
+        self.pub_early = self.publisher("agent/percept/early")
         self.pub = self.publisher("agent/percept")
         self.subscribe("camera", self.on_image)
         self.subscribe("scan", self.on_scan)
@@ -83,11 +87,12 @@ class PerceptionNode(GuardedNode):
                 rgb = decode_compressed(msg.data, msg.format, MAX_IMAGE_PIXELS)
             else:
                 rgb = decode_image(msg.data, msg.height, msg.width, msg.encoding, msg.step)
-            percept = self.core.on_image(rx.stamp_s, rgb, self.scan_max_age_s)
+            early, x = self.core.encode(rx.stamp_s, rgb, self.scan_max_age_s)
         except ImageError as exc:
             raise Rejected(Cause.BAD_LAYOUT, f"image: {exc}") from None
         self.frames += 1
-        self.pub.publish(percept_to_msg(percept))
+        self.pub_early.publish(early_percept_to_msg(early))
+        self.later(lambda: self.pub.publish(percept_to_msg(self.core.describe(early, rgb, x))), "image statistics")
 
     def report(self) -> None:
         """Publish /diagnostics (the guard adds its counters)."""

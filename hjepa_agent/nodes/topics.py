@@ -80,7 +80,9 @@ TOPICS: dict[str, TopicSpec] = {t.name: t for t in (
     _T("battery_state", BatteryState, "sensor", None, True),
     _T("motor_temperature", Temperature, "sensor", None, True),
     _T("goal_pose", PoseStamped, "reliable", None, True),
+    _T("agent/percept/early", JointState, "reliable", ("perception",), True),
     _T("agent/percept", JointState, "reliable", ("perception",), True),
+    _T("agent/world_state/early", JointState, "reliable", ("estimator",), True),
     _T("agent/world_state", JointState, "reliable", ("estimator",), True),
     _T("agent/habitual/cmd", TwistStamped, "reliable", ("habitual",), True),
     _T("agent/plan", JointState, "reliable", ("planner",), True),
@@ -415,8 +417,8 @@ class Transport:
 
 
 def _inputs() -> dict[str, dict[str, InputSpec]]:
-    from hjepa_agent.nodes.codec import (msg_to_bridge_output, msg_to_percept, msg_to_plan,
-                                         msg_to_world_state)
+    from hjepa_agent.nodes.codec import (msg_to_bridge_output, msg_to_early_percept, msg_to_early_world_state,
+                                         msg_to_percept, msg_to_plan, msg_to_world_state)
     percept, world, plan = codec_check(msg_to_percept), codec_check(msg_to_world_state), codec_check(msg_to_plan)
     command_record = codec_check(msg_to_bridge_output)
     I = InputSpec
@@ -427,10 +429,13 @@ def _inputs() -> dict[str, dict[str, InputSpec]]:
     habitual = I("agent/habitual/cmd", check_twist, "bridge: source_timeout_s")
     return {
         "perception": {"camera": camera, "scan": scan},
-        "estimator": {"percept": I("agent/percept", percept, "ego_model: hard.sensors.camera.max_age_s"),
+        "estimator": {"early_percept": I("agent/percept/early", codec_check(msg_to_early_percept),
+                                         "ego_model: hard.sensors.camera.max_age_s"),
+                      "percept": I("agent/percept", percept, "ego_model: hard.sensors.camera.max_age_s"),
                       "odom": odom, "goal": I("goal_pose", check_goal, order=False),   # odom or base frame
                       "command": I("cmd_vel", check_command, order=False)},
-        "habitual": {"world_state": world_state},
+        "habitual": {"world_state": I("agent/world_state/early", codec_check(msg_to_early_world_state),
+                                      "watchdog.yaml: world_state_max_age_s", frame="odom")},
         "planner": {"world_state": world_state, "mode": I("agent/mode", check_mode, "bridge: mode_timeout_s"),
                     "stalled": I("agent/habitual_stalled", check_bool), "events": I("agent/events", check_event),
                     "scan": scan, "habitual": habitual},

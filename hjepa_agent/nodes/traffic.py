@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -35,12 +36,50 @@ class Reader:
             self.pending_since = None
 
 
+class Later:
+    """Work a node finishes after the callback that queued it has returned, once what it published has
+    gone on (GuardedNode.later): perception's image statistics, after the frame's latent is out.
+
+    Alone in its process (rclpy.spin: a node on a robot) a guard condition runs it as soon as the callback
+    returns, while the next node, in its own process, is already at work. In a process whose nodes share
+    one thread (the embedded runner), the runner claims the context's later work (:func:`claim_later`) and
+    runs it when no reflex message is in flight (harness/lockstep.Tiered); either way it counts as in
+    flight for the lockstep (:func:`pending_messages`) until it has run."""
+
+    def __init__(self, owner: str, traffic: "_Traffic", trigger: Callable[[], None]) -> None:
+        self.owner = owner
+        self._traffic = traffic
+        self._trigger = trigger
+        self.jobs: deque[Callable[[], None]] = deque()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Queue ``job`` (it must not raise: GuardedNode.later wraps it fail-safe)."""
+        self.jobs.append(job)
+        if not self._traffic.later_claimed:
+            self._trigger()
+
+    def run_one(self) -> bool:
+        """Run the oldest queued job; False when none was queued."""
+        if not self.jobs:
+            return False
+        self.jobs.popleft()()
+        return True
+
+    def run_all(self) -> None:
+        """Run every queued job, oldest first (the guard condition's callback)."""
+        while self.run_one():
+            pass
+
+
 class _Traffic:
     """Counting publishers and guarded subscriptions of one rclpy Context, by resolved topic name."""
 
     def __init__(self) -> None:
         self.subs: dict[str, list[Reader]] = {}
         self.pubs: dict[str, list[CountingPublisher]] = {}
+        self.later: list[Later] = []
+        self.later_claimed = False
+        """True once a runner runs the later work itself (:func:`claim_later`): no guard condition runs it."""
         self.probe: dict[str, dict[int, int]] | None = None
         """While timing (:func:`time_publications`): topic -> header stamp ns -> perf_counter_ns of the first
         publication with that stamp."""
@@ -53,7 +92,8 @@ class _Traffic:
             inp.expected += 1
 
     def pending(self) -> int:
-        return sum(max(0, i.expected - i.taken) for subs in self.subs.values() for i in subs)
+        return (sum(max(0, i.expected - i.taken) for subs in self.subs.values() for i in subs)
+                + sum(len(w.jobs) for w in self.later))
 
 
 _TRAFFIC: "weakref.WeakKeyDictionary[Any, _Traffic]" = weakref.WeakKeyDictionary()
@@ -68,10 +108,13 @@ def _traffic(context: Any) -> _Traffic:
 
 def settle_traffic(context: Any) -> None:
     """Forget what is in flight (between episodes: a message from a node destroyed before it was
-    delivered never will be)."""
-    for subs in _traffic(context).subs.values():
+    delivered never will be, nor its later work done)."""
+    t = _traffic(context)
+    for subs in t.subs.values():
         for inp in subs:
             inp.expected, inp.pending_since = inp.taken, None
+    for work in t.later:
+        work.jobs.clear()
 
 
 def unmatched(context: Any) -> list[str]:
@@ -98,6 +141,29 @@ def in_flight(context: Any) -> dict[tuple[str, str], int]:
     """(topic, subscriber) -> messages sent to it and not taken yet, for the lockstep's log."""
     return {(inp.topic, inp.owner): inp.expected - inp.taken for subs in _traffic(context).subs.values()
             for inp in subs if inp.expected > inp.taken}
+
+
+def later_work(node: Node, trigger: Callable[[], None]) -> Later:
+    """A :class:`Later` queue for ``node``, counted in its context's accounting; ``trigger`` runs its jobs
+    soon when no runner has claimed them (a guard condition's trigger)."""
+    work = Later(node.get_name(), _traffic(node.context), trigger)
+    work._traffic.later.append(work)
+    return work
+
+
+def drop_later(context: Any, work: Later) -> None:
+    """Stop counting ``work`` (its node is being destroyed); what it still held is dropped."""
+    t = _traffic(context)
+    work.jobs.clear()
+    t.later[:] = [w for w in t.later if w is not work]   # in place: a runner holds the list (claim_later)
+
+
+def claim_later(context: Any) -> list[Later]:
+    """Say that the caller runs the later work of ``context``'s nodes itself (one thread for every node:
+    harness/lockstep.Tiered); returns the live list of their queues."""
+    t = _traffic(context)
+    t.later_claimed = True
+    return t.later
 
 
 def time_publications(context: Any, topics: Iterable[str] | None) -> dict[str, dict[int, int]] | None:
@@ -182,5 +248,6 @@ def leave(context: Any, reader: Reader) -> None:
         subs.remove(reader)
 
 
-__all__ = ["CountingPublisher", "Reader", "counted_subscription", "drop_lost", "in_flight", "join", "leave",
+__all__ = ["CountingPublisher", "Later", "Reader", "claim_later", "counted_subscription", "drop_later", "drop_lost",
+           "in_flight", "join", "later_work", "leave",
            "pending_messages", "settle_traffic", "time_publications", "unmatched"]

@@ -65,7 +65,7 @@ NEW_KINDS = tuple(list(DEFAULTS)[7:])
 NAN_FLOOD_TOPICS: tuple[tuple[str, float], ...] = (
     ("agent/percept", 10.0), ("agent/world_state", 10.0), ("agent/habitual/cmd", 10.0), ("agent/plan", 10.0),
     ("agent/mode", 20.0), ("agent/speed_scale", 20.0), ("agent/bridge/output", 20.0), ("agent/goal_status", 2.0),
-    ("cmd_vel", 20.0))
+    ("cmd_vel", 20.0), ("agent/percept/early", 10.0), ("agent/world_state/early", 10.0))
 """The topics ``nan_flood`` floods, in turn, each with its nominal rate (Hz): the camera's 10 Hz for what
 follows a frame, the watchdog's and the bridge's 20 Hz, the planner's goal verdict at 2 Hz. Topics whose
 type cannot carry a NaN (std_msgs/Bool: agent/habitual_stalled, base_stop, agent/estop) or whose

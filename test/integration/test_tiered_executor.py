@@ -99,3 +99,81 @@ def test_a_reflex_message_that_never_comes_does_not_starve_the_slow_tier(ros_con
         ex.shutdown()
         for n in (src, slow):
             n.destroy_node()
+
+
+def test_later_work_runs_after_the_reflex_tier_and_before_the_slow_one(ros_context) -> None:
+    # perception's image statistics (GuardedNode.later) must wait until the frame's way to the bridge is
+    # done, and come before the slow tier's work (the watchdog and planner read what they publish)
+    from rclpy.node import Node
+    from std_msgs.msg import Float32
+
+    from hjepa_agent.harness.lockstep import Tiered
+    from hjepa_agent.nodes.guard import RELIABLE_QOS, GuardedNode
+    from hjepa_agent.nodes.traffic import CountingPublisher, counted_subscription, pending_messages
+
+    ctx = ros_context
+    src, slow, bridge = Node("source", context=ctx), Node("slowpoke", context=ctx), Node("bridge", context=ctx)
+    perception = GuardedNode("perception", context=ctx)
+    order: list[str] = []
+    pub = {t: CountingPublisher(n.create_publisher(Float32, t, RELIABLE_QOS), ctx)
+           for t, n in (("c", src), ("b", src), ("f", perception))}
+
+    def on_camera(_msg) -> None:
+        order.append("c")
+        pub["f"].publish(Float32(data=0.0))
+        perception.later(lambda: order.append("L"), "statistics")
+
+    counted_subscription(perception, Float32, "c", on_camera, RELIABLE_QOS)
+    counted_subscription(slow, Float32, "b", lambda _m: order.append("b"), RELIABLE_QOS)
+    counted_subscription(bridge, Float32, "f", lambda _m: order.append("f"), RELIABLE_QOS)
+    ex = Tiered(ctx, ("perception", "bridge"))
+    nodes = (src, slow, bridge, perception)
+    for n in nodes:
+        ex.add_node(n)
+    try:
+        deadline = time.monotonic() + 10.0
+        while any(p.get_subscription_count() == 0 for p in pub.values()) and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.01)
+        for _ in range(10):
+            order.append("|")
+            pub["b"].publish(Float32(data=1.0))   # the slow tier has work before the frame comes
+            pub["c"].publish(Float32(data=1.0))
+            while pending_messages(ctx) and time.monotonic() < deadline:
+                ex.spin_once(timeout_sec=0.01)
+        rounds = _rounds(order)
+        assert rounds == ["cfLb"] * 10, rounds
+        assert perception.failure is None
+    finally:
+        ex.shutdown()
+        for n in nodes:
+            n.destroy_node()
+
+
+def test_later_work_alone_in_its_process_runs_right_after_the_callback_and_counts_as_in_flight(ros_context) -> None:
+    # a node on a robot (rclpy.spin, one executor of its own): the later work runs as soon as the callback
+    # that queued it has returned; until then the lockstep accounting counts it
+    from rclpy.executors import SingleThreadedExecutor
+
+    from hjepa_agent.nodes.guard import GuardedNode
+    from hjepa_agent.nodes.traffic import pending_messages
+
+    node = GuardedNode("perception", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    done: list[int] = []
+    try:
+        for k in range(3):
+            node.later(lambda k=k: done.append(k), "statistics")
+            assert pending_messages(ros_context) == 1
+            deadline = time.monotonic() + 5.0
+            while len(done) <= k and time.monotonic() < deadline:
+                ex.spin_once(timeout_sec=0.05)
+            assert done == list(range(k + 1)) and pending_messages(ros_context) == 0
+        node.later(lambda: 1 / 0, "statistics")   # a failing job fails the node stop, as a callback would
+        deadline = time.monotonic() + 5.0
+        while node.failure is None and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+        assert node.failure is not None and node.failure.where == "statistics"
+    finally:
+        ex.shutdown()
+        node.destroy_node()

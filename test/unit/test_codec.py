@@ -55,6 +55,36 @@ def test_percept_round_trip_and_wrong_labels():
         msg_to_percept(msg)
 
 
+def test_early_percept_and_early_world_state_round_trip_and_refusals():
+    from hjepa_agent.core.types import EarlyPercept
+    from hjepa_agent.nodes.codec import (early_percept_to_msg, early_world_state_to_msg, msg_to_early_percept,
+                                         msg_to_early_world_state)
+    e = EarlyPercept(1.5, np.arange(N_LATENT, dtype=np.float32), np.full(N_SCAN_BINS, 2.0, np.float32))
+    back = msg_to_early_percept(early_percept_to_msg(e))
+    assert back.stamp_s == 1.5 and np.array_equal(back.vector(), e.vector())
+    whole = percept_to_msg(Percept(1.5, e.latent, e.scan_bins, 0.9))
+    with pytest.raises(MessageError, match="labels"):   # a whole percept is not an early one, nor the reverse
+        msg_to_early_percept(whole)
+    with pytest.raises(MessageError, match="labels"):
+        msg_to_percept(early_percept_to_msg(e))
+    bad = early_percept_to_msg(e)
+    bad.position[3] = math.inf
+    with pytest.raises(MessageError, match="finite"):
+        msg_to_early_percept(bad)
+    ws = world_state()
+    early_ws = msg_to_early_world_state(early_world_state_to_msg(ws))
+    assert math.isnan(early_ws.ambiguity) and np.array_equal(early_ws.vector(), ws.vector())
+    assert np.array_equal(early_ws.variance, ws.variance) and early_ws.stamp_s == ws.stamp_s
+    with pytest.raises(MessageError, match="labels"):
+        msg_to_world_state(early_world_state_to_msg(ws))   # the watchdog's input must carry an ambiguity
+    with pytest.raises(MessageError, match="labels"):
+        msg_to_early_world_state(world_state_to_msg(ws))
+    neg = early_world_state_to_msg(ws)
+    neg.velocity[0] = -1.0
+    with pytest.raises(MessageError, match="variance"):
+        msg_to_early_world_state(neg)
+
+
 def test_plan_round_trip_and_garbage():
     h = 5
     plan = Plan(2.0, np.ones((h, 2), np.float32), np.zeros((h + 1, 3), np.float32), -np.ones(h, np.float32),

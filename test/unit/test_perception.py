@@ -94,3 +94,24 @@ def test_image_noise_sigma_recovers_added_noise():
         assert image_noise_sigma(noisy) == pytest.approx(sigma, rel=0.25)
     batch = np.stack([smooth.transpose(2, 0, 1)] * 4).astype(np.uint8)  # (N, 3, H, W)
     assert image_noise_sigma(batch).shape == (4,)
+
+
+def test_encode_then_describe_is_on_image_frame_by_frame():
+    """The perception node publishes the early percept (encode) before it computes the image statistics
+    (describe): the two together must give what on_image gives, frame after frame (the frozen check and
+    the 1-s change read the earlier frames)."""
+    rng = np.random.default_rng(7)
+    encoder = (lambda x: x.reshape(1, -1)[:, :N_LATENT] * 2.0)
+    whole, split = Perception(encoder=encoder), Perception(encoder=encoder)
+    imgs = [rng.integers(30, 220, (48, 80, 3), dtype=np.uint8) for _ in range(4)]
+    imgs.append(imgs[-1].copy())   # a frozen frame
+    for k, img in enumerate(imgs * 4):
+        t = 0.1 * k
+        for p in (whole, split):
+            p.on_scan(t, np.full(64, 1.0 + k % 3, np.float32), -math.pi, 2 * math.pi / 64, 0.05, 4.0)
+        a = whole.on_image(t, img, 0.3)
+        early, x = split.encode(t, img, 0.3)
+        assert early.stamp_s == t and np.array_equal(early.vector(), a.vector()[:early.SIZE])
+        b = split.describe(early, img, x)
+        assert np.array_equal(b.vector(), a.vector()) and b.stamp_s == a.stamp_s
+    assert b.quality == 0.2 and b.image_change >= 0.0   # the last frame repeats the one before: frozen
