@@ -35,8 +35,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from hjepa_agent.core.types import WORLD_STATE_LABELS, Mode
-from hjepa_agent.nodes.codec import (BRIDGE_OUTPUT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS, plan_labels,
-                                     to_time)
+from hjepa_agent.nodes.codec import (BRIDGE_OUTPUT_LABELS, EARLY_PERCEPT_LABELS, GOAL_STATUS_LABELS, PERCEPT_LABELS,
+                                     plan_labels, to_time)
 from hjepa_agent.nodes.topics import MAX_SCAN_BEAMS, TOPICS, InputSpec
 
 DT_S = 0.01
@@ -47,6 +47,7 @@ MAX_CLOCK_S = 1.0e6
 NOMINAL_HZ: dict[str, float] = {
     "camera/image_raw": 10.0, "scan": 10.0, "odom": 50.0, "battery_state": 2.0, "motor_temperature": 2.0,
     "goal_pose": 2.0, "agent/percept": 10.0, "agent/world_state": 10.0, "agent/habitual/cmd": 10.0,
+    "agent/percept/early": 10.0, "agent/world_state/early": 10.0,
     "agent/plan": 10.0, "agent/goal_status": 1.0, "agent/mode": 20.0, "agent/speed_scale": 20.0,
     "agent/habitual_stalled": 20.0, "agent/events": 20.0, "agent/estop": 20.0, "cmd_vel": 20.0,
     "agent/bridge/output": 20.0, "base_stop": 20.0,
@@ -173,7 +174,8 @@ FRAMES = st.one_of(st.just(RIGHT), st.just(RIGHT), st.just(RIGHT), st.just(""), 
 NATURAL_FRAME = {"camera/image_raw": "camera_link", "scan": "laser_link", "odom": "odom", "goal_pose": "odom",
                  "motor_temperature": "motors", "battery_state": "", "agent/habitual/cmd": "base_link",
                  "cmd_vel": "base_link", "agent/world_state": "odom", "agent/plan": "odom", "agent/goal_status": "odom",
-                 "agent/percept": "", "agent/bridge/output": "DRIVING"}
+                 "agent/percept": "", "agent/bridge/output": "DRIVING", "agent/percept/early": "",
+                 "agent/world_state/early": "odom"}
 
 
 def short_repr(value: Any) -> str:
@@ -294,6 +296,16 @@ def _labelled_vector(correct: tuple[str, ...], lo: float, hi: float, variances: 
 def percepts(spec: InputSpec) -> st.SearchStrategy[Draft]:
     """agent/percept: 36 labelled values (latent, scan sectors, quality, image scores)."""
     return _stamped(spec.topic, _labelled_vector(PERCEPT_LABELS, -3.0, 5.0, variances=False))
+
+
+def early_percepts(spec: InputSpec) -> st.SearchStrategy[Draft]:
+    """agent/percept/early: 32 labelled values (latent, scan sectors)."""
+    return _stamped(spec.topic, _labelled_vector(EARLY_PERCEPT_LABELS, -3.0, 5.0, variances=False))
+
+
+def early_world_states(spec: InputSpec) -> st.SearchStrategy[Draft]:
+    """agent/world_state/early: mean and variance over WORLD_STATE_LABELS (no ambiguity)."""
+    return _stamped(spec.topic, _labelled_vector(WORLD_STATE_LABELS, -5.0, 5.0, variances=True))
 
 
 def world_states(spec: InputSpec) -> st.SearchStrategy[Draft]:
@@ -614,7 +626,8 @@ def events(spec: InputSpec) -> st.SearchStrategy[Draft]:
 STRATEGIES: dict[str, Callable[[InputSpec], st.SearchStrategy[Draft]]] = {
     "camera/image_raw": images, "scan": scans, "odom": odoms, "battery_state": batteries,
     "motor_temperature": temperatures, "goal_pose": goals, "agent/percept": percepts,
-    "agent/world_state": world_states, "agent/habitual/cmd": twists, "cmd_vel": twists, "agent/plan": plans,
+    "agent/world_state": world_states, "agent/percept/early": early_percepts,
+    "agent/world_state/early": early_world_states, "agent/habitual/cmd": twists, "cmd_vel": twists, "agent/plan": plans,
     "agent/goal_status": goal_statuses, "agent/bridge/output": bridge_outputs, "agent/mode": modes,
     "agent/speed_scale": scales, "agent/habitual_stalled": bools, "agent/estop": bools, "base_stop": bools,
     "agent/events": events,
