@@ -8,6 +8,7 @@ SROS2 policy for a robot)."""
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import signal
@@ -364,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, default=None, help="write the XML here (default: standard output)")
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if hasattr(signal, "SIGUSR1"):   # `kill -USR1 PID`: every thread's stack on stderr (where a long run waits)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         if args.verb == "sim":
             if rest:

@@ -2,8 +2,12 @@
 namespace robot1, against the simulator acting as a TurtleBot-4-like robot's drivers (Twist commands, a
 250x250 bgr8 camera at 30 Hz on its own topic name, a laser turned 90 deg, no motor temperature)."""
 import json
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 from hjepa_agent.config.paths import data_path
 
@@ -12,8 +16,16 @@ def _rehearse(out):
     cmd = [sys.executable, "-m", "hjepa_agent.cli", "rehearse", "--profile",
            str(data_path("config", "profiles", "turtlebot4_like.yaml")), "--scenario",
            str(data_path("config", "scenarios", "open.yaml")), "--episodes", "1", "--out", str(out), "--quiet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:   # say where it waited (the CLI dumps its stacks on SIGUSR1), then stop it
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the rehearsal did not end within 240 s; its stacks and log:\n{err[-6000:]}")
+    assert proc.returncode == 0, err[-3000:]
     return (json.loads((out / "summary.json").read_text()),
             json.loads((out / "episodes.jsonl").read_text().splitlines()[0]))
 
