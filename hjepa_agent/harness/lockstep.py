@@ -95,17 +95,20 @@ class Tiered:
         barrier says which), else each tier in turn. An idle EventsExecutor's spin_once costs ~75 us even
         with no timeout, so the tier that has work is picked rather than polled. A reflex message counted but
         not delivered (a new publisher not matched yet: lost, given up after lockstep.LOST_AFTER_S) must not
-        starve the slow tier: after a reflex spin that found nothing, the slow tier gets the next one."""
+        starve the slow tier: after a reflex spin that found nothing, the later work or the slow tier gets the
+        next one."""
         fast, slow = self._busy()
+        yielded = fast and self._fast_idle   # the last reflex spin found nothing: another turn for the rest
+        if yielded:
+            fast, self._fast_idle = False, False
         if not fast and self._run_later():
             return
-        if fast and self._fast_idle:
-            fast, self._fast_idle = False, False
-        elif not (fast or slow) and lagging:
-            fast = any(n.get_name() in self.reflex_names for n in lagging)
-        elif not (fast or slow):
-            self._turn = not self._turn
-            fast = self._turn
+        if not (fast or slow or yielded):
+            if lagging:
+                fast = any(n.get_name() in self.reflex_names for n in lagging)
+            else:
+                self._turn = not self._turn
+                fast = self._turn
         if fast:
             t0 = time.perf_counter()
             self.fast.spin_once(timeout_sec=timeout_sec)

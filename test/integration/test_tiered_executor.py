@@ -177,3 +177,29 @@ def test_later_work_alone_in_its_process_runs_right_after_the_callback_and_count
     finally:
         ex.shutdown()
         node.destroy_node()
+
+
+def test_a_reflex_message_that_never_comes_does_not_starve_the_later_work(ros_context) -> None:
+    # the same ghost as above: the later work a reflex node left must still run meanwhile
+    from hjepa_agent.harness.lockstep import Tiered
+    from hjepa_agent.nodes.guard import GuardedNode
+    from hjepa_agent.nodes.traffic import Reader, join, leave
+
+    node = GuardedNode("perception", context=ros_context)
+    ghost = Reader(topic="/never", owner="bridge", expected=1)
+    ex = Tiered(ros_context, ("perception", "bridge"))
+    ex.add_node(node)
+    done: list[int] = []
+    try:
+        join(ros_context, ghost)
+        assert ex.reflex_busy()
+        node.later(lambda: done.append(1), "statistics")
+        for _ in range(10):
+            ex.spin_once(timeout_sec=0.002)
+            if done:
+                break
+        assert done == [1]
+    finally:
+        leave(ros_context, ghost)
+        ex.shutdown()
+        node.destroy_node()
