@@ -233,6 +233,17 @@ def _eval(args: argparse.Namespace, rest: list[str]) -> int:
     return int(eval_main(rest) or 0)
 
 
+def _stacks_on_sigusr1() -> None:
+    """`kill -USR1 PID` prints every thread's stack on stderr (where a long run waits), when stderr is a file
+    (not where it is captured in memory: a test's capsys)."""
+    if not hasattr(signal, "SIGUSR1"):
+        return
+    try:
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr.fileno(), all_threads=True)
+    except (AttributeError, OSError, ValueError):   # io.UnsupportedOperation is both OSError and ValueError
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the hjepa-agent console script."""
     parser = argparse.ArgumentParser(prog="hjepa-agent", description=__doc__)
@@ -365,8 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, default=None, help="write the XML here (default: standard output)")
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if hasattr(signal, "SIGUSR1"):   # `kill -USR1 PID`: every thread's stack on stderr (where a long run waits)
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    _stacks_on_sigusr1()
     try:
         if args.verb == "sim":
             if rest:
