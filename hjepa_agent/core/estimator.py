@@ -272,7 +272,7 @@ class Estimator:
                 raise OutOfOrder(f"percept at {p.stamp_s:.3f} s came after the frame at {self._folded_t_s:.3f} s "
                                  f"was folded in")
             self._pending = None
-            self.on_early(EarlyPercept(p.stamp_s, p.latent, p.scan_bins))
+            self.on_early(p.early)
             pending = self._pending
         self._pending = None
         self.quality = float(p.quality)

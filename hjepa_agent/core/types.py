@@ -187,6 +187,11 @@ class Percept:
         return np.concatenate([self.latent, self.scan_bins, [self.quality, self.noise_log, self.appearance_log,
                                                              self.image_change]]).astype(np.float32)
 
+    @property
+    def early(self) -> EarlyPercept:
+        """Its early part (latent and scan sectors): what perception published first for this frame."""
+        return EarlyPercept(self.stamp_s, self.latent, self.scan_bins)
+
     @staticmethod
     def from_vector(stamp_s: float, v: np.ndarray) -> "Percept":
         """Inverse of :meth:`vector`; raises ValueError on a wrong size or non-finite values."""
@@ -195,9 +200,9 @@ class Percept:
             raise ValueError(f"percept vector has shape {v.shape}, expected ({Percept.SIZE},)")
         if not np.all(np.isfinite(v)):
             raise ValueError("percept vector has non-finite values")
-        n = N_LATENT + N_SCAN_BINS
-        return Percept(stamp_s, v[:N_LATENT].copy(), v[N_LATENT:n].copy(), float(v[n]), float(v[n + 1]),
-                       float(v[n + 2]), float(v[n + 3]))
+        head, n = EarlyPercept.from_vector(stamp_s, v[:EarlyPercept.SIZE]), EarlyPercept.SIZE
+        return Percept(stamp_s, head.latent, head.scan_bins, float(v[n]), float(v[n + 1]), float(v[n + 2]),
+                       float(v[n + 3]))
 
 
 @dataclass(frozen=True)

@@ -146,8 +146,9 @@ def in_flight(context: Any) -> dict[tuple[str, str], int]:
 def later_work(node: Node, trigger: Callable[[], None]) -> Later:
     """A :class:`Later` queue for ``node``, counted in its context's accounting; ``trigger`` runs its jobs
     soon when no runner has claimed them (a guard condition's trigger)."""
-    work = Later(node.get_name(), _traffic(node.context), trigger)
-    work._traffic.later.append(work)
+    traffic = _traffic(node.context)
+    work = Later(node.get_name(), traffic, trigger)
+    traffic.later.append(work)
     return work
 
 

@@ -32,10 +32,6 @@ def _learned() -> LearnedLatent:
     return LearnedLatent(LatentFilter(predictor, cal), scorer, lambda s: max(float(combine(s, ref)), 0.0) / 4.0)
 
 
-def _early(p: Percept) -> EarlyPercept:
-    return EarlyPercept(p.stamp_s, p.latent, p.scan_bins)
-
-
 def _same(a, b) -> None:
     assert a.stamp_s == b.stamp_s and a.has_goal == b.has_goal
     for field in ("pose", "twist", "goal", "scan_bins", "latent", "variance"):
@@ -65,7 +61,7 @@ def test_two_steps_give_the_world_states_the_whole_percept_gives(learned: bool, 
                     quality, noise, look, change)
         a = whole.on_percept(p)
         whole.on_action(np.asarray(cmd))
-        e = split.on_early(_early(p))
+        e = split.on_early(p.early)
         assert math.isnan(e.ambiguity)
         split.on_action(np.asarray(cmd))   # the bridge answered the early world state
         b = split.on_percept(p)
@@ -79,12 +75,12 @@ def test_two_steps_give_the_world_states_the_whole_percept_gives(learned: bool, 
 def test_a_percept_whose_early_part_never_came_is_folded_in_whole_and_a_late_early_part_changes_nothing() -> None:
     est = Estimator(learned=_learned())
     p0 = Percept(0.1, np.zeros(N_LATENT, np.float32), np.full(N_SCAN_BINS, 2.0, np.float32), 1.0)
-    est.on_early(_early(p0))
+    est.on_early(p0.early)
     p1 = Percept(0.2, np.full(N_LATENT, 0.1, np.float32), np.full(N_SCAN_BINS, 1.5, np.float32), 0.5)
     ws = est.on_percept(p1)            # p0's statistics never came; p1 came whole
     assert ws.stamp_s == 0.2 and np.allclose(ws.scan_bins, 1.5) and math.isfinite(ws.ambiguity)
     assert est.folded_t_s == 0.2
-    assert est.on_early(_early(p1)) is None          # its early part, after it: already folded in
+    assert est.on_early(p1.early) is None          # its early part, after it: already folded in
     assert len([k for k in est.scores]) > 0
 
 
@@ -112,7 +108,7 @@ def test_odometry_between_the_two_steps_leaves_the_frames_world_state_as_the_ear
     for e in (plain, busy):
         e.on_odom(0.0, np.zeros(3), np.zeros(2))
     p = Percept(0.5, z, scan, 0.8)
-    early = busy.on_early(_early(p))
+    early = busy.on_early(p.early)
     busy.on_odom(0.55, np.array([3.0, 1.0, 0.5]), np.array([0.4, 0.1]))
     ws = busy.on_percept(p)
     _same(early, ws)
